@@ -1,0 +1,402 @@
+"""AWS service models from botocore: which service and operation a request is, what its
+parameters are, whether they are valid, and how an error looks in the service's protocol.
+
+Nothing here is hand-copied from AWS documentation: shapes, required members, patterns,
+lengths, ranges and enums all come from the service-2.json models that ship in botocore.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import botocore.session
+
+# SigV4 signing names whose botocore service name differs.
+SIGNING_TO_SERVICE = {
+    "ses": "sesv2",
+    "bcm-data-exports": "bcm-data-exports",
+    "billingconductor": "billingconductor",
+    "ce": "ce",
+    "cur": "cur",
+}
+
+_session = botocore.session.get_session()
+
+
+@lru_cache(maxsize=None)
+def service_model(name: str):
+    """The botocore ServiceModel for a service name, or None when botocore has none."""
+    try:
+        return _session.get_service_model(name)
+    except Exception:  # noqa: BLE001 - unknown service
+        return None
+
+
+def service_for_signing_name(signing_name: str) -> str:
+    return SIGNING_TO_SERVICE.get(signing_name, signing_name)
+
+
+@dataclass
+class Call:
+    """One AWS request as the emulator understands it."""
+
+    signing_name: str
+    service: str
+    protocol: str  # json | query | rest-json | rest-xml | unknown
+    operation: str | None
+    params: dict[str, Any]
+    path_params: dict[str, str]
+    access_key: str | None
+    region: str | None
+
+
+def parse_authorization(auth: str | None) -> tuple[str | None, str | None, str | None]:
+    """(access key, region, signing name) from a SigV4 Authorization header."""
+    if not auth:
+        return None, None, None
+    try:
+        credential = auth.split("Credential=", 1)[1].split(",", 1)[0].strip()
+        key, _date, region, service, _ = credential.split("/")
+        return key, region, service.lower()
+    except (IndexError, ValueError):
+        return None, None, None
+
+
+def detect_protocol(headers: dict[str, str]) -> str:
+    content_type = headers.get("content-type", "")
+    if "x-amz-target" in headers:
+        return "json"
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return "query"
+    if headers.get("smithy-protocol", "") == "rpc-v2-cbor":
+        return "cbor"
+    return "rest"
+
+
+def _uri_regex(request_uri: str) -> tuple[re.Pattern[str], int]:
+    path = request_uri.split("?", 1)[0]
+    literal = 0
+    out = ""
+    for part in re.split(r"(\{[^}]+\})", path):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            if name.endswith("+"):
+                out += f"(?P<{name[:-1]}>.+)"
+            else:
+                out += f"(?P<{name}>[^/]+)"
+        else:
+            out += re.escape(part)
+            literal += len(part)
+    return re.compile("^" + out + "/?$"), literal
+
+
+@lru_cache(maxsize=None)
+def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], int, str]]:
+    model = service_model(service)
+    routes = []
+    if model is None:
+        return routes
+    for op_name in model.operation_names:
+        http = model.operation_model(op_name).http
+        regex, literal = _uri_regex(http.get("requestUri", "/"))
+        routes.append((http.get("method", "POST"), regex, literal, op_name))
+    routes.sort(key=lambda r: -r[2])
+    return routes
+
+
+def identify(method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Call:
+    access_key, region, signing = parse_authorization(headers.get("authorization"))
+    signing = signing or "unknown"
+    service = service_for_signing_name(signing)
+    protocol = detect_protocol(headers)
+    operation: str | None = None
+    params: dict[str, Any] = {}
+    path_params: dict[str, str] = {}
+    if protocol == "json":
+        operation = headers["x-amz-target"].split(".", 1)[-1]
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            params = {"__invalid_json__": True}
+    elif protocol == "query":
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        flat = {k: v[-1] for k, v in form.items()}
+        operation = flat.pop("Action", None)
+        flat.pop("Version", None)
+        params = flat
+    elif protocol == "rest":
+        model = service_model(service)
+        if model is not None:
+            protocol = "rest-xml" if model.protocol == "rest-xml" else "rest-json"
+        for route_method, regex, _literal, op_name in _rest_routes(service):
+            if route_method != method:
+                continue
+            match = regex.match(path)
+            if match:
+                operation = op_name
+                path_params = {k: unquote(v) for k, v in match.groupdict().items()}
+                break
+        if protocol == "rest-json" and body:
+            try:
+                params = json.loads(body)
+            except ValueError:
+                params = {"__invalid_json__": True}
+        if query:
+            for k, v in parse_qs(query, keep_blank_values=True).items():
+                params.setdefault(k, v[-1])
+    return Call(signing, service, protocol, operation, params, path_params, access_key, region)
+
+
+class ValidationError(Exception):
+    pass
+
+
+def validate(call: Call) -> None:
+    """Validate a request's parameters against the operation's input shape.
+
+    Raises ValidationError with an AWS-like message naming the member at fault.
+    """
+    model = service_model(call.service)
+    if model is None or call.operation is None:
+        return
+    if call.operation not in model.operation_names:
+        return
+    if call.params.get("__invalid_json__"):
+        raise ValidationError("Request body is not valid JSON")
+    shape = model.operation_model(call.operation).input_shape
+    if shape is None:
+        return
+    if call.protocol == "query":
+        _validate_query(shape, call.params)
+        return
+    params = dict(call.params)
+    if call.protocol.startswith("rest"):
+        # Members bound to the URI or headers arrive outside the body.
+        for name, member in shape.members.items():
+            location = member.serialization.get("location")
+            if location == "uri":
+                loc_name = member.serialization.get("name", name)
+                if loc_name in call.path_params:
+                    params[name] = call.path_params[loc_name]
+            elif location in ("querystring",):
+                loc_name = member.serialization.get("name", name)
+                if loc_name in call.params:
+                    params[name] = call.params.pop(loc_name) if loc_name != name else call.params[loc_name]
+            elif location == "header":
+                params.setdefault(name, None)
+                if params[name] is None:
+                    params.pop(name)
+    _validate_shape(shape, params, "")
+
+
+def _validate_query(shape, flat: dict[str, str]) -> None:
+    """Query protocol flattens nested members; check top-level scalars and required members."""
+    for name in shape.required_members:
+        if not any(key == name or key.startswith(name + ".") for key in flat):
+            raise ValidationError(f"1 validation error detected: Value null at '{_lower(name)}' failed to satisfy constraint: Member must not be null")
+    for name, member in shape.members.items():
+        if name in flat and member.type_name == "string":
+            _validate_scalar(member, flat[name], name)
+        elif name in flat and member.type_name in ("integer", "long"):
+            try:
+                _validate_scalar(member, int(flat[name]), name)
+            except ValueError as exc:
+                raise ValidationError(f"Value '{flat[name]}' at '{_lower(name)}' is not an integer") from exc
+
+
+def _lower(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _validate_shape(shape, value: Any, path: str) -> None:
+    kind = shape.type_name
+    if value is None:
+        return
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise ValidationError(f"Value at '{path}' must be a structure")
+        for name in shape.required_members:
+            if value.get(name) is None:
+                raise ValidationError(
+                    f"1 validation error detected: Value null at '{_join(path, name)}' failed to satisfy constraint: Member must not be null"
+                )
+        for name, member_value in value.items():
+            member = shape.members.get(name)
+            if member is None:
+                continue  # unknown members are ignored, as AWS does for JSON protocols
+            _validate_shape(member, member_value, _join(path, name))
+        return
+    if kind == "list":
+        if not isinstance(value, list):
+            raise ValidationError(f"Value at '{path}' must be a list")
+        _check_length(shape, len(value), path, "length")
+        for i, item in enumerate(value):
+            _validate_shape(shape.member, item, f"{path}.{i + 1}")
+        return
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise ValidationError(f"Value at '{path}' must be a map")
+        _check_length(shape, len(value), path, "length")
+        for key, item in value.items():
+            _validate_shape(shape.key, key, f"{path}.key")
+            _validate_shape(shape.value, item, f"{path}.{key}")
+        return
+    _validate_scalar(shape, value, path)
+
+
+def _join(path: str, name: str) -> str:
+    return _lower(name) if not path else f"{path}.{_lower(name)}"
+
+
+def _check_length(shape, length: int, path: str, what: str) -> None:
+    meta = shape.metadata
+    if "min" in meta and length < meta["min"]:
+        raise ValidationError(
+            f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must have {what} greater than or equal to {meta['min']}"
+        )
+    if "max" in meta and length > meta["max"]:
+        raise ValidationError(
+            f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must have {what} less than or equal to {meta['max']}"
+        )
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None  # Java-only syntax (e.g. \p{..}); AWS checks it, we cannot
+
+
+def _validate_scalar(shape, value: Any, path: str) -> None:
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "string":
+        if not isinstance(value, str):
+            raise ValidationError(f"Value at '{path}' must be a string")
+        _check_length(shape, len(value), path, "length")
+        enum = meta.get("enum")
+        if enum and value not in enum:
+            raise ValidationError(
+                f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(enum)}]"
+            )
+        pattern = meta.get("pattern")
+        if pattern:
+            regex = _compiled(pattern)
+            if regex is not None and regex.fullmatch(value) is None and regex.match(value) is None:
+                raise ValidationError(
+                    f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
+                )
+    elif kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(f"Value at '{path}' must be an integer")
+        _check_range(meta, value, path)
+    elif kind in ("double", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(f"Value at '{path}' must be a number")
+        _check_range(meta, value, path)
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise ValidationError(f"Value at '{path}' must be a boolean")
+    elif kind == "blob":
+        if isinstance(value, str):
+            try:
+                base64.b64decode(value, validate=True)
+            except ValueError as exc:
+                raise ValidationError(f"Value at '{path}' must be base64") from exc
+
+
+def _check_range(meta: dict[str, Any], value: float, path: str) -> None:
+    if "min" in meta and value < meta["min"]:
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must have value greater than or equal to {meta['min']}"
+        )
+    if "max" in meta and value > meta["max"]:
+        raise ValidationError(
+            f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must have value less than or equal to {meta['max']}"
+        )
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _modeled_error(service: str, predicate) -> tuple[str, int] | None:
+    model = service_model(service)
+    if model is None:
+        return None
+    for shape in model.error_shapes:
+        code = shape.error_code or shape.name
+        status = shape.metadata.get("error", {}).get("httpStatusCode", 400)
+        if predicate(code, status, shape):
+            return code, status
+    return None
+
+
+@lru_cache(maxsize=None)
+def throttling_error(service: str) -> tuple[str, int]:
+    """The service's own throttling error code and HTTP status, from its model."""
+    found = _modeled_error(
+        service, lambda code, _s, _sh: "Throttl" in code or "TooManyRequests" in code
+    )
+    if found:
+        return found
+    return ("Throttling", 400) if _query_service(service) else ("ThrottlingException", 400)
+
+
+@lru_cache(maxsize=None)
+def server_error(service: str) -> tuple[str, int]:
+    found = _modeled_error(service, lambda _c, status, _sh: status >= 500)
+    if found:
+        return found
+    return ("InternalFailure", 500)
+
+
+@lru_cache(maxsize=None)
+def validation_error_code(service: str) -> tuple[str, int]:
+    found = _modeled_error(
+        service,
+        lambda code, status, _sh: status == 400 and code in ("ValidationException", "InvalidInputException"),
+    )
+    if found:
+        return found
+    return ("ValidationError", 400) if _query_service(service) else ("ValidationException", 400)
+
+
+def _query_service(service: str) -> bool:
+    model = service_model(service)
+    return model is not None and model.protocol == "query"
+
+
+def error_response(call_protocol: str, service: str, code: str, message: str, status: int) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An AWS-shaped error in the request's protocol: (status, headers, body)."""
+    request_id = str(uuid.uuid4())
+    if call_protocol in ("query", "rest-xml"):
+        if call_protocol == "query":
+            body = (
+                "<ErrorResponse><Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error>"
+                "<RequestId>{}</RequestId></ErrorResponse>"
+            ).format("Receiver" if status >= 500 else "Sender", _xml(code), _xml(message), request_id)
+        else:
+            body = "<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>".format(
+                _xml(code), _xml(message), request_id
+            )
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+        return status, headers, body.encode()
+    content_type = "application/x-amz-json-1.1" if call_protocol == "json" else "application/json"
+    headers = [
+        ("Content-Type", content_type),
+        ("x-amzn-ErrorType", code),
+        ("x-amzn-RequestId", request_id),
+    ]
+    return status, headers, json.dumps({"__type": code, "message": message, "Message": message}).encode()
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,74 @@
+"""Services the emulator answers itself, because moto lacks them or gets them wrong.
+
+Adding a service is one step: subclass ``EmulatedService`` in a module of this package, write
+one ``op_<OperationName>(self, call)`` method per operation (returning the output as a dict
+in the model's member names), and list an instance in ``REGISTRY``. Requests reach an
+``op_`` method only after they were validated against botocore's model of the operation;
+responses are serialized for the request's protocol. ``control_<name>`` methods become test
+controls at ``POST /_emulator/services/<service>/<name>``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from .. import models
+
+
+class EmulatedError(Exception):
+    """An AWS error to return: code, message, HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class EmulatedService:
+    #: botocore service name, e.g. "billingconductor"
+    name: str = ""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear all state (POST /_emulator/reset)."""
+
+    def serves(self, operation: str | None) -> bool:
+        return operation is not None and hasattr(self, "op_" + operation)
+
+    def handle(self, call: models.Call) -> tuple[int, list[tuple[str, str]], bytes]:
+        if call.operation is None or not self.serves(call.operation):
+            raise EmulatedError("NotImplemented", f"{self.name}:{call.operation} is not emulated", 501)
+        params = dict(call.params)
+        model = models.service_model(self.name)
+        if model is not None and call.path_params:
+            shape = model.operation_model(call.operation).input_shape
+            for member_name, member in (shape.members.items() if shape else []):
+                loc = member.serialization.get("name", member_name)
+                if member.serialization.get("location") == "uri" and loc in call.path_params:
+                    params[member_name] = call.path_params[loc]
+        with self.lock:
+            output = getattr(self, "op_" + call.operation)(params) or {}
+        content_type = "application/x-amz-json-1.1" if call.protocol == "json" else "application/json"
+        return 200, [("Content-Type", content_type)], json.dumps(output, default=str).encode()
+
+    def control(self, action: str, payload: dict[str, Any]) -> Any:
+        method = getattr(self, "control_" + action.replace("-", "_"), None)
+        if method is None:
+            raise EmulatedError("UnknownControl", f"{self.name} has no control {action}", 404)
+        with self.lock:
+            return method(payload)
+
+
+#: Emulated services by botocore service name. Later services register here.
+REGISTRY: dict[str, EmulatedService] = {}
+
+
+def register(service: EmulatedService) -> EmulatedService:
+    REGISTRY[service.name] = service
+    return service

@@ -1,0 +1,163 @@
+"""Tests of the emulator layer itself, through boto3 (real botocore serialization).
+
+Run: PYTHONPATH=tests/emulator $VENV/bin/python -m unittest tests/emulator/test_emulator.py
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import unittest
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from werkzeug.serving import make_server
+
+from pbo_emulator.app import EmulatorApp
+from pbo_emulator.services import REGISTRY, EmulatedError, EmulatedService
+
+
+class ToyBillingConductor(EmulatedService):
+    """A minimal emulated service used to prove the registry path (rest-json routing)."""
+
+    name = "billingconductor"
+
+    def reset(self) -> None:
+        self.groups: list[dict] = []
+
+    def op_ListBillingGroups(self, params):
+        return {"BillingGroups": self.groups}
+
+    def op_GetBillingGroupCostReport(self, params):
+        raise EmulatedError("ResourceNotFoundException", f"no group {params['Arn']}", 404)
+
+    def control_add(self, payload):
+        self.groups.append({"Name": payload["name"]})
+        return {"groups": len(self.groups)}
+
+
+class EmulatorTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.app = EmulatorApp()
+        cls.server = make_server("127.0.0.1", 0, cls.app, threaded=True)
+        cls.url = f"http://127.0.0.1:{cls.server.server_port}"
+        cls.thread = threading.Thread(target=cls.server.serve_forever, daemon=True)
+        cls.thread.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.shutdown()
+
+    def setUp(self):
+        self.control("POST", "/_emulator/reset")
+
+    def control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req) as resp:
+            return json.loads(resp.read())
+
+    def client(self, service, validate=True, retries=0):
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="AKIAEXAMPLEKEY000001",
+            aws_secret_access_key="not-a-real-secret",
+            config=Config(parameter_validation=validate, retries={"total_max_attempts": retries + 1, "mode": "standard"}),
+        )
+
+    def test_passes_through_to_moto_and_counts(self):
+        ident = self.client("sts").get_caller_identity()
+        self.assertEqual(ident["Account"], "123456789012")
+        orgs = self.client("organizations")
+        orgs.create_organization(FeatureSet="ALL")
+        self.assertEqual(len(orgs.list_accounts()["Accounts"]), 1)
+        counts = self.control("GET", "/_emulator/requests")
+        by_op = {(c["service"], c["operation"]): c["count"] for c in counts["counts"]}
+        self.assertEqual(by_op[("sts", "GetCallerIdentity")], 1)
+        self.assertEqual(by_op[("organizations", "ListAccounts")], 1)
+        self.assertEqual(counts["total"], 3)
+
+    def test_throttle_uses_service_error_code_and_expires(self):
+        self.control("POST", "/_emulator/faults", {"kind": "throttle", "service": "organizations", "count": 2})
+        orgs = self.client("organizations")
+        for _ in range(2):
+            with self.assertRaises(ClientError) as err:
+                orgs.list_roots()
+            self.assertEqual(err.exception.response["Error"]["Code"], "TooManyRequestsException")
+        with self.assertRaises(ClientError) as err:
+            orgs.list_roots()  # fault exhausted: moto answers (no organization yet)
+        self.assertNotEqual(err.exception.response["Error"]["Code"], "TooManyRequestsException")
+        faults = self.control("GET", "/_emulator/faults")["faults"]
+        self.assertEqual(faults[0]["hits"], 2)
+
+    def test_throttle_on_query_protocol(self):
+        self.control("POST", "/_emulator/faults", {"kind": "throttle", "service": "sts", "operation": "GetCallerIdentity", "count": 1})
+        with self.assertRaises(ClientError) as err:
+            self.client("sts").get_caller_identity()
+        self.assertEqual(err.exception.response["Error"]["Code"], "Throttling")
+        self.assertEqual(self.client("sts").get_caller_identity()["Account"], "123456789012")
+
+    def test_server_error_is_5xx(self):
+        self.control("POST", "/_emulator/faults", {"kind": "server_error", "service": "organizations", "count": 1})
+        with self.assertRaises(ClientError) as err:
+            self.client("organizations").describe_organization()
+        self.assertGreaterEqual(err.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+
+    def test_latency(self):
+        import time
+
+        self.control("POST", "/_emulator/faults", {"kind": "latency", "latencyMs": 300, "count": 1})
+        start = time.monotonic()
+        self.client("sts").get_caller_identity()
+        self.assertGreaterEqual(time.monotonic() - start, 0.3)
+
+    def test_validation_against_botocore_model(self):
+        orgs = self.client("organizations", validate=False)
+        orgs.create_organization(FeatureSet="ALL")
+        with self.assertRaises(ClientError) as err:
+            orgs.create_account(Email="a@b", AccountName="x")
+        self.assertIn("length greater than or equal to 6", err.exception.response["Error"]["Message"])
+        with self.assertRaises(ClientError) as err:
+            orgs.list_accounts(MaxResults=21)
+        self.assertIn("less than or equal to 20", err.exception.response["Error"]["Message"])
+
+    def test_unknown_service_gets_json_error_not_html(self):
+        REGISTRY.pop("billingconductor", None)
+        with self.assertRaises(ClientError) as err:
+            self.client("billingconductor").list_billing_groups()
+        self.assertEqual(err.exception.response["Error"]["Code"], "NotImplemented")
+        self.assertEqual(err.exception.response["ResponseMetadata"]["HTTPStatusCode"], 501)
+
+    def test_registered_service_rest_json_routing_and_controls(self):
+        REGISTRY["billingconductor"] = ToyBillingConductor()
+        try:
+            client = self.client("billingconductor")
+            self.assertEqual(client.list_billing_groups()["BillingGroups"], [])
+            self.assertEqual(self.control("POST", "/_emulator/services/billingconductor/add", {"name": "acme"}), {"groups": 1})
+            self.assertEqual(client.list_billing_groups()["BillingGroups"][0]["Name"], "acme")
+            with self.assertRaises(ClientError) as err:
+                client.get_billing_group_cost_report(Arn="arn:aws:billingconductor::123456789012:billinggroup/abcdefghij")
+            self.assertEqual(err.exception.response["Error"]["Code"], "ResourceNotFoundException")
+            counts = self.control("GET", "/_emulator/requests")
+            ops = {c["operation"] for c in counts["counts"] if c["service"] == "billingconductor"}
+            self.assertEqual(ops, {"ListBillingGroups", "GetBillingGroupCostReport"})
+        finally:
+            REGISTRY.pop("billingconductor", None)
+
+    def test_reset_clears_moto_state(self):
+        orgs = self.client("organizations")
+        orgs.create_organization(FeatureSet="ALL")
+        self.control("POST", "/_emulator/reset")
+        with self.assertRaises(ClientError) as err:
+            orgs.describe_organization()
+        self.assertEqual(err.exception.response["Error"]["Code"], "AWSOrganizationsNotInUseException")
+
+
+if __name__ == "__main__":
+    unittest.main()
