@@ -1,0 +1,141 @@
+//! `Payer`: the connection to one AWS Organizations management account.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::conditions::{Condition, conditions_schema};
+
+/// Spec of a Payer.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "partnerbilling.io",
+    version = "v1alpha1",
+    kind = "Payer",
+    namespaced,
+    status = "PayerStatus",
+    shortname = "pyr",
+    category = "partnerbilling",
+    doc = "A Payer is the connection to one AWS Organizations management account (the account that pays the bill). Other partnerbilling objects in the same namespace refer to it by name.",
+    printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountId"),
+    printcolumn(name = "Organization", type_ = "string", json_path = ".status.organizationId"),
+    printcolumn(name = "Accounts", type_ = "integer", json_path = ".status.memberAccounts"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PayerSpec {
+    /// The 12-digit id of the AWS account that is the management account of the organization.
+    /// The operator checks that its credentials really belong to this account.
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub account_id: String,
+
+    /// How the operator authenticates to this account. Set at most one of `secretRef` and
+    /// `assumeRole`; leave both out to use the operator's own identity (IRSA, EKS Pod
+    /// Identity, or the environment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<PayerCredentials>,
+
+    /// AWS region for regional calls. Organizations, Billing Conductor and Cost Explorer are
+    /// always called in us-east-1. Defaults to us-east-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]$"))]
+    pub region: Option<String>,
+}
+
+/// Where the credentials for a payer come from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.secretRef) && has(self.assumeRole))").message("set at most one of credentials.secretRef and credentials.assumeRole"))]
+pub struct PayerCredentials {
+    /// A Secret in the Payer's namespace holding an access key id and a secret access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretCredentials>,
+
+    /// An IAM role in the management account that the operator assumes with its own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role: Option<AssumeRole>,
+}
+
+/// A Secret in the same namespace with static access keys.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretCredentials {
+    /// Name of the Secret, in the Payer's own namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Key in the Secret that holds the access key id. Defaults to `accessKeyId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub access_key_id_key: Option<String>,
+    /// Key in the Secret that holds the secret access key. Defaults to `secretAccessKey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_access_key_key: Option<String>,
+    /// Key in the Secret that holds a session token, if the keys are temporary. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub session_token_key: Option<String>,
+}
+
+impl SecretCredentials {
+    pub fn access_key_id_key(&self) -> &str {
+        self.access_key_id_key.as_deref().unwrap_or("accessKeyId")
+    }
+    pub fn secret_access_key_key(&self) -> &str {
+        self.secret_access_key_key.as_deref().unwrap_or("secretAccessKey")
+    }
+}
+
+/// An IAM role to assume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AssumeRole {
+    /// ARN of the role, e.g. `arn:aws:iam::123456789012:role/PartnerBillingOperator`.
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub role_arn: String,
+    /// External id the role's trust policy requires, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1224), regex(pattern = r"^[\w+=,.@:/-]*$"))]
+    pub external_id: Option<String>,
+    /// Session name shown in CloudTrail. Defaults to `partner-billing-operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 64), regex(pattern = r"^[\w+=,.@-]*$"))]
+    pub session_name: Option<String>,
+}
+
+/// What the operator found for this payer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayerStatus {
+    /// Conditions `Ready` (the account is reachable and is the management account) and
+    /// `Synced` (the last reconcile succeeded).
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// ARN of the identity the operator acts as in this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_arn: Option<String>,
+    /// Id of the organization, e.g. `o-a1b2c3d4e5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+    /// Feature set of the organization: `ALL` or `CONSOLIDATED_BILLING`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_set: Option<String>,
+    /// Number of accounts in the organization, the management account included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_accounts: Option<i64>,
+    /// When the payer was last verified successfully (RFC 3339). Refreshed at least hourly
+    /// while nothing else changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_sync: Option<String>,
+}
+
+impl Payer {
+    /// Region for regional AWS calls.
+    pub fn region(&self) -> &str {
+        self.spec.region.as_deref().unwrap_or("us-east-1")
+    }
+}

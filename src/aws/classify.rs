@@ -1,0 +1,105 @@
+//! Turning AWS SDK errors into terminal or retryable [`Error`]s.
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::Error;
+
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "PriorRequestNotComplete",
+];
+
+const AUTH: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "AuthFailure",
+    "InvalidAccessKeyId",
+];
+
+/// Classify an SDK error from `service:operation`.
+pub fn classify<E>(service: &str, operation: &str, err: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let call = format!("{service}:{operation}");
+    match &err {
+        SdkError::TimeoutError(_) => Error::retryable("AwsTimeout", format!("{call} timed out")),
+        SdkError::DispatchFailure(_) => Error::retryable(
+            "AwsUnreachable",
+            format!("{call} could not be sent: {}", DisplayErrorContext(&err)),
+        ),
+        SdkError::ResponseError(_) => Error::retryable(
+            "AwsBadResponse",
+            format!("{call} returned a response that could not be read: {}", DisplayErrorContext(&err)),
+        ),
+        SdkError::ConstructionFailure(_) => Error::terminal(
+            "CredentialsUnavailable",
+            format!(
+                "{call} could not be prepared (usually: no usable credentials): {}",
+                DisplayErrorContext(&err)
+            ),
+        ),
+        SdkError::ServiceError(service_err) => {
+            let code = service_err.err().code().unwrap_or("Unknown").to_string();
+            let message = service_err.err().message().unwrap_or("").to_string();
+            let status = Some(service_err.raw().status().as_u16());
+            classify_code(&call, &code, &message, status)
+        }
+        _ => Error::retryable("AwsError", format!("{call} failed: {}", DisplayErrorContext(&err))),
+    }
+}
+
+/// Classify by error code and HTTP status (exposed for tests and for services that hand back
+/// codes outside the SDK error types).
+pub fn classify_code(call: &str, code: &str, message: &str, status: Option<u16>) -> Error {
+    let detail = if message.is_empty() { code.to_string() } else { format!("{code}: {message}") };
+    if THROTTLING.contains(&code) || status == Some(429) {
+        return Error::retryable("AwsThrottled", format!("{call} was throttled ({detail})"));
+    }
+    if status.is_some_and(|s| s >= 500) {
+        return Error::retryable("AwsServiceError", format!("{call} failed on the AWS side ({detail})"));
+    }
+    if AUTH.contains(&code) || status == Some(403) {
+        return Error::terminal(
+            "AccessDenied",
+            format!(
+                "{call} was denied ({detail}); check the credentials and that the identity's IAM policy allows {call}"
+            ),
+        );
+    }
+    Error::terminal("AwsRejected", format!("{call} was rejected ({detail})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert!(!classify_code("o:L", "TooManyRequestsException", "", Some(400)).is_terminal());
+        assert!(!classify_code("o:L", "Whatever", "", Some(503)).is_terminal());
+        assert!(!classify_code("o:L", "Whatever", "", Some(429)).is_terminal());
+        let denied = classify_code("o:L", "AccessDeniedException", "no", Some(400));
+        assert!(denied.is_terminal());
+        assert_eq!(denied.reason(), "AccessDenied");
+        assert!(denied.to_string().contains("IAM policy allows o:L"));
+        let invalid = classify_code("o:C", "ConstraintViolationException", "bad", Some(400));
+        assert_eq!(invalid.reason(), "AwsRejected");
+        assert!(invalid.is_terminal());
+    }
+}

@@ -1,0 +1,182 @@
+//! From a Payer's credentials to SDK clients for that account.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use super::identity::IdentityApi;
+use super::interceptor::CallMetrics;
+use super::organizations::OrganizationsApi;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::secrets::SecretString;
+
+/// Region of the global services (Organizations, Billing Conductor, Cost Explorer, CUR).
+pub const GLOBAL_REGION: &str = "us-east-1";
+
+/// Credentials for one payer, resolved from its spec (and Secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayerCredentialsSource {
+    /// Static keys from a Secret.
+    Static { access_key_id: String, secret_access_key: SecretString, session_token: Option<SecretString> },
+    /// Assume a role using the operator's own identity.
+    AssumeRole { role_arn: String, external_id: Option<String>, session_name: String },
+    /// The operator's own identity (IRSA, Pod Identity, environment).
+    DefaultChain,
+}
+
+/// Clients for one payer account.
+#[derive(Clone)]
+pub struct Connection {
+    pub identity: Arc<dyn IdentityApi>,
+    pub organizations: Arc<dyn OrganizationsApi>,
+}
+
+/// Makes [`Connection`]s; the seam the reconcilers are tested through.
+#[async_trait]
+pub trait AwsConnect: Send + Sync {
+    async fn connect(&self, credentials: &PayerCredentialsSource, region: &str) -> Result<Connection, Error>;
+}
+
+/// SDK settings shared by every payer.
+#[derive(Clone, Debug)]
+pub struct AwsOptions {
+    /// Endpoint override. `None` leaves it to the SDK, which honours `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// Attempts per call, first one included (SDK standard retry mode).
+    pub max_attempts: u32,
+    /// First retry delay of the SDK's own retries.
+    pub initial_backoff: Duration,
+}
+
+impl Default for AwsOptions {
+    fn default() -> Self {
+        Self { endpoint_url: None, max_attempts: 5, initial_backoff: Duration::from_millis(500) }
+    }
+}
+
+/// The real connector, backed by the AWS SDK.
+pub struct SdkConnector {
+    options: AwsOptions,
+    http: SharedHttpClient,
+    metrics: Arc<Metrics>,
+}
+
+impl SdkConnector {
+    pub fn new(options: AwsOptions, metrics: Arc<Metrics>) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        Self { options, http, metrics }
+    }
+
+    fn loader(&self, region: &str) -> ConfigLoader {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .http_client(self.http.clone())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(self.options.max_attempts)
+                    .with_initial_backoff(self.options.initial_backoff),
+            );
+        if let Some(url) = &self.options.endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        loader
+    }
+
+    async fn sdk_config(&self, credentials: &PayerCredentialsSource, region: &str) -> Result<SdkConfig, Error> {
+        let config = match credentials {
+            PayerCredentialsSource::Static { access_key_id, secret_access_key, session_token } => {
+                let creds = Credentials::new(
+                    access_key_id.clone(),
+                    secret_access_key.expose().to_string(),
+                    session_token.as_ref().map(|t| t.expose().to_string()),
+                    None,
+                    "partnerbilling-secret",
+                );
+                self.loader(region).credentials_provider(creds).load().await
+            }
+            PayerCredentialsSource::AssumeRole { role_arn, external_id, session_name } => {
+                let base = self.loader(region).load().await;
+                let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
+                    .session_name(session_name.clone())
+                    .configure(&base);
+                if let Some(id) = external_id {
+                    builder = builder.external_id(id.clone());
+                }
+                let provider = builder.build().await;
+                self.loader(region).credentials_provider(provider).load().await
+            }
+            PayerCredentialsSource::DefaultChain => self.loader(region).load().await,
+        };
+        // Resolve once now, so a credentials problem is reported as such and not as a failed call.
+        let provider = config.credentials_provider().ok_or_else(|| {
+            Error::terminal("CredentialsUnavailable", "no credentials provider is configured for the operator")
+        })?;
+        provider.provide_credentials().await.map_err(|e| credentials_error(credentials, &e))?;
+        Ok(config)
+    }
+}
+
+fn credentials_error(source: &PayerCredentialsSource, err: &CredentialsError) -> Error {
+    let what = match source {
+        PayerCredentialsSource::Static { .. } => "the access keys from the Secret".to_string(),
+        PayerCredentialsSource::AssumeRole { role_arn, .. } => format!("assuming role {role_arn}"),
+        PayerCredentialsSource::DefaultChain => {
+            "the operator's own identity (IRSA, Pod Identity or environment)".to_string()
+        }
+    };
+    let detail = DisplayErrorContext(err).to_string();
+    match err {
+        CredentialsError::ProviderTimedOut(_) => {
+            Error::retryable("CredentialsTimeout", format!("getting credentials from {what} timed out"))
+        }
+        _ if detail.contains("Throttl") || detail.contains("dispatch failure") => {
+            Error::retryable("CredentialsUnavailable", format!("getting credentials from {what} failed: {detail}"))
+        }
+        CredentialsError::CredentialsNotLoaded(_) => Error::terminal(
+            "CredentialsUnavailable",
+            format!(
+                "no credentials from {what}: configure IRSA or Pod Identity for the operator, or set spec.credentials"
+            ),
+        ),
+        _ if detail.contains("AccessDenied") => Error::terminal(
+            "AccessDenied",
+            format!(
+                "{what} was denied: the role's trust policy must allow the operator's identity (and the external id, if set): {detail}"
+            ),
+        ),
+        _ => Error::terminal("CredentialsUnavailable", format!("getting credentials from {what} failed: {detail}")),
+    }
+}
+
+#[async_trait]
+impl AwsConnect for SdkConnector {
+    async fn connect(&self, credentials: &PayerCredentialsSource, region: &str) -> Result<Connection, Error> {
+        let regional = self.sdk_config(credentials, region).await?;
+        let global = if region == GLOBAL_REGION {
+            regional.clone()
+        } else {
+            regional.to_builder().region(Region::new(GLOBAL_REGION)).build()
+        };
+        let metrics = CallMetrics::new(self.metrics.clone());
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&regional).interceptor(metrics.clone()).build(),
+        );
+        let organizations = aws_sdk_organizations::Client::from_conf(
+            aws_sdk_organizations::config::Builder::from(&global).interceptor(metrics).build(),
+        );
+        Ok(Connection { identity: Arc::new(sts), organizations: Arc::new(organizations) })
+    }
+}

@@ -1,0 +1,180 @@
+//! Command line: `run`, `crd`, `plan -f`, `apply -f`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::aws::{AwsOptions, SdkConnector};
+use crate::controller::{self, Context, Settings};
+use crate::filemode::{self, output};
+use crate::logging::{self, LogFormat};
+use crate::metrics::Metrics;
+use crate::reconcile::ReconcileContext;
+use crate::secrets::KubeSecrets;
+
+#[derive(Parser, Debug)]
+#[command(name = "partner-billing-operator", version, about = "AWS partner billing as Kubernetes resources")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller against the cluster in the kubeconfig or the pod's service account.
+    Run(RunArgs),
+    /// Print every CustomResourceDefinition as YAML.
+    Crd,
+    /// Show what would change in AWS for the given manifests, without writing anything.
+    /// Exit status: 0 no changes, 2 changes pending, 1 error.
+    Plan(FileArgs),
+    /// Reconcile the given manifests once, in dependency order, and print the statuses.
+    /// Exit status: 0 when every object is ready, 1 otherwise.
+    Apply(FileArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Namespace to watch (repeatable). Default: all namespaces.
+    #[arg(long = "namespace", short = 'n', env = "PBO_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Address of the /healthz, /readyz and /metrics endpoints.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "PBO_METRICS_ADDR")]
+    pub metrics_addr: SocketAddr,
+    /// Seconds between re-checks of an object when nothing happens.
+    #[arg(long, default_value_t = 300, env = "PBO_RESYNC_SECONDS")]
+    pub resync_seconds: u64,
+    /// Seconds between re-checks of an object stuck on an error that needs a person.
+    #[arg(long, default_value_t = 900)]
+    pub terminal_recheck_seconds: u64,
+    /// Reconciles at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FileArgs {
+    /// Manifest files or folders (multi-document YAML; folders are read recursively).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Namespace for objects that name none.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+    pub output: output::Format,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AwsArgs {
+    /// Attempts per AWS call, the first included.
+    #[arg(long, default_value_t = 5)]
+    pub aws_max_attempts: u32,
+    /// First retry delay of the AWS SDK, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub aws_initial_backoff_ms: u64,
+}
+
+impl AwsArgs {
+    fn options(&self) -> AwsOptions {
+        AwsOptions {
+            // The SDK reads AWS_ENDPOINT_URL (and per-service variants) itself.
+            endpoint_url: None,
+            max_attempts: self.aws_max_attempts.max(1),
+            initial_backoff: Duration::from_millis(self.aws_initial_backoff_ms),
+        }
+    }
+}
+
+/// Run the command and return the process exit status.
+pub async fn main(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Crd => match crate::crdgen::all_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: could not render CRDs: {e}");
+                1
+            }
+        },
+        Command::Plan(args) => file_mode(args, true).await,
+        Command::Apply(args) => file_mode(args, false).await,
+        Command::Run(args) => run(args).await,
+    }
+}
+
+async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
+    logging::init(LogFormat::Text, "warn");
+    let manifests = match filemode::load(&args.paths, &args.namespace) {
+        Ok(m) => m,
+        Err(problems) => {
+            eprintln!("error: the manifests are not valid:");
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            return 1;
+        }
+    };
+    if manifests.object_count() == 0 {
+        eprintln!("error: no partnerbilling.io objects found in the given paths");
+        return 1;
+    }
+    let metrics = Metrics::shared();
+    let connector = Arc::new(SdkConnector::new(args.aws.options(), metrics));
+    let report = if plan_only {
+        filemode::plan(manifests, connector).await
+    } else {
+        filemode::apply(manifests, connector).await
+    };
+    let text = match (args.output, plan_only) {
+        (output::Format::Json, _) => output::json(&report),
+        (output::Format::Yaml, false) => output::yaml(&report),
+        (output::Format::Yaml, true) => {
+            eprintln!("note: plan prints text or json; showing json");
+            output::json(&report)
+        }
+        (output::Format::Text, true) => output::plan_text(&report),
+        (output::Format::Text, false) => output::apply_text(&report),
+    };
+    print!("{text}");
+    if plan_only { filemode::plan_exit_code(&report) } else { filemode::apply_exit_code(&report) }
+}
+
+async fn run(args: RunArgs) -> i32 {
+    logging::init(LogFormat::Json, "info");
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reach a Kubernetes API server (no kubeconfig or in-cluster config)");
+            return 1;
+        }
+    };
+    let metrics = Metrics::shared();
+    let connector = Arc::new(SdkConnector::new(args.aws.options(), metrics.clone()));
+    let reconcile = ReconcileContext::new(connector, Arc::new(KubeSecrets::new(client.clone())));
+    let settings = Settings {
+        resync: Duration::from_secs(args.resync_seconds.max(10)),
+        terminal_recheck: Duration::from_secs(args.terminal_recheck_seconds.max(30)),
+        concurrency: args.concurrency.max(1),
+        ..Settings::default()
+    };
+    let ctx = Arc::new(Context::new(client, reconcile, metrics.clone(), settings));
+    let server = tokio::spawn(controller::health::serve(args.metrics_addr, ctx.sync.clone(), metrics));
+    tracing::info!(namespaces = ?args.namespaces, "starting controller");
+    tokio::select! {
+        _ = controller::run(ctx, args.namespaces) => 0,
+        res = server => {
+            tracing::error!(result = ?res, "health server stopped");
+            1
+        }
+    }
+}

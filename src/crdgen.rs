@@ -1,0 +1,44 @@
+//! The CustomResourceDefinitions, generated from the Rust types. `crds/` is written from here
+//! and a test fails when the committed files drift.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+use crate::api::Payer;
+
+/// Every CRD this operator serves, in dependency order.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![Payer::crd()]
+}
+
+/// File name of a CRD under `crds/`: `<plural>.<group>.yaml`.
+pub fn file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default())
+}
+
+/// One CRD as YAML, with a leading document marker.
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::SerializeError> {
+    let body = serde_saphyr::to_string(crd)?;
+    Ok(format!("---\n{body}"))
+}
+
+/// The openAPIV3Schema of the CRD for `kind`, as JSON.
+pub fn schema_for(kind: &str) -> Option<serde_json::Value> {
+    all().into_iter().find(|c| c.spec.names.kind == kind).and_then(|c| {
+        c.spec
+            .versions
+            .first()
+            .and_then(|v| v.schema.as_ref())
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| serde_json::to_value(s).ok())
+    })
+}
+
+/// The full multi-document YAML that `partner-billing-operator crd` prints.
+pub fn all_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    let mut out = String::new();
+    for crd in all() {
+        out.push_str(&to_yaml(&crd)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,85 @@
+//! Errors with a class: terminal ones wait for the user (condition, slow re-check), retryable
+//! ones are retried with per-object exponential backoff.
+
+use std::fmt;
+
+/// Whether an error can go away by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Bad spec, missing Secret, wrong account, AWS validation error: needs a change by a person.
+    Terminal,
+    /// Throttling, 5xx, network, Kubernetes API hiccups: retry with backoff.
+    Retryable,
+}
+
+/// An error met while reconciling an object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object cannot reach its desired state until someone changes something.
+    #[error("{message}")]
+    Terminal { reason: &'static str, message: String },
+    /// A transient failure; the same request may succeed later.
+    #[error("{message}")]
+    Retryable { reason: &'static str, message: String },
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+    /// A finalizer step failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    pub fn terminal(reason: &'static str, message: impl fmt::Display) -> Self {
+        Error::Terminal { reason, message: message.to_string() }
+    }
+    pub fn retryable(reason: &'static str, message: impl fmt::Display) -> Self {
+        Error::Retryable { reason, message: message.to_string() }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Terminal { .. } => ErrorClass::Terminal,
+            Error::Kube(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
+                ErrorClass::Terminal
+            }
+            _ => ErrorClass::Retryable,
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.class() == ErrorClass::Terminal
+    }
+
+    /// One CamelCase word for conditions and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Terminal { reason, .. } | Error::Retryable { reason, .. } => reason,
+            Error::Kube(_) => "KubernetesApiError",
+            Error::Finalizer(_) => "FinalizerError",
+        }
+    }
+
+    /// Label for the failures metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self.class() {
+            ErrorClass::Terminal => "terminal",
+            ErrorClass::Retryable => "retryable",
+        }
+    }
+}
+
+impl<E> From<kube::runtime::finalizer::Error<E>> for Error
+where
+    E: std::error::Error + Into<Error> + 'static,
+{
+    fn from(err: kube::runtime::finalizer::Error<E>) -> Self {
+        use kube::runtime::finalizer::Error as F;
+        match err {
+            F::ApplyFailed(e) | F::CleanupFailed(e) => e.into(),
+            F::AddFinalizer(e) | F::RemoveFinalizer(e) => Error::Kube(e),
+            F::UnnamedObject => Error::Finalizer("object has no name".into()),
+            F::InvalidFinalizer => Error::Finalizer("invalid finalizer name".into()),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Rendering `plan` and `apply` reports as text, JSON or YAML.
+
+use super::{Report, kinds};
+use crate::reconcile::ChangeAction;
+
+/// Output formats of `plan` and `apply`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// The `plan` report as text: per object, its changes and findings.
+pub fn plan_text(report: &Report) -> String {
+    let mut out = String::new();
+    for o in &report.objects {
+        out.push_str(&format!("{} {}/{}: ", o.kind, o.namespace, o.name));
+        if !o.synced || !o.ready {
+            out.push_str(&format!("error: {}: {}\n", o.reason, o.message));
+            continue;
+        }
+        if o.changes.is_empty() {
+            out.push_str("no changes\n");
+        } else {
+            out.push_str(&format!("{} change(s)\n", o.changes.len()));
+            for c in &o.changes {
+                let sign = match c.action {
+                    ChangeAction::Create => "+",
+                    ChangeAction::Update => "~",
+                    ChangeAction::Delete => "-",
+                };
+                out.push_str(&format!("  {sign} {} {}: {}\n", action_word(c.action), c.target, c.detail));
+            }
+        }
+        for f in &o.findings {
+            out.push_str(&format!("  = {f}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "\nPlan: {} object(s) {}, {} change(s), {} error(s).\n",
+        report.objects.len(),
+        summary_kinds(report),
+        report.changes(),
+        report.errors()
+    ));
+    out
+}
+
+fn action_word(a: ChangeAction) -> &'static str {
+    match a {
+        ChangeAction::Create => "create",
+        ChangeAction::Update => "update",
+        ChangeAction::Delete => "delete",
+    }
+}
+
+fn summary_kinds(report: &Report) -> String {
+    let parts: Vec<String> = kinds(report).into_iter().map(|(k, n)| format!("{n} {k}")).collect();
+    format!("({})", parts.join(", "))
+}
+
+/// The `apply` report as a table.
+pub fn apply_text(report: &Report) -> String {
+    let mut rows: Vec<[String; 6]> = vec![[
+        "KIND".into(),
+        "NAMESPACE".into(),
+        "NAME".into(),
+        "READY".into(),
+        "REASON".into(),
+        "MESSAGE".into(),
+    ]];
+    for o in &report.objects {
+        let ready = if o.ready { "True" } else { "False" };
+        rows.push([o.kind.clone(), o.namespace.clone(), o.name.clone(), ready.into(), o.reason.clone(), o.message.clone()]);
+    }
+    let mut widths = [0usize; 5];
+    for r in &rows {
+        for (i, w) in widths.iter_mut().enumerate() {
+            *w = (*w).max(r[i].chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        for (i, w) in widths.iter().enumerate() {
+            out.push_str(&format!("{:<w$}   ", r[i], w = *w));
+        }
+        out.push_str(&r[5]);
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\nApplied: {} object(s) {}, {} change(s), {} not ready.\n",
+        report.objects.len(),
+        summary_kinds(report),
+        report.changes(),
+        report.errors()
+    ));
+    out
+}
+
+/// JSON rendering (both commands).
+pub fn json(report: &Report) -> String {
+    let summary = serde_json::json!({
+        "objects": report.objects.len(),
+        "changes": report.changes(),
+        "errors": report.errors(),
+    });
+    let value = serde_json::json!({"objects": report.objects, "summary": summary});
+    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+}
+
+/// YAML rendering of `apply`: the objects with their status, as a multi-document stream.
+pub fn yaml(report: &Report) -> String {
+    let mut out = String::new();
+    for o in &report.objects {
+        if let Some(obj) = &o.object {
+            out.push_str("---\n");
+            out.push_str(&serde_saphyr::to_string(obj).unwrap_or_default());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filemode::{ObjectReport, plan_exit_code};
+    use crate::reconcile::Change;
+
+    fn obj(changes: usize, ready: bool) -> ObjectReport {
+        ObjectReport {
+            kind: "Payer".into(),
+            namespace: "ns".into(),
+            name: "p".into(),
+            changes: (0..changes)
+                .map(|i| Change { action: ChangeAction::Create, target: format!("thing/{i}"), detail: "new".into() })
+                .collect(),
+            findings: vec!["found".into()],
+            ready,
+            synced: ready,
+            reason: if ready { "Verified".into() } else { "AccessDenied".into() },
+            message: if ready { String::new() } else { "denied".into() },
+            object: None,
+        }
+    }
+
+    #[test]
+    fn exit_codes_tell_no_changes_pending_and_error_apart() {
+        assert_eq!(plan_exit_code(&Report { objects: vec![obj(0, true)] }), 0);
+        assert_eq!(plan_exit_code(&Report { objects: vec![obj(0, true), obj(2, true)] }), 2);
+        assert_eq!(plan_exit_code(&Report { objects: vec![obj(2, true), obj(0, false)] }), 1);
+    }
+
+    #[test]
+    fn text_and_json_render_changes_and_errors() {
+        let r = Report { objects: vec![obj(1, true), obj(0, false)] };
+        let text = plan_text(&r);
+        assert!(text.contains("+ create thing/0: new"), "{text}");
+        assert!(text.contains("error: AccessDenied: denied"), "{text}");
+        assert!(text.contains("1 change(s), 1 error(s)"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(v["summary"]["changes"], 1);
+        assert_eq!(v["objects"][0]["changes"][0]["action"], "create");
+        let table = apply_text(&r);
+        assert!(table.lines().next().unwrap().starts_with("KIND"));
+    }
+}

@@ -1,0 +1,412 @@
+//! Payer: verify the credentials reach the management account and report the organization.
+//!
+//! A Payer only reads AWS: its plan never holds changes. What it decides is whether the
+//! payer is usable (identity matches `spec.accountId`, the account manages an organization)
+//! and what to report.
+
+use kube::ResourceExt;
+use serde::Serialize;
+
+use super::{Change, EventNote, ReconcileContext, object_key};
+use crate::api::conditions::{self, DesiredCondition, READY, SYNCED, merge_conditions};
+use crate::api::payer::{Payer, PayerSpec, PayerStatus};
+use crate::api::{ConditionStatus, Condition};
+use crate::aws::organizations::Account;
+use crate::aws::{CallerIdentity, Organization, PayerCredentialsSource};
+use crate::error::Error;
+use crate::secrets::{SecretSource, SecretString};
+use crate::time::older_than;
+
+/// How often `lastSuccessfulSync` is refreshed when nothing else changed.
+pub const SYNC_REFRESH_SECS: i64 = 3600;
+
+/// What AWS says about the payer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayerObservation {
+    pub identity: CallerIdentity,
+    /// `None`: the account is not in an organization.
+    pub organization: Option<Organization>,
+    /// Read only when the account manages the organization.
+    pub accounts: Option<Vec<Account>>,
+}
+
+/// The verdict of planning a Payer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "camelCase")]
+pub enum PayerVerdict {
+    /// The credentials reach the management account.
+    #[serde(rename_all = "camelCase")]
+    Verified { caller_arn: String, organization_id: String, feature_set: String, accounts: usize },
+    /// The payer cannot be used as it stands.
+    Rejected { reason: String, message: String },
+}
+
+/// The plan for a Payer: a verdict, and no AWS changes (a Payer only reads).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PayerPlan {
+    pub verdict: PayerVerdict,
+    pub changes: Vec<Change>,
+}
+
+/// Turn `spec.credentials` into something the connector can use; reads the Secret.
+pub async fn resolve_credentials(payer: &Payer, secrets: &dyn SecretSource) -> Result<PayerCredentialsSource, Error> {
+    let namespace = payer.namespace().unwrap_or_default();
+    let creds = payer.spec.credentials.clone().unwrap_or_default();
+    match (creds.secret_ref, creds.assume_role) {
+        (Some(_), Some(_)) => Err(Error::terminal(
+            "InvalidSpec",
+            "spec.credentials sets both secretRef and assumeRole; keep one",
+        )),
+        (Some(secret_ref), None) => {
+            let data = secrets.get(&namespace, &secret_ref.name).await?.ok_or_else(|| {
+                Error::terminal(
+                    "SecretNotFound",
+                    format!(
+                        "Secret {namespace}/{} named in spec.credentials.secretRef does not exist; create it with keys {} and {}",
+                        secret_ref.name,
+                        secret_ref.access_key_id_key(),
+                        secret_ref.secret_access_key_key()
+                    ),
+                )
+            })?;
+            let get = |key: &str| -> Result<SecretString, Error> {
+                data.get(key).filter(|v| !v.expose().is_empty()).cloned().ok_or_else(|| {
+                    Error::terminal(
+                        "SecretKeyMissing",
+                        format!(
+                            "Secret {namespace}/{} has no key {key:?} (or it is empty); add it or set the key name in spec.credentials.secretRef",
+                            secret_ref.name
+                        ),
+                    )
+                })
+            };
+            let access_key_id = get(secret_ref.access_key_id_key())?.expose().trim().to_string();
+            let secret_access_key = SecretString::new(get(secret_ref.secret_access_key_key())?.expose().trim());
+            let session_token = match &secret_ref.session_token_key {
+                Some(key) => Some(get(key)?),
+                None => None,
+            };
+            Ok(PayerCredentialsSource::Static { access_key_id, secret_access_key, session_token })
+        }
+        (None, Some(role)) => Ok(PayerCredentialsSource::AssumeRole {
+            role_arn: role.role_arn,
+            external_id: role.external_id,
+            session_name: role.session_name.unwrap_or_else(|| "partner-billing-operator".to_string()),
+        }),
+        (None, None) => Ok(PayerCredentialsSource::DefaultChain),
+    }
+}
+
+/// Read what AWS says: identity, organization, and (for a management account) its accounts.
+pub async fn observe(payer: &Payer, ctx: &ReconcileContext) -> Result<PayerObservation, Error> {
+    let key = object_key(&payer.namespace().unwrap_or_default(), &payer.name_any());
+    let credentials = resolve_credentials(payer, ctx.secrets.as_ref()).await?;
+    let conn = ctx
+        .connections
+        .get_or_connect(&key, ctx.connector.as_ref(), &credentials, payer.region())
+        .await?;
+    let identity = conn.identity.caller_identity().await;
+    let identity = match identity {
+        Ok(identity) => identity,
+        Err(err) => {
+            if err.is_terminal() {
+                ctx.connections.forget(&key);
+            }
+            return Err(err);
+        }
+    };
+    if identity.account != payer.spec.account_id {
+        // Do not touch Organizations with credentials of the wrong account.
+        return Ok(PayerObservation { identity, organization: None, accounts: None });
+    }
+    let organization = conn.organizations.describe_organization().await?;
+    let accounts = match &organization {
+        Some(org) if org.management_account_id == identity.account => Some(conn.organizations.list_accounts().await?),
+        _ => None,
+    };
+    Ok(PayerObservation { identity, organization, accounts })
+}
+
+/// Decide whether the payer is usable. Pure.
+pub fn plan(spec: &PayerSpec, observed: &PayerObservation) -> PayerPlan {
+    let verdict = if observed.identity.account != spec.account_id {
+        PayerVerdict::Rejected {
+            reason: "AccountMismatch".into(),
+            message: format!(
+                "the credentials belong to account {} ({}), but spec.accountId is {}; use credentials of the management account or correct spec.accountId",
+                observed.identity.account, observed.identity.arn, spec.account_id
+            ),
+        }
+    } else {
+        match &observed.organization {
+            None => PayerVerdict::Rejected {
+                reason: "NoOrganization".into(),
+                message: format!(
+                    "account {} is not in an AWS organization; create one in that account (it becomes the management account) or point spec.accountId at the management account",
+                    spec.account_id
+                ),
+            },
+            Some(org) if org.management_account_id != spec.account_id => PayerVerdict::Rejected {
+                reason: "NotManagementAccount".into(),
+                message: format!(
+                    "account {} is a member of organization {}, whose management account is {}; a Payer must be the management account: set spec.accountId to {} and use its credentials",
+                    spec.account_id, org.id, org.management_account_id, org.management_account_id
+                ),
+            },
+            Some(org) => PayerVerdict::Verified {
+                caller_arn: observed.identity.arn.clone(),
+                organization_id: org.id.clone(),
+                feature_set: org.feature_set.clone(),
+                accounts: observed.accounts.as_ref().map_or(0, Vec::len),
+            },
+        }
+    };
+    PayerPlan { verdict, changes: Vec::new() }
+}
+
+/// The status to write after a reconcile that produced `outcome`. Pure: `now` is passed in.
+///
+/// `lastSuccessfulSync` moves when something else changed or when it is older than
+/// [`SYNC_REFRESH_SECS`], so a steady payer does not cause a status write per resync.
+pub fn desired_status(
+    current: Option<&PayerStatus>,
+    generation: Option<i64>,
+    outcome: &Result<PayerPlan, Error>,
+    now: &str,
+) -> PayerStatus {
+    let previous = current.cloned().unwrap_or_default();
+    let mut next = previous.clone();
+    next.observed_generation = generation;
+    let desired: Vec<DesiredCondition> = match outcome {
+        Ok(PayerPlan { verdict: PayerVerdict::Verified { caller_arn, organization_id, feature_set, accounts }, .. }) => {
+            next.caller_arn = Some(caller_arn.clone());
+            next.organization_id = Some(organization_id.clone());
+            next.feature_set = Some(feature_set.clone());
+            next.member_accounts = Some(i64::try_from(*accounts).unwrap_or(i64::MAX));
+            vec![
+                DesiredCondition::new(
+                    READY,
+                    ConditionStatus::True,
+                    "Verified",
+                    format!("management account of organization {organization_id} ({feature_set}) with {accounts} accounts"),
+                ),
+                DesiredCondition::new(SYNCED, ConditionStatus::True, "ReconcileSuccess", ""),
+            ]
+        }
+        Ok(PayerPlan { verdict: PayerVerdict::Rejected { reason, message }, .. }) => {
+            next.organization_id = None;
+            next.feature_set = None;
+            next.member_accounts = None;
+            vec![
+                DesiredCondition::new(READY, ConditionStatus::False, reason.clone(), message.clone()),
+                DesiredCondition::new(SYNCED, ConditionStatus::True, "ReconcileSuccess", ""),
+            ]
+        }
+        Err(err) if err.is_terminal() => vec![
+            DesiredCondition::new(READY, ConditionStatus::False, err.reason(), err.to_string()),
+            DesiredCondition::new(SYNCED, ConditionStatus::False, err.reason(), err.to_string()),
+        ],
+        Err(err) => {
+            // A passing failure says nothing new about readiness: keep Ready as it was.
+            let mut d = vec![DesiredCondition::new(SYNCED, ConditionStatus::False, err.reason(), err.to_string())];
+            if conditions::find(&previous.conditions, READY).is_none() {
+                d.push(DesiredCondition::new(READY, ConditionStatus::Unknown, "Pending", "waiting for AWS to answer"));
+            }
+            d
+        }
+    };
+    next.conditions = merge_conditions(&previous.conditions, &desired, generation, now);
+    let verified = matches!(outcome, Ok(PayerPlan { verdict: PayerVerdict::Verified { .. }, .. }));
+    if verified {
+        let stale = previous.last_successful_sync.as_deref().is_none_or(|t| older_than(t, now, SYNC_REFRESH_SECS));
+        if stale || status_changed(Some(&previous), &next) {
+            next.last_successful_sync = Some(now.to_string());
+        }
+    }
+    next
+}
+
+/// Whether `next` differs from `previous` in anything but timestamps.
+pub fn status_changed(previous: Option<&PayerStatus>, next: &PayerStatus) -> bool {
+    fn strip(s: &PayerStatus) -> PayerStatus {
+        let mut s = s.clone();
+        s.last_successful_sync = None;
+        for c in &mut s.conditions {
+            c.last_transition_time.clear();
+        }
+        s
+    }
+    match previous {
+        None => true,
+        Some(p) => strip(p) != strip(next),
+    }
+}
+
+/// An Event worth recording when `Ready` changed between two statuses.
+pub fn ready_event(previous: Option<&PayerStatus>, next: &PayerStatus) -> Option<EventNote> {
+    let before: Option<&Condition> = previous.and_then(|p| conditions::find(&p.conditions, READY));
+    let after = conditions::find(&next.conditions, READY)?;
+    let changed = before.is_none_or(|b| b.status != after.status || b.reason != after.reason);
+    if !changed || after.status == ConditionStatus::Unknown {
+        return None;
+    }
+    Some(EventNote {
+        warning: after.status != ConditionStatus::True,
+        reason: after.reason.clone(),
+        note: after.message.clone(),
+    })
+}
+
+/// Everything one reconcile of a Payer produced.
+#[derive(Debug)]
+pub struct PayerOutcome {
+    pub plan: Result<PayerPlan, Error>,
+    pub status: PayerStatus,
+    pub status_changed: bool,
+    pub event: Option<EventNote>,
+}
+
+/// Observe, plan, (nothing to) execute, and derive the status. Used by both front doors.
+pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, now: &str) -> PayerOutcome {
+    let plan = observe(payer, ctx).await.map(|observed| plan(&payer.spec, &observed));
+    let current = payer.status.as_ref();
+    let status = desired_status(current, payer.metadata.generation, &plan, now);
+    let changed = current != Some(&status);
+    let event = ready_event(current, &status);
+    PayerOutcome { plan, status, status_changed: changed, event }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(account: &str) -> PayerSpec {
+        PayerSpec { account_id: account.into(), credentials: None, region: None }
+    }
+
+    fn observed(caller: &str, org_mgmt: Option<&str>, accounts: usize) -> PayerObservation {
+        PayerObservation {
+            identity: CallerIdentity { account: caller.into(), arn: format!("arn:aws:iam::{caller}:user/ops") },
+            organization: org_mgmt.map(|m| Organization {
+                id: "o-abc1234567".into(),
+                arn: "arn:aws:organizations::111111111111:organization/o-abc1234567".into(),
+                feature_set: "ALL".into(),
+                management_account_id: m.into(),
+            }),
+            accounts: Some(
+                (0..accounts)
+                    .map(|i| Account {
+                        id: format!("{i:012}"),
+                        email: format!("a{i}@example.com"),
+                        name: format!("a{i}"),
+                        status: "ACTIVE".into(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn verified_when_caller_is_management_account() {
+        let p = plan(&spec("111111111111"), &observed("111111111111", Some("111111111111"), 3));
+        assert!(p.changes.is_empty());
+        assert_eq!(
+            p.verdict,
+            PayerVerdict::Verified {
+                caller_arn: "arn:aws:iam::111111111111:user/ops".into(),
+                organization_id: "o-abc1234567".into(),
+                feature_set: "ALL".into(),
+                accounts: 3
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_account_names_both_ids() {
+        let p = plan(&spec("111111111111"), &observed("222222222222", None, 0));
+        match p.verdict {
+            PayerVerdict::Rejected { reason, message } => {
+                assert_eq!(reason, "AccountMismatch");
+                assert!(message.contains("222222222222") && message.contains("111111111111"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn member_account_is_not_a_payer() {
+        let p = plan(&spec("111111111111"), &observed("111111111111", Some("999999999999"), 0));
+        assert!(matches!(p.verdict, PayerVerdict::Rejected { ref reason, .. } if reason == "NotManagementAccount"));
+    }
+
+    #[test]
+    fn no_organization() {
+        let p = plan(&spec("111111111111"), &observed("111111111111", None, 0));
+        assert!(matches!(p.verdict, PayerVerdict::Rejected { ref reason, .. } if reason == "NoOrganization"));
+    }
+
+    fn verified(accounts: usize) -> Result<PayerPlan, Error> {
+        Ok(plan(&spec("111111111111"), &observed("111111111111", Some("111111111111"), accounts)))
+    }
+
+    #[test]
+    fn status_for_verified_payer() {
+        let s = desired_status(None, Some(4), &verified(3), "2026-11-24T10:00:00Z");
+        assert_eq!(s.member_accounts, Some(3));
+        assert_eq!(s.organization_id.as_deref(), Some("o-abc1234567"));
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(s.last_successful_sync.as_deref(), Some("2026-11-24T10:00:00Z"));
+        let ready = conditions::find(&s.conditions, READY).unwrap();
+        assert_eq!((ready.status, ready.reason.as_str(), ready.observed_generation), (ConditionStatus::True, "Verified", Some(4)));
+        assert!(conditions::find(&s.conditions, SYNCED).is_some());
+    }
+
+    #[test]
+    fn steady_state_does_not_rewrite_status_until_refresh_is_due() {
+        let first = desired_status(None, Some(1), &verified(3), "2026-11-24T10:00:00Z");
+        let again = desired_status(Some(&first), Some(1), &verified(3), "2026-11-24T10:05:00Z");
+        assert_eq!(first, again, "nothing changed, so nothing to patch");
+        let later = desired_status(Some(&first), Some(1), &verified(3), "2026-11-24T11:00:01Z");
+        assert_ne!(first, later);
+        assert_eq!(later.last_successful_sync.as_deref(), Some("2026-11-24T11:00:01Z"));
+        assert!(!status_changed(Some(&first), &later), "only a timestamp moved");
+        let grown = desired_status(Some(&first), Some(1), &verified(4), "2026-11-24T10:06:00Z");
+        assert_eq!(grown.last_successful_sync.as_deref(), Some("2026-11-24T10:06:00Z"));
+        assert!(status_changed(Some(&first), &grown));
+    }
+
+    #[test]
+    fn terminal_error_sets_ready_false_with_its_reason() {
+        let err = Err(Error::terminal("SecretNotFound", "Secret ns/x does not exist"));
+        let s = desired_status(None, Some(1), &err, "t");
+        let ready = conditions::find(&s.conditions, READY).unwrap();
+        assert_eq!((ready.status, ready.reason.as_str()), (ConditionStatus::False, "SecretNotFound"));
+        let synced = conditions::find(&s.conditions, SYNCED).unwrap();
+        assert_eq!(synced.status, ConditionStatus::False);
+        assert!(s.last_successful_sync.is_none());
+    }
+
+    #[test]
+    fn retryable_error_keeps_ready_and_marks_unsynced() {
+        let ok = desired_status(None, Some(1), &verified(2), "2026-11-24T10:00:00Z");
+        let err = Err(Error::retryable("AwsThrottled", "organizations:ListAccounts was throttled"));
+        let s = desired_status(Some(&ok), Some(1), &err, "2026-11-24T10:01:00Z");
+        assert!(conditions::is_ready(&s.conditions));
+        let synced = conditions::find(&s.conditions, SYNCED).unwrap();
+        assert_eq!((synced.status, synced.reason.as_str()), (ConditionStatus::False, "AwsThrottled"));
+        assert_eq!(s.member_accounts, Some(2));
+    }
+
+    #[test]
+    fn events_only_on_ready_changes() {
+        let ok = desired_status(None, Some(1), &verified(2), "t1");
+        let ev = ready_event(None, &ok).unwrap();
+        assert!(!ev.warning);
+        assert_eq!(ev.reason, "Verified");
+        assert_eq!(ready_event(Some(&ok), &ok), None);
+        let bad = desired_status(Some(&ok), Some(2), &Err(Error::terminal("AccessDenied", "denied")), "t2");
+        let ev = ready_event(Some(&ok), &bad).unwrap();
+        assert!(ev.warning);
+        assert_eq!(ev.reason, "AccessDenied");
+    }
+}
