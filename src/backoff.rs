@@ -13,7 +13,10 @@ pub struct BackoffPolicy {
 
 impl Default for BackoffPolicy {
     fn default() -> Self {
-        Self { base: Duration::from_secs(2), max: Duration::from_secs(300) }
+        Self {
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(300),
+        }
     }
 }
 
@@ -22,7 +25,9 @@ impl BackoffPolicy {
     /// Full exponential growth capped at `max`, then "equal jitter": between half and all of it.
     pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
         let factor = 2u64.saturating_pow(attempt.min(30));
-        let raw = self.base.saturating_mul(u32::try_from(factor).unwrap_or(u32::MAX));
+        let raw = self
+            .base
+            .saturating_mul(u32::try_from(factor).unwrap_or(u32::MAX));
         let capped = raw.min(self.max);
         let jitter = jitter.clamp(0.0, 1.0);
         capped.mul_f64(0.5 + 0.5 * jitter)
@@ -38,7 +43,10 @@ pub struct Backoffs {
 
 impl Backoffs {
     pub fn new(policy: BackoffPolicy) -> Self {
-        Self { policy, attempts: Mutex::default() }
+        Self {
+            policy,
+            attempts: Mutex::default(),
+        }
     }
 
     /// Record a failure of `key` and return how long to wait before retrying it.
@@ -52,12 +60,20 @@ impl Backoffs {
 
     /// Forget the failures of `key` after a success.
     pub fn reset(&self, key: &str) {
-        self.attempts.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 
     /// Failures recorded for `key` since its last success.
     pub fn failures(&self, key: &str) -> u32 {
-        self.attempts.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied().unwrap_or(0)
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -67,7 +83,10 @@ mod tests {
 
     #[test]
     fn grows_exponentially_and_caps() {
-        let p = BackoffPolicy { base: Duration::from_secs(1), max: Duration::from_secs(60) };
+        let p = BackoffPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
         assert_eq!(p.delay(0, 1.0), Duration::from_secs(1));
         assert_eq!(p.delay(3, 1.0), Duration::from_secs(8));
         assert_eq!(p.delay(10, 1.0), Duration::from_secs(60));
@@ -77,7 +96,10 @@ mod tests {
 
     #[test]
     fn per_object_counts_and_reset() {
-        let b = Backoffs::new(BackoffPolicy { base: Duration::from_millis(100), max: Duration::from_secs(10) });
+        let b = Backoffs::new(BackoffPolicy {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        });
         let first = b.next_delay("ns/a");
         let second = b.next_delay("ns/a");
         assert!(first <= Duration::from_millis(100) && first >= Duration::from_millis(50));

@@ -16,7 +16,11 @@ use crate::reconcile::ReconcileContext;
 use crate::secrets::KubeSecrets;
 
 #[derive(Parser, Debug)]
-#[command(name = "partner-billing-operator", version, about = "AWS partner billing as Kubernetes resources")]
+#[command(
+    name = "partner-billing-operator",
+    version,
+    about = "AWS partner billing as Kubernetes resources"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,7 +43,12 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Namespace to watch (repeatable). Default: all namespaces.
-    #[arg(long = "namespace", short = 'n', env = "PBO_NAMESPACES", value_delimiter = ',')]
+    #[arg(
+        long = "namespace",
+        short = 'n',
+        env = "PBO_NAMESPACES",
+        value_delimiter = ','
+    )]
     pub namespaces: Vec<String>,
     /// Address of the /healthz, /readyz and /metrics endpoints.
     #[arg(long, default_value = "0.0.0.0:8080", env = "PBO_METRICS_ADDR")]
@@ -146,7 +155,11 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
         (output::Format::Text, false) => output::apply_text(&report),
     };
     print!("{text}");
-    if plan_only { filemode::plan_exit_code(&report) } else { filemode::apply_exit_code(&report) }
+    if plan_only {
+        filemode::plan_exit_code(&report)
+    } else {
+        filemode::apply_exit_code(&report)
+    }
 }
 
 async fn run(args: RunArgs) -> i32 {
@@ -168,7 +181,11 @@ async fn run(args: RunArgs) -> i32 {
         ..Settings::default()
     };
     let ctx = Arc::new(Context::new(client, reconcile, metrics.clone(), settings));
-    let server = tokio::spawn(controller::health::serve(args.metrics_addr, ctx.sync.clone(), metrics));
+    let server = tokio::spawn(controller::health::serve(
+        args.metrics_addr,
+        ctx.sync.clone(),
+        metrics,
+    ));
     tracing::info!(namespaces = ?args.namespaces, "starting controller");
     tokio::select! {
         _ = controller::run(ctx, args.namespaces) => 0,

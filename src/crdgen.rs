@@ -24,14 +24,17 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::S
 
 /// The openAPIV3Schema of the CRD for `kind`, as JSON.
 pub fn schema_for(kind: &str) -> Option<serde_json::Value> {
-    all().into_iter().find(|c| c.spec.names.kind == kind).and_then(|c| {
-        c.spec
-            .versions
-            .first()
-            .and_then(|v| v.schema.as_ref())
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .and_then(|s| serde_json::to_value(s).ok())
-    })
+    all()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .and_then(|c| {
+            c.spec
+                .versions
+                .first()
+                .and_then(|v| v.schema.as_ref())
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .and_then(|s| serde_json::to_value(s).ok())
+        })
 }
 
 /// The full multi-document YAML that `partner-billing-operator crd` prints.

@@ -17,10 +17,16 @@ pub enum ErrorClass {
 pub enum Error {
     /// The object cannot reach its desired state until someone changes something.
     #[error("{message}")]
-    Terminal { reason: &'static str, message: String },
+    Terminal {
+        reason: &'static str,
+        message: String,
+    },
     /// A transient failure; the same request may succeed later.
     #[error("{message}")]
-    Retryable { reason: &'static str, message: String },
+    Retryable {
+        reason: &'static str,
+        message: String,
+    },
     /// The Kubernetes API failed.
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
@@ -31,10 +37,16 @@ pub enum Error {
 
 impl Error {
     pub fn terminal(reason: &'static str, message: impl fmt::Display) -> Self {
-        Error::Terminal { reason, message: message.to_string() }
+        Error::Terminal {
+            reason,
+            message: message.to_string(),
+        }
     }
     pub fn retryable(reason: &'static str, message: impl fmt::Display) -> Self {
-        Error::Retryable { reason, message: message.to_string() }
+        Error::Retryable {
+            reason,
+            message: message.to_string(),
+        }
     }
 
     pub fn class(&self) -> ErrorClass {

@@ -22,9 +22,15 @@ pub fn init(default_format: LogFormat, default_level: &str) {
         Ok("text") => LogFormat::Text,
         _ => default_format,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
         LogFormat::Text => builder.compact().with_target(false).try_init(),
     };
     if let Err(err) = result {

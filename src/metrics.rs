@@ -55,7 +55,11 @@ impl Default for Metrics {
         });
         let aws_calls = Family::<AwsCallLabels, Counter>::default();
         let ready = Gauge::default();
-        registry.register("reconciles", "Reconciles started, by kind", reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles started, by kind",
+            reconciles.clone(),
+        );
         registry.register(
             "reconcile_failures",
             "Reconciles that ended in an error, by kind, error class and reason",
@@ -71,8 +75,19 @@ impl Default for Metrics {
             "AWS API attempts, by service, operation and outcome (success, throttled, client_error, server_error, transport_error)",
             aws_calls.clone(),
         );
-        registry.register("ready", "1 once the first full sync has completed", ready.clone());
-        Self { registry, reconciles, failures, durations, aws_calls, ready }
+        registry.register(
+            "ready",
+            "1 once the first full sync has completed",
+            ready.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            failures,
+            durations,
+            aws_calls,
+            ready,
+        }
     }
 }
 
@@ -82,16 +97,24 @@ impl Metrics {
     }
 
     pub fn reconcile_started(&self, kind: &str) {
-        self.reconciles.get_or_create(&KindLabels { kind: kind.into() }).inc();
+        self.reconciles
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
     }
 
     pub fn reconcile_finished(&self, kind: &str, took: Duration) {
-        self.durations.get_or_create(&KindLabels { kind: kind.into() }).observe(took.as_secs_f64());
+        self.durations
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .observe(took.as_secs_f64());
     }
 
     pub fn reconcile_failed(&self, kind: &str, class: &str, reason: &str) {
         self.failures
-            .get_or_create(&FailureLabels { kind: kind.into(), class: class.into(), reason: reason.into() })
+            .get_or_create(&FailureLabels {
+                kind: kind.into(),
+                class: class.into(),
+                reason: reason.into(),
+            })
             .inc();
     }
 
@@ -138,9 +161,15 @@ mod tests {
         m.reconcile_finished("Payer", Duration::from_millis(30));
         m.aws_call("organizations", "ListAccounts", "throttled");
         let text = m.encode();
-        assert!(text.contains("partnerbilling_reconciles_total{kind=\"Payer\"} 1"), "{text}");
+        assert!(
+            text.contains("partnerbilling_reconciles_total{kind=\"Payer\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("reason=\"AccountMismatch\""), "{text}");
         assert!(text.contains("partnerbilling_aws_calls_total{service=\"organizations\",operation=\"ListAccounts\",outcome=\"throttled\"} 1"), "{text}");
-        assert!(text.contains("partnerbilling_reconcile_duration_seconds_count{kind=\"Payer\"} 1"), "{text}");
+        assert!(
+            text.contains("partnerbilling_reconcile_duration_seconds_count{kind=\"Payer\"} 1"),
+            "{text}"
+        );
     }
 }

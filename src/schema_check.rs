@@ -33,14 +33,21 @@ pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Viol
         && let Err(errors) = Validator::new().validate(schema, object, old)
     {
         for e in errors.iter() {
-            out.push(Violation { path: e.field_path.clone(), message: e.message.clone() });
+            out.push(Violation {
+                path: e.field_path.clone(),
+                message: e.message.clone(),
+            });
         }
     }
     out
 }
 
 fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
-    let here = if path.is_empty() { "<root>".to_string() } else { path.to_string() };
+    let here = if path.is_empty() {
+        "<root>".to_string()
+    } else {
+        path.to_string()
+    };
     if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
         && schema.get("properties").is_none()
     {
@@ -48,7 +55,10 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
     }
     if value.is_null() {
         if schema.get("nullable") != Some(&Value::Bool(true)) {
-            out.push(Violation { path: here, message: "must not be null".into() });
+            out.push(Violation {
+                path: here,
+                message: "must not be null".into(),
+            });
         }
         return;
     }
@@ -64,22 +74,36 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
         _ => true,
     };
     if !type_ok {
-        out.push(Violation { path: here, message: format!("must be of type {}", ty.unwrap_or("?")) });
+        out.push(Violation {
+            path: here,
+            message: format!("must be of type {}", ty.unwrap_or("?")),
+        });
         return;
     }
     if let Some(options) = schema.get("enum").and_then(Value::as_array)
         && !options.contains(value)
     {
         let list: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-        out.push(Violation { path: here.clone(), message: format!("must be one of {}", list.join(", ")) });
+        out.push(Violation {
+            path: here.clone(),
+            message: format!("must be one of {}", list.join(", ")),
+        });
     }
     match value {
         Value::Object(map) => {
-            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(name) = req.as_str()
                     && !map.contains_key(name)
                 {
-                    out.push(Violation { path: join(path, name), message: "is required".into() });
+                    out.push(Violation {
+                        path: join(path, name),
+                        message: "is required".into(),
+                    });
                 }
             }
             let props = schema.get("properties").and_then(Value::as_object);
@@ -90,13 +114,32 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
                 } else if let Some(sub) = additional.filter(|a| a.is_object()) {
                     walk(sub, v, &join(path, k), out);
                 } else if props.is_some() && path_is_checked(path) {
-                    out.push(Violation { path: join(path, k), message: "is not a known field".into() });
+                    out.push(Violation {
+                        path: join(path, k),
+                        message: "is not a known field".into(),
+                    });
                 }
             }
-            check_count(schema, map.len(), "minProperties", "maxProperties", "properties", &here, out);
+            check_count(
+                schema,
+                map.len(),
+                "minProperties",
+                "maxProperties",
+                "properties",
+                &here,
+                out,
+            );
         }
         Value::Array(items) => {
-            check_count(schema, items.len(), "minItems", "maxItems", "items", &here, out);
+            check_count(
+                schema,
+                items.len(),
+                "minItems",
+                "maxItems",
+                "items",
+                &here,
+                out,
+            );
             if let Some(sub) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
                     walk(sub, item, &format!("{here}[{i}]"), out);
@@ -105,23 +148,42 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
         }
         Value::String(s) => {
             let len = s.chars().count();
-            check_count(schema, len, "minLength", "maxLength", "characters", &here, out);
+            check_count(
+                schema,
+                len,
+                "minLength",
+                "maxLength",
+                "characters",
+                &here,
+                out,
+            );
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
                 && !matches_pattern(pattern, s)
             {
-                out.push(Violation { path: here, message: format!("{s:?} does not match {pattern}") });
+                out.push(Violation {
+                    path: here,
+                    message: format!("{s:?} does not match {pattern}"),
+                });
             }
         }
         Value::Number(n) => {
-            if let (Some(min), Some(x)) = (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
+            if let (Some(min), Some(x)) =
+                (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
                 && x < min
             {
-                out.push(Violation { path: here.clone(), message: format!("must be at least {min}") });
+                out.push(Violation {
+                    path: here.clone(),
+                    message: format!("must be at least {min}"),
+                });
             }
-            if let (Some(max), Some(x)) = (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
+            if let (Some(max), Some(x)) =
+                (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
                 && x > max
             {
-                out.push(Violation { path: here, message: format!("must be at most {max}") });
+                out.push(Violation {
+                    path: here,
+                    message: format!("must be at most {max}"),
+                });
             }
         }
         _ => {}
@@ -135,19 +197,37 @@ fn path_is_checked(path: &str) -> bool {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
-fn check_count(schema: &Value, n: usize, min_key: &str, max_key: &str, what: &str, here: &str, out: &mut Vec<Violation>) {
+fn check_count(
+    schema: &Value,
+    n: usize,
+    min_key: &str,
+    max_key: &str,
+    what: &str,
+    here: &str,
+    out: &mut Vec<Violation>,
+) {
     if let Some(min) = schema.get(min_key).and_then(Value::as_u64)
         && (n as u64) < min
     {
-        out.push(Violation { path: here.to_string(), message: format!("must have at least {min} {what}") });
+        out.push(Violation {
+            path: here.to_string(),
+            message: format!("must have at least {min} {what}"),
+        });
     }
     if let Some(max) = schema.get(max_key).and_then(Value::as_u64)
         && (n as u64) > max
     {
-        out.push(Violation { path: here.to_string(), message: format!("must have at most {max} {what}") });
+        out.push(Violation {
+            path: here.to_string(),
+            message: format!("must have at most {max} {what}"),
+        });
     }
 }
 
@@ -155,7 +235,9 @@ fn matches_pattern(pattern: &str, s: &str) -> bool {
     static CACHE: Mutex<Option<HashMap<String, Option<Regex>>>> = Mutex::new(None);
     let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let cache = guard.get_or_insert_with(HashMap::new);
-    let re = cache.entry(pattern.to_string()).or_insert_with(|| Regex::new(pattern).ok());
+    let re = cache
+        .entry(pattern.to_string())
+        .or_insert_with(|| Regex::new(pattern).ok());
     // A pattern the regex crate cannot compile is left to the API server.
     re.as_ref().is_none_or(|re| re.is_match(s))
 }
@@ -178,9 +260,24 @@ mod tests {
             }}}
         });
         assert!(validate(&schema, &json!({"spec": {"id": "123"}}), None).is_empty());
-        let v = validate(&schema, &json!({"spec": {"id": "12a", "n": 9, "kind": "C", "list": ["x", "yy"], "typo": 1}}), None);
+        let v = validate(
+            &schema,
+            &json!({"spec": {"id": "12a", "n": 9, "kind": "C", "list": ["x", "yy"], "typo": 1}}),
+            None,
+        );
         let paths: Vec<&str> = v.iter().map(|v| v.path.as_str()).collect();
-        assert_eq!(paths, ["spec.id", "spec.kind", "spec.list", "spec.list[0]", "spec.n", "spec.typo"], "{v:?}");
+        assert_eq!(
+            paths,
+            [
+                "spec.id",
+                "spec.kind",
+                "spec.list",
+                "spec.list[0]",
+                "spec.n",
+                "spec.typo"
+            ],
+            "{v:?}"
+        );
         let missing = validate(&schema, &json!({"spec": {}}), None);
         assert_eq!(missing[0].to_string(), "spec.id: is required");
     }

@@ -50,7 +50,14 @@ pub trait SecretSource: Send + Sync {
 pub fn decode(secret: &Secret) -> SecretData {
     let mut out = SecretData::new();
     for (k, v) in secret.data.iter().flatten() {
-        out.insert(k.clone(), SecretString(String::from_utf8_lossy(&v.0).trim_end_matches('\n').to_string()));
+        out.insert(
+            k.clone(),
+            SecretString(
+                String::from_utf8_lossy(&v.0)
+                    .trim_end_matches('\n')
+                    .to_string(),
+            ),
+        );
     }
     for (k, v) in secret.string_data.iter().flatten() {
         out.insert(k.clone(), SecretString(v.clone()));
@@ -94,7 +101,8 @@ pub struct StaticSecrets {
 
 impl StaticSecrets {
     pub fn insert(&mut self, namespace: &str, name: &str, data: SecretData) {
-        self.secrets.insert((namespace.to_string(), name.to_string()), data);
+        self.secrets
+            .insert((namespace.to_string(), name.to_string()), data);
     }
     pub fn len(&self) -> usize {
         self.secrets.len()
@@ -107,7 +115,10 @@ impl StaticSecrets {
 #[async_trait]
 impl SecretSource for StaticSecrets {
     async fn get(&self, namespace: &str, name: &str) -> Result<Option<SecretData>, Error> {
-        Ok(self.secrets.get(&(namespace.to_string(), name.to_string())).cloned())
+        Ok(self
+            .secrets
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned())
     }
 }
 

@@ -8,7 +8,9 @@ pub fn now_rfc3339() -> String {
 }
 
 fn format_ts(ts: Timestamp) -> String {
-    ts.round(k8s_openapi::jiff::Unit::Second).unwrap_or(ts).to_string()
+    ts.round(k8s_openapi::jiff::Unit::Second)
+        .unwrap_or(ts)
+        .to_string()
 }
 
 /// Whether `then` (RFC 3339) is more than `max_age_secs` before `now` (RFC 3339).
@@ -29,8 +31,16 @@ mod tests {
 
     #[test]
     fn staleness() {
-        assert!(!older_than("2026-11-24T10:00:00Z", "2026-11-24T10:30:00Z", 3600));
-        assert!(older_than("2026-11-24T10:00:00Z", "2026-11-24T11:00:01Z", 3600));
+        assert!(!older_than(
+            "2026-11-24T10:00:00Z",
+            "2026-11-24T10:30:00Z",
+            3600
+        ));
+        assert!(older_than(
+            "2026-11-24T10:00:00Z",
+            "2026-11-24T11:00:01Z",
+            3600
+        ));
         assert!(older_than("garbage", "2026-11-24T11:00:01Z", 3600));
         assert!(now_rfc3339().ends_with('Z'));
     }

@@ -66,7 +66,12 @@ impl DesiredCondition {
         reason: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Self { type_, status, reason: reason.into(), message: message.into() }
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -116,7 +121,10 @@ pub fn is_ready(conditions: &[Condition]) -> bool {
 pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut schema = generator.subschema_for::<Vec<Condition>>();
     schema.insert("x-kubernetes-list-type".into(), "map".into());
-    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema.insert(
+        "x-kubernetes-list-map-keys".into(),
+        serde_json::json!(["type"]),
+    );
     schema
 }
 
@@ -143,9 +151,18 @@ mod tests {
     #[test]
     fn other_types_are_kept_and_sorted() {
         let synced = DesiredCondition::new(SYNCED, ConditionStatus::True, "ReconcileSuccess", "");
-        let both = merge_conditions(&[], &[synced, ready(ConditionStatus::True, "Ok")], None, "t");
-        assert_eq!(both.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(), ["Ready", "Synced"]);
-        let only_ready = merge_conditions(&both, &[ready(ConditionStatus::False, "No")], None, "t2");
+        let both = merge_conditions(
+            &[],
+            &[synced, ready(ConditionStatus::True, "Ok")],
+            None,
+            "t",
+        );
+        assert_eq!(
+            both.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>(),
+            ["Ready", "Synced"]
+        );
+        let only_ready =
+            merge_conditions(&both, &[ready(ConditionStatus::False, "No")], None, "t2");
         assert_eq!(only_ready.len(), 2);
         assert!(!is_ready(&only_ready));
     }

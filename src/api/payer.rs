@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::conditions::{Condition, conditions_schema};
 
 /// Spec of a Payer.
+// Several printer columns share `type_`, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "partnerbilling.io",
@@ -17,10 +19,26 @@ use super::conditions::{Condition, conditions_schema};
     category = "partnerbilling",
     doc = "A Payer is the connection to one AWS Organizations management account (the account that pays the bill). Other partnerbilling objects in the same namespace refer to it by name.",
     printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountId"),
-    printcolumn(name = "Organization", type_ = "string", json_path = ".status.organizationId"),
-    printcolumn(name = "Accounts", type_ = "integer", json_path = ".status.memberAccounts"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Organization",
+        type_ = "string",
+        json_path = ".status.organizationId"
+    ),
+    printcolumn(
+        name = "Accounts",
+        type_ = "integer",
+        json_path = ".status.memberAccounts"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PayerSpec {
@@ -61,7 +79,10 @@ pub struct PayerCredentials {
 #[serde(rename_all = "camelCase")]
 pub struct SecretCredentials {
     /// Name of the Secret, in the Payer's own namespace.
-    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Key in the Secret that holds the access key id. Defaults to `accessKeyId`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,7 +103,9 @@ impl SecretCredentials {
         self.access_key_id_key.as_deref().unwrap_or("accessKeyId")
     }
     pub fn secret_access_key_key(&self) -> &str {
-        self.secret_access_key_key.as_deref().unwrap_or("secretAccessKey")
+        self.secret_access_key_key
+            .as_deref()
+            .unwrap_or("secretAccessKey")
     }
 }
 

@@ -45,7 +45,10 @@ where
         ),
         SdkError::ResponseError(_) => Error::retryable(
             "AwsBadResponse",
-            format!("{call} returned a response that could not be read: {}", DisplayErrorContext(&err)),
+            format!(
+                "{call} returned a response that could not be read: {}",
+                DisplayErrorContext(&err)
+            ),
         ),
         SdkError::ConstructionFailure(_) => Error::terminal(
             "CredentialsUnavailable",
@@ -60,19 +63,29 @@ where
             let status = Some(service_err.raw().status().as_u16());
             classify_code(&call, &code, &message, status)
         }
-        _ => Error::retryable("AwsError", format!("{call} failed: {}", DisplayErrorContext(&err))),
+        _ => Error::retryable(
+            "AwsError",
+            format!("{call} failed: {}", DisplayErrorContext(&err)),
+        ),
     }
 }
 
 /// Classify by error code and HTTP status (exposed for tests and for services that hand back
 /// codes outside the SDK error types).
 pub fn classify_code(call: &str, code: &str, message: &str, status: Option<u16>) -> Error {
-    let detail = if message.is_empty() { code.to_string() } else { format!("{code}: {message}") };
+    let detail = if message.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code}: {message}")
+    };
     if THROTTLING.contains(&code) || status == Some(429) {
         return Error::retryable("AwsThrottled", format!("{call} was throttled ({detail})"));
     }
     if status.is_some_and(|s| s >= 500) {
-        return Error::retryable("AwsServiceError", format!("{call} failed on the AWS side ({detail})"));
+        return Error::retryable(
+            "AwsServiceError",
+            format!("{call} failed on the AWS side ({detail})"),
+        );
     }
     if AUTH.contains(&code) || status == Some(403) {
         return Error::terminal(

@@ -26,9 +26,17 @@ pub const GLOBAL_REGION: &str = "us-east-1";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayerCredentialsSource {
     /// Static keys from a Secret.
-    Static { access_key_id: String, secret_access_key: SecretString, session_token: Option<SecretString> },
+    Static {
+        access_key_id: String,
+        secret_access_key: SecretString,
+        session_token: Option<SecretString>,
+    },
     /// Assume a role using the operator's own identity.
-    AssumeRole { role_arn: String, external_id: Option<String>, session_name: String },
+    AssumeRole {
+        role_arn: String,
+        external_id: Option<String>,
+        session_name: String,
+    },
     /// The operator's own identity (IRSA, Pod Identity, environment).
     DefaultChain,
 }
@@ -43,7 +51,11 @@ pub struct Connection {
 /// Makes [`Connection`]s; the seam the reconcilers are tested through.
 #[async_trait]
 pub trait AwsConnect: Send + Sync {
-    async fn connect(&self, credentials: &PayerCredentialsSource, region: &str) -> Result<Connection, Error>;
+    async fn connect(
+        &self,
+        credentials: &PayerCredentialsSource,
+        region: &str,
+    ) -> Result<Connection, Error>;
 }
 
 /// SDK settings shared by every payer.
@@ -59,7 +71,11 @@ pub struct AwsOptions {
 
 impl Default for AwsOptions {
     fn default() -> Self {
-        Self { endpoint_url: None, max_attempts: 5, initial_backoff: Duration::from_millis(500) }
+        Self {
+            endpoint_url: None,
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+        }
     }
 }
 
@@ -77,7 +93,11 @@ impl SdkConnector {
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        Self { options, http, metrics }
+        Self {
+            options,
+            http,
+            metrics,
+        }
     }
 
     fn loader(&self, region: &str) -> ConfigLoader {
@@ -95,9 +115,17 @@ impl SdkConnector {
         loader
     }
 
-    async fn sdk_config(&self, credentials: &PayerCredentialsSource, region: &str) -> Result<SdkConfig, Error> {
+    async fn sdk_config(
+        &self,
+        credentials: &PayerCredentialsSource,
+        region: &str,
+    ) -> Result<SdkConfig, Error> {
         let config = match credentials {
-            PayerCredentialsSource::Static { access_key_id, secret_access_key, session_token } => {
+            PayerCredentialsSource::Static {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => {
                 let creds = Credentials::new(
                     access_key_id.clone(),
                     secret_access_key.expose().to_string(),
@@ -107,7 +135,11 @@ impl SdkConnector {
                 );
                 self.loader(region).credentials_provider(creds).load().await
             }
-            PayerCredentialsSource::AssumeRole { role_arn, external_id, session_name } => {
+            PayerCredentialsSource::AssumeRole {
+                role_arn,
+                external_id,
+                session_name,
+            } => {
                 let base = self.loader(region).load().await;
                 let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
                     .session_name(session_name.clone())
@@ -116,15 +148,24 @@ impl SdkConnector {
                     builder = builder.external_id(id.clone());
                 }
                 let provider = builder.build().await;
-                self.loader(region).credentials_provider(provider).load().await
+                self.loader(region)
+                    .credentials_provider(provider)
+                    .load()
+                    .await
             }
             PayerCredentialsSource::DefaultChain => self.loader(region).load().await,
         };
         // Resolve once now, so a credentials problem is reported as such and not as a failed call.
         let provider = config.credentials_provider().ok_or_else(|| {
-            Error::terminal("CredentialsUnavailable", "no credentials provider is configured for the operator")
+            Error::terminal(
+                "CredentialsUnavailable",
+                "no credentials provider is configured for the operator",
+            )
         })?;
-        provider.provide_credentials().await.map_err(|e| credentials_error(credentials, &e))?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| credentials_error(credentials, &e))?;
         Ok(config)
     }
 }
@@ -139,12 +180,14 @@ fn credentials_error(source: &PayerCredentialsSource, err: &CredentialsError) ->
     };
     let detail = DisplayErrorContext(err).to_string();
     match err {
-        CredentialsError::ProviderTimedOut(_) => {
-            Error::retryable("CredentialsTimeout", format!("getting credentials from {what} timed out"))
-        }
-        _ if detail.contains("Throttl") || detail.contains("dispatch failure") => {
-            Error::retryable("CredentialsUnavailable", format!("getting credentials from {what} failed: {detail}"))
-        }
+        CredentialsError::ProviderTimedOut(_) => Error::retryable(
+            "CredentialsTimeout",
+            format!("getting credentials from {what} timed out"),
+        ),
+        _ if detail.contains("Throttl") || detail.contains("dispatch failure") => Error::retryable(
+            "CredentialsUnavailable",
+            format!("getting credentials from {what} failed: {detail}"),
+        ),
         CredentialsError::CredentialsNotLoaded(_) => Error::terminal(
             "CredentialsUnavailable",
             format!(
@@ -157,26 +200,43 @@ fn credentials_error(source: &PayerCredentialsSource, err: &CredentialsError) ->
                 "{what} was denied: the role's trust policy must allow the operator's identity (and the external id, if set): {detail}"
             ),
         ),
-        _ => Error::terminal("CredentialsUnavailable", format!("getting credentials from {what} failed: {detail}")),
+        _ => Error::terminal(
+            "CredentialsUnavailable",
+            format!("getting credentials from {what} failed: {detail}"),
+        ),
     }
 }
 
 #[async_trait]
 impl AwsConnect for SdkConnector {
-    async fn connect(&self, credentials: &PayerCredentialsSource, region: &str) -> Result<Connection, Error> {
+    async fn connect(
+        &self,
+        credentials: &PayerCredentialsSource,
+        region: &str,
+    ) -> Result<Connection, Error> {
         let regional = self.sdk_config(credentials, region).await?;
         let global = if region == GLOBAL_REGION {
             regional.clone()
         } else {
-            regional.to_builder().region(Region::new(GLOBAL_REGION)).build()
+            regional
+                .to_builder()
+                .region(Region::new(GLOBAL_REGION))
+                .build()
         };
         let metrics = CallMetrics::new(self.metrics.clone());
         let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&regional).interceptor(metrics.clone()).build(),
+            aws_sdk_sts::config::Builder::from(&regional)
+                .interceptor(metrics.clone())
+                .build(),
         );
         let organizations = aws_sdk_organizations::Client::from_conf(
-            aws_sdk_organizations::config::Builder::from(&global).interceptor(metrics).build(),
+            aws_sdk_organizations::config::Builder::from(&global)
+                .interceptor(metrics)
+                .build(),
         );
-        Ok(Connection { identity: Arc::new(sts), organizations: Arc::new(organizations) })
+        Ok(Connection {
+            identity: Arc::new(sts),
+            organizations: Arc::new(organizations),
+        })
     }
 }

@@ -31,8 +31,13 @@ pub fn outcome(status: Option<u16>, body: Option<&[u8]>) -> &'static str {
         Some(429) => "throttled",
         Some(s) if s >= 500 => "server_error",
         Some(_) => {
-            let head = body.map(|b| String::from_utf8_lossy(&b[..b.len().min(512)]).to_string()).unwrap_or_default();
-            if head.contains("Throttl") || head.contains("TooManyRequests") || head.contains("RequestLimitExceeded") {
+            let head = body
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(512)]).to_string())
+                .unwrap_or_default();
+            if head.contains("Throttl")
+                || head.contains("TooManyRequests")
+                || head.contains("RequestLimitExceeded")
+            {
                 "throttled"
             } else {
                 "client_error"
@@ -59,7 +64,8 @@ impl Intercept for CallMetrics {
         let response = context.response();
         let status = response.map(|r| r.status().as_u16());
         let body = response.and_then(|r| r.body().bytes());
-        self.metrics.aws_call(&service, &operation, outcome(status, body));
+        self.metrics
+            .aws_call(&service, &operation, outcome(status, body));
         Ok(())
     }
 }
@@ -71,9 +77,18 @@ mod tests {
     #[test]
     fn outcomes() {
         assert_eq!(outcome(Some(200), None), "success");
-        assert_eq!(outcome(Some(400), Some(br#"{"__type":"TooManyRequestsException"}"#)), "throttled");
-        assert_eq!(outcome(Some(400), Some(b"<Code>Throttling</Code>")), "throttled");
-        assert_eq!(outcome(Some(400), Some(b"{\"__type\":\"InvalidInputException\"}")), "client_error");
+        assert_eq!(
+            outcome(Some(400), Some(br#"{"__type":"TooManyRequestsException"}"#)),
+            "throttled"
+        );
+        assert_eq!(
+            outcome(Some(400), Some(b"<Code>Throttling</Code>")),
+            "throttled"
+        );
+        assert_eq!(
+            outcome(Some(400), Some(b"{\"__type\":\"InvalidInputException\"}")),
+            "client_error"
+        );
         assert_eq!(outcome(Some(503), None), "server_error");
         assert_eq!(outcome(None, None), "transport_error");
     }

@@ -39,12 +39,19 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             Ok(out) => Ok(out.organization().map(|o| Organization {
                 id: o.id().unwrap_or_default().to_string(),
                 arn: o.arn().unwrap_or_default().to_string(),
-                feature_set: o.feature_set().map(|f| f.as_str().to_string()).unwrap_or_default(),
+                feature_set: o
+                    .feature_set()
+                    .map(|f| f.as_str().to_string())
+                    .unwrap_or_default(),
                 management_account_id: o.master_account_id().unwrap_or_default().to_string(),
             })),
             Err(err) => match err.as_service_error() {
                 Some(DescribeOrganizationError::AwsOrganizationsNotInUseException(_)) => Ok(None),
-                _ => Err(super::classify::classify("organizations", "DescribeOrganization", err)),
+                _ => Err(super::classify::classify(
+                    "organizations",
+                    "DescribeOrganization",
+                    err,
+                )),
             },
         }
     }
@@ -53,13 +60,17 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut pages = self.list_accounts().into_paginator().send();
         let mut accounts = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| super::classify::classify("organizations", "ListAccounts", e))?;
+            let page =
+                page.map_err(|e| super::classify::classify("organizations", "ListAccounts", e))?;
             for a in page.accounts() {
                 accounts.push(Account {
                     id: a.id().unwrap_or_default().to_string(),
                     email: a.email().unwrap_or_default().to_string(),
                     name: a.name().unwrap_or_default().to_string(),
-                    status: a.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    status: a
+                        .status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
                 });
             }
         }

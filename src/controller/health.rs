@@ -22,13 +22,21 @@ pub fn respond(path: &str, sync: &SyncTracker, metrics: &Metrics) -> Response<Fu
     let (status, content_type, body) = match path {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
         "/readyz" if sync.is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_string()),
-        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "first sync not complete\n".to_string()),
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "first sync not complete\n".to_string(),
+        ),
         "/metrics" => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.encode(),
         ),
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
@@ -39,7 +47,11 @@ pub fn respond(path: &str, sync: &SyncTracker, metrics: &Metrics) -> Response<Fu
 }
 
 /// Bind `addr` and serve until the task is dropped.
-pub async fn serve(addr: SocketAddr, sync: Arc<SyncTracker>, metrics: Arc<Metrics>) -> std::io::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    sync: Arc<SyncTracker>,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     info!(%addr, "serving /healthz, /readyz and /metrics");
     loop {
@@ -51,7 +63,10 @@ pub async fn serve(addr: SocketAddr, sync: Arc<SyncTracker>, metrics: Arc<Metric
                 let resp = respond(req.uri().path(), &sync, &metrics);
                 async move { Ok::<_, Infallible>(resp) }
             });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 warn!(error = %e, "health connection failed");
             }
         });
@@ -66,11 +81,23 @@ mod tests {
     fn readiness_follows_first_sync() {
         let sync = SyncTracker::default();
         let metrics = Metrics::default();
-        assert_eq!(respond("/healthz", &sync, &metrics).status(), StatusCode::OK);
-        assert_eq!(respond("/readyz", &sync, &metrics).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            respond("/healthz", &sync, &metrics).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            respond("/readyz", &sync, &metrics).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         sync.expect(Vec::<String>::new());
         assert_eq!(respond("/readyz", &sync, &metrics).status(), StatusCode::OK);
-        assert_eq!(respond("/metrics", &sync, &metrics).status(), StatusCode::OK);
-        assert_eq!(respond("/nope", &sync, &metrics).status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            respond("/metrics", &sync, &metrics).status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            respond("/nope", &sync, &metrics).status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

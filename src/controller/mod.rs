@@ -106,7 +106,12 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, reconcile: ReconcileContext, metrics: Arc<Metrics>, settings: Settings) -> Self {
+    pub fn new(
+        client: Client,
+        reconcile: ReconcileContext,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -150,14 +155,19 @@ async fn apply_payer(p: Arc<Payer>, ctx: Arc<Context>) -> Result<Action, Error> 
     let now = crate::time::now_rfc3339();
     let outcome = payer::reconcile(&p, &ctx.reconcile, &now).await;
     if outcome.status_changed {
-        let api: Api<Payer> = Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+        let api: Api<Payer> =
+            Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
         let patch = json!({
             "apiVersion": crate::api::API_VERSION,
             "kind": "Payer",
             "status": outcome.status,
         });
-        api.patch_status(&p.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-            .await?;
+        api.patch_status(
+            &p.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
     }
     if let Some(note) = &outcome.event {
         publish(&ctx, p.as_ref(), note).await;
@@ -166,7 +176,8 @@ async fn apply_payer(p: Arc<Payer>, ctx: Arc<Context>) -> Result<Action, Error> 
         Ok(_) => Ok(Action::requeue(ctx.settings.resync)),
         Err(err) if err.is_terminal() => {
             // Written to status; wait for a change instead of retrying hot.
-            ctx.metrics.reconcile_failed("Payer", err.metric_label(), err.reason());
+            ctx.metrics
+                .reconcile_failed("Payer", err.metric_label(), err.reason());
             warn!(payer = %p.name_any(), namespace = ?p.namespace(), reason = err.reason(), error = %err, "payer needs attention");
             Ok(Action::requeue(ctx.settings.terminal_recheck))
         }
@@ -193,7 +204,11 @@ async fn cleanup_payer(p: Arc<Payer>, ctx: Arc<Context>) -> Result<Action, Error
 
 async fn publish(ctx: &Context, obj: &Payer, note: &EventNote) {
     let event = Event {
-        type_: if note.warning { EventType::Warning } else { EventType::Normal },
+        type_: if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: note.reason.clone(),
         note: Some(note.note.chars().take(1000).collect()),
         action: "Reconcile".into(),
@@ -207,8 +222,13 @@ async fn publish(ctx: &Context, obj: &Payer, note: &EventNote) {
 /// Retryable failures: per-object exponential backoff with jitter.
 pub fn error_policy(obj: Arc<Payer>, err: &Error, ctx: Arc<Context>) -> Action {
     let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
-    ctx.metrics.reconcile_failed("Payer", err.metric_label(), err.reason());
-    let delay = if err.is_terminal() { ctx.settings.terminal_recheck } else { ctx.backoffs.next_delay(&key) };
+    ctx.metrics
+        .reconcile_failed("Payer", err.metric_label(), err.reason());
+    let delay = if err.is_terminal() {
+        ctx.settings.terminal_recheck
+    } else {
+        ctx.backoffs.next_delay(&key)
+    };
     warn!(payer = %obj.name_any(), namespace = ?obj.namespace(), reason = err.reason(), error = %err, retry_in_secs = delay.as_secs_f64(), "reconcile failed");
     Action::requeue(delay)
 }
@@ -230,7 +250,10 @@ pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
     let apis: Vec<Api<Payer>> = if namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
-        namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
     };
     let mut runs = Vec::new();
     let mut stores = Vec::new();
@@ -268,7 +291,11 @@ pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
         }
         let keys: Vec<String> = stores
             .iter()
-            .flat_map(|s| s.state().into_iter().map(|p| object_key(&p.namespace().unwrap_or_default(), &p.name_any())))
+            .flat_map(|s| {
+                s.state()
+                    .into_iter()
+                    .map(|p| object_key(&p.namespace().unwrap_or_default(), &p.name_any()))
+            })
             .collect();
         sync.expect(keys);
         while !sync.is_ready() {
@@ -300,7 +327,14 @@ mod tests {
 
     #[test]
     fn status_only_changes_do_not_trigger() {
-        let mut p = Payer::new("p", crate::api::PayerSpec { account_id: "111111111111".into(), credentials: None, region: None });
+        let mut p = Payer::new(
+            "p",
+            crate::api::PayerSpec {
+                account_id: "111111111111".into(),
+                credentials: None,
+                region: None,
+            },
+        );
         p.metadata.generation = Some(1);
         let before = trigger_fingerprint(&p);
         p.status = Some(Default::default());

@@ -25,7 +25,13 @@ use crate::secrets::{StaticSecrets, decode};
 pub const KIND_ORDER: &[&str] = &["Payer"];
 
 /// Built-in kinds that may sit beside our manifests and are skipped without complaint.
-const IGNORED_KINDS: &[&str] = &["Namespace", "ConfigMap", "Kustomization", "Application", "ServiceAccount"];
+const IGNORED_KINDS: &[&str] = &[
+    "Namespace",
+    "ConfigMap",
+    "Kustomization",
+    "Application",
+    "ServiceAccount",
+];
 
 /// One problem with the input files.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,11 +71,16 @@ pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputProblem> {
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), InputProblem> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| InputProblem { source: path.display().to_string(), message: e.to_string() })?;
+    let meta = std::fs::metadata(path).map_err(|e| InputProblem {
+        source: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| InputProblem { source: path.display().to_string(), message: e.to_string() })?
+            .map_err(|e| InputProblem {
+                source: path.display().to_string(),
+                message: e.to_string(),
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         entries.sort();
@@ -83,7 +94,10 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), In
 }
 
 fn is_manifest(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
 }
 
 /// Read and validate every manifest. All problems are reported together.
@@ -95,7 +109,10 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<Manifests, Vec
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(InputProblem { source: file.display().to_string(), message: e.to_string() });
+                problems.push(InputProblem {
+                    source: file.display().to_string(),
+                    message: e.to_string(),
+                });
                 continue;
             }
         };
@@ -105,7 +122,10 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<Manifests, Vec
                     docs.push((format!("{}#{}", file.display(), i + 1), v));
                 }
             }
-            Err(e) => problems.push(InputProblem { source: file.display().to_string(), message: e }),
+            Err(e) => problems.push(InputProblem {
+                source: file.display().to_string(),
+                message: e,
+            }),
         }
     }
     let mut manifests = Manifests::default();
@@ -114,20 +134,45 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<Manifests, Vec
             problems.push(p);
         }
     }
-    if problems.is_empty() { Ok(manifests) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(manifests)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Split multi-document YAML (or one JSON document) into values, dropping empty documents.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
-    let values: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let values: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| format!("not valid YAML: {e}"))?;
     Ok(values.into_iter().filter(|v| !v.is_null()).collect())
 }
 
-fn add_document(m: &mut Manifests, source: &str, mut doc: Value, default_namespace: &str) -> Result<(), InputProblem> {
-    let problem = |message: String| InputProblem { source: source.to_string(), message };
-    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+fn add_document(
+    m: &mut Manifests,
+    source: &str,
+    mut doc: Value,
+    default_namespace: &str,
+) -> Result<(), InputProblem> {
+    let problem = |message: String| InputProblem {
+        source: source.to_string(),
+        message,
+    };
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if kind.is_empty() || api_version.is_empty() {
         return Err(problem("document has no apiVersion or kind".into()));
     }
@@ -137,24 +182,39 @@ fn add_document(m: &mut Manifests, source: &str, mut doc: Value, default_namespa
     if doc.pointer("/metadata/namespace").is_none()
         && let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut)
     {
-        meta.insert("namespace".into(), Value::String(default_namespace.to_string()));
+        meta.insert(
+            "namespace".into(),
+            Value::String(default_namespace.to_string()),
+        );
     }
-    let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(default_namespace).to_string();
+    let namespace = doc
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(default_namespace)
+        .to_string();
     match (api_version.as_str(), kind.as_str()) {
         ("v1", "Secret") => {
-            let secret: Secret = serde_json::from_value(doc).map_err(|e| problem(format!("Secret {name}: {e}")))?;
+            let secret: Secret =
+                serde_json::from_value(doc).map_err(|e| problem(format!("Secret {name}: {e}")))?;
             m.secrets.insert(&namespace, &name, decode(&secret));
             Ok(())
         }
         (crate::api::API_VERSION, "Payer") => {
             check_schema("Payer", &doc).map_err(&problem)?;
-            let payer: Payer = serde_json::from_value(doc).map_err(|e| problem(format!("Payer {name}: {e}")))?;
+            let payer: Payer =
+                serde_json::from_value(doc).map_err(|e| problem(format!("Payer {name}: {e}")))?;
             m.payers.push(payer);
             Ok(())
         }
-        (v, k) if v.starts_with(crate::api::GROUP) || v.starts_with(&format!("{}/", crate::api::GROUP)) => Err(problem(
-            format!("{k} ({v}) is not a kind this version serves; known kinds: {}", KIND_ORDER.join(", ")),
-        )),
+        (v, k)
+            if v.starts_with(crate::api::GROUP)
+                || v.starts_with(&format!("{}/", crate::api::GROUP)) =>
+        {
+            Err(problem(format!(
+                "{k} ({v}) is not a kind this version serves; known kinds: {}",
+                KIND_ORDER.join(", ")
+            )))
+        }
         (_, k) if IGNORED_KINDS.contains(&k) || k.ends_with("List") => {
             m.skipped.push(format!("{source}: {k}/{name}"));
             Ok(())
@@ -233,7 +293,9 @@ pub fn apply_exit_code(report: &Report) -> i32 {
 }
 
 fn context(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> (Vec<Payer>, ReconcileContext) {
-    let Manifests { payers, secrets, .. } = manifests;
+    let Manifests {
+        payers, secrets, ..
+    } = manifests;
     (payers, ReconcileContext::new(connector, Arc::new(secrets)))
 }
 
@@ -270,7 +332,11 @@ fn ordered(mut payers: Vec<Payer>) -> Vec<Payer> {
     payers
 }
 
-fn payer_report(p: &Payer, planned: &Result<payer::PayerPlan, crate::error::Error>, object: Option<Value>) -> ObjectReport {
+fn payer_report(
+    p: &Payer,
+    planned: &Result<payer::PayerPlan, crate::error::Error>,
+    object: Option<Value>,
+) -> ObjectReport {
     let mut r = ObjectReport {
         kind: "Payer".into(),
         namespace: p.namespace().unwrap_or_default(),
@@ -288,10 +354,18 @@ fn payer_report(p: &Payer, planned: &Result<payer::PayerPlan, crate::error::Erro
             r.synced = true;
             r.changes = plan.changes.clone();
             match &plan.verdict {
-                payer::PayerVerdict::Verified { caller_arn, organization_id, feature_set, accounts } => {
+                payer::PayerVerdict::Verified {
+                    caller_arn,
+                    organization_id,
+                    feature_set,
+                    accounts,
+                } => {
                     r.ready = true;
                     r.reason = "Verified".into();
-                    r.findings.push(format!("identity {caller_arn} is in account {}", p.spec.account_id));
+                    r.findings.push(format!(
+                        "identity {caller_arn} is in account {}",
+                        p.spec.account_id
+                    ));
                     r.findings.push(format!(
                         "management account of organization {organization_id} ({feature_set}) with {accounts} accounts"
                     ));

@@ -30,7 +30,12 @@ pub fn plan_text(report: &Report) -> String {
                     ChangeAction::Update => "~",
                     ChangeAction::Delete => "-",
                 };
-                out.push_str(&format!("  {sign} {} {}: {}\n", action_word(c.action), c.target, c.detail));
+                out.push_str(&format!(
+                    "  {sign} {} {}: {}\n",
+                    action_word(c.action),
+                    c.target,
+                    c.detail
+                ));
             }
         }
         for f in &o.findings {
@@ -56,7 +61,10 @@ fn action_word(a: ChangeAction) -> &'static str {
 }
 
 fn summary_kinds(report: &Report) -> String {
-    let parts: Vec<String> = kinds(report).into_iter().map(|(k, n)| format!("{n} {k}")).collect();
+    let parts: Vec<String> = kinds(report)
+        .into_iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
     format!("({})", parts.join(", "))
 }
 
@@ -72,7 +80,14 @@ pub fn apply_text(report: &Report) -> String {
     ]];
     for o in &report.objects {
         let ready = if o.ready { "True" } else { "False" };
-        rows.push([o.kind.clone(), o.namespace.clone(), o.name.clone(), ready.into(), o.reason.clone(), o.message.clone()]);
+        rows.push([
+            o.kind.clone(),
+            o.namespace.clone(),
+            o.name.clone(),
+            ready.into(),
+            o.reason.clone(),
+            o.message.clone(),
+        ]);
     }
     let mut widths = [0usize; 5];
     for r in &rows {
@@ -133,27 +148,56 @@ mod tests {
             namespace: "ns".into(),
             name: "p".into(),
             changes: (0..changes)
-                .map(|i| Change { action: ChangeAction::Create, target: format!("thing/{i}"), detail: "new".into() })
+                .map(|i| Change {
+                    action: ChangeAction::Create,
+                    target: format!("thing/{i}"),
+                    detail: "new".into(),
+                })
                 .collect(),
             findings: vec!["found".into()],
             ready,
             synced: ready,
-            reason: if ready { "Verified".into() } else { "AccessDenied".into() },
-            message: if ready { String::new() } else { "denied".into() },
+            reason: if ready {
+                "Verified".into()
+            } else {
+                "AccessDenied".into()
+            },
+            message: if ready {
+                String::new()
+            } else {
+                "denied".into()
+            },
             object: None,
         }
     }
 
     #[test]
     fn exit_codes_tell_no_changes_pending_and_error_apart() {
-        assert_eq!(plan_exit_code(&Report { objects: vec![obj(0, true)] }), 0);
-        assert_eq!(plan_exit_code(&Report { objects: vec![obj(0, true), obj(2, true)] }), 2);
-        assert_eq!(plan_exit_code(&Report { objects: vec![obj(2, true), obj(0, false)] }), 1);
+        assert_eq!(
+            plan_exit_code(&Report {
+                objects: vec![obj(0, true)]
+            }),
+            0
+        );
+        assert_eq!(
+            plan_exit_code(&Report {
+                objects: vec![obj(0, true), obj(2, true)]
+            }),
+            2
+        );
+        assert_eq!(
+            plan_exit_code(&Report {
+                objects: vec![obj(2, true), obj(0, false)]
+            }),
+            1
+        );
     }
 
     #[test]
     fn text_and_json_render_changes_and_errors() {
-        let r = Report { objects: vec![obj(1, true), obj(0, false)] };
+        let r = Report {
+            objects: vec![obj(1, true), obj(0, false)],
+        };
         let text = plan_text(&r);
         assert!(text.contains("+ create thing/0: new"), "{text}");
         assert!(text.contains("error: AccessDenied: denied"), "{text}");

@@ -68,7 +68,8 @@ impl ConnectionCache {
             return Ok(conn.clone());
         }
         let conn = connector.connect(credentials, region).await?;
-        self.lock().insert(key.to_string(), (fingerprint, conn.clone()));
+        self.lock()
+            .insert(key.to_string(), (fingerprint, conn.clone()));
         Ok(conn)
     }
 
@@ -99,13 +100,22 @@ fn fingerprint(credentials: &PayerCredentialsSource, region: &str) -> u64 {
     let mut h = DefaultHasher::new();
     region.hash(&mut h);
     match credentials {
-        PayerCredentialsSource::Static { access_key_id, secret_access_key, session_token } => {
-            (0u8, access_key_id, secret_access_key.expose(), session_token.as_ref().map(|t| t.expose()))
-                .hash(&mut h)
-        }
-        PayerCredentialsSource::AssumeRole { role_arn, external_id, session_name } => {
-            (1u8, role_arn, external_id, session_name).hash(&mut h)
-        }
+        PayerCredentialsSource::Static {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } => (
+            0u8,
+            access_key_id,
+            secret_access_key.expose(),
+            session_token.as_ref().map(|t| t.expose()),
+        )
+            .hash(&mut h),
+        PayerCredentialsSource::AssumeRole {
+            role_arn,
+            external_id,
+            session_name,
+        } => (1u8, role_arn, external_id, session_name).hash(&mut h),
         PayerCredentialsSource::DefaultChain => 2u8.hash(&mut h),
     }
     h.finish()
@@ -121,7 +131,11 @@ pub struct ReconcileContext {
 
 impl ReconcileContext {
     pub fn new(connector: Arc<dyn AwsConnect>, secrets: Arc<dyn SecretSource>) -> Self {
-        Self { connector, secrets, connections: Arc::new(ConnectionCache::default()) }
+        Self {
+            connector,
+            secrets,
+            connections: Arc::new(ConnectionCache::default()),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Change, EventNote, ReconcileContext, object_key};
 use crate::api::conditions::{self, DesiredCondition, READY, SYNCED, merge_conditions};
 use crate::api::payer::{Payer, PayerSpec, PayerStatus};
-use crate::api::{ConditionStatus, Condition};
+use crate::api::{Condition, ConditionStatus};
 use crate::aws::organizations::Account;
 use crate::aws::{CallerIdentity, Organization, PayerCredentialsSource};
 use crate::error::Error;
@@ -36,7 +36,12 @@ pub struct PayerObservation {
 pub enum PayerVerdict {
     /// The credentials reach the management account.
     #[serde(rename_all = "camelCase")]
-    Verified { caller_arn: String, organization_id: String, feature_set: String, accounts: usize },
+    Verified {
+        caller_arn: String,
+        organization_id: String,
+        feature_set: String,
+        accounts: usize,
+    },
     /// The payer cannot be used as it stands.
     Rejected { reason: String, message: String },
 }
@@ -49,7 +54,10 @@ pub struct PayerPlan {
 }
 
 /// Turn `spec.credentials` into something the connector can use; reads the Secret.
-pub async fn resolve_credentials(payer: &Payer, secrets: &dyn SecretSource) -> Result<PayerCredentialsSource, Error> {
+pub async fn resolve_credentials(
+    payer: &Payer,
+    secrets: &dyn SecretSource,
+) -> Result<PayerCredentialsSource, Error> {
     let namespace = payer.namespace().unwrap_or_default();
     let creds = payer.spec.credentials.clone().unwrap_or_default();
     match (creds.secret_ref, creds.assume_role) {
@@ -80,18 +88,28 @@ pub async fn resolve_credentials(payer: &Payer, secrets: &dyn SecretSource) -> R
                     )
                 })
             };
-            let access_key_id = get(secret_ref.access_key_id_key())?.expose().trim().to_string();
-            let secret_access_key = SecretString::new(get(secret_ref.secret_access_key_key())?.expose().trim());
+            let access_key_id = get(secret_ref.access_key_id_key())?
+                .expose()
+                .trim()
+                .to_string();
+            let secret_access_key =
+                SecretString::new(get(secret_ref.secret_access_key_key())?.expose().trim());
             let session_token = match &secret_ref.session_token_key {
                 Some(key) => Some(get(key)?),
                 None => None,
             };
-            Ok(PayerCredentialsSource::Static { access_key_id, secret_access_key, session_token })
+            Ok(PayerCredentialsSource::Static {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            })
         }
         (None, Some(role)) => Ok(PayerCredentialsSource::AssumeRole {
             role_arn: role.role_arn,
             external_id: role.external_id,
-            session_name: role.session_name.unwrap_or_else(|| "partner-billing-operator".to_string()),
+            session_name: role
+                .session_name
+                .unwrap_or_else(|| "partner-billing-operator".to_string()),
         }),
         (None, None) => Ok(PayerCredentialsSource::DefaultChain),
     }
@@ -117,14 +135,24 @@ pub async fn observe(payer: &Payer, ctx: &ReconcileContext) -> Result<PayerObser
     };
     if identity.account != payer.spec.account_id {
         // Do not touch Organizations with credentials of the wrong account.
-        return Ok(PayerObservation { identity, organization: None, accounts: None });
+        return Ok(PayerObservation {
+            identity,
+            organization: None,
+            accounts: None,
+        });
     }
     let organization = conn.organizations.describe_organization().await?;
     let accounts = match &organization {
-        Some(org) if org.management_account_id == identity.account => Some(conn.organizations.list_accounts().await?),
+        Some(org) if org.management_account_id == identity.account => {
+            Some(conn.organizations.list_accounts().await?)
+        }
         _ => None,
     };
-    Ok(PayerObservation { identity, organization, accounts })
+    Ok(PayerObservation {
+        identity,
+        organization,
+        accounts,
+    })
 }
 
 /// Decide whether the payer is usable. Pure.
@@ -161,7 +189,10 @@ pub fn plan(spec: &PayerSpec, observed: &PayerObservation) -> PayerPlan {
             },
         }
     };
-    PayerPlan { verdict, changes: Vec::new() }
+    PayerPlan {
+        verdict,
+        changes: Vec::new(),
+    }
 }
 
 /// The status to write after a reconcile that produced `outcome`. Pure: `now` is passed in.
@@ -178,7 +209,16 @@ pub fn desired_status(
     let mut next = previous.clone();
     next.observed_generation = generation;
     let desired: Vec<DesiredCondition> = match outcome {
-        Ok(PayerPlan { verdict: PayerVerdict::Verified { caller_arn, organization_id, feature_set, accounts }, .. }) => {
+        Ok(PayerPlan {
+            verdict:
+                PayerVerdict::Verified {
+                    caller_arn,
+                    organization_id,
+                    feature_set,
+                    accounts,
+                },
+            ..
+        }) => {
             next.caller_arn = Some(caller_arn.clone());
             next.organization_id = Some(organization_id.clone());
             next.feature_set = Some(feature_set.clone());
@@ -188,37 +228,71 @@ pub fn desired_status(
                     READY,
                     ConditionStatus::True,
                     "Verified",
-                    format!("management account of organization {organization_id} ({feature_set}) with {accounts} accounts"),
+                    format!(
+                        "management account of organization {organization_id} ({feature_set}) with {accounts} accounts"
+                    ),
                 ),
                 DesiredCondition::new(SYNCED, ConditionStatus::True, "ReconcileSuccess", ""),
             ]
         }
-        Ok(PayerPlan { verdict: PayerVerdict::Rejected { reason, message }, .. }) => {
+        Ok(PayerPlan {
+            verdict: PayerVerdict::Rejected { reason, message },
+            ..
+        }) => {
             next.organization_id = None;
             next.feature_set = None;
             next.member_accounts = None;
             vec![
-                DesiredCondition::new(READY, ConditionStatus::False, reason.clone(), message.clone()),
+                DesiredCondition::new(
+                    READY,
+                    ConditionStatus::False,
+                    reason.clone(),
+                    message.clone(),
+                ),
                 DesiredCondition::new(SYNCED, ConditionStatus::True, "ReconcileSuccess", ""),
             ]
         }
         Err(err) if err.is_terminal() => vec![
             DesiredCondition::new(READY, ConditionStatus::False, err.reason(), err.to_string()),
-            DesiredCondition::new(SYNCED, ConditionStatus::False, err.reason(), err.to_string()),
+            DesiredCondition::new(
+                SYNCED,
+                ConditionStatus::False,
+                err.reason(),
+                err.to_string(),
+            ),
         ],
         Err(err) => {
             // A passing failure says nothing new about readiness: keep Ready as it was.
-            let mut d = vec![DesiredCondition::new(SYNCED, ConditionStatus::False, err.reason(), err.to_string())];
+            let mut d = vec![DesiredCondition::new(
+                SYNCED,
+                ConditionStatus::False,
+                err.reason(),
+                err.to_string(),
+            )];
             if conditions::find(&previous.conditions, READY).is_none() {
-                d.push(DesiredCondition::new(READY, ConditionStatus::Unknown, "Pending", "waiting for AWS to answer"));
+                d.push(DesiredCondition::new(
+                    READY,
+                    ConditionStatus::Unknown,
+                    "Pending",
+                    "waiting for AWS to answer",
+                ));
             }
             d
         }
     };
     next.conditions = merge_conditions(&previous.conditions, &desired, generation, now);
-    let verified = matches!(outcome, Ok(PayerPlan { verdict: PayerVerdict::Verified { .. }, .. }));
+    let verified = matches!(
+        outcome,
+        Ok(PayerPlan {
+            verdict: PayerVerdict::Verified { .. },
+            ..
+        })
+    );
     if verified {
-        let stale = previous.last_successful_sync.as_deref().is_none_or(|t| older_than(t, now, SYNC_REFRESH_SECS));
+        let stale = previous
+            .last_successful_sync
+            .as_deref()
+            .is_none_or(|t| older_than(t, now, SYNC_REFRESH_SECS));
         if stale || status_changed(Some(&previous), &next) {
             next.last_successful_sync = Some(now.to_string());
         }
@@ -268,12 +342,19 @@ pub struct PayerOutcome {
 
 /// Observe, plan, (nothing to) execute, and derive the status. Used by both front doors.
 pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, now: &str) -> PayerOutcome {
-    let plan = observe(payer, ctx).await.map(|observed| plan(&payer.spec, &observed));
+    let plan = observe(payer, ctx)
+        .await
+        .map(|observed| plan(&payer.spec, &observed));
     let current = payer.status.as_ref();
     let status = desired_status(current, payer.metadata.generation, &plan, now);
     let changed = current != Some(&status);
     let event = ready_event(current, &status);
-    PayerOutcome { plan, status, status_changed: changed, event }
+    PayerOutcome {
+        plan,
+        status,
+        status_changed: changed,
+        event,
+    }
 }
 
 #[cfg(test)]
@@ -281,12 +362,19 @@ mod tests {
     use super::*;
 
     fn spec(account: &str) -> PayerSpec {
-        PayerSpec { account_id: account.into(), credentials: None, region: None }
+        PayerSpec {
+            account_id: account.into(),
+            credentials: None,
+            region: None,
+        }
     }
 
     fn observed(caller: &str, org_mgmt: Option<&str>, accounts: usize) -> PayerObservation {
         PayerObservation {
-            identity: CallerIdentity { account: caller.into(), arn: format!("arn:aws:iam::{caller}:user/ops") },
+            identity: CallerIdentity {
+                account: caller.into(),
+                arn: format!("arn:aws:iam::{caller}:user/ops"),
+            },
             organization: org_mgmt.map(|m| Organization {
                 id: "o-abc1234567".into(),
                 arn: "arn:aws:organizations::111111111111:organization/o-abc1234567".into(),
@@ -308,7 +396,10 @@ mod tests {
 
     #[test]
     fn verified_when_caller_is_management_account() {
-        let p = plan(&spec("111111111111"), &observed("111111111111", Some("111111111111"), 3));
+        let p = plan(
+            &spec("111111111111"),
+            &observed("111111111111", Some("111111111111"), 3),
+        );
         assert!(p.changes.is_empty());
         assert_eq!(
             p.verdict,
@@ -335,18 +426,28 @@ mod tests {
 
     #[test]
     fn member_account_is_not_a_payer() {
-        let p = plan(&spec("111111111111"), &observed("111111111111", Some("999999999999"), 0));
-        assert!(matches!(p.verdict, PayerVerdict::Rejected { ref reason, .. } if reason == "NotManagementAccount"));
+        let p = plan(
+            &spec("111111111111"),
+            &observed("111111111111", Some("999999999999"), 0),
+        );
+        assert!(
+            matches!(p.verdict, PayerVerdict::Rejected { ref reason, .. } if reason == "NotManagementAccount")
+        );
     }
 
     #[test]
     fn no_organization() {
         let p = plan(&spec("111111111111"), &observed("111111111111", None, 0));
-        assert!(matches!(p.verdict, PayerVerdict::Rejected { ref reason, .. } if reason == "NoOrganization"));
+        assert!(
+            matches!(p.verdict, PayerVerdict::Rejected { ref reason, .. } if reason == "NoOrganization")
+        );
     }
 
     fn verified(accounts: usize) -> Result<PayerPlan, Error> {
-        Ok(plan(&spec("111111111111"), &observed("111111111111", Some("111111111111"), accounts)))
+        Ok(plan(
+            &spec("111111111111"),
+            &observed("111111111111", Some("111111111111"), accounts),
+        ))
     }
 
     #[test]
@@ -355,9 +456,19 @@ mod tests {
         assert_eq!(s.member_accounts, Some(3));
         assert_eq!(s.organization_id.as_deref(), Some("o-abc1234567"));
         assert_eq!(s.observed_generation, Some(4));
-        assert_eq!(s.last_successful_sync.as_deref(), Some("2026-11-24T10:00:00Z"));
+        assert_eq!(
+            s.last_successful_sync.as_deref(),
+            Some("2026-11-24T10:00:00Z")
+        );
         let ready = conditions::find(&s.conditions, READY).unwrap();
-        assert_eq!((ready.status, ready.reason.as_str(), ready.observed_generation), (ConditionStatus::True, "Verified", Some(4)));
+        assert_eq!(
+            (
+                ready.status,
+                ready.reason.as_str(),
+                ready.observed_generation
+            ),
+            (ConditionStatus::True, "Verified", Some(4))
+        );
         assert!(conditions::find(&s.conditions, SYNCED).is_some());
     }
 
@@ -368,19 +479,34 @@ mod tests {
         assert_eq!(first, again, "nothing changed, so nothing to patch");
         let later = desired_status(Some(&first), Some(1), &verified(3), "2026-11-24T11:00:01Z");
         assert_ne!(first, later);
-        assert_eq!(later.last_successful_sync.as_deref(), Some("2026-11-24T11:00:01Z"));
-        assert!(!status_changed(Some(&first), &later), "only a timestamp moved");
+        assert_eq!(
+            later.last_successful_sync.as_deref(),
+            Some("2026-11-24T11:00:01Z")
+        );
+        assert!(
+            !status_changed(Some(&first), &later),
+            "only a timestamp moved"
+        );
         let grown = desired_status(Some(&first), Some(1), &verified(4), "2026-11-24T10:06:00Z");
-        assert_eq!(grown.last_successful_sync.as_deref(), Some("2026-11-24T10:06:00Z"));
+        assert_eq!(
+            grown.last_successful_sync.as_deref(),
+            Some("2026-11-24T10:06:00Z")
+        );
         assert!(status_changed(Some(&first), &grown));
     }
 
     #[test]
     fn terminal_error_sets_ready_false_with_its_reason() {
-        let err = Err(Error::terminal("SecretNotFound", "Secret ns/x does not exist"));
+        let err = Err(Error::terminal(
+            "SecretNotFound",
+            "Secret ns/x does not exist",
+        ));
         let s = desired_status(None, Some(1), &err, "t");
         let ready = conditions::find(&s.conditions, READY).unwrap();
-        assert_eq!((ready.status, ready.reason.as_str()), (ConditionStatus::False, "SecretNotFound"));
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (ConditionStatus::False, "SecretNotFound")
+        );
         let synced = conditions::find(&s.conditions, SYNCED).unwrap();
         assert_eq!(synced.status, ConditionStatus::False);
         assert!(s.last_successful_sync.is_none());
@@ -389,11 +515,17 @@ mod tests {
     #[test]
     fn retryable_error_keeps_ready_and_marks_unsynced() {
         let ok = desired_status(None, Some(1), &verified(2), "2026-11-24T10:00:00Z");
-        let err = Err(Error::retryable("AwsThrottled", "organizations:ListAccounts was throttled"));
+        let err = Err(Error::retryable(
+            "AwsThrottled",
+            "organizations:ListAccounts was throttled",
+        ));
         let s = desired_status(Some(&ok), Some(1), &err, "2026-11-24T10:01:00Z");
         assert!(conditions::is_ready(&s.conditions));
         let synced = conditions::find(&s.conditions, SYNCED).unwrap();
-        assert_eq!((synced.status, synced.reason.as_str()), (ConditionStatus::False, "AwsThrottled"));
+        assert_eq!(
+            (synced.status, synced.reason.as_str()),
+            (ConditionStatus::False, "AwsThrottled")
+        );
         assert_eq!(s.member_accounts, Some(2));
     }
 
@@ -404,7 +536,12 @@ mod tests {
         assert!(!ev.warning);
         assert_eq!(ev.reason, "Verified");
         assert_eq!(ready_event(Some(&ok), &ok), None);
-        let bad = desired_status(Some(&ok), Some(2), &Err(Error::terminal("AccessDenied", "denied")), "t2");
+        let bad = desired_status(
+            Some(&ok),
+            Some(2),
+            &Err(Error::terminal("AccessDenied", "denied")),
+            "t2",
+        );
         let ev = ready_event(Some(&ok), &bad).unwrap();
         assert!(ev.warning);
         assert_eq!(ev.reason, "AccessDenied");
