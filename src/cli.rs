@@ -31,7 +31,7 @@ pub enum Command {
     /// Run the controller against the cluster in the kubeconfig or the pod's service account.
     Run(RunArgs),
     /// Print every CustomResourceDefinition as YAML.
-    Crd,
+    Crd(CrdArgs),
     /// Show what would change in AWS for the given manifests, without writing anything.
     /// Exit status: 0 no changes, 2 changes pending, 1 error.
     Plan(FileArgs),
@@ -64,6 +64,13 @@ pub struct RunArgs {
     pub concurrency: u16,
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CrdArgs {
+    /// Write one `<name>.yaml` per CRD into this folder instead of printing them.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -105,19 +112,26 @@ impl AwsArgs {
 /// Run the command and return the process exit status.
 pub async fn main(cli: Cli) -> i32 {
     match cli.command {
-        Command::Crd => match crate::crdgen::all_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                0
-            }
-            Err(e) => {
-                eprintln!("error: could not render CRDs: {e}");
-                1
-            }
-        },
+        Command::Crd(args) => crd(args),
         Command::Plan(args) => file_mode(args, true).await,
         Command::Apply(args) => file_mode(args, false).await,
         Command::Run(args) => run(args).await,
+    }
+}
+
+fn crd(args: CrdArgs) -> i32 {
+    let result = match &args.dir {
+        None => crate::crdgen::all_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .map_err(|e| e.to_string()),
+        Some(dir) => crate::crdgen::write_dir(dir),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: could not render CRDs: {e}");
+            1
+        }
     }
 }
 

@@ -45,3 +45,14 @@ pub fn all_yaml() -> Result<String, serde_saphyr::SerializeError> {
     }
     Ok(out)
 }
+
+/// Write every CRD to `dir/<name>.yaml`, creating the folder if needed.
+pub fn write_dir(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for crd in all() {
+        let path = dir.join(file_name(&crd));
+        let yaml = to_yaml(&crd).map_err(|e| e.to_string())?;
+        std::fs::write(&path, yaml).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -114,7 +114,10 @@ impl SecretCredentials {
 #[serde(rename_all = "camelCase")]
 pub struct AssumeRole {
     /// ARN of the role, e.g. `arn:aws:iam::123456789012:role/PartnerBillingOperator`.
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    #[schemars(
+        length(min = 20, max = 2048),
+        regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
+    )]
     pub role_arn: String,
     /// External id the role's trust policy requires, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
