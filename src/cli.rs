@@ -105,6 +105,7 @@ impl AwsArgs {
             endpoint_url: None,
             max_attempts: self.aws_max_attempts.max(1),
             initial_backoff: Duration::from_millis(self.aws_initial_backoff_ms),
+            operator_credentials: None,
         }
     }
 }

@@ -22,18 +22,39 @@ pub fn init(default_format: LogFormat, default_level: &str) {
         Ok("text") => LogFormat::Text,
         _ => default_format,
     };
+    let subscriber = subscriber(format, filter, std::io::stderr);
+    if let Err(err) = tracing::subscriber::set_global_default(subscriber) {
+        eprintln!("logging already initialised: {err}");
+    }
+}
+
+/// The subscriber the operator logs through, writing to `writer`. Tests use it to capture
+/// exactly what the operator would print.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.compact().with_target(false).try_init(),
-    };
-    if let Err(err) = result {
-        eprintln!("logging already initialised: {err}");
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .finish(),
+        ),
+        LogFormat::Text => Box::new(
+            builder
+                .compact()
+                .with_target(false)
+                .with_ansi(false)
+                .finish(),
+        ),
     }
 }

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -67,6 +67,10 @@ pub struct AwsOptions {
     pub max_attempts: u32,
     /// First retry delay of the SDK's own retries.
     pub initial_backoff: Duration,
+    /// The operator's own identity, used for `assumeRole` and for payers without
+    /// credentials. `None` leaves it to the SDK's default chain (IRSA, Pod Identity,
+    /// environment), which is what `run`, `plan` and `apply` do.
+    pub operator_credentials: Option<SharedCredentialsProvider>,
 }
 
 impl Default for AwsOptions {
@@ -75,6 +79,7 @@ impl Default for AwsOptions {
             endpoint_url: None,
             max_attempts: 5,
             initial_backoff: Duration::from_millis(500),
+            operator_credentials: None,
         }
     }
 }
@@ -115,6 +120,14 @@ impl SdkConnector {
         loader
     }
 
+    /// A loader with the operator's own identity.
+    fn operator_loader(&self, region: &str) -> ConfigLoader {
+        match &self.options.operator_credentials {
+            Some(provider) => self.loader(region).credentials_provider(provider.clone()),
+            None => self.loader(region),
+        }
+    }
+
     async fn sdk_config(
         &self,
         credentials: &PayerCredentialsSource,
@@ -140,7 +153,7 @@ impl SdkConnector {
                 external_id,
                 session_name,
             } => {
-                let base = self.loader(region).load().await;
+                let base = self.operator_loader(region).load().await;
                 let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn.clone())
                     .session_name(session_name.clone())
                     .configure(&base);
@@ -153,20 +166,52 @@ impl SdkConnector {
                     .load()
                     .await
             }
-            PayerCredentialsSource::DefaultChain => self.loader(region).load().await,
+            PayerCredentialsSource::DefaultChain => self.operator_loader(region).load().await,
         };
-        // Resolve once now, so a credentials problem is reported as such and not as a failed call.
+        // Resolve once now, so a credentials problem is reported as such and not as a failed
+        // call. The credentials are handed to the SDK's identity cache, so this costs no
+        // second AssumeRole.
         let provider = config.credentials_provider().ok_or_else(|| {
             Error::terminal(
                 "CredentialsUnavailable",
                 "no credentials provider is configured for the operator",
             )
         })?;
-        provider
+        let first = provider
             .provide_credentials()
             .await
             .map_err(|e| credentials_error(credentials, &e))?;
+        let primed = SharedCredentialsProvider::new(Primed {
+            first: std::sync::Mutex::new(Some(first)),
+            inner: provider,
+        });
+        let config = config.into_builder().credentials_provider(primed).build();
         Ok(config)
+    }
+}
+
+/// A provider that hands out credentials it already holds once, then asks the inner provider
+/// (for refreshes).
+#[derive(Debug)]
+struct Primed {
+    first: std::sync::Mutex<Option<Credentials>>,
+    inner: SharedCredentialsProvider,
+}
+
+impl ProvideCredentials for Primed {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match first {
+            Some(creds) => {
+                aws_credential_types::provider::future::ProvideCredentials::ready(Ok(creds))
+            }
+            None => self.inner.provide_credentials(),
+        }
     }
 }
 

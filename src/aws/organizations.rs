@@ -57,7 +57,8 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, Error> {
-        let mut pages = self.list_accounts().into_paginator().send();
+        // 20 is the most ListAccounts returns per page.
+        let mut pages = self.list_accounts().max_results(20).into_paginator().send();
         let mut accounts = Vec::new();
         while let Some(page) = pages.next().await {
             let page =

@@ -1,6 +1,9 @@
 """Command line entry point: ``python -m pbo_emulator --port 4566``."""
 
 import argparse
+import os
+import threading
+import time
 
 from werkzeug.serving import run_simple
 
@@ -11,9 +14,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="partner-billing-operator AWS emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="exit when the process that started the emulator goes away (used by the test harness)",
+    )
     args = parser.parse_args()
+    if args.exit_with_parent:
+        _watch_parent(os.getppid())
     app = EmulatorApp()
     run_simple(args.host, args.port, app, threaded=True, request_handler=app.request_handler)
+
+
+def _watch_parent(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,281 @@
+//! Shared helpers for the emulator-backed tests.
+//!
+//! The emulator (`tests/emulator`) is started once per test binary on a free port, unless
+//! `PBO_EMULATOR_URL` names one that is already running. It exits with the test process.
+//! Tests that use it hold [`Emulator::lock`] so that resets and injected faults of one test
+//! never reach another.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use serde_json::{Value, json};
+
+pub struct Emulator {
+    pub url: String,
+    host_port: String,
+    _child: Option<Child>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+
+/// The emulator shared by this test binary.
+pub fn emulator() -> &'static Emulator {
+    EMULATOR.get_or_init(|| match std::env::var("PBO_EMULATOR_URL") {
+        Ok(url) if !url.is_empty() => {
+            let host_port = url
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string();
+            let e = Emulator {
+                url,
+                host_port,
+                _child: None,
+                lock: Default::default(),
+            };
+            e.wait_healthy(Duration::from_secs(30));
+            e
+        }
+        _ => start(),
+    })
+}
+
+fn start() -> Emulator {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/emulator");
+    let venv = Command::new("bash")
+        .arg(root.join("ensure-venv.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/emulator/ensure-venv.sh");
+    assert!(
+        venv.status.success(),
+        "could not create the emulator's virtualenv"
+    );
+    let venv = String::from_utf8(venv.stdout)
+        .expect("venv path")
+        .trim()
+        .to_string();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let log = std::env::temp_dir().join(format!("pbo-emulator-{port}.log"));
+    let child = Command::new(format!("{venv}/bin/python"))
+        .args([
+            "-m",
+            "pbo_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--exit-with-parent")
+        .env("PYTHONPATH", &root)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("emulator log file"))
+        .spawn()
+        .expect("start the emulator");
+    let e = Emulator {
+        url: format!("http://127.0.0.1:{port}"),
+        host_port: format!("127.0.0.1:{port}"),
+        _child: Some(child),
+        lock: Default::default(),
+    };
+    if !e.try_wait_healthy(Duration::from_secs(60)) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!(
+            "the emulator did not start; its log ({}):\n{text}",
+            log.display()
+        );
+    }
+    e
+}
+
+impl Emulator {
+    /// Exclusive use of the emulator, reset to a clean state.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        let guard = self.lock.lock().await;
+        self.control("POST", "/_emulator/reset", None);
+        guard
+    }
+
+    fn try_wait_healthy(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.try_control("GET", "/_emulator/health", None).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    fn wait_healthy(&self, within: Duration) {
+        assert!(
+            self.try_wait_healthy(within),
+            "no emulator answers at {}",
+            self.url
+        );
+    }
+
+    /// Call the control API; panics on anything but 200.
+    pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match self.try_control(method, path, body) {
+            Ok((200, v)) => v,
+            Ok((status, v)) => panic!("{method} {path}: HTTP {status}: {v}"),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    fn try_control(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut stream = TcpStream::connect(&self.host_port).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.host_port,
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+        let (head, payload) = raw.split_once("\r\n\r\n").ok_or("malformed response")?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("no status")?;
+        let value = serde_json::from_str(payload).unwrap_or(Value::String(payload.to_string()));
+        Ok((status, value))
+    }
+
+    /// Throttle the next `count` calls of `service`/`operation`.
+    pub fn throttle(&self, service: &str, operation: &str, count: u32) {
+        self.control(
+            "POST",
+            "/_emulator/faults",
+            Some(json!({"kind": "throttle", "service": service, "operation": operation, "count": count})),
+        );
+    }
+
+    /// How many requests of `service`/`operation` ended with `outcome`
+    /// (`ok`, `throttle`, `server_error`, ... as the emulator records them).
+    pub fn outcomes(&self, service: &str, operation: &str) -> Vec<(String, u64)> {
+        let v = self.control("GET", "/_emulator/requests", None);
+        v["outcomes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["service"] == service && o["operation"] == operation)
+            .map(|o| {
+                (
+                    o["outcome"].as_str().unwrap_or("").to_string(),
+                    o["count"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// Requests of `service`/`operation` received since the last reset.
+    pub fn count(&self, service: &str, operation: &str) -> u64 {
+        let v = self.control("GET", "/_emulator/requests", None);
+        v["counts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|o| o["service"] == service && o["operation"] == operation)
+            .map(|o| o["count"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.control("GET", "/_emulator/requests", None)["total"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// An SDK config for these keys, pointed at the emulator.
+    pub async fn sdk_config(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+        session_token: Option<&str>,
+    ) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.url)
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                    ))
+                    .build_https(),
+            )
+            .credentials_provider(Credentials::new(
+                access_key_id,
+                secret,
+                session_token.map(str::to_string),
+                None,
+                "test",
+            ))
+            .load()
+            .await
+    }
+
+    /// Create an organization whose management account is the caller of `config`, with
+    /// `members` more accounts. Returns the organization id.
+    pub async fn create_organization(&self, config: &SdkConfig, members: usize) -> String {
+        let orgs = aws_sdk_organizations::Client::new(config);
+        let org = orgs
+            .create_organization()
+            .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+            .send()
+            .await
+            .expect("CreateOrganization");
+        for i in 0..members {
+            orgs.create_account()
+                .account_name(format!("customer-{i}"))
+                .email(format!("customer-{i}@example.com"))
+                .send()
+                .await
+                .expect("CreateAccount");
+        }
+        org.organization
+            .and_then(|o| o.id)
+            .expect("organization id")
+    }
+
+    /// Temporary credentials for `role_arn`, assumed with `config`.
+    pub async fn assume_role(&self, config: &SdkConfig, role_arn: &str) -> SdkConfig {
+        let sts = aws_sdk_sts::Client::new(config);
+        let out = sts
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name("test")
+            .send()
+            .await
+            .expect("AssumeRole");
+        let c = out.credentials.expect("credentials");
+        self.sdk_config(
+            &c.access_key_id,
+            &c.secret_access_key,
+            Some(&c.session_token),
+        )
+        .await
+    }
+}
