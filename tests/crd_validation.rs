@@ -93,10 +93,10 @@ fn every_schema_pattern_compiles() {
     fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
         match v {
             Value::Object(map) => {
-                if let Some(Value::String(p)) = map.get("pattern") {
-                    if let Err(e) = regex::Regex::new(p) {
-                        out.push(format!("{path}: {p}: {e}"));
-                    }
+                if let Some(Value::String(p)) = map.get("pattern")
+                    && let Err(e) = regex::Regex::new(p)
+                {
+                    out.push(format!("{path}: {p}: {e}"));
                 }
                 for (k, child) in map {
                     walk(child, &format!("{path}.{k}"), out);

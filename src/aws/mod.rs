@@ -6,6 +6,8 @@
 
 pub mod classify;
 pub mod connector;
+#[cfg(test)]
+pub mod fake;
 pub mod identity;
 pub mod interceptor;
 pub mod organizations;

@@ -221,16 +221,22 @@ async fn publish(ctx: &Context, obj: &Payer, note: &EventNote) {
 
 /// Retryable failures: per-object exponential backoff with jitter.
 pub fn error_policy(obj: Arc<Payer>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = retry_delay(&obj, err, &ctx);
+    warn!(payer = %obj.name_any(), namespace = ?obj.namespace(), reason = err.reason(), error = %err, retry_in_secs = delay.as_secs_f64(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// How long `obj` waits after `err`: the slow re-check for terminal errors, otherwise the
+/// object's next exponential backoff step. Counts the failure.
+pub fn retry_delay(obj: &Payer, err: &Error, ctx: &Context) -> Duration {
     let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
     ctx.metrics
         .reconcile_failed("Payer", err.metric_label(), err.reason());
-    let delay = if err.is_terminal() {
+    if err.is_terminal() {
         ctx.settings.terminal_recheck
     } else {
         ctx.backoffs.next_delay(&key)
-    };
-    warn!(payer = %obj.name_any(), namespace = ?obj.namespace(), reason = err.reason(), error = %err, retry_in_secs = delay.as_secs_f64(), "reconcile failed");
-    Action::requeue(delay)
+    }
 }
 
 /// Which changes of a Payer trigger a reconcile: spec (generation), annotations, finalizers
@@ -344,3 +350,6 @@ mod tests {
         assert_ne!(before, trigger_fingerprint(&p));
     }
 }
+
+#[cfg(test)]
+mod mock_api_tests;
