@@ -106,11 +106,11 @@ async fn secret_values_never_appear_in_logs_status_or_output() {
         if throttle {
             emu.throttle("organizations", "ListAccounts", 10);
         }
-        let loaded = filemode::load(&[dir.clone()], "default").expect("manifests load");
+        let loaded = filemode::load(std::slice::from_ref(&dir), "default").expect("manifests load");
         let plan = filemode::plan(loaded, connector.clone()).await;
         printed.push_str(&output::plan_text(&plan));
         printed.push_str(&output::json(&plan));
-        let loaded = filemode::load(&[dir.clone()], "default").expect("manifests load");
+        let loaded = filemode::load(std::slice::from_ref(&dir), "default").expect("manifests load");
         let applied = filemode::apply(loaded, connector.clone()).await;
         printed.push_str(&output::apply_text(&applied));
         printed.push_str(&output::json(&applied));
