@@ -232,7 +232,12 @@ pub fn desired_status(
                         "management account of organization {organization_id} ({feature_set}) with {accounts} accounts"
                     ),
                 ),
-                DesiredCondition::new(SYNCED, ConditionStatus::True, "ReconcileSuccess", ""),
+                DesiredCondition::new(
+                    SYNCED,
+                    ConditionStatus::True,
+                    "ReconcileSuccess",
+                    "AWS was read; nothing in AWS needs to change",
+                ),
             ]
         }
         Ok(PayerPlan {
@@ -249,7 +254,12 @@ pub fn desired_status(
                     reason.clone(),
                     message.clone(),
                 ),
-                DesiredCondition::new(SYNCED, ConditionStatus::True, "ReconcileSuccess", ""),
+                DesiredCondition::new(
+                    SYNCED,
+                    ConditionStatus::True,
+                    "ReconcileSuccess",
+                    "AWS was read; nothing in AWS needs to change",
+                ),
             ]
         }
         Err(err) if err.is_terminal() => vec![
