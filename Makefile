@@ -68,7 +68,7 @@ clippy:
 # The emulator's own tests (fault injection, validation, counting, error shapes).
 .PHONY: emulator-test
 emulator-test: venv
-	cd $(EMULATOR) && "$$(./ensure-venv.sh)/bin/python" -m unittest -q test_emulator.py
+	cd $(EMULATOR) && "$$(./ensure-venv.sh)/bin/python" -m unittest discover -q -p 'test_*.py' 
 
 # Unit, mocked-API-server, CEL and emulator-backed tests. The emulator-backed tests start
 # their own emulator (tests/common/mod.rs) unless PBO_EMULATOR_URL names a running one.

@@ -254,6 +254,13 @@ impl Emulator {
                 .send()
                 .await
                 .expect("CreateAccount");
+            // The emulator keeps creations IN_PROGRESS for a while (at most 5 at once);
+            // finish this one now.
+            self.control(
+                "POST",
+                "/_emulator/services/organizations/complete-creates",
+                Some(json!({})),
+            );
         }
         org.organization
             .and_then(|o| o.id)

@@ -6,6 +6,7 @@ Usage: seed_demo.py ENDPOINT_URL
 """
 
 import sys
+import urllib.request
 
 import boto3
 
@@ -25,6 +26,11 @@ def main() -> None:
         org = orgs.create_organization(FeatureSet="ALL")["Organization"]
         for name in ("northwind", "contoso", "fabrikam"):
             orgs.create_account(AccountName=f"{name}-prod", Email=f"aws+{name}@example.com")
+        # The emulator keeps creations IN_PROGRESS for a while; finish them now.
+        done = urllib.request.Request(
+            f"{endpoint}/_emulator/services/organizations/complete-creates", data=b"{}", method="POST"
+        )
+        urllib.request.urlopen(done).read()
     accounts = sum(len(p["Accounts"]) for p in orgs.get_paginator("list_accounts").paginate())
     print(f"emulator: organization {org['Id']} with {accounts} accounts is ready", file=sys.stderr)
 

@@ -13,7 +13,7 @@ import urllib.request
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from pbo_emulator.app import EmulatorApp
 from pbo_emulator.services import REGISTRY, EmulatedError, EmulatedService
@@ -38,11 +38,18 @@ class ToyBillingConductor(EmulatedService):
         return {"groups": len(self.groups)}
 
 
-class EmulatorTest(unittest.TestCase):
+class QuietHandler(WSGIRequestHandler):
+    def log(self, type, message, *args):  # noqa: A002 - werkzeug's signature
+        pass
+
+
+class EmulatorHarness(unittest.TestCase):
+    """A running emulator on a free port, reset before each test (no tests of its own)."""
+
     @classmethod
     def setUpClass(cls):
         cls.app = EmulatorApp()
-        cls.server = make_server("127.0.0.1", 0, cls.app, threaded=True)
+        cls.server = make_server("127.0.0.1", 0, cls.app, threaded=True, request_handler=QuietHandler)
         cls.url = f"http://127.0.0.1:{cls.server.server_port}"
         cls.thread = threading.Thread(target=cls.server.serve_forever, daemon=True)
         cls.thread.start()
@@ -71,6 +78,9 @@ class EmulatorTest(unittest.TestCase):
             config=Config(parameter_validation=validate, retries={"total_max_attempts": retries + 1, "mode": "standard"}),
         )
 
+
+
+class EmulatorTest(EmulatorHarness):
     def test_passes_through_to_moto_and_counts(self):
         ident = self.client("sts").get_caller_identity()
         self.assertEqual(ident["Account"], "123456789012")

@@ -131,14 +131,20 @@ class EmulatorApp:
             return _respond(start_response, *models.error_response(call.protocol, call.service, code, str(exc), status))
 
         service = REGISTRY.get(call.service)
-        if service is not None and service.serves(call.operation):
+        if service is not None:
             try:
-                status, resp_headers, resp_body = service.handle(call)
+                with service.lock:
+                    service.before(call)
+                if service.serves(call.operation):
+                    status, resp_headers, resp_body = service.handle(call)
+                    self._outcome(key, "ok")
+                    return _respond(start_response, status, resp_headers, resp_body)
             except EmulatedError as exc:
                 self._outcome(key, "error")
-                return _respond(start_response, *models.error_response(call.protocol, call.service, exc.code, exc.message, exc.status))
-            self._outcome(key, "ok")
-            return _respond(start_response, status, resp_headers, resp_body)
+                return _respond(
+                    start_response,
+                    *models.error_response(call.protocol, call.service, exc.code, exc.message, exc.status, exc.extra),
+                )
 
         if not self._moto_serves(call):
             self._outcome(key, "unsupported")

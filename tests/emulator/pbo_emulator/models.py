@@ -374,7 +374,9 @@ def _query_service(service: str) -> bool:
     return model is not None and model.protocol == "query"
 
 
-def error_response(call_protocol: str, service: str, code: str, message: str, status: int) -> tuple[int, list[tuple[str, str]], bytes]:
+def error_response(
+    call_protocol: str, service: str, code: str, message: str, status: int, extra: dict[str, Any] | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
     """An AWS-shaped error in the request's protocol: (status, headers, body)."""
     request_id = str(uuid.uuid4())
     if call_protocol in ("query", "rest-xml"):
@@ -395,7 +397,9 @@ def error_response(call_protocol: str, service: str, code: str, message: str, st
         ("x-amzn-ErrorType", code),
         ("x-amzn-RequestId", request_id),
     ]
-    return status, headers, json.dumps({"__type": code, "message": message, "Message": message}).encode()
+    payload = {"__type": code, "message": message, "Message": message}
+    payload.update(extra or {})
+    return status, headers, json.dumps(payload).encode()
 
 
 def _xml(text: str) -> str:

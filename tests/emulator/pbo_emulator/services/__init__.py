@@ -20,11 +20,13 @@ from .. import models
 class EmulatedError(Exception):
     """An AWS error to return: code, message, HTTP status."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, **extra: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        #: More members of the error shape, e.g. ``Reason`` of ConstraintViolationException.
+        self.extra = extra
 
 
 class EmulatedService:
@@ -37,6 +39,10 @@ class EmulatedService:
 
     def reset(self) -> None:
         """Clear all state (POST /_emulator/reset)."""
+
+    def before(self, call: models.Call) -> None:
+        """Called for every request to this service, also those passed on to moto: advance
+        time-based state, or raise ``EmulatedError`` to refuse a request moto would accept."""
 
     def serves(self, operation: str | None) -> bool:
         return operation is not None and hasattr(self, "op_" + operation)
@@ -53,6 +59,7 @@ class EmulatedService:
                 if member.serialization.get("location") == "uri" and loc in call.path_params:
                     params[member_name] = call.path_params[loc]
         with self.lock:
+            self.call = call
             output = getattr(self, "op_" + call.operation)(params) or {}
         content_type = "application/x-amz-json-1.1" if call.protocol == "json" else "application/json"
         return 200, [("Content-Type", content_type)], json.dumps(output, default=str).encode()
@@ -72,3 +79,11 @@ REGISTRY: dict[str, EmulatedService] = {}
 def register(service: EmulatedService) -> EmulatedService:
     REGISTRY[service.name] = service
     return service
+
+
+def _load() -> None:
+    # Each module registers its service on import.
+    from . import organizations  # noqa: F401
+
+
+_load()

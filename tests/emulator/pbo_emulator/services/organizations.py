@@ -1,0 +1,430 @@
+"""AWS Organizations: what moto lacks or gets wrong, layered over moto's own backend.
+
+moto keeps the organization, accounts, OUs and policies; this layer takes over:
+
+- CreateAccount / DescribeCreateAccountStatus / ListCreateAccountStatus: a request stays
+  IN_PROGRESS for ``createDelaySeconds``; at most 5 are in progress per organization; a duplicate
+  e-mail ends FAILED with EMAIL_ALREADY_EXISTS and an address in the reserved ``.invalid``
+  top-level domain with INVALID_EMAIL. The account appears in moto (ListAccounts) when the
+  request succeeds.
+- CloseAccount: PENDING_CLOSURE for ``closeDelaySeconds``, then SUSPENDED; the management
+  account is refused; closures are limited to ``closeQuota`` per rolling 30 days.
+- Invitations: InviteAccountToOrganization, DescribeHandshake, ListHandshakesForOrganization,
+  CancelHandshake, and test controls to accept, decline or expire a handshake.
+- Checks moto skips, made before the request reaches moto: SCP documents (JSON, statements,
+  5,120 characters), duplicate attachments, at most 5 and at least 1 SCP per target, policies
+  still attached, removing the management account.
+
+Test controls (``POST /_emulator/services/organizations/<name>``): ``settings``
+(``createDelaySeconds``, ``closeDelaySeconds``, ``closeQuota``), ``complete-creates``,
+``accept`` / ``decline`` / ``expire`` (``{"handshakeId": ..., "email": ..., "name": ...}``),
+``advance`` (``{"seconds": N}`` moves this service's clock), ``stats``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+from moto.iam.models import get_account_id_from
+from moto.organizations.models import FakeAccount, organizations_backends
+
+from . import EmulatedError, EmulatedService, register
+
+MAX_CREATES_IN_FLIGHT = 5
+SCP_MAX_CHARS = 5120
+SCPS_PER_TARGET = 5
+HANDSHAKE_TTL = 15 * 24 * 3600
+CLOSE_WINDOW = 30 * 24 * 3600
+SCP = "SERVICE_CONTROL_POLICY"
+
+
+def _constraint(message: str, reason: str) -> EmulatedError:
+    return EmulatedError("ConstraintViolationException", message, 400, Reason=reason)
+
+
+class Organizations(EmulatedService):
+    name = "organizations"
+
+    def reset(self) -> None:
+        self.create_delay = 1.0
+        self.close_delay = 1.0
+        self.close_quota = 10
+        self.clock_offset = 0.0
+        self.requests: dict[str, dict[str, Any]] = {}
+        self.handshakes: dict[str, dict[str, Any]] = {}
+        self.closures: list[tuple[str, float]] = []
+        self.pending_closure: dict[str, tuple[str, float]] = {}
+        self.max_in_flight = 0
+
+    # -- helpers -------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def _backend_of(self, access_key: str | None):
+        return organizations_backends[get_account_id_from(access_key or "")]["aws"]
+
+    def _org_backend(self, access_key: str | None):
+        backend = self._backend_of(access_key)
+        if backend.org is None:
+            raise EmulatedError(
+                "AWSOrganizationsNotInUseException",
+                "Your account is not a member of an organization.",
+            )
+        return backend
+
+    @staticmethod
+    def _account(backend, account_id: str):
+        return next((a for a in backend.accounts if a.id == account_id), None)
+
+    @staticmethod
+    def _target(backend, target_id: str):
+        return next((o for o in backend.ou if o.id == target_id), None) or next(
+            (a for a in backend.accounts if a.id == target_id), None
+        )
+
+    def _in_flight(self, master: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests.values() if r["master"] == master and r["State"] == "IN_PROGRESS"]
+
+    # -- time-based state, and checks moto skips ---------------------------------------------
+    def before(self, call) -> None:
+        self._advance()
+        op = call.operation
+        params = call.params
+        if op in ("CreatePolicy", "UpdatePolicy") and params.get("Content") is not None:
+            if op == "UpdatePolicy" or params.get("Type", SCP) == SCP:
+                validate_scp(params["Content"])
+        elif op == "AttachPolicy":
+            self._check_attach(call)
+        elif op == "DetachPolicy":
+            self._check_detach(call)
+        elif op == "DeletePolicy":
+            backend = self._backend_of(call.access_key)
+            policy = next((p for p in backend.policies if p.id == params.get("PolicyId")), None)
+            if policy is not None and policy.attachments:
+                raise EmulatedError("PolicyInUseException", "The policy is attached to one or more entities.")
+        elif op == "RemoveAccountFromOrganization":
+            backend = self._backend_of(call.access_key)
+            if backend.org is not None and params.get("AccountId") == backend.org.master_account_id:
+                raise _constraint(
+                    "The management account cannot be removed from its organization.",
+                    "ACCOUNT_CANNOT_LEAVE_ORGANIZATION",
+                )
+
+    def _advance(self) -> None:
+        now = self.now()
+        for req in self.requests.values():
+            if req["State"] == "IN_PROGRESS" and now >= req["due"]:
+                self._complete(req)
+        for account_id, (master, due) in list(self.pending_closure.items()):
+            if now >= due:
+                account = self._account(organizations_backends[master]["aws"], account_id)
+                if account is not None:
+                    account.status = "SUSPENDED"
+                    account.state = "CLOSED"
+                del self.pending_closure[account_id]
+        for hs in self.handshakes.values():
+            if hs["State"] in ("OPEN", "REQUESTED") and now >= hs["ExpirationTimestamp"]:
+                hs["State"] = "EXPIRED"
+
+    def _complete(self, req: dict[str, Any]) -> None:
+        backend = organizations_backends[req["master"]]["aws"]
+        email = req["Email"].lower()
+        req["CompletedTimestamp"] = self.now()
+        if any(a.email.lower() == email for a in backend.accounts):
+            req["State"], req["FailureReason"] = "FAILED", "EMAIL_ALREADY_EXISTS"
+            return
+        if email.endswith(".invalid"):
+            req["State"], req["FailureReason"] = "FAILED", "INVALID_EMAIL"
+            return
+        kwargs = {"AccountName": req["AccountName"], "Email": req["Email"], "Tags": req.get("Tags", [])}
+        if req.get("RoleName"):
+            kwargs["RoleName"] = req["RoleName"]
+        out = backend.create_account(**kwargs)
+        req["State"] = "SUCCEEDED"
+        req["AccountId"] = out["CreateAccountStatus"]["AccountId"]
+
+    def _check_attach(self, call) -> None:
+        backend = self._backend_of(call.access_key)
+        policy = next((p for p in backend.policies if p.id == call.params.get("PolicyId")), None)
+        target = self._target(backend, call.params.get("TargetId", ""))
+        if policy is None or target is None:
+            return
+        if policy in target.attached_policies:
+            raise EmulatedError(
+                "DuplicatePolicyAttachmentException", "The selected policy is already attached to the specified target."
+            )
+        same_type = [p for p in target.attached_policies if p.type == policy.type]
+        if len(same_type) >= SCPS_PER_TARGET:
+            raise _constraint(
+                f"The target already has {len(same_type)} policies of type {policy.type} attached (the most allowed).",
+                "MAX_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED",
+            )
+
+    def _check_detach(self, call) -> None:
+        backend = self._backend_of(call.access_key)
+        policy = next((p for p in backend.policies if p.id == call.params.get("PolicyId")), None)
+        target = self._target(backend, call.params.get("TargetId", ""))
+        if policy is None or target is None:
+            return
+        if policy not in target.attached_policies:
+            raise EmulatedError("PolicyNotAttachedException", "The policy isn't attached to the specified target.")
+        same_type = [p for p in target.attached_policies if p.type == policy.type]
+        if len(same_type) <= 1:
+            raise _constraint(
+                "A target must keep at least one policy of this type attached.",
+                "MIN_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED",
+            )
+
+    # -- account creation ------------------------------------------------------------------
+    def op_CreateAccount(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._org_backend(self.call.access_key)
+        master = backend.org.master_account_id
+        if len(self._in_flight(master)) >= MAX_CREATES_IN_FLIGHT:
+            raise _constraint(
+                "You have reached the limit of 5 account creations in progress.",
+                "ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED",
+            )
+        req = {
+            "Id": "car-" + secrets.token_hex(16),
+            "AccountName": params["AccountName"],
+            "Email": params["Email"],
+            "RoleName": params.get("RoleName"),
+            "Tags": params.get("Tags", []),
+            "State": "IN_PROGRESS",
+            "RequestedTimestamp": self.now(),
+            "due": self.now() + self.create_delay,
+            "master": master,
+        }
+        self.requests[req["Id"]] = req
+        self.max_in_flight = max(self.max_in_flight, len(self._in_flight(master)))
+        return {"CreateAccountStatus": _public_request(req)}
+
+    def op_DescribeCreateAccountStatus(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._org_backend(self.call.access_key)
+        req = self.requests.get(params["CreateAccountRequestId"])
+        if req is None or req["master"] != backend.org.master_account_id:
+            raise EmulatedError(
+                "CreateAccountStatusNotFoundException", "We can't find a create account request with the CreateAccountRequestId that you specified."
+            )
+        return {"CreateAccountStatus": _public_request(req)}
+
+    def op_ListCreateAccountStatus(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._org_backend(self.call.access_key)
+        states = params.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
+        items = [
+            _public_request(r)
+            for r in self.requests.values()
+            if r["master"] == backend.org.master_account_id and r["State"] in states
+        ]
+        return _page(items, "CreateAccountStatuses", params, 20)
+
+    # -- closing -------------------------------------------------------------------------
+    def op_CloseAccount(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._org_backend(self.call.access_key)
+        account_id = params["AccountId"]
+        master = backend.org.master_account_id
+        if account_id == master:
+            raise _constraint("The management account can't be closed with CloseAccount.", "CANNOT_CLOSE_MANAGEMENT_ACCOUNT")
+        account = self._account(backend, account_id)
+        if account is None:
+            raise EmulatedError("AccountNotFoundException", "You specified an account that doesn't exist.")
+        if account.status in ("SUSPENDED", "PENDING_CLOSURE"):
+            raise EmulatedError("AccountAlreadyClosedException", "You attempted to close an account that is already closed.")
+        now = self.now()
+        recent = [t for m, t in self.closures if m == master and now - t < CLOSE_WINDOW]
+        if len(recent) >= self.close_quota:
+            raise _constraint(
+                f"{len(recent)} accounts were closed in the last 30 days, the most allowed.", "CLOSE_ACCOUNT_QUOTA_EXCEEDED"
+            )
+        account.status = "PENDING_CLOSURE"
+        account.state = "PENDING_CLOSURE"
+        self.closures.append((master, now))
+        self.pending_closure[account_id] = (master, now + self.close_delay)
+        return {}
+
+    # -- invitations ---------------------------------------------------------------------
+    def op_InviteAccountToOrganization(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._org_backend(self.call.access_key)
+        target = params["Target"]
+        target_id = target["Id"]
+        if target["Type"] == "ACCOUNT" and self._account(backend, target_id) is not None:
+            raise EmulatedError(
+                "HandshakeConstraintViolationException",
+                "The account is already a member of this organization.",
+                Reason="ALREADY_IN_AN_ORGANIZATION",
+            )
+        for hs in self.handshakes.values():
+            if hs["master"] == backend.org.master_account_id and hs["target"] == target_id and hs["State"] in ("OPEN", "REQUESTED"):
+                raise EmulatedError("DuplicateHandshakeException", "A handshake with the same action and target already exists.")
+        hid = "h-" + secrets.token_hex(8)
+        now = self.now()
+        org = backend.org
+        resources = [
+            {"Type": "ORGANIZATION", "Value": org.id},
+            {"Type": target["Type"], "Value": target_id},
+        ]
+        if params.get("Notes"):
+            resources.append({"Type": "NOTES", "Value": params["Notes"]})
+        hs = {
+            "Id": hid,
+            "Arn": f"arn:aws:organizations::{org.master_account_id}:handshake/{org.id}/invite/{hid}",
+            "Parties": [{"Id": org.id, "Type": "ORGANIZATION"}, {"Id": target_id, "Type": target["Type"]}],
+            "State": "OPEN",
+            "RequestedTimestamp": now,
+            "ExpirationTimestamp": now + HANDSHAKE_TTL,
+            "Action": "INVITE",
+            "Resources": resources,
+            "master": org.master_account_id,
+            "target": target_id,
+            "target_type": target["Type"],
+        }
+        self.handshakes[hid] = hs
+        return {"Handshake": _public_handshake(hs)}
+
+    def _handshake(self, hid: str) -> dict[str, Any]:
+        hs = self.handshakes.get(hid)
+        if hs is None:
+            raise EmulatedError("HandshakeNotFoundException", "We can't find a handshake with the HandshakeId that you specified.")
+        return hs
+
+    def op_DescribeHandshake(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"Handshake": _public_handshake(self._handshake(params["HandshakeId"]))}
+
+    def op_ListHandshakesForOrganization(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._org_backend(self.call.access_key)
+        action = (params.get("Filter") or {}).get("ActionType")
+        items = [
+            _public_handshake(h)
+            for h in self.handshakes.values()
+            if h["master"] == backend.org.master_account_id and (action is None or h["Action"] == action)
+        ]
+        return _page(items, "Handshakes", params, 20)
+
+    def op_CancelHandshake(self, params: dict[str, Any]) -> dict[str, Any]:
+        hs = self._handshake(params["HandshakeId"])
+        if hs["State"] not in ("OPEN", "REQUESTED"):
+            raise EmulatedError(
+                "InvalidHandshakeTransitionException", f"You can't cancel a handshake that is {hs['State']}."
+            )
+        hs["State"] = "CANCELED"
+        return {"Handshake": _public_handshake(hs)}
+
+    # -- test controls -------------------------------------------------------------------
+    def control_settings(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if "createDelaySeconds" in payload:
+            self.create_delay = float(payload["createDelaySeconds"])
+        if "closeDelaySeconds" in payload:
+            self.close_delay = float(payload["closeDelaySeconds"])
+        if "closeQuota" in payload:
+            self.close_quota = int(payload["closeQuota"])
+        return {
+            "createDelaySeconds": self.create_delay,
+            "closeDelaySeconds": self.close_delay,
+            "closeQuota": self.close_quota,
+        }
+
+    def control_complete_creates(self, payload: dict[str, Any]) -> dict[str, Any]:
+        done = 0
+        for req in self.requests.values():
+            if req["State"] == "IN_PROGRESS":
+                self._complete(req)
+                done += 1
+        return {"completed": done}
+
+    def control_advance(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.clock_offset += float(payload.get("seconds", 0))
+        self._advance()
+        return {"clockOffsetSeconds": self.clock_offset}
+
+    def control_stats(self, payload: dict[str, Any]) -> dict[str, Any]:
+        by_state: dict[str, int] = {}
+        for r in self.requests.values():
+            by_state[r["State"]] = by_state.get(r["State"], 0) + 1
+        return {
+            "maxCreatesInFlight": self.max_in_flight,
+            "createRequests": len(self.requests),
+            "createRequestsByState": by_state,
+            "handshakes": {h["Id"]: h["State"] for h in self.handshakes.values()},
+            "closures": len(self.closures),
+        }
+
+    def _respond(self, payload: dict[str, Any], state: str) -> dict[str, Any]:
+        hs = self._handshake(payload.get("handshakeId", ""))
+        if hs["State"] not in ("OPEN", "REQUESTED"):
+            raise EmulatedError("InvalidHandshakeTransitionException", f"The handshake is {hs['State']}.")
+        hs["State"] = state
+        return {"Handshake": _public_handshake(hs)}
+
+    def control_accept(self, payload: dict[str, Any]) -> dict[str, Any]:
+        hs = self._handshake(payload.get("handshakeId", ""))
+        out = self._respond(payload, "ACCEPTED")
+        backend = organizations_backends[hs["master"]]["aws"]
+        account_id = hs["target"] if hs["target_type"] == "ACCOUNT" else f"{secrets.randbelow(10**12):012d}"
+        email = payload.get("email") or (hs["target"] if hs["target_type"] == "EMAIL" else f"owner-{account_id}@example.com")
+        account = FakeAccount(backend.org, AccountName=payload.get("name") or f"invited-{account_id}", Email=email)
+        account.id = account_id
+        account.joined_method = "INVITED"
+        backend.accounts.append(account)
+        for policy in backend.policies:
+            if policy.aws_managed and policy.type == SCP:
+                backend.attach_policy(PolicyId=policy.id, TargetId=account.id)
+        organizations_backends.master_accounts[account.id] = (hs["master"], backend.partition)
+        out["AccountId"] = account_id
+        return out
+
+    def control_decline(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._respond(payload, "DECLINED")
+
+    def control_expire(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self._respond(payload, "EXPIRED")
+
+
+def validate_scp(content: str) -> None:
+    """Reject what AWS rejects for an SCP document."""
+    if len(content) > SCP_MAX_CHARS:
+        raise _constraint(
+            f"The policy document has {len(content)} characters; the most allowed is {SCP_MAX_CHARS}.",
+            "POLICY_CONTENT_LIMIT_EXCEEDED",
+        )
+    try:
+        doc = json.loads(content)
+    except ValueError as exc:
+        raise EmulatedError("MalformedPolicyDocumentException", f"The policy is not valid JSON: {exc}") from exc
+    statements = doc.get("Statement") if isinstance(doc, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not statements:
+        raise EmulatedError("MalformedPolicyDocumentException", "The policy must have a Statement.")
+    if isinstance(doc, dict) and "Version" in doc and doc["Version"] not in ("2012-10-17", "2008-10-17"):
+        raise EmulatedError("MalformedPolicyDocumentException", f"Unsupported policy Version {doc['Version']!r}.")
+    for st in statements:
+        if not isinstance(st, dict) or st.get("Effect") not in ("Allow", "Deny"):
+            raise EmulatedError("MalformedPolicyDocumentException", "Each statement needs Effect Allow or Deny.")
+        if "Action" not in st and "NotAction" not in st:
+            raise EmulatedError("MalformedPolicyDocumentException", "Each statement needs Action or NotAction.")
+
+
+def _public_request(req: dict[str, Any]) -> dict[str, Any]:
+    keys = ("Id", "AccountName", "State", "RequestedTimestamp", "CompletedTimestamp", "AccountId", "FailureReason")
+    return {k: req[k] for k in keys if req.get(k) is not None}
+
+
+def _public_handshake(hs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("Id", "Arn", "Parties", "State", "RequestedTimestamp", "ExpirationTimestamp", "Action", "Resources")
+    return {k: hs[k] for k in keys}
+
+
+def _page(items: list[dict[str, Any]], key: str, params: dict[str, Any], default_max: int) -> dict[str, Any]:
+    start = int(params.get("NextToken") or 0)
+    size = int(params.get("MaxResults") or default_max)
+    out: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["NextToken"] = str(start + size)
+    return out
+
+
+register(Organizations())
