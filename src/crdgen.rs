@@ -4,11 +4,16 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::api::Payer;
+use crate::api::{LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy};
 
 /// Every CRD this operator serves, in dependency order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Payer::crd()]
+    vec![
+        Payer::crd(),
+        ServiceControlPolicy::crd(),
+        OrganizationalUnit::crd(),
+        LinkedAccount::crd(),
+    ]
 }
 
 /// File name of a CRD under `crds/`: `<plural>.<group>.yaml`.

@@ -27,6 +27,22 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
+    /// AWS refused the request with an error code that needs a person (a terminal error whose
+    /// code and `Reason` reconcilers can inspect).
+    #[error("{message}")]
+    AwsRejected {
+        code: String,
+        aws_reason: Option<String>,
+        message: String,
+    },
+    /// Not an error: the object waits for something (an account creation, a dependency) and
+    /// is looked at again after `retry_after`.
+    #[error("{message}")]
+    Waiting {
+        reason: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The Kubernetes API failed.
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
@@ -49,9 +65,37 @@ impl Error {
         }
     }
 
+    pub fn waiting(
+        reason: &'static str,
+        message: impl fmt::Display,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        Error::Waiting {
+            reason,
+            message: message.to_string(),
+            retry_after,
+        }
+    }
+
+    /// The AWS error code, when AWS refused the request.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            Error::AwsRejected { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The `Reason` member of an AWS error (e.g. of ConstraintViolationException).
+    pub fn aws_reason(&self) -> Option<&str> {
+        match self {
+            Error::AwsRejected { aws_reason, .. } => aws_reason.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Terminal { .. } => ErrorClass::Terminal,
+            Error::Terminal { .. } | Error::AwsRejected { .. } => ErrorClass::Terminal,
             Error::Kube(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => {
                 ErrorClass::Terminal
             }
@@ -66,7 +110,10 @@ impl Error {
     /// One CamelCase word for conditions and events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Terminal { reason, .. } | Error::Retryable { reason, .. } => reason,
+            Error::Terminal { reason, .. }
+            | Error::Retryable { reason, .. }
+            | Error::Waiting { reason, .. } => reason,
+            Error::AwsRejected { .. } => "AwsRejected",
             Error::Kube(_) => "KubernetesApiError",
             Error::Finalizer(_) => "FinalizerError",
         }

@@ -1,10 +1,20 @@
 //! The custom resource types of `partnerbilling.io/v1alpha1` and what they share.
 
+pub mod common;
 pub mod conditions;
+pub mod linked_account;
+pub mod organizational_unit;
 pub mod payer;
+pub mod service_control_policy;
 
+pub use common::LocalRef;
 pub use conditions::{Condition, ConditionStatus};
+pub use linked_account::{LinkedAccount, LinkedAccountSpec, LinkedAccountStatus};
+pub use organizational_unit::{OrganizationalUnit, OrganizationalUnitSpec, OrganizationalUnitStatus};
 pub use payer::{Payer, PayerSpec, PayerStatus};
+pub use service_control_policy::{
+    ServiceControlPolicy, ServiceControlPolicySpec, ServiceControlPolicyStatus,
+};
 
 /// API group of every kind this operator serves.
 pub const GROUP: &str = "partnerbilling.io";

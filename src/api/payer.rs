@@ -58,6 +58,13 @@ pub struct PayerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]$"))]
     pub region: Option<String>,
+
+    /// At most this many member accounts are closed (LinkedAccounts deleted with
+    /// `deletionPolicy: Close`) within any rolling 30 days. Further closures wait, with a
+    /// condition, until the window allows them. Default 10, well inside the AWS quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_closures_per30_days: Option<u32>,
 }
 
 /// Where the credentials for a payer come from.
@@ -157,9 +164,34 @@ pub struct PayerStatus {
     /// while nothing else changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_sync: Option<String>,
+    /// Account closures requested in the last 30 days, oldest first; the closure budget is
+    /// counted from this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closures: Vec<ClosureRecord>,
 }
 
+/// One CloseAccount call.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClosureRecord {
+    pub account_id: String,
+    /// When CloseAccount was called (RFC 3339).
+    pub requested_at: String,
+    /// The LinkedAccount that asked for it.
+    pub linked_account: String,
+}
+
+/// Default of `spec.maxClosuresPer30Days`.
+pub const DEFAULT_MAX_CLOSURES_PER_30_DAYS: u32 = 10;
+
 impl Payer {
+    /// The closure budget over a rolling 30 days.
+    pub fn max_closures_per_30_days(&self) -> u32 {
+        self.spec
+            .max_closures_per30_days
+            .unwrap_or(DEFAULT_MAX_CLOSURES_PER_30_DAYS)
+    }
+
     /// Region for regional AWS calls.
     pub fn region(&self) -> &str {
         self.spec.region.as_deref().unwrap_or("us-east-1")

@@ -61,7 +61,13 @@ where
             let code = service_err.err().code().unwrap_or("Unknown").to_string();
             let message = service_err.err().message().unwrap_or("").to_string();
             let status = Some(service_err.raw().status().as_u16());
-            classify_code(&call, &code, &message, status)
+            let aws_reason = service_err
+                .raw()
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .and_then(|v| v.get("Reason").and_then(|r| r.as_str()).map(str::to_string));
+            classify_code_with_reason(&call, &code, &message, status, aws_reason)
         }
         _ => Error::retryable(
             "AwsError",
@@ -73,6 +79,17 @@ where
 /// Classify by error code and HTTP status (exposed for tests and for services that hand back
 /// codes outside the SDK error types).
 pub fn classify_code(call: &str, code: &str, message: &str, status: Option<u16>) -> Error {
+    classify_code_with_reason(call, code, message, status, None)
+}
+
+/// As [`classify_code`], keeping the `Reason` member AWS sent with the error.
+pub fn classify_code_with_reason(
+    call: &str,
+    code: &str,
+    message: &str,
+    status: Option<u16>,
+    aws_reason: Option<String>,
+) -> Error {
     let detail = if message.is_empty() {
         code.to_string()
     } else {
@@ -95,7 +112,15 @@ pub fn classify_code(call: &str, code: &str, message: &str, status: Option<u16>)
             ),
         );
     }
-    Error::terminal("AwsRejected", format!("{call} was rejected ({detail})"))
+    let detail = match &aws_reason {
+        Some(r) => format!("{detail} [{r}]"),
+        None => detail,
+    };
+    Error::AwsRejected {
+        code: code.to_string(),
+        aws_reason,
+        message: format!("{call} was rejected ({detail})"),
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use async_trait::async_trait;
 
 use super::connector::{AwsConnect, Connection, PayerCredentialsSource};
 use super::identity::{CallerIdentity, IdentityApi};
-use super::organizations::{Account, Organization, OrganizationsApi};
+use super::organizations::{
+    Account, CreateStatus, Handshake, NewAccount, OrgUnit, Organization, OrganizationsApi,
+    PolicySummary, Root, Tags,
+};
 use crate::error::Error;
 
 /// What the fake account looks like; every field can be changed between reconciles.
@@ -62,6 +65,11 @@ impl FakeAws {
         self.lock().calls.clone()
     }
 
+    fn unsupported(&self, call: &'static str) -> Error {
+        self.lock().calls.push(call);
+        Error::terminal("FakeUnsupported", format!("the fake AWS does not serve {call}"))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -83,6 +91,7 @@ fn account_of(id: &str) -> Account {
         email: format!("{id}@example.com"),
         name: id.into(),
         status: "ACTIVE".into(),
+        joined_method: "CREATED".into(),
     }
 }
 
@@ -112,5 +121,85 @@ impl OrganizationsApi for FakeAws {
     }
     async fn list_accounts(&self) -> Result<Vec<Account>, Error> {
         Ok(self.call("ListAccounts")?.accounts)
+    }
+    // The Payer-level fake serves only the calls a Payer makes; the Organizations kinds are
+    // tested against the emulator.
+    async fn list_roots(&self) -> Result<Vec<Root>, Error> {
+        Err(self.unsupported("list_roots"))
+    }
+    async fn list_ous_for_parent(&self, _: &str) -> Result<Vec<OrgUnit>, Error> {
+        Err(self.unsupported("list_ous_for_parent"))
+    }
+    async fn list_account_ids_for_parent(&self, _: &str) -> Result<Vec<String>, Error> {
+        Err(self.unsupported("list_account_ids_for_parent"))
+    }
+    async fn list_scps(&self) -> Result<Vec<PolicySummary>, Error> {
+        Err(self.unsupported("list_scps"))
+    }
+    async fn list_targets_for_policy(&self, _: &str) -> Result<Vec<String>, Error> {
+        Err(self.unsupported("list_targets_for_policy"))
+    }
+    async fn describe_policy_content(&self, _: &str) -> Result<String, Error> {
+        Err(self.unsupported("describe_policy_content"))
+    }
+    async fn create_scp(&self, _: &str, _: &str, _: &str, _: &Tags) -> Result<PolicySummary, Error> {
+        Err(self.unsupported("create_scp"))
+    }
+    async fn update_scp(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("update_scp"))
+    }
+    async fn delete_policy(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("delete_policy"))
+    }
+    async fn attach_policy(&self, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("attach_policy"))
+    }
+    async fn detach_policy(&self, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("detach_policy"))
+    }
+    async fn enable_scp_type(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("enable_scp_type"))
+    }
+    async fn create_ou(&self, _: &str, _: &str, _: &Tags) -> Result<OrgUnit, Error> {
+        Err(self.unsupported("create_ou"))
+    }
+    async fn rename_ou(&self, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("rename_ou"))
+    }
+    async fn delete_ou(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("delete_ou"))
+    }
+    async fn create_account(&self, _: &NewAccount) -> Result<CreateStatus, Error> {
+        Err(self.unsupported("create_account"))
+    }
+    async fn describe_create_account_status(&self, _: &str) -> Result<CreateStatus, Error> {
+        Err(self.unsupported("describe_create_account_status"))
+    }
+    async fn list_creates_in_progress(&self) -> Result<Vec<CreateStatus>, Error> {
+        Err(self.unsupported("list_creates_in_progress"))
+    }
+    async fn invite_account(&self, _: &str, _: Option<&str>) -> Result<Handshake, Error> {
+        Err(self.unsupported("invite_account"))
+    }
+    async fn list_invitations(&self) -> Result<Vec<Handshake>, Error> {
+        Err(self.unsupported("list_invitations"))
+    }
+    async fn move_account(&self, _: &str, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("move_account"))
+    }
+    async fn list_tags(&self, _: &str) -> Result<Tags, Error> {
+        Err(self.unsupported("list_tags"))
+    }
+    async fn tag_resource(&self, _: &str, _: &Tags) -> Result<(), Error> {
+        Err(self.unsupported("tag_resource"))
+    }
+    async fn untag_resource(&self, _: &str, _: &[String]) -> Result<(), Error> {
+        Err(self.unsupported("untag_resource"))
+    }
+    async fn close_account(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("close_account"))
+    }
+    async fn remove_account(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("remove_account"))
     }
 }

@@ -1,7 +1,12 @@
 //! AWS Organizations: the organization and its accounts.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_organizations::operation::describe_organization::DescribeOrganizationError;
+use aws_sdk_organizations::types;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::error::Error;
 
@@ -20,8 +25,83 @@ pub struct Account {
     pub id: String,
     pub email: String,
     pub name: String,
+    /// ACTIVE | SUSPENDED | PENDING_CLOSURE
     pub status: String,
+    /// CREATED | INVITED
+    pub joined_method: String,
 }
+
+/// The organization's root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Root {
+    pub id: String,
+    pub arn: String,
+    /// Whether the SERVICE_CONTROL_POLICY type is enabled on it.
+    pub scp_enabled: bool,
+}
+
+/// An organizational unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgUnit {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub parent_id: String,
+}
+
+/// A service control policy, as ListPolicies reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicySummary {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub description: String,
+    pub aws_managed: bool,
+}
+
+/// A CreateAccount request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateStatus {
+    pub request_id: String,
+    pub account_name: String,
+    /// IN_PROGRESS | SUCCEEDED | FAILED
+    pub state: String,
+    pub account_id: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
+/// What CreateAccount is asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccount {
+    pub email: String,
+    pub account_name: String,
+    pub role_name: Option<String>,
+    pub iam_user_access_to_billing: Option<bool>,
+    pub tags: Tags,
+}
+
+/// An invitation (an INVITE handshake).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    pub id: String,
+    /// REQUESTED | OPEN | CANCELED | ACCEPTED | DECLINED | EXPIRED
+    pub state: String,
+    /// The invited account id or e-mail.
+    pub target: String,
+    /// RFC 3339.
+    pub requested_at: Option<String>,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+}
+
+impl Handshake {
+    pub fn is_open(&self) -> bool {
+        matches!(self.state.as_str(), "OPEN" | "REQUESTED")
+    }
+}
+
+/// Tags of an AWS resource.
+pub type Tags = BTreeMap<String, String>;
 
 /// The Organizations calls the operator makes.
 #[async_trait]
@@ -30,6 +110,120 @@ pub trait OrganizationsApi: Send + Sync {
     async fn describe_organization(&self) -> Result<Option<Organization>, Error>;
     /// Every account of the organization (all pages of ListAccounts).
     async fn list_accounts(&self) -> Result<Vec<Account>, Error>;
+    async fn list_roots(&self) -> Result<Vec<Root>, Error>;
+    /// The OUs directly under `parent_id` (all pages).
+    async fn list_ous_for_parent(&self, parent_id: &str) -> Result<Vec<OrgUnit>, Error>;
+    /// Ids of the accounts directly under `parent_id` (all pages).
+    async fn list_account_ids_for_parent(&self, parent_id: &str) -> Result<Vec<String>, Error>;
+    /// Every service control policy (all pages).
+    async fn list_scps(&self) -> Result<Vec<PolicySummary>, Error>;
+    /// Ids of the roots, OUs and accounts `policy_id` is attached to (all pages).
+    async fn list_targets_for_policy(&self, policy_id: &str) -> Result<Vec<String>, Error>;
+    /// The policy document as stored.
+    async fn describe_policy_content(&self, policy_id: &str) -> Result<String, Error>;
+    async fn create_scp(
+        &self,
+        name: &str,
+        description: &str,
+        content: &str,
+        tags: &Tags,
+    ) -> Result<PolicySummary, Error>;
+    async fn update_scp(
+        &self,
+        policy_id: &str,
+        name: &str,
+        description: &str,
+        content: &str,
+    ) -> Result<(), Error>;
+    async fn delete_policy(&self, policy_id: &str) -> Result<(), Error>;
+    async fn attach_policy(&self, policy_id: &str, target_id: &str) -> Result<(), Error>;
+    async fn detach_policy(&self, policy_id: &str, target_id: &str) -> Result<(), Error>;
+    async fn enable_scp_type(&self, root_id: &str) -> Result<(), Error>;
+    async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> Result<OrgUnit, Error>;
+    async fn rename_ou(&self, ou_id: &str, name: &str) -> Result<(), Error>;
+    async fn delete_ou(&self, ou_id: &str) -> Result<(), Error>;
+    async fn create_account(&self, request: &NewAccount) -> Result<CreateStatus, Error>;
+    async fn describe_create_account_status(&self, request_id: &str)
+    -> Result<CreateStatus, Error>;
+    /// CreateAccount requests still IN_PROGRESS (all pages).
+    async fn list_creates_in_progress(&self) -> Result<Vec<CreateStatus>, Error>;
+    async fn invite_account(&self, account_id: &str, notes: Option<&str>)
+    -> Result<Handshake, Error>;
+    /// Every INVITE handshake of the organization (all pages; AWS keeps finished ones 30 days).
+    async fn list_invitations(&self) -> Result<Vec<Handshake>, Error>;
+    async fn move_account(&self, account_id: &str, from: &str, to: &str) -> Result<(), Error>;
+    async fn list_tags(&self, resource_id: &str) -> Result<Tags, Error>;
+    async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> Result<(), Error>;
+    async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> Result<(), Error>;
+    async fn close_account(&self, account_id: &str) -> Result<(), Error>;
+    async fn remove_account(&self, account_id: &str) -> Result<(), Error>;
+}
+
+fn err<E>(op: &str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error + '_
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    move |e| super::classify::classify("organizations", op, e)
+}
+
+fn s(v: Option<&str>) -> String {
+    v.unwrap_or_default().to_string()
+}
+
+fn rfc3339(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {
+    t.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+}
+
+fn sdk_tags(tags: &Tags) -> Result<Vec<types::Tag>, Error> {
+    tags.iter()
+        .map(|(k, v)| {
+            types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| Error::terminal("InvalidSpec", format!("tag {k}: {e}")))
+        })
+        .collect()
+}
+
+fn create_status(c: &types::CreateAccountStatus) -> CreateStatus {
+    CreateStatus {
+        request_id: s(c.id()),
+        account_name: s(c.account_name()),
+        state: c.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        account_id: c.account_id().map(str::to_string),
+        failure_reason: c.failure_reason().map(|r| r.as_str().to_string()),
+    }
+}
+
+fn handshake(h: &types::Handshake) -> Handshake {
+    let target = h
+        .parties()
+        .iter()
+        .find(|p| !matches!(p.r#type(), types::HandshakePartyType::Organization))
+        .map(|p| p.id().to_string())
+        .unwrap_or_default();
+    Handshake {
+        id: s(h.id()),
+        state: h.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        target,
+        requested_at: rfc3339(h.requested_timestamp()),
+        expires_at: rfc3339(h.expiration_timestamp()),
+    }
+}
+
+fn policy_summary(p: &types::PolicySummary) -> PolicySummary {
+    PolicySummary {
+        id: s(p.id()),
+        arn: s(p.arn()),
+        name: s(p.name()),
+        description: s(p.description()),
+        aws_managed: p.aws_managed(),
+    }
 }
 
 #[async_trait]
@@ -37,21 +231,17 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
     async fn describe_organization(&self) -> Result<Option<Organization>, Error> {
         match self.describe_organization().send().await {
             Ok(out) => Ok(out.organization().map(|o| Organization {
-                id: o.id().unwrap_or_default().to_string(),
-                arn: o.arn().unwrap_or_default().to_string(),
+                id: s(o.id()),
+                arn: s(o.arn()),
                 feature_set: o
                     .feature_set()
                     .map(|f| f.as_str().to_string())
                     .unwrap_or_default(),
-                management_account_id: o.master_account_id().unwrap_or_default().to_string(),
+                management_account_id: s(o.master_account_id()),
             })),
-            Err(err) => match err.as_service_error() {
+            Err(e) => match e.as_service_error() {
                 Some(DescribeOrganizationError::AwsOrganizationsNotInUseException(_)) => Ok(None),
-                _ => Err(super::classify::classify(
-                    "organizations",
-                    "DescribeOrganization",
-                    err,
-                )),
+                _ => Err(err("DescribeOrganization")(e)),
             },
         }
     }
@@ -61,20 +251,397 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut pages = self.list_accounts().max_results(20).into_paginator().send();
         let mut accounts = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| super::classify::classify("organizations", "ListAccounts", e))?;
+            let page = page.map_err(err("ListAccounts"))?;
             for a in page.accounts() {
                 accounts.push(Account {
-                    id: a.id().unwrap_or_default().to_string(),
-                    email: a.email().unwrap_or_default().to_string(),
-                    name: a.name().unwrap_or_default().to_string(),
-                    status: a
-                        .status()
-                        .map(|s| s.as_str().to_string())
+                    id: s(a.id()),
+                    email: s(a.email()),
+                    name: s(a.name()),
+                    status: a.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    joined_method: a
+                        .joined_method()
+                        .map(|m| m.as_str().to_string())
                         .unwrap_or_default(),
                 });
             }
         }
         Ok(accounts)
+    }
+
+    async fn list_roots(&self) -> Result<Vec<Root>, Error> {
+        let mut pages = self.list_roots().into_paginator().send();
+        let mut roots = Vec::new();
+        while let Some(page) = pages.next().await {
+            for r in page.map_err(err("ListRoots"))?.roots() {
+                roots.push(Root {
+                    id: s(r.id()),
+                    arn: s(r.arn()),
+                    scp_enabled: r.policy_types().iter().any(|t| {
+                        matches!(t.r#type(), Some(types::PolicyType::ServiceControlPolicy))
+                            && matches!(t.status(), Some(types::PolicyTypeStatus::Enabled))
+                    }),
+                });
+            }
+        }
+        Ok(roots)
+    }
+
+    async fn list_ous_for_parent(&self, parent_id: &str) -> Result<Vec<OrgUnit>, Error> {
+        let mut pages = self
+            .list_organizational_units_for_parent()
+            .parent_id(parent_id)
+            .into_paginator()
+            .send();
+        let mut ous = Vec::new();
+        while let Some(page) = pages.next().await {
+            for o in page
+                .map_err(err("ListOrganizationalUnitsForParent"))?
+                .organizational_units()
+            {
+                ous.push(OrgUnit {
+                    id: s(o.id()),
+                    arn: s(o.arn()),
+                    name: s(o.name()),
+                    parent_id: parent_id.to_string(),
+                });
+            }
+        }
+        Ok(ous)
+    }
+
+    async fn list_account_ids_for_parent(&self, parent_id: &str) -> Result<Vec<String>, Error> {
+        let mut pages = self
+            .list_accounts_for_parent()
+            .parent_id(parent_id)
+            .max_results(20)
+            .into_paginator()
+            .send();
+        let mut ids = Vec::new();
+        while let Some(page) = pages.next().await {
+            for a in page.map_err(err("ListAccountsForParent"))?.accounts() {
+                ids.push(s(a.id()));
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn list_scps(&self) -> Result<Vec<PolicySummary>, Error> {
+        let mut pages = self
+            .list_policies()
+            .filter(types::PolicyType::ServiceControlPolicy)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(page.map_err(err("ListPolicies"))?.policies().iter().map(policy_summary));
+        }
+        Ok(out)
+    }
+
+    async fn list_targets_for_policy(&self, policy_id: &str) -> Result<Vec<String>, Error> {
+        let mut pages = self
+            .list_targets_for_policy()
+            .policy_id(policy_id)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(
+                page.map_err(err("ListTargetsForPolicy"))?
+                    .targets()
+                    .iter()
+                    .map(|t| s(t.target_id())),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn describe_policy_content(&self, policy_id: &str) -> Result<String, Error> {
+        let out = self
+            .describe_policy()
+            .policy_id(policy_id)
+            .send()
+            .await
+            .map_err(err("DescribePolicy"))?;
+        Ok(s(out.policy().and_then(|p| p.content())))
+    }
+
+    async fn create_scp(
+        &self,
+        name: &str,
+        description: &str,
+        content: &str,
+        tags: &Tags,
+    ) -> Result<PolicySummary, Error> {
+        let out = self
+            .create_policy()
+            .name(name)
+            .description(description)
+            .content(content)
+            .r#type(types::PolicyType::ServiceControlPolicy)
+            .set_tags(Some(sdk_tags(tags)?))
+            .send()
+            .await
+            .map_err(err("CreatePolicy"))?;
+        out.policy()
+            .and_then(|p| p.policy_summary())
+            .map(policy_summary)
+            .ok_or_else(|| Error::retryable("AwsBadResponse", "CreatePolicy returned no policy"))
+    }
+
+    async fn update_scp(
+        &self,
+        policy_id: &str,
+        name: &str,
+        description: &str,
+        content: &str,
+    ) -> Result<(), Error> {
+        self.update_policy()
+            .policy_id(policy_id)
+            .name(name)
+            .description(description)
+            .content(content)
+            .send()
+            .await
+            .map_err(err("UpdatePolicy"))?;
+        Ok(())
+    }
+
+    async fn delete_policy(&self, policy_id: &str) -> Result<(), Error> {
+        self.delete_policy()
+            .policy_id(policy_id)
+            .send()
+            .await
+            .map_err(err("DeletePolicy"))?;
+        Ok(())
+    }
+
+    async fn attach_policy(&self, policy_id: &str, target_id: &str) -> Result<(), Error> {
+        self.attach_policy()
+            .policy_id(policy_id)
+            .target_id(target_id)
+            .send()
+            .await
+            .map_err(err("AttachPolicy"))?;
+        Ok(())
+    }
+
+    async fn detach_policy(&self, policy_id: &str, target_id: &str) -> Result<(), Error> {
+        self.detach_policy()
+            .policy_id(policy_id)
+            .target_id(target_id)
+            .send()
+            .await
+            .map_err(err("DetachPolicy"))?;
+        Ok(())
+    }
+
+    async fn enable_scp_type(&self, root_id: &str) -> Result<(), Error> {
+        self.enable_policy_type()
+            .root_id(root_id)
+            .policy_type(types::PolicyType::ServiceControlPolicy)
+            .send()
+            .await
+            .map_err(err("EnablePolicyType"))?;
+        Ok(())
+    }
+
+    async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> Result<OrgUnit, Error> {
+        let out = self
+            .create_organizational_unit()
+            .parent_id(parent_id)
+            .name(name)
+            .set_tags(Some(sdk_tags(tags)?))
+            .send()
+            .await
+            .map_err(err("CreateOrganizationalUnit"))?;
+        let ou = out.organizational_unit().ok_or_else(|| {
+            Error::retryable("AwsBadResponse", "CreateOrganizationalUnit returned no OU")
+        })?;
+        Ok(OrgUnit {
+            id: s(ou.id()),
+            arn: s(ou.arn()),
+            name: s(ou.name()),
+            parent_id: parent_id.to_string(),
+        })
+    }
+
+    async fn rename_ou(&self, ou_id: &str, name: &str) -> Result<(), Error> {
+        self.update_organizational_unit()
+            .organizational_unit_id(ou_id)
+            .name(name)
+            .send()
+            .await
+            .map_err(err("UpdateOrganizationalUnit"))?;
+        Ok(())
+    }
+
+    async fn delete_ou(&self, ou_id: &str) -> Result<(), Error> {
+        self.delete_organizational_unit()
+            .organizational_unit_id(ou_id)
+            .send()
+            .await
+            .map_err(err("DeleteOrganizationalUnit"))?;
+        Ok(())
+    }
+
+    async fn create_account(&self, request: &NewAccount) -> Result<CreateStatus, Error> {
+        let mut call = self
+            .create_account()
+            .email(&request.email)
+            .account_name(&request.account_name)
+            .set_role_name(request.role_name.clone())
+            .set_tags(Some(sdk_tags(&request.tags)?));
+        if let Some(allow) = request.iam_user_access_to_billing {
+            call = call.iam_user_access_to_billing(if allow {
+                types::IamUserAccessToBilling::Allow
+            } else {
+                types::IamUserAccessToBilling::Deny
+            });
+        }
+        let out = call.send().await.map_err(err("CreateAccount"))?;
+        out.create_account_status()
+            .map(create_status)
+            .ok_or_else(|| Error::retryable("AwsBadResponse", "CreateAccount returned no status"))
+    }
+
+    async fn describe_create_account_status(
+        &self,
+        request_id: &str,
+    ) -> Result<CreateStatus, Error> {
+        let out = self
+            .describe_create_account_status()
+            .create_account_request_id(request_id)
+            .send()
+            .await
+            .map_err(err("DescribeCreateAccountStatus"))?;
+        out.create_account_status().map(create_status).ok_or_else(|| {
+            Error::retryable("AwsBadResponse", "DescribeCreateAccountStatus returned no status")
+        })
+    }
+
+    async fn list_creates_in_progress(&self) -> Result<Vec<CreateStatus>, Error> {
+        let mut pages = self
+            .list_create_account_status()
+            .states(types::CreateAccountState::InProgress)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(
+                page.map_err(err("ListCreateAccountStatus"))?
+                    .create_account_statuses()
+                    .iter()
+                    .map(create_status),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn invite_account(
+        &self,
+        account_id: &str,
+        notes: Option<&str>,
+    ) -> Result<Handshake, Error> {
+        let target = types::HandshakeParty::builder()
+            .id(account_id)
+            .r#type(types::HandshakePartyType::Account)
+            .build()
+            .map_err(|e| Error::terminal("InvalidSpec", e))?;
+        let out = self
+            .invite_account_to_organization()
+            .target(target)
+            .set_notes(notes.map(str::to_string))
+            .send()
+            .await
+            .map_err(err("InviteAccountToOrganization"))?;
+        out.handshake().map(handshake).ok_or_else(|| {
+            Error::retryable("AwsBadResponse", "InviteAccountToOrganization returned no handshake")
+        })
+    }
+
+    async fn list_invitations(&self) -> Result<Vec<Handshake>, Error> {
+        let filter = types::HandshakeFilter::builder()
+            .action_type(types::ActionType::InviteAccountToOrganization)
+            .build();
+        let mut pages = self
+            .list_handshakes_for_organization()
+            .filter(filter)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(
+                page.map_err(err("ListHandshakesForOrganization"))?
+                    .handshakes()
+                    .iter()
+                    .map(handshake),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn move_account(&self, account_id: &str, from: &str, to: &str) -> Result<(), Error> {
+        self.move_account()
+            .account_id(account_id)
+            .source_parent_id(from)
+            .destination_parent_id(to)
+            .send()
+            .await
+            .map_err(err("MoveAccount"))?;
+        Ok(())
+    }
+
+    async fn list_tags(&self, resource_id: &str) -> Result<Tags, Error> {
+        let mut pages = self
+            .list_tags_for_resource()
+            .resource_id(resource_id)
+            .into_paginator()
+            .send();
+        let mut out = Tags::new();
+        while let Some(page) = pages.next().await {
+            for t in page.map_err(err("ListTagsForResource"))?.tags() {
+                out.insert(t.key().to_string(), t.value().to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> Result<(), Error> {
+        self.tag_resource()
+            .resource_id(resource_id)
+            .set_tags(Some(sdk_tags(tags)?))
+            .send()
+            .await
+            .map_err(err("TagResource"))?;
+        Ok(())
+    }
+
+    async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> Result<(), Error> {
+        self.untag_resource()
+            .resource_id(resource_id)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(err("UntagResource"))?;
+        Ok(())
+    }
+
+    async fn close_account(&self, account_id: &str) -> Result<(), Error> {
+        self.close_account()
+            .account_id(account_id)
+            .send()
+            .await
+            .map_err(err("CloseAccount"))?;
+        Ok(())
+    }
+
+    async fn remove_account(&self, account_id: &str) -> Result<(), Error> {
+        self.remove_account_from_organization()
+            .account_id(account_id)
+            .send()
+            .await
+            .map_err(err("RemoveAccountFromOrganization"))?;
+        Ok(())
     }
 }

@@ -157,10 +157,13 @@ async fn apply_payer(p: Arc<Payer>, ctx: Arc<Context>) -> Result<Action, Error> 
     if outcome.status_changed {
         let api: Api<Payer> =
             Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+        // The closure log belongs to the LinkedAccount reconciler (its own field manager).
+        let mut status = outcome.status.clone();
+        status.closures.clear();
         let patch = json!({
             "apiVersion": crate::api::API_VERSION,
             "kind": "Payer",
-            "status": outcome.status,
+            "status": status,
         });
         api.patch_status(
             &p.name_any(),
@@ -339,6 +342,7 @@ mod tests {
                 account_id: "111111111111".into(),
                 credentials: None,
                 region: None,
+                max_closures_per30_days: None,
             },
         );
         p.metadata.generation = Some(1);

@@ -376,6 +376,7 @@ mod tests {
             account_id: account.into(),
             credentials: None,
             region: None,
+            max_closures_per30_days: None,
         }
     }
 
@@ -398,6 +399,7 @@ mod tests {
                         email: format!("a{i}@example.com"),
                         name: format!("a{i}"),
                         status: "ACTIVE".into(),
+                        joined_method: "CREATED".into(),
                     })
                     .collect(),
             ),

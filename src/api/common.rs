@@ -1,0 +1,58 @@
+//! Pieces several kinds share: references to objects in the same namespace, AWS tags.
+
+use std::collections::BTreeMap;
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Tag key the operator puts on every AWS object it creates, naming the object that owns it
+/// (`<namespace>/<kind>/<name>`). Objects found by name without it are adopted.
+pub const OWNER_TAG: &str = "partnerbilling.io/owner";
+
+/// A reference to another object in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRef {
+    /// Name of the object, in the same namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
+/// What to do in AWS when the object is deleted, for OUs and policies.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeleteOrRetain {
+    /// Delete it in AWS (refused, with a condition, while it is still in use).
+    #[default]
+    Delete,
+    /// Leave it in AWS; only stop managing it.
+    Retain,
+}
+
+/// Schema of AWS tags: at most 50, keys 1-128 characters, values 0-256 characters.
+pub fn tags_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "description": "AWS tags of the object (at most 50; keys 1-128 characters, values up to 256). The tags in AWS are made equal to these, plus the partnerbilling.io/owner tag; tags changed outside the operator are put back at the next tag check.",
+        "maxProperties": 50,
+        "additionalProperties": {"type": "string", "maxLength": 256},
+        "x-kubernetes-validations": [{
+            "rule": "self.all(k, size(k) >= 1 && size(k) <= 128 && !k.startsWith('aws:') && k != 'partnerbilling.io/owner')",
+            "message": "tag keys must be 1-128 characters, must not start with aws: and must not be partnerbilling.io/owner"
+        }]
+    })
+}
+
+/// Owner tag value for an object.
+pub fn owner_value(namespace: &str, kind: &str, name: &str) -> String {
+    format!("{namespace}/{}/{name}", kind.to_ascii_lowercase())
+}
+
+/// Tags to apply: the user's plus the owner tag.
+pub fn with_owner(tags: &BTreeMap<String, String>, owner: &str) -> BTreeMap<String, String> {
+    let mut all = tags.clone();
+    all.insert(OWNER_TAG.to_string(), owner.to_string());
+    all
+}
