@@ -22,7 +22,9 @@ pub struct LocalRef {
 }
 
 /// What to do in AWS when the object is deleted, for OUs and policies.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum DeleteOrRetain {
     /// Delete it in AWS (refused, with a condition, while it is still in use).
     #[default]

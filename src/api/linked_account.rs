@@ -29,7 +29,11 @@ use super::conditions::{Condition, conditions_schema};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("[has(self.create), has(self.invite), has(self.adopt)].filter(x, x).size() == 1").message("set exactly one of create, invite and adopt"),
@@ -79,7 +83,10 @@ pub struct LinkedAccountSpec {
 #[serde(rename_all = "camelCase")]
 pub struct CreateAccount {
     /// E-mail address of the new account's root user; unique across AWS.
-    #[schemars(length(min = 6, max = 64), regex(pattern = r"^[^\s@]+@[^\s@]+\.[^\s@]+$"))]
+    #[schemars(
+        length(min = 6, max = 64),
+        regex(pattern = r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
+    )]
     pub email: String,
     /// Name of the account (1-50 printable ASCII characters).
     #[schemars(length(min = 1, max = 50), regex(pattern = r"^[\x20-\x7E]+$"))]
@@ -123,12 +130,17 @@ pub struct AdoptAccount {
     #[schemars(regex(pattern = r"^[0-9]{12}$"))]
     pub account_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 6, max = 64), regex(pattern = r"^[^\s@]+@[^\s@]+\.[^\s@]+$"))]
+    #[schemars(
+        length(min = 6, max = 64),
+        regex(pattern = r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
+    )]
     pub email: Option<String>,
 }
 
 /// What deleting a LinkedAccount does in AWS.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum AccountDeletionPolicy {
     /// Nothing: the account stays in the organization, unmanaged.
     #[default]

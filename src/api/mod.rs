@@ -10,7 +10,9 @@ pub mod service_control_policy;
 pub use common::LocalRef;
 pub use conditions::{Condition, ConditionStatus};
 pub use linked_account::{LinkedAccount, LinkedAccountSpec, LinkedAccountStatus};
-pub use organizational_unit::{OrganizationalUnit, OrganizationalUnitSpec, OrganizationalUnitStatus};
+pub use organizational_unit::{
+    OrganizationalUnit, OrganizationalUnitSpec, OrganizationalUnitStatus,
+};
 pub use payer::{Payer, PayerSpec, PayerStatus};
 pub use service_control_policy::{
     ServiceControlPolicy, ServiceControlPolicySpec, ServiceControlPolicyStatus,

@@ -22,13 +22,21 @@ use super::conditions::{Condition, conditions_schema};
     category = "partnerbilling",
     doc = "A service control policy (SCP) in the organization of a Payer. LinkedAccounts and OrganizationalUnits attach it by name.",
     printcolumn(name = "Policy", type_ = "string", json_path = ".status.policyId"),
-    printcolumn(name = "Length", type_ = "integer", json_path = ".status.documentLength"),
+    printcolumn(
+        name = "Length",
+        type_ = "integer",
+        json_path = ".status.documentLength"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceControlPolicySpec {

@@ -67,7 +67,10 @@ impl FakeAws {
 
     fn unsupported(&self, call: &'static str) -> Error {
         self.lock().calls.push(call);
-        Error::terminal("FakeUnsupported", format!("the fake AWS does not serve {call}"))
+        Error::terminal(
+            "FakeUnsupported",
+            format!("the fake AWS does not serve {call}"),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -142,7 +145,13 @@ impl OrganizationsApi for FakeAws {
     async fn describe_policy_content(&self, _: &str) -> Result<String, Error> {
         Err(self.unsupported("describe_policy_content"))
     }
-    async fn create_scp(&self, _: &str, _: &str, _: &str, _: &Tags) -> Result<PolicySummary, Error> {
+    async fn create_scp(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &Tags,
+    ) -> Result<PolicySummary, Error> {
         Err(self.unsupported("create_scp"))
     }
     async fn update_scp(&self, _: &str, _: &str, _: &str, _: &str) -> Result<(), Error> {
@@ -183,6 +192,9 @@ impl OrganizationsApi for FakeAws {
     }
     async fn list_invitations(&self) -> Result<Vec<Handshake>, Error> {
         Err(self.unsupported("list_invitations"))
+    }
+    async fn cancel_handshake(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("cancel_handshake"))
     }
     async fn move_account(&self, _: &str, _: &str, _: &str) -> Result<(), Error> {
         Err(self.unsupported("move_account"))

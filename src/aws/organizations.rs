@@ -147,10 +147,14 @@ pub trait OrganizationsApi: Send + Sync {
     -> Result<CreateStatus, Error>;
     /// CreateAccount requests still IN_PROGRESS (all pages).
     async fn list_creates_in_progress(&self) -> Result<Vec<CreateStatus>, Error>;
-    async fn invite_account(&self, account_id: &str, notes: Option<&str>)
-    -> Result<Handshake, Error>;
+    async fn invite_account(
+        &self,
+        account_id: &str,
+        notes: Option<&str>,
+    ) -> Result<Handshake, Error>;
     /// Every INVITE handshake of the organization (all pages; AWS keeps finished ones 30 days).
     async fn list_invitations(&self) -> Result<Vec<Handshake>, Error>;
+    async fn cancel_handshake(&self, handshake_id: &str) -> Result<(), Error>;
     async fn move_account(&self, account_id: &str, from: &str, to: &str) -> Result<(), Error>;
     async fn list_tags(&self, resource_id: &str) -> Result<Tags, Error>;
     async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> Result<(), Error>;
@@ -194,7 +198,10 @@ fn create_status(c: &types::CreateAccountStatus) -> CreateStatus {
     CreateStatus {
         request_id: s(c.id()),
         account_name: s(c.account_name()),
-        state: c.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state: c
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
         account_id: c.account_id().map(str::to_string),
         failure_reason: c.failure_reason().map(|r| r.as_str().to_string()),
     }
@@ -209,7 +216,10 @@ fn handshake(h: &types::Handshake) -> Handshake {
         .unwrap_or_default();
     Handshake {
         id: s(h.id()),
-        state: h.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        state: h
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
         target,
         requested_at: rfc3339(h.requested_timestamp()),
         expires_at: rfc3339(h.expiration_timestamp()),
@@ -257,7 +267,10 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
                     id: s(a.id()),
                     email: s(a.email()),
                     name: s(a.name()),
-                    status: a.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    status: a
+                        .status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
                     joined_method: a
                         .joined_method()
                         .map(|m| m.as_str().to_string())
@@ -333,7 +346,12 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            out.extend(page.map_err(err("ListPolicies"))?.policies().iter().map(policy_summary));
+            out.extend(
+                page.map_err(err("ListPolicies"))?
+                    .policies()
+                    .iter()
+                    .map(policy_summary),
+            );
         }
         Ok(out)
     }
@@ -515,9 +533,14 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("DescribeCreateAccountStatus"))?;
-        out.create_account_status().map(create_status).ok_or_else(|| {
-            Error::retryable("AwsBadResponse", "DescribeCreateAccountStatus returned no status")
-        })
+        out.create_account_status()
+            .map(create_status)
+            .ok_or_else(|| {
+                Error::retryable(
+                    "AwsBadResponse",
+                    "DescribeCreateAccountStatus returned no status",
+                )
+            })
     }
 
     async fn list_creates_in_progress(&self) -> Result<Vec<CreateStatus>, Error> {
@@ -556,7 +579,10 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .await
             .map_err(err("InviteAccountToOrganization"))?;
         out.handshake().map(handshake).ok_or_else(|| {
-            Error::retryable("AwsBadResponse", "InviteAccountToOrganization returned no handshake")
+            Error::retryable(
+                "AwsBadResponse",
+                "InviteAccountToOrganization returned no handshake",
+            )
         })
     }
 
@@ -579,6 +605,15 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             );
         }
         Ok(out)
+    }
+
+    async fn cancel_handshake(&self, handshake_id: &str) -> Result<(), Error> {
+        self.cancel_handshake()
+            .handshake_id(handshake_id)
+            .send()
+            .await
+            .map_err(err("CancelHandshake"))?;
+        Ok(())
     }
 
     async fn move_account(&self, account_id: &str, from: &str, to: &str) -> Result<(), Error> {

@@ -5,7 +5,12 @@
 //! status function. Front doors differ only in how they resolve references, read Secrets and
 //! store status.
 
+pub mod linked_account;
+pub mod org;
+pub mod organizational_unit;
 pub mod payer;
+pub mod service_control_policy;
+pub mod snapshot;
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -14,9 +19,19 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::api::conditions::{
+    Condition, ConditionStatus, DesiredCondition, READY, SYNCED, merge_conditions,
+};
+use crate::api::payer::ClosureRecord;
+use crate::api::{LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy};
 use crate::aws::{AwsConnect, Connection, PayerCredentialsSource};
 use crate::error::Error;
 use crate::secrets::SecretSource;
+use snapshot::SnapshotCache;
 
 /// What kind of change a planned step makes in AWS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -121,12 +136,105 @@ fn fingerprint(credentials: &PayerCredentialsSource, region: &str) -> u64 {
     h.finish()
 }
 
+/// The objects a reconciler may look up by reference: the watch caches in the controller,
+/// the manifests in file mode.
+pub trait Catalog: Send + Sync {
+    fn payer(&self, namespace: &str, name: &str) -> Option<Payer>;
+    fn service_control_policy(&self, namespace: &str, name: &str) -> Option<ServiceControlPolicy>;
+    fn organizational_unit(&self, namespace: &str, name: &str) -> Option<OrganizationalUnit>;
+    fn linked_accounts(&self, namespace: &str) -> Vec<LinkedAccount>;
+}
+
+/// A catalog that knows nothing (Payer-only uses).
+pub struct EmptyCatalog;
+
+impl Catalog for EmptyCatalog {
+    fn payer(&self, _: &str, _: &str) -> Option<Payer> {
+        None
+    }
+    fn service_control_policy(&self, _: &str, _: &str) -> Option<ServiceControlPolicy> {
+        None
+    }
+    fn organizational_unit(&self, _: &str, _: &str) -> Option<OrganizationalUnit> {
+        None
+    }
+    fn linked_accounts(&self, _: &str) -> Vec<LinkedAccount> {
+        Vec::new()
+    }
+}
+
+/// Where account closures are recorded, for the per-payer closure budget: the Payer's
+/// status in the controller, memory in file mode.
+#[async_trait]
+pub trait ClosureLedger: Send + Sync {
+    /// Closures of the payer recorded so far (callers filter by age).
+    async fn closures(&self, payer: &Payer) -> Result<Vec<ClosureRecord>, Error>;
+    /// Record a closure before CloseAccount is called.
+    async fn record(&self, payer: &Payer, record: ClosureRecord) -> Result<(), Error>;
+}
+
+/// A ledger in memory, seeded from the Payers' statuses.
+#[derive(Default)]
+pub struct MemoryLedger {
+    records: Mutex<HashMap<String, Vec<ClosureRecord>>>,
+}
+
+#[async_trait]
+impl ClosureLedger for MemoryLedger {
+    async fn closures(&self, payer: &Payer) -> Result<Vec<ClosureRecord>, Error> {
+        let key = payer_key(payer);
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(records.get(&key).cloned().unwrap_or_else(|| {
+            payer
+                .status
+                .as_ref()
+                .map(|s| s.closures.clone())
+                .unwrap_or_default()
+        }))
+    }
+
+    async fn record(&self, payer: &Payer, record: ClosureRecord) -> Result<(), Error> {
+        let existing = self.closures(payer).await?;
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = records.entry(payer_key(payer)).or_insert(existing);
+        entry.push(record);
+        Ok(())
+    }
+}
+
+/// `namespace/name` of a Payer.
+pub fn payer_key(payer: &Payer) -> String {
+    use kube::ResourceExt;
+    object_key(&payer.namespace().unwrap_or_default(), &payer.name_any())
+}
+
+/// Per-payer locks for steps that must not interleave (account creation slots, closures).
+#[derive(Default)]
+pub struct PayerLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl PayerLocks {
+    pub fn get(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
 /// What every reconciler needs, whichever front door called it.
 #[derive(Clone)]
 pub struct ReconcileContext {
     pub connector: Arc<dyn AwsConnect>,
     pub secrets: Arc<dyn SecretSource>,
     pub connections: Arc<ConnectionCache>,
+    pub catalog: Arc<dyn Catalog>,
+    pub snapshots: Arc<SnapshotCache>,
+    pub ledger: Arc<dyn ClosureLedger>,
+    pub locks: Arc<PayerLocks>,
 }
 
 impl ReconcileContext {
@@ -135,8 +243,178 @@ impl ReconcileContext {
             connector,
             secrets,
             connections: Arc::new(ConnectionCache::default()),
+            catalog: Arc::new(EmptyCatalog),
+            snapshots: Arc::new(SnapshotCache::default()),
+            ledger: Arc::new(MemoryLedger::default()),
+            locks: Arc::new(PayerLocks::default()),
         }
     }
+
+    pub fn with_catalog(mut self, catalog: Arc<dyn Catalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    pub fn with_ledger(mut self, ledger: Arc<dyn ClosureLedger>) -> Self {
+        self.ledger = ledger;
+        self
+    }
+
+    pub fn with_snapshots(mut self, snapshots: Arc<SnapshotCache>) -> Self {
+        self.snapshots = snapshots;
+        self
+    }
+}
+
+/// Whether a reconcile may write to AWS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Observe and plan only (`plan -f`).
+    Plan,
+    /// Observe, plan and execute.
+    Apply,
+}
+
+/// Where an object stands after a reconcile that did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub ready: bool,
+    pub reason: String,
+    pub message: String,
+    /// Look again after this long (something is in progress), instead of the resync period.
+    pub requeue: Option<Duration>,
+}
+
+impl Verdict {
+    pub fn ready(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            ready: true,
+            reason: reason.into(),
+            message: message.into(),
+            requeue: None,
+        }
+    }
+
+    /// Not ready yet, but progressing: look again after `after`.
+    pub fn progressing(reason: &str, message: impl Into<String>, after: Duration) -> Self {
+        Self {
+            ready: false,
+            reason: reason.into(),
+            message: message.into(),
+            requeue: Some(after),
+        }
+    }
+
+    /// Not ready, and nothing will change until something outside does.
+    pub fn blocked(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            ready: false,
+            reason: reason.into(),
+            message: message.into(),
+            requeue: None,
+        }
+    }
+}
+
+/// Everything one reconcile of an object produced.
+#[derive(Debug)]
+pub struct KindOutcome<S> {
+    pub result: Result<Verdict, Error>,
+    pub status: S,
+    /// Changes made (Apply) or that would be made (Plan).
+    pub changes: Vec<Change>,
+    pub events: Vec<EventNote>,
+}
+
+impl<S: PartialEq> KindOutcome<S> {
+    pub fn status_changed(&self, previous: Option<&S>) -> bool {
+        previous != Some(&self.status)
+    }
+}
+
+/// The `Ready` and `Synced` conditions for a reconcile result, merged into `existing`.
+/// Retryable errors leave `Ready` as it was.
+pub fn conditions_for(
+    existing: &[Condition],
+    result: &Result<Verdict, Error>,
+    generation: Option<i64>,
+    now: &str,
+) -> Vec<Condition> {
+    let desired: Vec<DesiredCondition> = match result {
+        Ok(v) => vec![
+            DesiredCondition::new(
+                READY,
+                if v.ready {
+                    ConditionStatus::True
+                } else {
+                    ConditionStatus::False
+                },
+                v.reason.clone(),
+                v.message.clone(),
+            ),
+            DesiredCondition::new(
+                SYNCED,
+                ConditionStatus::True,
+                "ReconcileSuccess",
+                "AWS was read and the changes it needed were made",
+            ),
+        ],
+        Err(Error::Waiting {
+            reason, message, ..
+        }) => vec![
+            DesiredCondition::new(READY, ConditionStatus::False, *reason, message.clone()),
+            DesiredCondition::new(SYNCED, ConditionStatus::True, "Waiting", message.clone()),
+        ],
+        Err(err) if err.is_terminal() => vec![
+            DesiredCondition::new(READY, ConditionStatus::False, err.reason(), err.to_string()),
+            DesiredCondition::new(
+                SYNCED,
+                ConditionStatus::False,
+                err.reason(),
+                err.to_string(),
+            ),
+        ],
+        Err(err) => {
+            let mut d = vec![DesiredCondition::new(
+                SYNCED,
+                ConditionStatus::False,
+                err.reason(),
+                err.to_string(),
+            )];
+            if crate::api::conditions::find(existing, READY).is_none() {
+                d.push(DesiredCondition::new(
+                    READY,
+                    ConditionStatus::Unknown,
+                    "Pending",
+                    "waiting for AWS to answer",
+                ));
+            }
+            d
+        }
+    };
+    merge_conditions(existing, &desired, generation, now)
+}
+
+/// An event when `Ready` changed between two condition lists.
+pub fn ready_change_event(before: &[Condition], after: &[Condition]) -> Option<EventNote> {
+    let b = crate::api::conditions::find(before, READY);
+    let a = crate::api::conditions::find(after, READY)?;
+    let changed = b.is_none_or(|b| b.status != a.status || b.reason != a.reason);
+    if !changed || a.status == ConditionStatus::Unknown {
+        return None;
+    }
+    Some(EventNote {
+        warning: a.status == ConditionStatus::False && !is_progress_reason(&a.reason),
+        reason: a.reason.clone(),
+        note: a.message.clone(),
+    })
+}
+
+fn is_progress_reason(reason: &str) -> bool {
+    matches!(
+        reason,
+        "Creating" | "CreationQueued" | "InvitationPending" | "DependencyNotReady" | "Closing"
+    )
 }
 
 /// Key of a namespaced object: `namespace/name`.

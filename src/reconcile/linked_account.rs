@@ -1,0 +1,980 @@
+//! LinkedAccount: create (never twice), invite (follow the handshake), or adopt an account;
+//! then converge its OU, tags and SCPs; on deletion retain, remove or close it (within the
+//! payer's closure budget, never the management account, never twice).
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+
+use crate::api::common::{OWNER_TAG, owner_value, with_owner};
+use crate::api::linked_account::{AccountDeletionPolicy, BillingAccess, InvitationStatus};
+use crate::api::payer::ClosureRecord;
+use crate::api::{LinkedAccount, LinkedAccountStatus};
+use crate::aws::organizations::{Account, NewAccount};
+use crate::error::Error;
+use crate::time::older_than;
+
+use super::org::{
+    PayerContext, attachment_plan, change, converge_tags, execute_attachments, resolve_policies,
+    tag_check_due,
+};
+use super::organizational_unit::resolve_parent;
+use super::{
+    ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict, conditions_for,
+};
+
+/// AWS runs at most this many CreateAccount requests per organization at once.
+pub const MAX_CREATES_IN_FLIGHT: usize = 5;
+/// How often an account creation in progress is polled.
+const CREATE_POLL: Duration = Duration::from_secs(10);
+/// How often a queued creation looks for a free slot.
+const QUEUE_POLL: Duration = Duration::from_secs(15);
+/// How often an open invitation is looked at.
+const INVITE_POLL: Duration = Duration::from_secs(30);
+/// Rolling window of the closure budget.
+const CLOSE_WINDOW_SECS: i64 = 30 * 24 * 3600;
+
+/// Where the account search ended.
+enum Located {
+    Account(Account),
+    Pending(Verdict),
+}
+
+/// Reconcile a LinkedAccount.
+pub async fn reconcile(
+    obj: &LinkedAccount,
+    ctx: &ReconcileContext,
+    mode: Mode,
+    now: &str,
+) -> KindOutcome<LinkedAccountStatus> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let mut changes = Vec::new();
+    let mut events = Vec::new();
+    let result = apply(obj, ctx, mode, now, &mut status, &mut changes, &mut events).await;
+    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
+    status.observed_generation = obj.metadata.generation;
+    if mode == Mode::Plan {
+        status = previous.clone();
+        events.clear();
+    } else if let Some(e) = super::ready_change_event(&previous.conditions, &status.conditions) {
+        events.push(e);
+    }
+    KindOutcome {
+        result,
+        status,
+        changes,
+        events,
+    }
+}
+
+async fn apply(
+    obj: &LinkedAccount,
+    ctx: &ReconcileContext,
+    mode: Mode,
+    now: &str,
+    status: &mut LinkedAccountStatus,
+    changes: &mut Vec<super::Change>,
+    events: &mut Vec<EventNote>,
+) -> Result<Verdict, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let plan_only = mode == Mode::Plan;
+    let mut pc = PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await?;
+    let account = match locate(obj, ctx, &mut pc, plan_only, now, status, changes, events).await? {
+        Located::Account(a) => a,
+        Located::Pending(v) => return Ok(v),
+    };
+    record_account(status, &account);
+    if account.status != "ACTIVE" {
+        return Ok(Verdict::blocked(
+            "AccountNotActive",
+            format!("account {} is {}", account.id, account.status),
+        ));
+    }
+
+    // OU placement.
+    let desired_parent = match (&obj.spec.parent_ref, &obj.spec.parent_id) {
+        (Some(r), _) => resolve_parent(&namespace, Some(r), &pc.snapshot, ctx)?,
+        (None, Some(id)) if pc.snapshot.is_parent(id) => id.clone(),
+        (None, Some(id)) => {
+            return Err(Error::terminal(
+                "InvalidSpec",
+                format!(
+                    "spec.parentId {id} is neither the root nor an OU of organization {}",
+                    pc.snapshot.organization.id
+                ),
+            ));
+        }
+        (None, None) => pc.snapshot.root.id.clone(),
+    };
+    let desired_policies = resolve_policies(
+        &namespace,
+        &obj.spec.service_control_policies,
+        &pc.snapshot,
+        ctx,
+    )?;
+    let current_parent = pc.snapshot.parent_of.get(&account.id).cloned();
+    if let Some(current) = &current_parent
+        && *current != desired_parent
+    {
+        changes.push(change(
+            ChangeAction::Update,
+            format!("account {}", account.id),
+            format!("move from {current} to {desired_parent}"),
+        ));
+        if !plan_only {
+            pc.conn
+                .organizations
+                .move_account(&account.id, current, &desired_parent)
+                .await?;
+            pc.invalidate(ctx);
+        }
+    }
+    status.parent_id = Some(desired_parent.clone());
+
+    // Tags.
+    let owner = owner_value(&namespace, "LinkedAccount", &obj.name_any());
+    let spec_changed = status.observed_generation != obj.metadata.generation;
+    if tag_check_due(
+        spec_changed,
+        status.tags_checked_at.as_deref(),
+        now,
+        &obj.uid().unwrap_or_default(),
+    ) {
+        let current = pc.conn.organizations.list_tags(&account.id).await?;
+        if let Some(other) = current.get(OWNER_TAG).filter(|o| **o != owner) {
+            return Err(Error::terminal(
+                "OwnedElsewhere",
+                format!("account {} is already managed by {other}", account.id),
+            ));
+        }
+        converge_tags(
+            &pc.conn,
+            &account.id,
+            &with_owner(&obj.spec.tags, &owner),
+            plan_only,
+            changes,
+        )
+        .await?;
+        if !plan_only {
+            status.tags_checked_at = Some(now.to_string());
+        }
+    }
+
+    // SCPs.
+    let attachments = attachment_plan(
+        &account.id,
+        &desired_policies,
+        &status.attached_policies,
+        &pc.snapshot,
+    )?;
+    execute_attachments(&pc.conn, &account.id, &attachments, plan_only, changes).await?;
+    if !plan_only && (!attachments.attach.is_empty() || !attachments.detach.is_empty()) {
+        pc.invalidate(ctx);
+    }
+    status.attached_policies = attachments.result;
+
+    Ok(Verdict::ready(
+        "Active",
+        format!(
+            "account {} ({}) is ACTIVE in {desired_parent}",
+            account.id, account.email
+        ),
+    ))
+}
+
+fn record_account(status: &mut LinkedAccountStatus, account: &Account) {
+    status.account_id = Some(account.id.clone());
+    status.email = Some(account.email.clone());
+    status.name = Some(account.name.clone());
+    status.state = Some(account.status.clone());
+    if !account.joined_method.is_empty() {
+        status.joined_method = Some(account.joined_method.clone());
+    }
+    status.create_request_id = None;
+}
+
+/// Find the account, or make progress towards it (create, invite).
+#[allow(clippy::too_many_arguments)]
+async fn locate(
+    obj: &LinkedAccount,
+    ctx: &ReconcileContext,
+    pc: &mut PayerContext,
+    plan_only: bool,
+    now: &str,
+    status: &mut LinkedAccountStatus,
+    changes: &mut Vec<super::Change>,
+    events: &mut Vec<EventNote>,
+) -> Result<Located, Error> {
+    if let Some(id) = &status.account_id {
+        return match pc.snapshot.account(id) {
+            Some(a) => Ok(Located::Account(a.clone())),
+            None => Err(Error::terminal(
+                "AccountNotInOrganization",
+                format!(
+                    "account {id} is no longer in organization {}",
+                    pc.snapshot.organization.id
+                ),
+            )),
+        };
+    }
+    if let Some(create) = &obj.spec.create {
+        return locate_created(obj, create, ctx, pc, plan_only, status, changes, events).await;
+    }
+    if let Some(invite) = &obj.spec.invite {
+        if let Some(a) = pc.snapshot.account(&invite.account_id) {
+            return Ok(Located::Account(a.clone()));
+        }
+        return invite_progress(
+            obj, invite, ctx, pc, plan_only, now, status, changes, events,
+        )
+        .await;
+    }
+    if let Some(adopt) = &obj.spec.adopt {
+        let found = match (&adopt.account_id, &adopt.email) {
+            (Some(id), _) => pc.snapshot.account(id),
+            (None, Some(email)) => pc.snapshot.account_by_email(email),
+            (None, None) => None,
+        };
+        return match found {
+            Some(a) => Ok(Located::Account(a.clone())),
+            None => Err(Error::terminal(
+                "NotInOrganization",
+                format!(
+                    "no account {} in organization {}; use spec.invite for an account outside it",
+                    adopt
+                        .account_id
+                        .clone()
+                        .or(adopt.email.clone())
+                        .unwrap_or_default(),
+                    pc.snapshot.organization.id
+                ),
+            )),
+        };
+    }
+    Err(Error::terminal(
+        "InvalidSpec",
+        "set exactly one of spec.create, spec.invite and spec.adopt",
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn locate_created(
+    obj: &LinkedAccount,
+    create: &crate::api::linked_account::CreateAccount,
+    ctx: &ReconcileContext,
+    pc: &mut PayerContext,
+    plan_only: bool,
+    status: &mut LinkedAccountStatus,
+    changes: &mut Vec<super::Change>,
+    events: &mut Vec<EventNote>,
+) -> Result<Located, Error> {
+    // Natural key first: an account with this e-mail is this object's account, whether it
+    // was created by an earlier reconcile that crashed before writing status or not.
+    if let Some(a) = pc.snapshot.account_by_email(&create.email) {
+        return Ok(Located::Account(a.clone()));
+    }
+    if let Some(request_id) = status.create_request_id.clone() {
+        match pc
+            .conn
+            .organizations
+            .describe_create_account_status(&request_id)
+            .await
+        {
+            Ok(s) if s.state == "IN_PROGRESS" => {
+                return Ok(Located::Pending(Verdict::progressing(
+                    "Creating",
+                    format!(
+                        "CreateAccount request {request_id} for {} is in progress",
+                        create.email
+                    ),
+                    CREATE_POLL,
+                )));
+            }
+            Ok(s) if s.state == "SUCCEEDED" => {
+                pc.refresh(ctx).await?;
+                let found = s
+                    .account_id
+                    .as_deref()
+                    .and_then(|id| pc.snapshot.account(id))
+                    .or_else(|| pc.snapshot.account_by_email(&create.email));
+                return match found {
+                    Some(a) => Ok(Located::Account(a.clone())),
+                    None => Ok(Located::Pending(Verdict::progressing(
+                        "Creating",
+                        format!(
+                            "account {} was created; waiting for it to be listed",
+                            s.account_id.unwrap_or_default()
+                        ),
+                        CREATE_POLL,
+                    ))),
+                };
+            }
+            Ok(s) => return Err(creation_failed(&create.email, s.failure_reason.as_deref())),
+            Err(e) if e.aws_code() == Some("CreateAccountStatusNotFoundException") => {
+                status.create_request_id = None;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // A request in flight for this account name (a crash between CreateAccount and the
+    // status write) is ours: follow it instead of creating a second account.
+    if let Some(req) = pc
+        .snapshot
+        .creates_in_progress
+        .iter()
+        .find(|r| r.account_name == create.account_name)
+    {
+        status.create_request_id = Some(req.request_id.clone());
+        return Ok(Located::Pending(Verdict::progressing(
+            "Creating",
+            format!(
+                "CreateAccount request {} for {} is in progress",
+                req.request_id, create.email
+            ),
+            CREATE_POLL,
+        )));
+    }
+    if plan_only {
+        changes.push(change(
+            ChangeAction::Create,
+            format!("account {}", create.account_name),
+            format!("CreateAccount with e-mail {}", create.email),
+        ));
+        return Ok(Located::Pending(Verdict::blocked(
+            "PlannedOnly",
+            "the account would be created",
+        )));
+    }
+
+    // One creation decision at a time per payer, on fresh data.
+    let gate = ctx.locks.get(&format!("{}#create", pc.key));
+    let _slot = gate.lock().await;
+    pc.refresh(ctx).await?;
+    if let Some(a) = pc.snapshot.account_by_email(&create.email) {
+        return Ok(Located::Account(a.clone()));
+    }
+    if let Some(req) = pc
+        .snapshot
+        .creates_in_progress
+        .iter()
+        .find(|r| r.account_name == create.account_name)
+    {
+        status.create_request_id = Some(req.request_id.clone());
+        return Ok(Located::Pending(Verdict::progressing(
+            "Creating",
+            format!("CreateAccount request {} is in progress", req.request_id),
+            CREATE_POLL,
+        )));
+    }
+    let in_flight = pc.snapshot.creates_in_progress.len();
+    let position = queue_position(
+        obj,
+        &ctx.catalog
+            .linked_accounts(&obj.namespace().unwrap_or_default()),
+    );
+    if in_flight + position >= MAX_CREATES_IN_FLIGHT {
+        return Ok(Located::Pending(queued(&pc.key, in_flight, position)));
+    }
+    let request = NewAccount {
+        email: create.email.clone(),
+        account_name: create.account_name.clone(),
+        role_name: create.role_name.clone(),
+        iam_user_access_to_billing: create
+            .iam_user_access_to_billing
+            .map(|b| b == BillingAccess::Allow),
+        tags: with_owner(
+            &obj.spec.tags,
+            &owner_value(
+                &obj.namespace().unwrap_or_default(),
+                "LinkedAccount",
+                &obj.name_any(),
+            ),
+        ),
+    };
+    changes.push(change(
+        ChangeAction::Create,
+        format!("account {}", create.account_name),
+        format!("CreateAccount with e-mail {}", create.email),
+    ));
+    let created = match pc.conn.organizations.create_account(&request).await {
+        Err(e) if e.aws_reason() == Some("ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED") => {
+            pc.invalidate(ctx);
+            return Ok(Located::Pending(queued(&pc.key, in_flight, position)));
+        }
+        other => other?,
+    };
+    pc.invalidate(ctx);
+    status.create_request_id = Some(created.request_id.clone());
+    events.push(EventNote {
+        warning: false,
+        reason: "CreationRequested".into(),
+        note: format!(
+            "CreateAccount request {} for {}",
+            created.request_id, create.email
+        ),
+    });
+    Ok(Located::Pending(Verdict::progressing(
+        "Creating",
+        format!(
+            "CreateAccount request {} for {} is in progress",
+            created.request_id, create.email
+        ),
+        CREATE_POLL,
+    )))
+}
+
+fn queued(payer: &str, in_flight: usize, position: usize) -> Verdict {
+    Verdict::progressing(
+        "CreationQueued",
+        format!(
+            "{in_flight} account creation(s) in progress for Payer {payer} (AWS allows {MAX_CREATES_IN_FLIGHT}); this account is number {} in the queue",
+            position + 1
+        ),
+        QUEUE_POLL,
+    )
+}
+
+/// How many LinkedAccounts of the same payer wait to be created ahead of `obj`: oldest
+/// first, then by name. Pure.
+pub fn queue_position(obj: &LinkedAccount, all: &[LinkedAccount]) -> usize {
+    let key = |o: &LinkedAccount| {
+        (
+            o.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            o.name_any(),
+        )
+    };
+    let mine = key(obj);
+    all.iter()
+        .filter(|o| {
+            o.spec.payer_ref == obj.spec.payer_ref
+                && o.spec.create.is_some()
+                && o.metadata.deletion_timestamp.is_none()
+                && o.status
+                    .as_ref()
+                    .is_none_or(|s| s.account_id.is_none() && s.create_request_id.is_none())
+                && o.name_any() != obj.name_any()
+        })
+        .filter(|o| key(o) < mine)
+        .count()
+}
+
+fn creation_failed(email: &str, reason: Option<&str>) -> Error {
+    let reason = reason.unwrap_or("UNKNOWN");
+    let advice = match reason {
+        "EMAIL_ALREADY_EXISTS" => format!("an AWS account with e-mail {email} already exists outside this organization; invite it with spec.invite instead"),
+        "INVALID_EMAIL" => format!("AWS does not accept the e-mail address {email}; use another one"),
+        "ACCOUNT_LIMIT_EXCEEDED" => "the organization has as many accounts as its quota allows; ask AWS Support for a higher quota".to_string(),
+        "CONCURRENT_ACCOUNT_MODIFICATION" | "INTERNAL_FAILURE" => "AWS failed to create the account; delete and re-create this LinkedAccount to try again".to_string(),
+        other => format!("AWS refused to create the account ({other})"),
+    };
+    Error::terminal(
+        "CreateFailed",
+        format!("creating the account failed: {reason}: {advice}"),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn invite_progress(
+    obj: &LinkedAccount,
+    invite: &crate::api::linked_account::InviteAccount,
+    ctx: &ReconcileContext,
+    pc: &mut PayerContext,
+    plan_only: bool,
+    _now: &str,
+    status: &mut LinkedAccountStatus,
+    changes: &mut Vec<super::Change>,
+    events: &mut Vec<EventNote>,
+) -> Result<Located, Error> {
+    let reinvite = obj.reinvite_token();
+    let generation = obj.metadata.generation;
+    let latest = pc.snapshot.latest_invitation(&invite.account_id).cloned();
+    if let Some(h) = &latest {
+        let sent_for = status.invitation.as_ref().filter(|s| s.id == h.id);
+        let mut record = InvitationStatus {
+            id: h.id.clone(),
+            state: h.state.clone(),
+            expires_at: h.expires_at.clone(),
+            generation: sent_for.and_then(|s| s.generation).or(generation),
+            reinvite: sent_for
+                .map(|s| s.reinvite.clone())
+                .unwrap_or(reinvite.clone()),
+        };
+        if h.is_open() {
+            status.invitation = Some(record);
+            return Ok(Located::Pending(Verdict::progressing(
+                "InvitationPending",
+                format!(
+                    "invitation {} to account {} is open until {}; the account joins when its owner accepts",
+                    h.id,
+                    invite.account_id,
+                    h.expires_at.clone().unwrap_or_else(|| "it expires".into())
+                ),
+                INVITE_POLL,
+            )));
+        }
+        if h.state == "ACCEPTED" {
+            pc.refresh(ctx).await?;
+            if let Some(a) = pc.snapshot.account(&invite.account_id) {
+                status.invitation = Some(record);
+                return Ok(Located::Account(a.clone()));
+            }
+            status.invitation = Some(record);
+            return Ok(Located::Pending(Verdict::progressing(
+                "InvitationPending",
+                "the invitation was accepted; waiting for the account to be listed",
+                CREATE_POLL,
+            )));
+        }
+        // Declined, expired or canceled: a new invitation only for a changed spec or a new
+        // reinvite annotation value.
+        let asked_again = record.generation != generation || record.reinvite != reinvite;
+        if !asked_again {
+            let reason = match h.state.as_str() {
+                "DECLINED" => "InvitationDeclined",
+                "EXPIRED" => "InvitationExpired",
+                _ => "InvitationCanceled",
+            };
+            record.generation = record.generation.or(generation);
+            status.invitation = Some(record);
+            return Ok(Located::Pending(Verdict::blocked(
+                reason,
+                format!(
+                    "invitation {} to account {} was {}; change the spec or set the annotation partnerbilling.io/reinvite to a new value to send another",
+                    h.id,
+                    invite.account_id,
+                    h.state.to_ascii_lowercase()
+                ),
+            )));
+        }
+    }
+    changes.push(change(
+        ChangeAction::Create,
+        format!("invitation to account {}", invite.account_id),
+        "InviteAccountToOrganization",
+    ));
+    if plan_only {
+        return Ok(Located::Pending(Verdict::blocked(
+            "PlannedOnly",
+            "an invitation would be sent",
+        )));
+    }
+    let sent = match pc
+        .conn
+        .organizations
+        .invite_account(&invite.account_id, invite.notes.as_deref())
+        .await
+    {
+        Err(e) if e.aws_code() == Some("DuplicateHandshakeException") => {
+            pc.invalidate(ctx);
+            return Err(Error::retryable(
+                "Conflict",
+                "an invitation to this account is already open; looking again",
+            ));
+        }
+        Err(e) if e.aws_code() == Some("HandshakeConstraintViolationException") => {
+            return Err(Error::terminal(
+                "InvitationRefused",
+                format!("AWS refused to invite account {}: {e}", invite.account_id),
+            ));
+        }
+        other => other?,
+    };
+    pc.invalidate(ctx);
+    events.push(EventNote {
+        warning: false,
+        reason: "InvitationSent".into(),
+        note: format!(
+            "invitation {} sent to account {}",
+            sent.id, invite.account_id
+        ),
+    });
+    status.invitation = Some(InvitationStatus {
+        id: sent.id.clone(),
+        state: sent.state.clone(),
+        expires_at: sent.expires_at.clone(),
+        generation,
+        reinvite,
+    });
+    Ok(Located::Pending(Verdict::progressing(
+        "InvitationPending",
+        format!(
+            "invitation {} sent to account {}; the account joins when its owner accepts",
+            sent.id, invite.account_id
+        ),
+        INVITE_POLL,
+    )))
+}
+
+/// Closures of the last 30 days, as of `now`. Pure.
+pub fn recent_closures<'a>(records: &'a [ClosureRecord], now: &str) -> Vec<&'a ClosureRecord> {
+    records
+        .iter()
+        .filter(|r| !older_than(&r.requested_at, now, CLOSE_WINDOW_SECS))
+        .collect()
+}
+
+/// Deletion of a LinkedAccount, per `spec.deletionPolicy`.
+pub async fn cleanup(
+    obj: &LinkedAccount,
+    ctx: &ReconcileContext,
+    now: &str,
+) -> KindOutcome<LinkedAccountStatus> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let mut changes = Vec::new();
+    let mut events = Vec::new();
+    let result = delete(obj, ctx, now, &mut status, &mut changes, &mut events).await;
+    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
+    match &result {
+        Ok(v) => events.push(EventNote {
+            warning: v.reason == "ManagementAccountProtected",
+            reason: v.reason.clone(),
+            note: v.message.clone(),
+        }),
+        Err(_) => events.extend(super::ready_change_event(
+            &previous.conditions,
+            &status.conditions,
+        )),
+    }
+    KindOutcome {
+        result,
+        status,
+        changes,
+        events,
+    }
+}
+
+async fn delete(
+    obj: &LinkedAccount,
+    ctx: &ReconcileContext,
+    now: &str,
+    status: &mut LinkedAccountStatus,
+    changes: &mut Vec<super::Change>,
+    _events: &mut [EventNote],
+) -> Result<Verdict, Error> {
+    let policy = obj.spec.deletion_policy;
+    if policy == AccountDeletionPolicy::Retain {
+        return Ok(Verdict::ready(
+            "Released",
+            "deletionPolicy Retain: the account stays in the organization, unmanaged",
+        ));
+    }
+    let namespace = obj.namespace().unwrap_or_default();
+    let mut pc = match PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await {
+        Ok(pc) => pc,
+        Err(Error::Waiting { .. }) => {
+            return Ok(Verdict::ready(
+                "Released",
+                "the Payer is gone; nothing in AWS was changed",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    // Which account? Never create or invite on the way out.
+    let account = match &status.account_id {
+        Some(id) => pc.snapshot.account(id).cloned(),
+        None => match (&obj.spec.create, &obj.spec.invite, &obj.spec.adopt) {
+            (Some(c), _, _) => {
+                let found = pc.snapshot.account_by_email(&c.email).cloned();
+                if found.is_none()
+                    && let Some(req) = &status.create_request_id
+                {
+                    match pc
+                        .conn
+                        .organizations
+                        .describe_create_account_status(req)
+                        .await
+                    {
+                        Ok(s) if s.state == "IN_PROGRESS" => {
+                            return Err(Error::waiting(
+                                "Creating",
+                                format!(
+                                    "waiting for CreateAccount request {req} to finish before the account can be {}",
+                                    verb(policy)
+                                ),
+                                CREATE_POLL,
+                            ));
+                        }
+                        Ok(s) if s.state == "SUCCEEDED" => {
+                            pc.refresh(ctx).await?;
+                            s.account_id
+                                .as_deref()
+                                .and_then(|id| pc.snapshot.account(id))
+                                .cloned()
+                        }
+                        _ => None,
+                    }
+                } else {
+                    found
+                }
+            }
+            (_, Some(i), _) => {
+                let open = pc
+                    .snapshot
+                    .latest_invitation(&i.account_id)
+                    .filter(|h| h.is_open())
+                    .cloned();
+                if let Some(h) = open {
+                    // The account never joined: withdraw the invitation, nothing else.
+                    changes.push(change(
+                        ChangeAction::Delete,
+                        format!("invitation {}", h.id),
+                        "cancel",
+                    ));
+                    match pc.conn.organizations.cancel_handshake(&h.id).await {
+                        Err(e) if e.aws_code() == Some("InvalidHandshakeTransitionException") => {}
+                        other => other?,
+                    }
+                    pc.invalidate(ctx);
+                    return Ok(Verdict::ready(
+                        "Released",
+                        format!("the open invitation {} was canceled", h.id),
+                    ));
+                }
+                pc.snapshot.account(&i.account_id).cloned()
+            }
+            (_, _, Some(a)) => match (&a.account_id, &a.email) {
+                (Some(id), _) => pc.snapshot.account(id).cloned(),
+                (None, Some(e)) => pc.snapshot.account_by_email(e).cloned(),
+                _ => None,
+            },
+            _ => None,
+        },
+    };
+    let Some(account) = account else {
+        return Ok(Verdict::ready(
+            "Released",
+            "the account is not in the organization; nothing to do",
+        ));
+    };
+    if account.id == pc.snapshot.organization.management_account_id {
+        return Ok(Verdict::ready(
+            "ManagementAccountProtected",
+            format!(
+                "account {} is the management account: it is never removed or closed; released without changes",
+                account.id
+            ),
+        ));
+    }
+    match policy {
+        AccountDeletionPolicy::Retain => unreachable!("handled above"),
+        AccountDeletionPolicy::Remove => {
+            changes.push(change(
+                ChangeAction::Delete,
+                format!("account {}", account.id),
+                "RemoveAccountFromOrganization",
+            ));
+            match pc.conn.organizations.remove_account(&account.id).await {
+                Err(e) if e.aws_code() == Some("AccountNotFoundException") => {}
+                Err(e) if e.aws_code() == Some("ConstraintViolationException") => {
+                    return Err(Error::terminal(
+                        "RemoveRefused",
+                        format!(
+                            "AWS refused to remove account {} ({}): it must stand alone first (payment method, phone, support plan; new accounts wait several days). Fix that, or set deletionPolicy Retain",
+                            account.id,
+                            e.aws_reason().unwrap_or("constraint")
+                        ),
+                    ));
+                }
+                other => other?,
+            }
+            status.deletion_requested_at = Some(now.to_string());
+            pc.invalidate(ctx);
+            Ok(Verdict::ready(
+                "Removed",
+                format!("account {} left the organization", account.id),
+            ))
+        }
+        AccountDeletionPolicy::Close => {
+            close(obj, ctx, &mut pc, &account, now, status, changes).await
+        }
+    }
+}
+
+fn verb(policy: AccountDeletionPolicy) -> &'static str {
+    match policy {
+        AccountDeletionPolicy::Close => "closed",
+        AccountDeletionPolicy::Remove => "removed",
+        AccountDeletionPolicy::Retain => "released",
+    }
+}
+
+async fn close(
+    obj: &LinkedAccount,
+    ctx: &ReconcileContext,
+    pc: &mut PayerContext,
+    account: &Account,
+    now: &str,
+    status: &mut LinkedAccountStatus,
+    changes: &mut Vec<super::Change>,
+) -> Result<Verdict, Error> {
+    if matches!(
+        account.status.as_str(),
+        "PENDING_CLOSURE" | "SUSPENDED" | "CLOSED"
+    ) {
+        return Ok(Verdict::ready(
+            "Closed",
+            format!("account {} is {}", account.id, account.status),
+        ));
+    }
+    if status.deletion_requested_at.is_some() {
+        // CloseAccount was called already: never twice. Wait for AWS to show it.
+        return Err(Error::waiting(
+            "Closing",
+            format!(
+                "CloseAccount was called for {}; waiting for PENDING_CLOSURE",
+                account.id
+            ),
+            Duration::from_secs(5),
+        ));
+    }
+    let gate = ctx.locks.get(&format!("{}#close", pc.key));
+    let _one_at_a_time = gate.lock().await;
+    let records = ctx.ledger.closures(&pc.payer).await?;
+    let recent = recent_closures(&records, now);
+    let already_recorded = recent.iter().any(|r| r.account_id == account.id);
+    let budget = pc.payer.max_closures_per_30_days() as usize;
+    if !already_recorded && recent.len() >= budget {
+        let next = recent
+            .iter()
+            .map(|r| r.requested_at.as_str())
+            .min()
+            .unwrap_or(now);
+        return Err(Error::waiting(
+            "CloseBudgetExhausted",
+            format!(
+                "{} of {budget} account closures allowed in 30 days for Payer {} are used (the oldest, {next}, leaves the window 30 days later); raise spec.maxClosuresPer30Days on the Payer or wait",
+                recent.len(),
+                pc.key
+            ),
+            Duration::from_secs(3600),
+        ));
+    }
+    if !already_recorded {
+        ctx.ledger
+            .record(
+                &pc.payer,
+                ClosureRecord {
+                    account_id: account.id.clone(),
+                    requested_at: now.to_string(),
+                    linked_account: obj.name_any(),
+                },
+            )
+            .await?;
+    }
+    changes.push(change(
+        ChangeAction::Delete,
+        format!("account {}", account.id),
+        "CloseAccount",
+    ));
+    match pc.conn.organizations.close_account(&account.id).await {
+        Err(e) if e.aws_code() == Some("AccountAlreadyClosedException") => {}
+        Err(e)
+            if matches!(
+                e.aws_reason(),
+                Some("CLOSE_ACCOUNT_QUOTA_EXCEEDED" | "CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED")
+            ) =>
+        {
+            return Err(Error::waiting(
+                "CloseQuotaExceeded",
+                format!(
+                    "AWS refused to close more accounts now ({}); trying again in an hour",
+                    e.aws_reason().unwrap_or_default()
+                ),
+                Duration::from_secs(3600),
+            ));
+        }
+        Err(e) if e.aws_reason() == Some("CANNOT_CLOSE_MANAGEMENT_ACCOUNT") => {
+            return Ok(Verdict::ready(
+                "ManagementAccountProtected",
+                "AWS refused to close the management account; released without changes",
+            ));
+        }
+        other => other?,
+    }
+    status.deletion_requested_at = Some(now.to_string());
+    pc.refresh(ctx).await?;
+    match pc.snapshot.account(&account.id) {
+        Some(a) if a.status == "ACTIVE" => Err(Error::waiting(
+            "Closing",
+            format!(
+                "CloseAccount was called for {}; waiting for PENDING_CLOSURE",
+                account.id
+            ),
+            Duration::from_secs(5),
+        )),
+        Some(a) => Ok(Verdict::ready(
+            "Closed",
+            format!("account {} is {}", a.id, a.status),
+        )),
+        None => Ok(Verdict::ready(
+            "Closed",
+            format!("account {} is closed", account.id),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn la(name: &str, created: &str, status: Option<serde_json::Value>) -> LinkedAccount {
+        let mut v = json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created},
+            "spec": {"payerRef": {"name": "p"}, "create": {"email": format!("{name}@example.com"), "accountName": name}}
+        });
+        if let Some(s) = status {
+            v["status"] = s;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn queue_is_oldest_first_then_by_name_and_skips_started_ones() {
+        let all = vec![
+            la("c", "2026-11-24T10:00:02Z", None),
+            la("a", "2026-11-24T10:00:01Z", None),
+            la("b", "2026-11-24T10:00:01Z", None),
+            la(
+                "started",
+                "2026-11-24T09:00:00Z",
+                Some(json!({"createRequestId": "car-1"})),
+            ),
+            la(
+                "done",
+                "2026-11-24T09:00:00Z",
+                Some(json!({"accountId": "111122223333"})),
+            ),
+        ];
+        assert_eq!(queue_position(&all[1], &all), 0);
+        assert_eq!(queue_position(&all[2], &all), 1);
+        assert_eq!(queue_position(&all[0], &all), 2);
+    }
+
+    #[test]
+    fn closure_budget_counts_a_rolling_30_days() {
+        let r = |at: &str| ClosureRecord {
+            account_id: "1".into(),
+            requested_at: at.into(),
+            linked_account: "x".into(),
+        };
+        let records = vec![
+            r("2026-10-01T00:00:00Z"),
+            r("2026-11-01T00:00:00Z"),
+            r("2026-11-20T00:00:00Z"),
+        ];
+        assert_eq!(recent_closures(&records, "2026-11-24T00:00:00Z").len(), 2);
+        assert_eq!(recent_closures(&records, "2026-12-25T00:00:00Z").len(), 0);
+    }
+
+    #[test]
+    fn creation_failures_say_what_to_do() {
+        let e = creation_failed("a@example.com", Some("EMAIL_ALREADY_EXISTS"));
+        assert_eq!(e.reason(), "CreateFailed");
+        assert!(e.is_terminal());
+        assert!(e.to_string().contains("spec.invite"));
+    }
+}

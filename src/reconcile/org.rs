@@ -1,0 +1,343 @@
+//! What the Organizations kinds share: the payer behind an object and its snapshot, tag
+//! convergence, SCP attachments.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::{LocalRef, Payer};
+use crate::aws::Connection;
+use crate::aws::organizations::Tags;
+use crate::error::Error;
+use crate::time::older_than;
+
+use super::snapshot::OrgSnapshot;
+use super::{Change, ChangeAction, ReconcileContext, object_key};
+
+/// How long a dependency (a Payer, an OU, an SCP not created yet) is waited for before the
+/// object is looked at again.
+pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(15);
+
+/// Tags are compared with AWS when the spec changed, or this often (plus a per-object
+/// spread of up to an hour), since reading them costs one call per object.
+pub const TAG_AUDIT_SECS: i64 = 6 * 3600;
+
+/// The payer an object belongs to, its AWS connection and the organization snapshot.
+pub struct PayerContext {
+    pub key: String,
+    pub payer: Payer,
+    pub conn: Connection,
+    pub snapshot: Arc<OrgSnapshot>,
+}
+
+impl PayerContext {
+    /// Resolve `payer_ref` in `namespace`, connect and load (or reuse) the snapshot.
+    pub async fn resolve(
+        namespace: &str,
+        payer_ref: &LocalRef,
+        ctx: &ReconcileContext,
+    ) -> Result<Self, Error> {
+        let payer = ctx
+            .catalog
+            .payer(namespace, &payer_ref.name)
+            .ok_or_else(|| {
+                Error::waiting(
+                    "PayerNotFound",
+                    format!(
+                        "Payer {namespace}/{} does not exist; create it or fix spec.payerRef",
+                        payer_ref.name
+                    ),
+                    DEPENDENCY_RETRY,
+                )
+            })?;
+        let key = object_key(namespace, &payer_ref.name);
+        let credentials = super::payer::resolve_credentials(&payer, ctx.secrets.as_ref()).await?;
+        let conn = ctx
+            .connections
+            .get_or_connect(&key, ctx.connector.as_ref(), &credentials, payer.region())
+            .await?;
+        let snapshot = ctx.snapshots.get(&key, &conn).await?;
+        if snapshot.organization.management_account_id != payer.spec.account_id {
+            return Err(Error::terminal(
+                "PayerNotManagementAccount",
+                format!(
+                    "Payer {key} (account {}) is not the management account of organization {}; see the Payer's status",
+                    payer.spec.account_id, snapshot.organization.id
+                ),
+            ));
+        }
+        Ok(Self {
+            key,
+            payer,
+            conn,
+            snapshot,
+        })
+    }
+
+    /// Drop the cached snapshot after a write and read a fresh one.
+    pub async fn refresh(&mut self, ctx: &ReconcileContext) -> Result<(), Error> {
+        ctx.snapshots.invalidate(&self.key);
+        self.snapshot = ctx.snapshots.get(&self.key, &self.conn).await?;
+        Ok(())
+    }
+
+    /// Forget the snapshot after a write (the next reader loads a fresh one).
+    pub fn invalidate(&self, ctx: &ReconcileContext) {
+        ctx.snapshots.invalidate(&self.key);
+    }
+}
+
+/// Tags to set and tag keys to remove so that AWS holds exactly `desired` (AWS's own `aws:`
+/// tags are never touched). Pure.
+pub fn tag_changes(desired: &Tags, current: &Tags) -> (Tags, Vec<String>) {
+    let set: Tags = desired
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove: Vec<String> = current
+        .keys()
+        .filter(|k| !k.starts_with("aws:") && !desired.contains_key(*k))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+/// Whether the tags of an object are due for a comparison with AWS. Pure.
+pub fn tag_check_due(spec_changed: bool, checked_at: Option<&str>, now: &str, uid: &str) -> bool {
+    if spec_changed {
+        return true;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    uid.hash(&mut h);
+    let spread = (h.finish() % 3600) as i64;
+    checked_at.is_none_or(|t| older_than(t, now, TAG_AUDIT_SECS + spread))
+}
+
+/// Converge the tags of `resource_id`: read them, then set and remove what differs.
+pub async fn converge_tags(
+    conn: &Connection,
+    resource_id: &str,
+    desired: &Tags,
+    plan_only: bool,
+    changes: &mut Vec<Change>,
+) -> Result<(), Error> {
+    let current = conn.organizations.list_tags(resource_id).await?;
+    let (set, remove) = tag_changes(desired, &current);
+    if !set.is_empty() {
+        changes.push(Change {
+            action: ChangeAction::Update,
+            target: format!("tags of {resource_id}"),
+            detail: format!("set {}", set.keys().cloned().collect::<Vec<_>>().join(", ")),
+        });
+        if !plan_only {
+            conn.organizations.tag_resource(resource_id, &set).await?;
+        }
+    }
+    if !remove.is_empty() {
+        changes.push(Change {
+            action: ChangeAction::Update,
+            target: format!("tags of {resource_id}"),
+            detail: format!("remove {}", remove.join(", ")),
+        });
+        if !plan_only {
+            conn.organizations
+                .untag_resource(resource_id, &remove)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// SCP attachments of one target.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttachmentPlan {
+    /// (policy name, policy id) to attach.
+    pub attach: Vec<(String, String)>,
+    /// (policy name, policy id) to detach.
+    pub detach: Vec<(String, String)>,
+    /// Names of the policies attached once the plan is carried out.
+    pub result: Vec<String>,
+}
+
+/// AWS names of the ServiceControlPolicy objects `names` refers to, with their policy ids.
+/// Waits while one does not exist yet.
+pub fn resolve_policies(
+    namespace: &str,
+    names: &[String],
+    snapshot: &OrgSnapshot,
+    ctx: &ReconcileContext,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut out = Vec::new();
+    for name in names {
+        let object = ctx
+            .catalog
+            .service_control_policy(namespace, name)
+            .ok_or_else(|| {
+                Error::waiting(
+                    "DependencyNotReady",
+                    format!("ServiceControlPolicy {namespace}/{name} does not exist"),
+                    DEPENDENCY_RETRY,
+                )
+            })?;
+        let aws_name = object.policy_name();
+        let policy = snapshot.policy_named(&aws_name).ok_or_else(|| {
+            Error::waiting(
+                "DependencyNotReady",
+                format!(
+                    "ServiceControlPolicy {namespace}/{name} ({aws_name}) is not created in AWS yet"
+                ),
+                DEPENDENCY_RETRY,
+            )
+        })?;
+        out.push((aws_name, policy.id.clone()));
+    }
+    Ok(out)
+}
+
+/// Plan the SCP attachments of `target_id`: attach every desired policy, detach the ones the
+/// operator attached before (`previously`) that are no longer desired, leave the others
+/// (FullAWSAccess, policies attached outside the operator) alone. Refuses more than 5. Pure.
+pub fn attachment_plan(
+    target_id: &str,
+    desired: &[(String, String)],
+    previously: &[String],
+    snapshot: &OrgSnapshot,
+) -> Result<AttachmentPlan, Error> {
+    let current: HashMap<String, String> = snapshot
+        .policies_of(target_id)
+        .into_iter()
+        .map(|p| (p.name.clone(), p.id.clone()))
+        .collect();
+    let wanted: BTreeSet<&str> = desired.iter().map(|(n, _)| n.as_str()).collect();
+    let attach: Vec<(String, String)> = desired
+        .iter()
+        .filter(|(n, _)| !current.contains_key(n))
+        .cloned()
+        .collect();
+    let mut detach: Vec<(String, String)> = current
+        .iter()
+        .filter(|(n, _)| previously.contains(n) && !wanted.contains(n.as_str()))
+        .map(|(n, id)| (n.clone(), id.clone()))
+        .collect();
+    detach.sort();
+    let mut result: Vec<String> = current
+        .keys()
+        .filter(|n| !detach.iter().any(|(d, _)| d == *n))
+        .cloned()
+        .chain(attach.iter().map(|(n, _)| n.clone()))
+        .collect();
+    result.sort();
+    result.dedup();
+    if result.len() > 5 {
+        return Err(Error::terminal(
+            "TooManyPolicies",
+            format!(
+                "{target_id} would have {} SCPs attached ({}); AWS allows 5 per target, FullAWSAccess included",
+                result.len(),
+                result.join(", ")
+            ),
+        ));
+    }
+    Ok(AttachmentPlan {
+        attach,
+        detach,
+        result,
+    })
+}
+
+/// Carry out an attachment plan: attach first, then detach, so the target never has no SCP.
+pub async fn execute_attachments(
+    conn: &Connection,
+    target_id: &str,
+    plan: &AttachmentPlan,
+    plan_only: bool,
+    changes: &mut Vec<Change>,
+) -> Result<(), Error> {
+    for (name, id) in &plan.attach {
+        changes.push(Change {
+            action: ChangeAction::Create,
+            target: format!("SCP attachment {name} -> {target_id}"),
+            detail: format!("attach {id}"),
+        });
+        if !plan_only {
+            match conn.organizations.attach_policy(id, target_id).await {
+                Err(e) if e.aws_code() == Some("DuplicatePolicyAttachmentException") => {}
+                other => other?,
+            }
+        }
+    }
+    for (name, id) in &plan.detach {
+        changes.push(Change {
+            action: ChangeAction::Delete,
+            target: format!("SCP attachment {name} -> {target_id}"),
+            detail: format!("detach {id}"),
+        });
+        if !plan_only {
+            match conn.organizations.detach_policy(id, target_id).await {
+                Err(e) if e.aws_code() == Some("PolicyNotAttachedException") => {}
+                other => other?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A change record.
+pub fn change(
+    action: ChangeAction,
+    target: impl Into<String>,
+    detail: impl Into<String>,
+) -> Change {
+    Change {
+        action,
+        target: target.into(),
+        detail: detail.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tag_changes_set_differences_and_remove_extras_but_not_aws_tags() {
+        let desired = tags(&[("team", "a"), ("env", "prod")]);
+        let current = tags(&[("team", "b"), ("old", "x"), ("aws:cloudformation", "y")]);
+        let (set, remove) = tag_changes(&desired, &current);
+        assert_eq!(set, tags(&[("team", "a"), ("env", "prod")]));
+        assert_eq!(remove, vec!["old".to_string()]);
+        assert_eq!(tag_changes(&desired, &desired), (Tags::new(), vec![]));
+    }
+
+    #[test]
+    fn tag_checks_follow_spec_changes_and_a_spread_audit() {
+        assert!(tag_check_due(
+            true,
+            Some("2026-11-24T12:00:00Z"),
+            "2026-11-24T12:00:01Z",
+            "u"
+        ));
+        assert!(tag_check_due(false, None, "2026-11-24T12:00:00Z", "u"));
+        assert!(!tag_check_due(
+            false,
+            Some("2026-11-24T12:00:00Z"),
+            "2026-11-24T13:00:00Z",
+            "u"
+        ));
+        assert!(tag_check_due(
+            false,
+            Some("2026-11-24T00:00:00Z"),
+            "2026-11-24T08:00:00Z",
+            "u"
+        ));
+    }
+}
