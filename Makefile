@@ -42,14 +42,19 @@ demo: build venv
 	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
 	$(EMULATOR)/start.sh $$port $(DEMO_DIR)/emulator.pid $(DEMO_DIR)/emulator.log; \
 	trap 'kill $$(cat $(DEMO_DIR)/emulator.pid) 2>/dev/null || true' EXIT; \
-	venv=$$($(EMULATOR)/ensure-venv.sh); \
-	"$$venv/bin/python" $(EMULATOR)/seed_demo.py http://127.0.0.1:$$port; \
-	export AWS_ENDPOINT_URL=http://127.0.0.1:$$port AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true; \
+	py="$$($(EMULATOR)/ensure-venv.sh)/bin/python"; url=http://127.0.0.1:$$port; \
+	"$$py" $(EMULATOR)/seed_demo.py seed $$url; \
+	export AWS_ENDPOINT_URL=$$url AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true; \
 	echo; echo "\$$ partner-billing-operator plan -f examples/"; \
 	rc=0; $(BIN) plan -f examples/ || rc=$$?; \
 	if [ $$rc -eq 1 ]; then exit 1; fi; \
-	echo; echo "\$$ partner-billing-operator apply -f examples/"; \
+	echo; echo "\$$ partner-billing-operator apply -f examples/    (creates accounts; the invitation stays open)"; \
+	$(BIN) apply -f examples/ || true; \
+	echo; "$$py" $(EMULATOR)/seed_demo.py accept-invitations $$url; \
+	echo; echo "\$$ partner-billing-operator apply -f examples/    (the invited account has joined)"; \
 	$(BIN) apply -f examples/; \
+	echo; echo "\$$ partner-billing-operator plan -f examples/    (nothing left to change)"; \
+	$(BIN) plan -f examples/; \
 	echo; echo "\$$ partner-billing-operator apply -f examples/ -o yaml   (statuses)"; \
 	$(BIN) apply -f examples/ -o yaml
 

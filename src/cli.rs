@@ -84,6 +84,10 @@ pub struct FileArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: output::Format,
+    /// `apply` only: seconds to keep reconciling objects whose work is in progress (account
+    /// creations, dependencies created in the same run) before reporting.
+    #[arg(long, default_value_t = 300)]
+    pub wait: u64,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -157,7 +161,7 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
     let report = if plan_only {
         filemode::plan(manifests, connector).await
     } else {
-        filemode::apply(manifests, connector).await
+        filemode::apply(manifests, connector, Duration::from_secs(args.wait)).await
     };
     let text = match (args.output, plan_only) {
         (output::Format::Json, _) => output::json(&report),

@@ -111,7 +111,7 @@ async fn secret_values_never_appear_in_logs_status_or_output() {
         printed.push_str(&output::plan_text(&plan));
         printed.push_str(&output::json(&plan));
         let loaded = filemode::load(std::slice::from_ref(&dir), "default").expect("manifests load");
-        let applied = filemode::apply(loaded, connector.clone()).await;
+        let applied = filemode::apply(loaded, connector.clone(), Duration::from_secs(5)).await;
         printed.push_str(&output::apply_text(&applied));
         printed.push_str(&output::json(&applied));
         printed.push_str(&output::yaml(&applied));

@@ -6,23 +6,38 @@
 
 pub mod output;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::Value;
 
-use crate::api::Payer;
-use crate::api::conditions::{self, READY, SYNCED};
+use crate::api::conditions::{self, Condition, READY, SYNCED};
+use crate::api::{LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy};
 use crate::aws::AwsConnect;
-use crate::reconcile::{Change, ReconcileContext, payer};
+use crate::error::Error;
+use crate::reconcile::{
+    Catalog, Change, KindOutcome, Mode, ReconcileContext, Verdict, linked_account,
+    organizational_unit, payer, service_control_policy,
+};
 use crate::schema_check;
 use crate::secrets::{StaticSecrets, decode};
 
 /// Kinds in the order they are reconciled (what later kinds refer to comes first).
-pub const KIND_ORDER: &[&str] = &["Payer"];
+pub const KIND_ORDER: &[&str] = &[
+    "Payer",
+    "ServiceControlPolicy",
+    "OrganizationalUnit",
+    "LinkedAccount",
+];
+
+/// In `apply`, objects waiting at most this long for something in progress (an account
+/// creation, a dependency created earlier in the same run) are looked at again until
+/// `--wait` runs out; longer waits (an invitation, a closure budget) are reported as they are.
+const IN_PROGRESS_MAX: Duration = Duration::from_secs(20);
 
 /// Built-in kinds that may sit beside our manifests and are skipped without complaint.
 const IGNORED_KINDS: &[&str] = &[
@@ -50,6 +65,9 @@ impl std::fmt::Display for InputProblem {
 #[derive(Default)]
 pub struct Manifests {
     pub payers: Vec<Payer>,
+    pub service_control_policies: Vec<ServiceControlPolicy>,
+    pub organizational_units: Vec<OrganizationalUnit>,
+    pub linked_accounts: Vec<LinkedAccount>,
     pub secrets: StaticSecrets,
     /// Documents skipped, as `source: kind/name`.
     pub skipped: Vec<String>,
@@ -58,6 +76,9 @@ pub struct Manifests {
 impl Manifests {
     pub fn object_count(&self) -> usize {
         self.payers.len()
+            + self.service_control_policies.len()
+            + self.organizational_units.len()
+            + self.linked_accounts.len()
     }
 }
 
@@ -199,11 +220,23 @@ fn add_document(
             m.secrets.insert(&namespace, &name, decode(&secret));
             Ok(())
         }
-        (crate::api::API_VERSION, "Payer") => {
-            check_schema("Payer", &doc).map_err(&problem)?;
-            let payer: Payer =
-                serde_json::from_value(doc).map_err(|e| problem(format!("Payer {name}: {e}")))?;
-            m.payers.push(payer);
+        (crate::api::API_VERSION, k) if KIND_ORDER.contains(&k) => {
+            check_schema(k, &doc).map_err(&problem)?;
+            let parse_err = |e: serde_json::Error| problem(format!("{k} {name}: {e}"));
+            match k {
+                "Payer" => m
+                    .payers
+                    .push(serde_json::from_value(doc).map_err(parse_err)?),
+                "ServiceControlPolicy" => m
+                    .service_control_policies
+                    .push(serde_json::from_value(doc).map_err(parse_err)?),
+                "OrganizationalUnit" => m
+                    .organizational_units
+                    .push(serde_json::from_value(doc).map_err(parse_err)?),
+                _ => m
+                    .linked_accounts
+                    .push(serde_json::from_value(doc).map_err(parse_err)?),
+            }
             Ok(())
         }
         (v, k)
@@ -247,6 +280,8 @@ pub struct ObjectReport {
     pub findings: Vec<String>,
     pub ready: bool,
     pub synced: bool,
+    /// The object could not be planned or reconciled (a problem to fix, not a wait).
+    pub error: bool,
     pub reason: String,
     pub message: String,
     /// The object with its resulting status (`apply` only).
@@ -255,7 +290,7 @@ pub struct ObjectReport {
 }
 
 impl ObjectReport {
-    /// An object that is not Ready (or could not be reconciled) fails the command.
+    /// An object that is not Ready fails `apply`.
     pub fn failed(&self) -> bool {
         !self.ready || !self.synced
     }
@@ -271,7 +306,12 @@ impl Report {
     pub fn changes(&self) -> usize {
         self.objects.iter().map(|o| o.changes.len()).sum()
     }
+    /// Objects with a problem (for `plan`).
     pub fn errors(&self) -> usize {
+        self.objects.iter().filter(|o| o.error).count()
+    }
+    /// Objects not Ready (for `apply`).
+    pub fn not_ready(&self) -> usize {
         self.objects.iter().filter(|o| o.failed()).count()
     }
 }
@@ -287,49 +327,357 @@ pub fn plan_exit_code(report: &Report) -> i32 {
     }
 }
 
-/// Exit status of `apply`: 0 when every object reconciled, 1 otherwise.
+/// Exit status of `apply`: 0 when every object is Ready, 1 otherwise.
 pub fn apply_exit_code(report: &Report) -> i32 {
-    if report.errors() > 0 { 1 } else { 0 }
+    if report.not_ready() > 0 { 1 } else { 0 }
 }
 
-fn context(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> (Vec<Payer>, ReconcileContext) {
+/// The manifests as a [`Catalog`], with statuses updated as objects are reconciled.
+#[derive(Default)]
+pub struct FileCatalog {
+    payers: RwLock<HashMap<(String, String), Payer>>,
+    scps: RwLock<HashMap<(String, String), ServiceControlPolicy>>,
+    ous: RwLock<HashMap<(String, String), OrganizationalUnit>>,
+    accounts: RwLock<HashMap<(String, String), LinkedAccount>>,
+}
+
+fn key_of<K: ResourceExt>(o: &K) -> (String, String) {
+    (o.namespace().unwrap_or_default(), o.name_any())
+}
+
+fn get<K: Clone>(m: &RwLock<HashMap<(String, String), K>>, ns: &str, name: &str) -> Option<K> {
+    m.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&(ns.to_string(), name.to_string()))
+        .cloned()
+}
+
+fn put<K: ResourceExt + Clone>(m: &RwLock<HashMap<(String, String), K>>, o: &K) {
+    m.write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key_of(o), o.clone());
+}
+
+impl Catalog for FileCatalog {
+    fn payer(&self, ns: &str, name: &str) -> Option<Payer> {
+        get(&self.payers, ns, name)
+    }
+    fn service_control_policy(&self, ns: &str, name: &str) -> Option<ServiceControlPolicy> {
+        get(&self.scps, ns, name)
+    }
+    fn organizational_unit(&self, ns: &str, name: &str) -> Option<OrganizationalUnit> {
+        get(&self.ous, ns, name)
+    }
+    fn linked_accounts(&self, ns: &str) -> Vec<LinkedAccount> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// One object of any kind, in reconcile order.
+#[derive(Clone)]
+enum Obj {
+    Payer(Payer),
+    Scp(ServiceControlPolicy),
+    Ou(OrganizationalUnit),
+    Account(LinkedAccount),
+}
+
+impl Obj {
+    fn kind(&self) -> &'static str {
+        match self {
+            Obj::Payer(_) => "Payer",
+            Obj::Scp(_) => "ServiceControlPolicy",
+            Obj::Ou(_) => "OrganizationalUnit",
+            Obj::Account(_) => "LinkedAccount",
+        }
+    }
+    fn key(&self) -> (String, String) {
+        match self {
+            Obj::Payer(o) => key_of(o),
+            Obj::Scp(o) => key_of(o),
+            Obj::Ou(o) => key_of(o),
+            Obj::Account(o) => key_of(o),
+        }
+    }
+    fn value(&self) -> Option<Value> {
+        match self {
+            Obj::Payer(o) => serde_json::to_value(o).ok(),
+            Obj::Scp(o) => serde_json::to_value(o).ok(),
+            Obj::Ou(o) => serde_json::to_value(o).ok(),
+            Obj::Account(o) => serde_json::to_value(o).ok(),
+        }
+    }
+}
+
+/// Objects in dependency order: Payers, SCPs, OUs (parents before children), accounts.
+fn ordered(m: Manifests) -> (Vec<Obj>, StaticSecrets) {
     let Manifests {
-        payers, secrets, ..
-    } = manifests;
-    (payers, ReconcileContext::new(connector, Arc::new(secrets)))
+        mut payers,
+        mut service_control_policies,
+        organizational_units,
+        mut linked_accounts,
+        secrets,
+        ..
+    } = m;
+    payers.sort_by_key(key_of);
+    service_control_policies.sort_by_key(key_of);
+    linked_accounts.sort_by_key(key_of);
+    let depth_of = |ou: &OrganizationalUnit| {
+        let mut depth = 0;
+        let mut current = ou.spec.parent_ref.clone();
+        let ns = ou.namespace().unwrap_or_default();
+        while let Some(r) = current {
+            depth += 1;
+            if depth > 10 {
+                break;
+            }
+            current = organizational_units
+                .iter()
+                .find(|o| o.namespace().unwrap_or_default() == ns && o.name_any() == r.name)
+                .and_then(|o| o.spec.parent_ref.clone());
+        }
+        depth
+    };
+    let mut ous: Vec<(usize, OrganizationalUnit)> = organizational_units
+        .iter()
+        .map(|o| (depth_of(o), o.clone()))
+        .collect();
+    ous.sort_by_key(|(d, o)| (*d, key_of(o)));
+    let mut out: Vec<Obj> = payers.into_iter().map(Obj::Payer).collect();
+    out.extend(service_control_policies.into_iter().map(Obj::Scp));
+    out.extend(ous.into_iter().map(|(_, o)| Obj::Ou(o)));
+    out.extend(linked_accounts.into_iter().map(Obj::Account));
+    (out, secrets)
+}
+
+fn context(
+    objects: &[Obj],
+    secrets: StaticSecrets,
+    connector: Arc<dyn AwsConnect>,
+) -> (ReconcileContext, Arc<FileCatalog>) {
+    let catalog = Arc::new(FileCatalog::default());
+    for o in objects {
+        match o {
+            Obj::Payer(p) => put(&catalog.payers, p),
+            Obj::Scp(p) => put(&catalog.scps, p),
+            Obj::Ou(p) => put(&catalog.ous, p),
+            Obj::Account(p) => put(&catalog.accounts, p),
+        }
+    }
+    let ctx = ReconcileContext::new(connector, Arc::new(secrets)).with_catalog(catalog.clone());
+    (ctx, catalog)
 }
 
 /// Observe AWS and report what would change. Writes nothing.
 pub async fn plan(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> Report {
-    let (payers, ctx) = context(manifests, connector);
-    let mut report = Report::default();
-    for p in ordered(payers) {
-        let planned = match payer::observe(&p, &ctx).await {
-            Ok(observed) => Ok(payer::plan(&p.spec, &observed)),
-            Err(e) => Err(e),
-        };
-        report.objects.push(payer_report(&p, &planned, None));
-    }
-    report
-}
-
-/// Reconcile every object once, in dependency order, and report the resulting status.
-pub async fn apply(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> Report {
-    let (payers, ctx) = context(manifests, connector);
+    let (objects, secrets) = ordered(manifests);
+    let (ctx, _) = context(&objects, secrets, connector);
     let now = crate::time::now_rfc3339();
     let mut report = Report::default();
-    for mut p in ordered(payers) {
-        let outcome = payer::reconcile(&p, &ctx, &now).await;
-        p.status = Some(outcome.status);
-        let object = serde_json::to_value(&p).ok();
-        report.objects.push(payer_report(&p, &outcome.plan, object));
+    for o in objects {
+        let r = match &o {
+            Obj::Payer(p) => {
+                let planned = match payer::observe(p, &ctx).await {
+                    Ok(observed) => Ok(payer::plan(&p.spec, &observed)),
+                    Err(e) => Err(e),
+                };
+                payer_report(p, &planned, None)
+            }
+            Obj::Scp(x) => kind_report(
+                &o,
+                &service_control_policy::reconcile(x, &ctx, Mode::Plan, &now).await,
+                None,
+                true,
+            ),
+            Obj::Ou(x) => kind_report(
+                &o,
+                &organizational_unit::reconcile(x, &ctx, Mode::Plan, &now).await,
+                None,
+                true,
+            ),
+            Obj::Account(x) => kind_report(
+                &o,
+                &linked_account::reconcile(x, &ctx, Mode::Plan, &now).await,
+                None,
+                true,
+            ),
+        };
+        report.objects.push(r);
     }
     report
 }
 
-fn ordered(mut payers: Vec<Payer>) -> Vec<Payer> {
-    payers.sort_by_key(|p| (p.namespace().unwrap_or_default(), p.name_any()));
-    payers
+/// Reconcile every object in dependency order, again while something it waits for is in
+/// progress (at most `wait`), and report the resulting statuses.
+pub async fn apply(manifests: Manifests, connector: Arc<dyn AwsConnect>, wait: Duration) -> Report {
+    let (mut objects, secrets) = ordered(manifests);
+    let (ctx, catalog) = context(&objects, secrets, connector);
+    let started = Instant::now();
+    let mut reports: Vec<Option<ObjectReport>> = vec![None; objects.len()];
+    let mut changes: Vec<Vec<Change>> = vec![Vec::new(); objects.len()];
+    let mut pending: Vec<bool> = vec![true; objects.len()];
+    loop {
+        let mut next_poll: Option<Duration> = None;
+        for i in 0..objects.len() {
+            if !pending[i] {
+                continue;
+            }
+            let now = crate::time::now_rfc3339();
+            let (report, again) = apply_one(&mut objects[i], &ctx, &catalog, &now).await;
+            changes[i].extend(report.changes.iter().cloned());
+            let mut report = report;
+            report.changes = changes[i].clone();
+            reports[i] = Some(report);
+            pending[i] = again.is_some();
+            if let Some(d) = again {
+                next_poll = Some(next_poll.map_or(d, |n: Duration| n.min(d)));
+            }
+        }
+        let Some(poll) = next_poll else { break };
+        if started.elapsed() + poll.min(Duration::from_secs(2)) > wait {
+            break;
+        }
+        tokio::time::sleep(poll.min(Duration::from_secs(2))).await;
+    }
+    Report {
+        objects: reports.into_iter().flatten().collect(),
+    }
+}
+
+/// Reconcile one object, store its new status, and say whether (and when) to look again.
+async fn apply_one(
+    o: &mut Obj,
+    ctx: &ReconcileContext,
+    catalog: &FileCatalog,
+    now: &str,
+) -> (ObjectReport, Option<Duration>) {
+    match o {
+        Obj::Payer(p) => {
+            let outcome = payer::reconcile(p, ctx, now).await;
+            p.status = Some(outcome.status);
+            put(&catalog.payers, p);
+            let object = serde_json::to_value(&*p).ok();
+            (payer_report(p, &outcome.plan, object), None)
+        }
+        Obj::Scp(x) => {
+            let outcome = service_control_policy::reconcile(x, ctx, Mode::Apply, now).await;
+            x.status = Some(outcome.status.clone());
+            put(&catalog.scps, x);
+            let again = in_progress(&outcome.result);
+            (
+                kind_report(&Obj::Scp(x.clone()), &outcome, Some(()), false),
+                again,
+            )
+        }
+        Obj::Ou(x) => {
+            let outcome = organizational_unit::reconcile(x, ctx, Mode::Apply, now).await;
+            x.status = Some(outcome.status.clone());
+            put(&catalog.ous, x);
+            let again = in_progress(&outcome.result);
+            (
+                kind_report(&Obj::Ou(x.clone()), &outcome, Some(()), false),
+                again,
+            )
+        }
+        Obj::Account(x) => {
+            let outcome = linked_account::reconcile(x, ctx, Mode::Apply, now).await;
+            x.status = Some(outcome.status.clone());
+            put(&catalog.accounts, x);
+            let again = in_progress(&outcome.result);
+            (
+                kind_report(&Obj::Account(x.clone()), &outcome, Some(()), false),
+                again,
+            )
+        }
+    }
+}
+
+/// When to look again at an object whose work is still in progress.
+fn in_progress(result: &Result<Verdict, Error>) -> Option<Duration> {
+    let after = match result {
+        Ok(v) => v.requeue?,
+        Err(Error::Waiting { retry_after, .. }) => *retry_after,
+        Err(_) => return None,
+    };
+    (after <= IN_PROGRESS_MAX).then_some(after)
+}
+
+fn kind_report<S: serde::Serialize + HasConditions>(
+    o: &Obj,
+    outcome: &KindOutcome<S>,
+    with_object: Option<()>,
+    planning: bool,
+) -> ObjectReport {
+    let (namespace, name) = o.key();
+    let mut r = ObjectReport {
+        kind: o.kind().to_string(),
+        namespace,
+        name,
+        changes: outcome.changes.clone(),
+        findings: Vec::new(),
+        ready: false,
+        synced: false,
+        error: false,
+        reason: String::new(),
+        message: String::new(),
+        object: with_object.and_then(|_| o.value()),
+    };
+    match &outcome.result {
+        Ok(v) => {
+            r.ready = v.ready;
+            r.synced = true;
+            r.reason = v.reason.clone();
+            r.message = v.message.clone();
+            if v.ready {
+                r.findings.push(v.message.clone());
+            }
+        }
+        Err(e @ Error::Waiting { .. }) => {
+            r.synced = true;
+            r.reason = e.reason().to_string();
+            r.message = e.to_string();
+            r.findings.push(format!("waits: {e}"));
+        }
+        Err(e) => {
+            r.error = true;
+            r.reason = e.reason().to_string();
+            r.message = e.to_string();
+        }
+    }
+    if !planning {
+        let conds = outcome.status.conditions();
+        r.ready = conditions::is_ready(conds);
+        r.synced = conditions::find(conds, SYNCED)
+            .is_some_and(|c| c.status == crate::api::ConditionStatus::True);
+    }
+    r
+}
+
+/// Status types with conditions.
+pub trait HasConditions {
+    fn conditions(&self) -> &[Condition];
+}
+
+impl HasConditions for crate::api::ServiceControlPolicyStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+impl HasConditions for crate::api::OrganizationalUnitStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+impl HasConditions for crate::api::LinkedAccountStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
 }
 
 fn payer_report(
@@ -345,6 +693,7 @@ fn payer_report(
         findings: Vec::new(),
         ready: false,
         synced: false,
+        error: false,
         reason: String::new(),
         message: String::new(),
         object,
@@ -390,6 +739,7 @@ fn payer_report(
             r.message = ready.message.clone();
         }
     }
+    r.error = !r.ready || !r.synced;
     r
 }
 

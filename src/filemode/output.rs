@@ -16,7 +16,7 @@ pub fn plan_text(report: &Report) -> String {
     let mut out = String::new();
     for o in &report.objects {
         out.push_str(&format!("{} {}/{}: ", o.kind, o.namespace, o.name));
-        if !o.synced || !o.ready {
+        if o.error {
             out.push_str(&format!("error: {}: {}\n", o.reason, o.message));
             continue;
         }
@@ -108,7 +108,7 @@ pub fn apply_text(report: &Report) -> String {
         report.objects.len(),
         summary_kinds(report),
         report.changes(),
-        report.errors()
+        report.not_ready()
     ));
     out
 }
@@ -119,6 +119,7 @@ pub fn json(report: &Report) -> String {
         "objects": report.objects.len(),
         "changes": report.changes(),
         "errors": report.errors(),
+        "notReady": report.not_ready(),
     });
     let value = serde_json::json!({"objects": report.objects, "summary": summary});
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
@@ -157,6 +158,7 @@ mod tests {
             findings: vec!["found".into()],
             ready,
             synced: ready,
+            error: !ready,
             reason: if ready {
                 "Verified".into()
             } else {

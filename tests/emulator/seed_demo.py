@@ -1,39 +1,59 @@
-"""Give the emulator what `make demo` expects to find: an organization managed by the demo
-account (123456789012, which the emulator assigns to any access key it did not issue) with a
-few customer accounts.
+"""What `make demo` does to the emulator besides running the operator.
 
-Usage: seed_demo.py ENDPOINT_URL
+  seed_demo.py seed URL                 an organization managed by the demo account
+                                        (123456789012, which the emulator assigns to any
+                                        access key it did not issue)
+  seed_demo.py accept-invitations URL   the invited accounts' owners accept
 """
 
+import json
 import sys
 import urllib.request
 
 import boto3
 
 
-def main() -> None:
-    endpoint = sys.argv[1]
-    orgs = boto3.client(
+def orgs_client(endpoint: str):
+    return boto3.client(
         "organizations",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="AKIADEMO000000000001",
         aws_secret_access_key="demo-only-not-a-real-secret-key",
     )
+
+
+def control(endpoint: str, path: str, body: dict) -> dict:
+    req = urllib.request.Request(f"{endpoint}/_emulator/{path}", data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+def seed(endpoint: str) -> None:
+    orgs = orgs_client(endpoint)
     try:
         org = orgs.describe_organization()["Organization"]
     except orgs.exceptions.AWSOrganizationsNotInUseException:
         org = orgs.create_organization(FeatureSet="ALL")["Organization"]
-        for name in ("northwind", "contoso", "fabrikam"):
-            orgs.create_account(AccountName=f"{name}-prod", Email=f"aws+{name}@example.com")
-        # The emulator keeps creations IN_PROGRESS for a while; finish them now.
-        done = urllib.request.Request(
-            f"{endpoint}/_emulator/services/organizations/complete-creates", data=b"{}", method="POST"
-        )
-        urllib.request.urlopen(done).read()
-    accounts = sum(len(p["Accounts"]) for p in orgs.get_paginator("list_accounts").paginate())
-    print(f"emulator: organization {org['Id']} with {accounts} accounts is ready", file=sys.stderr)
+    # Account creations stay IN_PROGRESS this long, as in AWS (where it takes minutes).
+    control(endpoint, "services/organizations/settings", {"createDelaySeconds": 2})
+    print(f"emulator: organization {org['Id']} is ready", file=sys.stderr)
+
+
+def accept_invitations(endpoint: str) -> None:
+    orgs = orgs_client(endpoint)
+    for page in orgs.get_paginator("list_handshakes_for_organization").paginate():
+        for hs in page["Handshakes"]:
+            if hs["State"] == "OPEN":
+                target = next(p["Id"] for p in hs["Parties"] if p["Type"] != "ORGANIZATION")
+                control(
+                    endpoint,
+                    "services/organizations/accept",
+                    {"handshakeId": hs["Id"], "email": f"owner-{target}@example.com", "name": f"account-{target}"},
+                )
+                print(f"emulator: the owner of {target} accepted invitation {hs['Id']}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main()
+    {"seed": seed, "accept-invitations": accept_invitations}[sys.argv[1]](sys.argv[2])
