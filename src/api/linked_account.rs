@@ -202,7 +202,7 @@ pub struct LinkedAccountStatus {
     /// Id of the root or OU the account is in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
-    /// Names of the SCPs attached to the account.
+    /// Names of the operator's SCPs attached to the account (from spec.serviceControlPolicies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attached_policies: Vec<String>,
     /// When the tags in AWS were last compared with the spec (RFC 3339).

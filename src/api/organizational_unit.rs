@@ -78,7 +78,7 @@ pub struct OrganizationalUnitStatus {
     /// Id of the parent (root or OU).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
-    /// Names of the SCPs attached to the OU.
+    /// Names of the operator's SCPs attached to the OU (from spec.serviceControlPolicies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attached_policies: Vec<String>,
     /// When the tags in AWS were last compared with the spec (RFC 3339).

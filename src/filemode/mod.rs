@@ -365,6 +365,15 @@ impl Catalog for FileCatalog {
     fn service_control_policy(&self, ns: &str, name: &str) -> Option<ServiceControlPolicy> {
         get(&self.scps, ns, name)
     }
+    fn service_control_policies(&self, ns: &str) -> Vec<ServiceControlPolicy> {
+        self.scps
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
     fn organizational_unit(&self, ns: &str, name: &str) -> Option<OrganizationalUnit> {
         get(&self.ous, ns, name)
     }

@@ -15,8 +15,8 @@ use crate::error::Error;
 use crate::time::older_than;
 
 use super::org::{
-    PayerContext, attachment_plan, change, converge_tags, execute_attachments, resolve_policies,
-    tag_check_due,
+    PayerContext, attachment_plan, change, converge_tags, execute_attachments,
+    managed_policy_names, resolve_policies, tag_check_due,
 };
 use super::organizational_unit::resolve_parent;
 use super::{
@@ -165,7 +165,12 @@ async fn apply(
     let attachments = attachment_plan(
         &account.id,
         &desired_policies,
-        &status.attached_policies,
+        &managed_policy_names(
+            &namespace,
+            &obj.spec.payer_ref,
+            &status.attached_policies,
+            ctx,
+        ),
         &pc.snapshot,
     )?;
     execute_attachments(&pc.conn, &account.id, &attachments, plan_only, changes).await?;

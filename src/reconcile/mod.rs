@@ -141,6 +141,7 @@ fn fingerprint(credentials: &PayerCredentialsSource, region: &str) -> u64 {
 pub trait Catalog: Send + Sync {
     fn payer(&self, namespace: &str, name: &str) -> Option<Payer>;
     fn service_control_policy(&self, namespace: &str, name: &str) -> Option<ServiceControlPolicy>;
+    fn service_control_policies(&self, namespace: &str) -> Vec<ServiceControlPolicy>;
     fn organizational_unit(&self, namespace: &str, name: &str) -> Option<OrganizationalUnit>;
     fn linked_accounts(&self, namespace: &str) -> Vec<LinkedAccount>;
 }
@@ -154,6 +155,9 @@ impl Catalog for EmptyCatalog {
     }
     fn service_control_policy(&self, _: &str, _: &str) -> Option<ServiceControlPolicy> {
         None
+    }
+    fn service_control_policies(&self, _: &str) -> Vec<ServiceControlPolicy> {
+        Vec::new()
     }
     fn organizational_unit(&self, _: &str, _: &str) -> Option<OrganizationalUnit> {
         None

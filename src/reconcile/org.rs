@@ -157,7 +157,7 @@ pub struct AttachmentPlan {
     pub attach: Vec<(String, String)>,
     /// (policy name, policy id) to detach.
     pub detach: Vec<(String, String)>,
-    /// Names of the policies attached once the plan is carried out.
+    /// Names of the operator's policies attached once the plan is carried out.
     pub result: Vec<String>,
 }
 
@@ -196,13 +196,30 @@ pub fn resolve_policies(
     Ok(out)
 }
 
-/// Plan the SCP attachments of `target_id`: attach every desired policy, detach the ones the
-/// operator attached before (`previously`) that are no longer desired, leave the others
-/// (FullAWSAccess, policies attached outside the operator) alone. Refuses more than 5. Pure.
+/// AWS names of the policies the operator manages for this payer: every ServiceControlPolicy
+/// object of the namespace with this payer, plus what the object's status says it attached.
+pub fn managed_policy_names(
+    namespace: &str,
+    payer: &crate::api::LocalRef,
+    previously: &[String],
+    ctx: &ReconcileContext,
+) -> BTreeSet<String> {
+    ctx.catalog
+        .service_control_policies(namespace)
+        .iter()
+        .filter(|p| p.spec.payer_ref == *payer)
+        .map(|p| p.policy_name())
+        .chain(previously.iter().cloned())
+        .collect()
+}
+
+/// Plan the SCP attachments of `target_id`: attach every desired policy, detach the managed
+/// ones (`managed`) that are no longer desired, leave the others (FullAWSAccess, policies
+/// attached outside the operator) alone. Refuses more than 5. Pure.
 pub fn attachment_plan(
     target_id: &str,
     desired: &[(String, String)],
-    previously: &[String],
+    managed: &BTreeSet<String>,
     snapshot: &OrgSnapshot,
 ) -> Result<AttachmentPlan, Error> {
     let current: HashMap<String, String> = snapshot
@@ -218,28 +235,30 @@ pub fn attachment_plan(
         .collect();
     let mut detach: Vec<(String, String)> = current
         .iter()
-        .filter(|(n, _)| previously.contains(n) && !wanted.contains(n.as_str()))
+        .filter(|(n, _)| managed.contains(*n) && !wanted.contains(n.as_str()))
         .map(|(n, id)| (n.clone(), id.clone()))
         .collect();
     detach.sort();
-    let mut result: Vec<String> = current
+    let mut after: Vec<String> = current
         .keys()
         .filter(|n| !detach.iter().any(|(d, _)| d == *n))
         .cloned()
         .chain(attach.iter().map(|(n, _)| n.clone()))
         .collect();
-    result.sort();
-    result.dedup();
-    if result.len() > 5 {
+    after.sort();
+    after.dedup();
+    if after.len() > 5 {
         return Err(Error::terminal(
             "TooManyPolicies",
             format!(
                 "{target_id} would have {} SCPs attached ({}); AWS allows 5 per target, FullAWSAccess included",
-                result.len(),
-                result.join(", ")
+                after.len(),
+                after.join(", ")
             ),
         ));
     }
+    let mut result: Vec<String> = wanted.iter().map(|n| n.to_string()).collect();
+    result.sort();
     Ok(AttachmentPlan {
         attach,
         detach,

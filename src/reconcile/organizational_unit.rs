@@ -12,7 +12,7 @@ use crate::error::Error;
 
 use super::org::{
     DEPENDENCY_RETRY, PayerContext, attachment_plan, change, converge_tags, execute_attachments,
-    resolve_policies, tag_check_due,
+    managed_policy_names, resolve_policies, tag_check_due,
 };
 use super::snapshot::OrgSnapshot;
 use super::{
@@ -236,7 +236,12 @@ async fn apply(
     let attachments = attachment_plan(
         &ou.id,
         &desired_policies,
-        &status.attached_policies,
+        &managed_policy_names(
+            &namespace,
+            &obj.spec.payer_ref,
+            &status.attached_policies,
+            ctx,
+        ),
         &pc.snapshot,
     )?;
     execute_attachments(&pc.conn, &ou.id, &attachments, plan_only, changes).await?;
