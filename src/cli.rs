@@ -199,7 +199,7 @@ async fn run(args: RunArgs) -> i32 {
         concurrency: args.concurrency.max(1),
         ..Settings::default()
     };
-    let ctx = Arc::new(Context::new(client, reconcile, metrics.clone(), settings));
+    let ctx = Context::new(client, reconcile, metrics.clone(), settings);
     let server = tokio::spawn(controller::health::serve(
         args.metrics_addr,
         ctx.sync.clone(),

@@ -113,13 +113,9 @@ async fn payer_lifecycle_on_a_real_cluster() {
         metrics.clone(),
     ));
     let reconcile = ReconcileContext::new(connector, Arc::new(KubeSecrets::new(client.clone())));
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        reconcile,
-        metrics,
-        Settings::default(),
-    ));
-    let running = tokio::spawn(controller::run(ctx.clone(), vec![ns.clone()]));
+    let ctx = Context::new(client.clone(), reconcile, metrics, Settings::default());
+    let sync = ctx.sync.clone();
+    let running = tokio::spawn(controller::run(ctx, vec![ns.clone()]));
 
     let ready = |p: Option<&Payer>| {
         p.and_then(|p| p.status.as_ref())
@@ -143,7 +139,7 @@ async fn payer_lifecycle_on_a_real_cluster() {
             .iter()
             .any(|f| f == partner_billing_operator::api::FINALIZER)
     );
-    assert!(ctx.sync.is_ready(), "readiness follows the first full sync");
+    assert!(sync.is_ready(), "readiness follows the first full sync");
 
     // Deleting the Payer: the finalizer is removed and the object goes away.
     let uid = found.uid().expect("uid");

@@ -283,7 +283,7 @@ async fn a_retryable_failure_is_returned_and_backs_off_per_object() {
 
     let base = ctx.settings.backoff.base;
     for n in 0..4u32 {
-        let d = retry_delay(&obj, &err, &ctx);
+        let d = retry_delay(obj.as_ref(), &err, &ctx);
         let full = base * 2u32.pow(n);
         assert!(
             d >= full / 2 && d <= full,
@@ -297,10 +297,10 @@ async fn a_retryable_failure_is_returned_and_backs_off_per_object() {
         p["metadata"]["name"] = json!("other");
         p
     });
-    assert!(retry_delay(&other, &err, &ctx) <= base);
+    assert!(retry_delay(other.as_ref(), &err, &ctx) <= base);
     // A success resets the object's backoff.
-    ctx.backoffs.reset("billing/acme");
-    assert!(retry_delay(&obj, &err, &ctx) <= base);
+    ctx.backoffs.reset("Payer/billing/acme");
+    assert!(retry_delay(obj.as_ref(), &err, &ctx) <= base);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! patch status when it changed, record Events, back off per object.
 
 pub mod health;
+pub mod kinds;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -128,12 +129,17 @@ impl Context {
     }
 }
 
+/// Key of an object for readiness and backoff: `Kind/namespace/name`.
+pub fn sync_key(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}/{}", object_key(namespace, name))
+}
+
 /// Reconcile one Payer: finalizer handling around apply/cleanup.
 pub async fn reconcile_payer(obj: Arc<Payer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     ctx.metrics.reconcile_started("Payer");
     let namespace = obj.namespace().unwrap_or_default();
-    let key = object_key(&namespace, &obj.name_any());
+    let key = sync_key("Payer", &namespace, &obj.name_any());
     let api: Api<Payer> = Api::namespaced(ctx.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -206,6 +212,11 @@ async fn cleanup_payer(p: Arc<Payer>, ctx: Arc<Context>) -> Result<Action, Error
 }
 
 async fn publish(ctx: &Context, obj: &Payer, note: &EventNote) {
+    publish_for(ctx, obj, note).await
+}
+
+/// Record `note` as a Kubernetes Event about `obj`.
+pub async fn publish_for<K: Resource<DynamicType = ()>>(ctx: &Context, obj: &K, note: &EventNote) {
     let event = Event {
         type_: if note.warning {
             EventType::Warning
@@ -222,19 +233,30 @@ async fn publish(ctx: &Context, obj: &Payer, note: &EventNote) {
     }
 }
 
-/// Retryable failures: per-object exponential backoff with jitter.
-pub fn error_policy(obj: Arc<Payer>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = retry_delay(&obj, err, &ctx);
-    warn!(payer = %obj.name_any(), namespace = ?obj.namespace(), reason = err.reason(), error = %err, retry_in_secs = delay.as_secs_f64(), "reconcile failed");
+/// Failures: waits come back when they said, terminal errors at the slow re-check,
+/// retryable ones with per-object exponential backoff and jitter.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let delay = retry_delay(obj.as_ref(), err, &ctx);
+    if !matches!(err, Error::Waiting { .. }) {
+        warn!(kind = %K::kind(&()), name = %obj.name_any(), namespace = ?obj.namespace(), reason = err.reason(), error = %err, retry_in_secs = delay.as_secs_f64(), "reconcile failed");
+    }
     Action::requeue(delay)
 }
 
-/// How long `obj` waits after `err`: the slow re-check for terminal errors, otherwise the
-/// object's next exponential backoff step. Counts the failure.
-pub fn retry_delay(obj: &Payer, err: &Error, ctx: &Context) -> Duration {
-    let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
+/// How long `obj` waits after `err`: what a wait asked for, the slow re-check for terminal
+/// errors, otherwise the object's next exponential backoff step. Counts real failures.
+pub fn retry_delay<K: Resource<DynamicType = ()>>(obj: &K, err: &Error, ctx: &Context) -> Duration {
+    let kind = K::kind(&());
+    let key = sync_key(&kind, &obj.namespace().unwrap_or_default(), &obj.name_any());
+    if let Error::Waiting { retry_after, .. } = err {
+        return *retry_after;
+    }
     ctx.metrics
-        .reconcile_failed("Payer", err.metric_label(), err.reason());
+        .reconcile_failed(&kind, err.metric_label(), err.reason());
     if err.is_terminal() {
         ctx.settings.terminal_recheck
     } else {
@@ -242,9 +264,9 @@ pub fn retry_delay(obj: &Payer, err: &Error, ctx: &Context) -> Duration {
     }
 }
 
-/// Which changes of a Payer trigger a reconcile: spec (generation), annotations, finalizers
-/// and deletion; not our own status writes.
-fn trigger_fingerprint(p: &Payer) -> Option<u64> {
+/// Which changes of an object trigger a reconcile: spec (generation), annotations,
+/// finalizers and deletion; not our own status writes.
+fn trigger_fingerprint<K: Resource>(p: &K) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     p.meta().generation.hash(&mut h);
@@ -254,58 +276,125 @@ fn trigger_fingerprint(p: &Payer) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Run the Payer controller over `namespaces` (empty: all) until a shutdown signal.
-pub async fn run(ctx: Arc<Context>, namespaces: Vec<String>) {
-    let apis: Vec<Api<Payer>> = if namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect()
-    };
-    let mut runs = Vec::new();
-    let mut stores = Vec::new();
-    for api in apis {
-        let (reader, writer) = reflector::store();
-        let triggers = watcher(api, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .reflect(writer)
-            .applied_objects()
-            .predicate_filter(trigger_fingerprint, Default::default());
-        stores.push(reader.clone());
-        let controller = Controller::for_stream(triggers, reader)
-            .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency))
-            .shutdown_on_signal();
-        let ctx = ctx.clone();
-        runs.push(async move {
-            controller
-                .run(reconcile_payer, error_policy, ctx)
-                .for_each(|res| async move {
-                    match res {
-                        Ok((obj, _)) => tracing::debug!(object = %obj.name, "reconciled"),
-                        Err(e) => tracing::debug!(error = %e, "reconcile loop error"),
-                    }
-                })
-                .await;
-        });
+/// Watch caches of every kind, per namespace (or one for all namespaces).
+struct Watches<K: Resource<DynamicType = ()> + Clone + 'static> {
+    apis: Vec<Api<K>>,
+    readers: Vec<reflector::Store<K>>,
+    writers: Vec<reflector::store::Writer<K>>,
+}
+
+impl<K> Watches<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    fn new(client: &Client, namespaces: &[String]) -> Self {
+        let apis: Vec<Api<K>> = if namespaces.is_empty() {
+            vec![Api::all(client.clone())]
+        } else {
+            namespaces
+                .iter()
+                .map(|ns| Api::namespaced(client.clone(), ns))
+                .collect()
+        };
+        let (readers, writers) = apis.iter().map(|_| reflector::store()).unzip();
+        Self {
+            apis,
+            readers,
+            writers,
+        }
     }
+
+    /// One controller per namespace, reconciling with `reconcile`.
+    fn run<F, Fut>(
+        self,
+        ctx: Arc<Context>,
+        reconcile: F,
+    ) -> Vec<futures::future::BoxFuture<'static, ()>>
+    where
+        F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + Clone + 'static,
+        Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+    {
+        let mut runs = Vec::new();
+        for ((api, reader), writer) in self.apis.into_iter().zip(self.readers).zip(self.writers) {
+            let triggers = watcher(api, watcher::Config::default().any_semantic())
+                .default_backoff()
+                .reflect(writer)
+                .applied_objects()
+                .predicate_filter(trigger_fingerprint, Default::default());
+            let controller = Controller::for_stream(triggers, reader)
+                .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency))
+                .shutdown_on_signal();
+            let ctx = ctx.clone();
+            let reconcile = reconcile.clone();
+            runs.push(Box::pin(async move {
+                controller
+                    .run(reconcile, error_policy, ctx)
+                    .for_each(|res| async move {
+                        match res {
+                            Ok((obj, _)) => tracing::debug!(object = %obj.name, "reconciled"),
+                            Err(e) => tracing::debug!(error = %e, "reconcile loop error"),
+                        }
+                    })
+                    .await;
+            }) as futures::future::BoxFuture<'static, ()>);
+        }
+        runs
+    }
+}
+
+/// Run the controllers of every kind over `namespaces` (empty: all) until a shutdown signal.
+/// The watch caches become the reconcilers' catalog and the Payers' status the closure log.
+pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
+    let payers = Watches::<Payer>::new(&ctx.client, &namespaces);
+    let scps = Watches::<crate::api::ServiceControlPolicy>::new(&ctx.client, &namespaces);
+    let ous = Watches::<crate::api::OrganizationalUnit>::new(&ctx.client, &namespaces);
+    let accounts = Watches::<crate::api::LinkedAccount>::new(&ctx.client, &namespaces);
+    let catalog = kinds::KubeCatalog {
+        payers: payers.readers.clone(),
+        scps: scps.readers.clone(),
+        ous: ous.readers.clone(),
+        accounts: accounts.readers.clone(),
+    };
+    ctx.reconcile = ctx
+        .reconcile
+        .clone()
+        .with_catalog(Arc::new(catalog.clone()))
+        .with_ledger(Arc::new(kinds::KubeLedger {
+            client: ctx.client.clone(),
+        }));
+    let ctx = Arc::new(ctx);
+
+    let mut runs = payers.run(ctx.clone(), reconcile_payer);
+    runs.extend(scps.run(ctx.clone(), kinds::reconcile_kind));
+    runs.extend(ous.run(ctx.clone(), kinds::reconcile_kind));
+    runs.extend(accounts.run(ctx.clone(), kinds::reconcile_kind));
+
     let sync = ctx.sync.clone();
     let metrics = ctx.metrics.clone();
     tokio::spawn(async move {
-        for store in &stores {
-            if store.wait_until_ready().await.is_err() {
-                return;
-            }
+        let mut keys = Vec::new();
+        macro_rules! initial {
+            ($stores:expr, $kind:expr) => {
+                for store in &$stores {
+                    if store.wait_until_ready().await.is_err() {
+                        return;
+                    }
+                    keys.extend(store.state().into_iter().map(|o| {
+                        sync_key($kind, &o.namespace().unwrap_or_default(), &o.name_any())
+                    }));
+                }
+            };
         }
-        let keys: Vec<String> = stores
-            .iter()
-            .flat_map(|s| {
-                s.state()
-                    .into_iter()
-                    .map(|p| object_key(&p.namespace().unwrap_or_default(), &p.name_any()))
-            })
-            .collect();
+        initial!(catalog.payers, "Payer");
+        initial!(catalog.scps, "ServiceControlPolicy");
+        initial!(catalog.ous, "OrganizationalUnit");
+        initial!(catalog.accounts, "LinkedAccount");
         sync.expect(keys);
         while !sync.is_ready() {
             tokio::time::sleep(Duration::from_millis(200)).await;

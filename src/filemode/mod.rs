@@ -391,10 +391,10 @@ impl Catalog for FileCatalog {
 /// One object of any kind, in reconcile order.
 #[derive(Clone)]
 enum Obj {
-    Payer(Payer),
-    Scp(ServiceControlPolicy),
-    Ou(OrganizationalUnit),
-    Account(LinkedAccount),
+    Payer(Box<Payer>),
+    Scp(Box<ServiceControlPolicy>),
+    Ou(Box<OrganizationalUnit>),
+    Account(Box<LinkedAccount>),
 }
 
 impl Obj {
@@ -408,10 +408,10 @@ impl Obj {
     }
     fn key(&self) -> (String, String) {
         match self {
-            Obj::Payer(o) => key_of(o),
-            Obj::Scp(o) => key_of(o),
-            Obj::Ou(o) => key_of(o),
-            Obj::Account(o) => key_of(o),
+            Obj::Payer(o) => key_of(o.as_ref()),
+            Obj::Scp(o) => key_of(o.as_ref()),
+            Obj::Ou(o) => key_of(o.as_ref()),
+            Obj::Account(o) => key_of(o.as_ref()),
         }
     }
     fn value(&self) -> Option<Value> {
@@ -458,10 +458,21 @@ fn ordered(m: Manifests) -> (Vec<Obj>, StaticSecrets) {
         .map(|o| (depth_of(o), o.clone()))
         .collect();
     ous.sort_by_key(|(d, o)| (*d, key_of(o)));
-    let mut out: Vec<Obj> = payers.into_iter().map(Obj::Payer).collect();
-    out.extend(service_control_policies.into_iter().map(Obj::Scp));
-    out.extend(ous.into_iter().map(|(_, o)| Obj::Ou(o)));
-    out.extend(linked_accounts.into_iter().map(Obj::Account));
+    let mut out: Vec<Obj> = payers
+        .into_iter()
+        .map(|p| Obj::Payer(Box::new(p)))
+        .collect();
+    out.extend(
+        service_control_policies
+            .into_iter()
+            .map(|p| Obj::Scp(Box::new(p))),
+    );
+    out.extend(ous.into_iter().map(|(_, o)| Obj::Ou(Box::new(o))));
+    out.extend(
+        linked_accounts
+            .into_iter()
+            .map(|a| Obj::Account(Box::new(a))),
+    );
     (out, secrets)
 }
 
@@ -473,10 +484,10 @@ fn context(
     let catalog = Arc::new(FileCatalog::default());
     for o in objects {
         match o {
-            Obj::Payer(p) => put(&catalog.payers, p),
-            Obj::Scp(p) => put(&catalog.scps, p),
-            Obj::Ou(p) => put(&catalog.ous, p),
-            Obj::Account(p) => put(&catalog.accounts, p),
+            Obj::Payer(p) => put(&catalog.payers, p.as_ref()),
+            Obj::Scp(p) => put(&catalog.scps, p.as_ref()),
+            Obj::Ou(p) => put(&catalog.ous, p.as_ref()),
+            Obj::Account(p) => put(&catalog.accounts, p.as_ref()),
         }
     }
     let ctx = ReconcileContext::new(connector, Arc::new(secrets)).with_catalog(catalog.clone());
