@@ -1,0 +1,904 @@
+//! LinkedAccount, OrganizationalUnit and ServiceControlPolicy against the emulator, through
+//! the real AWS SDK: creation (crash safety, the 5-in-flight limit), invitations, adoption,
+//! SCPs and drift, OUs, closing, and what a steady-state resync costs.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use partner_billing_operator::api::conditions::{self, READY};
+use partner_billing_operator::api::{
+    ConditionStatus, LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy,
+};
+use partner_billing_operator::aws::{AwsOptions, SdkConnector};
+use partner_billing_operator::error::Error;
+use partner_billing_operator::metrics::Metrics;
+use partner_billing_operator::reconcile::snapshot::SnapshotCache;
+use partner_billing_operator::reconcile::{
+    Catalog, KindOutcome, Mode, ReconcileContext, Verdict, linked_account, organizational_unit,
+    service_control_policy,
+};
+use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "123456789012";
+const ACCESS_KEY: &str = "AKIAPBOORG0000000001";
+const SECRET_KEY: &str = "pbo-org-test-secret";
+const NS: &str = "billing";
+const ORG: &str = "/_emulator/services/organizations/";
+
+/// The objects under test, as the controller's watch caches would hold them.
+#[derive(Default)]
+struct TestCatalog {
+    payer: RwLock<Option<Payer>>,
+    scps: RwLock<HashMap<String, ServiceControlPolicy>>,
+    ous: RwLock<HashMap<String, OrganizationalUnit>>,
+    accounts: RwLock<HashMap<String, LinkedAccount>>,
+}
+
+impl Catalog for TestCatalog {
+    fn payer(&self, _: &str, name: &str) -> Option<Payer> {
+        self.payer
+            .read()
+            .unwrap()
+            .clone()
+            .filter(|p| p.metadata.name.as_deref() == Some(name))
+    }
+    fn service_control_policy(&self, _: &str, name: &str) -> Option<ServiceControlPolicy> {
+        self.scps.read().unwrap().get(name).cloned()
+    }
+    fn service_control_policies(&self, _: &str) -> Vec<ServiceControlPolicy> {
+        self.scps.read().unwrap().values().cloned().collect()
+    }
+    fn organizational_unit(&self, _: &str, name: &str) -> Option<OrganizationalUnit> {
+        self.ous.read().unwrap().get(name).cloned()
+    }
+    fn linked_accounts(&self, _: &str) -> Vec<LinkedAccount> {
+        self.accounts.read().unwrap().values().cloned().collect()
+    }
+}
+
+struct World {
+    emu: &'static common::Emulator,
+    catalog: Arc<TestCatalog>,
+    ctx: ReconcileContext,
+}
+
+fn meta(name: &str, seq: u32) -> Value {
+    json!({"name": name, "namespace": NS, "uid": format!("uid-{name}"), "generation": 1,
+           "creationTimestamp": format!("2026-11-24T10:{:02}:{:02}Z", seq / 60, seq % 60)})
+}
+
+fn payer_object() -> Payer {
+    serde_json::from_value(json!({
+        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer",
+        "metadata": meta("acme", 0),
+        "spec": {"accountId": ACCOUNT, "credentials": {"secretRef": {"name": "aws"}},
+                 "maxClosuresPer30Days": 2}
+    }))
+    .unwrap()
+}
+
+fn account(name: &str, seq: u32, spec: Value) -> LinkedAccount {
+    let mut spec = spec;
+    spec["payerRef"] = json!({"name": "acme"});
+    serde_json::from_value(json!({
+        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+        "metadata": meta(name, seq), "spec": spec
+    }))
+    .unwrap()
+}
+
+fn create_spec(name: &str) -> Value {
+    json!({"create": {"email": format!("{name}@example.com"), "accountName": name}})
+}
+
+fn ou(name: &str, aws_name: &str, parent: Option<&str>, scps: &[&str]) -> OrganizationalUnit {
+    let mut spec =
+        json!({"payerRef": {"name": "acme"}, "name": aws_name, "serviceControlPolicies": scps});
+    if let Some(p) = parent {
+        spec["parentRef"] = json!({"name": p});
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "OrganizationalUnit",
+        "metadata": meta(name, 0), "spec": spec
+    }))
+    .unwrap()
+}
+
+fn scp(name: &str, action: &str) -> ServiceControlPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "ServiceControlPolicy",
+        "metadata": meta(name, 0),
+        "spec": {"payerRef": {"name": "acme"}, "description": "test",
+                 "document": {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": action, "Resource": "*"}]}}
+    }))
+    .unwrap()
+}
+
+impl World {
+    /// A fresh emulator organization and a fresh operator (no caches).
+    async fn new(emu: &'static common::Emulator) -> Self {
+        let config = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+        emu.create_organization(&config, 0).await;
+        emu.control(
+            "POST",
+            &format!("{ORG}settings"),
+            Some(json!({"createDelaySeconds": 0.3, "closeDelaySeconds": 0.3})),
+        );
+        let catalog = Arc::new(TestCatalog::default());
+        *catalog.payer.write().unwrap() = Some(payer_object());
+        let ctx = Self::operator(emu, catalog.clone());
+        Self { emu, catalog, ctx }
+    }
+
+    /// A new operator process: new connections, snapshot cache and locks; same objects.
+    fn operator(emu: &common::Emulator, catalog: Arc<TestCatalog>) -> ReconcileContext {
+        let mut data = SecretData::new();
+        data.insert("accessKeyId".into(), SecretString::new(ACCESS_KEY));
+        data.insert("secretAccessKey".into(), SecretString::new(SECRET_KEY));
+        let mut secrets = StaticSecrets::default();
+        secrets.insert(NS, "aws", data);
+        let connector = Arc::new(SdkConnector::new(
+            AwsOptions {
+                endpoint_url: Some(emu.url.clone()),
+                max_attempts: 3,
+                initial_backoff: Duration::from_millis(5),
+                operator_credentials: None,
+            },
+            Metrics::shared(),
+        ));
+        ReconcileContext::new(connector, Arc::new(secrets))
+            .with_catalog(catalog)
+            .with_snapshots(Arc::new(SnapshotCache::new(Duration::from_millis(0))))
+    }
+
+    fn restart(&mut self) {
+        self.ctx = Self::operator(self.emu, self.catalog.clone());
+    }
+
+    fn put_account(&self, a: &LinkedAccount) {
+        self.catalog
+            .accounts
+            .write()
+            .unwrap()
+            .insert(a.metadata.name.clone().unwrap(), a.clone());
+    }
+
+    fn get_account(&self, name: &str) -> LinkedAccount {
+        self.catalog.accounts.read().unwrap()[name].clone()
+    }
+
+    /// One reconcile of account `name`, its status stored as the controller would.
+    async fn reconcile_account(
+        &self,
+        name: &str,
+    ) -> KindOutcome<partner_billing_operator::api::LinkedAccountStatus> {
+        let mut a = self.get_account(name);
+        let out = linked_account::reconcile(&a, &self.ctx, Mode::Apply, &now()).await;
+        a.status = Some(out.status.clone());
+        self.put_account(&a);
+        out
+    }
+
+    /// Reconcile account `name` until it stops being in progress (at most `rounds`).
+    async fn converge_account(
+        &self,
+        name: &str,
+        rounds: usize,
+    ) -> KindOutcome<partner_billing_operator::api::LinkedAccountStatus> {
+        let mut out = self.reconcile_account(name).await;
+        for _ in 0..rounds {
+            if !in_progress(&out.result) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            out = self.reconcile_account(name).await;
+        }
+        out
+    }
+
+    async fn apply_scp(
+        &self,
+        s: &ServiceControlPolicy,
+    ) -> KindOutcome<partner_billing_operator::api::ServiceControlPolicyStatus> {
+        let mut s = s.clone();
+        let out = service_control_policy::reconcile(&s, &self.ctx, Mode::Apply, &now()).await;
+        s.status = Some(out.status.clone());
+        self.catalog
+            .scps
+            .write()
+            .unwrap()
+            .insert(s.metadata.name.clone().unwrap(), s);
+        out
+    }
+
+    async fn apply_ou(
+        &self,
+        o: &OrganizationalUnit,
+    ) -> KindOutcome<partner_billing_operator::api::OrganizationalUnitStatus> {
+        let mut o = o.clone();
+        if let Some(existing) = self
+            .catalog
+            .ous
+            .read()
+            .unwrap()
+            .get(o.metadata.name.as_deref().unwrap())
+        {
+            o.status = existing.status.clone();
+        }
+        let out = organizational_unit::reconcile(&o, &self.ctx, Mode::Apply, &now()).await;
+        o.status = Some(out.status.clone());
+        self.catalog
+            .ous
+            .write()
+            .unwrap()
+            .insert(o.metadata.name.clone().unwrap(), o);
+        out
+    }
+
+    async fn org(&self) -> aws_sdk_organizations::Client {
+        aws_sdk_organizations::Client::new(&self.emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await)
+    }
+}
+
+fn now() -> String {
+    partner_billing_operator::time::now_rfc3339()
+}
+
+fn in_progress(result: &Result<Verdict, Error>) -> bool {
+    match result {
+        Ok(v) => v.requeue.is_some_and(|d| d <= Duration::from_secs(20)),
+        Err(Error::Waiting { retry_after, .. }) => *retry_after <= Duration::from_secs(20),
+        Err(_) => false,
+    }
+}
+
+fn ready<S>(out: &KindOutcome<S>) -> (bool, String, String)
+where
+    S: HasConditionsForTest,
+{
+    let c = conditions::find(out.status.conds(), READY).expect("Ready condition");
+    (
+        c.status == ConditionStatus::True,
+        c.reason.clone(),
+        c.message.clone(),
+    )
+}
+
+trait HasConditionsForTest {
+    fn conds(&self) -> &[partner_billing_operator::api::Condition];
+}
+impl HasConditionsForTest for partner_billing_operator::api::LinkedAccountStatus {
+    fn conds(&self) -> &[partner_billing_operator::api::Condition] {
+        &self.conditions
+    }
+}
+impl HasConditionsForTest for partner_billing_operator::api::OrganizationalUnitStatus {
+    fn conds(&self) -> &[partner_billing_operator::api::Condition] {
+        &self.conditions
+    }
+}
+impl HasConditionsForTest for partner_billing_operator::api::ServiceControlPolicyStatus {
+    fn conds(&self) -> &[partner_billing_operator::api::Condition] {
+        &self.conditions
+    }
+}
+
+fn stats(emu: &common::Emulator) -> Value {
+    emu.control("POST", &format!("{ORG}stats"), Some(json!({})))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_create_account_never_creates_a_second_account() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let mut world = World::new(emu).await;
+    emu.control(
+        "POST",
+        &format!("{ORG}settings"),
+        Some(json!({"createDelaySeconds": 30})),
+    );
+    world.put_account(&account("crashy", 1, create_spec("crashy")));
+
+    // CreateAccount is called; then the process dies before the status is written.
+    let first = linked_account::reconcile(
+        &world.get_account("crashy"),
+        &world.ctx,
+        Mode::Apply,
+        &now(),
+    )
+    .await;
+    assert!(
+        first.status.create_request_id.is_some(),
+        "{:?}",
+        first.result
+    );
+    assert_eq!(emu.count("organizations", "CreateAccount"), 1);
+    world.restart();
+
+    // Restarted, with no status: the request in flight is found by account name.
+    let again = world.reconcile_account("crashy").await;
+    assert_eq!(ready(&again).1, "Creating", "{:?}", again.result);
+    assert_eq!(
+        again.status.create_request_id,
+        first.status.create_request_id
+    );
+    assert_eq!(emu.count("organizations", "CreateAccount"), 1);
+
+    // The creation finishes while the operator is down again: found by e-mail.
+    emu.control("POST", &format!("{ORG}complete-creates"), Some(json!({})));
+    let mut a = world.get_account("crashy");
+    a.status = None;
+    world.put_account(&a);
+    world.restart();
+    let done = world.converge_account("crashy", 10).await;
+    assert!(ready(&done).0, "{:?}", done.result);
+    assert_eq!(emu.count("organizations", "CreateAccount"), 1);
+    let listed = world
+        .org()
+        .await
+        .list_accounts()
+        .send()
+        .await
+        .unwrap()
+        .accounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|x| x.email() == Some("crashy@example.com"))
+        .count();
+    assert_eq!(listed, 1, "exactly one account with the e-mail exists");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_accounts_at_once_never_exceed_five_creations_in_flight() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = Arc::new(World::new(emu).await);
+    let names: Vec<String> = (0..20).map(|i| format!("bulk-{i:02}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        world.put_account(&account(n, i as u32 + 1, create_spec(n)));
+    }
+    // Like the controller: every object reconciled concurrently, again while in progress.
+    for _round in 0..60 {
+        let pending: Vec<String> = names
+            .iter()
+            .filter(|n| {
+                let a = world.get_account(n);
+                !a.status
+                    .as_ref()
+                    .is_some_and(|s| conditions::is_ready(&s.conditions))
+            })
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        let handles: Vec<_> = pending
+            .iter()
+            .map(|n| {
+                let w = world.clone();
+                let n = n.clone();
+                tokio::spawn(async move { w.reconcile_account(&n).await.result.is_ok() })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for n in &names {
+        let a = world.get_account(n);
+        let status = a.status.expect("status");
+        assert!(
+            conditions::is_ready(&status.conditions),
+            "{n}: {:?}",
+            status.conditions
+        );
+    }
+    let s = stats(emu);
+    assert_eq!(s["maxCreatesInFlight"], 5, "{s}");
+    assert_eq!(s["createRequests"], 20, "{s}");
+    let refused: u64 = emu
+        .outcomes("organizations", "CreateAccount")
+        .into_iter()
+        .filter(|(o, _)| o != "ok")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        refused, 0,
+        "the operator never asked for a sixth creation in flight"
+    );
+    // Queued objects said so while they waited.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_accepted_declined_and_expired_and_adoption() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    for (i, (name, id)) in [
+        ("acc", "444400000001"),
+        ("dec", "444400000002"),
+        ("exp", "444400000003"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        world.put_account(&account(
+            name,
+            i as u32 + 1,
+            json!({"invite": {"accountId": id, "notes": "welcome"}}),
+        ));
+        let out = world.reconcile_account(name).await;
+        let (ok, reason, message) = ready(&out);
+        assert!(!ok);
+        assert_eq!(reason, "InvitationPending", "{message}");
+        assert!(
+            out.status
+                .invitation
+                .as_ref()
+                .is_some_and(|h| h.state == "OPEN")
+        );
+    }
+    let hs = |name: &str| {
+        world
+            .get_account(name)
+            .status
+            .unwrap()
+            .invitation
+            .unwrap()
+            .id
+    };
+    emu.control(
+        "POST",
+        &format!("{ORG}accept"),
+        Some(json!({"handshakeId": hs("acc"), "email": "owner@acc.example"})),
+    );
+    emu.control(
+        "POST",
+        &format!("{ORG}decline"),
+        Some(json!({"handshakeId": hs("dec")})),
+    );
+    emu.control(
+        "POST",
+        &format!("{ORG}expire"),
+        Some(json!({"handshakeId": hs("exp")})),
+    );
+
+    let acc = world.converge_account("acc", 5).await;
+    assert!(ready(&acc).0, "{:?}", acc.result);
+    assert_eq!(acc.status.joined_method.as_deref(), Some("INVITED"));
+    assert_eq!(acc.status.account_id.as_deref(), Some("444400000001"));
+
+    let dec = world.reconcile_account("dec").await;
+    assert_eq!(ready(&dec).1, "InvitationDeclined");
+    assert!(ready(&dec).2.contains("partnerbilling.io/reinvite"));
+    let exp = world.reconcile_account("exp").await;
+    assert_eq!(ready(&exp).1, "InvitationExpired");
+    // Not re-sent by itself.
+    assert_eq!(emu.count("organizations", "InviteAccountToOrganization"), 3);
+
+    // The annotation sends a new invitation.
+    let mut again = world.get_account("dec");
+    again.metadata.annotations =
+        Some([("partnerbilling.io/reinvite".to_string(), "1".to_string())].into());
+    world.put_account(&again);
+    let resent = world.reconcile_account("dec").await;
+    assert_eq!(ready(&resent).1, "InvitationPending");
+    assert_eq!(emu.count("organizations", "InviteAccountToOrganization"), 4);
+    assert_ne!(resent.status.invitation.unwrap().id, hs("exp"));
+
+    // Adopt by id and by e-mail.
+    world.put_account(&account(
+        "by-id",
+        10,
+        json!({"adopt": {"accountId": "444400000001"}}),
+    ));
+    let by_id = world.reconcile_account("by-id").await;
+    // The account is already managed by "acc": ownership tags keep two objects apart.
+    assert_eq!(ready(&by_id).1, "OwnedElsewhere", "{:?}", by_id.result);
+    world.put_account(&account("made", 11, create_spec("made")));
+    assert!(ready(&world.converge_account("made", 20).await).0);
+    // An account in the organization that no object manages yet, adopted by e-mail.
+    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    let orgs = aws_sdk_organizations::Client::new(&cfg);
+    orgs.create_account()
+        .email("outside@example.com")
+        .account_name("outside")
+        .send()
+        .await
+        .unwrap();
+    emu.control("POST", &format!("{ORG}complete-creates"), Some(json!({})));
+    world.put_account(&account(
+        "by-email",
+        12,
+        json!({"adopt": {"email": "OUTSIDE@example.com"}}),
+    ));
+    let by_email = world.reconcile_account("by-email").await;
+    assert!(ready(&by_email).0, "{:?}", by_email.result);
+    assert_eq!(
+        by_email.status.email.as_deref(),
+        Some("outside@example.com")
+    );
+    world.put_account(&account(
+        "nobody",
+        13,
+        json!({"adopt": {"accountId": "999999999999"}}),
+    ));
+    let nobody = world.reconcile_account("nobody").await;
+    assert_eq!(ready(&nobody).1, "NotInOrganization");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scps_attach_detach_and_drift_is_corrected() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let deny_s3 = scp("deny-s3", "s3:*");
+    let deny_ec2 = scp("deny-ec2", "ec2:*");
+    assert!(ready(&world.apply_scp(&deny_s3).await).0);
+    assert!(ready(&world.apply_scp(&deny_ec2).await).0);
+    let mut spec = create_spec("guarded");
+    spec["serviceControlPolicies"] = json!(["deny-s3", "deny-ec2"]);
+    world.put_account(&account("guarded", 1, spec));
+    let out = world.converge_account("guarded", 20).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    assert_eq!(out.status.attached_policies, vec!["deny-ec2", "deny-s3"]);
+    let id = out.status.account_id.clone().unwrap();
+    let orgs = world.org().await;
+    let attached = |orgs: aws_sdk_organizations::Client, id: String| async move {
+        let mut names: Vec<String> = orgs
+            .list_policies_for_target()
+            .target_id(id)
+            .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+            .send()
+            .await
+            .unwrap()
+            .policies
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        attached(orgs.clone(), id.clone()).await,
+        vec!["FullAWSAccess", "deny-ec2", "deny-s3"]
+    );
+
+    // Drift: detached directly in AWS, re-attached at the next reconcile.
+    let s3_id = world.catalog.scps.read().unwrap()["deny-s3"]
+        .status
+        .clone()
+        .unwrap()
+        .policy_id
+        .unwrap();
+    orgs.detach_policy()
+        .policy_id(&s3_id)
+        .target_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let fixed = world.reconcile_account("guarded").await;
+    assert!(
+        fixed.changes.iter().any(|c| c.target.contains("deny-s3")),
+        "{:?}",
+        fixed.changes
+    );
+    assert_eq!(
+        attached(orgs.clone(), id.clone()).await,
+        vec!["FullAWSAccess", "deny-ec2", "deny-s3"]
+    );
+
+    // Removed from the spec: detached; FullAWSAccess stays.
+    let mut a = world.get_account("guarded");
+    a.spec.service_control_policies = vec!["deny-ec2".into()];
+    a.metadata.generation = Some(2);
+    world.put_account(&a);
+    world.reconcile_account("guarded").await;
+    assert_eq!(
+        attached(orgs.clone(), id.clone()).await,
+        vec!["FullAWSAccess", "deny-ec2"]
+    );
+
+    // A policy still attached is not deleted; once detached it is.
+    let mut ec2 = world.catalog.scps.read().unwrap()["deny-ec2"].clone();
+    ec2.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    let blocked = service_control_policy::cleanup(&ec2, &world.ctx, &now()).await;
+    assert_eq!(ready(&blocked).1, "PolicyInUse", "{:?}", blocked.result);
+    assert!(ready(&blocked).2.contains(&id));
+    let mut a = world.get_account("guarded");
+    a.spec.service_control_policies = vec![];
+    a.metadata.generation = Some(3);
+    world.put_account(&a);
+    world.reconcile_account("guarded").await;
+    assert_eq!(
+        attached(orgs.clone(), id.clone()).await,
+        vec!["FullAWSAccess"]
+    );
+    let deleted = service_control_policy::cleanup(&ec2, &world.ctx, &now()).await;
+    assert_eq!(
+        deleted.result.as_ref().map(|v| v.reason.as_str()).ok(),
+        Some("Deleted")
+    );
+
+    // Too long a document: a condition with its length, no AWS call.
+    let before = emu.count("organizations", "CreatePolicy");
+    let mut long = scp("long", "s3:*");
+    long.spec.document["Statement"][0]["Action"] = json!(format!("s3:{}", "x".repeat(5200)));
+    let refused = world.apply_scp(&long).await;
+    assert_eq!(ready(&refused).1, "DocumentTooLong");
+    assert!(
+        ready(&refused).2.contains("characters"),
+        "{}",
+        ready(&refused).2
+    );
+    assert_eq!(emu.count("organizations", "CreatePolicy"), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ous_move_rename_and_refuse_to_delete_when_not_empty() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let customers = ou("customers", "Customers", None, &[]);
+    let eu = ou("eu", "EU", Some("customers"), &[]);
+    let sandbox = ou("sandbox", "Sandbox", None, &[]);
+    for o in [&customers, &eu, &sandbox] {
+        let out = world.apply_ou(o).await;
+        assert!(ready(&out).0, "{:?}", out.result);
+    }
+    let ou_id = |n: &str| {
+        world.catalog.ous.read().unwrap()[n]
+            .status
+            .clone()
+            .unwrap()
+            .ou_id
+            .unwrap()
+    };
+    let mut spec = create_spec("mover");
+    spec["parentRef"] = json!({"name": "eu"});
+    world.put_account(&account("mover", 1, spec));
+    let out = world.converge_account("mover", 20).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    let id = out.status.account_id.clone().unwrap();
+    let parent = |orgs: aws_sdk_organizations::Client, id: String| async move {
+        orgs.list_parents()
+            .child_id(id)
+            .send()
+            .await
+            .unwrap()
+            .parents
+            .unwrap()[0]
+            .id
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(parent(world.org().await, id.clone()).await, ou_id("eu"));
+
+    // Moved in the spec.
+    let mut a = world.get_account("mover");
+    a.spec.parent_ref = Some(partner_billing_operator::api::LocalRef {
+        name: "sandbox".into(),
+    });
+    a.metadata.generation = Some(2);
+    world.put_account(&a);
+    world.reconcile_account("mover").await;
+    assert_eq!(
+        parent(world.org().await, id.clone()).await,
+        ou_id("sandbox")
+    );
+    // Moved outside the operator: moved back at the next reconcile.
+    world
+        .org()
+        .await
+        .move_account()
+        .account_id(&id)
+        .source_parent_id(ou_id("sandbox"))
+        .destination_parent_id(ou_id("customers"))
+        .send()
+        .await
+        .unwrap();
+    world.reconcile_account("mover").await;
+    assert_eq!(
+        parent(world.org().await, id.clone()).await,
+        ou_id("sandbox")
+    );
+
+    // Rename.
+    let mut renamed = sandbox.clone();
+    renamed.spec.name = "Playground".into();
+    renamed.metadata.generation = Some(2);
+    let out = world.apply_ou(&renamed).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    let described = world
+        .org()
+        .await
+        .describe_organizational_unit()
+        .organizational_unit_id(ou_id("sandbox"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.organizational_unit.unwrap().name.as_deref(),
+        Some("Playground")
+    );
+
+    // Deleting a non-empty OU is refused with what is inside; the parent with a child OU too.
+    let mut gone = world.catalog.ous.read().unwrap()["sandbox"].clone();
+    gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    let refused = organizational_unit::cleanup(&gone, &world.ctx, &now()).await;
+    let (_, reason, message) = ready(&refused);
+    assert_eq!(reason, "OrganizationalUnitNotEmpty");
+    assert!(message.contains(&id), "{message}");
+    let parent_ou = world.catalog.ous.read().unwrap()["customers"].clone();
+    let refused = organizational_unit::cleanup(&parent_ou, &world.ctx, &now()).await;
+    assert!(ready(&refused).2.contains("EU"), "{}", ready(&refused).2);
+    // Emptied, it is deleted.
+    let mut a = world.get_account("mover");
+    a.spec.parent_ref = None;
+    a.metadata.generation = Some(3);
+    world.put_account(&a);
+    world.reconcile_account("mover").await;
+    let deleted = organizational_unit::cleanup(&gone, &world.ctx, &now()).await;
+    assert_eq!(
+        deleted.result.as_ref().map(|v| v.reason.as_str()).ok(),
+        Some("Deleted"),
+        "{:?}",
+        deleted.result
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_accounts_within_budget_over_budget_and_never_the_management_account() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    // The Payer allows 2 closures per 30 days.
+    let names = ["close-a", "close-b", "close-c"];
+    for (i, n) in names.iter().enumerate() {
+        let mut spec = create_spec(n);
+        spec["deletionPolicy"] = json!("Close");
+        world.put_account(&account(n, i as u32 + 1, spec));
+        assert!(ready(&world.converge_account(n, 30).await).0);
+    }
+    let deleting = |name: &str| {
+        let mut a = world.get_account(name);
+        a.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        a
+    };
+    for n in &names[..2] {
+        let out = linked_account::cleanup(&deleting(n), &world.ctx, &now()).await;
+        assert_eq!(
+            out.result.as_ref().map(|v| v.reason.as_str()).ok(),
+            Some("Closed"),
+            "{n}: {:?}",
+            out.result
+        );
+    }
+    assert_eq!(emu.count("organizations", "CloseAccount"), 2);
+    let over = linked_account::cleanup(&deleting("close-c"), &world.ctx, &now()).await;
+    let (_, reason, message) = ready(&over);
+    assert_eq!(reason, "CloseBudgetExhausted");
+    assert!(message.contains("2 of 2"), "{message}");
+    assert_eq!(
+        emu.count("organizations", "CloseAccount"),
+        2,
+        "over budget: no call"
+    );
+    // Deleting a closed account's object again does not call CloseAccount twice.
+    let again = linked_account::cleanup(&deleting("close-a"), &world.ctx, &now()).await;
+    assert_eq!(
+        again.result.as_ref().map(|v| v.reason.as_str()).ok(),
+        Some("Closed")
+    );
+    assert_eq!(emu.count("organizations", "CloseAccount"), 2);
+
+    // The management account: adopted, never closed.
+    let mut spec = json!({"adopt": {"accountId": ACCOUNT}, "deletionPolicy": "Close"});
+    spec["payerRef"] = json!({"name": "acme"});
+    world.put_account(&account("mgmt", 9, spec));
+    assert!(ready(&world.reconcile_account("mgmt").await).0);
+    let out = linked_account::cleanup(&deleting("mgmt"), &world.ctx, &now()).await;
+    assert_eq!(
+        out.result.as_ref().map(|v| v.reason.as_str()).ok(),
+        Some("ManagementAccountProtected")
+    );
+    assert!(out.events.iter().any(|e| e.warning));
+    assert_eq!(emu.count("organizations", "CloseAccount"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_state_resync_costs_list_calls_per_payer_not_calls_per_account() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    assert!(ready(&world.apply_scp(&scp("deny-s3", "s3:*")).await).0);
+    assert!(
+        ready(
+            &world
+                .apply_ou(&ou("customers", "Customers", None, &["deny-s3"]))
+                .await
+        )
+        .0
+    );
+    let n = 30;
+    for i in 0..n {
+        let name = format!("steady-{i:02}");
+        let mut spec = create_spec(&name);
+        spec["parentRef"] = json!({"name": "customers"});
+        spec["tags"] = json!({"customer": name});
+        world.put_account(&account(&name, i + 1, spec));
+    }
+    for _ in 0..40 {
+        let mut all_ready = true;
+        for i in 0..n {
+            let name = format!("steady-{i:02}");
+            let a = world.get_account(&name);
+            if !a
+                .status
+                .as_ref()
+                .is_some_and(|s| conditions::is_ready(&s.conditions))
+            {
+                all_ready = false;
+                world.reconcile_account(&name).await;
+            }
+        }
+        if all_ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // One resync: a new operator process whose snapshot is shared by every object of the payer.
+    let mut world = world;
+    world.ctx = World::operator(emu, world.catalog.clone())
+        .with_snapshots(Arc::new(SnapshotCache::new(Duration::from_secs(60))));
+    emu.control("DELETE", "/_emulator/requests", None);
+    for i in 0..n {
+        let out = world.reconcile_account(&format!("steady-{i:02}")).await;
+        assert!(ready(&out).0, "{:?}", out.result);
+        assert!(out.changes.is_empty(), "{:?}", out.changes);
+    }
+    let counts = emu.control("GET", "/_emulator/requests", None);
+    let per_op: Vec<(String, u64)> = counts["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["operation"].as_str().unwrap().to_string(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let total: u64 = per_op.iter().map(|(_, c)| c).sum();
+    eprintln!("steady-state resync of {n} accounts: {total} AWS calls: {per_op:?}");
+    // Per payer: DescribeOrganization, ListRoots, ceil((n+1)/20) ListAccounts pages, one
+    // ListOrganizationalUnitsForParent and ListAccountsForParent per parent (2 parents,
+    // ListAccountsForParent paged by 20), ListPolicies, a ListTargetsForPolicy per SCP
+    // (FullAWSAccess is attached to every account: paged), ListCreateAccountStatus,
+    // ListHandshakesForOrganization, and GetCallerIdentity-free credentials.
+    assert!(
+        per_op
+            .iter()
+            .all(|(op, _)| op.starts_with("List") || op.starts_with("Describe")),
+        "{per_op:?}"
+    );
+    assert!(
+        !per_op
+            .iter()
+            .any(|(op, _)| op == "ListTagsForResource" || op == "DescribeAccount"),
+        "{per_op:?}"
+    );
+    assert!(total <= 20, "{total} calls for {n} accounts: {per_op:?}");
+}
