@@ -113,3 +113,172 @@ fn every_schema_pattern_compiles() {
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+fn linked_account(spec: Value) -> Value {
+    json!({
+        "apiVersion": "partnerbilling.io/v1alpha1",
+        "kind": "LinkedAccount",
+        "metadata": {"name": "northwind", "namespace": "billing"},
+        "spec": spec
+    })
+}
+
+fn account_violations(spec: Value, old: Option<Value>) -> Vec<String> {
+    let schema = crdgen::schema_for("LinkedAccount").expect("LinkedAccount schema");
+    let old = old.map(linked_account);
+    schema_check::validate(&schema, &linked_account(spec), old.as_ref())
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect()
+}
+
+fn create(email: &str, name: &str) -> Value {
+    json!({"payerRef": {"name": "acme"}, "create": {"email": email, "accountName": name}})
+}
+
+#[test]
+fn a_valid_linked_account_passes_create_and_update() {
+    let spec = create("aws+northwind@example.com", "northwind-prod");
+    assert_eq!(account_violations(spec.clone(), None), Vec::<String>::new());
+    let mut moved = spec.clone();
+    moved["parentRef"] = json!({"name": "customers"});
+    assert_eq!(account_violations(moved, Some(spec)), Vec::<String>::new());
+}
+
+#[test]
+fn a_bad_email_is_rejected() {
+    for bad in ["not-an-email", "a@b", "x y@example.com", "a@b.c"] {
+        let v = account_violations(create(bad, "n"), None);
+        assert!(
+            v.iter().any(|m| m.starts_with("spec.create.email:")),
+            "{bad:?}: {v:?}"
+        );
+    }
+}
+
+#[test]
+fn an_account_name_over_50_characters_is_rejected() {
+    let v = account_violations(create("a@example.com", &"n".repeat(51)), None);
+    assert!(
+        v.iter().any(|m| m.starts_with("spec.create.accountName:")),
+        "{v:?}"
+    );
+    assert!(account_violations(create("a@example.com", &"n".repeat(50)), None).is_empty());
+}
+
+#[test]
+fn two_ways_in_at_once_are_rejected() {
+    let mut spec = create("a@example.com", "n");
+    spec["invite"] = json!({"accountId": "111122223333"});
+    let v = account_violations(spec, None);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(
+        v[0].contains("exactly one of create, invite and adopt"),
+        "{v:?}"
+    );
+    let none = account_violations(json!({"payerRef": {"name": "acme"}}), None);
+    assert!(
+        none.iter()
+            .any(|m| m.contains("exactly one of create, invite and adopt")),
+        "{none:?}"
+    );
+    let both = account_violations(
+        json!({"payerRef": {"name": "acme"}, "adopt": {"accountId": "111122223333", "email": "a@example.com"}}),
+        None,
+    );
+    assert!(
+        both.iter()
+            .any(|m| m.contains("exactly one of adopt.accountId and adopt.email")),
+        "{both:?}"
+    );
+}
+
+#[test]
+fn an_unknown_deletion_policy_is_rejected() {
+    let mut spec = create("a@example.com", "n");
+    spec["deletionPolicy"] = json!("Destroy");
+    let v = account_violations(spec, None);
+    assert!(
+        v.iter().any(|m| m.starts_with("spec.deletionPolicy:")),
+        "{v:?}"
+    );
+    for ok in ["Retain", "Remove", "Close"] {
+        let mut spec = create("a@example.com", "n");
+        spec["deletionPolicy"] = json!(ok);
+        assert!(account_violations(spec, None).is_empty(), "{ok}");
+    }
+}
+
+#[test]
+fn the_way_in_and_the_create_request_cannot_change() {
+    let old = create("a@example.com", "n");
+    let v = account_violations(create("b@example.com", "n"), Some(old.clone()));
+    assert!(
+        v.iter().any(|m| m.contains("create cannot change")),
+        "{v:?}"
+    );
+    let adopt = json!({"payerRef": {"name": "acme"}, "adopt": {"email": "a@example.com"}});
+    let v = account_violations(adopt, Some(old));
+    assert!(v.iter().any(|m| m.contains("the way in")), "{v:?}");
+}
+
+#[test]
+fn an_ou_parent_cannot_change_and_an_scp_needs_a_statement() {
+    let ou = |parent: Option<&str>| {
+        let mut spec = json!({"payerRef": {"name": "acme"}, "name": "EU"});
+        if let Some(p) = parent {
+            spec["parentRef"] = json!({"name": p});
+        }
+        json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": "OrganizationalUnit",
+               "metadata": {"name": "eu", "namespace": "billing"}, "spec": spec})
+    };
+    let schema = crdgen::schema_for("OrganizationalUnit").unwrap();
+    assert!(schema_check::validate(&schema, &ou(Some("a")), Some(&ou(Some("a")))).is_empty());
+    let v = schema_check::validate(&schema, &ou(Some("b")), Some(&ou(Some("a"))));
+    assert!(
+        v.iter()
+            .any(|m| m.message.contains("parentRef cannot change")),
+        "{v:?}"
+    );
+    let v = schema_check::validate(&schema, &ou(None), Some(&ou(Some("a"))));
+    assert!(
+        v.iter()
+            .any(|m| m.message.contains("parentRef cannot change")),
+        "{v:?}"
+    );
+
+    let scp = |document: Value| {
+        json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": "ServiceControlPolicy",
+               "metadata": {"name": "p", "namespace": "billing"},
+               "spec": {"payerRef": {"name": "acme"}, "document": document}})
+    };
+    let schema = crdgen::schema_for("ServiceControlPolicy").unwrap();
+    assert!(
+        schema_check::validate(
+            &schema,
+            &scp(json!({"Version": "2012-10-17", "Statement": []})),
+            None
+        )
+        .is_empty()
+    );
+    let v = schema_check::validate(&schema, &scp(json!({"Version": "2012-10-17"})), None);
+    assert!(
+        v.iter().any(|m| m.message.contains("needs a Statement")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn tags_are_limited_as_aws_limits_them() {
+    let mut spec = create("a@example.com", "n");
+    spec["tags"] = json!({"aws:reserved": "x"});
+    let v = account_violations(spec, None);
+    assert!(
+        v.iter().any(|m| m.contains("must not start with aws:")),
+        "{v:?}"
+    );
+    let mut spec = create("a@example.com", "n");
+    spec["tags"] = json!({"ok": "v".repeat(257)});
+    let v = account_violations(spec, None);
+    assert!(!v.is_empty(), "a value over 256 characters");
+}
