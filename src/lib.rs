@@ -15,6 +15,7 @@ pub mod error;
 pub mod filemode;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod reconcile;
 pub mod schema_check;
 pub mod secrets;

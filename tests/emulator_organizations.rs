@@ -902,3 +902,113 @@ async fn a_steady_state_resync_costs_list_calls_per_payer_not_calls_per_account(
     );
     assert!(total <= 20, "{total} calls for {n} accounts: {per_op:?}");
 }
+
+fn set_smtp(world: &World, port: u16) {
+    let mut p = world.catalog.payer.read().unwrap().clone().unwrap();
+    p.spec.notifications = Some(
+        serde_json::from_value(json!({"smtp": {"host": "127.0.0.1", "port": port, "tls": "None", "from": "billing@partner.example"}}))
+            .unwrap(),
+    );
+    p.status = Some(serde_json::from_value(json!({"organizationId": "o-testorg"})).unwrap());
+    *world.catalog.payer.write().unwrap() = Some(p);
+}
+
+fn notified(
+    status: &partner_billing_operator::api::LinkedAccountStatus,
+) -> Option<(ConditionStatus, String)> {
+    conditions::find(&status.conditions, "Notified").map(|c| (c.status, c.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_are_mailed_once_and_a_dead_mail_server_never_blocks_the_account() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    set_smtp(&world, emu.smtp_port);
+
+    let mut spec = create_spec("mailed");
+    spec["notifications"] =
+        json!({"recipients": ["owner@northwind.example", "admin@northwind.example"]});
+    spec["deletionPolicy"] = json!("Close");
+    world.put_account(&account("mailed", 1, spec));
+    let out = world.converge_account("mailed", 20).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    assert_eq!(
+        notified(&out.status),
+        Some((ConditionStatus::True, "Sent".into()))
+    );
+    let id = out.status.account_id.clone().unwrap();
+    let mail = emu.mail();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert_eq!(
+        mail[0].0,
+        vec!["owner@northwind.example", "admin@northwind.example"]
+    );
+    for needle in [
+        id.as_str(),
+        "mailed@example.com",
+        "Next steps",
+        "o-testorg",
+        "From: billing@partner.example",
+    ] {
+        assert!(mail[0].1.contains(needle), "{needle} not in {}", mail[0].1);
+    }
+    // Delivered once: later reconciles do not send again.
+    world.reconcile_account("mailed").await;
+    assert_eq!(emu.mail().len(), 1);
+
+    // The mail server is down: the account is still Ready, the condition says why, and the
+    // object is looked at again soon.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    set_smtp(&world, dead);
+    let mut spec = create_spec("quiet");
+    spec["notifications"] = json!({"recipients": ["owner@contoso.example"], "events": ["Joined"]});
+    world.put_account(&account("quiet", 2, spec));
+    let out = world.converge_account("quiet", 20).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    let (status, reason) = notified(&out.status).unwrap();
+    assert_eq!(
+        (status, reason.as_str()),
+        (ConditionStatus::False, "SmtpFailed")
+    );
+    assert!(
+        out.result
+            .as_ref()
+            .unwrap()
+            .requeue
+            .is_some_and(|d| d <= Duration::from_secs(60))
+    );
+    assert!(out.status.notifications.is_empty());
+    // Back up: sent at the next reconcile.
+    set_smtp(&world, emu.smtp_port);
+    let out = world.reconcile_account("quiet").await;
+    assert_eq!(
+        notified(&out.status),
+        Some((ConditionStatus::True, "Sent".into()))
+    );
+    assert_eq!(emu.mail().len(), 2);
+
+    // Closing sends the closure notice.
+    let mut a = world.get_account("mailed");
+    a.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    let out = linked_account::cleanup(&a, &world.ctx, &now()).await;
+    assert_eq!(
+        out.result.as_ref().map(|v| v.reason.as_str()).ok(),
+        Some("Closed"),
+        "{:?}",
+        out.result
+    );
+    let mail = emu.mail();
+    assert_eq!(mail.len(), 3);
+    assert!(
+        mail[2].1.contains("has been closed") && mail[2].1.contains("90 days"),
+        "{}",
+        mail[2].1
+    );
+}

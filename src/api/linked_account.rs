@@ -76,6 +76,10 @@ pub struct LinkedAccountSpec {
     /// removed or closed.
     #[serde(default)]
     pub deletion_policy: AccountDeletionPolicy,
+    /// E-mail the listed recipients when the account joins or is closed (through the SMTP
+    /// server set on the Payer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::notifications::AccountNotifications>,
 }
 
 /// A new account.
@@ -211,6 +215,9 @@ pub struct LinkedAccountStatus {
     /// When CloseAccount or RemoveAccountFromOrganization was called (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_requested_at: Option<String>,
+    /// Notifications delivered to the mail server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<super::notifications::NotificationRecord>,
 }
 
 impl LinkedAccount {

@@ -3,6 +3,7 @@
 pub mod common;
 pub mod conditions;
 pub mod linked_account;
+pub mod notifications;
 pub mod organizational_unit;
 pub mod payer;
 pub mod service_control_policy;

@@ -65,6 +65,11 @@ pub struct PayerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
     pub max_closures_per30_days: Option<u32>,
+
+    /// E-mail notifications sent for this payer's accounts (joined, closed): the SMTP server
+    /// to send them through. Recipients are set on each LinkedAccount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<super::notifications::PayerNotifications>,
 }
 
 /// Where the credentials for a payer come from.

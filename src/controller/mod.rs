@@ -432,6 +432,7 @@ mod tests {
                 credentials: None,
                 region: None,
                 max_closures_per30_days: None,
+                notifications: None,
             },
         );
         p.metadata.generation = Some(1);

@@ -6,12 +6,16 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 
+use crate::api::Payer;
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
+use crate::api::conditions::{ConditionStatus, DesiredCondition, merge_conditions};
 use crate::api::linked_account::{AccountDeletionPolicy, BillingAccess, InvitationStatus};
+use crate::api::notifications::{NotificationEvent, NotificationRecord};
 use crate::api::payer::ClosureRecord;
 use crate::api::{LinkedAccount, LinkedAccountStatus};
 use crate::aws::organizations::{Account, NewAccount};
 use crate::error::Error;
+use crate::notify::{AccountFacts, compose};
 use crate::time::older_than;
 
 use super::org::{
@@ -34,6 +38,125 @@ const INVITE_POLL: Duration = Duration::from_secs(30);
 /// Rolling window of the closure budget.
 const CLOSE_WINDOW_SECS: i64 = 30 * 24 * 3600;
 
+/// How soon a failed notification is tried again.
+const NOTIFY_RETRY: Duration = Duration::from_secs(60);
+/// How long a closed account's object waits for its closure notification to go out.
+const CLOSE_NOTIFY_PATIENCE_SECS: i64 = 24 * 3600;
+/// Condition type for notifications.
+pub const NOTIFIED: &str = "Notified";
+
+/// Send `event`'s notification unless it is not wanted or already went out: `None` when
+/// nothing was to be sent, else whether it went out. Records it in the status.
+async fn notify(
+    obj: &LinkedAccount,
+    ctx: &ReconcileContext,
+    payer: &Payer,
+    event: NotificationEvent,
+    status: &mut LinkedAccountStatus,
+    now: &str,
+) -> Option<Result<(), Error>> {
+    let wanted = obj.spec.notifications.as_ref().filter(|n| n.wants(event))?;
+    let account_id = status.account_id.clone()?;
+    if status
+        .notifications
+        .iter()
+        .any(|r| r.event == event && r.account_id == account_id)
+    {
+        return None;
+    }
+    let namespace = payer.namespace().unwrap_or_default();
+    let Some(settings) = payer.spec.notifications.as_ref().map(|n| n.smtp.clone()) else {
+        return Some(Err(Error::terminal(
+            "NoSmtpSettings",
+            format!(
+                "Payer {namespace}/{} has no spec.notifications.smtp; set it so notifications can be sent",
+                payer.name_any()
+            ),
+        )));
+    };
+    let login = match &settings.credentials_secret_ref {
+        None => None,
+        Some(r) => {
+            let data = match ctx.secrets.get(&namespace, &r.name).await {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    return Some(Err(Error::terminal(
+                        "SecretNotFound",
+                        format!(
+                            "Secret {namespace}/{} for the SMTP login does not exist",
+                            r.name
+                        ),
+                    )));
+                }
+                Err(e) => return Some(Err(e)),
+            };
+            let user_key = r.username_key.as_deref().unwrap_or("username");
+            let pass_key = r.password_key.as_deref().unwrap_or("password");
+            match (data.get(user_key), data.get(pass_key)) {
+                (Some(u), Some(p)) => Some((u.expose().to_string(), p.clone())),
+                _ => {
+                    return Some(Err(Error::terminal(
+                        "SecretKeyMissing",
+                        format!(
+                            "Secret {namespace}/{} needs keys {user_key:?} and {pass_key:?} for the SMTP login",
+                            r.name
+                        ),
+                    )));
+                }
+            }
+        }
+    };
+    let facts = AccountFacts {
+        account_id: account_id.clone(),
+        name: status.name.clone().unwrap_or_default(),
+        email: status.email.clone().unwrap_or_default(),
+        organization_id: payer
+            .status
+            .as_ref()
+            .and_then(|s| s.organization_id.clone())
+            .unwrap_or_else(|| "of the payer".into()),
+        joined_method: status.joined_method.clone().unwrap_or_default(),
+    };
+    let mail = compose(event, &settings.from, &wanted.recipients, &facts);
+    Some(match ctx.mailer.send(&settings, login, &mail).await {
+        Ok(()) => {
+            status.notifications.push(NotificationRecord {
+                event,
+                account_id,
+                sent_at: now.to_string(),
+                recipients: wanted.recipients.clone(),
+            });
+            Ok(())
+        }
+        Err(e) => Err(e),
+    })
+}
+
+/// The `Notified` condition after a notification attempt (unchanged when there was none).
+fn notified_condition(
+    existing: &[crate::api::Condition],
+    notified: &Option<Result<(), Error>>,
+    generation: Option<i64>,
+    now: &str,
+) -> Vec<crate::api::Condition> {
+    let desired = match notified {
+        None => return existing.to_vec(),
+        Some(Ok(())) => DesiredCondition::new(
+            NOTIFIED,
+            ConditionStatus::True,
+            "Sent",
+            "the notification was handed to the mail server",
+        ),
+        Some(Err(e)) => DesiredCondition::new(
+            NOTIFIED,
+            ConditionStatus::False,
+            e.reason(),
+            format!("{e}; retrying every {} seconds", NOTIFY_RETRY.as_secs()),
+        ),
+    };
+    merge_conditions(existing, &[desired], generation, now)
+}
+
 /// Where the account search ended.
 enum Located {
     Account(Account),
@@ -51,8 +174,33 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let mut events = Vec::new();
-    let result = apply(obj, ctx, mode, now, &mut status, &mut changes, &mut events).await;
+    let mut result = apply(obj, ctx, mode, now, &mut status, &mut changes, &mut events).await;
+    // The account joined: tell the listed recipients (never blocks Ready).
+    let mut notified = None;
+    if mode == Mode::Apply
+        && matches!(&result, Ok(v) if v.ready)
+        && (obj.spec.create.is_some() || obj.spec.invite.is_some())
+        && let Some(payer) = ctx.catalog.payer(
+            &obj.namespace().unwrap_or_default(),
+            &obj.spec.payer_ref.name,
+        )
+    {
+        notified = notify(
+            obj,
+            ctx,
+            &payer,
+            NotificationEvent::Joined,
+            &mut status,
+            now,
+        )
+        .await;
+    }
+    if let (Some(Err(_)), Ok(v)) = (&notified, &mut result) {
+        v.requeue = Some(v.requeue.map_or(NOTIFY_RETRY, |r| r.min(NOTIFY_RETRY)));
+    }
     status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
+    status.conditions =
+        notified_condition(&status.conditions, &notified, obj.metadata.generation, now);
     status.observed_generation = obj.metadata.generation;
     if mode == Mode::Plan {
         status = previous.clone();
@@ -629,8 +777,49 @@ pub async fn cleanup(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let mut events = Vec::new();
-    let result = delete(obj, ctx, now, &mut status, &mut changes, &mut events).await;
+    let mut result = delete(obj, ctx, now, &mut status, &mut changes, &mut events).await;
+    let mut notified = None;
+    if matches!(&result, Ok(v) if v.reason == "Closed")
+        && let Some(payer) = ctx.catalog.payer(
+            &obj.namespace().unwrap_or_default(),
+            &obj.spec.payer_ref.name,
+        )
+    {
+        notified = notify(
+            obj,
+            ctx,
+            &payer,
+            NotificationEvent::Closed,
+            &mut status,
+            now,
+        )
+        .await;
+        if let Some(Err(e)) = &notified {
+            let patient = status
+                .deletion_requested_at
+                .as_deref()
+                .is_some_and(|t| !older_than(t, now, CLOSE_NOTIFY_PATIENCE_SECS));
+            if patient {
+                // Keep the object (and its finalizer) until the notice goes out.
+                result = Err(Error::waiting(
+                    "NotificationPending",
+                    format!(
+                        "the account is closed; the closure notification failed ({e}) and is tried again"
+                    ),
+                    NOTIFY_RETRY,
+                ));
+            } else {
+                events.push(EventNote {
+                    warning: true,
+                    reason: "NotificationNotSent".into(),
+                    note: format!("the closure notification could not be sent for 24 hours ({e}); released without it"),
+                });
+            }
+        }
+    }
     status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
+    status.conditions =
+        notified_condition(&status.conditions, &notified, obj.metadata.generation, now);
     match &result {
         Ok(v) => events.push(EventNote {
             warning: v.reason == "ManagementAccountProtected",

@@ -239,6 +239,7 @@ pub struct ReconcileContext {
     pub snapshots: Arc<SnapshotCache>,
     pub ledger: Arc<dyn ClosureLedger>,
     pub locks: Arc<PayerLocks>,
+    pub mailer: Arc<dyn crate::notify::Mailer>,
 }
 
 impl ReconcileContext {
@@ -251,7 +252,13 @@ impl ReconcileContext {
             snapshots: Arc::new(SnapshotCache::default()),
             ledger: Arc::new(MemoryLedger::default()),
             locks: Arc::new(PayerLocks::default()),
+            mailer: Arc::new(crate::notify::SmtpMailer),
         }
+    }
+
+    pub fn with_mailer(mut self, mailer: Arc<dyn crate::notify::Mailer>) -> Self {
+        self.mailer = mailer;
+        self
     }
 
     pub fn with_catalog(mut self, catalog: Arc<dyn Catalog>) -> Self {

@@ -377,6 +377,7 @@ mod tests {
             credentials: None,
             region: None,
             max_closures_per30_days: None,
+            notifications: None,
         }
     }
 

@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 
 pub struct Emulator {
     pub url: String,
+    /// Port of the emulator's SMTP server (`/_emulator/mail` lists what it received).
+    pub smtp_port: u16,
     host_port: String,
     _child: Option<Child>,
     lock: tokio::sync::Mutex<()>,
@@ -35,8 +37,13 @@ pub fn emulator() -> &'static Emulator {
                 .trim_start_matches("http://")
                 .trim_end_matches('/')
                 .to_string();
+            let smtp_port = std::env::var("PBO_EMULATOR_SMTP_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
             let e = Emulator {
                 url,
+                smtp_port,
                 host_port,
                 _child: None,
                 lock: Default::default(),
@@ -63,10 +70,14 @@ fn start() -> Emulator {
         .expect("venv path")
         .trim()
         .to_string();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let free_port = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let port = free_port();
+    let smtp_port = free_port();
     let log = std::env::temp_dir().join(format!("pbo-emulator-{port}.log"));
     let child = Command::new(format!("{venv}/bin/python"))
         .args([
@@ -77,6 +88,7 @@ fn start() -> Emulator {
             "--port",
             &port.to_string(),
         ])
+        .args(["--smtp-port", &smtp_port.to_string()])
         .arg("--exit-with-parent")
         .env("PYTHONPATH", &root)
         .stdout(Stdio::null())
@@ -85,6 +97,7 @@ fn start() -> Emulator {
         .expect("start the emulator");
     let e = Emulator {
         url: format!("http://127.0.0.1:{port}"),
+        smtp_port,
         host_port: format!("127.0.0.1:{port}"),
         _child: Some(child),
         lock: Default::default(),
@@ -201,6 +214,25 @@ impl Emulator {
             .filter(|o| o["service"] == service && o["operation"] == operation)
             .map(|o| o["count"].as_u64().unwrap_or(0))
             .sum()
+    }
+
+    /// Messages the SMTP server received since the last reset: (to, full text).
+    pub fn mail(&self) -> Vec<(Vec<String>, String)> {
+        let v = self.control("GET", "/_emulator/mail", None);
+        v["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                let to = m["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect();
+                (to, m["data"].as_str().unwrap_or_default().to_string())
+            })
+            .collect()
     }
 
     pub fn total_requests(&self) -> u64 {

@@ -171,3 +171,26 @@ class EmulatorTest(EmulatorHarness):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SmtpTest(unittest.TestCase):
+    def test_smtp_server_keeps_mail_for_the_control_api(self):
+        import smtplib
+        import socket
+
+        app = EmulatorApp()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        app.start_smtp("127.0.0.1", port)
+        try:
+            with smtplib.SMTP("127.0.0.1", port) as smtp:
+                smtp.sendmail("from@example.com", ["to@example.com"], "Subject: hi\r\n\r\nhello")
+            status, body = app._control({"REQUEST_METHOD": "GET"}, "/_emulator/mail")
+            self.assertEqual(status, 200)
+            self.assertEqual(body["messages"][0]["to"], ["to@example.com"])
+            self.assertIn("hello", body["messages"][0]["data"])
+            app.reset()
+            self.assertEqual(app._control({"REQUEST_METHOD": "GET"}, "/_emulator/mail")[1]["messages"], [])
+        finally:
+            app.smtp.stop()

@@ -19,10 +19,18 @@ def main() -> None:
         action="store_true",
         help="exit when the process that started the emulator goes away (used by the test harness)",
     )
+    parser.add_argument(
+        "--smtp-port",
+        type=int,
+        default=0,
+        help="also run an SMTP server on this port; received mail is listed at /_emulator/mail",
+    )
     args = parser.parse_args()
     if args.exit_with_parent:
         _watch_parent(os.getppid())
     app = EmulatorApp()
+    if args.smtp_port:
+        app.start_smtp(args.host, args.smtp_port)
     run_simple(args.host, args.port, app, threaded=True, request_handler=app.request_handler)
 
 

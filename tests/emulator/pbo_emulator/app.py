@@ -14,6 +14,8 @@ Control API (JSON over HTTP, under ``/_emulator``):
   GET    /_emulator/faults                 list fault rules
   DELETE /_emulator/faults                 remove all fault rules
   POST   /_emulator/services/<svc>/<action> a test control of an emulated service
+  GET    /_emulator/mail                   messages the SMTP server received (with --smtp-port)
+  DELETE /_emulator/mail                   forget them
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class State:
     counts: Counter = field(default_factory=Counter)
     outcomes: Counter = field(default_factory=Counter)
     faults: list[FaultRule] = field(default_factory=list)
+    mail: list[dict[str, Any]] = field(default_factory=list)
     rng: random.Random = field(default_factory=lambda: random.Random(20261124))
 
 
@@ -91,6 +94,25 @@ class EmulatorApp:
     def __init__(self) -> None:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.state = State()
+        self.smtp = None
+
+    def start_smtp(self, host: str, port: int) -> None:
+        """Run a real SMTP server (aiosmtpd) that keeps what it receives."""
+        from aiosmtpd.controller import Controller
+
+        state = self.state
+
+        class Keep:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+                text = envelope.content.decode("utf-8", errors="replace")
+                with state.lock:
+                    state.mail.append(
+                        {"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "data": text}
+                    )
+                return "250 Message accepted for delivery"
+
+        self.smtp = Controller(Keep(), hostname=host, port=port)
+        self.smtp.start()
 
     # -- WSGI ----------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response):
@@ -242,6 +264,12 @@ class EmulatorApp:
                     for (s, o, r), n in sorted(self.state.outcomes.items())
                 ]
                 return 200, {"total": sum(self.state.counts.values()), "counts": counts, "outcomes": outcomes}
+        if parts == ["mail"]:
+            with self.state.lock:
+                if method == "DELETE":
+                    self.state.mail.clear()
+                    return 200, {"cleared": True}
+                return 200, {"messages": list(self.state.mail)}
         if parts == ["faults"]:
             with self.state.lock:
                 if method == "DELETE":
@@ -282,6 +310,7 @@ class EmulatorApp:
             self.state.counts.clear()
             self.state.outcomes.clear()
             self.state.faults.clear()
+            self.state.mail.clear()
 
 
 def _read_body(environ) -> bytes:
