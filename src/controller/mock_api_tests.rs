@@ -334,3 +334,115 @@ async fn deletion_records_an_event_and_removes_the_finalizer_without_touching_aw
         "deleting a Payer changes nothing in AWS"
     );
 }
+
+const ACCOUNT_PATH: &str =
+    "/apis/partnerbilling.io/v1alpha1/namespaces/billing/linkedaccounts/northwind";
+
+fn account_json(finalizer: bool, deleting: bool) -> Value {
+    let mut a = json!({
+        "apiVersion": "partnerbilling.io/v1alpha1",
+        "kind": "LinkedAccount",
+        "metadata": {"name": "northwind", "namespace": "billing", "uid": "4f0b7f55-3e0e-4f7c-9a38-6a4c2b9d1e22",
+                     "generation": 1, "resourceVersion": "7"},
+        "spec": {"payerRef": {"name": "missing"},
+                 "create": {"email": "aws+northwind@example.com", "accountName": "northwind"}}
+    });
+    if finalizer {
+        a["metadata"]["finalizers"] = json!([crate::api::FINALIZER]);
+    }
+    if deleting {
+        a["metadata"]["deletionTimestamp"] = json!("2026-11-24T10:00:00Z");
+    }
+    a
+}
+
+#[tokio::test]
+async fn a_linked_account_waiting_for_its_payer_reports_it_and_comes_back_soon() {
+    use crate::api::LinkedAccount;
+    let aws = FakeAws::management_account("111122223333", 0);
+    let (ctx, mut api) = context(aws.clone());
+    let obj: Arc<LinkedAccount> =
+        Arc::new(serde_json::from_value(account_json(true, false)).unwrap());
+    let server = tokio::spawn(async move {
+        let (_, content_type, body) = serve(
+            &mut api,
+            Method::PATCH,
+            &format!("{ACCOUNT_PATH}/status"),
+            |b| {
+                let mut a = account_json(true, false);
+                a["status"] = b["status"].clone();
+                a
+            },
+        )
+        .await;
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        quiet(&mut api).await;
+        body
+    });
+    let action = kinds::reconcile_kind(obj, ctx.clone())
+        .await
+        .expect("a wait is not an error");
+    assert_eq!(
+        action,
+        Action::requeue(crate::reconcile::org::DEPENDENCY_RETRY)
+    );
+    let patch = server.await.expect("server");
+    assert_eq!(patch["kind"], "LinkedAccount");
+    let ready = condition(&patch["status"], "Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "PayerNotFound");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("billing/missing")
+    );
+    assert!(aws.calls().is_empty());
+}
+
+#[tokio::test]
+async fn deleting_a_retained_linked_account_releases_it_without_aws() {
+    use crate::api::LinkedAccount;
+    let aws = FakeAws::management_account("111122223333", 0);
+    let (ctx, mut api) = context(aws.clone());
+    let obj: Arc<LinkedAccount> =
+        Arc::new(serde_json::from_value(account_json(true, true)).unwrap());
+    let server = tokio::spawn(async move {
+        // Status (Released), the event, then the finalizer goes.
+        serve(
+            &mut api,
+            Method::PATCH,
+            &format!("{ACCOUNT_PATH}/status"),
+            |b| {
+                let mut a = account_json(true, true);
+                a["status"] = b["status"].clone();
+                a
+            },
+        )
+        .await;
+        let (_, _, event) = serve(&mut api, Method::POST, EVENTS_PATH, |b| b.clone()).await;
+        let (_, _, body) = serve(&mut api, Method::PATCH, ACCOUNT_PATH, |_| {
+            account_json(false, true)
+        })
+        .await;
+        quiet(&mut api).await;
+        (event, body)
+    });
+    let action = kinds::reconcile_kind(obj, ctx.clone())
+        .await
+        .expect("released");
+    assert_eq!(action, Action::await_change());
+    let (event, body) = server.await.expect("server");
+    assert_eq!(event["reason"], "Released");
+    assert!(
+        body.as_array()
+            .unwrap()
+            .iter()
+            .any(|op| op["op"] == "remove"),
+        "{body}"
+    );
+    assert!(aws.calls().is_empty());
+}
