@@ -379,6 +379,9 @@ async fn a_linked_account_waiting_for_its_payer_reports_it_and_comes_back_soon()
             content_type.as_deref(),
             Some("application/apply-patch+yaml")
         );
+        let (_, _, event) = serve(&mut api, Method::POST, EVENTS_PATH, |b| b.clone()).await;
+        assert_eq!(event["type"], "Warning");
+        assert_eq!(event["reason"], "PayerNotFound");
         quiet(&mut api).await;
         body
     });
