@@ -500,28 +500,51 @@ async fn invitations_accepted_declined_and_expired_and_adoption() {
     let by_id = world.reconcile_account("by-id").await;
     // The account is already managed by "acc": ownership tags keep two objects apart.
     assert_eq!(ready(&by_id).1, "OwnedElsewhere", "{:?}", by_id.result);
-    world.put_account(&account("made", 11, create_spec("made")));
-    assert!(ready(&world.converge_account("made", 20).await).0);
-    // An account in the organization that no object manages yet, adopted by e-mail.
+    // Accounts in the organization that no object manages yet: adopted by id and by e-mail.
     let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
     let orgs = aws_sdk_organizations::Client::new(&cfg);
-    orgs.create_account()
-        .email("outside@example.com")
-        .account_name("outside")
+    for name in ["outside-1", "outside-2"] {
+        orgs.create_account()
+            .email(format!("{name}@example.com"))
+            .account_name(name)
+            .send()
+            .await
+            .unwrap();
+    }
+    emu.control("POST", &format!("{ORG}complete-creates"), Some(json!({})));
+    let accounts = orgs
+        .list_accounts()
         .send()
         .await
+        .unwrap()
+        .accounts
+        .unwrap_or_default();
+    let outside_1 = accounts
+        .iter()
+        .find(|a| a.email() == Some("outside-1@example.com"))
+        .and_then(|a| a.id.clone())
         .unwrap();
-    emu.control("POST", &format!("{ORG}complete-creates"), Some(json!({})));
+    world.put_account(&account(
+        "adopt-id",
+        12,
+        json!({"adopt": {"accountId": outside_1}}),
+    ));
+    let adopted = world.reconcile_account("adopt-id").await;
+    assert!(ready(&adopted).0, "{:?}", adopted.result);
+    assert_eq!(
+        adopted.status.email.as_deref(),
+        Some("outside-1@example.com")
+    );
     world.put_account(&account(
         "by-email",
-        12,
-        json!({"adopt": {"email": "OUTSIDE@example.com"}}),
+        13,
+        json!({"adopt": {"email": "OUTSIDE-2@example.com"}}),
     ));
     let by_email = world.reconcile_account("by-email").await;
     assert!(ready(&by_email).0, "{:?}", by_email.result);
     assert_eq!(
         by_email.status.email.as_deref(),
-        Some("outside@example.com")
+        Some("outside-2@example.com")
     );
     world.put_account(&account(
         "nobody",
