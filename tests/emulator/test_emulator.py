@@ -145,6 +145,7 @@ class EmulatorTest(EmulatorHarness):
         self.assertEqual(err.exception.response["ResponseMetadata"]["HTTPStatusCode"], 501)
 
     def test_registered_service_rest_json_routing_and_controls(self):
+        real = REGISTRY.get("billingconductor")
         REGISTRY["billingconductor"] = ToyBillingConductor()
         try:
             client = self.client("billingconductor")
@@ -159,6 +160,8 @@ class EmulatorTest(EmulatorHarness):
             self.assertEqual(ops, {"ListBillingGroups", "GetBillingGroupCostReport"})
         finally:
             REGISTRY.pop("billingconductor", None)
+            if real is not None:
+                REGISTRY["billingconductor"] = real
 
     def test_reset_clears_moto_state(self):
         orgs = self.client("organizations")

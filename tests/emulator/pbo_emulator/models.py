@@ -11,7 +11,7 @@ import base64
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -55,6 +55,7 @@ class Call:
     path_params: dict[str, str]
     access_key: str | None
     region: str | None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def parse_authorization(auth: str | None) -> tuple[str | None, str | None, str | None]:
@@ -150,8 +151,8 @@ def identify(method: str, path: str, query: str, headers: dict[str, str], body: 
                 params = {"__invalid_json__": True}
         if query:
             for k, v in parse_qs(query, keep_blank_values=True).items():
-                params.setdefault(k, v[-1])
-    return Call(signing, service, protocol, operation, params, path_params, access_key, region)
+                params.setdefault(k, v[-1] if len(v) == 1 else v)
+    return Call(signing, service, protocol, operation, params, path_params, access_key, region, dict(headers))
 
 
 class ValidationError(Exception):

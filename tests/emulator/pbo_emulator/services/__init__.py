@@ -52,12 +52,17 @@ class EmulatedService:
             raise EmulatedError("NotImplemented", f"{self.name}:{call.operation} is not emulated", 501)
         params = dict(call.params)
         model = models.service_model(self.name)
-        if model is not None and call.path_params:
+        if model is not None and call.operation in model.operation_names:
             shape = model.operation_model(call.operation).input_shape
             for member_name, member in (shape.members.items() if shape else []):
                 loc = member.serialization.get("name", member_name)
-                if member.serialization.get("location") == "uri" and loc in call.path_params:
+                where = member.serialization.get("location")
+                if where == "uri" and loc in call.path_params:
                     params[member_name] = call.path_params[loc]
+                elif where == "header" and loc.lower() in call.headers:
+                    params[member_name] = call.headers[loc.lower()]
+                elif where == "querystring" and loc in params and loc != member_name:
+                    params[member_name] = params.pop(loc)
         with self.lock:
             self.call = call
             output = getattr(self, "op_" + call.operation)(params) or {}
@@ -83,7 +88,7 @@ def register(service: EmulatedService) -> EmulatedService:
 
 def _load() -> None:
     # Each module registers its service on import.
-    from . import organizations  # noqa: F401
+    from . import billingconductor, organizations  # noqa: F401
 
 
 _load()

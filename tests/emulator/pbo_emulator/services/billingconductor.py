@@ -1,0 +1,622 @@
+"""AWS Billing Conductor, which moto lacks: pricing rules and plans, billing groups, custom
+line items, tags, and cost reports computed from a seeded usage table.
+
+Quotas and semantics follow the AWS documentation: at most 30 accounts per associate call (the
+model says so too), an account in at most one billing group, at most one auto-associate
+group, 500 rules per plan, names unique per payer, ClientToken idempotency (the same token
+on the same operation returns the same ARN), custom line items only in the current or the
+previous billing period.
+
+Pro forma cost of a billing group for a period: each usage row of its accounts is priced at
+its On-Demand cost changed by the most specific rule of the group's plan (SKU, then SERVICE,
+then BILLING_ENTITY, then GLOBAL); MARKUP p multiplies by (1 + p/100), DISCOUNT by
+(1 - p/100), TIERING changes nothing here. Custom line items are added: flat FEE +v, CREDIT -v;
+a percentage item is p% of what it is associated with (other items), or of the group's
+pro forma total before custom line items. Margin = pro forma - AWS cost; margin percentage =
+margin / pro forma x 100 (0 when pro forma is 0).
+
+Test controls (``POST /_emulator/services/billingconductor/<name>``): ``usage``
+(``{"period": "2026-11", "rows": [{"accountId", "service", "billingEntity", "usageType",
+"operation", "onDemandCost", "awsCost"}]}``; appends), ``settings`` (``{"today": "2026-11-24"}``
+fixes the current billing period), ``stats``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from typing import Any
+
+from moto.iam.models import get_account_id_from
+
+from . import EmulatedError, EmulatedService, register
+
+ACCOUNTS_PER_CALL = 30
+RULES_PER_PLAN = 500
+SPECIFICITY = {"SKU": 0, "SERVICE": 1, "BILLING_ENTITY": 2, "GLOBAL": 3}
+
+
+def _not_found(what: str) -> EmulatedError:
+    return EmulatedError("ResourceNotFoundException", f"{what} was not found", 404)
+
+
+def _conflict(message: str, reason: str = "RESOURCE_NAME_CONFLICT") -> EmulatedError:
+    return EmulatedError("ConflictException", message, 409, Reason=reason)
+
+
+def _validation(message: str, reason: str = "INVALID_REQUEST") -> EmulatedError:
+    return EmulatedError("ValidationException", message, 400, Reason=reason)
+
+
+def _money(v: float) -> str:
+    return f"{v:.2f}"
+
+
+class BillingConductor(EmulatedService):
+    name = "billingconductor"
+
+    def reset(self) -> None:
+        self.rules: dict[str, dict[str, Any]] = {}
+        self.plans: dict[str, dict[str, Any]] = {}
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.items: dict[str, dict[str, Any]] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+        self.tokens: dict[tuple[str, str, str], str] = {}
+        self.usage: list[dict[str, Any]] = []
+        self.today: dt.date | None = None
+        self.calls_by_size: list[int] = []
+
+    # -- helpers -------------------------------------------------------------------------
+    def payer(self) -> str:
+        return get_account_id_from(self.call.access_key or "")
+
+    def _mine(self, table: dict[str, dict[str, Any]], arn: str, what: str) -> dict[str, Any]:
+        obj = table.get(arn)
+        if obj is None or obj["payer"] != self.payer():
+            raise _not_found(f"{what} {arn}")
+        return obj
+
+    def _idempotent(self, op: str, params: dict[str, Any]) -> str | None:
+        token = params.get("ClientToken")
+        if token:
+            return self.tokens.get((self.payer(), op, token))
+        return None
+
+    def _remember(self, op: str, params: dict[str, Any], arn: str) -> None:
+        if params.get("ClientToken"):
+            self.tokens[(self.payer(), op, params["ClientToken"])] = arn
+
+    def _unique_name(self, table: dict[str, dict[str, Any]], name: str, what: str) -> None:
+        if any(o["Name"] == name and o["payer"] == self.payer() for o in table.values()):
+            raise _conflict(f"A {what} named {name} already exists")
+
+    def _arn(self, kind: str) -> str:
+        return f"arn:aws:billingconductor::{self.payer()}:{kind}/{secrets.token_hex(5)}"
+
+    def _set_tags(self, arn: str, tags: dict[str, str] | None) -> None:
+        if tags:
+            self.tags.setdefault(arn, {}).update(tags)
+
+    def _period(self) -> str:
+        today = self.today or dt.datetime.now(dt.timezone.utc).date()
+        return f"{today.year:04d}-{today.month:02d}"
+
+    def _previous(self) -> str:
+        today = self.today or dt.datetime.now(dt.timezone.utc).date()
+        first = today.replace(day=1) - dt.timedelta(days=1)
+        return f"{first.year:04d}-{first.month:02d}"
+
+    @staticmethod
+    def _page(items: list[Any], key: str, params: dict[str, Any], default: int = 100) -> dict[str, Any]:
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults") or default)
+        out: dict[str, Any] = {key: items[start : start + size]}
+        if start + size < len(items):
+            out["NextToken"] = str(start + size)
+        return out
+
+    # -- pricing rules -------------------------------------------------------------------
+    def op_CreatePricingRule(self, params: dict[str, Any]) -> dict[str, Any]:
+        if arn := self._idempotent("CreatePricingRule", params):
+            return {"Arn": arn}
+        scope, kind = params["Scope"], params["Type"]
+        if kind == "TIERING" and scope not in ("GLOBAL", "SERVICE"):
+            raise _validation("TIERING rules are allowed only with GLOBAL or SERVICE scope")
+        if scope in ("SERVICE", "SKU") and not params.get("Service"):
+            raise _validation(f"A {scope} rule needs Service")
+        if scope == "SKU" and not params.get("UsageType"):
+            raise _validation("A SKU rule needs UsageType")
+        if scope == "BILLING_ENTITY" and not params.get("BillingEntity"):
+            raise _validation("A BILLING_ENTITY rule needs BillingEntity")
+        if kind != "TIERING" and params.get("ModifierPercentage") is None:
+            raise _validation("ModifierPercentage is required for MARKUP and DISCOUNT rules")
+        self._unique_name(self.rules, params["Name"], "pricing rule")
+        arn = self._arn("pricingrule")
+        now = time.time()
+        self.rules[arn] = {
+            "payer": self.payer(),
+            "Arn": arn,
+            "Name": params["Name"],
+            "Description": params.get("Description", ""),
+            "Scope": scope,
+            "Type": kind,
+            "ModifierPercentage": float(params.get("ModifierPercentage") or 0),
+            "Service": params.get("Service"),
+            "BillingEntity": params.get("BillingEntity"),
+            "UsageType": params.get("UsageType"),
+            "Operation": params.get("Operation"),
+            "Tiering": params.get("Tiering"),
+            "CreationTime": int(now),
+            "LastModifiedTime": int(now),
+        }
+        self._set_tags(arn, params.get("Tags"))
+        self._remember("CreatePricingRule", params, arn)
+        return {"Arn": arn}
+
+    def _public_rule(self, r: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in r.items() if k != "payer" and v is not None}
+        out["AssociatedPricingPlanCount"] = sum(1 for p in self.plans.values() if r["Arn"] in p["rules"])
+        return out
+
+    def op_ListPricingRules(self, params: dict[str, Any]) -> dict[str, Any]:
+        arns = (params.get("Filters") or {}).get("Arn")
+        items = [
+            self._public_rule(r)
+            for r in self.rules.values()
+            if r["payer"] == self.payer() and (not arns or r["Arn"] == arns)
+        ]
+        return self._page(items, "PricingRules", params)
+
+    def op_UpdatePricingRule(self, params: dict[str, Any]) -> dict[str, Any]:
+        r = self._mine(self.rules, params["Arn"], "pricing rule")
+        for key in ("Name", "Description", "Type", "ModifierPercentage", "Tiering"):
+            if params.get(key) is not None:
+                r[key] = float(params[key]) if key == "ModifierPercentage" else params[key]
+        r["LastModifiedTime"] = int(time.time())
+        return self._public_rule(r)
+
+    def op_DeletePricingRule(self, params: dict[str, Any]) -> dict[str, Any]:
+        r = self._mine(self.rules, params["Arn"], "pricing rule")
+        if any(r["Arn"] in p["rules"] for p in self.plans.values()):
+            raise _conflict("The pricing rule is associated with a pricing plan", "PRICING_RULE_IN_PRICING_PLAN_CONFLICT")
+        del self.rules[r["Arn"]]
+        return {"Arn": r["Arn"]}
+
+    # -- pricing plans -------------------------------------------------------------------
+    def op_CreatePricingPlan(self, params: dict[str, Any]) -> dict[str, Any]:
+        if arn := self._idempotent("CreatePricingPlan", params):
+            return {"Arn": arn}
+        self._unique_name(self.plans, params["Name"], "pricing plan")
+        rules = list(params.get("PricingRuleArns") or [])
+        for r in rules:
+            self._mine(self.rules, r, "pricing rule")
+        arn = self._arn("pricingplan")
+        now = int(time.time())
+        self.plans[arn] = {
+            "payer": self.payer(),
+            "Arn": arn,
+            "Name": params["Name"],
+            "Description": params.get("Description", ""),
+            "rules": rules,
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
+        self._set_tags(arn, params.get("Tags"))
+        self._remember("CreatePricingPlan", params, arn)
+        return {"Arn": arn}
+
+    def _public_plan(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Arn": p["Arn"],
+            "Name": p["Name"],
+            "Description": p["Description"],
+            "Size": len(p["rules"]),
+            "CreationTime": p["CreationTime"],
+            "LastModifiedTime": p["LastModifiedTime"],
+        }
+
+    def op_ListPricingPlans(self, params: dict[str, Any]) -> dict[str, Any]:
+        arns = (params.get("Filters") or {}).get("Arns")
+        items = [
+            self._public_plan(p)
+            for p in self.plans.values()
+            if p["payer"] == self.payer() and (not arns or p["Arn"] in arns)
+        ]
+        return self._page(items, "PricingPlans", params)
+
+    def op_UpdatePricingPlan(self, params: dict[str, Any]) -> dict[str, Any]:
+        p = self._mine(self.plans, params["Arn"], "pricing plan")
+        for key in ("Name", "Description"):
+            if params.get(key) is not None:
+                p[key] = params[key]
+        p["LastModifiedTime"] = int(time.time())
+        out = self._public_plan(p)
+        out.pop("CreationTime")
+        return out
+
+    def op_DeletePricingPlan(self, params: dict[str, Any]) -> dict[str, Any]:
+        p = self._mine(self.plans, params["Arn"], "pricing plan")
+        if any(g["PricingPlanArn"] == p["Arn"] for g in self.groups.values()):
+            raise _conflict("The pricing plan is used by a billing group", "PRICING_PLAN_IN_USE")
+        del self.plans[p["Arn"]]
+        return {"Arn": p["Arn"]}
+
+    def op_AssociatePricingRules(self, params: dict[str, Any]) -> dict[str, Any]:
+        p = self._mine(self.plans, params["Arn"], "pricing plan")
+        arns = params["PricingRuleArns"]
+        if len(arns) > ACCOUNTS_PER_CALL:
+            raise _validation("At most 30 pricing rules per call")
+        for a in arns:
+            self._mine(self.rules, a, "pricing rule")
+        new = [a for a in arns if a not in p["rules"]]
+        if len(p["rules"]) + len(new) > RULES_PER_PLAN:
+            raise EmulatedError("ServiceLimitExceededException", "A pricing plan holds at most 500 rules", 402)
+        p["rules"].extend(new)
+        return {"Arn": p["Arn"]}
+
+    def op_DisassociatePricingRules(self, params: dict[str, Any]) -> dict[str, Any]:
+        p = self._mine(self.plans, params["Arn"], "pricing plan")
+        p["rules"] = [a for a in p["rules"] if a not in params["PricingRuleArns"]]
+        return {"Arn": p["Arn"]}
+
+    def op_ListPricingRulesAssociatedToPricingPlan(self, params: dict[str, Any]) -> dict[str, Any]:
+        p = self._mine(self.plans, params["PricingPlanArn"], "pricing plan")
+        out = self._page(list(p["rules"]), "PricingRuleArns", params)
+        out["PricingPlanArn"] = p["Arn"]
+        return out
+
+    # -- billing groups ------------------------------------------------------------------
+    def _group_of(self, account: str) -> dict[str, Any] | None:
+        return next((g for g in self.groups.values() if account in g["accounts"]), None)
+
+    def op_CreateBillingGroup(self, params: dict[str, Any]) -> dict[str, Any]:
+        if arn := self._idempotent("CreateBillingGroup", params):
+            return {"Arn": arn}
+        self._unique_name(self.groups, params["Name"], "billing group")
+        grouping = params["AccountGrouping"]
+        accounts = list(grouping.get("LinkedAccountIds") or [])
+        primary = params.get("PrimaryAccountId")
+        plan_arn = params["ComputationPreference"]["PricingPlanArn"]
+        self._mine(self.plans, plan_arn, "pricing plan")
+        if primary and primary not in accounts:
+            accounts.insert(0, primary)
+        if len(accounts) > ACCOUNTS_PER_CALL:
+            raise _validation("At most 30 accounts per call")
+        for a in accounts:
+            if self._group_of(a):
+                raise _conflict(f"Account {a} already belongs to a billing group", "ACCOUNT_IN_ANOTHER_BILLING_GROUP")
+        auto = bool(grouping.get("AutoAssociate"))
+        if auto and any(g["AutoAssociate"] and g["payer"] == self.payer() for g in self.groups.values()):
+            raise _conflict("Only one billing group may auto-associate accounts", "MULTIPLE_AUTO_ASSOCIATE_BILLING_GROUPS")
+        arn = f"arn:aws:billingconductor::{self.payer()}:billinggroup/{secrets.randbelow(10**12):012d}"
+        now = int(time.time())
+        self.groups[arn] = {
+            "payer": self.payer(),
+            "Arn": arn,
+            "Name": params["Name"],
+            "Description": params.get("Description", ""),
+            "PrimaryAccountId": primary,
+            "PricingPlanArn": plan_arn,
+            "accounts": accounts,
+            "AutoAssociate": auto,
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
+        self._set_tags(arn, params.get("Tags"))
+        self._remember("CreateBillingGroup", params, arn)
+        return {"Arn": arn}
+
+    def _public_group(self, g: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Arn": g["Arn"],
+            "Name": g["Name"],
+            "Description": g["Description"],
+            "PrimaryAccountId": g["PrimaryAccountId"],
+            "ComputationPreference": {"PricingPlanArn": g["PricingPlanArn"]},
+            "Size": len(g["accounts"]),
+            "CreationTime": g["CreationTime"],
+            "LastModifiedTime": g["LastModifiedTime"],
+            "Status": "ACTIVE" if g["PrimaryAccountId"] in g["accounts"] else "PRIMARY_ACCOUNT_MISSING",
+            "AccountGrouping": {"AutoAssociate": g["AutoAssociate"]},
+            "BillingGroupType": "STANDARD",
+        }
+
+    def op_ListBillingGroups(self, params: dict[str, Any]) -> dict[str, Any]:
+        arns = (params.get("Filters") or {}).get("Arns")
+        items = [
+            self._public_group(g)
+            for g in self.groups.values()
+            if g["payer"] == self.payer() and (not arns or g["Arn"] in arns)
+        ]
+        return self._page(items, "BillingGroups", params)
+
+    def op_UpdateBillingGroup(self, params: dict[str, Any]) -> dict[str, Any]:
+        g = self._mine(self.groups, params["Arn"], "billing group")
+        if params.get("Name"):
+            g["Name"] = params["Name"]
+        if params.get("Description") is not None:
+            g["Description"] = params["Description"]
+        if params.get("ComputationPreference"):
+            plan = params["ComputationPreference"]["PricingPlanArn"]
+            self._mine(self.plans, plan, "pricing plan")
+            g["PricingPlanArn"] = plan
+        if params.get("AccountGrouping") and "AutoAssociate" in params["AccountGrouping"]:
+            auto = bool(params["AccountGrouping"]["AutoAssociate"])
+            if auto and any(o["AutoAssociate"] and o is not g and o["payer"] == g["payer"] for o in self.groups.values()):
+                raise _conflict("Only one billing group may auto-associate accounts", "MULTIPLE_AUTO_ASSOCIATE_BILLING_GROUPS")
+            g["AutoAssociate"] = auto
+        g["LastModifiedTime"] = int(time.time())
+        out = self._public_group(g)
+        out["PricingPlanArn"] = g["PricingPlanArn"]
+        for k in ("ComputationPreference", "CreationTime", "BillingGroupType"):
+            out.pop(k, None)
+        return out
+
+    def op_DeleteBillingGroup(self, params: dict[str, Any]) -> dict[str, Any]:
+        g = self._mine(self.groups, params["Arn"], "billing group")
+        if any(i["BillingGroupArn"] == g["Arn"] for i in self.items.values()):
+            raise _conflict("The billing group still has custom line items", "BILLING_GROUP_HAS_CUSTOM_LINE_ITEMS")
+        del self.groups[g["Arn"]]
+        return {"Arn": g["Arn"]}
+
+    def op_AssociateAccounts(self, params: dict[str, Any]) -> dict[str, Any]:
+        g = self._mine(self.groups, params["Arn"], "billing group")
+        ids = params["AccountIds"]
+        self.calls_by_size.append(len(ids))
+        for a in ids:
+            other = self._group_of(a)
+            if other is not None and other is not g:
+                raise _conflict(f"Account {a} already belongs to billing group {other['Arn']}", "ACCOUNT_IN_ANOTHER_BILLING_GROUP")
+        g["accounts"].extend(a for a in ids if a not in g["accounts"])
+        return {"Arn": g["Arn"]}
+
+    def op_DisassociateAccounts(self, params: dict[str, Any]) -> dict[str, Any]:
+        g = self._mine(self.groups, params["Arn"], "billing group")
+        self.calls_by_size.append(len(params["AccountIds"]))
+        if g["PrimaryAccountId"] in params["AccountIds"]:
+            raise _conflict("The primary account cannot leave its billing group", "PRIMARY_CANNOT_DISASSOCIATE")
+        g["accounts"] = [a for a in g["accounts"] if a not in params["AccountIds"]]
+        return {"Arn": g["Arn"]}
+
+    def op_ListAccountAssociations(self, params: dict[str, Any]) -> dict[str, Any]:
+        filters = params.get("Filters") or {}
+        association = filters.get("Association")
+        items = []
+        for g in self.groups.values():
+            if g["payer"] != self.payer():
+                continue
+            if association and association.startswith("arn:") and association != g["Arn"]:
+                continue
+            for a in g["accounts"]:
+                if filters.get("AccountId") and filters["AccountId"] != a:
+                    continue
+                items.append({"AccountId": a, "BillingGroupArn": g["Arn"]})
+        return self._page(items, "LinkedAccounts", params)
+
+    # -- custom line items ---------------------------------------------------------------
+    def _check_period(self, start: str, end: str | None, action: str) -> None:
+        previous = self._previous()
+        if (end and end <= previous) or start < previous:
+            closed = start if start < previous else end
+            raise _validation(
+                f"Cannot {action} a custom line item in billing period {closed}: only {previous} and {self._period()} are open",
+                "INVALID_BILLING_PERIOD_FOR_OPERATION",
+            )
+
+    def op_CreateCustomLineItem(self, params: dict[str, Any]) -> dict[str, Any]:
+        if arn := self._idempotent("CreateCustomLineItem", params):
+            return {"Arn": arn}
+        group = self._mine(self.groups, params["BillingGroupArn"], "billing group")
+        rng = params.get("BillingPeriodRange") or {"InclusiveStartBillingPeriod": self._period()}
+        self._check_period(rng["InclusiveStartBillingPeriod"], rng.get("ExclusiveEndBillingPeriod"), "create")
+        charge = params["ChargeDetails"]
+        if ("Flat" in charge) == ("Percentage" in charge):
+            raise _validation("Set exactly one of Flat and Percentage")
+        self._unique_name(self.items, params["Name"], "custom line item")
+        arn = self._arn("customlineitem")
+        now = int(time.time())
+        self.items[arn] = {
+            "payer": self.payer(),
+            "Arn": arn,
+            "Name": params["Name"],
+            "Description": params["Description"],
+            "BillingGroupArn": group["Arn"],
+            "ChargeDetails": charge,
+            "AccountId": params.get("AccountId") or group["PrimaryAccountId"],
+            "ComputationRule": params.get("ComputationRule", "CONSOLIDATED"),
+            "range": rng,
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
+        self._set_tags(arn, params.get("Tags"))
+        self._remember("CreateCustomLineItem", params, arn)
+        return {"Arn": arn}
+
+    def _applies(self, item: dict[str, Any], period: str) -> bool:
+        rng = item["range"]
+        end = rng.get("ExclusiveEndBillingPeriod")
+        return rng["InclusiveStartBillingPeriod"] <= period and (not end or period < end)
+
+    def _public_item(self, i: dict[str, Any]) -> dict[str, Any]:
+        charge = dict(i["ChargeDetails"])
+        if "Percentage" in charge:
+            charge["Percentage"] = {"PercentageValue": charge["Percentage"]["PercentageValue"]}
+        return {
+            "Arn": i["Arn"],
+            "Name": i["Name"],
+            "Description": i["Description"],
+            "ChargeDetails": charge,
+            "CurrencyCode": "USD",
+            "BillingGroupArn": i["BillingGroupArn"],
+            "CreationTime": i["CreationTime"],
+            "LastModifiedTime": i["LastModifiedTime"],
+            "AssociationSize": len(i["ChargeDetails"].get("Percentage", {}).get("AssociatedValues") or []),
+            "AccountId": i["AccountId"],
+            "ComputationRule": i["ComputationRule"],
+        }
+
+    def op_ListCustomLineItems(self, params: dict[str, Any]) -> dict[str, Any]:
+        period = params.get("BillingPeriod") or self._period()
+        filters = params.get("Filters") or {}
+        items = [
+            self._public_item(i)
+            for i in self.items.values()
+            if i["payer"] == self.payer()
+            and self._applies(i, period)
+            and (not filters.get("Arns") or i["Arn"] in filters["Arns"])
+            and (not filters.get("BillingGroups") or i["BillingGroupArn"] in filters["BillingGroups"])
+        ]
+        return self._page(items, "CustomLineItems", params)
+
+    def op_UpdateCustomLineItem(self, params: dict[str, Any]) -> dict[str, Any]:
+        i = self._mine(self.items, params["Arn"], "custom line item")
+        rng = params.get("BillingPeriodRange") or {"InclusiveStartBillingPeriod": self._period()}
+        self._check_period(rng["InclusiveStartBillingPeriod"], rng.get("ExclusiveEndBillingPeriod"), "change")
+        if params.get("Name"):
+            i["Name"] = params["Name"]
+        if params.get("Description"):
+            i["Description"] = params["Description"]
+        charge = params.get("ChargeDetails") or {}
+        if "Flat" in charge and "Flat" in i["ChargeDetails"]:
+            i["ChargeDetails"]["Flat"] = charge["Flat"]
+        if "Percentage" in charge and "Percentage" in i["ChargeDetails"]:
+            i["ChargeDetails"]["Percentage"]["PercentageValue"] = charge["Percentage"]["PercentageValue"]
+        i["LastModifiedTime"] = int(time.time())
+        out = self._public_item(i)
+        return {k: out[k] for k in ("Arn", "BillingGroupArn", "Name", "Description", "ChargeDetails", "LastModifiedTime", "AssociationSize")}
+
+    def op_DeleteCustomLineItem(self, params: dict[str, Any]) -> dict[str, Any]:
+        i = self._mine(self.items, params["Arn"], "custom line item")
+        rng = i["range"]
+        end = rng.get("ExclusiveEndBillingPeriod")
+        if end and end <= self._previous():
+            raise _validation(
+                f"The custom line item ended in a closed billing period ({end})", "INVALID_BILLING_PERIOD_FOR_OPERATION"
+            )
+        del self.items[i["Arn"]]
+        return {"Arn": i["Arn"]}
+
+    # -- tags ----------------------------------------------------------------------------
+    def _known(self, arn: str) -> None:
+        for table in (self.rules, self.plans, self.groups, self.items):
+            if arn in table and table[arn]["payer"] == self.payer():
+                return
+        raise _not_found(f"resource {arn}")
+
+    def op_ListTagsForResource(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._known(params["ResourceArn"])
+        return {"Tags": dict(self.tags.get(params["ResourceArn"], {}))}
+
+    def op_TagResource(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._known(params["ResourceArn"])
+        self._set_tags(params["ResourceArn"], params["Tags"])
+        return {}
+
+    def op_UntagResource(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._known(params["ResourceArn"])
+        keys = params.get("TagKeys") or []
+        if isinstance(keys, str):
+            keys = [keys]
+        for k in keys:
+            self.tags.get(params["ResourceArn"], {}).pop(k, None)
+        return {}
+
+    # -- cost reports --------------------------------------------------------------------
+    def _rule_for(self, plan: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
+        best = None
+        for arn in plan["rules"]:
+            r = self.rules.get(arn)
+            if r is None or r["Type"] == "TIERING":
+                continue
+            scope = r["Scope"]
+            matches = (
+                scope == "GLOBAL"
+                or (scope == "SERVICE" and r["Service"] == row.get("service"))
+                or (scope == "BILLING_ENTITY" and r["BillingEntity"] == row.get("billingEntity", "AWS"))
+                or (
+                    scope == "SKU"
+                    and r["Service"] == row.get("service")
+                    and r["UsageType"] == row.get("usageType")
+                    and (not r.get("Operation") or r["Operation"] == row.get("operation"))
+                )
+            )
+            if matches and (best is None or SPECIFICITY[scope] < SPECIFICITY[best["Scope"]]):
+                best = r
+        return best
+
+    def _costs(self, g: dict[str, Any], period: str) -> tuple[float, float]:
+        plan = self.plans.get(g["PricingPlanArn"], {"rules": []})
+        aws = proforma = 0.0
+        for row in self.usage:
+            if row["period"] != period or row["accountId"] not in g["accounts"]:
+                continue
+            on_demand = float(row["onDemandCost"])
+            aws += float(row.get("awsCost", on_demand))
+            rule = self._rule_for(plan, row)
+            factor = 1.0
+            if rule is not None and rule["Type"] == "MARKUP":
+                factor = 1 + rule["ModifierPercentage"] / 100
+            elif rule is not None and rule["Type"] == "DISCOUNT":
+                factor = 1 - rule["ModifierPercentage"] / 100
+            proforma += on_demand * factor
+        items = [i for i in self.items.values() if i["BillingGroupArn"] == g["Arn"] and self._applies(i, period)]
+        values: dict[str, float] = {}
+        for i in items:
+            c = i["ChargeDetails"]
+            if "Flat" in c:
+                v = float(c["Flat"]["ChargeValue"])
+                values[i["Arn"]] = v if c["Type"] == "FEE" else -v
+        base = proforma
+        for i in items:
+            c = i["ChargeDetails"]
+            if "Percentage" in c:
+                associated = c["Percentage"].get("AssociatedValues") or []
+                of = sum(values.get(a, 0.0) for a in associated) if associated else base
+                v = of * float(c["Percentage"]["PercentageValue"]) / 100
+                values[i["Arn"]] = v if c["Type"] == "FEE" else -v
+        return aws, proforma + sum(values.values())
+
+    def op_ListBillingGroupCostReports(self, params: dict[str, Any]) -> dict[str, Any]:
+        period = params.get("BillingPeriod") or self._period()
+        arns = (params.get("Filters") or {}).get("BillingGroupArns")
+        reports = []
+        for g in self.groups.values():
+            if g["payer"] != self.payer() or (arns and g["Arn"] not in arns):
+                continue
+            aws, proforma = self._costs(g, period)
+            margin = proforma - aws
+            reports.append(
+                {
+                    "Arn": g["Arn"],
+                    "AWSCost": _money(aws),
+                    "ProformaCost": _money(proforma),
+                    "Margin": _money(margin),
+                    "MarginPercentage": _money(margin / proforma * 100 if proforma else 0.0),
+                    "Currency": "USD",
+                }
+            )
+        return self._page(reports, "BillingGroupCostReports", params)
+
+    # -- test controls -------------------------------------------------------------------
+    def control_usage(self, payload: dict[str, Any]) -> dict[str, Any]:
+        for row in payload.get("rows", []):
+            self.usage.append({"period": payload.get("period") or self._period(), **row})
+        return {"rows": len(self.usage)}
+
+    def control_settings(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if payload.get("today"):
+            self.today = dt.date.fromisoformat(payload["today"])
+        return {"currentPeriod": self._period(), "previousPeriod": self._previous()}
+
+    def control_stats(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "rules": len(self.rules),
+            "plans": len(self.plans),
+            "groups": len(self.groups),
+            "customLineItems": len(self.items),
+            "accountCallSizes": list(self.calls_by_size),
+        }
+
+
+register(BillingConductor())

@@ -1,0 +1,113 @@
+"""Tests of the emulator's Billing Conductor, through boto3 (real botocore serialization).
+
+Run: cd tests/emulator && $VENV/bin/python -m unittest test_billingconductor.py
+"""
+
+from __future__ import annotations
+
+import unittest
+
+from botocore.exceptions import ClientError
+
+import test_emulator
+
+BC = "/_emulator/services/billingconductor/"
+
+
+class BillingConductorTest(test_emulator.EmulatorHarness):
+    def setUp(self):
+        super().setUp()
+        self.bc = self.client("billingconductor")
+        self.control("POST", BC + "settings", {"today": "2026-11-24"})
+
+    def rule(self, name, scope, kind, pct, **extra):
+        return self.bc.create_pricing_rule(Name=name, Scope=scope, Type=kind, ModifierPercentage=pct, **extra)["Arn"]
+
+    def test_worked_example_prices_325_then_367_50(self):
+        rules = [
+            self.rule("global-markup", "GLOBAL", "MARKUP", 10),
+            self.rule("s3-discount", "SERVICE", "DISCOUNT", 5, Service="AmazonS3"),
+            self.rule("m5-discount", "SKU", "DISCOUNT", 20, Service="AmazonEC2", UsageType="BoxUsage:m5.large", Operation="RunInstances"),
+        ]
+        plan = self.bc.create_pricing_plan(Name="customer-plan", PricingRuleArns=rules)["Arn"]
+        group = self.bc.create_billing_group(
+            Name="customer", PrimaryAccountId="111111111111",
+            AccountGrouping={"LinkedAccountIds": ["111111111111"]},
+            ComputationPreference={"PricingPlanArn": plan},
+        )["Arn"]
+        self.control("POST", BC + "usage", {"period": "2026-11", "rows": [
+            {"accountId": "111111111111", "service": "AmazonEC2", "usageType": "BoxUsage:m5.large", "operation": "RunInstances", "onDemandCost": 100},
+            {"accountId": "111111111111", "service": "AmazonEC2", "usageType": "BoxUsage:t3.micro", "operation": "RunInstances", "onDemandCost": 50},
+            {"accountId": "111111111111", "service": "AmazonS3", "usageType": "TimedStorage-ByteHrs", "operation": "StandardStorage", "onDemandCost": 200},
+        ]})
+        report = self.bc.list_billing_group_cost_reports(BillingPeriod="2026-11")["BillingGroupCostReports"][0]
+        self.assertEqual(report["ProformaCost"], "325.00")
+        self.assertEqual(report["AWSCost"], "350.00")
+        self.assertEqual(report["Margin"], "-25.00")
+        self.bc.create_custom_line_item(
+            Name="support-fee", Description="Support", BillingGroupArn=group,
+            ChargeDetails={"Type": "FEE", "Flat": {"ChargeValue": 10}},
+            BillingPeriodRange={"InclusiveStartBillingPeriod": "2026-11"},
+        )
+        self.bc.create_custom_line_item(
+            Name="management-fee", Description="Management", BillingGroupArn=group,
+            ChargeDetails={"Type": "FEE", "Percentage": {"PercentageValue": 10}},
+            BillingPeriodRange={"InclusiveStartBillingPeriod": "2026-11"},
+        )
+        report = self.bc.list_billing_group_cost_reports(BillingPeriod="2026-11")["BillingGroupCostReports"][0]
+        self.assertEqual(report["ProformaCost"], "367.50")
+
+    def test_quotas_and_idempotency(self):
+        plan = self.bc.create_pricing_plan(Name="p", ClientToken="tok-1")["Arn"]
+        self.assertEqual(self.bc.create_pricing_plan(Name="p", ClientToken="tok-1")["Arn"], plan)
+        with self.assertRaises(ClientError) as ctx:
+            self.bc.create_pricing_plan(Name="p", ClientToken="tok-2")
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "ConflictException")
+        g1 = self.bc.create_billing_group(
+            Name="g1", PrimaryAccountId="111111111111",
+            AccountGrouping={"LinkedAccountIds": ["111111111111"], "AutoAssociate": True},
+            ComputationPreference={"PricingPlanArn": plan},
+        )["Arn"]
+        with self.assertRaises(ClientError) as ctx:
+            self.bc.create_billing_group(
+                Name="g2", PrimaryAccountId="222222222222",
+                AccountGrouping={"LinkedAccountIds": ["222222222222"], "AutoAssociate": True},
+                ComputationPreference={"PricingPlanArn": plan},
+            )
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "ConflictException")
+        with self.assertRaises(ClientError) as ctx:
+            self.bc.associate_accounts(Arn=g1, AccountIds=[f"{i:012d}" for i in range(31)])
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "ValidationException")
+        g2 = self.bc.create_billing_group(
+            Name="g2", PrimaryAccountId="222222222222",
+            AccountGrouping={"LinkedAccountIds": ["222222222222"]},
+            ComputationPreference={"PricingPlanArn": plan},
+        )["Arn"]
+        with self.assertRaises(ClientError) as ctx:
+            self.bc.associate_accounts(Arn=g2, AccountIds=["111111111111"])
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "ConflictException")
+
+    def test_closed_periods_are_refused(self):
+        plan = self.bc.create_pricing_plan(Name="p")["Arn"]
+        group = self.bc.create_billing_group(
+            Name="g", PrimaryAccountId="111111111111",
+            AccountGrouping={"LinkedAccountIds": ["111111111111"]},
+            ComputationPreference={"PricingPlanArn": plan},
+        )["Arn"]
+        for period in ("2026-10", "2026-11"):
+            self.bc.create_custom_line_item(
+                Name=f"fee-{period}", Description="fee", BillingGroupArn=group,
+                ChargeDetails={"Type": "FEE", "Flat": {"ChargeValue": 1}},
+                BillingPeriodRange={"InclusiveStartBillingPeriod": period},
+            )
+        with self.assertRaises(ClientError) as ctx:
+            self.bc.create_custom_line_item(
+                Name="old", Description="fee", BillingGroupArn=group,
+                ChargeDetails={"Type": "FEE", "Flat": {"ChargeValue": 1}},
+                BillingPeriodRange={"InclusiveStartBillingPeriod": "2026-09"},
+            )
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "ValidationException")
+
+
+if __name__ == "__main__":
+    unittest.main()
