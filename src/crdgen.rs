@@ -4,7 +4,10 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::api::{LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy};
+use crate::api::{
+    BillingGroup, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer, PricingPlan,
+    ServiceControlPolicy,
+};
 
 /// Every CRD this operator serves, in dependency order.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -13,6 +16,9 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ServiceControlPolicy::crd(),
         OrganizationalUnit::crd(),
         LinkedAccount::crd(),
+        PricingPlan::crd(),
+        BillingGroup::crd(),
+        CustomLineItem::crd(),
     ]
 }
 

@@ -1,14 +1,20 @@
 //! The custom resource types of `partnerbilling.io/v1alpha1` and what they share.
 
+pub mod billing_group;
 pub mod common;
+pub mod custom_line_item;
 pub mod conditions;
 pub mod linked_account;
 pub mod notifications;
 pub mod organizational_unit;
 pub mod payer;
+pub mod pricing_plan;
 pub mod service_control_policy;
 
+pub use billing_group::{BillingGroup, BillingGroupSpec, BillingGroupStatus};
 pub use common::LocalRef;
+pub use custom_line_item::{CustomLineItem, CustomLineItemSpec, CustomLineItemStatus};
+pub use pricing_plan::{PricingPlan, PricingPlanSpec, PricingPlanStatus};
 pub use conditions::{Condition, ConditionStatus};
 pub use linked_account::{LinkedAccount, LinkedAccountSpec, LinkedAccountStatus};
 pub use organizational_unit::{

@@ -1,0 +1,132 @@
+//! `BillingGroup`: a Billing Conductor billing group (one per customer).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{LocalRef, tags_schema};
+use super::conditions::{Condition, conditions_schema};
+
+/// Spec of a BillingGroup.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "partnerbilling.io",
+    version = "v1alpha1",
+    kind = "BillingGroup",
+    namespaced,
+    status = "BillingGroupStatus",
+    shortname = "bg",
+    category = "partnerbilling",
+    doc = "A Billing Conductor billing group: a customer's accounts, priced with a PricingPlan, with AWS cost, billed (pro forma) cost and margin in status.",
+    printcolumn(name = "Plan", type_ = "string", json_path = ".spec.pricingPlanRef.name"),
+    printcolumn(name = "Accounts", type_ = "integer", json_path = ".status.size"),
+    printcolumn(name = "AWS Cost", type_ = "string", json_path = ".status.currentPeriod.awsCost"),
+    printcolumn(name = "Billed", type_ = "string", json_path = ".status.currentPeriod.proformaCost"),
+    printcolumn(name = "Margin", type_ = "string", json_path = ".status.currentPeriod.margin"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("self.primaryAccount == oldSelf.primaryAccount").message("primaryAccount cannot change: AWS cannot change a billing group's primary account; create a new BillingGroup"))]
+#[serde(rename_all = "camelCase")]
+pub struct BillingGroupSpec {
+    /// The Payer whose Billing Conductor holds the group.
+    pub payer_ref: LocalRef,
+    /// Name of the group in AWS (1-128 of letters, digits and `_+=.-@`). Defaults to the
+    /// object's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[a-zA-Z0-9_+=.@-]+$"))]
+    pub group_name: Option<String>,
+    /// The account that receives the group's bill: a LinkedAccount name (same namespace) or
+    /// a 12-digit account id. Cannot change.
+    #[schemars(length(min = 1, max = 253))]
+    pub primary_account: String,
+    /// Member accounts: LinkedAccount names and/or 12-digit account ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub accounts: Vec<String>,
+    /// Member accounts chosen by label: every LinkedAccount in the namespace whose labels
+    /// match (added to `accounts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_selector: Option<LabelSelector>,
+    /// The PricingPlan (same namespace) the group is priced with.
+    pub pricing_plan_ref: LocalRef,
+    /// Whether new accounts of the organization join this group automatically (at most one
+    /// group per payer).
+    #[serde(default)]
+    pub auto_associate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "tags_schema")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Cost of the group in one billing period, as ListBillingGroupCostReports reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CostReport {
+    /// `YYYY-MM`.
+    pub billing_period: String,
+    /// What AWS charges the payer for the group's accounts.
+    pub aws_cost: String,
+    /// What the customer is billed (pro forma cost).
+    pub proforma_cost: String,
+    /// Billed minus AWS cost; can be negative.
+    pub margin: String,
+    pub margin_percentage: String,
+    pub currency: String,
+}
+
+/// What the operator found for this group.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingGroupStatus {
+    /// Conditions `Ready` (the group exists as specified, all members associated) and `Synced`.
+    #[serde(default)]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// AWS status: ACTIVE, PRIMARY_ACCOUNT_MISSING or PENDING.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    /// Number of accounts in the group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    /// Account ids in the group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// Accounts this group wants that another billing group holds (`account: group`); they
+    /// are left where they are.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conflicts: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_period: Option<CostReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_period: Option<CostReport>,
+    /// Change of the pro forma cost from the previous to the current period, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proforma_change_percent: Option<String>,
+}
+
+impl BillingGroup {
+    /// Name of the group in AWS.
+    pub fn group_name(&self) -> String {
+        self.spec
+            .group_name
+            .clone()
+            .unwrap_or_else(|| kube::ResourceExt::name_any(self))
+    }
+}
