@@ -46,6 +46,7 @@ pub enum PayerCredentialsSource {
 pub struct Connection {
     pub identity: Arc<dyn IdentityApi>,
     pub organizations: Arc<dyn OrganizationsApi>,
+    pub billing: Arc<dyn super::billing::BillingApi>,
 }
 
 /// Makes [`Connection`]s; the seam the reconcilers are tested through.
@@ -276,12 +277,18 @@ impl AwsConnect for SdkConnector {
         );
         let organizations = aws_sdk_organizations::Client::from_conf(
             aws_sdk_organizations::config::Builder::from(&global)
+                .interceptor(metrics.clone())
+                .build(),
+        );
+        let billing = aws_sdk_billingconductor::Client::from_conf(
+            aws_sdk_billingconductor::config::Builder::from(&global)
                 .interceptor(metrics)
                 .build(),
         );
         Ok(Connection {
             identity: Arc::new(sts),
             organizations: Arc::new(organizations),
+            billing: Arc::new(billing),
         })
     }
 }

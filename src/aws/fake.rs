@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use super::billing::{BcCost, BcGroup, BcItem, BcPlan, BcRule, BillingApi, NewGroup, NewItem, NewRule};
 use super::connector::{AwsConnect, Connection, PayerCredentialsSource};
 use super::identity::{CallerIdentity, IdentityApi};
 use super::organizations::{
@@ -104,6 +105,7 @@ impl AwsConnect for FakeAws {
         Ok(Connection {
             identity: Arc::new(self.clone()),
             organizations: Arc::new(self.clone()),
+            billing: Arc::new(self.clone()),
         })
     }
 }
@@ -213,5 +215,88 @@ impl OrganizationsApi for FakeAws {
     }
     async fn remove_account(&self, _: &str) -> Result<(), Error> {
         Err(self.unsupported("remove_account"))
+    }
+}
+
+// Billing Conductor kinds are tested against the emulator.
+#[async_trait]
+impl BillingApi for FakeAws {
+    async fn list_rules(&self) -> Result<Vec<BcRule>, Error> {
+        Err(self.unsupported("list_rules"))
+    }
+    async fn list_plans(&self) -> Result<Vec<BcPlan>, Error> {
+        Err(self.unsupported("list_plans"))
+    }
+    async fn list_plan_rule_arns(&self, _: &str) -> Result<Vec<String>, Error> {
+        Err(self.unsupported("list_plan_rule_arns"))
+    }
+    async fn list_groups(&self) -> Result<Vec<BcGroup>, Error> {
+        Err(self.unsupported("list_groups"))
+    }
+    async fn list_associations(&self) -> Result<Vec<(String, String)>, Error> {
+        Err(self.unsupported("list_associations"))
+    }
+    async fn list_items(&self, _: &str) -> Result<Vec<BcItem>, Error> {
+        Err(self.unsupported("list_items"))
+    }
+    async fn cost_reports(&self, _: &str) -> Result<Vec<BcCost>, Error> {
+        Err(self.unsupported("cost_reports"))
+    }
+    async fn create_rule(&self, _: &NewRule, _: &str) -> Result<String, Error> {
+        Err(self.unsupported("create_rule"))
+    }
+    async fn update_rule(&self, _: &str, _: &NewRule) -> Result<(), Error> {
+        Err(self.unsupported("update_rule"))
+    }
+    async fn delete_rule(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("delete_rule"))
+    }
+    async fn create_plan(&self, _: &str, _: &str, _: &Tags, _: &str) -> Result<String, Error> {
+        Err(self.unsupported("create_plan"))
+    }
+    async fn update_plan(&self, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("update_plan"))
+    }
+    async fn delete_plan(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("delete_plan"))
+    }
+    async fn associate_rules(&self, _: &str, _: &[String]) -> Result<(), Error> {
+        Err(self.unsupported("associate_rules"))
+    }
+    async fn disassociate_rules(&self, _: &str, _: &[String]) -> Result<(), Error> {
+        Err(self.unsupported("disassociate_rules"))
+    }
+    async fn create_group(&self, _: &NewGroup, _: &str) -> Result<String, Error> {
+        Err(self.unsupported("create_group"))
+    }
+    async fn update_group(&self, _: &str, _: &str, _: &str, _: bool) -> Result<(), Error> {
+        Err(self.unsupported("update_group"))
+    }
+    async fn delete_group(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("delete_group"))
+    }
+    async fn associate_accounts(&self, _: &str, _: &[String]) -> Result<(), Error> {
+        Err(self.unsupported("associate_accounts"))
+    }
+    async fn disassociate_accounts(&self, _: &str, _: &[String]) -> Result<(), Error> {
+        Err(self.unsupported("disassociate_accounts"))
+    }
+    async fn create_item(&self, _: &NewItem, _: &str) -> Result<String, Error> {
+        Err(self.unsupported("create_item"))
+    }
+    async fn update_item(&self, _: &str, _: &NewItem, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("update_item"))
+    }
+    async fn delete_item(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("delete_item"))
+    }
+    async fn list_tags(&self, _: &str) -> Result<Tags, Error> {
+        Err(self.unsupported("list_tags"))
+    }
+    async fn tag(&self, _: &str, _: &Tags) -> Result<(), Error> {
+        Err(self.unsupported("tag"))
+    }
+    async fn untag(&self, _: &str, _: &[String]) -> Result<(), Error> {
+        Err(self.unsupported("untag"))
     }
 }

@@ -4,6 +4,7 @@
 //! Everything above this module sees only the traits, so planners and reconcilers are
 //! tested with fakes and the SDK implementations are tested against the emulator.
 
+pub mod billing;
 pub mod classify;
 pub mod connector;
 #[cfg(test)]

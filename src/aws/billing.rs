@@ -1,0 +1,557 @@
+//! AWS Billing Conductor: pricing rules and plans, billing groups, custom line items, cost
+//! reports. A global service, always called in us-east-1.
+
+use async_trait::async_trait;
+use aws_sdk_billingconductor::types;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use super::organizations::Tags;
+use crate::error::Error;
+
+/// A pricing rule as ListPricingRules reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BcRule {
+    pub arn: String,
+    pub name: String,
+    pub description: String,
+    pub scope: String,
+    pub type_: String,
+    pub modifier_percentage: Option<f64>,
+    pub service: Option<String>,
+    pub billing_entity: Option<String>,
+    pub usage_type: Option<String>,
+    pub operation: Option<String>,
+    pub free_tier: Option<bool>,
+}
+
+/// What CreatePricingRule is asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRule {
+    pub name: String,
+    pub description: String,
+    pub scope: String,
+    pub type_: String,
+    pub modifier_percentage: Option<f64>,
+    pub service: Option<String>,
+    pub billing_entity: Option<String>,
+    pub usage_type: Option<String>,
+    pub operation: Option<String>,
+    pub free_tier: Option<bool>,
+    pub tags: Tags,
+}
+
+/// A pricing plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BcPlan {
+    pub arn: String,
+    pub name: String,
+    pub description: String,
+    pub size: i64,
+}
+
+/// A billing group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BcGroup {
+    pub arn: String,
+    pub name: String,
+    pub description: String,
+    pub primary_account_id: String,
+    pub plan_arn: String,
+    pub size: i64,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub auto_associate: bool,
+}
+
+/// What CreateBillingGroup is asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewGroup {
+    pub name: String,
+    pub description: String,
+    pub primary_account_id: String,
+    /// At most 30 (more are associated afterwards).
+    pub accounts: Vec<String>,
+    pub plan_arn: String,
+    pub auto_associate: bool,
+    pub tags: Tags,
+}
+
+/// A custom line item, as ListCustomLineItems reports it for one period.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BcItem {
+    pub arn: String,
+    pub name: String,
+    pub description: String,
+    pub group_arn: String,
+    pub charge_type: String,
+    pub flat: Option<f64>,
+    pub percent: Option<f64>,
+    pub account_id: Option<String>,
+}
+
+/// What CreateCustomLineItem is asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewItem {
+    pub name: String,
+    pub description: String,
+    pub group_arn: String,
+    pub charge_type: String,
+    pub flat: Option<f64>,
+    pub percent: Option<f64>,
+    pub associated: Vec<String>,
+    pub start: String,
+    pub end: Option<String>,
+    pub account_id: Option<String>,
+    pub computation_rule: Option<String>,
+    pub exclude_savings_plan_negation: bool,
+    pub tags: Tags,
+}
+
+/// A billing group's cost in one period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BcCost {
+    pub arn: String,
+    pub aws_cost: String,
+    pub proforma_cost: String,
+    pub margin: String,
+    pub margin_percentage: String,
+    pub currency: String,
+}
+
+/// The Billing Conductor calls the operator makes. Lists return every page.
+#[async_trait]
+pub trait BillingApi: Send + Sync {
+    async fn list_rules(&self) -> Result<Vec<BcRule>, Error>;
+    async fn list_plans(&self) -> Result<Vec<BcPlan>, Error>;
+    async fn list_plan_rule_arns(&self, plan_arn: &str) -> Result<Vec<String>, Error>;
+    async fn list_groups(&self) -> Result<Vec<BcGroup>, Error>;
+    /// (account id, billing group ARN) of every associated account.
+    async fn list_associations(&self) -> Result<Vec<(String, String)>, Error>;
+    async fn list_items(&self, period: &str) -> Result<Vec<BcItem>, Error>;
+    async fn cost_reports(&self, period: &str) -> Result<Vec<BcCost>, Error>;
+    async fn create_rule(&self, rule: &NewRule, token: &str) -> Result<String, Error>;
+    async fn update_rule(&self, arn: &str, rule: &NewRule) -> Result<(), Error>;
+    async fn delete_rule(&self, arn: &str) -> Result<(), Error>;
+    async fn create_plan(&self, name: &str, description: &str, tags: &Tags, token: &str) -> Result<String, Error>;
+    async fn update_plan(&self, arn: &str, description: &str) -> Result<(), Error>;
+    async fn delete_plan(&self, arn: &str) -> Result<(), Error>;
+    /// At most 30 rules per call.
+    async fn associate_rules(&self, plan_arn: &str, rule_arns: &[String]) -> Result<(), Error>;
+    async fn disassociate_rules(&self, plan_arn: &str, rule_arns: &[String]) -> Result<(), Error>;
+    async fn create_group(&self, group: &NewGroup, token: &str) -> Result<String, Error>;
+    async fn update_group(&self, arn: &str, description: &str, plan_arn: &str, auto_associate: bool) -> Result<(), Error>;
+    async fn delete_group(&self, arn: &str) -> Result<(), Error>;
+    /// At most 30 accounts per call.
+    async fn associate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error>;
+    async fn disassociate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error>;
+    async fn create_item(&self, item: &NewItem, token: &str) -> Result<String, Error>;
+    /// Update description and amount, for `period` onwards.
+    async fn update_item(&self, arn: &str, item: &NewItem, period: &str) -> Result<(), Error>;
+    async fn delete_item(&self, arn: &str) -> Result<(), Error>;
+    async fn list_tags(&self, arn: &str) -> Result<Tags, Error>;
+    async fn tag(&self, arn: &str, tags: &Tags) -> Result<(), Error>;
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), Error>;
+}
+
+fn err<E>(op: &str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error + '_
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    move |e| super::classify::classify("billingconductor", op, e)
+}
+
+fn s(v: Option<&str>) -> String {
+    v.unwrap_or_default().to_string()
+}
+
+fn o(v: Option<&str>) -> Option<String> {
+    v.map(str::to_string)
+}
+
+fn build_err(e: impl std::fmt::Display) -> Error {
+    Error::terminal("InvalidSpec", e)
+}
+
+fn charge(item: &NewItem) -> Result<types::CustomLineItemChargeDetails, Error> {
+    let mut details = types::CustomLineItemChargeDetails::builder()
+        .r#type(types::CustomLineItemType::from(item.charge_type.as_str()));
+    if let Some(v) = item.flat {
+        details = details.flat(types::CustomLineItemFlatChargeDetails::builder().charge_value(v).build().map_err(build_err)?);
+    }
+    if let Some(p) = item.percent {
+        details = details.percentage(
+            types::CustomLineItemPercentageChargeDetails::builder()
+                .percentage_value(p)
+                .set_associated_values((!item.associated.is_empty()).then(|| item.associated.clone()))
+                .build()
+                .map_err(build_err)?,
+        );
+    }
+    if item.exclude_savings_plan_negation {
+        details = details.line_item_filters(
+            types::LineItemFilter::builder()
+                .attribute(types::LineItemFilterAttributeName::LineItemType)
+                .match_option(types::MatchOption::NotEqual)
+                .values(types::LineItemFilterValue::SavingsPlanNegation)
+                .build()
+                .map_err(build_err)?,
+        );
+    }
+    details.build().map_err(build_err)
+}
+
+#[async_trait]
+impl BillingApi for aws_sdk_billingconductor::Client {
+    async fn list_rules(&self) -> Result<Vec<BcRule>, Error> {
+        let mut pages = self.list_pricing_rules().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for r in page.map_err(err("ListPricingRules"))?.pricing_rules() {
+                out.push(BcRule {
+                    arn: s(r.arn()),
+                    name: s(r.name()),
+                    description: s(r.description()),
+                    scope: r.scope().map(|x| x.as_str().to_string()).unwrap_or_default(),
+                    type_: r.r#type().map(|x| x.as_str().to_string()).unwrap_or_default(),
+                    modifier_percentage: r.modifier_percentage(),
+                    service: o(r.service()),
+                    billing_entity: o(r.billing_entity()),
+                    usage_type: o(r.usage_type()),
+                    operation: o(r.operation()),
+                    free_tier: r.tiering().and_then(|t| t.free_tier()).map(|f| f.activated()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_plans(&self) -> Result<Vec<BcPlan>, Error> {
+        let mut pages = self.list_pricing_plans().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for p in page.map_err(err("ListPricingPlans"))?.pricing_plans() {
+                out.push(BcPlan { arn: s(p.arn()), name: s(p.name()), description: s(p.description()), size: p.size() });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_plan_rule_arns(&self, plan_arn: &str) -> Result<Vec<String>, Error> {
+        let mut pages = self
+            .list_pricing_rules_associated_to_pricing_plan()
+            .pricing_plan_arn(plan_arn)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(page.map_err(err("ListPricingRulesAssociatedToPricingPlan"))?.pricing_rule_arns().iter().cloned());
+        }
+        Ok(out)
+    }
+
+    async fn list_groups(&self) -> Result<Vec<BcGroup>, Error> {
+        let mut pages = self.list_billing_groups().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for g in page.map_err(err("ListBillingGroups"))?.billing_groups() {
+                out.push(BcGroup {
+                    arn: s(g.arn()),
+                    name: s(g.name()),
+                    description: s(g.description()),
+                    primary_account_id: s(g.primary_account_id()),
+                    plan_arn: s(g.computation_preference().map(|c| c.pricing_plan_arn())),
+                    size: g.size(),
+                    status: g.status().map(|x| x.as_str().to_string()).unwrap_or_default(),
+                    status_reason: o(g.status_reason()),
+                    auto_associate: g.account_grouping().and_then(|a| a.auto_associate()).unwrap_or(false),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_associations(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut pages = self.list_account_associations().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for a in page.map_err(err("ListAccountAssociations"))?.linked_accounts() {
+                if let (Some(id), Some(group)) = (a.account_id(), a.billing_group_arn()) {
+                    out.push((id.to_string(), group.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_items(&self, period: &str) -> Result<Vec<BcItem>, Error> {
+        let mut pages = self.list_custom_line_items().billing_period(period).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for i in page.map_err(err("ListCustomLineItems"))?.custom_line_items() {
+                let c = i.charge_details();
+                out.push(BcItem {
+                    arn: s(i.arn()),
+                    name: s(i.name()),
+                    description: s(i.description()),
+                    group_arn: s(i.billing_group_arn()),
+                    charge_type: c.map(|c| c.r#type().as_str().to_string()).unwrap_or_default(),
+                    flat: c.and_then(|c| c.flat()).map(|f| f.charge_value()),
+                    percent: c.and_then(|c| c.percentage()).map(|p| p.percentage_value()),
+                    account_id: o(i.account_id()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cost_reports(&self, period: &str) -> Result<Vec<BcCost>, Error> {
+        let mut pages = self.list_billing_group_cost_reports().billing_period(period).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            for r in page.map_err(err("ListBillingGroupCostReports"))?.billing_group_cost_reports() {
+                out.push(BcCost {
+                    arn: s(r.arn()),
+                    aws_cost: s(r.aws_cost()),
+                    proforma_cost: s(r.proforma_cost()),
+                    margin: s(r.margin()),
+                    margin_percentage: s(r.margin_percentage()),
+                    currency: s(r.currency()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_rule(&self, rule: &NewRule, token: &str) -> Result<String, Error> {
+        let mut call = self
+            .create_pricing_rule()
+            .client_token(token)
+            .name(&rule.name)
+            .description(&rule.description)
+            .scope(types::PricingRuleScope::from(rule.scope.as_str()))
+            .r#type(types::PricingRuleType::from(rule.type_.as_str()))
+            .set_modifier_percentage(rule.modifier_percentage)
+            .set_service(rule.service.clone())
+            .set_billing_entity(rule.billing_entity.clone())
+            .set_usage_type(rule.usage_type.clone())
+            .set_operation(rule.operation.clone())
+            .set_tags(Some(rule.tags.clone().into_iter().collect()));
+        if let Some(free) = rule.free_tier {
+            call = call.tiering(
+                types::CreateTieringInput::builder()
+                    .free_tier(types::CreateFreeTierConfig::builder().activated(free).build().map_err(build_err)?)
+                    .build(),
+            );
+        }
+        let out = call.send().await.map_err(err("CreatePricingRule"))?;
+        Ok(s(out.arn()))
+    }
+
+    async fn update_rule(&self, arn: &str, rule: &NewRule) -> Result<(), Error> {
+        let mut call = self
+            .update_pricing_rule()
+            .arn(arn)
+            .description(&rule.description)
+            .r#type(types::PricingRuleType::from(rule.type_.as_str()))
+            .set_modifier_percentage(rule.modifier_percentage);
+        if let Some(free) = rule.free_tier {
+            call = call.tiering(
+                types::UpdateTieringInput::builder()
+                    .free_tier(types::UpdateFreeTierConfig::builder().activated(free).build().map_err(build_err)?)
+                    .build(),
+            );
+        }
+        call.send().await.map_err(err("UpdatePricingRule"))?;
+        Ok(())
+    }
+
+    async fn delete_rule(&self, arn: &str) -> Result<(), Error> {
+        self.delete_pricing_rule().arn(arn).send().await.map_err(err("DeletePricingRule"))?;
+        Ok(())
+    }
+
+    async fn create_plan(&self, name: &str, description: &str, tags: &Tags, token: &str) -> Result<String, Error> {
+        let out = self
+            .create_pricing_plan()
+            .client_token(token)
+            .name(name)
+            .description(description)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(err("CreatePricingPlan"))?;
+        Ok(s(out.arn()))
+    }
+
+    async fn update_plan(&self, arn: &str, description: &str) -> Result<(), Error> {
+        self.update_pricing_plan().arn(arn).description(description).send().await.map_err(err("UpdatePricingPlan"))?;
+        Ok(())
+    }
+
+    async fn delete_plan(&self, arn: &str) -> Result<(), Error> {
+        self.delete_pricing_plan().arn(arn).send().await.map_err(err("DeletePricingPlan"))?;
+        Ok(())
+    }
+
+    async fn associate_rules(&self, plan_arn: &str, rule_arns: &[String]) -> Result<(), Error> {
+        self.associate_pricing_rules()
+            .arn(plan_arn)
+            .set_pricing_rule_arns(Some(rule_arns.to_vec()))
+            .send()
+            .await
+            .map_err(err("AssociatePricingRules"))?;
+        Ok(())
+    }
+
+    async fn disassociate_rules(&self, plan_arn: &str, rule_arns: &[String]) -> Result<(), Error> {
+        self.disassociate_pricing_rules()
+            .arn(plan_arn)
+            .set_pricing_rule_arns(Some(rule_arns.to_vec()))
+            .send()
+            .await
+            .map_err(err("DisassociatePricingRules"))?;
+        Ok(())
+    }
+
+    async fn create_group(&self, group: &NewGroup, token: &str) -> Result<String, Error> {
+        let out = self
+            .create_billing_group()
+            .client_token(token)
+            .name(&group.name)
+            .description(&group.description)
+            .primary_account_id(&group.primary_account_id)
+            .account_grouping(
+                types::AccountGrouping::builder()
+                    .set_linked_account_ids(Some(group.accounts.clone()))
+                    .auto_associate(group.auto_associate)
+                    .build(),
+            )
+            .computation_preference(
+                types::ComputationPreference::builder().pricing_plan_arn(&group.plan_arn).build().map_err(build_err)?,
+            )
+            .set_tags(Some(group.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(err("CreateBillingGroup"))?;
+        Ok(s(out.arn()))
+    }
+
+    async fn update_group(&self, arn: &str, description: &str, plan_arn: &str, auto_associate: bool) -> Result<(), Error> {
+        self.update_billing_group()
+            .arn(arn)
+            .description(description)
+            .computation_preference(types::ComputationPreference::builder().pricing_plan_arn(plan_arn).build().map_err(build_err)?)
+            .account_grouping(types::UpdateBillingGroupAccountGrouping::builder().auto_associate(auto_associate).build())
+            .send()
+            .await
+            .map_err(err("UpdateBillingGroup"))?;
+        Ok(())
+    }
+
+    async fn delete_group(&self, arn: &str) -> Result<(), Error> {
+        self.delete_billing_group().arn(arn).send().await.map_err(err("DeleteBillingGroup"))?;
+        Ok(())
+    }
+
+    async fn associate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error> {
+        self.associate_accounts()
+            .arn(group_arn)
+            .set_account_ids(Some(accounts.to_vec()))
+            .send()
+            .await
+            .map_err(err("AssociateAccounts"))?;
+        Ok(())
+    }
+
+    async fn disassociate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error> {
+        self.disassociate_accounts()
+            .arn(group_arn)
+            .set_account_ids(Some(accounts.to_vec()))
+            .send()
+            .await
+            .map_err(err("DisassociateAccounts"))?;
+        Ok(())
+    }
+
+    async fn create_item(&self, item: &NewItem, token: &str) -> Result<String, Error> {
+        let out = self
+            .create_custom_line_item()
+            .client_token(token)
+            .name(&item.name)
+            .description(&item.description)
+            .billing_group_arn(&item.group_arn)
+            .billing_period_range(
+                types::CustomLineItemBillingPeriodRange::builder()
+                    .inclusive_start_billing_period(&item.start)
+                    .set_exclusive_end_billing_period(item.end.clone())
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .charge_details(charge(item)?)
+            .set_account_id(item.account_id.clone())
+            .set_computation_rule(item.computation_rule.as_deref().map(types::ComputationRuleEnum::from))
+            .set_tags(Some(item.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(err("CreateCustomLineItem"))?;
+        Ok(s(out.arn()))
+    }
+
+    async fn update_item(&self, arn: &str, item: &NewItem, period: &str) -> Result<(), Error> {
+        let mut details = types::UpdateCustomLineItemChargeDetails::builder();
+        if let Some(v) = item.flat {
+            details = details.flat(types::UpdateCustomLineItemFlatChargeDetails::builder().charge_value(v).build().map_err(build_err)?);
+        }
+        if let Some(p) = item.percent {
+            details = details.percentage(
+                types::UpdateCustomLineItemPercentageChargeDetails::builder().percentage_value(p).build().map_err(build_err)?,
+            );
+        }
+        self.update_custom_line_item()
+            .arn(arn)
+            .description(&item.description)
+            .charge_details(details.build())
+            .billing_period_range(
+                types::CustomLineItemBillingPeriodRange::builder()
+                    .inclusive_start_billing_period(period)
+                    .set_exclusive_end_billing_period(item.end.clone())
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .map_err(err("UpdateCustomLineItem"))?;
+        Ok(())
+    }
+
+    async fn delete_item(&self, arn: &str) -> Result<(), Error> {
+        self.delete_custom_line_item().arn(arn).send().await.map_err(err("DeleteCustomLineItem"))?;
+        Ok(())
+    }
+
+    async fn list_tags(&self, arn: &str) -> Result<Tags, Error> {
+        let out = self.list_tags_for_resource().resource_arn(arn).send().await.map_err(err("ListTagsForResource"))?;
+        Ok(out.tags().cloned().unwrap_or_default().into_iter().collect())
+    }
+
+    async fn tag(&self, arn: &str, tags: &Tags) -> Result<(), Error> {
+        self.tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(err("TagResource"))?;
+        Ok(())
+    }
+
+    async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), Error> {
+        self.untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(err("UntagResource"))?;
+        Ok(())
+    }
+}
