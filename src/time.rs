@@ -25,9 +25,35 @@ pub fn older_than(then: &str, now: &str, max_age_secs: i64) -> bool {
     }
 }
 
+/// The billing period (`YYYY-MM`, UTC) that `now` (RFC 3339) falls in.
+pub fn billing_period(now: &str) -> String {
+    now.get(0..7).unwrap_or("1970-01").to_string()
+}
+
+/// The billing period before `period` (`YYYY-MM`).
+pub fn previous_period(period: &str) -> String {
+    let year: i32 = period
+        .get(0..4)
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(1970);
+    let month: u32 = period.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+    if month <= 1 {
+        format!("{:04}-12", year - 1)
+    } else {
+        format!("{year:04}-{:02}", month - 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn billing_periods() {
+        assert_eq!(billing_period("2026-11-24T12:00:00Z"), "2026-11");
+        assert_eq!(previous_period("2026-11"), "2026-10");
+        assert_eq!(previous_period("2026-01"), "2025-12");
+    }
 
     #[test]
     fn staleness() {

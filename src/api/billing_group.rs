@@ -21,17 +21,37 @@ use super::conditions::{Condition, conditions_schema};
     shortname = "bg",
     category = "partnerbilling",
     doc = "A Billing Conductor billing group: a customer's accounts, priced with a PricingPlan, with AWS cost, billed (pro forma) cost and margin in status.",
-    printcolumn(name = "Plan", type_ = "string", json_path = ".spec.pricingPlanRef.name"),
+    printcolumn(
+        name = "Plan",
+        type_ = "string",
+        json_path = ".spec.pricingPlanRef.name"
+    ),
     printcolumn(name = "Accounts", type_ = "integer", json_path = ".status.size"),
-    printcolumn(name = "AWS Cost", type_ = "string", json_path = ".status.currentPeriod.awsCost"),
-    printcolumn(name = "Billed", type_ = "string", json_path = ".status.currentPeriod.proformaCost"),
-    printcolumn(name = "Margin", type_ = "string", json_path = ".status.currentPeriod.margin"),
+    printcolumn(
+        name = "AWS Cost",
+        type_ = "string",
+        json_path = ".status.currentPeriod.awsCost"
+    ),
+    printcolumn(
+        name = "Billed",
+        type_ = "string",
+        json_path = ".status.currentPeriod.proformaCost"
+    ),
+    printcolumn(
+        name = "Margin",
+        type_ = "string",
+        json_path = ".status.currentPeriod.margin"
+    ),
     printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("self.primaryAccount == oldSelf.primaryAccount").message("primaryAccount cannot change: AWS cannot change a billing group's primary account; create a new BillingGroup"))]
 #[serde(rename_all = "camelCase")]
@@ -67,6 +87,21 @@ pub struct BillingGroupSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: BTreeMap<String, String>,
+    /// What deleting this object does in AWS: `Retain` (default: the group stays) or
+    /// `Delete` (its custom line items, then the group, are deleted; its accounts fall back
+    /// to the payer's default billing). Deleting a billing group is never done unasked.
+    #[serde(default)]
+    pub deletion_policy: GroupDeletionPolicy,
+}
+
+/// What deleting a BillingGroup object does in AWS.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum GroupDeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
 }
 
 /// Cost of the group in one billing period, as ListBillingGroupCostReports reports it.

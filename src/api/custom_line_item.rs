@@ -20,7 +20,11 @@ use super::conditions::{Condition, conditions_schema};
     shortname = "cli",
     category = "partnerbilling",
     doc = "A custom line item on a BillingGroup's bill: a flat or percentage fee or credit, for a range of billing periods.",
-    printcolumn(name = "Group", type_ = "string", json_path = ".spec.billingGroupRef.name"),
+    printcolumn(
+        name = "Group",
+        type_ = "string",
+        json_path = ".spec.billingGroupRef.name"
+    ),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Period", type_ = "string", json_path = ".status.billingPeriod"),
     printcolumn(
@@ -28,7 +32,11 @@ use super::conditions::{Condition, conditions_schema};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("has(self.flat) != has(self.percentage)").message("set exactly one of flat and percentage"),

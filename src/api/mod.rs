@@ -2,8 +2,8 @@
 
 pub mod billing_group;
 pub mod common;
-pub mod custom_line_item;
 pub mod conditions;
+pub mod custom_line_item;
 pub mod linked_account;
 pub mod notifications;
 pub mod organizational_unit;
@@ -13,14 +13,14 @@ pub mod service_control_policy;
 
 pub use billing_group::{BillingGroup, BillingGroupSpec, BillingGroupStatus};
 pub use common::LocalRef;
-pub use custom_line_item::{CustomLineItem, CustomLineItemSpec, CustomLineItemStatus};
-pub use pricing_plan::{PricingPlan, PricingPlanSpec, PricingPlanStatus};
 pub use conditions::{Condition, ConditionStatus};
+pub use custom_line_item::{CustomLineItem, CustomLineItemSpec, CustomLineItemStatus};
 pub use linked_account::{LinkedAccount, LinkedAccountSpec, LinkedAccountStatus};
 pub use organizational_unit::{
     OrganizationalUnit, OrganizationalUnitSpec, OrganizationalUnitStatus,
 };
 pub use payer::{Payer, PayerSpec, PayerStatus};
+pub use pricing_plan::{PricingPlan, PricingPlanSpec, PricingPlanStatus};
 pub use service_control_policy::{
     ServiceControlPolicy, ServiceControlPolicySpec, ServiceControlPolicyStatus,
 };

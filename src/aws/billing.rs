@@ -133,18 +133,34 @@ pub trait BillingApi: Send + Sync {
     async fn create_rule(&self, rule: &NewRule, token: &str) -> Result<String, Error>;
     async fn update_rule(&self, arn: &str, rule: &NewRule) -> Result<(), Error>;
     async fn delete_rule(&self, arn: &str) -> Result<(), Error>;
-    async fn create_plan(&self, name: &str, description: &str, tags: &Tags, token: &str) -> Result<String, Error>;
+    async fn create_plan(
+        &self,
+        name: &str,
+        description: &str,
+        tags: &Tags,
+        token: &str,
+    ) -> Result<String, Error>;
     async fn update_plan(&self, arn: &str, description: &str) -> Result<(), Error>;
     async fn delete_plan(&self, arn: &str) -> Result<(), Error>;
     /// At most 30 rules per call.
     async fn associate_rules(&self, plan_arn: &str, rule_arns: &[String]) -> Result<(), Error>;
     async fn disassociate_rules(&self, plan_arn: &str, rule_arns: &[String]) -> Result<(), Error>;
     async fn create_group(&self, group: &NewGroup, token: &str) -> Result<String, Error>;
-    async fn update_group(&self, arn: &str, description: &str, plan_arn: &str, auto_associate: bool) -> Result<(), Error>;
+    async fn update_group(
+        &self,
+        arn: &str,
+        description: &str,
+        plan_arn: &str,
+        auto_associate: bool,
+    ) -> Result<(), Error>;
     async fn delete_group(&self, arn: &str) -> Result<(), Error>;
     /// At most 30 accounts per call.
     async fn associate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error>;
-    async fn disassociate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error>;
+    async fn disassociate_accounts(
+        &self,
+        group_arn: &str,
+        accounts: &[String],
+    ) -> Result<(), Error>;
     async fn create_item(&self, item: &NewItem, token: &str) -> Result<String, Error>;
     /// Update description and amount, for `period` onwards.
     async fn update_item(&self, arn: &str, item: &NewItem, period: &str) -> Result<(), Error>;
@@ -156,7 +172,11 @@ pub trait BillingApi: Send + Sync {
 
 fn err<E>(op: &str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error + '_
 where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
 {
     move |e| super::classify::classify("billingconductor", op, e)
 }
@@ -177,13 +197,20 @@ fn charge(item: &NewItem) -> Result<types::CustomLineItemChargeDetails, Error> {
     let mut details = types::CustomLineItemChargeDetails::builder()
         .r#type(types::CustomLineItemType::from(item.charge_type.as_str()));
     if let Some(v) = item.flat {
-        details = details.flat(types::CustomLineItemFlatChargeDetails::builder().charge_value(v).build().map_err(build_err)?);
+        details = details.flat(
+            types::CustomLineItemFlatChargeDetails::builder()
+                .charge_value(v)
+                .build()
+                .map_err(build_err)?,
+        );
     }
     if let Some(p) = item.percent {
         details = details.percentage(
             types::CustomLineItemPercentageChargeDetails::builder()
                 .percentage_value(p)
-                .set_associated_values((!item.associated.is_empty()).then(|| item.associated.clone()))
+                .set_associated_values(
+                    (!item.associated.is_empty()).then(|| item.associated.clone()),
+                )
                 .build()
                 .map_err(build_err)?,
         );
@@ -212,14 +239,23 @@ impl BillingApi for aws_sdk_billingconductor::Client {
                     arn: s(r.arn()),
                     name: s(r.name()),
                     description: s(r.description()),
-                    scope: r.scope().map(|x| x.as_str().to_string()).unwrap_or_default(),
-                    type_: r.r#type().map(|x| x.as_str().to_string()).unwrap_or_default(),
+                    scope: r
+                        .scope()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default(),
+                    type_: r
+                        .r#type()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default(),
                     modifier_percentage: r.modifier_percentage(),
                     service: o(r.service()),
                     billing_entity: o(r.billing_entity()),
                     usage_type: o(r.usage_type()),
                     operation: o(r.operation()),
-                    free_tier: r.tiering().and_then(|t| t.free_tier()).map(|f| f.activated()),
+                    free_tier: r
+                        .tiering()
+                        .and_then(|t| t.free_tier())
+                        .map(|f| f.activated()),
                 });
             }
         }
@@ -231,7 +267,12 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             for p in page.map_err(err("ListPricingPlans"))?.pricing_plans() {
-                out.push(BcPlan { arn: s(p.arn()), name: s(p.name()), description: s(p.description()), size: p.size() });
+                out.push(BcPlan {
+                    arn: s(p.arn()),
+                    name: s(p.name()),
+                    description: s(p.description()),
+                    size: p.size(),
+                });
             }
         }
         Ok(out)
@@ -245,7 +286,12 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            out.extend(page.map_err(err("ListPricingRulesAssociatedToPricingPlan"))?.pricing_rule_arns().iter().cloned());
+            out.extend(
+                page.map_err(err("ListPricingRulesAssociatedToPricingPlan"))?
+                    .pricing_rule_arns()
+                    .iter()
+                    .cloned(),
+            );
         }
         Ok(out)
     }
@@ -262,9 +308,15 @@ impl BillingApi for aws_sdk_billingconductor::Client {
                     primary_account_id: s(g.primary_account_id()),
                     plan_arn: s(g.computation_preference().map(|c| c.pricing_plan_arn())),
                     size: g.size(),
-                    status: g.status().map(|x| x.as_str().to_string()).unwrap_or_default(),
+                    status: g
+                        .status()
+                        .map(|x| x.as_str().to_string())
+                        .unwrap_or_default(),
                     status_reason: o(g.status_reason()),
-                    auto_associate: g.account_grouping().and_then(|a| a.auto_associate()).unwrap_or(false),
+                    auto_associate: g
+                        .account_grouping()
+                        .and_then(|a| a.auto_associate())
+                        .unwrap_or(false),
                 });
             }
         }
@@ -275,7 +327,10 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         let mut pages = self.list_account_associations().into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            for a in page.map_err(err("ListAccountAssociations"))?.linked_accounts() {
+            for a in page
+                .map_err(err("ListAccountAssociations"))?
+                .linked_accounts()
+            {
                 if let (Some(id), Some(group)) = (a.account_id(), a.billing_group_arn()) {
                     out.push((id.to_string(), group.to_string()));
                 }
@@ -285,17 +340,26 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn list_items(&self, period: &str) -> Result<Vec<BcItem>, Error> {
-        let mut pages = self.list_custom_line_items().billing_period(period).into_paginator().send();
+        let mut pages = self
+            .list_custom_line_items()
+            .billing_period(period)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            for i in page.map_err(err("ListCustomLineItems"))?.custom_line_items() {
+            for i in page
+                .map_err(err("ListCustomLineItems"))?
+                .custom_line_items()
+            {
                 let c = i.charge_details();
                 out.push(BcItem {
                     arn: s(i.arn()),
                     name: s(i.name()),
                     description: s(i.description()),
                     group_arn: s(i.billing_group_arn()),
-                    charge_type: c.map(|c| c.r#type().as_str().to_string()).unwrap_or_default(),
+                    charge_type: c
+                        .map(|c| c.r#type().as_str().to_string())
+                        .unwrap_or_default(),
                     flat: c.and_then(|c| c.flat()).map(|f| f.charge_value()),
                     percent: c.and_then(|c| c.percentage()).map(|p| p.percentage_value()),
                     account_id: o(i.account_id()),
@@ -306,10 +370,17 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn cost_reports(&self, period: &str) -> Result<Vec<BcCost>, Error> {
-        let mut pages = self.list_billing_group_cost_reports().billing_period(period).into_paginator().send();
+        let mut pages = self
+            .list_billing_group_cost_reports()
+            .billing_period(period)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            for r in page.map_err(err("ListBillingGroupCostReports"))?.billing_group_cost_reports() {
+            for r in page
+                .map_err(err("ListBillingGroupCostReports"))?
+                .billing_group_cost_reports()
+            {
                 out.push(BcCost {
                     arn: s(r.arn()),
                     aws_cost: s(r.aws_cost()),
@@ -340,7 +411,12 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         if let Some(free) = rule.free_tier {
             call = call.tiering(
                 types::CreateTieringInput::builder()
-                    .free_tier(types::CreateFreeTierConfig::builder().activated(free).build().map_err(build_err)?)
+                    .free_tier(
+                        types::CreateFreeTierConfig::builder()
+                            .activated(free)
+                            .build()
+                            .map_err(build_err)?,
+                    )
                     .build(),
             );
         }
@@ -358,7 +434,12 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         if let Some(free) = rule.free_tier {
             call = call.tiering(
                 types::UpdateTieringInput::builder()
-                    .free_tier(types::UpdateFreeTierConfig::builder().activated(free).build().map_err(build_err)?)
+                    .free_tier(
+                        types::UpdateFreeTierConfig::builder()
+                            .activated(free)
+                            .build()
+                            .map_err(build_err)?,
+                    )
                     .build(),
             );
         }
@@ -367,11 +448,21 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn delete_rule(&self, arn: &str) -> Result<(), Error> {
-        self.delete_pricing_rule().arn(arn).send().await.map_err(err("DeletePricingRule"))?;
+        self.delete_pricing_rule()
+            .arn(arn)
+            .send()
+            .await
+            .map_err(err("DeletePricingRule"))?;
         Ok(())
     }
 
-    async fn create_plan(&self, name: &str, description: &str, tags: &Tags, token: &str) -> Result<String, Error> {
+    async fn create_plan(
+        &self,
+        name: &str,
+        description: &str,
+        tags: &Tags,
+        token: &str,
+    ) -> Result<String, Error> {
         let out = self
             .create_pricing_plan()
             .client_token(token)
@@ -385,12 +476,21 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn update_plan(&self, arn: &str, description: &str) -> Result<(), Error> {
-        self.update_pricing_plan().arn(arn).description(description).send().await.map_err(err("UpdatePricingPlan"))?;
+        self.update_pricing_plan()
+            .arn(arn)
+            .description(description)
+            .send()
+            .await
+            .map_err(err("UpdatePricingPlan"))?;
         Ok(())
     }
 
     async fn delete_plan(&self, arn: &str) -> Result<(), Error> {
-        self.delete_pricing_plan().arn(arn).send().await.map_err(err("DeletePricingPlan"))?;
+        self.delete_pricing_plan()
+            .arn(arn)
+            .send()
+            .await
+            .map_err(err("DeletePricingPlan"))?;
         Ok(())
     }
 
@@ -428,7 +528,10 @@ impl BillingApi for aws_sdk_billingconductor::Client {
                     .build(),
             )
             .computation_preference(
-                types::ComputationPreference::builder().pricing_plan_arn(&group.plan_arn).build().map_err(build_err)?,
+                types::ComputationPreference::builder()
+                    .pricing_plan_arn(&group.plan_arn)
+                    .build()
+                    .map_err(build_err)?,
             )
             .set_tags(Some(group.tags.clone().into_iter().collect()))
             .send()
@@ -437,12 +540,27 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         Ok(s(out.arn()))
     }
 
-    async fn update_group(&self, arn: &str, description: &str, plan_arn: &str, auto_associate: bool) -> Result<(), Error> {
+    async fn update_group(
+        &self,
+        arn: &str,
+        description: &str,
+        plan_arn: &str,
+        auto_associate: bool,
+    ) -> Result<(), Error> {
         self.update_billing_group()
             .arn(arn)
             .description(description)
-            .computation_preference(types::ComputationPreference::builder().pricing_plan_arn(plan_arn).build().map_err(build_err)?)
-            .account_grouping(types::UpdateBillingGroupAccountGrouping::builder().auto_associate(auto_associate).build())
+            .computation_preference(
+                types::ComputationPreference::builder()
+                    .pricing_plan_arn(plan_arn)
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .account_grouping(
+                types::UpdateBillingGroupAccountGrouping::builder()
+                    .auto_associate(auto_associate)
+                    .build(),
+            )
             .send()
             .await
             .map_err(err("UpdateBillingGroup"))?;
@@ -450,7 +568,11 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn delete_group(&self, arn: &str) -> Result<(), Error> {
-        self.delete_billing_group().arn(arn).send().await.map_err(err("DeleteBillingGroup"))?;
+        self.delete_billing_group()
+            .arn(arn)
+            .send()
+            .await
+            .map_err(err("DeleteBillingGroup"))?;
         Ok(())
     }
 
@@ -464,7 +586,11 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         Ok(())
     }
 
-    async fn disassociate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error> {
+    async fn disassociate_accounts(
+        &self,
+        group_arn: &str,
+        accounts: &[String],
+    ) -> Result<(), Error> {
         self.disassociate_accounts()
             .arn(group_arn)
             .set_account_ids(Some(accounts.to_vec()))
@@ -490,7 +616,11 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             )
             .charge_details(charge(item)?)
             .set_account_id(item.account_id.clone())
-            .set_computation_rule(item.computation_rule.as_deref().map(types::ComputationRuleEnum::from))
+            .set_computation_rule(
+                item.computation_rule
+                    .as_deref()
+                    .map(types::ComputationRuleEnum::from),
+            )
             .set_tags(Some(item.tags.clone().into_iter().collect()))
             .send()
             .await
@@ -501,11 +631,19 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     async fn update_item(&self, arn: &str, item: &NewItem, period: &str) -> Result<(), Error> {
         let mut details = types::UpdateCustomLineItemChargeDetails::builder();
         if let Some(v) = item.flat {
-            details = details.flat(types::UpdateCustomLineItemFlatChargeDetails::builder().charge_value(v).build().map_err(build_err)?);
+            details = details.flat(
+                types::UpdateCustomLineItemFlatChargeDetails::builder()
+                    .charge_value(v)
+                    .build()
+                    .map_err(build_err)?,
+            );
         }
         if let Some(p) = item.percent {
             details = details.percentage(
-                types::UpdateCustomLineItemPercentageChargeDetails::builder().percentage_value(p).build().map_err(build_err)?,
+                types::UpdateCustomLineItemPercentageChargeDetails::builder()
+                    .percentage_value(p)
+                    .build()
+                    .map_err(build_err)?,
             );
         }
         self.update_custom_line_item()
@@ -526,13 +664,27 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn delete_item(&self, arn: &str) -> Result<(), Error> {
-        self.delete_custom_line_item().arn(arn).send().await.map_err(err("DeleteCustomLineItem"))?;
+        self.delete_custom_line_item()
+            .arn(arn)
+            .send()
+            .await
+            .map_err(err("DeleteCustomLineItem"))?;
         Ok(())
     }
 
     async fn list_tags(&self, arn: &str) -> Result<Tags, Error> {
-        let out = self.list_tags_for_resource().resource_arn(arn).send().await.map_err(err("ListTagsForResource"))?;
-        Ok(out.tags().cloned().unwrap_or_default().into_iter().collect())
+        let out = self
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(err("ListTagsForResource"))?;
+        Ok(out
+            .tags()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect())
     }
 
     async fn tag(&self, arn: &str, tags: &Tags) -> Result<(), Error> {

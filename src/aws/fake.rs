@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::billing::{BcCost, BcGroup, BcItem, BcPlan, BcRule, BillingApi, NewGroup, NewItem, NewRule};
+use super::billing::{
+    BcCost, BcGroup, BcItem, BcPlan, BcRule, BillingApi, NewGroup, NewItem, NewRule,
+};
 use super::connector::{AwsConnect, Connection, PayerCredentialsSource};
 use super::identity::{CallerIdentity, IdentityApi};
 use super::organizations::{

@@ -26,8 +26,8 @@ use crate::api::{
 };
 use crate::error::Error;
 use crate::reconcile::{
-    Catalog, ClosureLedger, KindOutcome, Mode, ReconcileContext, linked_account,
-    organizational_unit, service_control_policy,
+    Catalog, ClosureLedger, KindOutcome, Mode, ReconcileContext, billing_group, custom_line_item,
+    linked_account, organizational_unit, pricing_plan, service_control_policy,
 };
 
 /// Field manager of the Payer's closure log (written by LinkedAccount deletions).
@@ -96,6 +96,48 @@ impl ManagedKind for LinkedAccount {
         linked_account::cleanup(self, ctx, now).await
     }
 }
+
+macro_rules! managed_kind {
+    ($kind:ty, $status:ty, $name:literal, $module:ident) => {
+        #[async_trait]
+        impl ManagedKind for $kind {
+            type Status = $status;
+            const KIND: &'static str = $name;
+            fn current_status(&self) -> Option<&Self::Status> {
+                self.status.as_ref()
+            }
+            async fn apply(&self, ctx: &ReconcileContext, now: &str) -> KindOutcome<Self::Status> {
+                $module::reconcile(self, ctx, Mode::Apply, now).await
+            }
+            async fn cleanup(
+                &self,
+                ctx: &ReconcileContext,
+                now: &str,
+            ) -> KindOutcome<Self::Status> {
+                $module::cleanup(self, ctx, now).await
+            }
+        }
+    };
+}
+
+managed_kind!(
+    crate::api::PricingPlan,
+    crate::api::PricingPlanStatus,
+    "PricingPlan",
+    pricing_plan
+);
+managed_kind!(
+    crate::api::BillingGroup,
+    crate::api::BillingGroupStatus,
+    "BillingGroup",
+    billing_group
+);
+managed_kind!(
+    crate::api::CustomLineItem,
+    crate::api::CustomLineItemStatus,
+    "CustomLineItem",
+    custom_line_item
+);
 
 /// Reconcile one object of kind `K`: finalizer first, then apply or cleanup.
 pub async fn reconcile_kind<K: ManagedKind>(
@@ -187,6 +229,9 @@ pub struct KubeCatalog {
     pub scps: Vec<Store<ServiceControlPolicy>>,
     pub ous: Vec<Store<OrganizationalUnit>>,
     pub accounts: Vec<Store<LinkedAccount>>,
+    pub plans: Vec<Store<crate::api::PricingPlan>>,
+    pub groups: Vec<Store<crate::api::BillingGroup>>,
+    pub items: Vec<Store<crate::api::CustomLineItem>>,
 }
 
 fn find<K>(stores: &[Store<K>], ns: &str, name: &str) -> Option<K>
@@ -227,6 +272,15 @@ impl Catalog for KubeCatalog {
     }
     fn linked_accounts(&self, ns: &str) -> Vec<LinkedAccount> {
         in_namespace(&self.accounts, ns)
+    }
+    fn pricing_plan(&self, ns: &str, name: &str) -> Option<crate::api::PricingPlan> {
+        find(&self.plans, ns, name)
+    }
+    fn billing_groups(&self, ns: &str) -> Vec<crate::api::BillingGroup> {
+        in_namespace(&self.groups, ns)
+    }
+    fn custom_line_items(&self, ns: &str) -> Vec<crate::api::CustomLineItem> {
+        in_namespace(&self.items, ns)
     }
 }
 

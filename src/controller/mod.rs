@@ -355,11 +355,17 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     let scps = Watches::<crate::api::ServiceControlPolicy>::new(&ctx.client, &namespaces);
     let ous = Watches::<crate::api::OrganizationalUnit>::new(&ctx.client, &namespaces);
     let accounts = Watches::<crate::api::LinkedAccount>::new(&ctx.client, &namespaces);
+    let plans = Watches::<crate::api::PricingPlan>::new(&ctx.client, &namespaces);
+    let groups = Watches::<crate::api::BillingGroup>::new(&ctx.client, &namespaces);
+    let items = Watches::<crate::api::CustomLineItem>::new(&ctx.client, &namespaces);
     let catalog = kinds::KubeCatalog {
         payers: payers.readers.clone(),
         scps: scps.readers.clone(),
         ous: ous.readers.clone(),
         accounts: accounts.readers.clone(),
+        plans: plans.readers.clone(),
+        groups: groups.readers.clone(),
+        items: items.readers.clone(),
     };
     ctx.reconcile = ctx
         .reconcile
@@ -374,6 +380,9 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     runs.extend(scps.run(ctx.clone(), kinds::reconcile_kind));
     runs.extend(ous.run(ctx.clone(), kinds::reconcile_kind));
     runs.extend(accounts.run(ctx.clone(), kinds::reconcile_kind));
+    runs.extend(plans.run(ctx.clone(), kinds::reconcile_kind));
+    runs.extend(groups.run(ctx.clone(), kinds::reconcile_kind));
+    runs.extend(items.run(ctx.clone(), kinds::reconcile_kind));
 
     let sync = ctx.sync.clone();
     let metrics = ctx.metrics.clone();
@@ -395,6 +404,9 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
         initial!(catalog.scps, "ServiceControlPolicy");
         initial!(catalog.ous, "OrganizationalUnit");
         initial!(catalog.accounts, "LinkedAccount");
+        initial!(catalog.plans, "PricingPlan");
+        initial!(catalog.groups, "BillingGroup");
+        initial!(catalog.items, "CustomLineItem");
         sync.expect(keys);
         while !sync.is_ready() {
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -16,12 +16,15 @@ use kube::ResourceExt;
 use serde_json::Value;
 
 use crate::api::conditions::{self, Condition, READY, SYNCED};
-use crate::api::{LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy};
+use crate::api::{
+    BillingGroup, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer, PricingPlan,
+    ServiceControlPolicy,
+};
 use crate::aws::AwsConnect;
 use crate::error::Error;
 use crate::reconcile::{
-    Catalog, Change, KindOutcome, Mode, ReconcileContext, Verdict, linked_account,
-    organizational_unit, payer, service_control_policy,
+    Catalog, Change, KindOutcome, Mode, ReconcileContext, Verdict, billing_group, custom_line_item,
+    linked_account, organizational_unit, payer, pricing_plan, service_control_policy,
 };
 use crate::schema_check;
 use crate::secrets::{StaticSecrets, decode};
@@ -32,6 +35,9 @@ pub const KIND_ORDER: &[&str] = &[
     "ServiceControlPolicy",
     "OrganizationalUnit",
     "LinkedAccount",
+    "PricingPlan",
+    "BillingGroup",
+    "CustomLineItem",
 ];
 
 /// In `apply`, objects waiting at most this long for something in progress (an account
@@ -68,6 +74,9 @@ pub struct Manifests {
     pub service_control_policies: Vec<ServiceControlPolicy>,
     pub organizational_units: Vec<OrganizationalUnit>,
     pub linked_accounts: Vec<LinkedAccount>,
+    pub pricing_plans: Vec<PricingPlan>,
+    pub billing_groups: Vec<BillingGroup>,
+    pub custom_line_items: Vec<CustomLineItem>,
     pub secrets: StaticSecrets,
     /// Documents skipped, as `source: kind/name`.
     pub skipped: Vec<String>,
@@ -79,6 +88,9 @@ impl Manifests {
             + self.service_control_policies.len()
             + self.organizational_units.len()
             + self.linked_accounts.len()
+            + self.pricing_plans.len()
+            + self.billing_groups.len()
+            + self.custom_line_items.len()
     }
 }
 
@@ -233,6 +245,15 @@ fn add_document(
                 "OrganizationalUnit" => m
                     .organizational_units
                     .push(serde_json::from_value(doc).map_err(parse_err)?),
+                "PricingPlan" => m
+                    .pricing_plans
+                    .push(serde_json::from_value(doc).map_err(parse_err)?),
+                "BillingGroup" => m
+                    .billing_groups
+                    .push(serde_json::from_value(doc).map_err(parse_err)?),
+                "CustomLineItem" => m
+                    .custom_line_items
+                    .push(serde_json::from_value(doc).map_err(parse_err)?),
                 _ => m
                     .linked_accounts
                     .push(serde_json::from_value(doc).map_err(parse_err)?),
@@ -339,6 +360,18 @@ pub struct FileCatalog {
     scps: RwLock<HashMap<(String, String), ServiceControlPolicy>>,
     ous: RwLock<HashMap<(String, String), OrganizationalUnit>>,
     accounts: RwLock<HashMap<(String, String), LinkedAccount>>,
+    plans: RwLock<HashMap<(String, String), PricingPlan>>,
+    groups: RwLock<HashMap<(String, String), BillingGroup>>,
+    items: RwLock<HashMap<(String, String), CustomLineItem>>,
+}
+
+fn all_in<K: Clone>(m: &RwLock<HashMap<(String, String), K>>, ns: &str) -> Vec<K> {
+    m.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|((n, _), _)| n == ns)
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 fn key_of<K: ResourceExt>(o: &K) -> (String, String) {
@@ -366,25 +399,22 @@ impl Catalog for FileCatalog {
         get(&self.scps, ns, name)
     }
     fn service_control_policies(&self, ns: &str) -> Vec<ServiceControlPolicy> {
-        self.scps
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|((n, _), _)| n == ns)
-            .map(|(_, v)| v.clone())
-            .collect()
+        all_in(&self.scps, ns)
     }
     fn organizational_unit(&self, ns: &str, name: &str) -> Option<OrganizationalUnit> {
         get(&self.ous, ns, name)
     }
     fn linked_accounts(&self, ns: &str) -> Vec<LinkedAccount> {
-        self.accounts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|((n, _), _)| n == ns)
-            .map(|(_, v)| v.clone())
-            .collect()
+        all_in(&self.accounts, ns)
+    }
+    fn pricing_plan(&self, ns: &str, name: &str) -> Option<PricingPlan> {
+        get(&self.plans, ns, name)
+    }
+    fn billing_groups(&self, ns: &str) -> Vec<BillingGroup> {
+        all_in(&self.groups, ns)
+    }
+    fn custom_line_items(&self, ns: &str) -> Vec<CustomLineItem> {
+        all_in(&self.items, ns)
     }
 }
 
@@ -395,6 +425,9 @@ enum Obj {
     Scp(Box<ServiceControlPolicy>),
     Ou(Box<OrganizationalUnit>),
     Account(Box<LinkedAccount>),
+    Plan(Box<PricingPlan>),
+    Group(Box<BillingGroup>),
+    Item(Box<CustomLineItem>),
 }
 
 impl Obj {
@@ -404,6 +437,9 @@ impl Obj {
             Obj::Scp(_) => "ServiceControlPolicy",
             Obj::Ou(_) => "OrganizationalUnit",
             Obj::Account(_) => "LinkedAccount",
+            Obj::Plan(_) => "PricingPlan",
+            Obj::Group(_) => "BillingGroup",
+            Obj::Item(_) => "CustomLineItem",
         }
     }
     fn key(&self) -> (String, String) {
@@ -412,6 +448,9 @@ impl Obj {
             Obj::Scp(o) => key_of(o.as_ref()),
             Obj::Ou(o) => key_of(o.as_ref()),
             Obj::Account(o) => key_of(o.as_ref()),
+            Obj::Plan(o) => key_of(o.as_ref()),
+            Obj::Group(o) => key_of(o.as_ref()),
+            Obj::Item(o) => key_of(o.as_ref()),
         }
     }
     fn value(&self) -> Option<Value> {
@@ -420,6 +459,9 @@ impl Obj {
             Obj::Scp(o) => serde_json::to_value(o).ok(),
             Obj::Ou(o) => serde_json::to_value(o).ok(),
             Obj::Account(o) => serde_json::to_value(o).ok(),
+            Obj::Plan(o) => serde_json::to_value(o).ok(),
+            Obj::Group(o) => serde_json::to_value(o).ok(),
+            Obj::Item(o) => serde_json::to_value(o).ok(),
         }
     }
 }
@@ -431,9 +473,24 @@ fn ordered(m: Manifests) -> (Vec<Obj>, StaticSecrets) {
         mut service_control_policies,
         organizational_units,
         mut linked_accounts,
+        mut pricing_plans,
+        mut billing_groups,
+        mut custom_line_items,
         secrets,
         ..
     } = m;
+    pricing_plans.sort_by_key(key_of);
+    billing_groups.sort_by_key(key_of);
+    // Items others apply to come first.
+    custom_line_items.sort_by_key(|i| {
+        (
+            i.spec
+                .percentage
+                .as_ref()
+                .is_some_and(|p| !p.applies_to.is_empty()),
+            key_of(i),
+        )
+    });
     payers.sort_by_key(key_of);
     service_control_policies.sort_by_key(key_of);
     linked_accounts.sort_by_key(key_of);
@@ -473,6 +530,13 @@ fn ordered(m: Manifests) -> (Vec<Obj>, StaticSecrets) {
             .into_iter()
             .map(|a| Obj::Account(Box::new(a))),
     );
+    out.extend(pricing_plans.into_iter().map(|p| Obj::Plan(Box::new(p))));
+    out.extend(billing_groups.into_iter().map(|g| Obj::Group(Box::new(g))));
+    out.extend(
+        custom_line_items
+            .into_iter()
+            .map(|i| Obj::Item(Box::new(i))),
+    );
     (out, secrets)
 }
 
@@ -488,6 +552,9 @@ fn context(
             Obj::Scp(p) => put(&catalog.scps, p.as_ref()),
             Obj::Ou(p) => put(&catalog.ous, p.as_ref()),
             Obj::Account(p) => put(&catalog.accounts, p.as_ref()),
+            Obj::Plan(p) => put(&catalog.plans, p.as_ref()),
+            Obj::Group(p) => put(&catalog.groups, p.as_ref()),
+            Obj::Item(p) => put(&catalog.items, p.as_ref()),
         }
     }
     let ctx = ReconcileContext::new(connector, Arc::new(secrets)).with_catalog(catalog.clone());
@@ -524,6 +591,24 @@ pub async fn plan(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> Repor
             Obj::Account(x) => kind_report(
                 &o,
                 &linked_account::reconcile(x, &ctx, Mode::Plan, &now).await,
+                None,
+                true,
+            ),
+            Obj::Plan(x) => kind_report(
+                &o,
+                &pricing_plan::reconcile(x, &ctx, Mode::Plan, &now).await,
+                None,
+                true,
+            ),
+            Obj::Group(x) => kind_report(
+                &o,
+                &billing_group::reconcile(x, &ctx, Mode::Plan, &now).await,
+                None,
+                true,
+            ),
+            Obj::Item(x) => kind_report(
+                &o,
+                &custom_line_item::reconcile(x, &ctx, Mode::Plan, &now).await,
                 None,
                 true,
             ),
@@ -615,6 +700,36 @@ async fn apply_one(
                 again,
             )
         }
+        Obj::Plan(x) => {
+            let outcome = pricing_plan::reconcile(x, ctx, Mode::Apply, now).await;
+            x.status = Some(outcome.status.clone());
+            put(&catalog.plans, x);
+            let again = in_progress(&outcome.result);
+            (
+                kind_report(&Obj::Plan(x.clone()), &outcome, Some(()), false),
+                again,
+            )
+        }
+        Obj::Group(x) => {
+            let outcome = billing_group::reconcile(x, ctx, Mode::Apply, now).await;
+            x.status = Some(outcome.status.clone());
+            put(&catalog.groups, x);
+            let again = in_progress(&outcome.result);
+            (
+                kind_report(&Obj::Group(x.clone()), &outcome, Some(()), false),
+                again,
+            )
+        }
+        Obj::Item(x) => {
+            let outcome = custom_line_item::reconcile(x, ctx, Mode::Apply, now).await;
+            x.status = Some(outcome.status.clone());
+            put(&catalog.items, x);
+            let again = in_progress(&outcome.result);
+            (
+                kind_report(&Obj::Item(x.clone()), &outcome, Some(()), false),
+                again,
+            )
+        }
     }
 }
 
@@ -690,6 +805,21 @@ impl HasConditions for crate::api::ServiceControlPolicyStatus {
     }
 }
 impl HasConditions for crate::api::OrganizationalUnitStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+impl HasConditions for crate::api::PricingPlanStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+impl HasConditions for crate::api::BillingGroupStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+impl HasConditions for crate::api::CustomLineItemStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions
     }

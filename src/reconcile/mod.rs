@@ -5,10 +5,14 @@
 //! status function. Front doors differ only in how they resolve references, read Secrets and
 //! store status.
 
+pub mod billing_group;
+pub mod billing_snapshot;
+pub mod custom_line_item;
 pub mod linked_account;
 pub mod org;
 pub mod organizational_unit;
 pub mod payer;
+pub mod pricing_plan;
 pub mod service_control_policy;
 pub mod snapshot;
 
@@ -144,6 +148,9 @@ pub trait Catalog: Send + Sync {
     fn service_control_policies(&self, namespace: &str) -> Vec<ServiceControlPolicy>;
     fn organizational_unit(&self, namespace: &str, name: &str) -> Option<OrganizationalUnit>;
     fn linked_accounts(&self, namespace: &str) -> Vec<LinkedAccount>;
+    fn pricing_plan(&self, namespace: &str, name: &str) -> Option<crate::api::PricingPlan>;
+    fn billing_groups(&self, namespace: &str) -> Vec<crate::api::BillingGroup>;
+    fn custom_line_items(&self, namespace: &str) -> Vec<crate::api::CustomLineItem>;
 }
 
 /// A catalog that knows nothing (Payer-only uses).
@@ -163,6 +170,15 @@ impl Catalog for EmptyCatalog {
         None
     }
     fn linked_accounts(&self, _: &str) -> Vec<LinkedAccount> {
+        Vec::new()
+    }
+    fn pricing_plan(&self, _: &str, _: &str) -> Option<crate::api::PricingPlan> {
+        None
+    }
+    fn billing_groups(&self, _: &str) -> Vec<crate::api::BillingGroup> {
+        Vec::new()
+    }
+    fn custom_line_items(&self, _: &str) -> Vec<crate::api::CustomLineItem> {
         Vec::new()
     }
 }
@@ -237,6 +253,7 @@ pub struct ReconcileContext {
     pub connections: Arc<ConnectionCache>,
     pub catalog: Arc<dyn Catalog>,
     pub snapshots: Arc<SnapshotCache>,
+    pub billing: Arc<snapshot::SharedReads<billing_snapshot::BillingSnapshot>>,
     pub ledger: Arc<dyn ClosureLedger>,
     pub locks: Arc<PayerLocks>,
     pub mailer: Arc<dyn crate::notify::Mailer>,
@@ -250,6 +267,7 @@ impl ReconcileContext {
             connections: Arc::new(ConnectionCache::default()),
             catalog: Arc::new(EmptyCatalog),
             snapshots: Arc::new(SnapshotCache::default()),
+            billing: Arc::new(snapshot::SharedReads::default()),
             ledger: Arc::new(MemoryLedger::default()),
             locks: Arc::new(PayerLocks::default()),
             mailer: Arc::new(crate::notify::SmtpMailer),
@@ -271,7 +289,9 @@ impl ReconcileContext {
         self
     }
 
+    /// Use `max_age` for both shared reads (organization and Billing Conductor).
     pub fn with_snapshots(mut self, snapshots: Arc<SnapshotCache>) -> Self {
+        self.billing = Arc::new(snapshot::SharedReads::new(snapshots.max_age()));
         self.snapshots = snapshots;
         self
     }

@@ -31,6 +31,35 @@ pub struct PayerContext {
     pub snapshot: Arc<OrgSnapshot>,
 }
 
+/// The Payer `payer_ref` names in `namespace`, its key and an AWS connection to it. Waits
+/// while the Payer does not exist.
+pub async fn payer_connection(
+    namespace: &str,
+    payer_ref: &LocalRef,
+    ctx: &ReconcileContext,
+) -> Result<(String, Payer, Connection), Error> {
+    let payer = ctx
+        .catalog
+        .payer(namespace, &payer_ref.name)
+        .ok_or_else(|| {
+            Error::waiting(
+                "PayerNotFound",
+                format!(
+                    "Payer {namespace}/{} does not exist; create it or fix spec.payerRef",
+                    payer_ref.name
+                ),
+                DEPENDENCY_RETRY,
+            )
+        })?;
+    let key = object_key(namespace, &payer_ref.name);
+    let credentials = super::payer::resolve_credentials(&payer, ctx.secrets.as_ref()).await?;
+    let conn = ctx
+        .connections
+        .get_or_connect(&key, ctx.connector.as_ref(), &credentials, payer.region())
+        .await?;
+    Ok((key, payer, conn))
+}
+
 impl PayerContext {
     /// Resolve `payer_ref` in `namespace`, connect and load (or reuse) the snapshot.
     pub async fn resolve(
@@ -38,25 +67,7 @@ impl PayerContext {
         payer_ref: &LocalRef,
         ctx: &ReconcileContext,
     ) -> Result<Self, Error> {
-        let payer = ctx
-            .catalog
-            .payer(namespace, &payer_ref.name)
-            .ok_or_else(|| {
-                Error::waiting(
-                    "PayerNotFound",
-                    format!(
-                        "Payer {namespace}/{} does not exist; create it or fix spec.payerRef",
-                        payer_ref.name
-                    ),
-                    DEPENDENCY_RETRY,
-                )
-            })?;
-        let key = object_key(namespace, &payer_ref.name);
-        let credentials = super::payer::resolve_credentials(&payer, ctx.secrets.as_ref()).await?;
-        let conn = ctx
-            .connections
-            .get_or_connect(&key, ctx.connector.as_ref(), &credentials, payer.region())
-            .await?;
+        let (key, payer, conn) = payer_connection(namespace, payer_ref, ctx).await?;
         let snapshot = ctx.snapshots.get(&key, &conn).await?;
         if snapshot.organization.management_account_id != payer.spec.account_id {
             return Err(Error::terminal(

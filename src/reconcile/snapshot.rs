@@ -154,14 +154,18 @@ impl OrgSnapshot {
     }
 }
 
-/// Snapshots per payer, reused for `max_age` and dropped after any write.
-pub struct SnapshotCache {
+/// Shared reads per payer, reused for `max_age` and dropped after any write; loaded once
+/// even when many objects ask at the same time.
+pub struct SharedReads<T> {
     max_age: Duration,
-    entries: Mutex<HashMap<String, (Instant, Arc<OrgSnapshot>)>>,
+    entries: Mutex<HashMap<String, (Instant, Arc<T>)>>,
     loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-impl SnapshotCache {
+/// The organization snapshots.
+pub type SnapshotCache = SharedReads<OrgSnapshot>;
+
+impl<T> SharedReads<T> {
     pub fn new(max_age: Duration) -> Self {
         Self {
             max_age,
@@ -170,8 +174,17 @@ impl SnapshotCache {
         }
     }
 
-    /// The snapshot of payer `key`, loaded once even when many objects ask at the same time.
-    pub async fn get(&self, key: &str, conn: &Connection) -> Result<Arc<OrgSnapshot>, Error> {
+    /// How long a value is reused.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// The value for payer `key`, from `load` unless a fresh one is cached.
+    pub async fn get_or_load<F, Fut>(&self, key: &str, load: F) -> Result<Arc<T>, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
         if let Some(s) = self.fresh(key) {
             return Ok(s);
         }
@@ -186,15 +199,15 @@ impl SnapshotCache {
         if let Some(s) = self.fresh(key) {
             return Ok(s);
         }
-        let snapshot = Arc::new(OrgSnapshot::load(conn).await?);
+        let value = Arc::new(load().await?);
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), (Instant::now(), snapshot.clone()));
-        Ok(snapshot)
+            .insert(key.to_string(), (Instant::now(), value.clone()));
+        Ok(value)
     }
 
-    fn fresh(&self, key: &str) -> Option<Arc<OrgSnapshot>> {
+    fn fresh(&self, key: &str) -> Option<Arc<T>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(key)
@@ -202,7 +215,7 @@ impl SnapshotCache {
             .map(|(_, s)| s.clone())
     }
 
-    /// Forget payer `key`'s snapshot (after a write, or to force a fresh read).
+    /// Forget payer `key`'s value (after a write, or to force a fresh read).
     pub fn invalidate(&self, key: &str) {
         self.entries
             .lock()
@@ -211,7 +224,14 @@ impl SnapshotCache {
     }
 }
 
-impl Default for SnapshotCache {
+impl SharedReads<OrgSnapshot> {
+    /// The organization snapshot of payer `key`.
+    pub async fn get(&self, key: &str, conn: &Connection) -> Result<Arc<OrgSnapshot>, Error> {
+        self.get_or_load(key, || OrgSnapshot::load(conn)).await
+    }
+}
+
+impl<T> Default for SharedReads<T> {
     fn default() -> Self {
         Self::new(Duration::from_secs(15))
     }

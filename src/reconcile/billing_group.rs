@@ -1,0 +1,668 @@
+//! BillingGroup: found by name, created with a ClientToken, members converged in batches of 30
+//! (named LinkedAccounts, account ids, and a label selector), an account held by another
+//! group reported on both and left where it is; cost reports for the current and previous
+//! period in status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::ResourceExt;
+
+use crate::api::billing_group::{CostReport, GroupDeletionPolicy};
+use crate::api::common::{owner_value, with_owner};
+use crate::api::conditions::{ConditionStatus, DesiredCondition, merge_conditions};
+use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
+use crate::aws::billing::{BcCost, NewGroup};
+use crate::error::Error;
+
+use super::billing_snapshot::BillingSnapshot;
+use super::org::{DEPENDENCY_RETRY, change, payer_connection};
+use super::pricing_plan::{BATCH, billing_snapshot, client_token};
+use super::{
+    ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict, conditions_for,
+};
+
+/// Condition type naming accounts two billing groups both want.
+pub const CONFLICT: &str = "AccountConflict";
+
+/// Whether `labels` match `selector` (matchLabels and matchExpressions). Pure.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_ok = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.clone().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
+            "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
+            "Exists" => labels.contains_key(&e.key),
+            "DoesNotExist" => !labels.contains_key(&e.key),
+            _ => false,
+        }
+    });
+    labels_ok && exprs_ok
+}
+
+/// An account reference: a 12-digit id as is, else a LinkedAccount name (its account id once
+/// it has one).
+fn resolve_account(reference: &str, accounts: &[LinkedAccount]) -> Result<String, String> {
+    if reference.len() == 12 && reference.chars().all(|c| c.is_ascii_digit()) {
+        return Ok(reference.to_string());
+    }
+    let la = accounts
+        .iter()
+        .find(|a| a.name_any() == reference)
+        .ok_or_else(|| format!("LinkedAccount {reference} does not exist"))?;
+    la.status
+        .as_ref()
+        .and_then(|s| s.account_id.clone())
+        .ok_or_else(|| format!("LinkedAccount {reference} has no account id yet"))
+}
+
+/// Membership changes for a group. Pure.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MembershipPlan {
+    pub associate: Vec<String>,
+    pub disassociate: Vec<String>,
+    /// Wanted accounts another group holds: account -> that group's ARN.
+    pub held_elsewhere: BTreeMap<String, String>,
+}
+
+/// What to associate and disassociate so that group `arn` holds `wanted` (the primary is
+/// never disassociated; accounts other groups hold are left there). Pure.
+pub fn membership(
+    arn: Option<&str>,
+    primary: &str,
+    wanted: &BTreeSet<String>,
+    snapshot: &BillingSnapshot,
+) -> MembershipPlan {
+    let current: BTreeSet<String> = arn
+        .map(|a| snapshot.members(a).into_iter().collect())
+        .unwrap_or_default();
+    let mut plan = MembershipPlan::default();
+    for a in wanted {
+        if current.contains(a) {
+            continue;
+        }
+        match snapshot.group_of.get(a) {
+            Some(other) if Some(other.as_str()) != arn => {
+                plan.held_elsewhere.insert(a.clone(), other.clone());
+            }
+            _ => plan.associate.push(a.clone()),
+        }
+    }
+    plan.disassociate = current
+        .iter()
+        .filter(|a| !wanted.contains(*a) && a.as_str() != primary)
+        .cloned()
+        .collect();
+    plan
+}
+
+fn report(period: &str, c: &BcCost) -> CostReport {
+    CostReport {
+        billing_period: period.to_string(),
+        aws_cost: c.aws_cost.clone(),
+        proforma_cost: c.proforma_cost.clone(),
+        margin: c.margin.clone(),
+        margin_percentage: c.margin_percentage.clone(),
+        currency: c.currency.clone(),
+    }
+}
+
+/// Month-over-month change of the pro forma cost, in percent (two decimals). Pure.
+pub fn change_percent(previous: &str, current: &str) -> Option<String> {
+    let p: f64 = previous.parse().ok()?;
+    let c: f64 = current.parse().ok()?;
+    (p != 0.0).then(|| format!("{:.2}", (c - p) / p * 100.0))
+}
+
+/// Reconcile a BillingGroup.
+pub async fn reconcile(
+    obj: &BillingGroup,
+    ctx: &ReconcileContext,
+    mode: Mode,
+    now: &str,
+) -> KindOutcome<BillingGroupStatus> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let mut changes = Vec::new();
+    let mut events = Vec::new();
+    let result = apply(obj, ctx, mode, now, &mut status, &mut changes, &mut events).await;
+    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
+    let conflict = if status.conflicts.is_empty() {
+        DesiredCondition::new(
+            CONFLICT,
+            ConditionStatus::False,
+            "NoConflict",
+            "no account is wanted by another billing group",
+        )
+    } else {
+        DesiredCondition::new(
+            CONFLICT,
+            ConditionStatus::True,
+            "AccountWantedByAnotherGroup",
+            status
+                .conflicts
+                .iter()
+                .map(|(a, g)| format!("{a}: {g}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    };
+    if result.is_ok() {
+        status.conditions = merge_conditions(
+            &status.conditions,
+            &[conflict],
+            obj.metadata.generation,
+            now,
+        );
+    }
+    status.observed_generation = obj.metadata.generation;
+    if mode == Mode::Plan {
+        status = previous.clone();
+        events.clear();
+    } else {
+        events.extend(super::ready_change_event(
+            &previous.conditions,
+            &status.conditions,
+        ));
+    }
+    KindOutcome {
+        result,
+        status,
+        changes,
+        events,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    obj: &BillingGroup,
+    ctx: &ReconcileContext,
+    mode: Mode,
+    now: &str,
+    status: &mut BillingGroupStatus,
+    changes: &mut Vec<super::Change>,
+    events: &mut Vec<EventNote>,
+) -> Result<Verdict, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let plan_only = mode == Mode::Plan;
+    let uid = obj
+        .uid()
+        .unwrap_or_else(|| format!("{namespace}-{}", obj.name_any()));
+    let (key, _payer, conn) = payer_connection(&namespace, &obj.spec.payer_ref, ctx).await?;
+    let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
+    let bc = conn.billing.as_ref();
+    let name = obj.group_name();
+
+    // The plan.
+    let plan_obj = ctx
+        .catalog
+        .pricing_plan(&namespace, &obj.spec.pricing_plan_ref.name)
+        .ok_or_else(|| {
+            Error::waiting(
+                "DependencyNotReady",
+                format!(
+                    "PricingPlan {namespace}/{} does not exist",
+                    obj.spec.pricing_plan_ref.name
+                ),
+                DEPENDENCY_RETRY,
+            )
+        })?;
+    let plan_arn = snapshot
+        .plan_named(&plan_obj.plan_name())
+        .map(|p| p.arn.clone())
+        .ok_or_else(|| {
+            Error::waiting(
+                "DependencyNotReady",
+                format!(
+                    "PricingPlan {namespace}/{} is not created in AWS yet",
+                    obj.spec.pricing_plan_ref.name
+                ),
+                DEPENDENCY_RETRY,
+            )
+        })?;
+
+    // The accounts.
+    let linked = ctx.catalog.linked_accounts(&namespace);
+    let primary = resolve_account(&obj.spec.primary_account, &linked).map_err(|m| {
+        Error::waiting(
+            "DependencyNotReady",
+            format!("primaryAccount: {m}"),
+            DEPENDENCY_RETRY,
+        )
+    })?;
+    let mut wanted: BTreeSet<String> = BTreeSet::from([primary.clone()]);
+    let mut pending = Vec::new();
+    for r in &obj.spec.accounts {
+        match resolve_account(r, &linked) {
+            Ok(id) => {
+                wanted.insert(id);
+            }
+            Err(m) => pending.push(m),
+        }
+    }
+    if let Some(selector) = &obj.spec.account_selector {
+        for la in linked
+            .iter()
+            .filter(|la| selector_matches(selector, la.labels()))
+        {
+            match la.status.as_ref().and_then(|s| s.account_id.clone()) {
+                Some(id) => {
+                    wanted.insert(id);
+                }
+                None => pending.push(format!(
+                    "LinkedAccount {} has no account id yet",
+                    la.name_any()
+                )),
+            }
+        }
+    }
+
+    let description = obj.spec.description.clone().unwrap_or_default();
+    let tags = with_owner(
+        &obj.spec.tags,
+        &owner_value(&namespace, "BillingGroup", &obj.name_any()),
+    );
+    let mut arn = snapshot.group_named(&name).map(|g| g.arn.clone());
+    let mut wrote = false;
+    if let Some(g) = arn.as_deref().and_then(|a| snapshot.group(a)) {
+        if g.primary_account_id != primary {
+            return Err(Error::terminal(
+                "PrimaryAccountMismatch",
+                format!(
+                    "billing group {name} has primary account {} in AWS, the spec says {primary}; AWS cannot change it",
+                    g.primary_account_id
+                ),
+            ));
+        }
+        if g.plan_arn != plan_arn
+            || g.description != description
+            || g.auto_associate != obj.spec.auto_associate
+        {
+            changes.push(change(
+                ChangeAction::Update,
+                format!("billing group {name}"),
+                "pricing plan, description or autoAssociate",
+            ));
+            if !plan_only {
+                bc.update_group(&g.arn, &description, &plan_arn, obj.spec.auto_associate)
+                    .await?;
+                wrote = true;
+            }
+        }
+    }
+    let plan = membership(arn.as_deref(), &primary, &wanted, &snapshot);
+    if arn.is_none() {
+        if let Some(other) = snapshot.group_of.get(&primary) {
+            return Err(Error::terminal(
+                "AccountConflict",
+                format!(
+                    "primary account {primary} belongs to billing group {other}; it can be in one group only"
+                ),
+            ));
+        }
+        changes.push(change(
+            ChangeAction::Create,
+            format!("billing group {name}"),
+            format!("primary {primary}"),
+        ));
+        if plan_only {
+            if !plan.associate.is_empty() {
+                changes.push(change(
+                    ChangeAction::Update,
+                    format!("billing group {name}"),
+                    format!("associate {} account(s)", plan.associate.len()),
+                ));
+            }
+            return Ok(Verdict::blocked(
+                "PlannedOnly",
+                format!("billing group {name} would be created"),
+            ));
+        }
+        // The first 30 accounts go with the create call, the primary first.
+        let mut first: Vec<String> = vec![primary.clone()];
+        first.extend(
+            plan.associate
+                .iter()
+                .filter(|a| **a != primary)
+                .take(BATCH - 1)
+                .cloned(),
+        );
+        let new = NewGroup {
+            name: name.clone(),
+            description: description.clone(),
+            primary_account_id: primary.clone(),
+            accounts: first.clone(),
+            plan_arn: plan_arn.clone(),
+            auto_associate: obj.spec.auto_associate,
+            tags,
+        };
+        let created = bc.create_group(&new, &client_token(&uid, "group")).await?;
+        events.push(EventNote {
+            warning: false,
+            reason: "Created".into(),
+            note: format!("billing group {name} ({created})"),
+        });
+        let rest: Vec<String> = plan
+            .associate
+            .iter()
+            .filter(|a| !first.contains(a))
+            .cloned()
+            .collect();
+        for batch in rest.chunks(BATCH) {
+            bc.associate_accounts(&created, batch).await?;
+        }
+        arn = Some(created);
+        wrote = true;
+    } else if let Some(group_arn) = &arn {
+        if !plan.associate.is_empty() {
+            changes.push(change(
+                ChangeAction::Update,
+                format!("billing group {name}"),
+                format!("associate {}", plan.associate.join(", ")),
+            ));
+            if !plan_only {
+                for batch in plan.associate.chunks(BATCH) {
+                    bc.associate_accounts(group_arn, batch).await?;
+                }
+                wrote = true;
+            }
+        }
+        if !plan.disassociate.is_empty() {
+            changes.push(change(
+                ChangeAction::Update,
+                format!("billing group {name}"),
+                format!("disassociate {}", plan.disassociate.join(", ")),
+            ));
+            if !plan_only {
+                for batch in plan.disassociate.chunks(BATCH) {
+                    bc.disassociate_accounts(group_arn, batch).await?;
+                }
+                wrote = true;
+            }
+        }
+    }
+    if wrote {
+        ctx.billing.invalidate(&key);
+    }
+    let snapshot = if wrote {
+        billing_snapshot(&key, &conn, ctx, now).await?
+    } else {
+        snapshot
+    };
+    let group_arn = arn.clone().unwrap_or_default();
+
+    // Conflicts, on both sides: accounts this group wants that another holds, and accounts
+    // it holds that another group (same namespace) wants.
+    let mut conflicts: BTreeMap<String, String> = plan
+        .held_elsewhere
+        .iter()
+        .map(|(a, other)| {
+            (
+                a.clone(),
+                format!(
+                    "held by {}",
+                    snapshot
+                        .group(other)
+                        .map(|g| g.name.clone())
+                        .unwrap_or_else(|| other.clone())
+                ),
+            )
+        })
+        .collect();
+    let members = snapshot.members(&group_arn);
+    for other in ctx
+        .catalog
+        .billing_groups(&namespace)
+        .iter()
+        .filter(|g| g.name_any() != obj.name_any())
+    {
+        let mut others_wanted: BTreeSet<String> = other
+            .spec
+            .accounts
+            .iter()
+            .filter_map(|r| resolve_account(r, &linked).ok())
+            .collect();
+        if let Some(sel) = &other.spec.account_selector {
+            others_wanted.extend(
+                linked
+                    .iter()
+                    .filter(|la| selector_matches(sel, la.labels()))
+                    .filter_map(|la| la.status.as_ref().and_then(|s| s.account_id.clone())),
+            );
+        }
+        for a in members.iter().filter(|a| others_wanted.contains(*a)) {
+            conflicts
+                .entry(a.clone())
+                .or_insert_with(|| format!("also wanted by BillingGroup {}", other.name_any()));
+        }
+    }
+    let g = snapshot.group(&group_arn);
+    status.arn = arn.clone();
+    status.state = g.map(|g| g.status.clone());
+    status.state_reason = g.and_then(|g| g.status_reason.clone());
+    status.size = Some(members.len() as i64);
+    status.members = members;
+    status.conflicts = conflicts;
+    status.current_period = snapshot
+        .cost(&snapshot.current_period, &group_arn)
+        .map(|c| report(&snapshot.current_period, c));
+    status.previous_period = snapshot
+        .cost(&snapshot.previous_period, &group_arn)
+        .map(|c| report(&snapshot.previous_period, c));
+    status.proforma_change_percent = match (&status.previous_period, &status.current_period) {
+        (Some(p), Some(c)) => change_percent(&p.proforma_cost, &c.proforma_cost),
+        _ => None,
+    };
+    if !plan.held_elsewhere.is_empty() {
+        return Ok(Verdict::blocked(
+            "AccountConflict",
+            format!(
+                "{} wanted account(s) belong to another billing group and are left there: {}",
+                plan.held_elsewhere.len(),
+                status
+                    .conflicts
+                    .iter()
+                    .map(|(a, g)| format!("{a} ({g})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    if !pending.is_empty() {
+        return Ok(Verdict::progressing(
+            "DependencyNotReady",
+            pending.join("; "),
+            Duration::from_secs(30),
+        ));
+    }
+    let cost = status
+        .current_period
+        .as_ref()
+        .map(|c| {
+            format!(
+                "; {}: AWS cost {} {}, billed {}, margin {}",
+                c.billing_period, c.aws_cost, c.currency, c.proforma_cost, c.margin
+            )
+        })
+        .unwrap_or_default();
+    Ok(Verdict::ready(
+        "Available",
+        format!(
+            "billing group {name} with {} account(s){cost}",
+            status.size.unwrap_or(0)
+        ),
+    ))
+}
+
+/// Deletion: `Retain` releases; `Delete` deletes the group's custom line items, then the group.
+pub async fn cleanup(
+    obj: &BillingGroup,
+    ctx: &ReconcileContext,
+    now: &str,
+) -> KindOutcome<BillingGroupStatus> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let mut changes = Vec::new();
+    let result = delete(obj, ctx, now, &mut changes).await;
+    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
+    let events = match &result {
+        Ok(v) => vec![EventNote {
+            warning: false,
+            reason: v.reason.clone(),
+            note: v.message.clone(),
+        }],
+        Err(_) => super::ready_change_event(&previous.conditions, &status.conditions)
+            .into_iter()
+            .collect(),
+    };
+    KindOutcome {
+        result,
+        status,
+        changes,
+        events,
+    }
+}
+
+async fn delete(
+    obj: &BillingGroup,
+    ctx: &ReconcileContext,
+    now: &str,
+    changes: &mut Vec<super::Change>,
+) -> Result<Verdict, Error> {
+    if obj.spec.deletion_policy == GroupDeletionPolicy::Retain {
+        return Ok(Verdict::ready(
+            "Released",
+            "deletionPolicy Retain: the billing group stays in AWS",
+        ));
+    }
+    let namespace = obj.namespace().unwrap_or_default();
+    let (key, _payer, conn) = match payer_connection(&namespace, &obj.spec.payer_ref, ctx).await {
+        Ok(x) => x,
+        Err(Error::Waiting { .. }) => {
+            return Ok(Verdict::ready(
+                "Released",
+                "the Payer is gone; nothing in AWS was changed",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
+    let name = obj.group_name();
+    let Some(group) = snapshot.group_named(&name).cloned() else {
+        return Ok(Verdict::ready(
+            "Released",
+            format!("billing group {name} does not exist in AWS"),
+        ));
+    };
+    let bc = conn.billing.as_ref();
+    for item in snapshot.items.iter().filter(|i| i.group_arn == group.arn) {
+        changes.push(change(
+            ChangeAction::Delete,
+            format!("custom line item {}", item.name),
+            "delete with its billing group",
+        ));
+        match bc.delete_item(&item.arn).await {
+            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
+            other => other?,
+        }
+    }
+    changes.push(change(
+        ChangeAction::Delete,
+        format!("billing group {name}"),
+        "delete",
+    ));
+    match bc.delete_group(&group.arn).await {
+        Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
+        other => other?,
+    }
+    ctx.billing.invalidate(&key);
+    Ok(Verdict::ready(
+        "Deleted",
+        format!(
+            "billing group {name} was deleted; its accounts fall back to the payer's default billing"
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use std::collections::HashMap;
+
+    fn snap(group_of: &[(&str, &str)]) -> BillingSnapshot {
+        BillingSnapshot {
+            current_period: "2026-11".into(),
+            previous_period: "2026-10".into(),
+            rules: vec![],
+            plans: vec![],
+            plan_rules: HashMap::new(),
+            groups: vec![],
+            group_of: group_of
+                .iter()
+                .map(|(a, g)| (a.to_string(), g.to_string()))
+                .collect(),
+            items: vec![],
+            costs: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn membership_associates_missing_disassociates_extra_and_leaves_others_alone() {
+        let s = snap(&[
+            ("111111111111", "g1"),
+            ("222222222222", "g1"),
+            ("333333333333", "g2"),
+        ]);
+        let wanted: BTreeSet<String> = ["111111111111", "333333333333", "444444444444"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let p = membership(Some("g1"), "111111111111", &wanted, &s);
+        assert_eq!(p.associate, vec!["444444444444"]);
+        assert_eq!(p.disassociate, vec!["222222222222"]);
+        assert_eq!(
+            p.held_elsewhere.get("333333333333").map(String::as_str),
+            Some("g2")
+        );
+    }
+
+    #[test]
+    fn selectors_match_labels_and_expressions() {
+        let labels: BTreeMap<String, String> = [
+            ("tier".to_string(), "gold".to_string()),
+            ("team".to_string(), "a".to_string()),
+        ]
+        .into();
+        let sel = LabelSelector {
+            match_labels: Some([("tier".to_string(), "gold".to_string())].into()),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "team".into(),
+                operator: "In".into(),
+                values: Some(vec!["a".into(), "b".into()]),
+            }]),
+        };
+        assert!(selector_matches(&sel, &labels));
+        let sel = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "legacy".into(),
+                operator: "Exists".into(),
+                values: None,
+            }]),
+        };
+        assert!(!selector_matches(&sel, &labels));
+    }
+
+    #[test]
+    fn month_over_month() {
+        assert_eq!(change_percent("100.00", "125.00").as_deref(), Some("25.00"));
+        assert_eq!(change_percent("0.00", "10.00"), None);
+    }
+}

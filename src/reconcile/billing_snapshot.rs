@@ -1,0 +1,101 @@
+//! Shared Billing Conductor reads per payer: paginated ListPricingRules, ListPricingPlans (and
+//! the rules of each plan), ListBillingGroups, ListAccountAssociations, ListCustomLineItems
+//! and ListBillingGroupCostReports for the current and the previous billing period. Every
+//! PricingPlan, BillingGroup and CustomLineItem of the payer reads this one snapshot.
+
+use std::collections::HashMap;
+
+use crate::aws::Connection;
+use crate::aws::billing::{BcCost, BcGroup, BcItem, BcPlan, BcRule};
+use crate::error::Error;
+
+/// Billing Conductor as it was when the snapshot was taken.
+#[derive(Clone, Debug)]
+pub struct BillingSnapshot {
+    pub current_period: String,
+    pub previous_period: String,
+    pub rules: Vec<BcRule>,
+    pub plans: Vec<BcPlan>,
+    /// Rule ARNs associated with each plan ARN.
+    pub plan_rules: HashMap<String, Vec<String>>,
+    pub groups: Vec<BcGroup>,
+    /// Billing group ARN of each associated account.
+    pub group_of: HashMap<String, String>,
+    /// Custom line items that apply in the current period.
+    pub items: Vec<BcItem>,
+    /// Cost reports by period (current and previous), by group ARN.
+    pub costs: HashMap<String, HashMap<String, BcCost>>,
+}
+
+impl BillingSnapshot {
+    /// Read Billing Conductor through `conn`, for the billing period of `now`.
+    pub async fn load(conn: &Connection, now: &str) -> Result<Self, Error> {
+        let bc = conn.billing.as_ref();
+        let current_period = crate::time::billing_period(now);
+        let previous_period = crate::time::previous_period(&current_period);
+        let rules = bc.list_rules().await?;
+        let plans = bc.list_plans().await?;
+        let mut plan_rules = HashMap::new();
+        for p in &plans {
+            plan_rules.insert(p.arn.clone(), bc.list_plan_rule_arns(&p.arn).await?);
+        }
+        let groups = bc.list_groups().await?;
+        let group_of = bc.list_associations().await?.into_iter().collect();
+        let items = bc.list_items(&current_period).await?;
+        let mut costs = HashMap::new();
+        for period in [&current_period, &previous_period] {
+            let reports = bc.cost_reports(period).await?;
+            costs.insert(
+                period.clone(),
+                reports.into_iter().map(|r| (r.arn.clone(), r)).collect(),
+            );
+        }
+        Ok(Self {
+            current_period,
+            previous_period,
+            rules,
+            plans,
+            plan_rules,
+            groups,
+            group_of,
+            items,
+            costs,
+        })
+    }
+
+    pub fn rule_named(&self, name: &str) -> Option<&BcRule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    pub fn plan_named(&self, name: &str) -> Option<&BcPlan> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+
+    pub fn group_named(&self, name: &str) -> Option<&BcGroup> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    pub fn group(&self, arn: &str) -> Option<&BcGroup> {
+        self.groups.iter().find(|g| g.arn == arn)
+    }
+
+    pub fn item_named(&self, name: &str) -> Option<&BcItem> {
+        self.items.iter().find(|i| i.name == name)
+    }
+
+    /// Accounts associated with group `arn`, sorted.
+    pub fn members(&self, arn: &str) -> Vec<String> {
+        let mut m: Vec<String> = self
+            .group_of
+            .iter()
+            .filter(|(_, g)| *g == arn)
+            .map(|(a, _)| a.clone())
+            .collect();
+        m.sort();
+        m
+    }
+
+    pub fn cost(&self, period: &str, arn: &str) -> Option<&BcCost> {
+        self.costs.get(period).and_then(|c| c.get(arn))
+    }
+}

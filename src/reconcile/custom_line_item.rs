@@ -1,0 +1,380 @@
+//! CustomLineItem: billing-period aware. Only the current and the previous period are open;
+//! an item is never created or changed in an older one (a condition names the closed period).
+
+use kube::ResourceExt;
+
+use crate::api::common::{owner_value, with_owner};
+use crate::api::custom_line_item::ChargeType;
+use crate::api::{CustomLineItem, CustomLineItemStatus};
+use crate::aws::billing::{BcItem, NewItem};
+use crate::error::Error;
+
+use super::org::{DEPENDENCY_RETRY, change, payer_connection};
+use super::pricing_plan::{billing_snapshot, client_token};
+use super::{
+    ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict, conditions_for,
+};
+
+/// Where an item's period range stands against the open periods. Pure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeriodCheck {
+    /// The item covers the current period (or starts in the previous one).
+    Open,
+    /// The item's range ended before the current period: nothing left to do.
+    Ended,
+    /// Creating it would touch a closed period.
+    Closed(String),
+}
+
+/// Check `start`..`end` against the open periods (`previous`, `current`). Pure.
+pub fn check_period(
+    start: &str,
+    end: Option<&str>,
+    previous: &str,
+    current: &str,
+    exists: bool,
+) -> PeriodCheck {
+    if let Some(end) = end
+        && end <= current
+    {
+        return if exists || end > previous {
+            PeriodCheck::Ended
+        } else {
+            PeriodCheck::Closed(start.to_string())
+        };
+    }
+    if !exists && start < previous {
+        return PeriodCheck::Closed(start.to_string());
+    }
+    PeriodCheck::Open
+}
+
+fn differs(have: &BcItem, want: &NewItem) -> bool {
+    have.description != want.description || have.flat != want.flat || have.percent != want.percent
+}
+
+/// Reconcile a CustomLineItem.
+pub async fn reconcile(
+    obj: &CustomLineItem,
+    ctx: &ReconcileContext,
+    mode: Mode,
+    now: &str,
+) -> KindOutcome<CustomLineItemStatus> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let mut changes = Vec::new();
+    let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
+    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
+    status.observed_generation = obj.metadata.generation;
+    if mode == Mode::Plan {
+        status = previous.clone();
+    }
+    let events = super::ready_change_event(&previous.conditions, &status.conditions)
+        .into_iter()
+        .collect();
+    KindOutcome {
+        result,
+        status,
+        changes,
+        events,
+    }
+}
+
+async fn apply(
+    obj: &CustomLineItem,
+    ctx: &ReconcileContext,
+    mode: Mode,
+    now: &str,
+    status: &mut CustomLineItemStatus,
+    changes: &mut Vec<super::Change>,
+) -> Result<Verdict, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let plan_only = mode == Mode::Plan;
+    let uid = obj
+        .uid()
+        .unwrap_or_else(|| format!("{namespace}-{}", obj.name_any()));
+    let group_obj = ctx
+        .catalog
+        .billing_groups(&namespace)
+        .into_iter()
+        .find(|g| g.name_any() == obj.spec.billing_group_ref.name)
+        .ok_or_else(|| {
+            Error::waiting(
+                "DependencyNotReady",
+                format!(
+                    "BillingGroup {namespace}/{} does not exist",
+                    obj.spec.billing_group_ref.name
+                ),
+                DEPENDENCY_RETRY,
+            )
+        })?;
+    let (key, _payer, conn) = payer_connection(&namespace, &group_obj.spec.payer_ref, ctx).await?;
+    let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
+    let group = snapshot
+        .group_named(&group_obj.group_name())
+        .cloned()
+        .ok_or_else(|| {
+            Error::waiting(
+                "DependencyNotReady",
+                format!(
+                    "BillingGroup {namespace}/{} is not created in AWS yet",
+                    obj.spec.billing_group_ref.name
+                ),
+                DEPENDENCY_RETRY,
+            )
+        })?;
+    let name = obj.item_name();
+    let existing = snapshot.item_named(&name).cloned();
+    let (current, previous) = (
+        snapshot.current_period.clone(),
+        snapshot.previous_period.clone(),
+    );
+    status.billing_period = Some(current.clone());
+    match check_period(
+        &obj.spec.billing_period.start,
+        obj.spec.billing_period.end.as_deref(),
+        &previous,
+        &current,
+        existing.is_some() || status.arn.is_some(),
+    ) {
+        PeriodCheck::Closed(period) => {
+            return Err(Error::terminal(
+                "PeriodClosed",
+                format!(
+                    "billing period {period} is closed: custom line items can be created or changed only in {previous} and {current}; start the item in {previous} or later"
+                ),
+            ));
+        }
+        PeriodCheck::Ended => {
+            return Ok(Verdict::ready(
+                "Ended",
+                format!(
+                    "the item's billing periods ended before {current}; nothing left to change"
+                ),
+            ));
+        }
+        PeriodCheck::Open => {}
+    }
+    // A percentage item may apply to other items of the group.
+    let mut associated = Vec::new();
+    if let Some(p) = &obj.spec.percentage {
+        for other in &p.applies_to {
+            let o = ctx
+                .catalog
+                .custom_line_items(&namespace)
+                .into_iter()
+                .find(|i| i.name_any() == *other)
+                .ok_or_else(|| {
+                    Error::waiting(
+                        "DependencyNotReady",
+                        format!("CustomLineItem {namespace}/{other} does not exist"),
+                        DEPENDENCY_RETRY,
+                    )
+                })?;
+            let arn = snapshot
+                .item_named(&o.item_name())
+                .map(|i| i.arn.clone())
+                .ok_or_else(|| {
+                    Error::waiting(
+                        "DependencyNotReady",
+                        format!("CustomLineItem {namespace}/{other} is not created in AWS yet"),
+                        DEPENDENCY_RETRY,
+                    )
+                })?;
+            associated.push(arn);
+        }
+    }
+    let want = NewItem {
+        name: name.clone(),
+        description: obj.spec.description.clone(),
+        group_arn: group.arn.clone(),
+        charge_type: obj.spec.type_.as_str().to_string(),
+        flat: obj.spec.flat.as_ref().map(|f| f.amount),
+        percent: obj.spec.percentage.as_ref().map(|p| p.percent),
+        associated,
+        start: obj.spec.billing_period.start.clone(),
+        end: obj.spec.billing_period.end.clone(),
+        account_id: obj.spec.account_id.clone(),
+        computation_rule: obj.spec.computation_rule.map(|c| c.as_str().to_string()),
+        exclude_savings_plan_negation: obj.spec.exclude_savings_plan_negation.unwrap_or(false),
+        tags: with_owner(
+            &obj.spec.tags,
+            &owner_value(&namespace, "CustomLineItem", &obj.name_any()),
+        ),
+    };
+    let bc = conn.billing.as_ref();
+    let verb = if obj.spec.type_ == ChargeType::Fee {
+        "fee"
+    } else {
+        "credit"
+    };
+    let amount = match (want.flat, want.percent) {
+        (Some(v), _) => format!("{v:.2} USD"),
+        (_, Some(p)) => format!("{p}%"),
+        _ => String::new(),
+    };
+    match existing {
+        None => {
+            changes.push(change(
+                ChangeAction::Create,
+                format!("custom line item {name}"),
+                format!("{verb} {amount} from {}", want.start),
+            ));
+            if plan_only {
+                return Ok(Verdict::blocked(
+                    "PlannedOnly",
+                    format!("custom line item {name} would be created"),
+                ));
+            }
+            let arn = bc.create_item(&want, &client_token(&uid, "item")).await?;
+            ctx.billing.invalidate(&key);
+            status.arn = Some(arn);
+        }
+        Some(have) => {
+            if differs(&have, &want) {
+                changes.push(change(
+                    ChangeAction::Update,
+                    format!("custom line item {name}"),
+                    format!("description or amount, from {current}"),
+                ));
+                if !plan_only {
+                    bc.update_item(&have.arn, &want, &current).await?;
+                    ctx.billing.invalidate(&key);
+                }
+            }
+            status.arn = Some(have.arn.clone());
+        }
+    }
+    Ok(Verdict::ready(
+        "Available",
+        format!(
+            "{verb} of {amount} on billing group {} in {current}",
+            group.name
+        ),
+    ))
+}
+
+/// Deletion: an item that still touches an open period is deleted; one whose periods are all
+/// closed stays in AWS (it cannot be deleted) and the object is released.
+pub async fn cleanup(
+    obj: &CustomLineItem,
+    ctx: &ReconcileContext,
+    now: &str,
+) -> KindOutcome<CustomLineItemStatus> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let mut changes = Vec::new();
+    let result = delete(obj, ctx, now, &mut changes).await;
+    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
+    let events = match &result {
+        Ok(v) => vec![EventNote {
+            warning: v.reason == "LeftInClosedPeriod",
+            reason: v.reason.clone(),
+            note: v.message.clone(),
+        }],
+        Err(_) => super::ready_change_event(&previous.conditions, &status.conditions)
+            .into_iter()
+            .collect(),
+    };
+    KindOutcome {
+        result,
+        status,
+        changes,
+        events,
+    }
+}
+
+async fn delete(
+    obj: &CustomLineItem,
+    ctx: &ReconcileContext,
+    now: &str,
+    changes: &mut Vec<super::Change>,
+) -> Result<Verdict, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let Some(group_obj) = ctx
+        .catalog
+        .billing_groups(&namespace)
+        .into_iter()
+        .find(|g| g.name_any() == obj.spec.billing_group_ref.name)
+    else {
+        return Ok(Verdict::ready(
+            "Released",
+            "the BillingGroup is gone; nothing in AWS was changed",
+        ));
+    };
+    let (key, _payer, conn) =
+        match payer_connection(&namespace, &group_obj.spec.payer_ref, ctx).await {
+            Ok(x) => x,
+            Err(Error::Waiting { .. }) => {
+                return Ok(Verdict::ready(
+                    "Released",
+                    "the Payer is gone; nothing in AWS was changed",
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+    let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
+    let name = obj.item_name();
+    let Some(item) = snapshot.item_named(&name).cloned() else {
+        return Ok(Verdict::ready(
+            "Released",
+            format!("custom line item {name} is not in the current period; nothing to delete"),
+        ));
+    };
+    changes.push(change(
+        ChangeAction::Delete,
+        format!("custom line item {name}"),
+        "delete",
+    ));
+    match conn.billing.delete_item(&item.arn).await {
+        Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
+        Err(e) if e.aws_reason() == Some("INVALID_BILLING_PERIOD_FOR_OPERATION") => {
+            return Ok(Verdict::ready(
+                "LeftInClosedPeriod",
+                format!(
+                    "custom line item {name} lies in a closed billing period and stays in AWS: {e}"
+                ),
+            ));
+        }
+        other => other?,
+    }
+    ctx.billing.invalidate(&key);
+    Ok(Verdict::ready(
+        "Deleted",
+        format!("custom line item {name} was deleted"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_current_and_previous_periods_are_open() {
+        assert_eq!(
+            check_period("2026-11", None, "2026-10", "2026-11", false),
+            PeriodCheck::Open
+        );
+        assert_eq!(
+            check_period("2026-10", None, "2026-10", "2026-11", false),
+            PeriodCheck::Open
+        );
+        assert_eq!(
+            check_period("2026-09", None, "2026-10", "2026-11", false),
+            PeriodCheck::Closed("2026-09".into())
+        );
+        // An existing recurring item that started long ago is fine.
+        assert_eq!(
+            check_period("2026-01", None, "2026-10", "2026-11", true),
+            PeriodCheck::Open
+        );
+        assert_eq!(
+            check_period("2026-09", Some("2026-11"), "2026-10", "2026-11", true),
+            PeriodCheck::Ended
+        );
+        assert_eq!(
+            check_period("2026-08", Some("2026-10"), "2026-10", "2026-11", false),
+            PeriodCheck::Closed("2026-08".into())
+        );
+    }
+}
