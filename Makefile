@@ -51,7 +51,8 @@ demo: build venv
 	echo; echo "\$$ partner-billing-operator apply -f examples/    (creates accounts; the invitation stays open)"; \
 	$(BIN) apply -f examples/ || true; \
 	echo; "$$py" $(EMULATOR)/seed_demo.py accept-invitations $$url; \
-	echo; echo "\$$ partner-billing-operator apply -f examples/    (the invited account has joined)"; \
+	"$$py" $(EMULATOR)/seed_demo.py usage $$url; \
+	echo; echo "\$$ partner-billing-operator apply -f examples/    (the invited account has joined; margins from the usage)"; \
 	$(BIN) apply -f examples/; \
 	echo; echo "\$$ partner-billing-operator plan -f examples/    (nothing left to change)"; \
 	$(BIN) plan -f examples/; \

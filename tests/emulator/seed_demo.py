@@ -4,7 +4,11 @@
                                         (123456789012, which the emulator assigns to any
                                         access key it did not issue)
   seed_demo.py accept-invitations URL   the invited accounts' owners accept
+  seed_demo.py usage URL                usage of the demo accounts this month and last month,
+                                        from which Billing Conductor computes costs
 """
+
+import datetime as dt
 
 import json
 import sys
@@ -55,5 +59,43 @@ def accept_invitations(endpoint: str) -> None:
                 print(f"emulator: the owner of {target} accepted invitation {hs['Id']}", file=sys.stderr)
 
 
+# Monthly On-Demand usage per account name: (service, usage type, operation, USD). AWS cost is
+# what the payer really pays (Savings Plans and RIs make it lower than On-Demand).
+USAGE = {
+    "northwind-prod": [
+        ("AmazonEC2", "BoxUsage:m5.large", "RunInstances", 100.0),
+        ("AmazonEC2", "BoxUsage:t3.micro", "RunInstances", 50.0),
+        ("AmazonS3", "TimedStorage-ByteHrs", "StandardStorage", 200.0),
+    ],
+    "northwind-dev": [("AmazonEC2", "BoxUsage:t3.small", "RunInstances", 40.0)],
+    "contoso": [("AmazonEC2", "BoxUsage:c6i.xlarge", "RunInstances", 300.0), ("AmazonS3", "TimedStorage-ByteHrs", "StandardStorage", 50.0)],
+    "account-444455556666": [("AmazonRDS", "InstanceUsage:db.r6g.large", "CreateDBInstance:0016", 120.0)],
+}
+
+
+def usage(endpoint: str) -> None:
+    orgs = orgs_client(endpoint)
+    ids = {}
+    for page in orgs.get_paginator("list_accounts").paginate():
+        for a in page["Accounts"]:
+            ids[a["Name"]] = a["Id"]
+    today = dt.date.today()
+    current = f"{today.year:04d}-{today.month:02d}"
+    last = today.replace(day=1) - dt.timedelta(days=1)
+    previous = f"{last.year:04d}-{last.month:02d}"
+    for period, scale in ((previous, 0.8), (current, 1.0)):
+        rows = []
+        for name, lines in USAGE.items():
+            if name not in ids:
+                continue
+            for service, usage_type, operation, cost in lines:
+                rows.append({
+                    "accountId": ids[name], "service": service, "usageType": usage_type, "operation": operation,
+                    "onDemandCost": cost * scale, "awsCost": round(cost * scale * 0.93, 2),
+                })
+        control(endpoint, "services/billingconductor/usage", {"period": period, "rows": rows})
+    print(f"emulator: usage seeded for {len(ids)} accounts in {previous} and {current}", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    {"seed": seed, "accept-invitations": accept_invitations}[sys.argv[1]](sys.argv[2])
+    {"seed": seed, "accept-invitations": accept_invitations, "usage": usage}[sys.argv[1]](sys.argv[2])
