@@ -42,8 +42,8 @@ use super::conditions::{Condition, conditions_schema};
     validation = Rule::new("has(self.flat) != has(self.percentage)").message("set exactly one of flat and percentage"),
     validation = Rule::new("self.billingGroupRef == oldSelf.billingGroupRef && self.type == oldSelf.type && has(self.flat) == has(oldSelf.flat)").message("billingGroupRef, type and flat-or-percentage cannot change: AWS cannot update them; create a new CustomLineItem"),
     validation = Rule::new("has(self.accountId) == has(oldSelf.accountId) && (!has(self.accountId) || self.accountId == oldSelf.accountId)").message("accountId cannot change"),
-    validation = Rule::new("self.billingPeriod.start == oldSelf.billingPeriod.start").message("billingPeriod.start cannot change"),
-    validation = Rule::new("!has(self.billingPeriod.end) || self.billingPeriod.end > self.billingPeriod.start").message("billingPeriod.end must come after billingPeriod.start")
+    validation = Rule::new("has(self.billingPeriod.start) == has(oldSelf.billingPeriod.start) && (!has(self.billingPeriod.start) || self.billingPeriod.start == oldSelf.billingPeriod.start)").message("billingPeriod.start cannot change"),
+    validation = Rule::new("!has(self.billingPeriod.end) || !has(self.billingPeriod.start) || self.billingPeriod.end > self.billingPeriod.start").message("billingPeriod.end must come after billingPeriod.start")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CustomLineItemSpec {
@@ -68,6 +68,7 @@ pub struct CustomLineItemSpec {
     pub percentage: Option<PercentageCharge>,
     /// The billing periods the item applies to. Only the current and the previous period
     /// are open: an item cannot be created or changed in an older one.
+    #[serde(default)]
     pub billing_period: BillingPeriodRange,
     /// The account the item is charged to. Defaults to the group's primary account. Cannot
     /// change.
@@ -144,12 +145,15 @@ pub struct PercentageCharge {
 }
 
 /// A range of billing periods.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct BillingPeriodRange {
-    /// First period, `YYYY-MM`. Cannot change.
+    /// First period, `YYYY-MM`: the current or the previous one when the item is created.
+    /// Leave out to start in the period the item is created in (recorded in
+    /// `status.startPeriod`). Cannot change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$"))]
-    pub start: String,
+    pub start: Option<String>,
     /// First period no longer covered, `YYYY-MM`; leave out for a recurring item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$"))]
@@ -171,6 +175,9 @@ pub struct CustomLineItemStatus {
     /// The billing period the item was last reconciled in (`YYYY-MM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub billing_period: Option<String>,
+    /// The first period of the item in AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<String>,
 }
 
 impl CustomLineItem {

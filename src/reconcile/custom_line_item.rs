@@ -130,8 +130,15 @@ async fn apply(
         snapshot.previous_period.clone(),
     );
     status.billing_period = Some(current.clone());
+    let start = obj
+        .spec
+        .billing_period
+        .start
+        .clone()
+        .or_else(|| status.start_period.clone())
+        .unwrap_or_else(|| current.clone());
     match check_period(
-        &obj.spec.billing_period.start,
+        &start,
         obj.spec.billing_period.end.as_deref(),
         &previous,
         &current,
@@ -192,7 +199,7 @@ async fn apply(
         flat: obj.spec.flat.as_ref().map(|f| f.amount),
         percent: obj.spec.percentage.as_ref().map(|p| p.percent),
         associated,
-        start: obj.spec.billing_period.start.clone(),
+        start: start.clone(),
         end: obj.spec.billing_period.end.clone(),
         account_id: obj.spec.account_id.clone(),
         computation_rule: obj.spec.computation_rule.map(|c| c.as_str().to_string()),
@@ -229,6 +236,7 @@ async fn apply(
             let arn = bc.create_item(&want, &client_token(&uid, "item")).await?;
             ctx.billing.invalidate(&key);
             status.arn = Some(arn);
+            status.start_period = Some(start.clone());
         }
         Some(have) => {
             if differs(&have, &want) {
@@ -243,6 +251,9 @@ async fn apply(
                 }
             }
             status.arn = Some(have.arn.clone());
+            if status.start_period.is_none() {
+                status.start_period = Some(start.clone());
+            }
         }
     }
     Ok(Verdict::ready(
