@@ -58,6 +58,15 @@ impl Catalog for TestCatalog {
     fn linked_accounts(&self, _: &str) -> Vec<LinkedAccount> {
         self.accounts.read().unwrap().values().cloned().collect()
     }
+    fn pricing_plan(&self, _: &str, _: &str) -> Option<partner_billing_operator::api::PricingPlan> {
+        None
+    }
+    fn billing_groups(&self, _: &str) -> Vec<partner_billing_operator::api::BillingGroup> {
+        Vec::new()
+    }
+    fn custom_line_items(&self, _: &str) -> Vec<partner_billing_operator::api::CustomLineItem> {
+        Vec::new()
+    }
 }
 
 struct World {
