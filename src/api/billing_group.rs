@@ -81,6 +81,7 @@ pub struct BillingGroupSpec {
     /// group per payer).
     #[serde(default)]
     pub auto_associate: bool,
+    /// Description shown in AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub description: Option<String>,
