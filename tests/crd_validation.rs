@@ -282,3 +282,166 @@ fn tags_are_limited_as_aws_limits_them() {
     let v = account_violations(spec, None);
     assert!(!v.is_empty(), "a value over 256 characters");
 }
+
+fn obj(kind: &str, spec: Value) -> Value {
+    json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": kind,
+           "metadata": {"name": "x", "namespace": "billing"}, "spec": spec})
+}
+
+fn kind_violations(kind: &str, spec: Value, old: Option<Value>) -> Vec<String> {
+    let schema = crdgen::schema_for(kind).expect("schema");
+    let old = old.map(|o| obj(kind, o));
+    schema_check::validate(&schema, &obj(kind, spec), old.as_ref())
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect()
+}
+
+fn plan_with(rule: Value) -> Value {
+    json!({"payerRef": {"name": "acme"}, "rules": [rule]})
+}
+
+#[test]
+fn pricing_plans_reject_what_aws_rejects() {
+    let ok = plan_with(
+        json!({"name": "g", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 10}),
+    );
+    assert_eq!(
+        kind_violations("PricingPlan", ok, None),
+        Vec::<String>::new()
+    );
+    let cases = [
+        (
+            json!({"name": "t", "scope": "SKU", "type": "TIERING", "freeTier": true, "service": "AmazonEC2", "usageType": "u"}),
+            "TIERING rules are allowed only",
+        ),
+        (
+            json!({"name": "s", "scope": "SKU", "type": "MARKUP", "modifierPercentage": 1, "usageType": "u"}),
+            "need service",
+        ),
+        (
+            json!({"name": "s", "scope": "SKU", "type": "MARKUP", "modifierPercentage": 1, "service": "AmazonEC2"}),
+            "needs usageType",
+        ),
+        (
+            json!({"name": "n", "scope": "GLOBAL", "type": "DISCOUNT", "modifierPercentage": -1}),
+            "spec.rules[0].modifierPercentage",
+        ),
+        (
+            json!({"name": "bad name", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 1}),
+            "spec.rules[0].name",
+        ),
+        (
+            json!({"name": "e", "scope": "BILLING_ENTITY", "type": "MARKUP", "modifierPercentage": 1}),
+            "needs billingEntity",
+        ),
+        (
+            json!({"name": "e", "scope": "REGION", "type": "MARKUP", "modifierPercentage": 1}),
+            "spec.rules[0].scope",
+        ),
+    ];
+    for (rule, expect) in cases {
+        let v = kind_violations("PricingPlan", plan_with(rule.clone()), None);
+        assert!(
+            v.iter().any(|m| m.contains(expect)),
+            "{rule}: expected {expect:?} in {v:?}"
+        );
+    }
+    let long = json!({"payerRef": {"name": "acme"}, "planName": "p".repeat(129)});
+    assert!(
+        kind_violations("PricingPlan", long, None)
+            .iter()
+            .any(|m| m.starts_with("spec.planName"))
+    );
+    let rules: Vec<Value> = (0..501)
+        .map(|i| json!({"name": format!("r{i}"), "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 1}))
+        .collect();
+    let v = kind_violations(
+        "PricingPlan",
+        json!({"payerRef": {"name": "acme"}, "rules": rules}),
+        None,
+    );
+    assert!(v.iter().any(|m| m.starts_with("spec.rules:")), "{v:?}");
+}
+
+#[test]
+fn a_billing_groups_primary_account_cannot_change() {
+    let spec = |primary: &str| json!({"payerRef": {"name": "acme"}, "primaryAccount": primary, "pricingPlanRef": {"name": "p"}});
+    assert!(kind_violations("BillingGroup", spec("northwind"), None).is_empty());
+    assert!(kind_violations("BillingGroup", spec("northwind"), Some(spec("northwind"))).is_empty());
+    let v = kind_violations("BillingGroup", spec("contoso"), Some(spec("northwind")));
+    assert!(
+        v.iter().any(|m| m.contains("primaryAccount cannot change")),
+        "{v:?}"
+    );
+    let mut bad = spec("northwind");
+    bad["deletionPolicy"] = json!("Destroy");
+    assert!(
+        kind_violations("BillingGroup", bad, None)
+            .iter()
+            .any(|m| m.starts_with("spec.deletionPolicy"))
+    );
+}
+
+#[test]
+fn custom_line_items_reject_what_aws_rejects() {
+    let base = || json!({"billingGroupRef": {"name": "g"}, "description": "fee", "type": "FEE", "flat": {"amount": 5}});
+    assert!(kind_violations("CustomLineItem", base(), None).is_empty());
+    let mut both = base();
+    both["percentage"] = json!({"percent": 10});
+    assert!(
+        kind_violations("CustomLineItem", both, None)
+            .iter()
+            .any(|m| m.contains("exactly one of flat and percentage"))
+    );
+    let mut none = base();
+    none.as_object_mut().unwrap().remove("flat");
+    assert!(
+        kind_violations("CustomLineItem", none, None)
+            .iter()
+            .any(|m| m.contains("exactly one of flat and percentage"))
+    );
+    let mut no_description = base();
+    no_description
+        .as_object_mut()
+        .unwrap()
+        .remove("description");
+    assert!(
+        kind_violations("CustomLineItem", no_description, None)
+            .iter()
+            .any(|m| m == "spec.description: is required")
+    );
+    let mut too_much = base();
+    too_much["flat"] = json!({"amount": 2_000_000});
+    assert!(!kind_violations("CustomLineItem", too_much, None).is_empty());
+    let mut bad_period = base();
+    bad_period["billingPeriod"] = json!({"start": "2026-13"});
+    assert!(
+        kind_violations("CustomLineItem", bad_period, None)
+            .iter()
+            .any(|m| m.starts_with("spec.billingPeriod.start"))
+    );
+    // Immutable: type, group, flat-or-percentage, start.
+    let mut credit = base();
+    credit["type"] = json!("CREDIT");
+    assert!(
+        kind_violations("CustomLineItem", credit, Some(base()))
+            .iter()
+            .any(|m| m.contains("cannot change"))
+    );
+    let mut start = base();
+    start["billingPeriod"] = json!({"start": "2026-11"});
+    let mut later = base();
+    later["billingPeriod"] = json!({"start": "2026-12"});
+    assert!(
+        kind_violations("CustomLineItem", later, Some(start.clone()))
+            .iter()
+            .any(|m| m.contains("billingPeriod.start cannot change"))
+    );
+    let mut amount = start.clone();
+    amount["flat"] = json!({"amount": 7});
+    assert!(
+        kind_violations("CustomLineItem", amount, Some(start)).is_empty(),
+        "the amount may change"
+    );
+}

@@ -1,0 +1,534 @@
+//! PricingPlan, BillingGroup and CustomLineItem against the emulator's Billing Conductor,
+//! through the real AWS SDK and file mode: the worked pricing example end to end, rule
+//! replacement, membership by selector and by batches, conflicts, billing periods, crash
+//! safety.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use partner_billing_operator::aws::{AwsOptions, SdkConnector};
+use partner_billing_operator::filemode::{self, ObjectReport, Report};
+use partner_billing_operator::metrics::Metrics;
+use serde_json::{Value, json};
+
+const ACCESS_KEY: &str = "AKIAPBOBILL000000001";
+const SECRET_KEY: &str = "pbo-billing-test-secret";
+const BC: &str = "/_emulator/services/billingconductor/";
+
+const PAYER: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: aws, namespace: billing}
+stringData: {accessKeyId: AKIAPBOBILL000000001, secretAccessKey: pbo-billing-test-secret}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: Payer
+metadata: {name: acme, namespace: billing}
+spec:
+  accountId: "123456789012"
+  credentials: {secretRef: {name: aws}}
+"#;
+
+fn connector(emu: &common::Emulator) -> Arc<SdkConnector> {
+    Arc::new(SdkConnector::new(
+        AwsOptions {
+            endpoint_url: Some(emu.url.clone()),
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(5),
+            operator_credentials: None,
+        },
+        Metrics::shared(),
+    ))
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "pbo-billing-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn write(&self, file: &str, yaml: &str) {
+        std::fs::write(self.0.join(file), yaml).unwrap();
+    }
+    fn remove(&self, file: &str) {
+        std::fs::remove_file(self.0.join(file)).ok();
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+async fn apply(emu: &common::Emulator, dir: &Dir) -> Report {
+    let manifests =
+        filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap_or_else(|p| panic!("{p:?}"));
+    filemode::apply(manifests, connector(emu), Duration::from_secs(20)).await
+}
+
+fn find<'a>(r: &'a Report, kind: &str, name: &str) -> &'a ObjectReport {
+    r.objects
+        .iter()
+        .find(|o| o.kind == kind && o.name == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+fn status<'a>(r: &'a Report, kind: &str, name: &str) -> &'a Value {
+    &find(r, kind, name).object.as_ref().expect("object")["status"]
+}
+
+async fn accounts(emu: &common::Emulator, n: usize) -> Vec<String> {
+    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    emu.create_organization(&cfg, n).await;
+    let orgs = aws_sdk_organizations::Client::new(&cfg);
+    let mut ids: Vec<String> = orgs
+        .list_accounts()
+        .send()
+        .await
+        .unwrap()
+        .accounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|a| a.id)
+        .filter(|id| id != "123456789012")
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn current_period() -> String {
+    partner_billing_operator::time::billing_period(&partner_billing_operator::time::now_rfc3339())
+}
+
+fn plan_yaml(name: &str, rules: &str) -> String {
+    format!(
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: PricingPlan\nmetadata: {{name: {name}, namespace: billing, uid: uid-{name}}}\nspec:\n  payerRef: {{name: acme}}\n  rules:\n{rules}"
+    )
+}
+
+fn group_yaml(name: &str, primary: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: BillingGroup\nmetadata: {{name: {name}, namespace: billing, uid: uid-{name}}}\nspec:\n  payerRef: {{name: acme}}\n  primaryAccount: \"{primary}\"\n  pricingPlanRef: {{name: plan}}\n{extra}"
+    )
+}
+
+const WORKED_RULES: &str = "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}
+    - {name: s3, scope: SERVICE, type: DISCOUNT, service: AmazonS3, modifierPercentage: 5}
+    - {name: m5, scope: SKU, type: DISCOUNT, service: AmazonEC2, usageType: 'BoxUsage:m5.large', operation: RunInstances, modifierPercentage: 20}
+";
+
+#[tokio::test]
+async fn the_worked_example_bills_325_then_367_50_with_two_fees() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 1).await;
+    let customer = &ids[0];
+    emu.control("POST", &format!("{BC}usage"), Some(json!({"period": current_period(), "rows": [
+        {"accountId": customer, "service": "AmazonEC2", "usageType": "BoxUsage:m5.large", "operation": "RunInstances", "onDemandCost": 100, "awsCost": 100},
+        {"accountId": customer, "service": "AmazonEC2", "usageType": "BoxUsage:t3.micro", "operation": "RunInstances", "onDemandCost": 50, "awsCost": 50},
+        {"accountId": customer, "service": "AmazonS3", "usageType": "TimedStorage-ByteHrs", "operation": "StandardStorage", "onDemandCost": 200, "awsCost": 200}
+    ]})));
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write("plan.yaml", &plan_yaml("plan", WORKED_RULES));
+    dir.write("group.yaml", &group_yaml("customer", customer, ""));
+    let r = apply(emu, &dir).await;
+    assert!(
+        find(&r, "BillingGroup", "customer").ready,
+        "{:?}",
+        find(&r, "BillingGroup", "customer")
+    );
+    let s = status(&r, "BillingGroup", "customer");
+    assert_eq!(s["currentPeriod"]["proformaCost"], "325.00", "{s}");
+    assert_eq!(s["currentPeriod"]["awsCost"], "350.00");
+    assert_eq!(s["currentPeriod"]["margin"], "-25.00");
+    assert_eq!(status(&r, "PricingPlan", "plan")["size"], 3);
+
+    dir.write(
+        "fees.yaml",
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: CustomLineItem\nmetadata: {name: flat-fee, namespace: billing, uid: uid-flat}\nspec:\n  billingGroupRef: {name: customer}\n  description: Support\n  type: FEE\n  flat: {amount: 10}\n---\napiVersion: partnerbilling.io/v1alpha1\nkind: CustomLineItem\nmetadata: {name: pct-fee, namespace: billing, uid: uid-pct}\nspec:\n  billingGroupRef: {name: customer}\n  description: Management\n  type: FEE\n  percentage: {percent: 10}\n",
+    );
+    let r = apply(emu, &dir).await;
+    for item in ["flat-fee", "pct-fee"] {
+        assert!(
+            find(&r, "CustomLineItem", item).ready,
+            "{:?}",
+            find(&r, "CustomLineItem", item)
+        );
+    }
+    // The group is reconciled before its items in one run; the next run reads the new cost.
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    // Steady state: Billing Conductor is only listed, once per payer, whatever the number of
+    // objects (1 plan, 1 group, 2 items here).
+    let counts = emu.control("GET", "/_emulator/requests", None);
+    let bc: Vec<(String, u64)> = counts["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["service"] == "billingconductor")
+        .map(|c| {
+            (
+                c["operation"].as_str().unwrap().to_string(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        bc.iter().all(|(op, n)| op.starts_with("List")
+            && (*n == 1 || op == "ListBillingGroupCostReports" && *n == 2)),
+        "{bc:?}"
+    );
+    assert_eq!(
+        status(&r, "BillingGroup", "customer")["currentPeriod"]["proformaCost"],
+        "367.50"
+    );
+    assert!(
+        r.objects.iter().all(|o| o.changes.is_empty()),
+        "steady state: {:?}",
+        r.objects.iter().map(|o| &o.changes).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn replacing_a_rule_keeps_the_plan_size_and_leaves_no_orphans() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 1).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write("plan.yaml", &plan_yaml("plan", "    - {name: svc, scope: SERVICE, type: DISCOUNT, service: AmazonS3, modifierPercentage: 5}\n    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n"));
+    dir.write("group.yaml", &group_yaml("g", &ids[0], ""));
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "plan").ready);
+    let before = status(&r, "PricingPlan", "plan")["ruleArns"]["svc"].clone();
+    emu.control("DELETE", "/_emulator/requests", None);
+
+    // The service cannot be updated in AWS: the rule is replaced.
+    dir.write("plan.yaml", &plan_yaml("plan", "    - {name: svc, scope: SERVICE, type: DISCOUNT, service: AmazonEC2, modifierPercentage: 5}\n    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 12}\n"));
+    let r = apply(emu, &dir).await;
+    let plan = find(&r, "PricingPlan", "plan");
+    assert!(plan.ready, "{plan:?}");
+    let after = status(&r, "PricingPlan", "plan")["ruleArns"]["svc"].clone();
+    assert_ne!(before, after, "a new rule");
+    let stats = emu.control("POST", &format!("{BC}stats"), Some(json!({})));
+    assert_eq!(stats["rules"], 2, "no orphan rule: {stats}");
+    assert_eq!(emu.count("billingconductor", "CreatePricingRule"), 1);
+    assert_eq!(emu.count("billingconductor", "DeletePricingRule"), 1);
+    assert_eq!(
+        emu.count("billingconductor", "UpdatePricingRule"),
+        1,
+        "the percentage is updated in place"
+    );
+    // Created and associated before the old one was disassociated and deleted.
+    let counts = emu.control("GET", "/_emulator/requests", None);
+    let ops: Vec<&str> = counts["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["operation"].as_str().unwrap())
+        .collect();
+    assert!(
+        ops.contains(&"AssociatePricingRules") && ops.contains(&"DisassociatePricingRules"),
+        "{ops:?}"
+    );
+    let r = apply(emu, &dir).await;
+    assert_eq!(status(&r, "PricingPlan", "plan")["size"], 2);
+    assert!(find(&r, "PricingPlan", "plan").changes.is_empty());
+}
+
+#[tokio::test]
+async fn membership_by_selector_follows_labels_conflicts_are_stable_and_65_accounts_take_3_calls() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 3).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    let la = |name: &str, id: &str, family: &str| {
+        format!(
+            "apiVersion: partnerbilling.io/v1alpha1\nkind: LinkedAccount\nmetadata: {{name: {name}, namespace: billing, labels: {{family: {family}}}}}\nspec:\n  payerRef: {{name: acme}}\n  adopt: {{accountId: \"{id}\"}}\n"
+        )
+    };
+    dir.write("a.yaml", &la("a", &ids[0], "blue"));
+    dir.write("b.yaml", &la("b", &ids[1], "blue"));
+    dir.write("c.yaml", &la("c", &ids[2], "green"));
+    dir.write(
+        "blue.yaml",
+        &group_yaml(
+            "blue",
+            "a",
+            "  accountSelector: {matchLabels: {family: blue}}\n",
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(
+        find(&r, "BillingGroup", "blue").ready,
+        "{:?}",
+        find(&r, "BillingGroup", "blue")
+    );
+    let mut want = vec![ids[0].clone(), ids[1].clone()];
+    want.sort();
+    assert_eq!(status(&r, "BillingGroup", "blue")["members"], json!(want));
+
+    // Relabel: b leaves, c joins.
+    dir.write("b.yaml", &la("b", &ids[1], "green"));
+    dir.write("c.yaml", &la("c", &ids[2], "blue"));
+    let r = apply(emu, &dir).await;
+    let mut want = vec![ids[0].clone(), ids[2].clone()];
+    want.sort();
+    assert_eq!(status(&r, "BillingGroup", "blue")["members"], json!(want));
+
+    // A second group wants c too: reported on both, never moved.
+    dir.write(
+        "green.yaml",
+        &group_yaml("green", "b", &format!("  accounts: [\"{}\"]\n", ids[2])),
+    );
+    let r = apply(emu, &dir).await;
+    let green = find(&r, "BillingGroup", "green");
+    assert!(!green.ready);
+    assert_eq!(green.reason, "AccountConflict");
+    assert!(green.message.contains("blue"), "{}", green.message);
+    assert!(
+        status(&r, "BillingGroup", "blue")["conflicts"][&ids[2]]
+            .as_str()
+            .unwrap()
+            .contains("green")
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    for _ in 0..2 {
+        apply(emu, &dir).await;
+    }
+    assert_eq!(
+        emu.count("billingconductor", "AssociateAccounts"),
+        0,
+        "stable: nothing moves"
+    );
+    assert_eq!(emu.count("billingconductor", "DisassociateAccounts"), 0);
+
+    // 65 accounts: the create call carries 30, then 30 and 5.
+    let many: Vec<String> = (0..65)
+        .map(|i| format!("{:012}", 700_000_000_000u64 + i))
+        .collect();
+    dir.remove("green.yaml");
+    dir.write(
+        "big.yaml",
+        &group_yaml(
+            "big",
+            &many[0],
+            &format!(
+                "  accounts: {}\n",
+                serde_json::to_string(&many[1..]).unwrap()
+            ),
+        ),
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    let before = emu.control("POST", &format!("{BC}stats"), Some(json!({})))["accountCallSizes"]
+        .as_array()
+        .unwrap()
+        .len();
+    let r = apply(emu, &dir).await;
+    assert!(
+        find(&r, "BillingGroup", "big").ready,
+        "{:?}",
+        find(&r, "BillingGroup", "big")
+    );
+    assert_eq!(status(&r, "BillingGroup", "big")["size"], 65);
+    let sizes =
+        emu.control("POST", &format!("{BC}stats"), Some(json!({})))["accountCallSizes"].clone();
+    assert_eq!(sizes.as_array().unwrap()[before..], [json!(30), json!(5)]);
+    assert_eq!(
+        emu.count("billingconductor", "CreateBillingGroup")
+            + emu.count("billingconductor", "AssociateAccounts"),
+        3
+    );
+}
+
+#[tokio::test]
+async fn custom_line_items_only_in_open_periods() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 1).await;
+    let current = current_period();
+    let previous = partner_billing_operator::time::previous_period(&current);
+    let closed = partner_billing_operator::time::previous_period(&previous);
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    dir.write("group.yaml", &group_yaml("g", &ids[0], ""));
+    let item = |name: &str, start: &str| {
+        format!(
+            "apiVersion: partnerbilling.io/v1alpha1\nkind: CustomLineItem\nmetadata: {{name: {name}, namespace: billing}}\nspec:\n  billingGroupRef: {{name: g}}\n  description: fee\n  type: FEE\n  flat: {{amount: 5}}\n  billingPeriod: {{start: \"{start}\"}}\n"
+        )
+    };
+    dir.write("now.yaml", &item("now", &current));
+    dir.write("last.yaml", &item("last", &previous));
+    dir.write("old.yaml", &item("old", &closed));
+    let r = apply(emu, &dir).await;
+    assert!(
+        find(&r, "CustomLineItem", "now").ready,
+        "{:?}",
+        find(&r, "CustomLineItem", "now")
+    );
+    assert!(
+        find(&r, "CustomLineItem", "last").ready,
+        "{:?}",
+        find(&r, "CustomLineItem", "last")
+    );
+    let old = find(&r, "CustomLineItem", "old");
+    assert!(!old.ready);
+    assert_eq!(old.reason, "PeriodClosed");
+    assert!(
+        old.message.contains(&closed) && old.message.contains(&previous),
+        "{}",
+        old.message
+    );
+    assert_eq!(
+        emu.count("billingconductor", "CreateCustomLineItem"),
+        2,
+        "the closed one was never sent"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_create_billing_group_leaves_one_group() {
+    use partner_billing_operator::reconcile::{Mode, ReconcileContext, billing_group};
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 1).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "plan").ready);
+    dir.write("group.yaml", &group_yaml("g", &ids[0], ""));
+    // One reconcile creates the group; its status is lost (the process dies before writing it).
+    let manifests = filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap();
+    let group = manifests.billing_groups[0].clone();
+    let catalog = Arc::new(OneCatalog { m: manifests });
+    let ctx = || {
+        ReconcileContext::new(
+            connector(emu),
+            Arc::new(partner_billing_operator::secrets::StaticSecrets::default()),
+        )
+        .with_catalog(catalog.clone())
+    };
+    // Credentials come from the manifests' Secret.
+    let first = billing_group::reconcile(
+        &group,
+        &with_secret(ctx(), &dir),
+        Mode::Apply,
+        &partner_billing_operator::time::now_rfc3339(),
+    )
+    .await;
+    assert!(first.result.is_ok(), "{:?}", first.result);
+    assert_eq!(emu.count("billingconductor", "CreateBillingGroup"), 1);
+    // Restart: a new process, no status, no caches.
+    let again = billing_group::reconcile(
+        &group,
+        &with_secret(ctx(), &dir),
+        Mode::Apply,
+        &partner_billing_operator::time::now_rfc3339(),
+    )
+    .await;
+    assert!(
+        again.result.as_ref().is_ok_and(|v| v.ready),
+        "{:?}",
+        again.result
+    );
+    assert_eq!(emu.count("billingconductor", "CreateBillingGroup"), 1);
+    let stats = emu.control("POST", &format!("{BC}stats"), Some(json!({})));
+    assert_eq!(stats["groups"], 1);
+}
+
+struct OneCatalog {
+    m: filemode::Manifests,
+}
+
+impl partner_billing_operator::reconcile::Catalog for OneCatalog {
+    fn payer(&self, _: &str, name: &str) -> Option<partner_billing_operator::api::Payer> {
+        self.m
+            .payers
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .cloned()
+    }
+    fn service_control_policy(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Option<partner_billing_operator::api::ServiceControlPolicy> {
+        None
+    }
+    fn service_control_policies(
+        &self,
+        _: &str,
+    ) -> Vec<partner_billing_operator::api::ServiceControlPolicy> {
+        Vec::new()
+    }
+    fn organizational_unit(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Option<partner_billing_operator::api::OrganizationalUnit> {
+        None
+    }
+    fn linked_accounts(&self, _: &str) -> Vec<partner_billing_operator::api::LinkedAccount> {
+        Vec::new()
+    }
+    fn pricing_plan(
+        &self,
+        _: &str,
+        name: &str,
+    ) -> Option<partner_billing_operator::api::PricingPlan> {
+        self.m
+            .pricing_plans
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some(name))
+            .cloned()
+    }
+    fn billing_groups(&self, _: &str) -> Vec<partner_billing_operator::api::BillingGroup> {
+        self.m.billing_groups.clone()
+    }
+    fn custom_line_items(&self, _: &str) -> Vec<partner_billing_operator::api::CustomLineItem> {
+        Vec::new()
+    }
+}
+
+fn with_secret(
+    ctx: partner_billing_operator::reconcile::ReconcileContext,
+    dir: &Dir,
+) -> partner_billing_operator::reconcile::ReconcileContext {
+    let manifests = filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap();
+    let mut ctx = ctx;
+    ctx.secrets = Arc::new(manifests.secrets);
+    ctx
+}
