@@ -320,6 +320,22 @@ where
         F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + Clone + 'static,
         Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
     {
+        self.run_with(ctx, reconcile, |c, _| c)
+    }
+
+    /// As [`Self::run`], letting `extend` add triggers to each namespace's controller (it
+    /// gets the controller and the namespace's watch cache).
+    fn run_with<F, Fut, E>(
+        self,
+        ctx: Arc<Context>,
+        reconcile: F,
+        extend: E,
+    ) -> Vec<futures::future::BoxFuture<'static, ()>>
+    where
+        F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + Clone + 'static,
+        Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+        E: Fn(Controller<K>, reflector::Store<K>) -> Controller<K>,
+    {
         let mut runs = Vec::new();
         for ((api, reader), writer) in self.apis.into_iter().zip(self.readers).zip(self.writers) {
             let triggers = watcher(api, watcher::Config::default().any_semantic())
@@ -327,9 +343,9 @@ where
                 .reflect(writer)
                 .applied_objects()
                 .predicate_filter(trigger_fingerprint, Default::default());
-            let controller = Controller::for_stream(triggers, reader)
-                .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency))
-                .shutdown_on_signal();
+            let controller = Controller::for_stream(triggers, reader.clone())
+                .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency));
+            let controller = extend(controller, reader).shutdown_on_signal();
             let ctx = ctx.clone();
             let reconcile = reconcile.clone();
             runs.push(Box::pin(async move {
@@ -346,6 +362,19 @@ where
         }
         runs
     }
+}
+
+/// What of a LinkedAccount BillingGroups follow: its labels (selectors) and its account id.
+fn linked_account_fingerprint(a: &crate::api::LinkedAccount) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    a.meta().labels.hash(&mut h);
+    a.status
+        .as_ref()
+        .and_then(|s| s.account_id.clone())
+        .hash(&mut h);
+    a.meta().deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
 }
 
 /// Run the controllers of every kind over `namespaces` (empty: all) until a shutdown signal.
@@ -381,7 +410,42 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     runs.extend(ous.run(ctx.clone(), kinds::reconcile_kind));
     runs.extend(accounts.run(ctx.clone(), kinds::reconcile_kind));
     runs.extend(plans.run(ctx.clone(), kinds::reconcile_kind));
-    runs.extend(groups.run(ctx.clone(), kinds::reconcile_kind));
+    // Billing groups follow LinkedAccount label and account-id changes at once (selectors).
+    let account_apis: Vec<Api<crate::api::LinkedAccount>> = if namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    };
+    let account_apis = std::sync::Mutex::new(account_apis.into_iter());
+    runs.extend(groups.run_with(
+        ctx.clone(),
+        kinds::reconcile_kind,
+        move |controller, groups_store| {
+            let Some(api) = account_apis
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next()
+            else {
+                return controller;
+            };
+            let changes = watcher(api, watcher::Config::default().any_semantic())
+                .default_backoff()
+                .applied_objects()
+                .predicate_filter(linked_account_fingerprint, Default::default());
+            controller.watches_stream(changes, move |account: crate::api::LinkedAccount| {
+                let ns = account.namespace().unwrap_or_default();
+                groups_store
+                    .state()
+                    .into_iter()
+                    .filter(|g| g.namespace().as_deref() == Some(ns.as_str()))
+                    .map(|g| reflector::ObjectRef::from(g.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+        },
+    ));
     runs.extend(items.run(ctx.clone(), kinds::reconcile_kind));
 
     let sync = ctx.sync.clone();
