@@ -62,6 +62,13 @@ pub struct RunArgs {
     /// Reconciles at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: u16,
+    /// Run the controllers only while holding a Lease (for more than one replica). The Lease
+    /// lives in the pod's namespace (`POD_NAMESPACE`).
+    #[arg(long, env = "PBO_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "partner-billing-operator")]
+    pub lease_name: String,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -200,14 +207,39 @@ async fn run(args: RunArgs) -> i32 {
         ..Settings::default()
     };
     let ctx = Context::new(client, reconcile, metrics.clone(), settings);
-    let server = tokio::spawn(controller::health::serve(
+    let mut server = tokio::spawn(controller::health::serve(
         args.metrics_addr,
         ctx.sync.clone(),
         metrics,
     ));
+    let election = args.leader_election.then(|| {
+        let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("partner-billing-operator-{}", std::process::id()));
+        controller::leader::LeaderElection::new(ctx.client.clone(), &namespace, &args.lease_name, &identity)
+    });
+    if let Some(e) = &election {
+        tokio::select! {
+            _ = e.acquire() => {}
+            res = &mut server => {
+                tracing::error!(result = ?res, "health server stopped");
+                return 1;
+            }
+        }
+    }
     tracing::info!(namespaces = ?args.namespaces, "starting controller");
+    let lost = async {
+        match &election {
+            Some(e) => e.hold().await,
+            None => futures::future::pending::<()>().await,
+        }
+    };
     tokio::select! {
         _ = controller::run(ctx, args.namespaces) => 0,
+        _ = lost => {
+            tracing::error!("lost the leader lease; exiting so that a fresh process waits for it");
+            1
+        }
         res = server => {
             tracing::error!(result = ?res, "health server stopped");
             1

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod kinds;
+pub mod leader;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
