@@ -216,7 +216,12 @@ async fn run(args: RunArgs) -> i32 {
         let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
         let identity = std::env::var("POD_NAME")
             .unwrap_or_else(|_| format!("partner-billing-operator-{}", std::process::id()));
-        controller::leader::LeaderElection::new(ctx.client.clone(), &namespace, &args.lease_name, &identity)
+        controller::leader::LeaderElection::new(
+            ctx.client.clone(),
+            &namespace,
+            &args.lease_name,
+            &identity,
+        )
     });
     if let Some(e) = &election {
         tokio::select! {

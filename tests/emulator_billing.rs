@@ -474,6 +474,9 @@ struct OneCatalog {
 }
 
 impl partner_billing_operator::reconcile::Catalog for OneCatalog {
+    fn all_payers(&self) -> Vec<partner_billing_operator::api::Payer> {
+        self.m.payers.clone()
+    }
     fn payer(&self, _: &str, name: &str) -> Option<partner_billing_operator::api::Payer> {
         self.m
             .payers

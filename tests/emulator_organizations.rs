@@ -39,6 +39,9 @@ struct TestCatalog {
 }
 
 impl Catalog for TestCatalog {
+    fn all_payers(&self) -> Vec<Payer> {
+        self.payer.read().unwrap().clone().into_iter().collect()
+    }
     fn payer(&self, _: &str, name: &str) -> Option<Payer> {
         self.payer
             .read()
@@ -366,6 +369,12 @@ async fn twenty_accounts_at_once_never_exceed_five_creations_in_flight() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let world = Arc::new(World::new(emu).await);
+    // Long enough that five creations are surely in flight together.
+    emu.control(
+        "POST",
+        &format!("{ORG}settings"),
+        Some(json!({"createDelaySeconds": 2})),
+    );
     let names: Vec<String> = (0..20).map(|i| format!("bulk-{i:02}")).collect();
     for (i, n) in names.iter().enumerate() {
         world.put_account(&account(n, i as u32 + 1, create_spec(n)));

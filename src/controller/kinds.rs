@@ -261,6 +261,13 @@ impl Catalog for KubeCatalog {
     fn payer(&self, ns: &str, name: &str) -> Option<Payer> {
         find(&self.payers, ns, name)
     }
+    fn all_payers(&self) -> Vec<Payer> {
+        self.payers
+            .iter()
+            .flat_map(|s| s.state())
+            .map(|p| (*p).clone())
+            .collect()
+    }
     fn service_control_policy(&self, ns: &str, name: &str) -> Option<ServiceControlPolicy> {
         find(&self.scps, ns, name)
     }

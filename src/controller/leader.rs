@@ -79,10 +79,18 @@ impl LeaderElection {
                 }
                 let ours = current.holder_identity.as_deref() == Some(self.identity.as_str());
                 let transitions = current.lease_transitions.unwrap_or(0) + i32::from(!ours);
-                let acquired = if ours { current.acquire_time.clone() } else { None };
+                let acquired = if ours {
+                    current.acquire_time.clone()
+                } else {
+                    None
+                };
                 lease.spec = Some(spec(transitions, acquired));
                 // The resourceVersion in `lease` makes this a compare-and-swap.
-                match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+                match self
+                    .api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                {
                     Ok(_) => Ok(true),
                     Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
                     Err(e) => Err(e),
@@ -139,7 +147,9 @@ mod tests {
             lease_duration_seconds: Some(15),
             renew_time: Some(MicroTime(
                 Timestamp::now()
-                    .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(renewed_secs_ago))
+                    .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(
+                        renewed_secs_ago,
+                    ))
                     .unwrap(),
             )),
             ..LeaseSpec::default()

@@ -395,6 +395,14 @@ impl Catalog for FileCatalog {
     fn payer(&self, ns: &str, name: &str) -> Option<Payer> {
         get(&self.payers, ns, name)
     }
+    fn all_payers(&self) -> Vec<Payer> {
+        self.payers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
     fn service_control_policy(&self, ns: &str, name: &str) -> Option<ServiceControlPolicy> {
         get(&self.scps, ns, name)
     }

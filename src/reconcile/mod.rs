@@ -144,6 +144,8 @@ fn fingerprint(credentials: &PayerCredentialsSource, region: &str) -> u64 {
 /// the manifests in file mode.
 pub trait Catalog: Send + Sync {
     fn payer(&self, namespace: &str, name: &str) -> Option<Payer>;
+    /// Every Payer the front door knows of, in all namespaces.
+    fn all_payers(&self) -> Vec<Payer>;
     fn service_control_policy(&self, namespace: &str, name: &str) -> Option<ServiceControlPolicy>;
     fn service_control_policies(&self, namespace: &str) -> Vec<ServiceControlPolicy>;
     fn organizational_unit(&self, namespace: &str, name: &str) -> Option<OrganizationalUnit>;
@@ -159,6 +161,9 @@ pub struct EmptyCatalog;
 impl Catalog for EmptyCatalog {
     fn payer(&self, _: &str, _: &str) -> Option<Payer> {
         None
+    }
+    fn all_payers(&self) -> Vec<Payer> {
+        Vec::new()
     }
     fn service_control_policy(&self, _: &str, _: &str) -> Option<ServiceControlPolicy> {
         None

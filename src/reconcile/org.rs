@@ -51,6 +51,9 @@ pub async fn payer_connection(
                 DEPENDENCY_RETRY,
             )
         })?;
+    if let Some(err) = super::payer::claimed_elsewhere(&payer, &ctx.catalog.all_payers()) {
+        return Err(err);
+    }
     let key = object_key(namespace, &payer_ref.name);
     let credentials = super::payer::resolve_credentials(&payer, ctx.secrets.as_ref()).await?;
     let conn = ctx

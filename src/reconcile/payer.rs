@@ -155,6 +155,37 @@ pub async fn observe(payer: &Payer, ctx: &ReconcileContext) -> Result<PayerObser
     })
 }
 
+/// The Payer that claims an AWS account: of all Payers with that account id in the
+/// cluster, the oldest (then by namespace and name). Pure.
+pub fn claimant<'a>(account_id: &str, all: &'a [Payer]) -> Option<&'a Payer> {
+    all.iter()
+        .filter(|p| p.spec.account_id == account_id && p.metadata.deletion_timestamp.is_none())
+        .min_by_key(|p| {
+            (
+                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                p.namespace().unwrap_or_default(),
+                p.name_any(),
+            )
+        })
+}
+
+/// A terminal error when another Payer already claims this payer's AWS account. Pure.
+pub fn claimed_elsewhere(payer: &Payer, all: &[Payer]) -> Option<Error> {
+    let first = claimant(&payer.spec.account_id, all)?;
+    let same = first.namespace() == payer.namespace() && first.name_any() == payer.name_any();
+    (!same).then(|| {
+        Error::terminal(
+            "AccountClaimed",
+            format!(
+                "AWS account {} is already managed by Payer {}/{}; one account can be claimed by one Payer in the cluster. Delete this Payer or the other",
+                payer.spec.account_id,
+                first.namespace().unwrap_or_default(),
+                first.name_any()
+            ),
+        )
+    })
+}
+
 /// Decide whether the payer is usable. Pure.
 pub fn plan(spec: &PayerSpec, observed: &PayerObservation) -> PayerPlan {
     let verdict = if observed.identity.account != spec.account_id {
@@ -352,9 +383,12 @@ pub struct PayerOutcome {
 
 /// Observe, plan, (nothing to) execute, and derive the status. Used by both front doors.
 pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, now: &str) -> PayerOutcome {
-    let plan = observe(payer, ctx)
-        .await
-        .map(|observed| plan(&payer.spec, &observed));
+    let plan = match claimed_elsewhere(payer, &ctx.catalog.all_payers()) {
+        Some(err) => Err(err),
+        None => observe(payer, ctx)
+            .await
+            .map(|observed| plan(&payer.spec, &observed)),
+    };
     let current = payer.status.as_ref();
     let status = desired_status(current, payer.metadata.generation, &plan, now);
     let changed = current != Some(&status);
@@ -405,6 +439,26 @@ mod tests {
                     .collect(),
             ),
         }
+    }
+
+    #[test]
+    fn one_account_is_claimed_by_the_oldest_payer_only() {
+        let p = |ns: &str, name: &str, created: &str| -> Payer {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer",
+                "metadata": {"name": name, "namespace": ns, "creationTimestamp": created},
+                "spec": {"accountId": "111111111111"}
+            }))
+            .unwrap()
+        };
+        let all = vec![
+            p("b", "second", "2026-11-24T11:00:00Z"),
+            p("a", "first", "2026-11-24T10:00:00Z"),
+        ];
+        assert!(claimed_elsewhere(&all[1], &all).is_none());
+        let err = claimed_elsewhere(&all[0], &all).expect("refused");
+        assert_eq!(err.reason(), "AccountClaimed");
+        assert!(err.to_string().contains("a/first"));
     }
 
     #[test]
