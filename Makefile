@@ -59,8 +59,10 @@ demo: build venv
 	echo; echo "\$$ partner-billing-operator apply -f examples/ -o yaml   (statuses)"; \
 	$(BIN) apply -f examples/ -o yaml
 
+TOOLS := tests/tools
+
 .PHONY: test
-test: toolchain fmt-check clippy emulator-test rust-test crd-check
+test: toolchain fmt-check clippy emulator-test rust-test crd-check chart-test
 	@echo "make test: all checks passed"
 
 .PHONY: fmt-check
@@ -79,19 +81,33 @@ emulator-test: venv
 # Unit, mocked-API-server, CEL and emulator-backed tests. The emulator-backed tests start
 # their own emulator (tests/common/mod.rs) unless PBO_EMULATOR_URL names a running one.
 .PHONY: rust-test
-rust-test: venv
-	$(CARGO) test --locked --all-targets
+rust-test: venv tools
+	PBO_TOOLS_DIR=$$($(TOOLS)/ensure-tools.sh) $(CARGO) test --locked --all-targets
 
-# crds/ must be exactly what `partner-billing-operator crd` prints (also a cargo test).
+# crds/ and the chart's crds/ must be exactly what `partner-billing-operator crd` prints
+# (also a cargo test).
 .PHONY: crd-check
 crd-check: build
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	$(BIN) crd --dir $$tmp; \
-	diff -ru crds $$tmp || { echo "crds/ is out of date: run 'make crds'"; exit 1; }
+	diff -ru crds $$tmp || { echo "crds/ is out of date: run 'make crds'"; exit 1; }; \
+	diff -ru charts/partner-billing-operator/crds $$tmp || { echo "the chart's crds/ is out of date: run 'make crds'"; exit 1; }
 
 .PHONY: crds
 crds: build
 	$(BIN) crd --dir crds
+	$(BIN) crd --dir charts/partner-billing-operator/crds
+
+# helm lint/template over value sets, offline validation of built-in kinds, RBAC checks,
+# the Argo CD health checks in real Lua. Installs helm, kubectl and a tools venv itself.
+.PHONY: chart-test
+chart-test:
+	@tools=$$($(TOOLS)/ensure-tools.sh); \
+	cd $(TOOLS) && PBO_TOOLS_DIR=$$tools "$$tools/venv/bin/python" -m unittest discover -q -p 'test_*.py'
+
+.PHONY: tools
+tools:
+	@$(TOOLS)/ensure-tools.sh
 
 # The real-cluster suite (kind on a laptop, say): skipped unless PBO_E2E_KUBECONFIG is set.
 .PHONY: e2e

@@ -8,7 +8,16 @@ use partner_billing_operator::crdgen;
 
 #[test]
 fn committed_crds_match_the_generated_ones() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    check_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("crds"));
+}
+
+#[test]
+fn the_charts_crds_match_the_generated_ones() {
+    check_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/partner-billing-operator/crds"));
+}
+
+fn check_dir(dir: &Path) {
+    let dir = dir.to_path_buf();
     let mut expected = BTreeSet::new();
     for crd in crdgen::all() {
         let name = crdgen::file_name(&crd);

@@ -109,6 +109,20 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, explicit: bool) -> Result<(), In
         message: e.to_string(),
     })?;
     if meta.is_dir() {
+        let kustomized = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+            .iter()
+            .any(|k| path.join(k).exists());
+        if kustomized {
+            // A kustomize base or overlay is not plain manifests: skipped inside a folder,
+            // refused when named.
+            if explicit {
+                return Err(InputProblem {
+                    source: path.display().to_string(),
+                    message: "is a kustomize folder; render it first: kubectl kustomize DIR > out.yaml and pass out.yaml".into(),
+                });
+            }
+            return Ok(());
+        }
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| InputProblem {
                 source: path.display().to_string(),

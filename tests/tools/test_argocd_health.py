@@ -1,0 +1,85 @@
+"""The Argo CD health checks, run in a real Lua interpreter (lupa) against sample objects.
+
+Run: $TOOLS/venv/bin/python -m unittest test_argocd_health.py  (from tests/tools)
+"""
+
+from __future__ import annotations
+
+import pathlib
+import unittest
+
+from lupa import LuaRuntime
+
+HEALTH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "gitops" / "argocd" / "health"
+KINDS = ["Payer", "LinkedAccount", "OrganizationalUnit", "ServiceControlPolicy", "PricingPlan", "BillingGroup", "CustomLineItem"]
+
+
+def check(kind: str, obj: dict) -> dict:
+    lua = LuaRuntime(unpack_returned_tuples=True)
+    to_lua = lua.eval(
+        """
+        function(py, convert)
+          local function conv(v)
+            if python.builtins.isinstance(v, python.builtins.dict) then
+              local t = {}
+              for k in python.iter(v) do t[k] = conv(v[k]) end
+              return t
+            elseif python.builtins.isinstance(v, python.builtins.list) then
+              local t = {}
+              local i = 1
+              for x in python.iter(v) do t[i] = conv(x); i = i + 1 end
+              return t
+            else
+              return v
+            end
+          end
+          return conv(py)
+        end
+        """
+    )
+    script = (HEALTH / f"{kind}.lua").read_text()
+    fn = lua.eval("function(obj) " + script + " end")
+    result = fn(to_lua(obj, None))
+    return {"status": result["status"], "message": result["message"]}
+
+
+def obj(conditions=None, generation=1, observed=1):
+    o = {"metadata": {"name": "x", "generation": generation}}
+    if conditions is not None:
+        o["status"] = {"observedGeneration": observed, "conditions": conditions}
+    return o
+
+
+def ready(status, reason, message="m"):
+    return [{"type": "Ready", "status": status, "reason": reason, "message": message},
+            {"type": "Synced", "status": "True", "reason": "ReconcileSuccess", "message": ""}]
+
+
+class HealthTest(unittest.TestCase):
+    def test_every_kind_has_a_check(self):
+        self.assertEqual(sorted(p.stem for p in HEALTH.glob("*.lua")), sorted(KINDS))
+
+    def test_ready_is_healthy(self):
+        for kind in KINDS:
+            h = check(kind, obj(ready("True", "Available", "all good")))
+            self.assertEqual(h["status"], "Healthy", kind)
+            self.assertIn("all good", h["message"])
+
+    def test_waiting_is_progressing(self):
+        for reason in ["InvitationPending", "Creating", "CreationQueued", "DependencyNotReady", "Closing"]:
+            self.assertEqual(check("LinkedAccount", obj(ready("False", reason)))["status"], "Progressing", reason)
+        self.assertEqual(check("Payer", obj(None))["status"], "Progressing")
+        self.assertEqual(check("Payer", obj(ready("Unknown", "Pending")))["status"], "Progressing")
+        self.assertEqual(check("BillingGroup", obj(ready("True", "Available"), generation=3, observed=2))["status"], "Progressing")
+
+    def test_terminal_errors_are_degraded(self):
+        for kind, reason in [("Payer", "AccountMismatch"), ("LinkedAccount", "CreateFailed"),
+                             ("ServiceControlPolicy", "DocumentTooLong"), ("CustomLineItem", "PeriodClosed"),
+                             ("BillingGroup", "AccountConflict")]:
+            h = check(kind, obj(ready("False", reason, "what to fix")))
+            self.assertEqual(h["status"], "Degraded", kind)
+            self.assertIn("what to fix", h["message"])
+
+
+if __name__ == "__main__":
+    unittest.main()
