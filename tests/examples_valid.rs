@@ -51,7 +51,7 @@ fn the_kustomize_overlay_renders_to_valid_objects() {
     let dir = std::env::temp_dir().join(format!("pbo-overlay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("rendered.yaml"), &out.stdout).unwrap();
-    let manifests = filemode::load(&[dir.clone()], "default");
+    let manifests = filemode::load(std::slice::from_ref(&dir), "default");
     std::fs::remove_dir_all(&dir).ok();
     let manifests =
         manifests.unwrap_or_else(|p| panic!("the rendered overlay is not valid: {p:#?}"));
