@@ -97,6 +97,7 @@ crd-check: build
 crds: build
 	$(BIN) crd --dir crds
 	$(BIN) crd --dir charts/partner-billing-operator/crds
+	$(BIN) iam --dir charts/partner-billing-operator/iam
 
 # helm lint/template over value sets, offline validation of built-in kinds, RBAC checks,
 # the Argo CD health checks in real Lua. Installs helm, kubectl and a tools venv itself.

@@ -32,6 +32,8 @@ pub enum Command {
     Run(RunArgs),
     /// Print every CustomResourceDefinition as YAML.
     Crd(CrdArgs),
+    /// Print the least-privilege IAM policy of each family of kinds.
+    Iam(CrdArgs),
     /// Show what would change in AWS for the given manifests, without writing anything.
     /// Exit status: 0 no changes, 2 changes pending, 1 error.
     Plan(FileArgs),
@@ -75,7 +77,7 @@ pub struct RunArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct CrdArgs {
-    /// Write one `<name>.yaml` per CRD into this folder instead of printing them.
+    /// Write one file per CRD (or policy) into this folder instead of printing them.
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
@@ -125,9 +127,30 @@ impl AwsArgs {
 pub async fn main(cli: Cli) -> i32 {
     match cli.command {
         Command::Crd(args) => crd(args),
+        Command::Iam(args) => iam(args),
         Command::Plan(args) => file_mode(args, true).await,
         Command::Apply(args) => file_mode(args, false).await,
         Command::Run(args) => run(args).await,
+    }
+}
+
+fn iam(args: CrdArgs) -> i32 {
+    let result = match &args.dir {
+        Some(dir) => crate::iam::write_dir(dir),
+        None => {
+            for f in crate::iam::FAMILIES {
+                println!("# {} ({})", f.name, f.kinds.join(", "));
+                print!("{}", crate::iam::to_json(f));
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: could not write the IAM policies: {e}");
+            1
+        }
     }
 }
 

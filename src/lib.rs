@@ -13,6 +13,7 @@ pub mod controller;
 pub mod crdgen;
 pub mod error;
 pub mod filemode;
+pub mod iam;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

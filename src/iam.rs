@@ -1,0 +1,138 @@
+//! Least-privilege IAM policies, one per family of kinds, for the identity the operator uses
+//! in a payer's management account. `partner-billing-operator iam --dir DIR` writes them; a
+//! test checks that every AWS operation the code calls is in one of them.
+
+use serde_json::{Value, json};
+
+/// A family of kinds and the AWS actions its reconcilers call.
+pub struct Family {
+    pub name: &'static str,
+    pub kinds: &'static [&'static str],
+    pub actions: &'static [&'static str],
+}
+
+/// Every family.
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "payer",
+        kinds: &["Payer"],
+        actions: &[
+            "sts:GetCallerIdentity",
+            "organizations:DescribeOrganization",
+            "organizations:ListAccounts",
+        ],
+    },
+    Family {
+        name: "organizations",
+        kinds: &[
+            "LinkedAccount",
+            "OrganizationalUnit",
+            "ServiceControlPolicy",
+        ],
+        actions: &[
+            "organizations:DescribeOrganization",
+            "organizations:ListAccounts",
+            "organizations:ListRoots",
+            "organizations:ListOrganizationalUnitsForParent",
+            "organizations:ListAccountsForParent",
+            "organizations:ListPolicies",
+            "organizations:ListTargetsForPolicy",
+            "organizations:DescribePolicy",
+            "organizations:CreatePolicy",
+            "organizations:UpdatePolicy",
+            "organizations:DeletePolicy",
+            "organizations:AttachPolicy",
+            "organizations:DetachPolicy",
+            "organizations:EnablePolicyType",
+            "organizations:CreateOrganizationalUnit",
+            "organizations:UpdateOrganizationalUnit",
+            "organizations:DeleteOrganizationalUnit",
+            "organizations:CreateAccount",
+            "organizations:DescribeCreateAccountStatus",
+            "organizations:ListCreateAccountStatus",
+            "organizations:InviteAccountToOrganization",
+            "organizations:ListHandshakesForOrganization",
+            "organizations:CancelHandshake",
+            "organizations:MoveAccount",
+            "organizations:ListTagsForResource",
+            "organizations:TagResource",
+            "organizations:UntagResource",
+            "organizations:CloseAccount",
+            "organizations:RemoveAccountFromOrganization",
+        ],
+    },
+    Family {
+        name: "billing",
+        kinds: &["PricingPlan", "BillingGroup", "CustomLineItem"],
+        actions: &[
+            "billingconductor:ListPricingRules",
+            "billingconductor:ListPricingPlans",
+            "billingconductor:ListPricingRulesAssociatedToPricingPlan",
+            "billingconductor:ListBillingGroups",
+            "billingconductor:ListAccountAssociations",
+            "billingconductor:ListCustomLineItems",
+            "billingconductor:ListBillingGroupCostReports",
+            "billingconductor:CreatePricingRule",
+            "billingconductor:UpdatePricingRule",
+            "billingconductor:DeletePricingRule",
+            "billingconductor:CreatePricingPlan",
+            "billingconductor:UpdatePricingPlan",
+            "billingconductor:DeletePricingPlan",
+            "billingconductor:AssociatePricingRules",
+            "billingconductor:DisassociatePricingRules",
+            "billingconductor:CreateBillingGroup",
+            "billingconductor:UpdateBillingGroup",
+            "billingconductor:DeleteBillingGroup",
+            "billingconductor:AssociateAccounts",
+            "billingconductor:DisassociateAccounts",
+            "billingconductor:CreateCustomLineItem",
+            "billingconductor:UpdateCustomLineItem",
+            "billingconductor:DeleteCustomLineItem",
+            "billingconductor:ListTagsForResource",
+            "billingconductor:TagResource",
+            "billingconductor:UntagResource",
+        ],
+    },
+];
+
+/// The IAM policy document of a family.
+pub fn policy(family: &Family) -> Value {
+    let mut actions: Vec<&str> = family.actions.to_vec();
+    actions.sort();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": format!("PartnerBillingOperator{}", capitalize(family.name)),
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": "*"
+        }]
+    })
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+/// File name of a family's policy: `<family>.json`.
+pub fn file_name(family: &Family) -> String {
+    format!("{}.json", family.name)
+}
+
+/// A family's policy as pretty JSON with a trailing newline.
+pub fn to_json(family: &Family) -> String {
+    serde_json::to_string_pretty(&policy(family)).unwrap_or_default() + "\n"
+}
+
+/// Write every family's policy into `dir`.
+pub fn write_dir(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for f in FAMILIES {
+        let path = dir.join(file_name(f));
+        std::fs::write(&path, to_json(f)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
