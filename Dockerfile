@@ -6,8 +6,7 @@ RUN apk add --no-cache musl-dev
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-RUN cargo build --release --locked --bin partner-billing-operator \
- && strip target/release/partner-billing-operator
+RUN CARGO_PROFILE_RELEASE_STRIP=true cargo build --release --locked --bin partner-billing-operator
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /src/target/release/partner-billing-operator /partner-billing-operator
