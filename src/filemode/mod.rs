@@ -45,6 +45,9 @@ pub const KIND_ORDER: &[&str] = &[
 /// `--wait` runs out; longer waits (an invitation, a closure budget) are reported as they are.
 const IN_PROGRESS_MAX: Duration = Duration::from_secs(20);
 
+/// How soon `apply` tries an object again after a transient AWS failure.
+const RETRY_TRANSIENT: Duration = Duration::from_secs(1);
+
 /// Built-in kinds that may sit beside our manifests and are skipped without complaint.
 const IGNORED_KINDS: &[&str] = &[
     "Namespace",
@@ -690,7 +693,11 @@ async fn apply_one(
             p.status = Some(outcome.status);
             put(&catalog.payers, p);
             let object = serde_json::to_value(&*p).ok();
-            (payer_report(p, &outcome.plan, object), None)
+            let again = match &outcome.plan {
+                Err(e) if !e.is_terminal() => Some(RETRY_TRANSIENT),
+                _ => None,
+            };
+            (payer_report(p, &outcome.plan, object), again)
         }
         Obj::Scp(x) => {
             let outcome = service_control_policy::reconcile(x, ctx, Mode::Apply, now).await;
@@ -755,11 +762,13 @@ async fn apply_one(
     }
 }
 
-/// When to look again at an object whose work is still in progress.
+/// When to look again at an object whose work is still in progress, or that met a
+/// transient failure (throttling, 5xx: tried again while `--wait` lasts).
 fn in_progress(result: &Result<Verdict, Error>) -> Option<Duration> {
     let after = match result {
         Ok(v) => v.requeue?,
         Err(Error::Waiting { retry_after, .. }) => *retry_after,
+        Err(e) if !e.is_terminal() => RETRY_TRANSIENT,
         Err(_) => return None,
     };
     (after <= IN_PROGRESS_MAX).then_some(after)
