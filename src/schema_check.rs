@@ -204,6 +204,15 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
+/// `what` for a count: "1 character", "5 characters" (`what` is given in the plural).
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        what.strip_suffix('s').unwrap_or(what).to_string()
+    } else {
+        what.to_string()
+    }
+}
+
 fn check_count(
     schema: &Value,
     n: usize,
@@ -218,7 +227,7 @@ fn check_count(
     {
         out.push(Violation {
             path: here.to_string(),
-            message: format!("must have at least {min} {what}"),
+            message: format!("must have at least {min} {}", plural(min, what)),
         });
     }
     if let Some(max) = schema.get(max_key).and_then(Value::as_u64)
@@ -226,7 +235,7 @@ fn check_count(
     {
         out.push(Violation {
             path: here.to_string(),
-            message: format!("must have at most {max} {what}"),
+            message: format!("must have at most {max} {}", plural(max, what)),
         });
     }
 }
