@@ -222,19 +222,22 @@ async fn cleanup<K: ManagedKind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Actio
     outcome.result.map(|_| Action::await_change())
 }
 
-/// The watch caches, as the reconcilers' catalog.
+/// The watch caches, as the reconcilers' catalog; objects that could not be read are left
+/// out of every lookup.
 #[derive(Clone, Default)]
 pub struct KubeCatalog {
-    pub payers: Vec<Store<Payer>>,
-    pub scps: Vec<Store<ServiceControlPolicy>>,
-    pub ous: Vec<Store<OrganizationalUnit>>,
-    pub accounts: Vec<Store<LinkedAccount>>,
-    pub plans: Vec<Store<crate::api::PricingPlan>>,
-    pub groups: Vec<Store<crate::api::BillingGroup>>,
-    pub items: Vec<Store<crate::api::CustomLineItem>>,
+    pub payers: Vec<Store<Guarded<Payer>>>,
+    pub scps: Vec<Store<Guarded<ServiceControlPolicy>>>,
+    pub ous: Vec<Store<Guarded<OrganizationalUnit>>>,
+    pub accounts: Vec<Store<Guarded<LinkedAccount>>>,
+    pub plans: Vec<Store<Guarded<crate::api::PricingPlan>>>,
+    pub groups: Vec<Store<Guarded<crate::api::BillingGroup>>>,
+    pub items: Vec<Store<Guarded<crate::api::CustomLineItem>>>,
 }
 
-fn find<K>(stores: &[Store<K>], ns: &str, name: &str) -> Option<K>
+type Guarded<K> = kube::core::DeserializeGuard<K>;
+
+fn find<K>(stores: &[Store<Guarded<K>>], ns: &str, name: &str) -> Option<K>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
@@ -242,10 +245,10 @@ where
     stores
         .iter()
         .find_map(|s| s.get(&key))
-        .map(|o| (*o).clone())
+        .and_then(|o| o.0.as_ref().ok().cloned())
 }
 
-fn in_namespace<K>(stores: &[Store<K>], ns: &str) -> Vec<K>
+fn in_namespace<K>(stores: &[Store<Guarded<K>>], ns: &str) -> Vec<K>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
@@ -253,7 +256,7 @@ where
         .iter()
         .flat_map(|s| s.state())
         .filter(|o| o.meta().namespace.as_deref() == Some(ns))
-        .map(|o| (*o).clone())
+        .filter_map(|o| o.0.as_ref().ok().cloned())
         .collect()
 }
 
@@ -265,7 +268,7 @@ impl Catalog for KubeCatalog {
         self.payers
             .iter()
             .flat_map(|s| s.state())
-            .map(|p| (*p).clone())
+            .filter_map(|p| p.0.as_ref().ok().cloned())
             .collect()
     }
     fn service_control_policy(&self, ns: &str, name: &str) -> Option<ServiceControlPolicy> {
@@ -324,5 +327,49 @@ impl ClosureLedger for KubeLedger {
         )
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher;
+
+    fn guarded(v: serde_json::Value) -> Guarded<LinkedAccount> {
+        serde_json::from_value(v).expect("a guard always deserializes")
+    }
+
+    fn account(name: &str, tags: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {"name": name, "namespace": "billing"},
+            "spec": {"payerRef": {"name": "acme"}, "adopt": {"accountId": "111122223333"}, "tags": tags}
+        })
+    }
+
+    #[test]
+    fn an_unreadable_object_is_kept_apart_and_the_others_are_served() {
+        let bad = guarded(account("broken", serde_json::json!("not-a-map")));
+        let invalid = bad.0.as_ref().expect_err("a string where a map belongs");
+        assert!(invalid.error.contains("map"), "{}", invalid.error);
+        assert_eq!(invalid.metadata.name.as_deref(), Some("broken"));
+        let good = guarded(account("fine", serde_json::json!({"team": "a"})));
+        assert!(good.0.is_ok());
+
+        let (reader, mut writer) = reflector::store::<Guarded<LinkedAccount>>();
+        writer.apply_watcher_event(&watcher::Event::InitApply(bad));
+        writer.apply_watcher_event(&watcher::Event::InitApply(good));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let catalog = KubeCatalog {
+            accounts: vec![reader],
+            ..KubeCatalog::default()
+        };
+        let names: Vec<String> = catalog
+            .linked_accounts("billing")
+            .iter()
+            .map(|a| a.name_any())
+            .collect();
+        assert_eq!(names, vec!["fine".to_string()]);
     }
 }

@@ -278,10 +278,14 @@ fn trigger_fingerprint<K: Resource>(p: &K) -> Option<u64> {
 }
 
 /// Watch caches of every kind, per namespace (or one for all namespaces).
+/// Objects are watched through [`Guarded`]: one that cannot be deserialized (a wrong type in
+/// a field) is reported on its own and never stops the watch of the others.
+type Guarded<K> = kube::core::DeserializeGuard<K>;
+
 struct Watches<K: Resource<DynamicType = ()> + Clone + 'static> {
-    apis: Vec<Api<K>>,
-    readers: Vec<reflector::Store<K>>,
-    writers: Vec<reflector::store::Writer<K>>,
+    apis: Vec<Api<Guarded<K>>>,
+    readers: Vec<reflector::Store<Guarded<K>>>,
+    writers: Vec<reflector::store::Writer<Guarded<K>>>,
 }
 
 impl<K> Watches<K>
@@ -295,7 +299,7 @@ where
         + 'static,
 {
     fn new(client: &Client, namespaces: &[String]) -> Self {
-        let apis: Vec<Api<K>> = if namespaces.is_empty() {
+        let apis: Vec<Api<Guarded<K>>> = if namespaces.is_empty() {
             vec![Api::all(client.clone())]
         } else {
             namespaces
@@ -335,8 +339,38 @@ where
     where
         F: FnMut(Arc<K>, Arc<Context>) -> Fut + Send + Clone + 'static,
         Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
-        E: Fn(Controller<K>, reflector::Store<K>) -> Controller<K>,
+        E: Fn(Controller<Guarded<K>>, reflector::Store<Guarded<K>>) -> Controller<Guarded<K>>,
     {
+        // Valid objects go to `reconcile`; an invalid one gets a Warning event naming the
+        // field at fault and waits for a change.
+        let guarded = move |obj: Arc<Guarded<K>>, ctx: Arc<Context>| {
+            let mut reconcile = reconcile.clone();
+            async move {
+                match &obj.0 {
+                    Ok(valid) => reconcile(Arc::new(valid.clone()), ctx).await,
+                    Err(invalid) => {
+                        let kind = K::kind(&());
+                        let ns = obj.namespace().unwrap_or_default();
+                        warn!(kind = %kind, name = %obj.name_any(), namespace = %ns, error = %invalid.error, "object cannot be read; fix it");
+                        publish_for(
+                            &ctx,
+                            obj.as_ref(),
+                            &EventNote {
+                                warning: true,
+                                reason: "InvalidObject".into(),
+                                note: format!(
+                                    "the operator cannot read this {kind}: {}",
+                                    invalid.error
+                                ),
+                            },
+                        )
+                        .await;
+                        ctx.sync.reconciled(&sync_key(&kind, &ns, &obj.name_any()));
+                        Ok(Action::await_change())
+                    }
+                }
+            }
+        };
         let mut runs = Vec::new();
         for ((api, reader), writer) in self.apis.into_iter().zip(self.readers).zip(self.writers) {
             let triggers = watcher(api, watcher::Config::default().any_semantic())
@@ -348,7 +382,7 @@ where
                 .with_config(ControllerConfig::default().concurrency(ctx.settings.concurrency));
             let controller = extend(controller, reader).shutdown_on_signal();
             let ctx = ctx.clone();
-            let reconcile = reconcile.clone();
+            let reconcile = guarded.clone();
             runs.push(Box::pin(async move {
                 controller
                     .run(reconcile, error_policy, ctx)
@@ -366,12 +400,13 @@ where
 }
 
 /// What of a LinkedAccount BillingGroups follow: its labels (selectors) and its account id.
-fn linked_account_fingerprint(a: &crate::api::LinkedAccount) -> Option<u64> {
+fn linked_account_fingerprint(a: &Guarded<crate::api::LinkedAccount>) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     a.meta().labels.hash(&mut h);
-    a.status
-        .as_ref()
+    a.0.as_ref()
+        .ok()
+        .and_then(|a| a.status.as_ref())
         .and_then(|s| s.account_id.clone())
         .hash(&mut h);
     a.meta().deletion_timestamp.is_some().hash(&mut h);
@@ -412,7 +447,7 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     runs.extend(accounts.run(ctx.clone(), kinds::reconcile_kind));
     runs.extend(plans.run(ctx.clone(), kinds::reconcile_kind));
     // Billing groups follow LinkedAccount label and account-id changes at once (selectors).
-    let account_apis: Vec<Api<crate::api::LinkedAccount>> = if namespaces.is_empty() {
+    let account_apis: Vec<Api<Guarded<crate::api::LinkedAccount>>> = if namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
         namespaces
@@ -436,15 +471,18 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
                 .default_backoff()
                 .applied_objects()
                 .predicate_filter(linked_account_fingerprint, Default::default());
-            controller.watches_stream(changes, move |account: crate::api::LinkedAccount| {
-                let ns = account.namespace().unwrap_or_default();
-                groups_store
-                    .state()
-                    .into_iter()
-                    .filter(|g| g.namespace().as_deref() == Some(ns.as_str()))
-                    .map(|g| reflector::ObjectRef::from(g.as_ref()))
-                    .collect::<Vec<_>>()
-            })
+            controller.watches_stream(
+                changes,
+                move |account: Guarded<crate::api::LinkedAccount>| {
+                    let ns = account.namespace().unwrap_or_default();
+                    groups_store
+                        .state()
+                        .into_iter()
+                        .filter(|g| g.namespace().as_deref() == Some(ns.as_str()))
+                        .map(|g| reflector::ObjectRef::from(g.as_ref()))
+                        .collect::<Vec<_>>()
+                },
+            )
         },
     ));
     runs.extend(items.run(ctx.clone(), kinds::reconcile_kind));
