@@ -45,6 +45,9 @@ pub const KIND_ORDER: &[&str] = &[
 /// `--wait` runs out; longer waits (an invitation, a closure budget) are reported as they are.
 const IN_PROGRESS_MAX: Duration = Duration::from_secs(20);
 
+/// Most YAML documents one manifest file may hold.
+pub const MAX_DOCUMENTS_PER_FILE: usize = 100_000;
+
 /// How soon `apply` tries an object again after a transient AWS failure.
 const RETRY_TRANSIENT: Duration = Duration::from_secs(1);
 
@@ -193,8 +196,14 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> Result<Manifests, Vec
 
 /// Split multi-document YAML (or one JSON document) into values, dropping empty documents.
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
-    let values: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    // The default budget stops at 1,024 documents per file; an organization exported as one
+    // file can hold more. Other limits (depth, aliases) stay as they are.
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = MAX_DOCUMENTS_PER_FILE;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let values: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| format!("not valid YAML: {e}"))?;
     Ok(values.into_iter().filter(|v| !v.is_null()).collect())
 }
 
@@ -931,4 +940,17 @@ pub fn kinds(report: &Report) -> BTreeMap<String, usize> {
         *m.entry(o.kind.clone()).or_insert(0) += 1;
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_may_hold_more_than_a_thousand_documents() {
+        let text: String = (0..1500)
+            .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c{i}}}\n"))
+            .collect();
+        assert_eq!(parse_documents(&text).expect("parses").len(), 1500);
+    }
 }
