@@ -19,6 +19,10 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::secrets::SecretString;
 
+/// Retry tokens per payer connection (the SDK takes 5 per throttled retry, 14 per other
+/// retry, and gives back on success).
+pub const RETRY_TOKENS_PER_PAYER: usize = 5_000;
+
 /// Region of the global services (Organizations, Billing Conductor, Cost Explorer, CUR).
 pub const GLOBAL_REGION: &str = "us-east-1";
 
@@ -270,18 +274,32 @@ impl AwsConnect for SdkConnector {
                 .build()
         };
         let metrics = CallMetrics::new(self.metrics.clone());
+        // One retry budget per payer connection, larger than the SDK's shared default (500
+        // tokens for the whole process): a throttling storm on one payer must not stop every
+        // other payer's retries, and the operator's own per-object backoff sits on top.
+        let partition = aws_smithy_runtime::client::retries::RetryPartition::custom(format!(
+            "partner-billing-operator-{}",
+            fastrand::u64(..)
+        ))
+        .token_bucket(aws_smithy_runtime::client::retries::TokenBucket::new(
+            RETRY_TOKENS_PER_PAYER,
+        ))
+        .build();
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&regional)
+                .retry_partition(partition.clone())
                 .interceptor(metrics.clone())
                 .build(),
         );
         let organizations = aws_sdk_organizations::Client::from_conf(
             aws_sdk_organizations::config::Builder::from(&global)
+                .retry_partition(partition.clone())
                 .interceptor(metrics.clone())
                 .build(),
         );
         let billing = aws_sdk_billingconductor::Client::from_conf(
             aws_sdk_billingconductor::config::Builder::from(&global)
+                .retry_partition(partition)
                 .interceptor(metrics)
                 .build(),
         );
