@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use serde_json::Value;
 
-use crate::api::conditions::{self, Condition, READY, SYNCED};
+use crate::api::conditions::{self, READY, SYNCED};
 use crate::api::{
     BillingGroup, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer, PricingPlan,
     ServiceControlPolicy,
@@ -23,8 +23,9 @@ use crate::api::{
 use crate::aws::AwsConnect;
 use crate::error::Error;
 use crate::reconcile::{
-    Catalog, Change, KindOutcome, Mode, ReconcileContext, Verdict, billing_group, custom_line_item,
-    linked_account, organizational_unit, payer, pricing_plan, service_control_policy,
+    Catalog, Change, KindOutcome, KindStatus, Mode, ReconcileContext, Verdict, billing_group,
+    custom_line_item, linked_account, organizational_unit, payer, pricing_plan,
+    service_control_policy,
 };
 use crate::schema_check;
 use crate::secrets::{StaticSecrets, decode};
@@ -689,6 +690,21 @@ pub async fn apply(manifests: Manifests, connector: Arc<dyn AwsConnect>, wait: D
     }
 }
 
+/// Reconcile `$x` with `$module`, store its new status in the catalog's `$store`, report it,
+/// and say whether to look again.
+macro_rules! apply_kind {
+    ($x:ident, $ctx:ident, $catalog:ident, $now:ident, $module:ident, $store:ident, $variant:ident) => {{
+        let outcome = $module::reconcile($x, $ctx, Mode::Apply, $now).await;
+        $x.status = Some(outcome.status.clone());
+        put(&$catalog.$store, $x.as_ref());
+        let again = in_progress(&outcome.result);
+        (
+            kind_report(&Obj::$variant($x.clone()), &outcome, Some(()), false),
+            again,
+        )
+    }};
+}
+
 /// Reconcile one object, store its new status, and say whether (and when) to look again.
 async fn apply_one(
     o: &mut Obj,
@@ -708,66 +724,12 @@ async fn apply_one(
             };
             (payer_report(p, &outcome.plan, object), again)
         }
-        Obj::Scp(x) => {
-            let outcome = service_control_policy::reconcile(x, ctx, Mode::Apply, now).await;
-            x.status = Some(outcome.status.clone());
-            put(&catalog.scps, x);
-            let again = in_progress(&outcome.result);
-            (
-                kind_report(&Obj::Scp(x.clone()), &outcome, Some(()), false),
-                again,
-            )
-        }
-        Obj::Ou(x) => {
-            let outcome = organizational_unit::reconcile(x, ctx, Mode::Apply, now).await;
-            x.status = Some(outcome.status.clone());
-            put(&catalog.ous, x);
-            let again = in_progress(&outcome.result);
-            (
-                kind_report(&Obj::Ou(x.clone()), &outcome, Some(()), false),
-                again,
-            )
-        }
-        Obj::Account(x) => {
-            let outcome = linked_account::reconcile(x, ctx, Mode::Apply, now).await;
-            x.status = Some(outcome.status.clone());
-            put(&catalog.accounts, x);
-            let again = in_progress(&outcome.result);
-            (
-                kind_report(&Obj::Account(x.clone()), &outcome, Some(()), false),
-                again,
-            )
-        }
-        Obj::Plan(x) => {
-            let outcome = pricing_plan::reconcile(x, ctx, Mode::Apply, now).await;
-            x.status = Some(outcome.status.clone());
-            put(&catalog.plans, x);
-            let again = in_progress(&outcome.result);
-            (
-                kind_report(&Obj::Plan(x.clone()), &outcome, Some(()), false),
-                again,
-            )
-        }
-        Obj::Group(x) => {
-            let outcome = billing_group::reconcile(x, ctx, Mode::Apply, now).await;
-            x.status = Some(outcome.status.clone());
-            put(&catalog.groups, x);
-            let again = in_progress(&outcome.result);
-            (
-                kind_report(&Obj::Group(x.clone()), &outcome, Some(()), false),
-                again,
-            )
-        }
-        Obj::Item(x) => {
-            let outcome = custom_line_item::reconcile(x, ctx, Mode::Apply, now).await;
-            x.status = Some(outcome.status.clone());
-            put(&catalog.items, x);
-            let again = in_progress(&outcome.result);
-            (
-                kind_report(&Obj::Item(x.clone()), &outcome, Some(()), false),
-                again,
-            )
-        }
+        Obj::Scp(x) => apply_kind!(x, ctx, catalog, now, service_control_policy, scps, Scp),
+        Obj::Ou(x) => apply_kind!(x, ctx, catalog, now, organizational_unit, ous, Ou),
+        Obj::Account(x) => apply_kind!(x, ctx, catalog, now, linked_account, accounts, Account),
+        Obj::Plan(x) => apply_kind!(x, ctx, catalog, now, pricing_plan, plans, Plan),
+        Obj::Group(x) => apply_kind!(x, ctx, catalog, now, billing_group, groups, Group),
+        Obj::Item(x) => apply_kind!(x, ctx, catalog, now, custom_line_item, items, Item),
     }
 }
 
@@ -783,7 +745,7 @@ fn in_progress(result: &Result<Verdict, Error>) -> Option<Duration> {
     (after <= IN_PROGRESS_MAX).then_some(after)
 }
 
-fn kind_report<S: serde::Serialize + HasConditions>(
+fn kind_report<S: serde::Serialize + KindStatus>(
     o: &Obj,
     outcome: &KindOutcome<S>,
     with_object: Option<()>,
@@ -832,42 +794,6 @@ fn kind_report<S: serde::Serialize + HasConditions>(
             .is_some_and(|c| c.status == crate::api::ConditionStatus::True);
     }
     r
-}
-
-/// Status types with conditions.
-pub trait HasConditions {
-    fn conditions(&self) -> &[Condition];
-}
-
-impl HasConditions for crate::api::ServiceControlPolicyStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-}
-impl HasConditions for crate::api::OrganizationalUnitStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-}
-impl HasConditions for crate::api::PricingPlanStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-}
-impl HasConditions for crate::api::BillingGroupStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-}
-impl HasConditions for crate::api::CustomLineItemStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-}
-impl HasConditions for crate::api::LinkedAccountStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
 }
 
 fn payer_report(

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use crate::api::billing_group::{CostReport, GroupDeletionPolicy};
 use crate::api::common::{owner_value, with_owner};
-use crate::api::conditions::{ConditionStatus, DesiredCondition, merge_conditions};
+use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
 use crate::aws::billing::{BcCost, NewGroup};
 use crate::error::Error;
@@ -19,9 +19,7 @@ use crate::error::Error;
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
 use super::pricing_plan::{BATCH, billing_snapshot, client_token};
-use super::{
-    ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict, conditions_for,
-};
+use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type naming accounts two billing groups both want.
 pub const CONFLICT: &str = "AccountConflict";
@@ -132,7 +130,6 @@ pub async fn reconcile(
     let mut changes = Vec::new();
     let mut events = Vec::new();
     let result = apply(obj, ctx, mode, now, &mut status, &mut changes, &mut events).await;
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
     let conflict = if status.conflicts.is_empty() {
         DesiredCondition::new(
             CONFLICT,
@@ -153,30 +150,19 @@ pub async fn reconcile(
                 .join(", "),
         )
     };
-    if result.is_ok() {
-        status.conditions = merge_conditions(
-            &status.conditions,
-            &[conflict],
-            obj.metadata.generation,
-            now,
-        );
-    }
-    status.observed_generation = obj.metadata.generation;
-    if mode == Mode::Plan {
-        status = previous.clone();
-        events.clear();
-    } else {
-        events.extend(super::ready_change_event(
-            &previous.conditions,
-            &status.conditions,
-        ));
-    }
-    KindOutcome {
-        result,
+    // Conflicts are known only after a reconcile that got through.
+    let extra: Vec<DesiredCondition> = result.is_ok().then_some(conflict).into_iter().collect();
+    super::finish(
+        &previous,
         status,
+        result,
+        &extra,
+        obj.metadata.generation,
+        mode,
+        now,
         changes,
         events,
-    }
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -507,26 +493,20 @@ pub async fn cleanup(
     now: &str,
 ) -> KindOutcome<BillingGroupStatus> {
     let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
+    let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, now, &mut changes).await;
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    let events = match &result {
-        Ok(v) => vec![EventNote {
-            warning: false,
-            reason: v.reason.clone(),
-            note: v.message.clone(),
-        }],
-        Err(_) => super::ready_change_event(&previous.conditions, &status.conditions)
-            .into_iter()
-            .collect(),
-    };
-    KindOutcome {
-        result,
+    super::finish_cleanup(
+        &previous,
         status,
+        result,
+        &[],
+        obj.metadata.generation,
+        now,
         changes,
-        events,
-    }
+        Vec::new(),
+        |_| false,
+    )
 }
 
 async fn delete(

@@ -11,9 +11,7 @@ use crate::error::Error;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
 use super::pricing_plan::{billing_snapshot, client_token};
-use super::{
-    ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict, conditions_for,
-};
+use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Where an item's period range stands against the open periods. Pure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,20 +62,17 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    status.observed_generation = obj.metadata.generation;
-    if mode == Mode::Plan {
-        status = previous.clone();
-    }
-    let events = super::ready_change_event(&previous.conditions, &status.conditions)
-        .into_iter()
-        .collect();
-    KindOutcome {
-        result,
+    super::finish(
+        &previous,
         status,
+        result,
+        &[],
+        obj.metadata.generation,
+        mode,
+        now,
         changes,
-        events,
-    }
+        Vec::new(),
+    )
 }
 
 async fn apply(
@@ -273,26 +268,20 @@ pub async fn cleanup(
     now: &str,
 ) -> KindOutcome<CustomLineItemStatus> {
     let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
+    let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, now, &mut changes).await;
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    let events = match &result {
-        Ok(v) => vec![EventNote {
-            warning: v.reason == "LeftInClosedPeriod",
-            reason: v.reason.clone(),
-            note: v.message.clone(),
-        }],
-        Err(_) => super::ready_change_event(&previous.conditions, &status.conditions)
-            .into_iter()
-            .collect(),
-    };
-    KindOutcome {
-        result,
+    super::finish_cleanup(
+        &previous,
         status,
+        result,
+        &[],
+        obj.metadata.generation,
+        now,
         changes,
-        events,
-    }
+        Vec::new(),
+        |r| r == "LeftInClosedPeriod",
+    )
 }
 
 async fn delete(

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 use crate::api::Payer;
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
-use crate::api::conditions::{ConditionStatus, DesiredCondition, merge_conditions};
+use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::linked_account::{AccountDeletionPolicy, BillingAccess, InvitationStatus};
 use crate::api::notifications::{NotificationEvent, NotificationRecord};
 use crate::api::payer::ClosureRecord;
@@ -23,9 +23,7 @@ use super::org::{
     managed_policy_names, resolve_policies, tag_check_due,
 };
 use super::organizational_unit::resolve_parent;
-use super::{
-    ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict, conditions_for,
-};
+use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// AWS runs at most this many CreateAccount requests per organization at once.
 pub const MAX_CREATES_IN_FLIGHT: usize = 5;
@@ -132,29 +130,22 @@ async fn notify(
     })
 }
 
-/// The `Notified` condition after a notification attempt (unchanged when there was none).
-fn notified_condition(
-    existing: &[crate::api::Condition],
-    notified: &Option<Result<(), Error>>,
-    generation: Option<i64>,
-    now: &str,
-) -> Vec<crate::api::Condition> {
-    let desired = match notified {
-        None => return existing.to_vec(),
-        Some(Ok(())) => DesiredCondition::new(
+/// The `Notified` condition after a notification attempt (none when there was none).
+fn notified_condition(notified: &Option<Result<(), Error>>) -> Option<DesiredCondition> {
+    match notified.as_ref()? {
+        Ok(()) => Some(DesiredCondition::new(
             NOTIFIED,
             ConditionStatus::True,
             "Sent",
             "the notification was handed to the mail server",
-        ),
-        Some(Err(e)) => DesiredCondition::new(
+        )),
+        Err(e) => Some(DesiredCondition::new(
             NOTIFIED,
             ConditionStatus::False,
             e.reason(),
             format!("{e}; retrying every {} seconds", NOTIFY_RETRY.as_secs()),
-        ),
-    };
-    merge_conditions(existing, &[desired], generation, now)
+        )),
+    }
 }
 
 /// Where the account search ended.
@@ -198,22 +189,18 @@ pub async fn reconcile(
     if let (Some(Err(_)), Ok(v)) = (&notified, &mut result) {
         v.requeue = Some(v.requeue.map_or(NOTIFY_RETRY, |r| r.min(NOTIFY_RETRY)));
     }
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    status.conditions =
-        notified_condition(&status.conditions, &notified, obj.metadata.generation, now);
-    status.observed_generation = obj.metadata.generation;
-    if mode == Mode::Plan {
-        status = previous.clone();
-        events.clear();
-    } else if let Some(e) = super::ready_change_event(&previous.conditions, &status.conditions) {
-        events.push(e);
-    }
-    KindOutcome {
-        result,
+    let extra: Vec<DesiredCondition> = notified_condition(&notified).into_iter().collect();
+    super::finish(
+        &previous,
         status,
+        result,
+        &extra,
+        obj.metadata.generation,
+        mode,
+        now,
         changes,
         events,
-    }
+    )
 }
 
 async fn apply(
@@ -817,26 +804,18 @@ pub async fn cleanup(
             }
         }
     }
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    status.conditions =
-        notified_condition(&status.conditions, &notified, obj.metadata.generation, now);
-    match &result {
-        Ok(v) => events.push(EventNote {
-            warning: v.reason == "ManagementAccountProtected",
-            reason: v.reason.clone(),
-            note: v.message.clone(),
-        }),
-        Err(_) => events.extend(super::ready_change_event(
-            &previous.conditions,
-            &status.conditions,
-        )),
-    }
-    KindOutcome {
-        result,
+    let extra: Vec<DesiredCondition> = notified_condition(&notified).into_iter().collect();
+    super::finish_cleanup(
+        &previous,
         status,
+        result,
+        &extra,
+        obj.metadata.generation,
+        now,
         changes,
         events,
-    }
+        |reason| reason == "ManagementAccountProtected",
+    )
 }
 
 async fn delete(

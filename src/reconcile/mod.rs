@@ -368,6 +368,114 @@ impl<S: PartialEq> KindOutcome<S> {
     }
 }
 
+/// What every status of a reconciled kind has: conditions and the generation they describe.
+pub trait KindStatus: Clone {
+    fn conditions(&self) -> &[Condition];
+    fn set_conditions(&mut self, conditions: Vec<Condition>);
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+macro_rules! kind_status {
+    ($($t:ty),*) => {$(
+        impl KindStatus for $t {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn set_conditions(&mut self, conditions: Vec<Condition>) {
+                self.conditions = conditions;
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    )*};
+}
+
+kind_status!(
+    crate::api::ServiceControlPolicyStatus,
+    crate::api::OrganizationalUnitStatus,
+    crate::api::LinkedAccountStatus,
+    crate::api::PricingPlanStatus,
+    crate::api::BillingGroupStatus,
+    crate::api::CustomLineItemStatus
+);
+
+/// Finish a reconcile: conditions from `result` (plus `extra` ones), the observed
+/// generation, an event when `Ready` changed. In `Plan` mode the stored status is kept and no
+/// event is recorded.
+#[allow(clippy::too_many_arguments)]
+pub fn finish<S: KindStatus>(
+    previous: &S,
+    mut status: S,
+    result: Result<Verdict, Error>,
+    extra: &[DesiredCondition],
+    generation: Option<i64>,
+    mode: Mode,
+    now: &str,
+    changes: Vec<Change>,
+    mut events: Vec<EventNote>,
+) -> KindOutcome<S> {
+    let mut conditions = conditions_for(previous.conditions(), &result, generation, now);
+    if !extra.is_empty() {
+        conditions = merge_conditions(&conditions, extra, generation, now);
+    }
+    status.set_conditions(conditions);
+    status.set_observed_generation(generation);
+    if mode == Mode::Plan {
+        status = previous.clone();
+        events.clear();
+    } else {
+        events.extend(ready_change_event(
+            previous.conditions(),
+            status.conditions(),
+        ));
+    }
+    KindOutcome {
+        result,
+        status,
+        changes,
+        events,
+    }
+}
+
+/// Finish a deletion step: conditions from `result` (plus `extra`), and an event — the
+/// release itself when `result` is Ok (a warning when `warn` says so), else a `Ready` change.
+#[allow(clippy::too_many_arguments)]
+pub fn finish_cleanup<S: KindStatus>(
+    previous: &S,
+    mut status: S,
+    result: Result<Verdict, Error>,
+    extra: &[DesiredCondition],
+    generation: Option<i64>,
+    now: &str,
+    changes: Vec<Change>,
+    mut events: Vec<EventNote>,
+    warn: impl Fn(&str) -> bool,
+) -> KindOutcome<S> {
+    let mut conditions = conditions_for(previous.conditions(), &result, generation, now);
+    if !extra.is_empty() {
+        conditions = merge_conditions(&conditions, extra, generation, now);
+    }
+    status.set_conditions(conditions);
+    match &result {
+        Ok(v) => events.push(EventNote {
+            warning: warn(&v.reason),
+            reason: v.reason.clone(),
+            note: v.message.clone(),
+        }),
+        Err(_) => events.extend(ready_change_event(
+            previous.conditions(),
+            status.conditions(),
+        )),
+    }
+    KindOutcome {
+        result,
+        status,
+        changes,
+        events,
+    }
+}
+
 /// The `Ready` and `Synced` conditions for a reconcile result, merged into `existing`.
 /// Retryable errors leave `Ready` as it was.
 pub fn conditions_for(

@@ -15,9 +15,7 @@ use super::org::{
     managed_policy_names, resolve_policies, tag_check_due,
 };
 use super::snapshot::OrgSnapshot;
-use super::{
-    ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict, conditions_for,
-};
+use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// AWS allows OUs five levels deep.
 const MAX_DEPTH: usize = 5;
@@ -110,20 +108,17 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    status.observed_generation = obj.metadata.generation;
-    if mode == Mode::Plan {
-        status = previous.clone();
-    }
-    let events = super::ready_change_event(&previous.conditions, &status.conditions)
-        .into_iter()
-        .collect();
-    KindOutcome {
-        result,
+    super::finish(
+        &previous,
         status,
+        result,
+        &[],
+        obj.metadata.generation,
+        mode,
+        now,
         changes,
-        events,
-    }
+        Vec::new(),
+    )
 }
 
 async fn apply(
@@ -266,26 +261,20 @@ pub async fn cleanup(
     now: &str,
 ) -> KindOutcome<OrganizationalUnitStatus> {
     let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
+    let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, &mut changes).await;
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    let events = match &result {
-        Ok(v) => vec![EventNote {
-            warning: false,
-            reason: v.reason.clone(),
-            note: v.message.clone(),
-        }],
-        Err(_) => super::ready_change_event(&previous.conditions, &status.conditions)
-            .into_iter()
-            .collect(),
-    };
-    KindOutcome {
-        result,
+    super::finish_cleanup(
+        &previous,
         status,
+        result,
+        &[],
+        obj.metadata.generation,
+        now,
         changes,
-        events,
-    }
+        Vec::new(),
+        |_| false,
+    )
 }
 
 async fn delete(

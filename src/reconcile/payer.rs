@@ -8,9 +8,9 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::{Change, EventNote, ReconcileContext, object_key};
+use crate::api::ConditionStatus;
 use crate::api::conditions::{self, DesiredCondition, READY, SYNCED, merge_conditions};
 use crate::api::payer::{Payer, PayerSpec, PayerStatus};
-use crate::api::{Condition, ConditionStatus};
 use crate::aws::organizations::Account;
 use crate::aws::{CallerIdentity, Organization, PayerCredentialsSource};
 use crate::error::Error;
@@ -359,17 +359,10 @@ pub fn status_changed(previous: Option<&PayerStatus>, next: &PayerStatus) -> boo
 
 /// An Event worth recording when `Ready` changed between two statuses.
 pub fn ready_event(previous: Option<&PayerStatus>, next: &PayerStatus) -> Option<EventNote> {
-    let before: Option<&Condition> = previous.and_then(|p| conditions::find(&p.conditions, READY));
-    let after = conditions::find(&next.conditions, READY)?;
-    let changed = before.is_none_or(|b| b.status != after.status || b.reason != after.reason);
-    if !changed || after.status == ConditionStatus::Unknown {
-        return None;
-    }
-    Some(EventNote {
-        warning: after.status != ConditionStatus::True,
-        reason: after.reason.clone(),
-        note: after.message.clone(),
-    })
+    let before = previous
+        .map(|p| p.conditions.as_slice())
+        .unwrap_or_default();
+    super::ready_change_event(before, &next.conditions)
 }
 
 /// Everything one reconcile of a Payer produced.

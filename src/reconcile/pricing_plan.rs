@@ -17,7 +17,7 @@ use crate::error::Error;
 
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{change, payer_connection};
-use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict, conditions_for};
+use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// AWS accepts at most this many rules or accounts in one associate call.
 pub const BATCH: usize = 30;
@@ -185,20 +185,17 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    status.observed_generation = obj.metadata.generation;
-    if mode == Mode::Plan {
-        status = previous.clone();
-    }
-    let events = super::ready_change_event(&previous.conditions, &status.conditions)
-        .into_iter()
-        .collect();
-    KindOutcome {
-        result,
+    super::finish(
+        &previous,
         status,
+        result,
+        &[],
+        obj.metadata.generation,
+        mode,
+        now,
         changes,
-        events,
-    }
+        Vec::new(),
+    )
 }
 
 /// The Billing Conductor snapshot of a payer.
@@ -386,26 +383,20 @@ pub async fn cleanup(
     now: &str,
 ) -> KindOutcome<PricingPlanStatus> {
     let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
+    let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, now, &mut changes).await;
-    status.conditions = conditions_for(&previous.conditions, &result, obj.metadata.generation, now);
-    let events = match &result {
-        Ok(v) => vec![super::EventNote {
-            warning: false,
-            reason: v.reason.clone(),
-            note: v.message.clone(),
-        }],
-        Err(_) => super::ready_change_event(&previous.conditions, &status.conditions)
-            .into_iter()
-            .collect(),
-    };
-    KindOutcome {
-        result,
+    super::finish_cleanup(
+        &previous,
         status,
+        result,
+        &[],
+        obj.metadata.generation,
+        now,
         changes,
-        events,
-    }
+        Vec::new(),
+        |_| false,
+    )
 }
 
 async fn delete(
