@@ -16,6 +16,7 @@ pub mod filemode;
 pub mod iam;
 pub mod logging;
 pub mod metrics;
+pub mod money;
 pub mod notify;
 pub mod reconcile;
 pub mod schema_check;

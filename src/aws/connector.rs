@@ -23,7 +23,8 @@ use crate::secrets::SecretString;
 /// retry, and gives back on success).
 pub const RETRY_TOKENS_PER_PAYER: usize = 5_000;
 
-/// Region of the global services (Organizations, Billing Conductor, Cost Explorer, CUR).
+/// Region of the global services (Organizations, Billing Conductor, Cost Explorer, CUR, Data
+/// Exports).
 pub const GLOBAL_REGION: &str = "us-east-1";
 
 /// Credentials for one payer, resolved from its spec (and Secret).
@@ -51,6 +52,8 @@ pub struct Connection {
     pub identity: Arc<dyn IdentityApi>,
     pub organizations: Arc<dyn OrganizationsApi>,
     pub billing: Arc<dyn super::billing::BillingApi>,
+    pub costs: Arc<dyn super::costs::CostApi>,
+    pub pipeline: Arc<dyn super::pipeline::PipelineApi>,
 }
 
 /// Makes [`Connection`]s; the seam the reconcilers are tested through.
@@ -299,14 +302,28 @@ impl AwsConnect for SdkConnector {
         );
         let billing = aws_sdk_billingconductor::Client::from_conf(
             aws_sdk_billingconductor::config::Builder::from(&global)
-                .retry_partition(partition)
-                .interceptor(metrics)
+                .retry_partition(partition.clone())
+                .interceptor(metrics.clone())
                 .build(),
         );
+        let costs = aws_sdk_costexplorer::Client::from_conf(
+            aws_sdk_costexplorer::config::Builder::from(&global)
+                .retry_partition(partition.clone())
+                .interceptor(metrics.clone())
+                .build(),
+        );
+        // S3 behind a local endpoint (the emulator) wants path-style addressing.
+        let path_style = self.options.endpoint_url.is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let pipeline =
+            super::pipeline::SdkPipeline::new(&regional, &global, partition, metrics, path_style);
         Ok(Connection {
             identity: Arc::new(sts),
             organizations: Arc::new(organizations),
             billing: Arc::new(billing),
+            costs: Arc::new(costs),
+            pipeline: Arc::new(pipeline),
         })
     }
 }

@@ -24,6 +24,8 @@ pub struct FakeState {
     /// When set, every call fails: (terminal?, reason, message).
     pub fail: Option<(bool, &'static str, String)>,
     pub calls: Vec<&'static str>,
+    /// What GetCostAndUsage returns.
+    pub costs: Vec<super::costs::CostRow>,
 }
 
 /// A fake AWS shared by all connections it hands out.
@@ -53,6 +55,7 @@ impl FakeAws {
             accounts,
             fail: None,
             calls: Vec::new(),
+            costs: Vec::new(),
         };
         Self {
             state: Arc::new(Mutex::new(state)),
@@ -108,6 +111,8 @@ impl AwsConnect for FakeAws {
             identity: Arc::new(self.clone()),
             organizations: Arc::new(self.clone()),
             billing: Arc::new(self.clone()),
+            costs: Arc::new(self.clone()),
+            pipeline: Arc::new(self.clone()),
         })
     }
 }
@@ -300,5 +305,103 @@ impl BillingApi for FakeAws {
     }
     async fn untag(&self, _: &str, _: &[String]) -> Result<(), Error> {
         Err(self.unsupported("untag"))
+    }
+}
+
+#[async_trait]
+impl super::costs::CostApi for FakeAws {
+    async fn monthly_costs(&self, _: &str, _: &str) -> Result<super::costs::CostQuery, Error> {
+        let s = self.call("GetCostAndUsage")?;
+        Ok(super::costs::CostQuery {
+            rows: s.costs,
+            requests: 1,
+        })
+    }
+}
+
+// The CurPipeline reconciler is tested against the emulator; the fake refuses its calls.
+#[async_trait]
+impl super::pipeline::PipelineApi for FakeAws {
+    async fn bucket_exists(&self, _: &str, _: &str) -> Result<bool, Error> {
+        Err(self.unsupported("HeadBucket"))
+    }
+    async fn create_bucket(&self, _: &str, _: &str, _: &Tags) -> Result<(), Error> {
+        Err(self.unsupported("CreateBucket"))
+    }
+    async fn bucket_policy(&self, _: &str, _: &str) -> Result<Option<String>, Error> {
+        Err(self.unsupported("GetBucketPolicy"))
+    }
+    async fn put_bucket_policy(&self, _: &str, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("PutBucketPolicy"))
+    }
+    async fn has_objects(&self, _: &str, _: &str, _: &str) -> Result<bool, Error> {
+        Err(self.unsupported("ListObjectsV2"))
+    }
+    async fn find_export(&self, _: &str) -> Result<Option<super::pipeline::ExportInfo>, Error> {
+        Err(self.unsupported("ListExports"))
+    }
+    async fn create_export(
+        &self,
+        _: &super::pipeline::ExportDef,
+        _: &Tags,
+    ) -> Result<String, Error> {
+        Err(self.unsupported("CreateExport"))
+    }
+    async fn update_export(&self, _: &str, _: &super::pipeline::ExportDef) -> Result<(), Error> {
+        Err(self.unsupported("UpdateExport"))
+    }
+    async fn delete_export(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("DeleteExport"))
+    }
+    async fn find_report(&self, _: &str) -> Result<Option<super::pipeline::ReportDef>, Error> {
+        Err(self.unsupported("DescribeReportDefinitions"))
+    }
+    async fn put_report(&self, _: &super::pipeline::ReportDef, _: &Tags) -> Result<(), Error> {
+        Err(self.unsupported("PutReportDefinition"))
+    }
+    async fn modify_report(&self, _: &super::pipeline::ReportDef) -> Result<(), Error> {
+        Err(self.unsupported("ModifyReportDefinition"))
+    }
+    async fn delete_report(&self, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("DeleteReportDefinition"))
+    }
+    async fn database(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<super::pipeline::GlueDatabase>, Error> {
+        Err(self.unsupported("GetDatabase"))
+    }
+    async fn create_database(
+        &self,
+        _: &str,
+        _: &super::pipeline::GlueDatabase,
+        _: &Tags,
+    ) -> Result<(), Error> {
+        Err(self.unsupported("CreateDatabase"))
+    }
+    async fn delete_database(&self, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("DeleteDatabase"))
+    }
+    async fn crawler(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<super::pipeline::CrawlerInfo>, Error> {
+        Err(self.unsupported("GetCrawler"))
+    }
+    async fn create_crawler(
+        &self,
+        _: &str,
+        _: &super::pipeline::CrawlerDef,
+        _: &Tags,
+    ) -> Result<(), Error> {
+        Err(self.unsupported("CreateCrawler"))
+    }
+    async fn update_crawler(&self, _: &str, _: &super::pipeline::CrawlerDef) -> Result<(), Error> {
+        Err(self.unsupported("UpdateCrawler"))
+    }
+    async fn delete_crawler(&self, _: &str, _: &str) -> Result<(), Error> {
+        Err(self.unsupported("DeleteCrawler"))
     }
 }

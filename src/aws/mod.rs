@@ -7,11 +7,13 @@
 pub mod billing;
 pub mod classify;
 pub mod connector;
+pub mod costs;
 #[cfg(test)]
 pub mod fake;
 pub mod identity;
 pub mod interceptor;
 pub mod organizations;
+pub mod pipeline;
 
 pub use connector::{AwsConnect, AwsOptions, Connection, PayerCredentialsSource, SdkConnector};
 pub use identity::{CallerIdentity, IdentityApi};

@@ -1,0 +1,800 @@
+//! The Cost and Usage Report pipeline's AWS side: the S3 bucket and its policy, the export
+//! (BCM Data Exports, CUR 2.0) or legacy CUR report definition, and the Glue database and
+//! crawler Athena reads through. Exports and report definitions live in us-east-1; the
+//! bucket, database and crawler live in the bucket's region.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_config::{Region, SdkConfig};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use super::interceptor::CallMetrics;
+use super::organizations::Tags;
+use crate::error::Error;
+
+/// A CUR 2.0 export as the operator wants it (and as it reads it back).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ExportDef {
+    pub name: String,
+    pub description: String,
+    pub query: String,
+    /// `HOURLY`, `DAILY` or `MONTHLY`.
+    pub granularity: String,
+    pub include_resources: bool,
+    pub billing_view_arn: Option<String>,
+    pub bucket: String,
+    pub prefix: String,
+    pub region: String,
+    /// `CUSTOM`, `PARQUET`, `PARQUET`, `OVERWRITE_REPORT` when the operator writes it.
+    pub output_type: String,
+    pub format: String,
+    pub compression: String,
+    pub overwrite: String,
+}
+
+/// An export found in AWS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportInfo {
+    pub arn: String,
+    pub def: ExportDef,
+    /// `HEALTHY` or `UNHEALTHY`.
+    pub health: Option<String>,
+    pub health_reason: Option<String>,
+}
+
+/// A legacy CUR report definition.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ReportDef {
+    pub name: String,
+    /// `HOURLY`, `DAILY` or `MONTHLY`.
+    pub time_unit: String,
+    pub format: String,
+    pub compression: String,
+    pub include_resources: bool,
+    pub bucket: String,
+    pub prefix: String,
+    pub region: String,
+    pub artifacts: Vec<String>,
+    pub refresh_closed_reports: bool,
+    pub versioning: String,
+    pub billing_view_arn: Option<String>,
+}
+
+/// A Glue database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlueDatabase {
+    pub name: String,
+    pub description: String,
+}
+
+/// A Glue crawler as the operator wants it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CrawlerDef {
+    pub name: String,
+    pub role: String,
+    pub database: String,
+    pub description: String,
+    pub path: String,
+    pub exclusions: Vec<String>,
+    pub schedule: String,
+    pub update_behavior: String,
+    pub delete_behavior: String,
+}
+
+/// The last run of a crawler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastCrawl {
+    /// `SUCCEEDED`, `CANCELLED` or `FAILED`.
+    pub status: String,
+    pub error_message: Option<String>,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+}
+
+/// A crawler found in AWS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrawlerInfo {
+    pub def: CrawlerDef,
+    /// `READY`, `RUNNING` or `STOPPING`.
+    pub state: String,
+    pub last_crawl: Option<LastCrawl>,
+}
+
+/// The calls the CurPipeline reconciler makes.
+#[async_trait]
+pub trait PipelineApi: Send + Sync {
+    /// `Ok(false)` when the bucket does not exist; an error when it exists but is not ours.
+    async fn bucket_exists(&self, region: &str, bucket: &str) -> Result<bool, Error>;
+    async fn create_bucket(&self, region: &str, bucket: &str, tags: &Tags) -> Result<(), Error>;
+    /// The bucket policy document, `None` when the bucket has none.
+    async fn bucket_policy(&self, region: &str, bucket: &str) -> Result<Option<String>, Error>;
+    async fn put_bucket_policy(
+        &self,
+        region: &str,
+        bucket: &str,
+        policy: &str,
+    ) -> Result<(), Error>;
+    /// Whether any object exists under `prefix` (one ListObjectsV2 with MaxKeys 1).
+    async fn has_objects(&self, region: &str, bucket: &str, prefix: &str) -> Result<bool, Error>;
+
+    async fn find_export(&self, name: &str) -> Result<Option<ExportInfo>, Error>;
+    async fn create_export(&self, def: &ExportDef, tags: &Tags) -> Result<String, Error>;
+    async fn update_export(&self, arn: &str, def: &ExportDef) -> Result<(), Error>;
+    async fn delete_export(&self, arn: &str) -> Result<(), Error>;
+
+    async fn find_report(&self, name: &str) -> Result<Option<ReportDef>, Error>;
+    async fn put_report(&self, def: &ReportDef, tags: &Tags) -> Result<(), Error>;
+    async fn modify_report(&self, def: &ReportDef) -> Result<(), Error>;
+    async fn delete_report(&self, name: &str) -> Result<(), Error>;
+
+    async fn database(&self, region: &str, name: &str) -> Result<Option<GlueDatabase>, Error>;
+    async fn create_database(
+        &self,
+        region: &str,
+        db: &GlueDatabase,
+        tags: &Tags,
+    ) -> Result<(), Error>;
+    async fn delete_database(&self, region: &str, name: &str) -> Result<(), Error>;
+    async fn crawler(&self, region: &str, name: &str) -> Result<Option<CrawlerInfo>, Error>;
+    async fn create_crawler(
+        &self,
+        region: &str,
+        def: &CrawlerDef,
+        tags: &Tags,
+    ) -> Result<(), Error>;
+    async fn update_crawler(&self, region: &str, def: &CrawlerDef) -> Result<(), Error>;
+    async fn delete_crawler(&self, region: &str, name: &str) -> Result<(), Error>;
+}
+
+/// SDK clients for the pipeline; regional clients are made on first use per region.
+pub struct SdkPipeline {
+    regional: SdkConfig,
+    partition: aws_smithy_runtime::client::retries::RetryPartition,
+    metrics: CallMetrics,
+    path_style: bool,
+    exports: aws_sdk_bcmdataexports::Client,
+    cur: aws_sdk_costandusagereport::Client,
+    clients: Mutex<HashMap<String, (aws_sdk_s3::Client, aws_sdk_glue::Client)>>,
+}
+
+impl SdkPipeline {
+    pub fn new(
+        regional: &SdkConfig,
+        global: &SdkConfig,
+        partition: aws_smithy_runtime::client::retries::RetryPartition,
+        metrics: CallMetrics,
+        path_style: bool,
+    ) -> Self {
+        let exports = aws_sdk_bcmdataexports::Client::from_conf(
+            aws_sdk_bcmdataexports::config::Builder::from(global)
+                .retry_partition(partition.clone())
+                .interceptor(metrics.clone())
+                .build(),
+        );
+        let cur = aws_sdk_costandusagereport::Client::from_conf(
+            aws_sdk_costandusagereport::config::Builder::from(global)
+                .retry_partition(partition.clone())
+                .interceptor(metrics.clone())
+                .build(),
+        );
+        Self {
+            regional: regional.clone(),
+            partition,
+            metrics,
+            path_style,
+            exports,
+            cur,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn clients(&self, region: &str) -> (aws_sdk_s3::Client, aws_sdk_glue::Client) {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = self
+                    .regional
+                    .to_builder()
+                    .region(Region::new(region.to_string()))
+                    .build();
+                let s3 = aws_sdk_s3::Client::from_conf(
+                    aws_sdk_s3::config::Builder::from(&config)
+                        .force_path_style(self.path_style)
+                        .retry_partition(self.partition.clone())
+                        .interceptor(self.metrics.clone())
+                        .build(),
+                );
+                let glue = aws_sdk_glue::Client::from_conf(
+                    aws_sdk_glue::config::Builder::from(&config)
+                        .retry_partition(self.partition.clone())
+                        .interceptor(self.metrics.clone())
+                        .build(),
+                );
+                (s3, glue)
+            })
+            .clone()
+    }
+}
+
+fn classify<E>(
+    service: &'static str,
+    op: &'static str,
+) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    move |e| super::classify::classify(service, op, e)
+}
+
+/// The AWS error code of a service error, if it is one.
+fn code<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<String> {
+    match e {
+        SdkError::ServiceError(s) => s
+            .err()
+            .code()
+            .map(str::to_string)
+            .or_else(|| Some(s.raw().status().as_u16().to_string())),
+        _ => None,
+    }
+}
+
+fn build_err(e: impl std::fmt::Display) -> Error {
+    Error::terminal("InvalidSpec", e)
+}
+
+fn to_rfc3339(t: &aws_smithy_types::DateTime) -> Option<String> {
+    t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()
+}
+
+const CUR_TABLE: &str = "COST_AND_USAGE_REPORT";
+
+#[async_trait]
+impl PipelineApi for SdkPipeline {
+    async fn bucket_exists(&self, region: &str, bucket: &str) -> Result<bool, Error> {
+        let (s3, _) = self.clients(region);
+        match s3.head_bucket().bucket(bucket).send().await {
+            Ok(_) => Ok(true),
+            Err(e) => match code(&e).as_deref() {
+                Some("NotFound") | Some("NoSuchBucket") | Some("404") => Ok(false),
+                Some("Forbidden") | Some("403") => Err(Error::terminal(
+                    "BucketNotOwned",
+                    format!(
+                        "S3 bucket {bucket} exists but this payer cannot reach it (it belongs to another account, or the IAM policy lacks s3:ListBucket); choose another spec.s3.bucket"
+                    ),
+                )),
+                _ => Err(super::classify::classify("s3", "HeadBucket", e)),
+            },
+        }
+    }
+
+    async fn create_bucket(&self, region: &str, bucket: &str, tags: &Tags) -> Result<(), Error> {
+        let (s3, _) = self.clients(region);
+        let mut call = s3.create_bucket().bucket(bucket);
+        if region != "us-east-1" {
+            call = call.create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        match call.send().await {
+            Ok(_) => {}
+            Err(e) if code(&e).as_deref() == Some("BucketAlreadyOwnedByYou") => {}
+            Err(e) => return Err(super::classify::classify("s3", "CreateBucket", e)),
+        }
+        if !tags.is_empty() {
+            let mut tagging = aws_sdk_s3::types::Tagging::builder();
+            for (k, v) in tags {
+                tagging = tagging.tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .map_err(build_err)?,
+                );
+            }
+            s3.put_bucket_tagging()
+                .bucket(bucket)
+                .tagging(tagging.build().map_err(build_err)?)
+                .send()
+                .await
+                .map_err(classify("s3", "PutBucketTagging"))?;
+        }
+        Ok(())
+    }
+
+    async fn bucket_policy(&self, region: &str, bucket: &str) -> Result<Option<String>, Error> {
+        let (s3, _) = self.clients(region);
+        match s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(out) => Ok(out.policy().map(str::to_string)),
+            Err(e) if code(&e).as_deref() == Some("NoSuchBucketPolicy") => Ok(None),
+            Err(e) => Err(super::classify::classify("s3", "GetBucketPolicy", e)),
+        }
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        region: &str,
+        bucket: &str,
+        policy: &str,
+    ) -> Result<(), Error> {
+        let (s3, _) = self.clients(region);
+        s3.put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy)
+            .send()
+            .await
+            .map_err(classify("s3", "PutBucketPolicy"))?;
+        Ok(())
+    }
+
+    async fn has_objects(&self, region: &str, bucket: &str, prefix: &str) -> Result<bool, Error> {
+        let (s3, _) = self.clients(region);
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(classify("s3", "ListObjectsV2"))?;
+        Ok(out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty())
+    }
+
+    async fn find_export(&self, name: &str) -> Result<Option<ExportInfo>, Error> {
+        let mut pages = self.exports.list_exports().into_paginator().send();
+        let mut arn = None;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify("bcm-data-exports", "ListExports"))?;
+            if let Some(found) = page.exports().iter().find(|e| e.export_name() == name) {
+                arn = Some(found.export_arn().to_string());
+                break;
+            }
+        }
+        let Some(arn) = arn else { return Ok(None) };
+        let out = match self.exports.get_export().export_arn(&arn).send().await {
+            Ok(out) => out,
+            Err(e) if code(&e).as_deref() == Some("ResourceNotFoundException") => return Ok(None),
+            Err(e) => {
+                return Err(super::classify::classify(
+                    "bcm-data-exports",
+                    "GetExport",
+                    e,
+                ));
+            }
+        };
+        let Some(export) = out.export() else {
+            return Ok(None);
+        };
+        let mut def = ExportDef {
+            name: export.name().to_string(),
+            description: export.description().unwrap_or_default().to_string(),
+            ..Default::default()
+        };
+        if let Some(q) = export.data_query() {
+            def.query = q.query_statement().to_string();
+            if let Some(t) = q.table_configurations().and_then(|t| t.get(CUR_TABLE)) {
+                def.granularity = t.get("TIME_GRANULARITY").cloned().unwrap_or_default();
+                def.include_resources =
+                    t.get("INCLUDE_RESOURCES").map(String::as_str) == Some("TRUE");
+                def.billing_view_arn = t.get("BILLING_VIEW_ARN").cloned();
+            }
+        }
+        if let Some(d) = export
+            .destination_configurations()
+            .and_then(|d| d.s3_destination())
+        {
+            def.bucket = d.s3_bucket().to_string();
+            def.prefix = d.s3_prefix().to_string();
+            def.region = d.s3_region().to_string();
+            if let Some(o) = d.s3_output_configurations() {
+                def.output_type = o.output_type().as_str().to_string();
+                def.format = o.format().as_str().to_string();
+                def.compression = o.compression().as_str().to_string();
+                def.overwrite = o.overwrite().as_str().to_string();
+            }
+        }
+        Ok(Some(ExportInfo {
+            arn,
+            def,
+            health: out
+                .export_status()
+                .and_then(|s| s.status_code())
+                .map(|c| c.as_str().to_string()),
+            health_reason: out
+                .export_status()
+                .and_then(|s| s.status_reason())
+                .map(|r| r.as_str().to_string()),
+        }))
+    }
+
+    async fn create_export(&self, def: &ExportDef, tags: &Tags) -> Result<String, Error> {
+        let mut call = self.exports.create_export().export(export_of(def)?);
+        for (k, v) in tags {
+            call = call.resource_tags(
+                aws_sdk_bcmdataexports::types::ResourceTag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(build_err)?,
+            );
+        }
+        let out = call
+            .send()
+            .await
+            .map_err(classify("bcm-data-exports", "CreateExport"))?;
+        Ok(out.export_arn().unwrap_or_default().to_string())
+    }
+
+    async fn update_export(&self, arn: &str, def: &ExportDef) -> Result<(), Error> {
+        self.exports
+            .update_export()
+            .export_arn(arn)
+            .export(export_of(def)?)
+            .send()
+            .await
+            .map_err(classify("bcm-data-exports", "UpdateExport"))?;
+        Ok(())
+    }
+
+    async fn delete_export(&self, arn: &str) -> Result<(), Error> {
+        match self.exports.delete_export().export_arn(arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e).as_deref() == Some("ResourceNotFoundException") => Ok(()),
+            Err(e) => Err(super::classify::classify(
+                "bcm-data-exports",
+                "DeleteExport",
+                e,
+            )),
+        }
+    }
+
+    async fn find_report(&self, name: &str) -> Result<Option<ReportDef>, Error> {
+        let mut pages = self
+            .cur
+            .describe_report_definitions()
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(classify("cur", "DescribeReportDefinitions"))?;
+            if let Some(r) = page
+                .report_definitions()
+                .iter()
+                .find(|r| r.report_name() == name)
+            {
+                return Ok(Some(ReportDef {
+                    name: r.report_name().to_string(),
+                    time_unit: r.time_unit().as_str().to_string(),
+                    format: r.format().as_str().to_string(),
+                    compression: r.compression().as_str().to_string(),
+                    include_resources: r
+                        .additional_schema_elements()
+                        .iter()
+                        .any(|e| e.as_str() == "RESOURCES"),
+                    bucket: r.s3_bucket().to_string(),
+                    prefix: r.s3_prefix().to_string(),
+                    region: r.s3_region().as_str().to_string(),
+                    artifacts: r
+                        .additional_artifacts()
+                        .iter()
+                        .map(|a| a.as_str().to_string())
+                        .collect(),
+                    refresh_closed_reports: r.refresh_closed_reports().unwrap_or(false),
+                    versioning: r
+                        .report_versioning()
+                        .map(|v| v.as_str().to_string())
+                        .unwrap_or_default(),
+                    billing_view_arn: r.billing_view_arn().map(str::to_string),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn put_report(&self, def: &ReportDef, tags: &Tags) -> Result<(), Error> {
+        let mut call = self
+            .cur
+            .put_report_definition()
+            .report_definition(report_of(def)?);
+        for (k, v) in tags {
+            call = call.tags(
+                aws_sdk_costandusagereport::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(build_err)?,
+            );
+        }
+        match call.send().await {
+            Ok(_) => Ok(()),
+            // Written before a crash, found again: the same definition.
+            Err(e) if code(&e).as_deref() == Some("DuplicateReportNameException") => Ok(()),
+            Err(e) => Err(super::classify::classify("cur", "PutReportDefinition", e)),
+        }
+    }
+
+    async fn modify_report(&self, def: &ReportDef) -> Result<(), Error> {
+        self.cur
+            .modify_report_definition()
+            .report_name(&def.name)
+            .report_definition(report_of(def)?)
+            .send()
+            .await
+            .map_err(classify("cur", "ModifyReportDefinition"))?;
+        Ok(())
+    }
+
+    async fn delete_report(&self, name: &str) -> Result<(), Error> {
+        self.cur
+            .delete_report_definition()
+            .report_name(name)
+            .send()
+            .await
+            .map_err(classify("cur", "DeleteReportDefinition"))?;
+        Ok(())
+    }
+
+    async fn database(&self, region: &str, name: &str) -> Result<Option<GlueDatabase>, Error> {
+        let (_, glue) = self.clients(region);
+        match glue.get_database().name(name).send().await {
+            Ok(out) => Ok(out.database().map(|d| GlueDatabase {
+                name: d.name().to_string(),
+                description: d.description().unwrap_or_default().to_string(),
+            })),
+            Err(e) if code(&e).as_deref() == Some("EntityNotFoundException") => Ok(None),
+            Err(e) => Err(super::classify::classify("glue", "GetDatabase", e)),
+        }
+    }
+
+    async fn create_database(
+        &self,
+        region: &str,
+        db: &GlueDatabase,
+        tags: &Tags,
+    ) -> Result<(), Error> {
+        let (_, glue) = self.clients(region);
+        let input = aws_sdk_glue::types::DatabaseInput::builder()
+            .name(&db.name)
+            .description(&db.description)
+            .build()
+            .map_err(build_err)?;
+        let mut call = glue.create_database().database_input(input);
+        for (k, v) in tags {
+            call = call.tags(k, v);
+        }
+        match call.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e).as_deref() == Some("AlreadyExistsException") => Ok(()),
+            Err(e) => Err(super::classify::classify("glue", "CreateDatabase", e)),
+        }
+    }
+
+    async fn delete_database(&self, region: &str, name: &str) -> Result<(), Error> {
+        let (_, glue) = self.clients(region);
+        match glue.delete_database().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e).as_deref() == Some("EntityNotFoundException") => Ok(()),
+            Err(e) => Err(super::classify::classify("glue", "DeleteDatabase", e)),
+        }
+    }
+
+    async fn crawler(&self, region: &str, name: &str) -> Result<Option<CrawlerInfo>, Error> {
+        let (_, glue) = self.clients(region);
+        let out = match glue.get_crawler().name(name).send().await {
+            Ok(out) => out,
+            Err(e) if code(&e).as_deref() == Some("EntityNotFoundException") => return Ok(None),
+            Err(e) => return Err(super::classify::classify("glue", "GetCrawler", e)),
+        };
+        let Some(c) = out.crawler() else {
+            return Ok(None);
+        };
+        let target = c.targets().and_then(|t| t.s3_targets().first());
+        let policy = c.schema_change_policy();
+        Ok(Some(CrawlerInfo {
+            def: CrawlerDef {
+                name: c.name().unwrap_or_default().to_string(),
+                role: c.role().unwrap_or_default().to_string(),
+                database: c.database_name().unwrap_or_default().to_string(),
+                description: c.description().unwrap_or_default().to_string(),
+                path: target
+                    .and_then(|t| t.path())
+                    .unwrap_or_default()
+                    .to_string(),
+                exclusions: target.map(|t| t.exclusions().to_vec()).unwrap_or_default(),
+                schedule: c
+                    .schedule()
+                    .and_then(|s| s.schedule_expression())
+                    .unwrap_or_default()
+                    .to_string(),
+                update_behavior: policy
+                    .and_then(|p| p.update_behavior())
+                    .map(|b| b.as_str().to_string())
+                    .unwrap_or_default(),
+                delete_behavior: policy
+                    .and_then(|p| p.delete_behavior())
+                    .map(|b| b.as_str().to_string())
+                    .unwrap_or_default(),
+            },
+            state: c
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            last_crawl: c.last_crawl().map(|l| LastCrawl {
+                status: l
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                error_message: l.error_message().map(str::to_string),
+                started_at: l.start_time().and_then(to_rfc3339),
+            }),
+        }))
+    }
+
+    async fn create_crawler(
+        &self,
+        region: &str,
+        def: &CrawlerDef,
+        tags: &Tags,
+    ) -> Result<(), Error> {
+        let (_, glue) = self.clients(region);
+        let mut call = glue
+            .create_crawler()
+            .name(&def.name)
+            .role(&def.role)
+            .database_name(&def.database)
+            .description(&def.description)
+            .targets(crawler_targets(def))
+            .schedule(&def.schedule)
+            .schema_change_policy(schema_change_policy(def));
+        for (k, v) in tags {
+            call = call.tags(k, v);
+        }
+        match call.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e).as_deref() == Some("AlreadyExistsException") => Ok(()),
+            Err(e) => Err(super::classify::classify("glue", "CreateCrawler", e)),
+        }
+    }
+
+    async fn update_crawler(&self, region: &str, def: &CrawlerDef) -> Result<(), Error> {
+        let (_, glue) = self.clients(region);
+        glue.update_crawler()
+            .name(&def.name)
+            .role(&def.role)
+            .database_name(&def.database)
+            .description(&def.description)
+            .targets(crawler_targets(def))
+            .schedule(&def.schedule)
+            .schema_change_policy(schema_change_policy(def))
+            .send()
+            .await
+            .map_err(classify("glue", "UpdateCrawler"))?;
+        Ok(())
+    }
+
+    async fn delete_crawler(&self, region: &str, name: &str) -> Result<(), Error> {
+        let (_, glue) = self.clients(region);
+        match glue.delete_crawler().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e).as_deref() == Some("EntityNotFoundException") => Ok(()),
+            Err(e) => Err(super::classify::classify("glue", "DeleteCrawler", e)),
+        }
+    }
+}
+
+fn crawler_targets(def: &CrawlerDef) -> aws_sdk_glue::types::CrawlerTargets {
+    aws_sdk_glue::types::CrawlerTargets::builder()
+        .s3_targets(
+            aws_sdk_glue::types::S3Target::builder()
+                .path(&def.path)
+                .set_exclusions(Some(def.exclusions.clone()))
+                .build(),
+        )
+        .build()
+}
+
+fn schema_change_policy(def: &CrawlerDef) -> aws_sdk_glue::types::SchemaChangePolicy {
+    aws_sdk_glue::types::SchemaChangePolicy::builder()
+        .update_behavior(aws_sdk_glue::types::UpdateBehavior::from(
+            def.update_behavior.as_str(),
+        ))
+        .delete_behavior(aws_sdk_glue::types::DeleteBehavior::from(
+            def.delete_behavior.as_str(),
+        ))
+        .build()
+}
+
+fn export_of(def: &ExportDef) -> Result<aws_sdk_bcmdataexports::types::Export, Error> {
+    use aws_sdk_bcmdataexports::types as t;
+    let mut table: HashMap<String, String> = BTreeMap::from([
+        ("TIME_GRANULARITY".to_string(), def.granularity.clone()),
+        (
+            "INCLUDE_RESOURCES".to_string(),
+            if def.include_resources {
+                "TRUE"
+            } else {
+                "FALSE"
+            }
+            .to_string(),
+        ),
+        (
+            "INCLUDE_SPLIT_COST_ALLOCATION_DATA".to_string(),
+            "FALSE".to_string(),
+        ),
+        (
+            "INCLUDE_MANUAL_DISCOUNT_COMPATIBILITY".to_string(),
+            "FALSE".to_string(),
+        ),
+    ])
+    .into_iter()
+    .collect();
+    if let Some(view) = &def.billing_view_arn {
+        table.insert("BILLING_VIEW_ARN".to_string(), view.clone());
+    }
+    let query = t::DataQuery::builder()
+        .query_statement(&def.query)
+        .table_configurations(CUR_TABLE, table)
+        .build()
+        .map_err(build_err)?;
+    let destination = t::DestinationConfigurations::builder()
+        .s3_destination(
+            t::S3Destination::builder()
+                .s3_bucket(&def.bucket)
+                .s3_prefix(&def.prefix)
+                .s3_region(&def.region)
+                .s3_output_configurations(
+                    t::S3OutputConfigurations::builder()
+                        .output_type(t::S3OutputType::from(def.output_type.as_str()))
+                        .format(t::FormatOption::from(def.format.as_str()))
+                        .compression(t::CompressionOption::from(def.compression.as_str()))
+                        .overwrite(t::OverwriteOption::from(def.overwrite.as_str()))
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .build()
+                .map_err(build_err)?,
+        )
+        .build();
+    t::Export::builder()
+        .name(&def.name)
+        .description(&def.description)
+        .data_query(query)
+        .destination_configurations(destination)
+        .refresh_cadence(
+            t::RefreshCadence::builder()
+                .frequency(t::FrequencyOption::Synchronous)
+                .build()
+                .map_err(build_err)?,
+        )
+        .build()
+        .map_err(build_err)
+}
+
+fn report_of(
+    def: &ReportDef,
+) -> Result<aws_sdk_costandusagereport::types::ReportDefinition, Error> {
+    use aws_sdk_costandusagereport::types as t;
+    let mut b = t::ReportDefinition::builder()
+        .report_name(&def.name)
+        .time_unit(t::TimeUnit::from(def.time_unit.as_str()))
+        .format(t::ReportFormat::from(def.format.as_str()))
+        .compression(t::CompressionFormat::from(def.compression.as_str()))
+        .s3_bucket(&def.bucket)
+        .s3_prefix(&def.prefix)
+        .s3_region(t::AwsRegion::from(def.region.as_str()))
+        .refresh_closed_reports(def.refresh_closed_reports)
+        .report_versioning(t::ReportVersioning::from(def.versioning.as_str()))
+        .set_billing_view_arn(def.billing_view_arn.clone());
+    if def.include_resources {
+        b = b.additional_schema_elements(t::SchemaElement::Resources);
+    }
+    for a in &def.artifacts {
+        b = b.additional_artifacts(t::AdditionalArtifact::from(a.as_str()));
+    }
+    b.build().map_err(build_err)
+}
