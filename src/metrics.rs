@@ -37,6 +37,8 @@ pub struct Metrics {
     pub durations: Family<KindLabels, Histogram>,
     pub aws_calls: Family<AwsCallLabels, Counter>,
     pub ready: Gauge,
+    /// Costs and margins exposed on every scrape (filled by the reconcilers).
+    pub insights: Arc<crate::reconcile::insights::InsightsStore>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -80,8 +82,13 @@ impl Default for Metrics {
             "1 once the first full sync has completed",
             ready.clone(),
         );
+        let insights = Arc::new(crate::reconcile::insights::InsightsStore::default());
+        registry.register_collector(Box::new(crate::reconcile::insights::CostCollector {
+            store: insights.clone(),
+        }));
         Self {
             registry,
+            insights,
             reconciles,
             failures,
             durations,

@@ -25,6 +25,21 @@ pub fn older_than(then: &str, now: &str, max_age_secs: i64) -> bool {
     }
 }
 
+/// Seconds since the Unix epoch of an RFC 3339 time.
+pub fn unix_seconds(t: &str) -> Option<i64> {
+    t.parse::<Timestamp>().ok().map(|t| t.as_second())
+}
+
+/// The day after `now` (RFC 3339), as `YYYY-MM-DD` (UTC).
+pub fn next_day(now: &str) -> Option<String> {
+    let t = now
+        .parse::<Timestamp>()
+        .ok()?
+        .checked_add(24.hours())
+        .ok()?;
+    t.to_string().get(0..10).map(str::to_string)
+}
+
 /// The billing period (`YYYY-MM`, UTC) that `now` (RFC 3339) falls in.
 pub fn billing_period(now: &str) -> String {
     now.get(0..7).unwrap_or("1970-01").to_string()
@@ -53,6 +68,11 @@ mod tests {
         assert_eq!(billing_period("2026-11-24T12:00:00Z"), "2026-11");
         assert_eq!(previous_period("2026-11"), "2026-10");
         assert_eq!(previous_period("2026-01"), "2025-12");
+        assert_eq!(
+            next_day("2026-11-30T23:00:00Z").as_deref(),
+            Some("2026-12-01")
+        );
+        assert_eq!(unix_seconds("1970-01-01T00:01:00Z"), Some(60));
     }
 
     #[test]

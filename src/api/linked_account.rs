@@ -25,6 +25,16 @@ use super::conditions::{Condition, conditions_schema};
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
     printcolumn(name = "Joined", type_ = "string", json_path = ".status.joinedMethod"),
     printcolumn(
+        name = "MTD Cost",
+        type_ = "string",
+        json_path = ".status.cost.monthToDate"
+    ),
+    printcolumn(
+        name = "MoM %",
+        type_ = "string",
+        json_path = ".status.cost.monthOverMonthPercent"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -218,6 +228,25 @@ pub struct LinkedAccountStatus {
     /// Notifications delivered to the mail server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<super::notifications::NotificationRecord>,
+    /// The account's cost (with the Payer's `spec.insights.enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<AccountCost>,
+}
+
+/// One account's unblended cost, from the payer's last Cost Explorer read.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountCost {
+    /// The current month, `YYYY-MM`.
+    pub month: String,
+    pub month_to_date: String,
+    pub previous_month: String,
+    /// Month-to-date cost against the whole previous month, in percent (two decimals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month_over_month_percent: Option<String>,
+    pub currency: String,
+    /// When the payer's costs were read (RFC 3339).
+    pub as_of: String,
 }
 
 impl LinkedAccount {

@@ -3,6 +3,7 @@
 pub mod billing_group;
 pub mod common;
 pub mod conditions;
+pub mod cur_pipeline;
 pub mod custom_line_item;
 pub mod linked_account;
 pub mod notifications;
@@ -14,6 +15,7 @@ pub mod service_control_policy;
 pub use billing_group::{BillingGroup, BillingGroupSpec, BillingGroupStatus};
 pub use common::LocalRef;
 pub use conditions::{Condition, ConditionStatus};
+pub use cur_pipeline::{CurPipeline, CurPipelineSpec, CurPipelineStatus};
 pub use custom_line_item::{CustomLineItem, CustomLineItemSpec, CustomLineItemStatus};
 pub use linked_account::{LinkedAccount, LinkedAccountSpec, LinkedAccountStatus};
 pub use organizational_unit::{

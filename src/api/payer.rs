@@ -30,6 +30,16 @@ use super::conditions::{Condition, conditions_schema};
         json_path = ".status.memberAccounts"
     ),
     printcolumn(
+        name = "MTD Cost",
+        type_ = "string",
+        json_path = ".status.costs.monthToDate"
+    ),
+    printcolumn(
+        name = "MoM %",
+        type_ = "string",
+        json_path = ".status.costs.monthOverMonthPercent"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -70,6 +80,111 @@ pub struct PayerSpec {
     /// to send them through. Recipients are set on each LinkedAccount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<super::notifications::PayerNotifications>,
+
+    /// Cost insights: the organization's cost by account and service, read from Cost
+    /// Explorer into this Payer's and its LinkedAccounts' status and into Prometheus metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insights: Option<InsightsSpec>,
+}
+
+/// Default of `spec.insights.refreshInterval`.
+pub const DEFAULT_REFRESH_INTERVAL: &str = "6h";
+/// Default of `spec.insights.monthsOfHistory`.
+pub const DEFAULT_MONTHS_OF_HISTORY: u32 = 3;
+
+/// How costs are read from Cost Explorer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct InsightsSpec {
+    /// Read costs at all. Default false.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How often costs are read again, as a duration in minutes, hours or days (`90m`,
+    /// `6h`, `1d`; at least 1 hour). Default `6h`. Cost Explorer charges USD 0.01 per
+    /// request: the status states what the setting costs per month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^([6-9][0-9]|[1-9][0-9]{2,4})m$|^([1-9][0-9]{0,3})h$|^([1-9][0-9]{0,2})d$"
+    ))]
+    pub refresh_interval: Option<String>,
+    /// Months read, the current one included (2 to 13). Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 13))]
+    pub months_of_history: Option<u32>,
+}
+
+impl InsightsSpec {
+    /// The refresh interval in seconds (`None` if it cannot be read, which the schema prevents).
+    pub fn refresh_interval_secs(&self) -> Option<i64> {
+        let text = self
+            .refresh_interval
+            .as_deref()
+            .unwrap_or(DEFAULT_REFRESH_INTERVAL);
+        let (n, unit) = text.split_at(text.len().checked_sub(1)?);
+        let n: i64 = n.parse().ok()?;
+        let secs = match unit {
+            "m" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86_400,
+            _ => return None,
+        };
+        (secs >= 3600).then_some(secs)
+    }
+
+    pub fn months_of_history(&self) -> u32 {
+        self.months_of_history
+            .unwrap_or(DEFAULT_MONTHS_OF_HISTORY)
+            .clamp(2, 13)
+    }
+}
+
+/// The organization's costs, read from Cost Explorer (unblended cost).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PayerCosts {
+    /// When Cost Explorer was last read (RFC 3339).
+    pub refreshed_at: String,
+    pub currency: String,
+    /// The current month, `YYYY-MM`.
+    pub month: String,
+    /// Cost of the current month so far.
+    pub month_to_date: String,
+    /// Cost of the whole previous month.
+    pub previous_month: String,
+    /// Month-to-date cost against the whole previous month, in percent (two decimals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month_over_month_percent: Option<String>,
+    /// The services that cost most this month, with their share of the month-to-date cost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_services: Vec<ServiceCost>,
+    /// Total per month, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub months: Vec<MonthCost>,
+    /// GetCostAndUsage requests the last refresh made (one per page).
+    pub requests_per_refresh: u32,
+    /// Requests a month at the configured refresh interval (30 days).
+    pub requests_per_month: u32,
+    /// What those requests cost a month, in USD (USD 0.01 each).
+    pub estimated_monthly_cost_usd: String,
+}
+
+/// One service's cost this month.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceCost {
+    pub service: String,
+    pub month_to_date: String,
+    /// Share of the organization's month-to-date cost, in percent.
+    pub share_percent: String,
+}
+
+/// The organization's cost in one month.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonthCost {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub total: String,
 }
 
 /// Where the credentials for a payer come from.
@@ -173,6 +288,9 @@ pub struct PayerStatus {
     /// counted from this list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub closures: Vec<ClosureRecord>,
+    /// Cost insights (with `spec.insights.enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub costs: Option<PayerCosts>,
 }
 
 /// One CloseAccount call.

@@ -118,6 +118,8 @@ impl Context {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        // The metrics endpoint shows what the reconcilers learn about costs.
+        let reconcile = reconcile.with_insights(metrics.insights.clone());
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,

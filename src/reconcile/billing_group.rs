@@ -9,12 +9,14 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
+use super::insights::GroupCost;
 use crate::api::billing_group::{CostReport, GroupDeletionPolicy};
 use crate::api::common::{owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
 use crate::aws::billing::{BcCost, NewGroup};
 use crate::error::Error;
+use crate::money::Amount;
 
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
@@ -113,9 +115,9 @@ fn report(period: &str, c: &BcCost) -> CostReport {
 
 /// Month-over-month change of the pro forma cost, in percent (two decimals). Pure.
 pub fn change_percent(previous: &str, current: &str) -> Option<String> {
-    let p: f64 = previous.parse().ok()?;
-    let c: f64 = current.parse().ok()?;
-    (p != 0.0).then(|| format!("{:.2}", (c - p) / p * 100.0))
+    let p = Amount::parse(previous)?;
+    let c = Amount::parse(current)?;
+    c.change_from(p)
 }
 
 /// Reconcile a BillingGroup.
@@ -445,6 +447,21 @@ async fn apply(
         (Some(p), Some(c)) => change_percent(&p.proforma_cost, &c.proforma_cost),
         _ => None,
     };
+    let group_key = super::object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    ctx.insights.set_group(
+        &group_key,
+        status.current_period.as_ref().map(|c| GroupCost {
+            payer: super::object_key(
+                &obj.namespace().unwrap_or_default(),
+                &obj.spec.payer_ref.name,
+            ),
+            period: c.billing_period.clone(),
+            currency: c.currency.clone(),
+            aws_cost: Amount::parse(&c.aws_cost).unwrap_or_default(),
+            proforma_cost: Amount::parse(&c.proforma_cost).unwrap_or_default(),
+            margin: Amount::parse(&c.margin).unwrap_or_default(),
+        }),
+    );
     if !plan.held_elsewhere.is_empty() {
         return Ok(Verdict::blocked(
             "AccountConflict",
@@ -496,6 +513,12 @@ pub async fn cleanup(
     let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, now, &mut changes).await;
+    if result.is_ok() {
+        ctx.insights.set_group(
+            &super::object_key(&obj.namespace().unwrap_or_default(), &obj.name_any()),
+            None,
+        );
+    }
     super::finish_cleanup(
         &previous,
         status,

@@ -155,6 +155,32 @@ enum Located {
 }
 
 /// Reconcile a LinkedAccount.
+/// The account's cost from the payer's last Cost Explorer read (kept as it was when there
+/// is no newer read; dropped when the payer's insights are off).
+fn account_cost(obj: &LinkedAccount, ctx: &ReconcileContext, status: &mut LinkedAccountStatus) {
+    let namespace = obj.namespace().unwrap_or_default();
+    let payer = ctx.catalog.payer(&namespace, &obj.spec.payer_ref.name);
+    let enabled = payer
+        .as_ref()
+        .and_then(|p| p.spec.insights.as_ref())
+        .is_some_and(|i| i.enabled);
+    if !enabled {
+        if payer.is_some() {
+            status.cost = None;
+        }
+        return;
+    }
+    let key = super::object_key(&namespace, &obj.spec.payer_ref.name);
+    if let (Some(read), Some(id)) = (ctx.insights.read(&key), status.account_id.as_deref())
+        && status
+            .cost
+            .as_ref()
+            .is_none_or(|c| c.as_of != read.refreshed_at)
+    {
+        status.cost = Some(read.summary.account(id, &read.refreshed_at));
+    }
+}
+
 pub async fn reconcile(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
@@ -190,6 +216,7 @@ pub async fn reconcile(
         v.requeue = Some(v.requeue.map_or(NOTIFY_RETRY, |r| r.min(NOTIFY_RETRY)));
     }
     let extra: Vec<DesiredCondition> = notified_condition(&notified).into_iter().collect();
+    account_cost(obj, ctx, &mut status);
     super::finish(
         &previous,
         status,

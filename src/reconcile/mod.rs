@@ -7,7 +7,9 @@
 
 pub mod billing_group;
 pub mod billing_snapshot;
+pub mod cur_pipeline;
 pub mod custom_line_item;
+pub mod insights;
 pub mod linked_account;
 pub mod org;
 pub mod organizational_unit;
@@ -262,6 +264,8 @@ pub struct ReconcileContext {
     pub ledger: Arc<dyn ClosureLedger>,
     pub locks: Arc<PayerLocks>,
     pub mailer: Arc<dyn crate::notify::Mailer>,
+    /// Cost insights kept in memory (shared with the metrics endpoint).
+    pub insights: Arc<insights::InsightsStore>,
 }
 
 impl ReconcileContext {
@@ -276,7 +280,14 @@ impl ReconcileContext {
             ledger: Arc::new(MemoryLedger::default()),
             locks: Arc::new(PayerLocks::default()),
             mailer: Arc::new(crate::notify::SmtpMailer),
+            insights: Arc::new(insights::InsightsStore::default()),
         }
+    }
+
+    /// Share the insights store (the metrics endpoint reads it).
+    pub fn with_insights(mut self, insights: Arc<insights::InsightsStore>) -> Self {
+        self.insights = insights;
+        self
     }
 
     pub fn with_mailer(mut self, mailer: Arc<dyn crate::notify::Mailer>) -> Self {
@@ -397,7 +408,8 @@ kind_status!(
     crate::api::LinkedAccountStatus,
     crate::api::PricingPlanStatus,
     crate::api::BillingGroupStatus,
-    crate::api::CustomLineItemStatus
+    crate::api::CustomLineItemStatus,
+    crate::api::CurPipelineStatus
 );
 
 /// Finish a reconcile: conditions from `result` (plus `extra` ones), the observed

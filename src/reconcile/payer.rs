@@ -365,6 +365,90 @@ pub fn ready_event(previous: Option<&PayerStatus>, next: &PayerStatus) -> Option
     super::ready_change_event(before, &next.conditions)
 }
 
+/// Condition type of the cost insights.
+pub const INSIGHTS: &str = "Insights";
+
+/// Read Cost Explorer when insights are enabled and a read is due; keep the last costs when
+/// a read fails (condition `Insights` False), drop them when insights are turned off.
+async fn insights_step(
+    payer: &Payer,
+    ctx: &ReconcileContext,
+    plan: &Result<PayerPlan, Error>,
+    status: &mut PayerStatus,
+    now: &str,
+) {
+    let key = object_key(&payer.namespace().unwrap_or_default(), &payer.name_any());
+    let spec = payer.spec.insights.clone().unwrap_or_default();
+    if !spec.enabled {
+        status.costs = None;
+        status.conditions.retain(|c| c.type_ != INSIGHTS);
+        ctx.insights.forget(&key);
+        return;
+    }
+    if !matches!(
+        plan,
+        Ok(PayerPlan {
+            verdict: PayerVerdict::Verified { .. },
+            ..
+        })
+    ) {
+        return;
+    }
+    let in_memory = ctx.insights.read(&key).is_some();
+    let last_attempt = ctx.insights.last_attempt(&key);
+    if !super::insights::refresh_due(
+        &spec,
+        status.costs.as_ref(),
+        in_memory,
+        last_attempt.as_deref(),
+        now,
+    ) {
+        return;
+    }
+    let Some(conn) = ctx.connections.get(&key) else {
+        return;
+    };
+    let desired = match ctx
+        .insights
+        .refresh(
+            &key,
+            &payer.spec.account_id,
+            &spec,
+            conn.costs.as_ref(),
+            now,
+        )
+        .await
+    {
+        Ok(costs) => {
+            let message = format!(
+                "Cost Explorer read at {now}: month to date {} {}, {} request(s) per read, about {} requests (USD {}) a month at this interval",
+                costs.month_to_date,
+                costs.currency,
+                costs.requests_per_refresh,
+                costs.requests_per_month,
+                costs.estimated_monthly_cost_usd
+            );
+            status.costs = Some(costs);
+            DesiredCondition::new(INSIGHTS, ConditionStatus::True, "CostsRead", message)
+        }
+        Err(err) => DesiredCondition::new(
+            INSIGHTS,
+            ConditionStatus::False,
+            err.reason(),
+            format!(
+                "reading Cost Explorer failed (the last costs are kept; next try in {} minutes at the earliest): {err}",
+                super::insights::RETRY_AFTER_FAILURE_SECS / 60
+            ),
+        ),
+    };
+    status.conditions = merge_conditions(
+        &status.conditions,
+        &[desired],
+        payer.metadata.generation,
+        now,
+    );
+}
+
 /// Everything one reconcile of a Payer produced.
 #[derive(Debug)]
 pub struct PayerOutcome {
@@ -383,7 +467,10 @@ pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, now: &str) -> Paye
             .map(|observed| plan(&payer.spec, &observed)),
     };
     let current = payer.status.as_ref();
-    let status = desired_status(current, payer.metadata.generation, &plan, now);
+    let mut status = desired_status(current, payer.metadata.generation, &plan, now);
+    if plan.is_ok() {
+        insights_step(payer, ctx, &plan, &mut status, now).await;
+    }
     let changed = current != Some(&status);
     let event = ready_event(current, &status);
     PayerOutcome {
