@@ -5,8 +5,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::api::{
-    BillingGroup, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer, PricingPlan,
-    ServiceControlPolicy,
+    BillingGroup, CurPipeline, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer,
+    PricingPlan, ServiceControlPolicy,
 };
 
 /// Every CRD this operator serves, in dependency order.
@@ -19,6 +19,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         PricingPlan::crd(),
         BillingGroup::crd(),
         CustomLineItem::crd(),
+        CurPipeline::crd(),
     ]
 }
 

@@ -93,6 +93,70 @@ pub const FAMILIES: &[Family] = &[
             "billingconductor:UntagResource",
         ],
     },
+    Family {
+        name: "insights",
+        kinds: &["Payer"],
+        actions: &["ce:GetCostAndUsage"],
+    },
+    Family {
+        name: "pipeline",
+        kinds: &["CurPipeline"],
+        actions: &[
+            "s3:ListBucket",
+            "s3:CreateBucket",
+            "s3:PutBucketTagging",
+            "s3:GetBucketPolicy",
+            "s3:PutBucketPolicy",
+            "bcm-data-exports:ListExports",
+            "bcm-data-exports:GetExport",
+            "bcm-data-exports:CreateExport",
+            "bcm-data-exports:UpdateExport",
+            "bcm-data-exports:DeleteExport",
+            "bcm-data-exports:TagResource",
+            "cur:DescribeReportDefinitions",
+            "cur:PutReportDefinition",
+            "cur:ModifyReportDefinition",
+            "cur:DeleteReportDefinition",
+            "cur:TagResource",
+            "glue:GetDatabase",
+            "glue:CreateDatabase",
+            "glue:DeleteDatabase",
+            "glue:GetCrawler",
+            "glue:CreateCrawler",
+            "glue:UpdateCrawler",
+            "glue:DeleteCrawler",
+            "glue:TagResource",
+            "iam:PassRole",
+        ],
+    },
+];
+
+/// Actions a policy needs that are not the name of an operation the code calls: (action,
+/// why). The IAM test accepts exactly these beyond the called operations.
+pub const IMPLIED: &[(&str, &str)] = &[
+    (
+        "s3:ListBucket",
+        "HeadBucket and ListObjectsV2 are authorized as s3:ListBucket",
+    ),
+    (
+        "iam:PassRole",
+        "CreateCrawler and UpdateCrawler pass the crawler's role to Glue",
+    ),
+    (
+        "glue:TagResource",
+        "CreateDatabase and CreateCrawler with Tags",
+    ),
+    (
+        "bcm-data-exports:TagResource",
+        "CreateExport with ResourceTags",
+    ),
+    ("cur:TagResource", "PutReportDefinition with Tags"),
+];
+
+/// Operations authorized under another action name (operation -> action).
+pub const AUTHORIZED_AS: &[(&str, &str)] = &[
+    ("s3:HeadBucket", "s3:ListBucket"),
+    ("s3:ListObjectsV2", "s3:ListBucket"),
 ];
 
 /// The IAM policy document of a family.

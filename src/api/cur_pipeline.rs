@@ -10,10 +10,6 @@ use serde::{Deserialize, Serialize};
 use super::common::{LocalRef, tags_schema};
 use super::conditions::{Condition, conditions_schema};
 
-/// A Glue cron expression: `cron(minutes hours day-of-month month day-of-week year)` with
-/// exactly one of day-of-month and day-of-week set to `?`.
-pub const GLUE_CRON_PATTERN: &str = r"^cron\([0-9,*/-]+ [0-9,*/-]+ (\? [0-9A-Za-z,*/-]+ [0-9A-Za-z,*/#L-]+|[0-9,*/LW-]+ [0-9A-Za-z,*/-]+ \?) [0-9,*/-]+\)$";
-
 /// Default crawler schedule: every day at 02:30 UTC, after the night's delivery.
 pub const DEFAULT_SCHEDULE: &str = "cron(30 2 * * ? *)";
 
@@ -134,14 +130,11 @@ impl TimeGranularity {
 /// The S3 destination.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!self.bucket.contains('..') && !self.bucket.startsWith('xn--') && !self.bucket.endsWith('-s3alias') && !self.bucket.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')").message("s3.bucket must be a valid S3 bucket name: no '..', not shaped like an IP address, no xn-- prefix or -s3alias suffix"))]
+#[x_kube(validation = Rule::new(r#"self.bucket.matches(r'^[a-z0-9][a-z0-9.-]*[a-z0-9]$') && !self.bucket.contains('..') && !self.bucket.startsWith('xn--') && !self.bucket.endsWith('-s3alias') && !self.bucket.matches(r'^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')"#).message("s3.bucket must be a valid S3 bucket name: 3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit; no '..', not shaped like an IP address, no xn-- prefix or -s3alias suffix"))]
 pub struct S3Spec {
     /// Bucket name (3-63 of lowercase letters, digits, `.` and `-`, starting and ending
     /// with a letter or digit).
-    #[schemars(
-        length(min = 3, max = 63),
-        regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
-    )]
+    #[schemars(length(min = 3, max = 63))]
     pub bucket: String,
     /// Key prefix for the files, without leading or trailing `/`. Default `cur`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +166,7 @@ impl S3Spec {
 /// The Glue side.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(r#"!has(self.schedule) || self.schedule.matches(r'^cron\([0-9,*/-]+ [0-9,*/-]+ (\? [0-9A-Za-z,*/-]+ [0-9A-Za-z,*/#L-]+|[0-9,*/LW-]+ [0-9A-Za-z,*/-]+ \?) [0-9,*/-]+\)$')"#).message("glue.schedule must be a Glue cron expression such as cron(30 2 * * ? *): cron( minutes hours day-of-month month day-of-week year ), with exactly one of day-of-month and day-of-week set to ?"))]
 pub struct GlueSpec {
     /// Glue database (1-255 of lowercase letters, digits and `_`; Athena's rules).
     #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-z0-9_]+$"))]
@@ -183,7 +177,7 @@ pub struct GlueSpec {
     /// When the crawler runs, as a Glue cron expression such as `cron(30 2 * * ? *)` (six
     /// fields; one of day-of-month and day-of-week must be `?`). Default every day 02:30 UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 256), regex(pattern = GLUE_CRON_PATTERN))]
+    #[schemars(length(max = 256))]
     pub schedule: Option<String>,
     /// IAM role the crawler runs as (needs s3:GetObject on the bucket and the Glue service
     /// role policy).

@@ -95,6 +95,7 @@ pub const DEFAULT_MONTHS_OF_HISTORY: u32 = 3;
 /// How costs are read from Cost Explorer.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(r#"!has(self.refreshInterval) || self.refreshInterval.matches(r'^(([6-9][0-9]|[1-9][0-9]{2,4})m|[1-9][0-9]{0,3}h|[1-9][0-9]{0,2}d)$')"#).message("insights.refreshInterval must be a duration of at least 1 hour in minutes, hours or days, such as 90m, 6h or 1d"))]
 pub struct InsightsSpec {
     /// Read costs at all. Default false.
     #[serde(default)]
@@ -103,9 +104,7 @@ pub struct InsightsSpec {
     /// `6h`, `1d`; at least 1 hour). Default `6h`. Cost Explorer charges USD 0.01 per
     /// request: the status states what the setting costs per month.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(
-        pattern = r"^([6-9][0-9]|[1-9][0-9]{2,4})m$|^([1-9][0-9]{0,3})h$|^([1-9][0-9]{0,2})d$"
-    ))]
+    #[schemars(length(min = 2, max = 6))]
     pub refresh_interval: Option<String>,
     /// Months read, the current one included (2 to 13). Default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -26,8 +26,8 @@ use crate::api::{
 };
 use crate::error::Error;
 use crate::reconcile::{
-    Catalog, ClosureLedger, KindOutcome, Mode, ReconcileContext, billing_group, custom_line_item,
-    linked_account, organizational_unit, pricing_plan, service_control_policy,
+    Catalog, ClosureLedger, KindOutcome, Mode, ReconcileContext, billing_group, cur_pipeline,
+    custom_line_item, linked_account, organizational_unit, pricing_plan, service_control_policy,
 };
 
 /// Field manager of the Payer's closure log (written by LinkedAccount deletions).
@@ -137,6 +137,12 @@ managed_kind!(
     crate::api::CustomLineItemStatus,
     "CustomLineItem",
     custom_line_item
+);
+managed_kind!(
+    crate::api::CurPipeline,
+    crate::api::CurPipelineStatus,
+    "CurPipeline",
+    cur_pipeline
 );
 
 /// Reconcile one object of kind `K`: finalizer first, then apply or cleanup.

@@ -415,6 +415,35 @@ fn linked_account_fingerprint(a: &Guarded<crate::api::LinkedAccount>) -> Option<
     Some(h.finish())
 }
 
+/// What of a Payer its LinkedAccounts follow: when its costs were read.
+fn payer_costs_fingerprint(p: &Guarded<Payer>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    p.0.as_ref()
+        .ok()
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.costs.as_ref())
+        .map(|c| c.refreshed_at.clone())
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// One Api per watched namespace (all namespaces when the list is empty).
+fn namespaced_apis<K>(client: &kube::Client, namespaces: &[String]) -> Vec<Api<K>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
+    }
+}
+
 /// Run the controllers of every kind over `namespaces` (empty: all) until a shutdown signal.
 /// The watch caches become the reconcilers' catalog and the Payers' status the closure log.
 pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
@@ -425,6 +454,8 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     let plans = Watches::<crate::api::PricingPlan>::new(&ctx.client, &namespaces);
     let groups = Watches::<crate::api::BillingGroup>::new(&ctx.client, &namespaces);
     let items = Watches::<crate::api::CustomLineItem>::new(&ctx.client, &namespaces);
+    let pipelines = Watches::<crate::api::CurPipeline>::new(&ctx.client, &namespaces);
+    let pipeline_stores = pipelines.readers.clone();
     let catalog = kinds::KubeCatalog {
         payers: payers.readers.clone(),
         scps: scps.readers.clone(),
@@ -446,7 +477,34 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     let mut runs = payers.run(ctx.clone(), reconcile_payer);
     runs.extend(scps.run(ctx.clone(), kinds::reconcile_kind));
     runs.extend(ous.run(ctx.clone(), kinds::reconcile_kind));
-    runs.extend(accounts.run(ctx.clone(), kinds::reconcile_kind));
+    // LinkedAccounts take their cost from the payer's Cost Explorer read as soon as it lands.
+    let payer_apis = std::sync::Mutex::new(
+        namespaced_apis::<Guarded<Payer>>(&ctx.client, &namespaces).into_iter(),
+    );
+    runs.extend(accounts.run_with(
+        ctx.clone(),
+        kinds::reconcile_kind,
+        move |controller, accounts_store| {
+            let Some(api) = payer_apis.lock().unwrap_or_else(|e| e.into_inner()).next() else {
+                return controller;
+            };
+            let changes = watcher(api, watcher::Config::default().any_semantic())
+                .default_backoff()
+                .applied_objects()
+                .predicate_filter(payer_costs_fingerprint, Default::default());
+            controller.watches_stream(changes, move |payer: Guarded<Payer>| {
+                let ns = payer.namespace().unwrap_or_default();
+                let name = payer.name_any();
+                accounts_store
+                    .state()
+                    .into_iter()
+                    .filter(|a| a.namespace().as_deref() == Some(ns.as_str()))
+                    .filter(|a| a.0.as_ref().is_ok_and(|a| a.spec.payer_ref.name == name))
+                    .map(|a| reflector::ObjectRef::from(a.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+        },
+    ));
     runs.extend(plans.run(ctx.clone(), kinds::reconcile_kind));
     // Billing groups follow LinkedAccount label and account-id changes at once (selectors).
     let account_apis: Vec<Api<Guarded<crate::api::LinkedAccount>>> = if namespaces.is_empty() {
@@ -488,6 +546,7 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
         },
     ));
     runs.extend(items.run(ctx.clone(), kinds::reconcile_kind));
+    runs.extend(pipelines.run(ctx.clone(), kinds::reconcile_kind));
 
     let sync = ctx.sync.clone();
     let metrics = ctx.metrics.clone();
@@ -512,6 +571,7 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
         initial!(catalog.plans, "PricingPlan");
         initial!(catalog.groups, "BillingGroup");
         initial!(catalog.items, "CustomLineItem");
+        initial!(pipeline_stores, "CurPipeline");
         sync.expect(keys);
         while !sync.is_ready() {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -550,6 +610,7 @@ mod tests {
                 region: None,
                 max_closures_per30_days: None,
                 notifications: None,
+                insights: None,
             },
         );
         p.metadata.generation = Some(1);

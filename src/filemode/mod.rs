@@ -17,14 +17,14 @@ use serde_json::Value;
 
 use crate::api::conditions::{self, READY, SYNCED};
 use crate::api::{
-    BillingGroup, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer, PricingPlan,
-    ServiceControlPolicy,
+    BillingGroup, CurPipeline, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer,
+    PricingPlan, ServiceControlPolicy,
 };
 use crate::aws::AwsConnect;
 use crate::error::Error;
 use crate::reconcile::{
     Catalog, Change, KindOutcome, KindStatus, Mode, ReconcileContext, Verdict, billing_group,
-    custom_line_item, linked_account, organizational_unit, payer, pricing_plan,
+    cur_pipeline, custom_line_item, linked_account, organizational_unit, payer, pricing_plan,
     service_control_policy,
 };
 use crate::schema_check;
@@ -39,6 +39,7 @@ pub const KIND_ORDER: &[&str] = &[
     "PricingPlan",
     "BillingGroup",
     "CustomLineItem",
+    "CurPipeline",
 ];
 
 /// In `apply`, objects waiting at most this long for something in progress (an account
@@ -84,6 +85,7 @@ pub struct Manifests {
     pub pricing_plans: Vec<PricingPlan>,
     pub billing_groups: Vec<BillingGroup>,
     pub custom_line_items: Vec<CustomLineItem>,
+    pub cur_pipelines: Vec<CurPipeline>,
     pub secrets: StaticSecrets,
     /// Documents skipped, as `source: kind/name`.
     pub skipped: Vec<String>,
@@ -98,6 +100,7 @@ impl Manifests {
             + self.pricing_plans.len()
             + self.billing_groups.len()
             + self.custom_line_items.len()
+            + self.cur_pipelines.len()
     }
 }
 
@@ -281,6 +284,9 @@ fn add_document(
                 "CustomLineItem" => m
                     .custom_line_items
                     .push(serde_json::from_value(doc).map_err(parse_err)?),
+                "CurPipeline" => m
+                    .cur_pipelines
+                    .push(serde_json::from_value(doc).map_err(parse_err)?),
                 _ => m
                     .linked_accounts
                     .push(serde_json::from_value(doc).map_err(parse_err)?),
@@ -390,6 +396,7 @@ pub struct FileCatalog {
     plans: RwLock<HashMap<(String, String), PricingPlan>>,
     groups: RwLock<HashMap<(String, String), BillingGroup>>,
     items: RwLock<HashMap<(String, String), CustomLineItem>>,
+    pipelines: RwLock<HashMap<(String, String), CurPipeline>>,
 }
 
 fn all_in<K: Clone>(m: &RwLock<HashMap<(String, String), K>>, ns: &str) -> Vec<K> {
@@ -463,6 +470,7 @@ enum Obj {
     Plan(Box<PricingPlan>),
     Group(Box<BillingGroup>),
     Item(Box<CustomLineItem>),
+    Pipeline(Box<CurPipeline>),
 }
 
 impl Obj {
@@ -475,6 +483,7 @@ impl Obj {
             Obj::Plan(_) => "PricingPlan",
             Obj::Group(_) => "BillingGroup",
             Obj::Item(_) => "CustomLineItem",
+            Obj::Pipeline(_) => "CurPipeline",
         }
     }
     fn key(&self) -> (String, String) {
@@ -486,6 +495,7 @@ impl Obj {
             Obj::Plan(o) => key_of(o.as_ref()),
             Obj::Group(o) => key_of(o.as_ref()),
             Obj::Item(o) => key_of(o.as_ref()),
+            Obj::Pipeline(o) => key_of(o.as_ref()),
         }
     }
     fn value(&self) -> Option<Value> {
@@ -497,6 +507,7 @@ impl Obj {
             Obj::Plan(o) => serde_json::to_value(o).ok(),
             Obj::Group(o) => serde_json::to_value(o).ok(),
             Obj::Item(o) => serde_json::to_value(o).ok(),
+            Obj::Pipeline(o) => serde_json::to_value(o).ok(),
         }
     }
 }
@@ -511,6 +522,7 @@ fn ordered(m: Manifests) -> (Vec<Obj>, StaticSecrets) {
         mut pricing_plans,
         mut billing_groups,
         mut custom_line_items,
+        mut cur_pipelines,
         secrets,
         ..
     } = m;
@@ -572,6 +584,12 @@ fn ordered(m: Manifests) -> (Vec<Obj>, StaticSecrets) {
             .into_iter()
             .map(|i| Obj::Item(Box::new(i))),
     );
+    cur_pipelines.sort_by_key(key_of);
+    out.extend(
+        cur_pipelines
+            .into_iter()
+            .map(|p| Obj::Pipeline(Box::new(p))),
+    );
     (out, secrets)
 }
 
@@ -590,6 +608,7 @@ fn context(
             Obj::Plan(p) => put(&catalog.plans, p.as_ref()),
             Obj::Group(p) => put(&catalog.groups, p.as_ref()),
             Obj::Item(p) => put(&catalog.items, p.as_ref()),
+            Obj::Pipeline(p) => put(&catalog.pipelines, p.as_ref()),
         }
     }
     let ctx = ReconcileContext::new(connector, Arc::new(secrets)).with_catalog(catalog.clone());
@@ -644,6 +663,12 @@ pub async fn plan(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> Repor
             Obj::Item(x) => kind_report(
                 &o,
                 &custom_line_item::reconcile(x, &ctx, Mode::Plan, &now).await,
+                None,
+                true,
+            ),
+            Obj::Pipeline(x) => kind_report(
+                &o,
+                &cur_pipeline::reconcile(x, &ctx, Mode::Plan, &now).await,
                 None,
                 true,
             ),
@@ -730,6 +755,7 @@ async fn apply_one(
         Obj::Plan(x) => apply_kind!(x, ctx, catalog, now, pricing_plan, plans, Plan),
         Obj::Group(x) => apply_kind!(x, ctx, catalog, now, billing_group, groups, Group),
         Obj::Item(x) => apply_kind!(x, ctx, catalog, now, custom_line_item, items, Item),
+        Obj::Pipeline(x) => apply_kind!(x, ctx, catalog, now, cur_pipeline, pipelines, Pipeline),
     }
 }
 

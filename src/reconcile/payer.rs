@@ -492,6 +492,7 @@ mod tests {
             region: None,
             max_closures_per30_days: None,
             notifications: None,
+            insights: None,
         }
     }
 
