@@ -99,16 +99,29 @@ def _uri_regex(request_uri: str) -> tuple[re.Pattern[str], int]:
 
 
 @lru_cache(maxsize=None)
-def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], int, str]]:
+def _rest_routes(service: str) -> list[tuple[str, re.Pattern[str], int, str, tuple[tuple[str, str | None], ...]]]:
+    """(method, path regex, literal length, operation, query keys the URI requires).
+
+    Query literals in a requestUri (S3's ``/{Bucket}?policy``, ``?list-type=2``) tell
+    operations on the same path apart, so they must be present for a route to match.
+    """
     model = service_model(service)
     routes = []
     if model is None:
         return routes
     for op_name in model.operation_names:
         http = model.operation_model(op_name).http
-        regex, literal = _uri_regex(http.get("requestUri", "/"))
-        routes.append((http.get("method", "POST"), regex, literal, op_name))
-    routes.sort(key=lambda r: -r[2])
+        uri = http.get("requestUri", "/")
+        regex, literal = _uri_regex(uri)
+        required: list[tuple[str, str | None]] = []
+        if "?" in uri:
+            for piece in uri.split("?", 1)[1].split("&"):
+                if not piece:
+                    continue
+                key, _, value = piece.partition("=")
+                required.append((key, value or None))
+        routes.append((http.get("method", "POST"), regex, literal, op_name, tuple(required)))
+    routes.sort(key=lambda r: (-len(r[4]), -r[2]))
     return routes
 
 
@@ -136,8 +149,11 @@ def identify(method: str, path: str, query: str, headers: dict[str, str], body: 
         model = service_model(service)
         if model is not None:
             protocol = "rest-xml" if model.protocol == "rest-xml" else "rest-json"
-        for route_method, regex, _literal, op_name in _rest_routes(service):
+        query_keys = parse_qs(query, keep_blank_values=True)
+        for route_method, regex, _literal, op_name, required in _rest_routes(service):
             if route_method != method:
+                continue
+            if any(k not in query_keys or (v is not None and v not in query_keys[k]) for k, v in required):
                 continue
             match = regex.match(path)
             if match:
@@ -176,6 +192,9 @@ def validate(call: Call) -> None:
         return
     if call.protocol == "query":
         _validate_query(shape, call.params)
+        return
+    if call.protocol == "rest-xml":
+        # XML bodies (S3) are not parsed here; moto checks them itself.
         return
     params = dict(call.params)
     if call.protocol.startswith("rest"):

@@ -88,7 +88,7 @@ def register(service: EmulatedService) -> EmulatedService:
 
 def _load() -> None:
     # Each module registers its service on import.
-    from . import billingconductor, organizations  # noqa: F401
+    from . import billingconductor, organizations, pipeline  # noqa: F401
 
 
 _load()
