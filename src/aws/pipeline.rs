@@ -790,9 +790,12 @@ fn report_of(
         .refresh_closed_reports(def.refresh_closed_reports)
         .report_versioning(t::ReportVersioning::from(def.versioning.as_str()))
         .set_billing_view_arn(def.billing_view_arn.clone());
-    if def.include_resources {
-        b = b.additional_schema_elements(t::SchemaElement::Resources);
-    }
+    // Required by the model even when empty.
+    b = b.set_additional_schema_elements(Some(if def.include_resources {
+        vec![t::SchemaElement::Resources]
+    } else {
+        Vec::new()
+    }));
     for a in &def.artifacts {
         b = b.additional_artifacts(t::AdditionalArtifact::from(a.as_str()));
     }

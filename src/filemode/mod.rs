@@ -681,8 +681,19 @@ pub async fn plan(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> Repor
 /// Reconcile every object in dependency order, again while something it waits for is in
 /// progress (at most `wait`), and report the resulting statuses.
 pub async fn apply(manifests: Manifests, connector: Arc<dyn AwsConnect>, wait: Duration) -> Report {
+    apply_with_insights(manifests, connector, wait, Arc::default()).await
+}
+
+/// As [`apply`], keeping what the reconcilers learn about costs in `insights` (for metrics).
+pub async fn apply_with_insights(
+    manifests: Manifests,
+    connector: Arc<dyn AwsConnect>,
+    wait: Duration,
+    insights: Arc<crate::reconcile::insights::InsightsStore>,
+) -> Report {
     let (mut objects, secrets) = ordered(manifests);
     let (ctx, catalog) = context(&objects, secrets, connector);
+    let ctx = ctx.with_insights(insights);
     let started = Instant::now();
     let mut reports: Vec<Option<ObjectReport>> = vec![None; objects.len()];
     let mut changes: Vec<Vec<Change>> = vec![Vec::new(); objects.len()];
@@ -822,6 +833,44 @@ fn kind_report<S: serde::Serialize + KindStatus>(
     r
 }
 
+/// The organization's costs as lines for the report: month over month, then by service.
+fn cost_findings(c: &crate::api::payer::PayerCosts) -> Vec<String> {
+    let mut lines = vec![format!(
+        "cost {}: month to date {} {}, previous month {} ({} month over month)",
+        c.month,
+        c.month_to_date,
+        c.currency,
+        c.previous_month,
+        c.month_over_month_percent
+            .as_deref()
+            .map(|p| if p.starts_with('-') {
+                format!("{p}%")
+            } else {
+                format!("+{p}%")
+            })
+            .unwrap_or_else(|| "no previous cost to compare".into())
+    )];
+    lines.push(format!(
+        "cost by month: {}",
+        c.months
+            .iter()
+            .map(|m| format!("{} {}", m.month, m.total))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for s in &c.top_services {
+        lines.push(format!(
+            "cost by service: {} {} ({}%)",
+            s.service, s.month_to_date, s.share_percent
+        ));
+    }
+    lines.push(format!(
+        "Cost Explorer: {} request(s) per read, about {} a month (USD {})",
+        c.requests_per_refresh, c.requests_per_month, c.estimated_monthly_cost_usd
+    ));
+    lines
+}
+
 fn payer_report(
     p: &Payer,
     planned: &Result<payer::PayerPlan, crate::error::Error>,
@@ -871,6 +920,9 @@ fn payer_report(
             r.reason = e.reason().into();
             r.message = e.to_string();
         }
+    }
+    if let Some(costs) = p.status.as_ref().and_then(|s| s.costs.as_ref()) {
+        r.findings.extend(cost_findings(costs));
     }
     if let Some(status) = &p.status {
         r.ready = conditions::is_ready(&status.conditions);

@@ -103,6 +103,19 @@ pub fn apply_text(report: &Report) -> String {
         out.push_str(&r[5]);
         out.push('\n');
     }
+    for o in report.objects.iter().filter(|o| o.kind == "Payer") {
+        let costs: Vec<&String> = o
+            .findings
+            .iter()
+            .filter(|f| f.starts_with("cost") || f.starts_with("Cost Explorer"))
+            .collect();
+        if !costs.is_empty() {
+            out.push_str(&format!("\nCosts of Payer {}/{}:\n", o.namespace, o.name));
+            for line in costs {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+    }
     out.push_str(&format!(
         "\nApplied: {} object(s) {}, {} change(s), {} not ready.\n",
         report.objects.len(),

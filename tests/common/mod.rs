@@ -142,7 +142,7 @@ impl Emulator {
     /// Call the control API; panics on anything but 200.
     pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         match self.try_control(method, path, body) {
-            Ok((200, v)) => v,
+            Ok((200..=299, v)) => v,
             Ok((status, v)) => panic!("{method} {path}: HTTP {status}: {v}"),
             Err(e) => panic!("{method} {path}: {e}"),
         }

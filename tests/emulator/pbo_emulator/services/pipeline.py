@@ -87,6 +87,10 @@ def _bucket_allows(account: str, bucket: str, principal: str) -> tuple[bool, str
     return False, "INSUFFICIENT_PERMISSION"
 
 
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def _deliver(account: str, bucket: str, key: str) -> str:
     _s3_backend(account).put_object(bucket, key, b"PAR1 emulated delivery PAR1")
     return f"s3://{bucket}/{key}"
@@ -134,11 +138,12 @@ class DataExports(EmulatedService):
     def _health(self, e: dict[str, Any]) -> dict[str, Any]:
         s3 = e["export"]["DestinationConfigurations"]["S3Destination"]
         ok, reason = _bucket_allows(e["account"], s3["S3Bucket"], "bcm-data-exports.amazonaws.com")
+        # The model marks these timestamps date-time: ISO 8601 strings, not epoch numbers.
         status = {
             "StatusCode": "HEALTHY" if ok else "UNHEALTHY",
-            "CreatedAt": e["created"],
-            "LastUpdatedAt": e["updated"],
-            "LastRefreshedAt": e["updated"],
+            "CreatedAt": _iso(e["created"]),
+            "LastUpdatedAt": _iso(e["updated"]),
+            "LastRefreshedAt": _iso(e["updated"]),
         }
         if not ok:
             status["StatusReason"] = reason
