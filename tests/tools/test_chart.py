@@ -131,6 +131,8 @@ class ChartTest(unittest.TestCase):
             self.assertEqual(set(p["gridPos"]), {"h", "w", "x", "y"})
         cm = next(x for x in render("observability") if x["kind"] == "ConfigMap")
         self.assertEqual(json.loads(cm["data"]["partner-billing-operator.json"]), d)
+        costs = json.loads((CHART / "dashboards" / "costs.json").read_text())
+        self.assertEqual(json.loads(cm["data"]["partner-billing-operator-costs.json"]), costs)
 
 
 if __name__ == "__main__":
