@@ -52,7 +52,7 @@ demo: build venv
 	$(BIN) apply -f examples/ || true; \
 	echo; "$$py" $(EMULATOR)/seed_demo.py accept-invitations $$url; \
 	"$$py" $(EMULATOR)/seed_demo.py usage $$url; \
-	echo; echo "\$$ partner-billing-operator apply -f examples/    (the invited account has joined; margins from the usage)"; \
+	echo; echo "\$$ partner-billing-operator apply -f examples/    (the invited account has joined; margins and organization costs from the usage)"; \
 	$(BIN) apply -f examples/; \
 	echo; echo "\$$ partner-billing-operator plan -f examples/    (nothing left to change)"; \
 	$(BIN) plan -f examples/; \

@@ -95,6 +95,46 @@ def usage(endpoint: str) -> None:
                 })
         control(endpoint, "services/billingconductor/usage", {"period": period, "rows": rows})
     print(f"emulator: usage seeded for {len(ids)} accounts in {previous} and {current}", file=sys.stderr)
+    cost_explorer(endpoint, ids, today)
+
+
+# Cost Explorer names the services the long way.
+CE_SERVICE = {
+    "AmazonEC2": "Amazon Elastic Compute Cloud - Compute",
+    "AmazonS3": "Amazon Simple Storage Service",
+    "AmazonRDS": "Amazon Relational Database Service",
+}
+
+
+def cost_explorer(endpoint: str, ids: dict, today: dt.date) -> None:
+    """Seed GetCostAndUsage (monthly, by linked account and service) for the last 3 months
+    through moto's static results: what the payer's insights read."""
+    months = []
+    first = today.replace(day=1)
+    for _ in range(3):
+        months.append(first)
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+    months.reverse()
+    results = []
+    for i, start in enumerate(months):
+        scale = (0.7, 0.8, 1.0)[i]
+        groups = [{"Keys": ["123456789012", "AWS CloudTrail"], "Metrics": {"UnblendedCost": {"Amount": "1.25", "Unit": "USD"}}}]
+        for name, lines in USAGE.items():
+            if name not in ids:
+                continue
+            per_service: dict[str, float] = {}
+            for service, _usage_type, _operation, cost in lines:
+                per_service[CE_SERVICE[service]] = per_service.get(CE_SERVICE[service], 0.0) + round(cost * scale * 0.93, 2)
+            for service, amount in per_service.items():
+                groups.append({"Keys": [ids[name], service], "Metrics": {"UnblendedCost": {"Amount": f"{amount:.2f}", "Unit": "USD"}}})
+        end = (start + dt.timedelta(days=32)).replace(day=1)
+        results.append({"TimePeriod": {"Start": start.isoformat(), "End": end.isoformat()}, "Total": {}, "Groups": groups, "Estimated": i == 2})
+    req = urllib.request.Request(endpoint + "/moto-api/static/ce/cost-and-usage-results",
+                                 data=json.dumps({"results": [{"ResultsByTime": results, "DimensionValueAttributes": []}]}).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        resp.read()
+    print(f"emulator: Cost Explorer seeded for {len(ids)} accounts over {len(months)} months", file=sys.stderr)
 
 
 if __name__ == "__main__":
