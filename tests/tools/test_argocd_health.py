@@ -11,7 +11,7 @@ import unittest
 from lupa import LuaRuntime
 
 HEALTH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "gitops" / "argocd" / "health"
-KINDS = ["Payer", "LinkedAccount", "OrganizationalUnit", "ServiceControlPolicy", "PricingPlan", "BillingGroup", "CustomLineItem"]
+KINDS = ["Payer", "LinkedAccount", "OrganizationalUnit", "ServiceControlPolicy", "PricingPlan", "BillingGroup", "CustomLineItem", "CurPipeline"]
 
 
 def check(kind: str, obj: dict) -> dict:
