@@ -115,6 +115,20 @@ class ChartTest(unittest.TestCase):
             out = helm("template", "pbo", str(CHART), *bad)
             self.assertNotEqual(out.returncode, 0, bad)
 
+    def test_operator_rbac_covers_every_crd(self):
+        plurals = set()
+        for f in (ROOT / "crds").glob("*.yaml"):
+            crd = yaml.safe_load(f.read_text())
+            plurals.add(crd["spec"]["names"]["plural"])
+        roles = {d["metadata"]["name"]: d for d in render("defaults") if d["kind"] == "ClusterRole"}
+        for name in ("pbo-partner-billing-operator", "pbo-partner-billing-operator-viewer"):
+            ours = [r for r in roles[name]["rules"] if "partnerbilling.io" in r.get("apiGroups", [])]
+            resources = {res for r in ours for res in r.get("resources", [])}
+            self.assertEqual({p for p in resources if "/" not in p}, plurals, name)
+        operator = [r for r in roles["pbo-partner-billing-operator"]["rules"] if "partnerbilling.io" in r.get("apiGroups", [])]
+        status = {res for r in operator for res in r.get("resources", []) if res.endswith("/status")}
+        self.assertEqual(status, {p + "/status" for p in plurals})
+
     def test_chart_crds_are_the_generated_ones(self):
         top = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
         chart = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}

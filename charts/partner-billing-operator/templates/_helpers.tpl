@@ -40,6 +40,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - pricingplans
 - billinggroups
 - customlineitems
+- curpipelines
 {{- end -}}
 {{- define "pbo.statusResources" -}}
 - payers/status
@@ -49,4 +50,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - pricingplans/status
 - billinggroups/status
 - customlineitems/status
+- curpipelines/status
 {{- end -}}
