@@ -76,6 +76,58 @@ where
     }
 }
 
+/// One AWS operation, for turning its SDK errors into [`Error`]s at the call site.
+#[derive(Clone, Copy, Debug)]
+pub struct Op {
+    service: &'static str,
+    operation: &'static str,
+}
+
+/// The operation `service:operation` (the IAM test reads these names from the source).
+pub fn on(service: &'static str, operation: &'static str) -> Op {
+    Op { service, operation }
+}
+
+impl Op {
+    /// A `map_err` adapter.
+    pub fn err<E>(self) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        move |e| classify(self.service, self.operation, e)
+    }
+
+    /// The output, or `None` when AWS answers with one of the `absent` error codes (not
+    /// found, already there): the outcomes a reconciler treats as a state, not a failure.
+    pub fn absent<T, E>(
+        self,
+        result: Result<T, SdkError<E, HttpResponse>>,
+        absent: &[&str],
+    ) -> Result<Option<T>, Error>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match result {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if error_code(&e).is_some_and(|c| absent.contains(&c.as_str())) => Ok(None),
+            Err(e) => Err(classify(self.service, self.operation, e)),
+        }
+    }
+}
+
+/// The AWS error code of a service error (the HTTP status when the body has none, as for S3
+/// HEAD requests).
+pub fn error_code<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<String> {
+    match e {
+        SdkError::ServiceError(s) => s
+            .err()
+            .code()
+            .map(str::to_string)
+            .or_else(|| Some(s.raw().status().as_u16().to_string())),
+        _ => None,
+    }
+}
+
 /// Classify by error code and HTTP status (exposed for tests and for services that hand back
 /// codes outside the SDK error types).
 pub fn classify_code(call: &str, code: &str, message: &str, status: Option<u16>) -> Error {

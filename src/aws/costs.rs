@@ -3,8 +3,6 @@
 
 use async_trait::async_trait;
 use aws_sdk_costexplorer::types::{DateInterval, GroupDefinition, GroupDefinitionType};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::error::Error;
 
@@ -40,17 +38,6 @@ pub trait CostApi: Send + Sync {
     async fn monthly_costs(&self, start: &str, end: &str) -> Result<CostQuery, Error>;
 }
 
-fn err<E>(op: &str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error + '_
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-{
-    move |e| super::classify::classify("ce", op, e)
-}
-
 #[async_trait]
 impl CostApi for aws_sdk_costexplorer::Client {
     async fn monthly_costs(&self, start: &str, end: &str) -> Result<CostQuery, Error> {
@@ -82,7 +69,7 @@ impl CostApi for aws_sdk_costexplorer::Client {
                 .set_next_page_token(token.clone())
                 .send()
                 .await
-                .map_err(err("GetCostAndUsage"))?;
+                .map_err(super::classify::on("ce", "GetCostAndUsage").err())?;
             out.requests += 1;
             for by_time in page.results_by_time() {
                 let month = by_time

@@ -8,10 +8,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_config::{Region, SdkConfig};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use super::classify::{error_code, on};
 use super::interceptor::CallMetrics;
 use super::organizations::Tags;
 use crate::error::Error;
@@ -221,28 +219,6 @@ impl SdkPipeline {
     }
 }
 
-fn classify<E>(
-    service: &'static str,
-    op: &'static str,
-) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    move |e| super::classify::classify(service, op, e)
-}
-
-/// The AWS error code of a service error, if it is one.
-fn code<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> Option<String> {
-    match e {
-        SdkError::ServiceError(s) => s
-            .err()
-            .code()
-            .map(str::to_string)
-            .or_else(|| Some(s.raw().status().as_u16().to_string())),
-        _ => None,
-    }
-}
-
 fn build_err(e: impl std::fmt::Display) -> Error {
     Error::terminal("InvalidSpec", e)
 }
@@ -259,7 +235,7 @@ impl PipelineApi for SdkPipeline {
         let (s3, _) = self.clients(region);
         match s3.head_bucket().bucket(bucket).send().await {
             Ok(_) => Ok(true),
-            Err(e) => match code(&e).as_deref() {
+            Err(e) => match error_code(&e).as_deref() {
                 Some("NotFound") | Some("NoSuchBucket") | Some("404") => Ok(false),
                 Some("Forbidden") | Some("403") => Err(Error::terminal(
                     "BucketNotOwned",
@@ -267,7 +243,7 @@ impl PipelineApi for SdkPipeline {
                         "S3 bucket {bucket} exists but this payer cannot reach it (it belongs to another account, or the IAM policy lacks s3:ListBucket); choose another spec.s3.bucket"
                     ),
                 )),
-                _ => Err(super::classify::classify("s3", "HeadBucket", e)),
+                _ => Err(on("s3", "HeadBucket").err()(e)),
             },
         }
     }
@@ -282,11 +258,7 @@ impl PipelineApi for SdkPipeline {
                     .build(),
             );
         }
-        match call.send().await {
-            Ok(_) => {}
-            Err(e) if code(&e).as_deref() == Some("BucketAlreadyOwnedByYou") => {}
-            Err(e) => return Err(super::classify::classify("s3", "CreateBucket", e)),
-        }
+        on("s3", "CreateBucket").absent(call.send().await, &["BucketAlreadyOwnedByYou"])?;
         if !tags.is_empty() {
             let mut tagging = aws_sdk_s3::types::Tagging::builder();
             for (k, v) in tags {
@@ -303,18 +275,18 @@ impl PipelineApi for SdkPipeline {
                 .tagging(tagging.build().map_err(build_err)?)
                 .send()
                 .await
-                .map_err(classify("s3", "PutBucketTagging"))?;
+                .map_err(on("s3", "PutBucketTagging").err())?;
         }
         Ok(())
     }
 
     async fn bucket_policy(&self, region: &str, bucket: &str) -> Result<Option<String>, Error> {
         let (s3, _) = self.clients(region);
-        match s3.get_bucket_policy().bucket(bucket).send().await {
-            Ok(out) => Ok(out.policy().map(str::to_string)),
-            Err(e) if code(&e).as_deref() == Some("NoSuchBucketPolicy") => Ok(None),
-            Err(e) => Err(super::classify::classify("s3", "GetBucketPolicy", e)),
-        }
+        let out = on("s3", "GetBucketPolicy").absent(
+            s3.get_bucket_policy().bucket(bucket).send().await,
+            &["NoSuchBucketPolicy"],
+        )?;
+        Ok(out.and_then(|o| o.policy().map(str::to_string)))
     }
 
     async fn put_bucket_policy(
@@ -329,7 +301,7 @@ impl PipelineApi for SdkPipeline {
             .policy(policy)
             .send()
             .await
-            .map_err(classify("s3", "PutBucketPolicy"))?;
+            .map_err(on("s3", "PutBucketPolicy").err())?;
         Ok(())
     }
 
@@ -342,7 +314,7 @@ impl PipelineApi for SdkPipeline {
             .max_keys(1)
             .send()
             .await
-            .map_err(classify("s3", "ListObjectsV2"))?;
+            .map_err(on("s3", "ListObjectsV2").err())?;
         Ok(out.key_count().unwrap_or(0) > 0 || !out.contents().is_empty())
     }
 
@@ -350,23 +322,19 @@ impl PipelineApi for SdkPipeline {
         let mut pages = self.exports.list_exports().into_paginator().send();
         let mut arn = None;
         while let Some(page) = pages.next().await {
-            let page = page.map_err(classify("bcm-data-exports", "ListExports"))?;
+            let page = page.map_err(on("bcm-data-exports", "ListExports").err())?;
             if let Some(found) = page.exports().iter().find(|e| e.export_name() == name) {
                 arn = Some(found.export_arn().to_string());
                 break;
             }
         }
         let Some(arn) = arn else { return Ok(None) };
-        let out = match self.exports.get_export().export_arn(&arn).send().await {
-            Ok(out) => out,
-            Err(e) if code(&e).as_deref() == Some("ResourceNotFoundException") => return Ok(None),
-            Err(e) => {
-                return Err(super::classify::classify(
-                    "bcm-data-exports",
-                    "GetExport",
-                    e,
-                ));
-            }
+        let Some(out) = on("bcm-data-exports", "GetExport").absent(
+            self.exports.get_export().export_arn(&arn).send().await,
+            &["ResourceNotFoundException"],
+        )?
+        else {
+            return Ok(None);
         };
         let Some(export) = out.export() else {
             return Ok(None);
@@ -427,7 +395,7 @@ impl PipelineApi for SdkPipeline {
         let out = call
             .send()
             .await
-            .map_err(classify("bcm-data-exports", "CreateExport"))?;
+            .map_err(on("bcm-data-exports", "CreateExport").err())?;
         Ok(out.export_arn().unwrap_or_default().to_string())
     }
 
@@ -438,20 +406,16 @@ impl PipelineApi for SdkPipeline {
             .export(export_of(def)?)
             .send()
             .await
-            .map_err(classify("bcm-data-exports", "UpdateExport"))?;
+            .map_err(on("bcm-data-exports", "UpdateExport").err())?;
         Ok(())
     }
 
     async fn delete_export(&self, arn: &str) -> Result<(), Error> {
-        match self.exports.delete_export().export_arn(arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e).as_deref() == Some("ResourceNotFoundException") => Ok(()),
-            Err(e) => Err(super::classify::classify(
-                "bcm-data-exports",
-                "DeleteExport",
-                e,
-            )),
-        }
+        on("bcm-data-exports", "DeleteExport").absent(
+            self.exports.delete_export().export_arn(arn).send().await,
+            &["ResourceNotFoundException"],
+        )?;
+        Ok(())
     }
 
     async fn find_report(&self, name: &str) -> Result<Option<ReportDef>, Error> {
@@ -461,7 +425,7 @@ impl PipelineApi for SdkPipeline {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(classify("cur", "DescribeReportDefinitions"))?;
+            let page = page.map_err(on("cur", "DescribeReportDefinitions").err())?;
             if let Some(r) = page
                 .report_definitions()
                 .iter()
@@ -510,12 +474,10 @@ impl PipelineApi for SdkPipeline {
                     .map_err(build_err)?,
             );
         }
-        match call.send().await {
-            Ok(_) => Ok(()),
-            // Written before a crash, found again: the same definition.
-            Err(e) if code(&e).as_deref() == Some("DuplicateReportNameException") => Ok(()),
-            Err(e) => Err(super::classify::classify("cur", "PutReportDefinition", e)),
-        }
+        // Written before a crash, found again: the same definition.
+        on("cur", "PutReportDefinition")
+            .absent(call.send().await, &["DuplicateReportNameException"])?;
+        Ok(())
     }
 
     async fn modify_report(&self, def: &ReportDef) -> Result<(), Error> {
@@ -525,7 +487,7 @@ impl PipelineApi for SdkPipeline {
             .report_definition(report_of(def)?)
             .send()
             .await
-            .map_err(classify("cur", "ModifyReportDefinition"))?;
+            .map_err(on("cur", "ModifyReportDefinition").err())?;
         Ok(())
     }
 
@@ -535,20 +497,22 @@ impl PipelineApi for SdkPipeline {
             .report_name(name)
             .send()
             .await
-            .map_err(classify("cur", "DeleteReportDefinition"))?;
+            .map_err(on("cur", "DeleteReportDefinition").err())?;
         Ok(())
     }
 
     async fn database(&self, region: &str, name: &str) -> Result<Option<GlueDatabase>, Error> {
         let (_, glue) = self.clients(region);
-        match glue.get_database().name(name).send().await {
-            Ok(out) => Ok(out.database().map(|d| GlueDatabase {
+        let out = on("glue", "GetDatabase").absent(
+            glue.get_database().name(name).send().await,
+            &["EntityNotFoundException"],
+        )?;
+        Ok(out.and_then(|o| {
+            o.database().map(|d| GlueDatabase {
                 name: d.name().to_string(),
                 description: d.description().unwrap_or_default().to_string(),
-            })),
-            Err(e) if code(&e).as_deref() == Some("EntityNotFoundException") => Ok(None),
-            Err(e) => Err(super::classify::classify("glue", "GetDatabase", e)),
-        }
+            })
+        }))
     }
 
     async fn create_database(
@@ -567,28 +531,27 @@ impl PipelineApi for SdkPipeline {
         for (k, v) in tags {
             call = call.tags(k, v);
         }
-        match call.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e).as_deref() == Some("AlreadyExistsException") => Ok(()),
-            Err(e) => Err(super::classify::classify("glue", "CreateDatabase", e)),
-        }
+        on("glue", "CreateDatabase").absent(call.send().await, &["AlreadyExistsException"])?;
+        Ok(())
     }
 
     async fn delete_database(&self, region: &str, name: &str) -> Result<(), Error> {
         let (_, glue) = self.clients(region);
-        match glue.delete_database().name(name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e).as_deref() == Some("EntityNotFoundException") => Ok(()),
-            Err(e) => Err(super::classify::classify("glue", "DeleteDatabase", e)),
-        }
+        on("glue", "DeleteDatabase").absent(
+            glue.delete_database().name(name).send().await,
+            &["EntityNotFoundException"],
+        )?;
+        Ok(())
     }
 
     async fn crawler(&self, region: &str, name: &str) -> Result<Option<CrawlerInfo>, Error> {
         let (_, glue) = self.clients(region);
-        let out = match glue.get_crawler().name(name).send().await {
-            Ok(out) => out,
-            Err(e) if code(&e).as_deref() == Some("EntityNotFoundException") => return Ok(None),
-            Err(e) => return Err(super::classify::classify("glue", "GetCrawler", e)),
+        let Some(out) = on("glue", "GetCrawler").absent(
+            glue.get_crawler().name(name).send().await,
+            &["EntityNotFoundException"],
+        )?
+        else {
+            return Ok(None);
         };
         let Some(c) = out.crawler() else {
             return Ok(None);
@@ -654,11 +617,8 @@ impl PipelineApi for SdkPipeline {
         for (k, v) in tags {
             call = call.tags(k, v);
         }
-        match call.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e).as_deref() == Some("AlreadyExistsException") => Ok(()),
-            Err(e) => Err(super::classify::classify("glue", "CreateCrawler", e)),
-        }
+        on("glue", "CreateCrawler").absent(call.send().await, &["AlreadyExistsException"])?;
+        Ok(())
     }
 
     async fn update_crawler(&self, region: &str, def: &CrawlerDef) -> Result<(), Error> {
@@ -673,17 +633,17 @@ impl PipelineApi for SdkPipeline {
             .schema_change_policy(schema_change_policy(def))
             .send()
             .await
-            .map_err(classify("glue", "UpdateCrawler"))?;
+            .map_err(on("glue", "UpdateCrawler").err())?;
         Ok(())
     }
 
     async fn delete_crawler(&self, region: &str, name: &str) -> Result<(), Error> {
         let (_, glue) = self.clients(region);
-        match glue.delete_crawler().name(name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if code(&e).as_deref() == Some("EntityNotFoundException") => Ok(()),
-            Err(e) => Err(super::classify::classify("glue", "DeleteCrawler", e)),
-        }
+        on("glue", "DeleteCrawler").absent(
+            glue.delete_crawler().name(name).send().await,
+            &["EntityNotFoundException"],
+        )?;
+        Ok(())
     }
 }
 

@@ -301,14 +301,7 @@ where
         + 'static,
 {
     fn new(client: &Client, namespaces: &[String]) -> Self {
-        let apis: Vec<Api<Guarded<K>>> = if namespaces.is_empty() {
-            vec![Api::all(client.clone())]
-        } else {
-            namespaces
-                .iter()
-                .map(|ns| Api::namespaced(client.clone(), ns))
-                .collect()
-        };
+        let apis: Vec<Api<Guarded<K>>> = namespaced_apis(client, namespaces);
         let (readers, writers) = apis.iter().map(|_| reflector::store()).unzip();
         Self {
             apis,
@@ -507,15 +500,9 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     ));
     runs.extend(plans.run(ctx.clone(), kinds::reconcile_kind));
     // Billing groups follow LinkedAccount label and account-id changes at once (selectors).
-    let account_apis: Vec<Api<Guarded<crate::api::LinkedAccount>>> = if namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
-    } else {
-        namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect()
-    };
-    let account_apis = std::sync::Mutex::new(account_apis.into_iter());
+    let account_apis = std::sync::Mutex::new(
+        namespaced_apis::<Guarded<crate::api::LinkedAccount>>(&ctx.client, &namespaces).into_iter(),
+    );
     runs.extend(groups.run_with(
         ctx.clone(),
         kinds::reconcile_kind,

@@ -48,7 +48,10 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
 
 /// An account reference: a 12-digit id as is, else a LinkedAccount name (its account id once
 /// it has one).
-fn resolve_account(reference: &str, accounts: &[LinkedAccount]) -> Result<String, String> {
+pub(crate) fn resolve_account(
+    reference: &str,
+    accounts: &[LinkedAccount],
+) -> Result<String, String> {
     if reference.len() == 12 && reference.chars().all(|c| c.is_ascii_digit()) {
         return Ok(reference.to_string());
     }

@@ -5,8 +5,6 @@
 //! and crawlers carry an ownership marker in their description, so a pipeline never adopts or
 //! deletes another pipeline's objects.
 
-use std::time::Duration;
-
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
@@ -86,11 +84,24 @@ pub fn owner_marker(namespace: &str, name: &str) -> String {
 }
 
 /// Whether a description was written by some pipeline, and by this one.
-fn owned(description: &str, marker: &str) -> (bool, bool) {
-    (
-        description.contains("Managed by partner-billing-operator ("),
-        description == marker,
-    )
+/// Refuse to adopt an object another pipeline manages: its description carries another
+/// pipeline's marker. Objects made by hand (no marker) are adopted.
+fn refuse_foreign(
+    description: &str,
+    marker: &str,
+    reason: &'static str,
+    what: &str,
+    field: &str,
+) -> Result<(), Error> {
+    if description.contains("Managed by partner-billing-operator (") && description != marker {
+        return Err(Error::terminal(
+            reason,
+            format!(
+                "{what} belongs to another CurPipeline ({description}); choose another {field}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The export as one of the two kinds.
@@ -371,26 +382,20 @@ fn billing_view(
             DEPENDENCY_RETRY,
         ));
     }
-    let primary = &group.spec.primary_account;
-    let account = if primary.len() == 12 && primary.bytes().all(|b| b.is_ascii_digit()) {
-        primary.clone()
-    } else {
-        ctx.catalog
-            .linked_accounts(&namespace)
-            .into_iter()
-            .find(|a| &a.name_any() == primary)
-            .and_then(|a| a.status.and_then(|s| s.account_id))
-            .ok_or_else(|| {
-                Error::waiting(
-                    "DependencyNotReady",
-                    format!(
-                        "the primary account {primary} of BillingGroup {namespace}/{} has no account id yet",
-                        group_ref.name
-                    ),
-                    DEPENDENCY_RETRY,
-                )
-            })?
-    };
+    let account = super::billing_group::resolve_account(
+        &group.spec.primary_account,
+        &ctx.catalog.linked_accounts(&namespace),
+    )
+    .map_err(|m| {
+        Error::waiting(
+            "DependencyNotReady",
+            format!(
+                "the primary account of BillingGroup {namespace}/{}: {m}",
+                group_ref.name
+            ),
+            DEPENDENCY_RETRY,
+        )
+    })?;
     Ok(Some(format!(
         "arn:aws:billing::{payer}:billingview/billing-group-{account}"
     )))
@@ -490,16 +495,13 @@ async fn apply(
                 }
             }
             Some(found) => {
-                let (by_pipeline, mine) = owned(&found.def.description, &marker);
-                if by_pipeline && !mine {
-                    return Err(Error::terminal(
-                        "ExportNameTaken",
-                        format!(
-                            "export {} belongs to another CurPipeline ({}); choose another spec.export.name",
-                            def.name, found.def.description
-                        ),
-                    ));
-                }
+                refuse_foreign(
+                    &found.def.description,
+                    &marker,
+                    "ExportNameTaken",
+                    &format!("export {}", def.name),
+                    "spec.export.name",
+                )?;
                 if &found.def != def {
                     changes.push(change(
                         ChangeAction::Update,
@@ -551,23 +553,16 @@ async fn apply(
 
     // Glue.
     if let Some(db) = &want.database {
-        match api.database(&want.region, &db.name).await? {
-            None => {
-                changes.push(change(
-                    ChangeAction::Create,
-                    format!("glue-database/{}", db.name),
-                    format!("in {}", want.region),
-                ));
-                if !plan_only {
-                    api.create_database(&want.region, db, &tags).await?;
-                }
-            }
-            Some(found) => {
-                let (by_pipeline, mine) = owned(&found.description, &marker);
-                if by_pipeline && !mine {
-                    // Two pipelines may share a database (each with its own crawler).
-                    tracing::debug!(database = %db.name, "Glue database shared with another CurPipeline");
-                }
+        // An existing database is used as it is: several pipelines may share one (each with
+        // its own crawler).
+        if api.database(&want.region, &db.name).await?.is_none() {
+            changes.push(change(
+                ChangeAction::Create,
+                format!("glue-database/{}", db.name),
+                format!("in {}", want.region),
+            ));
+            if !plan_only {
+                api.create_database(&want.region, db, &tags).await?;
             }
         }
         status.glue_database = Some(db.name.clone());
@@ -588,16 +583,13 @@ async fn apply(
                 }
             }
             Some(found) => {
-                let (by_pipeline, mine) = owned(&found.def.description, &marker);
-                if by_pipeline && !mine {
-                    return Err(Error::terminal(
-                        "CrawlerNameTaken",
-                        format!(
-                            "crawler {} belongs to another CurPipeline ({}); choose another spec.glue.name",
-                            crawler.name, found.def.description
-                        ),
-                    ));
-                }
+                refuse_foreign(
+                    &found.def.description,
+                    &marker,
+                    "CrawlerNameTaken",
+                    &format!("crawler {}", crawler.name),
+                    "spec.glue.name",
+                )?;
                 if &found.def != crawler {
                     changes.push(change(
                         ChangeAction::Update,
@@ -622,10 +614,9 @@ async fn apply(
     }
 
     if plan_only && !changes.is_empty() {
-        return Ok(Verdict::progressing(
-            "Planned",
-            format!("{} change(s) planned", changes.len()),
-            Duration::from_secs(0),
+        return Ok(Verdict::blocked(
+            "PlannedOnly",
+            format!("{} change(s) would be made", changes.len()),
         ));
     }
 

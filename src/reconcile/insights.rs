@@ -7,7 +7,7 @@
 //! the last read per payer in memory for the LinkedAccount reconciler and the metrics.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -25,8 +25,6 @@ use crate::time::{billing_period, next_day, older_than, previous_period, unix_se
 pub const TOP_SERVICES: usize = 5;
 /// A failed read is retried after this long at the earliest (each request costs money).
 pub const RETRY_AFTER_FAILURE_SECS: i64 = 900;
-/// Price of one Cost Explorer request, in USD.
-pub const USD_PER_REQUEST: &str = "0.01";
 
 /// One payer's costs, summarised from one read.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -153,8 +151,8 @@ pub fn requests_per_month(requests: u32, interval_secs: i64) -> u32 {
 
 /// USD for `requests` Cost Explorer requests.
 pub fn monthly_cost_usd(requests: u32) -> String {
-    let unit = Amount::parse(USD_PER_REQUEST).unwrap_or_default();
-    (0..requests).map(|_| unit).sum::<Amount>().to_cents()
+    // USD 0.01 each: the count is the amount in cents.
+    format!("{}.{:02}", requests / 100, requests % 100)
 }
 
 /// The months read, oldest first, ending with the month of `now`.
@@ -189,6 +187,7 @@ pub fn refresh_due(
         None => true,
         Some(costs) => {
             !in_memory
+                // older_than is strict: a read exactly one interval old is due.
                 || older_than(&costs.refreshed_at, now, interval - 1)
                 || costs.months.len() != spec.months_of_history() as usize
                 || costs.month != billing_period(now)
@@ -222,14 +221,19 @@ pub struct GroupCost {
 /// metrics endpoint.
 #[derive(Debug, Default)]
 pub struct InsightsStore {
-    reads: Mutex<HashMap<String, PayerRead>>,
+    /// Shared, not copied: every LinkedAccount reconcile and every scrape reads them.
+    reads: Mutex<HashMap<String, Arc<PayerRead>>>,
     attempts: Mutex<HashMap<String, String>>,
     groups: Mutex<BTreeMap<String, GroupCost>>,
 }
 
 impl InsightsStore {
-    pub fn read(&self, payer: &str) -> Option<PayerRead> {
+    pub fn read(&self, payer: &str) -> Option<Arc<PayerRead>> {
         lock(&self.reads).get(payer).cloned()
+    }
+
+    pub fn has_read(&self, payer: &str) -> bool {
+        lock(&self.reads).contains_key(payer)
     }
 
     pub fn last_attempt(&self, payer: &str) -> Option<String> {
@@ -275,17 +279,17 @@ impl InsightsStore {
         lock(&self.attempts).remove(payer);
         lock(&self.reads).insert(
             payer.to_string(),
-            PayerRead {
+            Arc::new(PayerRead {
                 payer: payer.to_string(),
                 account_id: account_id.to_string(),
                 refreshed_at: now.to_string(),
                 summary,
-            },
+            }),
         );
         Ok(status)
     }
 
-    fn snapshot(&self) -> (Vec<PayerRead>, Vec<(String, GroupCost)>) {
+    fn snapshot(&self) -> (Vec<Arc<PayerRead>>, Vec<(String, GroupCost)>) {
         let reads = lock(&self.reads).values().cloned().collect();
         let groups = lock(&self.groups)
             .iter()
@@ -302,7 +306,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Exposes the store as Prometheus gauges on every scrape.
 #[derive(Debug)]
 pub struct CostCollector {
-    pub store: std::sync::Arc<InsightsStore>,
+    pub store: Arc<InsightsStore>,
 }
 
 type Labels = Vec<(&'static str, String)>;

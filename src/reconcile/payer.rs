@@ -394,7 +394,7 @@ async fn insights_step(
     ) {
         return;
     }
-    let in_memory = ctx.insights.read(&key).is_some();
+    let in_memory = ctx.insights.has_read(&key);
     let last_attempt = ctx.insights.last_attempt(&key);
     if !super::insights::refresh_due(
         &spec,
