@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::{Dir, connector, find, status};
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use partner_billing_operator::aws::{AwsOptions, SdkConnector};
-use partner_billing_operator::filemode::{self, ObjectReport, Report};
-use partner_billing_operator::metrics::Metrics;
-use serde_json::{Value, json};
+use partner_billing_operator::filemode::{self, Report};
+use serde_json::json;
 
 const ACCESS_KEY: &str = "AKIAPBOBILL000000001";
 const SECRET_KEY: &str = "pbo-billing-test-secret";
@@ -32,59 +31,10 @@ spec:
   credentials: {secretRef: {name: aws}}
 "#;
 
-fn connector(emu: &common::Emulator) -> Arc<SdkConnector> {
-    Arc::new(SdkConnector::new(
-        AwsOptions {
-            endpoint_url: Some(emu.url.clone()),
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(5),
-            operator_credentials: None,
-        },
-        Metrics::shared(),
-    ))
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "pbo-billing-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-    fn write(&self, file: &str, yaml: &str) {
-        std::fs::write(self.0.join(file), yaml).unwrap();
-    }
-    fn remove(&self, file: &str) {
-        std::fs::remove_file(self.0.join(file)).ok();
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
 async fn apply(emu: &common::Emulator, dir: &Dir) -> Report {
     let manifests =
         filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap_or_else(|p| panic!("{p:?}"));
     filemode::apply(manifests, connector(emu), Duration::from_secs(20)).await
-}
-
-fn find<'a>(r: &'a Report, kind: &str, name: &str) -> &'a ObjectReport {
-    r.objects
-        .iter()
-        .find(|o| o.kind == kind && o.name == name)
-        .unwrap_or_else(|| panic!("no {kind} {name}"))
-}
-
-fn status<'a>(r: &'a Report, kind: &str, name: &str) -> &'a Value {
-    &find(r, kind, name).object.as_ref().expect("object")["status"]
 }
 
 async fn accounts(emu: &common::Emulator, n: usize) -> Vec<String> {

@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::{Dir, connector, find, status};
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use partner_billing_operator::aws::{AwsOptions, SdkConnector};
-use partner_billing_operator::filemode::{self, ObjectReport, Report};
+use partner_billing_operator::filemode::{self, Report};
 use partner_billing_operator::metrics::Metrics;
 use partner_billing_operator::reconcile::insights::{InsightsStore, months_back};
 use serde_json::{Value, json};
@@ -48,41 +48,6 @@ fn pipeline(name: &str, extra_export: &str, s3: &str, glue: bool) -> String {
     )
 }
 
-fn connector(emu: &common::Emulator) -> Arc<SdkConnector> {
-    Arc::new(SdkConnector::new(
-        AwsOptions {
-            endpoint_url: Some(emu.url.clone()),
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(5),
-            operator_credentials: None,
-        },
-        Metrics::shared(),
-    ))
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "pbo-pipeline-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-    fn write(&self, file: &str, yaml: &str) {
-        std::fs::write(self.0.join(file), yaml).unwrap();
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
 async fn apply_with(emu: &common::Emulator, dir: &Dir, insights: Arc<InsightsStore>) -> Report {
     let manifests =
         filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap_or_else(|p| panic!("{p:?}"));
@@ -92,17 +57,6 @@ async fn apply_with(emu: &common::Emulator, dir: &Dir, insights: Arc<InsightsSto
 
 async fn apply(emu: &common::Emulator, dir: &Dir) -> Report {
     apply_with(emu, dir, Arc::default()).await
-}
-
-fn find<'a>(r: &'a Report, kind: &str, name: &str) -> &'a ObjectReport {
-    r.objects
-        .iter()
-        .find(|o| o.kind == kind && o.name == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in {:#?}", r.objects))
-}
-
-fn status<'a>(r: &'a Report, kind: &str, name: &str) -> &'a Value {
-    &find(r, kind, name).object.as_ref().expect("object")["status"]
 }
 
 fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {

@@ -318,3 +318,64 @@ impl Emulator {
         .await
     }
 }
+
+/// The operator's SDK connector pointed at `emu`, with quick retries.
+pub fn connector(emu: &Emulator) -> std::sync::Arc<partner_billing_operator::aws::SdkConnector> {
+    std::sync::Arc::new(partner_billing_operator::aws::SdkConnector::new(
+        partner_billing_operator::aws::AwsOptions {
+            endpoint_url: Some(emu.url.clone()),
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(5),
+            operator_credentials: None,
+        },
+        partner_billing_operator::metrics::Metrics::shared(),
+    ))
+}
+
+/// A folder of manifests for file mode, removed when dropped.
+pub struct Dir(pub PathBuf);
+
+impl Dir {
+    pub fn new() -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "pbo-test-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    pub fn write(&self, file: &str, yaml: &str) {
+        std::fs::write(self.0.join(file), yaml).unwrap();
+    }
+    pub fn remove(&self, file: &str) {
+        std::fs::remove_file(self.0.join(file)).ok();
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// The report of one object in an `apply`/`plan` report.
+pub fn find<'a>(
+    r: &'a partner_billing_operator::filemode::Report,
+    kind: &str,
+    name: &str,
+) -> &'a partner_billing_operator::filemode::ObjectReport {
+    r.objects
+        .iter()
+        .find(|o| o.kind == kind && o.name == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {:#?}", r.objects))
+}
+
+/// The status an `apply` report holds for one object.
+pub fn status<'a>(
+    r: &'a partner_billing_operator::filemode::Report,
+    kind: &str,
+    name: &str,
+) -> &'a Value {
+    &find(r, kind, name).object.as_ref().expect("object")["status"]
+}
