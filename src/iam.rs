@@ -32,6 +32,7 @@ pub const FAMILIES: &[Family] = &[
         actions: &[
             "organizations:DescribeOrganization",
             "organizations:ListAccounts",
+            "organizations:DescribeAccount",
             "organizations:ListRoots",
             "organizations:ListOrganizationalUnitsForParent",
             "organizations:ListAccountsForParent",

@@ -5,6 +5,25 @@
 //! [`reconcile`] the observe -> plan -> execute logic per kind, shared by the [`controller`]
 //! (watching a cluster) and [`filemode`] (`plan`/`apply -f`).
 
+/// A named failpoint right after an AWS write returned (`after:<service>:<Operation>`), so
+/// the crash tests can stop the process there. Compiled to nothing without the `failpoints`
+/// feature.
+#[macro_export]
+macro_rules! after_write {
+    ($op:literal) => {
+        fail::fail_point!(concat!("after:", $op))
+    };
+}
+
+/// A named failpoint right before a status is written (`before-status:<Kind>`). Compiled to
+/// nothing without the `failpoints` feature.
+#[macro_export]
+macro_rules! before_status {
+    ($kind:expr) => {
+        fail::fail_point!(&format!("before-status:{}", $kind))
+    };
+}
+
 pub mod api;
 pub mod aws;
 pub mod backoff;

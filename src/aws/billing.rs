@@ -421,6 +421,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             );
         }
         let out = call.send().await.map_err(err("CreatePricingRule"))?;
+        crate::after_write!("billingconductor:CreatePricingRule");
         Ok(s(out.arn()))
     }
 
@@ -444,6 +445,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             );
         }
         call.send().await.map_err(err("UpdatePricingRule"))?;
+        crate::after_write!("billingconductor:UpdatePricingRule");
         Ok(())
     }
 
@@ -453,6 +455,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("DeletePricingRule"))?;
+        crate::after_write!("billingconductor:DeletePricingRule");
         Ok(())
     }
 
@@ -472,6 +475,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("CreatePricingPlan"))?;
+        crate::after_write!("billingconductor:CreatePricingPlan");
         Ok(s(out.arn()))
     }
 
@@ -482,6 +486,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("UpdatePricingPlan"))?;
+        crate::after_write!("billingconductor:UpdatePricingPlan");
         Ok(())
     }
 
@@ -491,6 +496,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("DeletePricingPlan"))?;
+        crate::after_write!("billingconductor:DeletePricingPlan");
         Ok(())
     }
 
@@ -501,6 +507,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("AssociatePricingRules"))?;
+        crate::after_write!("billingconductor:AssociatePricingRules");
         Ok(())
     }
 
@@ -511,6 +518,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("DisassociatePricingRules"))?;
+        crate::after_write!("billingconductor:DisassociatePricingRules");
         Ok(())
     }
 
@@ -537,6 +545,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("CreateBillingGroup"))?;
+        crate::after_write!("billingconductor:CreateBillingGroup");
         Ok(s(out.arn()))
     }
 
@@ -564,6 +573,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("UpdateBillingGroup"))?;
+        crate::after_write!("billingconductor:UpdateBillingGroup");
         Ok(())
     }
 
@@ -573,6 +583,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("DeleteBillingGroup"))?;
+        crate::after_write!("billingconductor:DeleteBillingGroup");
         Ok(())
     }
 
@@ -583,6 +594,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("AssociateAccounts"))?;
+        crate::after_write!("billingconductor:AssociateAccounts");
         Ok(())
     }
 
@@ -597,6 +609,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("DisassociateAccounts"))?;
+        crate::after_write!("billingconductor:DisassociateAccounts");
         Ok(())
     }
 
@@ -625,6 +638,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("CreateCustomLineItem"))?;
+        crate::after_write!("billingconductor:CreateCustomLineItem");
         Ok(s(out.arn()))
     }
 
@@ -660,6 +674,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("UpdateCustomLineItem"))?;
+        crate::after_write!("billingconductor:UpdateCustomLineItem");
         Ok(())
     }
 
@@ -669,6 +684,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("DeleteCustomLineItem"))?;
+        crate::after_write!("billingconductor:DeleteCustomLineItem");
         Ok(())
     }
 
@@ -694,6 +710,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("TagResource"))?;
+        crate::after_write!("billingconductor:TagResource");
         Ok(())
     }
 
@@ -704,6 +721,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .send()
             .await
             .map_err(err("UntagResource"))?;
+        crate::after_write!("billingconductor:UntagResource");
         Ok(())
     }
 }

@@ -134,6 +134,13 @@ impl OrganizationsApi for FakeAws {
     async fn list_accounts(&self) -> Result<Vec<Account>, Error> {
         Ok(self.call("ListAccounts")?.accounts)
     }
+    async fn describe_account(&self, id: &str) -> Result<Option<Account>, Error> {
+        Ok(self
+            .call("DescribeAccount")?
+            .accounts
+            .into_iter()
+            .find(|a| a.id == id))
+    }
     // The Payer-level fake serves only the calls a Payer makes; the Organizations kinds are
     // tested against the emulator.
     async fn list_roots(&self) -> Result<Vec<Root>, Error> {

@@ -110,6 +110,8 @@ pub trait OrganizationsApi: Send + Sync {
     async fn describe_organization(&self) -> Result<Option<Organization>, Error>;
     /// Every account of the organization (all pages of ListAccounts).
     async fn list_accounts(&self) -> Result<Vec<Account>, Error>;
+    /// One account of the organization; `Ok(None)` when it is not in it.
+    async fn describe_account(&self, account_id: &str) -> Result<Option<Account>, Error>;
     async fn list_roots(&self) -> Result<Vec<Root>, Error>;
     /// The OUs directly under `parent_id` (all pages).
     async fn list_ous_for_parent(&self, parent_id: &str) -> Result<Vec<OrgUnit>, Error>;
@@ -236,6 +238,22 @@ fn policy_summary(p: &types::PolicySummary) -> PolicySummary {
     }
 }
 
+fn account(a: &types::Account) -> Account {
+    Account {
+        id: s(a.id()),
+        email: s(a.email()),
+        name: s(a.name()),
+        status: a
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        joined_method: a
+            .joined_method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default(),
+    }
+}
+
 #[async_trait]
 impl OrganizationsApi for aws_sdk_organizations::Client {
     async fn describe_organization(&self) -> Result<Option<Organization>, Error> {
@@ -262,23 +280,22 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut accounts = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(err("ListAccounts"))?;
-            for a in page.accounts() {
-                accounts.push(Account {
-                    id: s(a.id()),
-                    email: s(a.email()),
-                    name: s(a.name()),
-                    status: a
-                        .status()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    joined_method: a
-                        .joined_method()
-                        .map(|m| m.as_str().to_string())
-                        .unwrap_or_default(),
-                });
-            }
+            accounts.extend(page.accounts().iter().map(account));
         }
         Ok(accounts)
+    }
+
+    async fn describe_account(&self, account_id: &str) -> Result<Option<Account>, Error> {
+        match self.describe_account().account_id(account_id).send().await {
+            Ok(out) => Ok(out.account().map(account)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_account_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(err("DescribeAccount")(e)),
+        }
     }
 
     async fn list_roots(&self) -> Result<Vec<Root>, Error> {
@@ -401,6 +418,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("CreatePolicy"))?;
+        crate::after_write!("organizations:CreatePolicy");
         out.policy()
             .and_then(|p| p.policy_summary())
             .map(policy_summary)
@@ -422,6 +440,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("UpdatePolicy"))?;
+        crate::after_write!("organizations:UpdatePolicy");
         Ok(())
     }
 
@@ -431,6 +450,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("DeletePolicy"))?;
+        crate::after_write!("organizations:DeletePolicy");
         Ok(())
     }
 
@@ -441,6 +461,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("AttachPolicy"))?;
+        crate::after_write!("organizations:AttachPolicy");
         Ok(())
     }
 
@@ -451,6 +472,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("DetachPolicy"))?;
+        crate::after_write!("organizations:DetachPolicy");
         Ok(())
     }
 
@@ -461,6 +483,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("EnablePolicyType"))?;
+        crate::after_write!("organizations:EnablePolicyType");
         Ok(())
     }
 
@@ -473,6 +496,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("CreateOrganizationalUnit"))?;
+        crate::after_write!("organizations:CreateOrganizationalUnit");
         let ou = out.organizational_unit().ok_or_else(|| {
             Error::retryable("AwsBadResponse", "CreateOrganizationalUnit returned no OU")
         })?;
@@ -491,6 +515,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("UpdateOrganizationalUnit"))?;
+        crate::after_write!("organizations:UpdateOrganizationalUnit");
         Ok(())
     }
 
@@ -500,6 +525,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("DeleteOrganizationalUnit"))?;
+        crate::after_write!("organizations:DeleteOrganizationalUnit");
         Ok(())
     }
 
@@ -518,6 +544,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             });
         }
         let out = call.send().await.map_err(err("CreateAccount"))?;
+        crate::after_write!("organizations:CreateAccount");
         out.create_account_status()
             .map(create_status)
             .ok_or_else(|| Error::retryable("AwsBadResponse", "CreateAccount returned no status"))
@@ -578,6 +605,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("InviteAccountToOrganization"))?;
+        crate::after_write!("organizations:InviteAccountToOrganization");
         out.handshake().map(handshake).ok_or_else(|| {
             Error::retryable(
                 "AwsBadResponse",
@@ -613,6 +641,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("CancelHandshake"))?;
+        crate::after_write!("organizations:CancelHandshake");
         Ok(())
     }
 
@@ -624,6 +653,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("MoveAccount"))?;
+        crate::after_write!("organizations:MoveAccount");
         Ok(())
     }
 
@@ -649,6 +679,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("TagResource"))?;
+        crate::after_write!("organizations:TagResource");
         Ok(())
     }
 
@@ -659,6 +690,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("UntagResource"))?;
+        crate::after_write!("organizations:UntagResource");
         Ok(())
     }
 
@@ -668,6 +700,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("CloseAccount"))?;
+        crate::after_write!("organizations:CloseAccount");
         Ok(())
     }
 
@@ -677,6 +710,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .send()
             .await
             .map_err(err("RemoveAccountFromOrganization"))?;
+        crate::after_write!("organizations:RemoveAccountFromOrganization");
         Ok(())
     }
 }

@@ -259,6 +259,7 @@ impl PipelineApi for SdkPipeline {
             );
         }
         on("s3", "CreateBucket").absent(call.send().await, &["BucketAlreadyOwnedByYou"])?;
+        crate::after_write!("s3:CreateBucket");
         if !tags.is_empty() {
             let mut tagging = aws_sdk_s3::types::Tagging::builder();
             for (k, v) in tags {
@@ -276,6 +277,7 @@ impl PipelineApi for SdkPipeline {
                 .send()
                 .await
                 .map_err(on("s3", "PutBucketTagging").err())?;
+            crate::after_write!("s3:PutBucketTagging");
         }
         Ok(())
     }
@@ -302,6 +304,7 @@ impl PipelineApi for SdkPipeline {
             .send()
             .await
             .map_err(on("s3", "PutBucketPolicy").err())?;
+        crate::after_write!("s3:PutBucketPolicy");
         Ok(())
     }
 
@@ -396,6 +399,7 @@ impl PipelineApi for SdkPipeline {
             .send()
             .await
             .map_err(on("bcm-data-exports", "CreateExport").err())?;
+        crate::after_write!("bcm-data-exports:CreateExport");
         Ok(out.export_arn().unwrap_or_default().to_string())
     }
 
@@ -407,6 +411,7 @@ impl PipelineApi for SdkPipeline {
             .send()
             .await
             .map_err(on("bcm-data-exports", "UpdateExport").err())?;
+        crate::after_write!("bcm-data-exports:UpdateExport");
         Ok(())
     }
 
@@ -415,6 +420,7 @@ impl PipelineApi for SdkPipeline {
             self.exports.delete_export().export_arn(arn).send().await,
             &["ResourceNotFoundException"],
         )?;
+        crate::after_write!("bcm-data-exports:DeleteExport");
         Ok(())
     }
 
@@ -477,6 +483,7 @@ impl PipelineApi for SdkPipeline {
         // Written before a crash, found again: the same definition.
         on("cur", "PutReportDefinition")
             .absent(call.send().await, &["DuplicateReportNameException"])?;
+        crate::after_write!("cur:PutReportDefinition");
         Ok(())
     }
 
@@ -488,6 +495,7 @@ impl PipelineApi for SdkPipeline {
             .send()
             .await
             .map_err(on("cur", "ModifyReportDefinition").err())?;
+        crate::after_write!("cur:ModifyReportDefinition");
         Ok(())
     }
 
@@ -498,6 +506,7 @@ impl PipelineApi for SdkPipeline {
             .send()
             .await
             .map_err(on("cur", "DeleteReportDefinition").err())?;
+        crate::after_write!("cur:DeleteReportDefinition");
         Ok(())
     }
 
@@ -532,6 +541,7 @@ impl PipelineApi for SdkPipeline {
             call = call.tags(k, v);
         }
         on("glue", "CreateDatabase").absent(call.send().await, &["AlreadyExistsException"])?;
+        crate::after_write!("glue:CreateDatabase");
         Ok(())
     }
 
@@ -541,6 +551,7 @@ impl PipelineApi for SdkPipeline {
             glue.delete_database().name(name).send().await,
             &["EntityNotFoundException"],
         )?;
+        crate::after_write!("glue:DeleteDatabase");
         Ok(())
     }
 
@@ -618,6 +629,7 @@ impl PipelineApi for SdkPipeline {
             call = call.tags(k, v);
         }
         on("glue", "CreateCrawler").absent(call.send().await, &["AlreadyExistsException"])?;
+        crate::after_write!("glue:CreateCrawler");
         Ok(())
     }
 
@@ -634,6 +646,7 @@ impl PipelineApi for SdkPipeline {
             .send()
             .await
             .map_err(on("glue", "UpdateCrawler").err())?;
+        crate::after_write!("glue:UpdateCrawler");
         Ok(())
     }
 
@@ -643,6 +656,7 @@ impl PipelineApi for SdkPipeline {
             glue.delete_crawler().name(name).send().await,
             &["EntityNotFoundException"],
         )?;
+        crate::after_write!("glue:DeleteCrawler");
         Ok(())
     }
 }

@@ -185,6 +185,7 @@ async fn write_status<K: ManagedKind>(
         "kind": K::KIND,
         "status": outcome.status,
     });
+    crate::before_status!(K::KIND);
     api.patch_status(
         &obj.name_any(),
         &PatchParams::apply(FIELD_MANAGER).force(),

@@ -174,6 +174,7 @@ async fn apply_payer(p: Arc<Payer>, ctx: Arc<Context>) -> Result<Action, Error> 
             "kind": "Payer",
             "status": status,
         });
+        crate::before_status!("Payer");
         api.patch_status(
             &p.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),

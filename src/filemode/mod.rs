@@ -726,11 +726,102 @@ pub async fn apply_with_insights(
     }
 }
 
+/// Run the deletion path of every object once it is deleted (what the controller does before
+/// it removes its finalizer), in reverse dependency order, until each is released or `wait`
+/// has passed. Each object's `deletionPolicy` decides what happens in AWS. The crash tests use
+/// it; there is no subcommand for it (deleting is `kubectl delete`'s job).
+pub async fn delete(
+    manifests: Manifests,
+    connector: Arc<dyn AwsConnect>,
+    wait: Duration,
+) -> Report {
+    let (mut objects, secrets) = ordered(manifests);
+    objects.reverse();
+    let (ctx, catalog) = context(&objects, secrets, connector);
+    let started = Instant::now();
+    let mut reports: Vec<Option<ObjectReport>> = vec![None; objects.len()];
+    let mut pending: Vec<bool> = objects
+        .iter()
+        .map(|o| !matches!(o, Obj::Payer(_)))
+        .collect();
+    loop {
+        let mut next_poll: Option<Duration> = None;
+        for i in 0..objects.len() {
+            if !pending[i] {
+                continue;
+            }
+            let now = crate::time::now_rfc3339();
+            let (report, again) = delete_one(&mut objects[i], &ctx, &catalog, &now).await;
+            reports[i] = Some(report);
+            pending[i] = again.is_some();
+            if let Some(d) = again {
+                next_poll = Some(next_poll.map_or(d, |n: Duration| n.min(d)));
+            }
+        }
+        let Some(poll) = next_poll else { break };
+        if started.elapsed() + poll.min(Duration::from_secs(2)) > wait {
+            break;
+        }
+        tokio::time::sleep(poll.min(Duration::from_secs(2))).await;
+    }
+    Report {
+        objects: reports.into_iter().flatten().collect(),
+    }
+}
+
+/// The kind of `_o`, for the failpoint names.
+#[allow(dead_code)]
+fn kind_of<K: kube::Resource<DynamicType = ()>>(_o: &K) -> String {
+    K::kind(&()).to_string()
+}
+
+/// Run `$module`'s deletion path for `$x`; once released, the object leaves the catalog.
+macro_rules! delete_kind {
+    ($x:ident, $ctx:ident, $catalog:ident, $now:ident, $module:ident, $store:ident, $variant:ident) => {{
+        let outcome = $module::cleanup($x, $ctx, $now).await;
+        crate::before_status!(kind_of($x.as_ref()));
+        $x.status = Some(outcome.status.clone());
+        let again = in_progress(&outcome.result);
+        if outcome.result.is_ok() && again.is_none() {
+            $catalog
+                .$store
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key_of($x.as_ref()));
+        } else {
+            put(&$catalog.$store, $x.as_ref());
+        }
+        (
+            kind_report(&Obj::$variant($x.clone()), &outcome, Some(()), false),
+            again,
+        )
+    }};
+}
+
+async fn delete_one(
+    o: &mut Obj,
+    ctx: &ReconcileContext,
+    catalog: &FileCatalog,
+    now: &str,
+) -> (ObjectReport, Option<Duration>) {
+    match o {
+        Obj::Payer(_) => unreachable!("a Payer has no deletion path"),
+        Obj::Scp(x) => delete_kind!(x, ctx, catalog, now, service_control_policy, scps, Scp),
+        Obj::Ou(x) => delete_kind!(x, ctx, catalog, now, organizational_unit, ous, Ou),
+        Obj::Account(x) => delete_kind!(x, ctx, catalog, now, linked_account, accounts, Account),
+        Obj::Plan(x) => delete_kind!(x, ctx, catalog, now, pricing_plan, plans, Plan),
+        Obj::Group(x) => delete_kind!(x, ctx, catalog, now, billing_group, groups, Group),
+        Obj::Item(x) => delete_kind!(x, ctx, catalog, now, custom_line_item, items, Item),
+        Obj::Pipeline(x) => delete_kind!(x, ctx, catalog, now, cur_pipeline, pipelines, Pipeline),
+    }
+}
+
 /// Reconcile `$x` with `$module`, store its new status in the catalog's `$store`, report it,
 /// and say whether to look again.
 macro_rules! apply_kind {
     ($x:ident, $ctx:ident, $catalog:ident, $now:ident, $module:ident, $store:ident, $variant:ident) => {{
         let outcome = $module::reconcile($x, $ctx, Mode::Apply, $now).await;
+        crate::before_status!(kind_of($x.as_ref()));
         $x.status = Some(outcome.status.clone());
         put(&$catalog.$store, $x.as_ref());
         let again = in_progress(&outcome.result);
@@ -751,6 +842,7 @@ async fn apply_one(
     match o {
         Obj::Payer(p) => {
             let outcome = payer::reconcile(p, ctx, now).await;
+            crate::before_status!("Payer");
             p.status = Some(outcome.status);
             put(&catalog.payers, p);
             let object = serde_json::to_value(&*p).ok();

@@ -4,7 +4,6 @@
 //! period in status.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
@@ -484,7 +483,7 @@ async fn apply(
         return Ok(Verdict::progressing(
             "DependencyNotReady",
             pending.join("; "),
-            Duration::from_secs(30),
+            DEPENDENCY_RETRY,
         ));
     }
     let cost = status

@@ -289,7 +289,8 @@ async fn apply(
                 .organizations
                 .move_account(&account.id, current, &desired_parent)
                 .await?;
-            pc.invalidate(ctx);
+            let (id, to) = (account.id.clone(), desired_parent.clone());
+            pc.record(ctx, move |s| s.set_parent(&id, &to));
         }
     }
     status.parent_id = Some(desired_parent.clone());
@@ -335,10 +336,7 @@ async fn apply(
         ),
         &pc.snapshot,
     )?;
-    execute_attachments(&pc.conn, &account.id, &attachments, plan_only, changes).await?;
-    if !plan_only && (!attachments.attach.is_empty() || !attachments.detach.is_empty()) {
-        pc.invalidate(ctx);
-    }
+    execute_attachments(&mut pc, ctx, &account.id, &attachments, plan_only, changes).await?;
     status.attached_policies = attachments.result;
 
     Ok(Verdict::ready(
@@ -459,12 +457,10 @@ async fn locate_created(
                 )));
             }
             Ok(s) if s.state == "SUCCEEDED" => {
-                pc.refresh(ctx).await?;
-                let found = s
-                    .account_id
-                    .as_deref()
-                    .and_then(|id| pc.snapshot.account(id))
-                    .or_else(|| pc.snapshot.account_by_email(&create.email));
+                let found = match s.account_id.as_deref() {
+                    Some(id) => pc.account_joined(ctx, id).await?,
+                    None => None,
+                };
                 return match found {
                     Some(a) => Ok(Located::Account(a.clone())),
                     None => Ok(Located::Pending(Verdict::progressing(
@@ -517,7 +513,7 @@ async fn locate_created(
     // One creation decision at a time per payer, on fresh data.
     let gate = ctx.locks.get(&format!("{}#create", pc.key));
     let _slot = gate.lock().await;
-    pc.refresh(ctx).await?;
+    pc.refresh_creates(ctx).await?;
     if let Some(a) = pc.snapshot.account_by_email(&create.email) {
         return Ok(Located::Account(a.clone()));
     }
@@ -566,12 +562,12 @@ async fn locate_created(
     ));
     let created = match pc.conn.organizations.create_account(&request).await {
         Err(e) if e.aws_reason() == Some("ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED") => {
-            pc.invalidate(ctx);
             return Ok(Located::Pending(queued(&pc.key, in_flight, position)));
         }
         other => other?,
     };
-    pc.invalidate(ctx);
+    let request = created.clone();
+    pc.record(ctx, move |s| s.add_create(&request));
     status.create_request_id = Some(created.request_id.clone());
     events.push(EventNote {
         warning: false,
@@ -681,8 +677,7 @@ async fn invite_progress(
             )));
         }
         if h.state == "ACCEPTED" {
-            pc.refresh(ctx).await?;
-            if let Some(a) = pc.snapshot.account(&invite.account_id) {
+            if let Some(a) = pc.account_joined(ctx, &invite.account_id).await? {
                 status.invitation = Some(record);
                 return Ok(Located::Account(a.clone()));
             }
@@ -747,7 +742,8 @@ async fn invite_progress(
         }
         other => other?,
     };
-    pc.invalidate(ctx);
+    let handshake = sent.clone();
+    pc.record(ctx, move |s| s.add_invitation(&handshake));
     events.push(EventNote {
         warning: false,
         reason: "InvitationSent".into(),
@@ -896,13 +892,10 @@ async fn delete(
                                 CREATE_POLL,
                             ));
                         }
-                        Ok(s) if s.state == "SUCCEEDED" => {
-                            pc.refresh(ctx).await?;
-                            s.account_id
-                                .as_deref()
-                                .and_then(|id| pc.snapshot.account(id))
-                                .cloned()
-                        }
+                        Ok(s) if s.state == "SUCCEEDED" => match s.account_id.as_deref() {
+                            Some(id) => pc.account_joined(ctx, id).await?,
+                            None => None,
+                        },
                         _ => None,
                     }
                 } else {
@@ -926,7 +919,8 @@ async fn delete(
                         Err(e) if e.aws_code() == Some("InvalidHandshakeTransitionException") => {}
                         other => other?,
                     }
-                    pc.invalidate(ctx);
+                    let id = h.id.clone();
+                    pc.record(ctx, move |s| s.set_invitation_state(&id, "CANCELED"));
                     return Ok(Verdict::ready(
                         "Released",
                         format!("the open invitation {} was canceled", h.id),
@@ -980,7 +974,8 @@ async fn delete(
                 other => other?,
             }
             status.deletion_requested_at = Some(now.to_string());
-            pc.invalidate(ctx);
+            let id = account.id.clone();
+            pc.record(ctx, move |s| s.remove_account(&id));
             Ok(Verdict::ready(
                 "Removed",
                 format!("account {} left the organization", account.id),

@@ -89,6 +89,67 @@ impl PayerContext {
         })
     }
 
+    /// Apply one of the operator's own writes to the shared snapshot and to this one, so
+    /// neither this object nor any other reads everything again because of it.
+    pub fn record(
+        &mut self,
+        ctx: &ReconcileContext,
+        write: impl Fn(&mut OrgSnapshot) + Send + Sync + 'static,
+    ) {
+        let write: super::snapshot::Write<OrgSnapshot> = Arc::new(write);
+        match ctx.snapshots.update(&self.key, write.clone()) {
+            Some(s) => self.snapshot = s,
+            None => write(Arc::make_mut(&mut self.snapshot)),
+        }
+    }
+
+    /// Bring the CreateAccount requests of the snapshot up to date (one ListCreateAccountStatus):
+    /// a request that finished since is looked up, and its account recorded, so an account
+    /// is never missing between "no longer in progress" and "listed".
+    pub async fn refresh_creates(&mut self, ctx: &ReconcileContext) -> Result<(), Error> {
+        let orgs = self.conn.organizations.as_ref();
+        let now = orgs.list_creates_in_progress().await?;
+        let mut joined = Vec::new();
+        for c in &self.snapshot.creates_in_progress {
+            if now.iter().any(|n| n.request_id == c.request_id) {
+                continue;
+            }
+            let done = orgs.describe_create_account_status(&c.request_id).await?;
+            if let Some(id) = done.account_id.filter(|_| done.state == "SUCCEEDED")
+                && self.snapshot.account(&id).is_none()
+                && let Some(a) = orgs.describe_account(&id).await?
+            {
+                joined.push(a);
+            }
+        }
+        self.record(ctx, move |s| {
+            for a in &joined {
+                s.add_account(a);
+            }
+            s.creates_in_progress = now.clone();
+        });
+        Ok(())
+    }
+
+    /// Record an account that joined (a finished creation, an accepted invitation): one
+    /// DescribeAccount instead of reading the organization again. `None` while AWS does
+    /// not list it yet.
+    pub async fn account_joined(
+        &mut self,
+        ctx: &ReconcileContext,
+        account_id: &str,
+    ) -> Result<Option<crate::aws::organizations::Account>, Error> {
+        if let Some(a) = self.snapshot.account(account_id) {
+            return Ok(Some(a.clone()));
+        }
+        let Some(a) = self.conn.organizations.describe_account(account_id).await? else {
+            return Ok(None);
+        };
+        let joined = a.clone();
+        self.record(ctx, move |s| s.add_account(&joined));
+        Ok(Some(a))
+    }
+
     /// Drop the cached snapshot after a write and read a fresh one.
     pub async fn refresh(&mut self, ctx: &ReconcileContext) -> Result<(), Error> {
         ctx.snapshots.invalidate(&self.key);
@@ -281,8 +342,11 @@ pub fn attachment_plan(
 }
 
 /// Carry out an attachment plan: attach first, then detach, so the target never has no SCP.
+/// Each attachment done is recorded in the snapshot at once, so a failure half-way leaves
+/// the snapshot true to AWS.
 pub async fn execute_attachments(
-    conn: &Connection,
+    pc: &mut PayerContext,
+    ctx: &ReconcileContext,
     target_id: &str,
     plan: &AttachmentPlan,
     plan_only: bool,
@@ -295,10 +359,12 @@ pub async fn execute_attachments(
             detail: format!("attach {id}"),
         });
         if !plan_only {
-            match conn.organizations.attach_policy(id, target_id).await {
+            match pc.conn.organizations.attach_policy(id, target_id).await {
                 Err(e) if e.aws_code() == Some("DuplicatePolicyAttachmentException") => {}
                 other => other?,
             }
+            let (policy, target) = (id.clone(), target_id.to_string());
+            pc.record(ctx, move |s| s.attach(&policy, &target));
         }
     }
     for (name, id) in &plan.detach {
@@ -308,10 +374,12 @@ pub async fn execute_attachments(
             detail: format!("detach {id}"),
         });
         if !plan_only {
-            match conn.organizations.detach_policy(id, target_id).await {
+            match pc.conn.organizations.detach_policy(id, target_id).await {
                 Err(e) if e.aws_code() == Some("PolicyNotAttachedException") => {}
                 other => other?,
             }
+            let (policy, target) = (id.clone(), target_id.to_string());
+            pc.record(ctx, move |s| s.detach(&policy, &target));
         }
     }
     Ok(())

@@ -183,7 +183,8 @@ async fn apply(
                 other => other?,
             };
             status.tags_checked_at = Some(now.to_string());
-            pc.refresh(ctx).await?;
+            let ou = created.clone();
+            pc.record(ctx, move |s| s.add_ou(&ou));
             created
         }
     };
@@ -207,7 +208,8 @@ async fn apply(
                 .organizations
                 .rename_ou(&ou.id, &obj.spec.name)
                 .await?;
-            pc.invalidate(ctx);
+            let (id, name) = (ou.id.clone(), obj.spec.name.clone());
+            pc.record(ctx, move |s| s.rename_ou(&id, &name));
         }
     }
     if tag_check_due(
@@ -239,10 +241,7 @@ async fn apply(
         ),
         &pc.snapshot,
     )?;
-    execute_attachments(&pc.conn, &ou.id, &attachments, plan_only, changes).await?;
-    if !plan_only && (!attachments.attach.is_empty() || !attachments.detach.is_empty()) {
-        pc.invalidate(ctx);
-    }
+    execute_attachments(&mut pc, ctx, &ou.id, &attachments, plan_only, changes).await?;
     status.ou_id = Some(ou.id.clone());
     status.arn = Some(ou.arn.clone());
     status.parent_id = Some(parent_id.clone());
@@ -289,7 +288,7 @@ async fn delete(
         ));
     }
     let namespace = obj.namespace().unwrap_or_default();
-    let pc = match PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await {
+    let mut pc = match PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await {
         Ok(pc) => pc,
         Err(Error::Waiting { .. }) => {
             return Ok(Verdict::ready(
@@ -355,7 +354,8 @@ async fn delete(
         Err(e) if e.aws_code() == Some("OrganizationalUnitNotFoundException") => {}
         other => other?,
     }
-    pc.invalidate(ctx);
+    let id = ou.id.clone();
+    pc.record(ctx, move |s| s.remove_ou(&id));
     Ok(Verdict::ready(
         "Deleted",
         format!("OU {} ({}) was deleted", ou.name, ou.id),

@@ -218,7 +218,6 @@ async fn apply(
         check_tags,
     )?;
     let plan_only = mode == Mode::Plan;
-    let mut wrote = false;
     let mut policy_id = observed.existing.as_ref().map(|p| p.id.clone());
     let mut arn = observed.existing.as_ref().map(|p| p.arn.clone());
     for step in &steps {
@@ -234,7 +233,7 @@ async fn apply(
                         Err(e) if e.aws_code() == Some("PolicyTypeAlreadyEnabledException") => {}
                         other => other?,
                     }
-                    wrote = true;
+                    pc.record(ctx, |s| s.root.scp_enabled = true);
                 }
             }
             ScpStep::Create => {
@@ -249,9 +248,9 @@ async fn apply(
                         .organizations
                         .create_scp(&name, &description, &content, &desired_tags)
                         .await?;
-                    policy_id = Some(created.id);
-                    arn = Some(created.arn);
-                    wrote = true;
+                    policy_id = Some(created.id.clone());
+                    arn = Some(created.arn.clone());
+                    pc.record(ctx, move |s| s.add_policy(&created));
                 }
             }
             ScpStep::Update { policy_id } => {
@@ -265,7 +264,12 @@ async fn apply(
                         .organizations
                         .update_scp(policy_id, &name, &description, &content)
                         .await?;
-                    wrote = true;
+                    let (id, description) = (policy_id.clone(), description.clone());
+                    pc.record(ctx, move |s| {
+                        if let Some(p) = s.policies.iter_mut().find(|p| p.id == id) {
+                            p.description = description.clone();
+                        }
+                    });
                 }
             }
             ScpStep::SetTags {
@@ -291,9 +295,6 @@ async fn apply(
                 }
             }
         }
-    }
-    if wrote {
-        pc.refresh(ctx).await?;
     }
     status.policy_id = policy_id.clone();
     status.arn = arn;
@@ -355,7 +356,7 @@ async fn delete(
         ));
     }
     let namespace = obj.namespace().unwrap_or_default();
-    let pc = match PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await {
+    let mut pc = match PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await {
         Ok(pc) => pc,
         Err(Error::Waiting { .. }) => {
             return Ok(Verdict::ready(
@@ -406,7 +407,8 @@ async fn delete(
         Err(e) if e.aws_code() == Some("PolicyNotFoundException") => {}
         other => other?,
     }
-    pc.invalidate(ctx);
+    let id = policy.id.clone();
+    pc.record(ctx, move |s| s.remove_policy(&id));
     Ok(Verdict::ready(
         "Deleted",
         format!("policy {name} ({}) was deleted", policy.id),

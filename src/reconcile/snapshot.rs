@@ -145,6 +145,102 @@ impl OrgSnapshot {
         (accounts, ous)
     }
 
+    /// An account the operator saw join (created or invited): it starts in the root.
+    pub fn add_account(&mut self, account: &Account) {
+        match self.accounts.iter_mut().find(|a| a.id == account.id) {
+            Some(a) => *a = account.clone(),
+            None => self.accounts.push(account.clone()),
+        }
+        self.parent_of
+            .entry(account.id.clone())
+            .or_insert_with(|| self.root.id.clone());
+        self.creates_in_progress
+            .retain(|c| c.account_id.as_deref() != Some(account.id.as_str()));
+    }
+
+    pub fn remove_account(&mut self, account_id: &str) {
+        self.accounts.retain(|a| a.id != account_id);
+        self.parent_of.remove(account_id);
+        for t in self.targets.values_mut() {
+            t.retain(|x| x != account_id);
+        }
+    }
+
+    pub fn set_parent(&mut self, account_id: &str, parent_id: &str) {
+        self.parent_of
+            .insert(account_id.to_string(), parent_id.to_string());
+    }
+
+    pub fn attach(&mut self, policy_id: &str, target_id: &str) {
+        let t = self.targets.entry(policy_id.to_string()).or_default();
+        if !t.iter().any(|x| x == target_id) {
+            t.push(target_id.to_string());
+        }
+    }
+
+    pub fn detach(&mut self, policy_id: &str, target_id: &str) {
+        if let Some(t) = self.targets.get_mut(policy_id) {
+            t.retain(|x| x != target_id);
+        }
+    }
+
+    pub fn add_ou(&mut self, ou: &OrgUnit) {
+        match self.ous.iter_mut().find(|o| o.id == ou.id) {
+            Some(o) => *o = ou.clone(),
+            None => self.ous.push(ou.clone()),
+        }
+    }
+
+    pub fn rename_ou(&mut self, ou_id: &str, name: &str) {
+        if let Some(o) = self.ous.iter_mut().find(|o| o.id == ou_id) {
+            o.name = name.to_string();
+        }
+    }
+
+    pub fn remove_ou(&mut self, ou_id: &str) {
+        self.ous.retain(|o| o.id != ou_id);
+        for t in self.targets.values_mut() {
+            t.retain(|x| x != ou_id);
+        }
+    }
+
+    pub fn add_policy(&mut self, policy: &PolicySummary) {
+        match self.policies.iter_mut().find(|p| p.id == policy.id) {
+            Some(p) => *p = policy.clone(),
+            None => self.policies.push(policy.clone()),
+        }
+        self.targets.entry(policy.id.clone()).or_default();
+    }
+
+    pub fn remove_policy(&mut self, policy_id: &str) {
+        self.policies.retain(|p| p.id != policy_id);
+        self.targets.remove(policy_id);
+    }
+
+    /// A CreateAccount request the operator made.
+    pub fn add_create(&mut self, create: &CreateStatus) {
+        if !self
+            .creates_in_progress
+            .iter()
+            .any(|c| c.request_id == create.request_id)
+        {
+            self.creates_in_progress.push(create.clone());
+        }
+    }
+
+    pub fn add_invitation(&mut self, handshake: &Handshake) {
+        match self.invitations.iter_mut().find(|h| h.id == handshake.id) {
+            Some(h) => *h = handshake.clone(),
+            None => self.invitations.push(handshake.clone()),
+        }
+    }
+
+    pub fn set_invitation_state(&mut self, handshake_id: &str, state: &str) {
+        if let Some(h) = self.invitations.iter_mut().find(|h| h.id == handshake_id) {
+            h.state = state.to_string();
+        }
+    }
+
     /// The newest invitation to `target`.
     pub fn latest_invitation(&self, target: &str) -> Option<&Handshake> {
         self.invitations
@@ -154,29 +250,66 @@ impl OrgSnapshot {
     }
 }
 
-/// Shared reads per payer, reused for `max_age` and dropped after any write; loaded once
-/// even when many objects ask at the same time.
+/// One of the operator's own writes, applied to a cached value so that readers see it
+/// without everything being read again. Applied at most twice (to the cached value and to a
+/// value being loaded while the write happened), so it must be idempotent.
+pub type Write<T> = Arc<dyn Fn(&mut T) + Send + Sync>;
+
+struct Slot<T> {
+    value: Option<(Instant, Arc<T>)>,
+    /// Number of writes recorded so far.
+    seq: u64,
+    /// Writes recorded while a load was running, replayed onto what it read.
+    journal: Vec<(u64, Write<T>)>,
+    loading: bool,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self {
+            value: None,
+            seq: 0,
+            journal: Vec::new(),
+            loading: false,
+        }
+    }
+}
+
+/// Shared reads per payer, reused for `max_age`; loaded once even when many objects ask at
+/// the same time. The operator's own writes are applied to the cached value (`update`)
+/// instead of dropping it, so a burst of writes does not turn into a burst of full reads.
 pub struct SharedReads<T> {
     max_age: Duration,
-    entries: Mutex<HashMap<String, (Instant, Arc<T>)>>,
-    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    slots: Mutex<HashMap<String, Slot<T>>>,
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    loads: std::sync::atomic::AtomicU64,
 }
 
 /// The organization snapshots.
 pub type SnapshotCache = SharedReads<OrgSnapshot>;
 
-impl<T> SharedReads<T> {
+impl<T: Clone> SharedReads<T> {
     pub fn new(max_age: Duration) -> Self {
         Self {
             max_age,
-            entries: Mutex::default(),
-            loading: Mutex::default(),
+            slots: Mutex::default(),
+            gates: Mutex::default(),
+            loads: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// How long a value is reused.
     pub fn max_age(&self) -> Duration {
         self.max_age
+    }
+
+    /// How many times a value was loaded (all payers).
+    pub fn loads(&self) -> u64 {
+        self.loads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot<T>>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The value for payer `key`, from `load` unless a fresh one is cached.
@@ -189,7 +322,7 @@ impl<T> SharedReads<T> {
             return Ok(s);
         }
         let gate = self
-            .loading
+            .gates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(key.to_string())
@@ -199,28 +332,56 @@ impl<T> SharedReads<T> {
         if let Some(s) = self.fresh(key) {
             return Ok(s);
         }
-        let value = Arc::new(load().await?);
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), (Instant::now(), value.clone()));
+        let since = {
+            let mut slots = self.lock();
+            let slot = slots.entry(key.to_string()).or_default();
+            slot.loading = true;
+            slot.seq
+        };
+        self.loads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let loaded = load().await;
+        let mut slots = self.lock();
+        let slot = slots.entry(key.to_string()).or_default();
+        slot.loading = false;
+        let journal = std::mem::take(&mut slot.journal);
+        let mut value = loaded?;
+        // Writes made while the lists were being read may be missing from them.
+        for (_, write) in journal.iter().filter(|(seq, _)| *seq > since) {
+            write(&mut value);
+        }
+        let value = Arc::new(value);
+        slot.value = Some((Instant::now(), value.clone()));
         Ok(value)
     }
 
     fn fresh(&self, key: &str) -> Option<Arc<T>> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
+        self.lock()
             .get(key)
+            .and_then(|s| s.value.as_ref())
             .filter(|(at, _)| at.elapsed() < self.max_age)
             .map(|(_, s)| s.clone())
     }
 
-    /// Forget payer `key`'s value (after a write, or to force a fresh read).
+    /// Apply one of the operator's own writes to payer `key`'s cached value (and to a value
+    /// being loaded meanwhile). Returns the updated value, if one is cached.
+    pub fn update(&self, key: &str, write: Write<T>) -> Option<Arc<T>> {
+        let mut slots = self.lock();
+        let slot = slots.entry(key.to_string()).or_default();
+        slot.seq += 1;
+        if slot.loading {
+            slot.journal.push((slot.seq, write.clone()));
+        }
+        let (_, value) = slot.value.as_mut()?;
+        write(Arc::make_mut(value));
+        Some(value.clone())
+    }
+
+    /// Forget payer `key`'s value (to force a fresh read).
     pub fn invalidate(&self, key: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        if let Some(slot) = self.lock().get_mut(key) {
+            slot.value = None;
+        }
     }
 }
 
@@ -231,8 +392,81 @@ impl SharedReads<OrgSnapshot> {
     }
 }
 
-impl<T> Default for SharedReads<T> {
+impl<T: Clone> Default for SharedReads<T> {
     fn default() -> Self {
         Self::new(Duration::from_secs(15))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(x: u32) -> Write<Vec<u32>> {
+        Arc::new(move |v: &mut Vec<u32>| {
+            if !v.contains(&x) {
+                v.push(x)
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn own_writes_update_the_cached_value_without_a_reload() {
+        let reads: SharedReads<Vec<u32>> = SharedReads::new(Duration::from_secs(60));
+        assert!(reads.update("p", push(9)).is_none(), "nothing cached yet");
+        let v = reads
+            .get_or_load("p", || async { Ok(vec![1]) })
+            .await
+            .unwrap();
+        assert_eq!(*v, vec![1]);
+        let after = reads.update("p", push(2)).unwrap();
+        assert_eq!(*after, vec![1, 2]);
+        assert_eq!(*v, vec![1], "a reader's copy does not change under it");
+        let again = reads
+            .get_or_load("p", || async { panic!("must not load again") })
+            .await
+            .unwrap();
+        assert_eq!(*again, vec![1, 2]);
+        assert_eq!(reads.loads(), 1);
+        reads.invalidate("p");
+        let fresh = reads
+            .get_or_load("p", || async { Ok(vec![7]) })
+            .await
+            .unwrap();
+        assert_eq!(*fresh, vec![7]);
+        assert_eq!(reads.loads(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_made_while_loading_is_replayed_onto_what_was_loaded() {
+        let reads = Arc::new(SharedReads::<Vec<u32>>::new(Duration::from_secs(60)));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let loader = {
+            let reads = reads.clone();
+            tokio::spawn(async move {
+                reads
+                    .get_or_load("p", || async move {
+                        started_tx.send(()).unwrap();
+                        go_rx.await.unwrap();
+                        // The lists were read before the write below happened.
+                        Ok(vec![1])
+                    })
+                    .await
+                    .unwrap()
+            })
+        };
+        started_rx.await.unwrap();
+        reads.update("p", push(5));
+        go_tx.send(()).unwrap();
+        let loaded = loader.await.unwrap();
+        assert_eq!(*loaded, vec![1, 5]);
+        // Only writes made during that load are replayed; the journal is empty afterwards.
+        reads.invalidate("p");
+        let next = reads
+            .get_or_load("p", || async { Ok(vec![3]) })
+            .await
+            .unwrap();
+        assert_eq!(*next, vec![3]);
     }
 }
