@@ -18,7 +18,7 @@ DEMO_DIR := $(CARGO_TARGET_DIR)/demo
 
 .PHONY: help
 help:
-	@echo "make demo | make test | make crds | make build | make emulator-test"
+	@echo "make demo | make test | make bench | make crds | make build | make emulator-test"
 
 .PHONY: toolchain
 toolchain:
@@ -71,18 +71,20 @@ fmt-check:
 
 .PHONY: clippy
 clippy:
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --features failpoints -- -D warnings
 
 # The emulator's own tests (fault injection, validation, counting, error shapes).
 .PHONY: emulator-test
 emulator-test: venv
 	cd $(EMULATOR) && "$$(./ensure-venv.sh)/bin/python" -m unittest discover -q -p 'test_*.py' 
 
-# Unit, mocked-API-server, CEL and emulator-backed tests. The emulator-backed tests start
-# their own emulator (tests/common/mod.rs) unless PBO_EMULATOR_URL names a running one.
+# Unit, mocked-API-server, CEL and emulator-backed tests, the fault storm and the crash
+# tests (failpoints after every AWS write: the `failpoints` feature, test builds only). The
+# emulator-backed tests start their own emulator (tests/common/mod.rs) unless
+# PBO_EMULATOR_URL names a running one.
 .PHONY: rust-test
 rust-test: venv tools
-	PBO_TOOLS_DIR=$$($(TOOLS)/ensure-tools.sh) $(CARGO) test --locked --all-targets
+	PBO_TOOLS_DIR=$$($(TOOLS)/ensure-tools.sh) $(CARGO) test --locked --all-targets --features failpoints
 
 # crds/ and the chart's crds/ must be exactly what `partner-billing-operator crd` prints
 # (also a cargo test).
@@ -105,6 +107,19 @@ crds: build
 chart-test:
 	@tools=$$($(TOOLS)/ensure-tools.sh); \
 	cd $(TOOLS) && PBO_TOOLS_DIR=$$tools "$$tools/venv/bin/python" -m unittest discover -q -p 'test_*.py'
+
+# Figures, not pass/fail timings: steady-state AWS calls at 1,000 and 5,000 accounts with 500
+# billing groups, creation-slot use over 100 creations, and wall time / peak memory of plan and
+# apply over BENCH_OBJECTS objects (debug build, like the tests).
+BENCH_OBJECTS ?= 10000
+.PHONY: bench
+bench: build venv
+	$(CARGO) test --locked --features failpoints --test bench -- --ignored --nocapture --test-threads 1 2>&1 | grep '^bench'
+	@set -euo pipefail; mkdir -p $(DEMO_DIR); \
+	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	$(EMULATOR)/start.sh $$port $(DEMO_DIR)/bench-emulator.pid $(DEMO_DIR)/bench-emulator.log; \
+	trap 'kill $$(cat $(DEMO_DIR)/bench-emulator.pid) 2>/dev/null || true' EXIT; \
+	"$$($(EMULATOR)/ensure-venv.sh)/bin/python" $(TOOLS)/bench_filemode.py $(BIN) http://127.0.0.1:$$port $(BENCH_OBJECTS)
 
 .PHONY: tools
 tools:

@@ -131,6 +131,9 @@ pub struct BillingGroupStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// When the tags in AWS were last compared with the spec (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_checked_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
     /// AWS status: ACTIVE, PRIMARY_ACCOUNT_MISSING or PENDING.

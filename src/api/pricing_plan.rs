@@ -185,6 +185,9 @@ pub struct PricingPlanStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// When the tags in AWS were last compared with the spec (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_checked_at: Option<String>,
     /// ARN of the plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,

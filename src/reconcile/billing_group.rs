@@ -19,7 +19,7 @@ use crate::money::Amount;
 
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{BATCH, billing_snapshot, client_token};
+use super::pricing_plan::{BATCH, billing_snapshot, client_token, converge_billing_tags};
 use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type naming accounts two billing groups both want.
@@ -260,6 +260,7 @@ async fn apply(
     );
     let mut arn = snapshot.group_named(&name).map(|g| g.arn.clone());
     let mut wrote = false;
+    let mut just_created = false;
     if let Some(g) = arn.as_deref().and_then(|a| snapshot.group(a)) {
         if g.primary_account_id != primary {
             return Err(Error::terminal(
@@ -330,7 +331,7 @@ async fn apply(
             accounts: first.clone(),
             plan_arn: plan_arn.clone(),
             auto_associate: obj.spec.auto_associate,
-            tags,
+            tags: tags.clone(),
         };
         let created = bc.create_group(&new, &client_token(&uid, "group")).await?;
         events.push(EventNote {
@@ -349,6 +350,7 @@ async fn apply(
         }
         arn = Some(created);
         wrote = true;
+        just_created = true;
     } else if let Some(group_arn) = &arn {
         if !plan.associate.is_empty() {
             changes.push(change(
@@ -386,6 +388,22 @@ async fn apply(
         snapshot
     };
     let group_arn = arn.clone().unwrap_or_default();
+    if just_created {
+        status.tags_checked_at = Some(now.to_string());
+    } else {
+        converge_billing_tags(
+            &conn,
+            &group_arn,
+            &tags,
+            status.observed_generation != obj.metadata.generation,
+            &mut status.tags_checked_at,
+            &uid,
+            now,
+            plan_only,
+            changes,
+        )
+        .await?;
+    }
 
     // Conflicts, on both sides: accounts this group wants that another holds, and accounts
     // it holds that another group (same namespace) wants.

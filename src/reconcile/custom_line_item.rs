@@ -10,7 +10,7 @@ use crate::aws::billing::{BcItem, NewItem};
 use crate::error::Error;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{billing_snapshot, client_token};
+use super::pricing_plan::{billing_snapshot, client_token, converge_billing_tags};
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Where an item's period range stands against the open periods. Pure.
@@ -231,6 +231,7 @@ async fn apply(
             let arn = bc.create_item(&want, &client_token(&uid, "item")).await?;
             ctx.billing.invalidate(&key);
             status.arn = Some(arn);
+            status.tags_checked_at = Some(now.to_string());
             status.start_period = Some(start.clone());
         }
         Some(have) => {
@@ -245,6 +246,18 @@ async fn apply(
                     ctx.billing.invalidate(&key);
                 }
             }
+            converge_billing_tags(
+                &conn,
+                &have.arn,
+                &want.tags,
+                status.observed_generation != obj.metadata.generation,
+                &mut status.tags_checked_at,
+                &uid,
+                now,
+                plan_only,
+                changes,
+            )
+            .await?;
             status.arn = Some(have.arn.clone());
             if status.start_period.is_none() {
                 status.start_period = Some(start.clone());

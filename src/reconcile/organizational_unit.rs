@@ -97,6 +97,22 @@ pub fn find_ou<'a>(
         .or_else(|| snapshot.ou_named(parent_id, &obj.spec.name))
 }
 
+/// The OU under `parent_id` whose owner tag is `owner` (one ListTagsForResource per OU
+/// there; only asked when the name does not find it).
+async fn owned_ou(
+    pc: &PayerContext,
+    parent_id: &str,
+    owner: &str,
+) -> Result<Option<OrgUnit>, Error> {
+    for ou in pc.snapshot.ous.iter().filter(|o| o.parent_id == parent_id) {
+        let tags = pc.conn.organizations.list_tags(&ou.id).await?;
+        if tags.get(OWNER_TAG).is_some_and(|o| o == owner) {
+            return Ok(Some(ou.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// Reconcile an OrganizationalUnit.
 pub async fn reconcile(
     obj: &OrganizationalUnit,
@@ -143,7 +159,12 @@ async fn apply(
     )?;
     let spec_changed = status.observed_generation != obj.metadata.generation;
 
-    let ou = match find_ou(obj, &parent_id, &pc.snapshot).cloned() {
+    let mut found = find_ou(obj, &parent_id, &pc.snapshot).cloned();
+    if found.is_none() {
+        // Renamed while its status was lost (a crash, file mode): ours carries our owner tag.
+        found = owned_ou(&pc, &parent_id, &owner).await?;
+    }
+    let ou = match found {
         Some(ou) => ou,
         None => {
             changes.push(change(
@@ -303,7 +324,14 @@ async fn delete(
         .as_ref()
         .and_then(|s| s.ou_id.as_deref())
         .and_then(|id| pc.snapshot.ou(id));
-    let parent = obj.status.as_ref().and_then(|s| s.parent_id.clone());
+    // Without a status (lost in a crash, or never written), the spec says where it is.
+    let parent = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.parent_id.clone())
+        .or_else(|| {
+            resolve_parent(&namespace, obj.spec.parent_ref.as_ref(), &pc.snapshot, ctx).ok()
+        });
     let ou = by_id
         .or_else(|| {
             parent

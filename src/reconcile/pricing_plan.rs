@@ -199,6 +199,52 @@ pub async fn reconcile(
 }
 
 /// The Billing Conductor snapshot of a payer.
+/// Converge the tags of Billing Conductor resource `arn` when the spec changed or the periodic
+/// audit is due: one ListTagsForResource, then TagResource / UntagResource for what differs
+/// (`aws:` tags untouched). Records in `checked_at` when they were compared.
+#[allow(clippy::too_many_arguments)]
+pub async fn converge_billing_tags(
+    conn: &Connection,
+    arn: &str,
+    desired: &crate::aws::organizations::Tags,
+    spec_changed: bool,
+    checked_at: &mut Option<String>,
+    uid: &str,
+    now: &str,
+    plan_only: bool,
+    changes: &mut Vec<super::Change>,
+) -> Result<(), Error> {
+    if !super::org::tag_check_due(spec_changed, checked_at.as_deref(), now, uid) {
+        return Ok(());
+    }
+    let current = conn.billing.list_tags(arn).await?;
+    let (set, remove) = super::org::tag_changes(desired, &current);
+    if !set.is_empty() {
+        changes.push(change(
+            ChangeAction::Update,
+            format!("tags of {arn}"),
+            format!("set {}", set.keys().cloned().collect::<Vec<_>>().join(", ")),
+        ));
+        if !plan_only {
+            conn.billing.tag(arn, &set).await?;
+        }
+    }
+    if !remove.is_empty() {
+        changes.push(change(
+            ChangeAction::Update,
+            format!("tags of {arn}"),
+            format!("remove {}", remove.join(", ")),
+        ));
+        if !plan_only {
+            conn.billing.untag(arn, &remove).await?;
+        }
+    }
+    if !plan_only {
+        *checked_at = Some(now.to_string());
+    }
+    Ok(())
+}
+
 pub async fn billing_snapshot(
     key: &str,
     conn: &Connection,
@@ -356,6 +402,23 @@ async fn apply(
     }
     if wrote {
         ctx.billing.invalidate(&key);
+    }
+    let created = !plan_only && steps.iter().any(|s| matches!(s, PlanStep::CreatePlan));
+    if created {
+        status.tags_checked_at = Some(now.to_string());
+    } else if let Some(arn) = &plan_arn {
+        converge_billing_tags(
+            &conn,
+            arn,
+            &tags,
+            status.observed_generation != obj.metadata.generation,
+            &mut status.tags_checked_at,
+            &uid,
+            now,
+            plan_only,
+            changes,
+        )
+        .await?;
     }
     status.arn = plan_arn.clone();
     status.rule_arns = rule_arns;

@@ -127,8 +127,11 @@ class EmulatorApp:
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
+        # Route on the path as sent: a percent-encoded label (an ARN with '/' in
+        # /tags/{ResourceArn}) is one segment; the labels are decoded after matching.
+        raw_path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or path).split("?", 1)[0]
         call = models.identify(
-            environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""), headers, body
+            environ.get("REQUEST_METHOD", "GET"), raw_path, environ.get("QUERY_STRING", ""), headers, body
         )
         key = (call.service, call.operation or "?")
         with self.state.lock:

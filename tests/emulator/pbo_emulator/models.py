@@ -209,6 +209,9 @@ def validate(call: Call) -> None:
                 loc_name = member.serialization.get("name", name)
                 if loc_name in call.params:
                     params[name] = call.params.pop(loc_name) if loc_name != name else call.params[loc_name]
+                    # A list sent once (?tagKeys=a) is still a list.
+                    if member.type_name == "list" and isinstance(params[name], str):
+                        params[name] = [params[name]]
             elif location == "header":
                 params.setdefault(name, None)
                 if params[name] is None:

@@ -113,6 +113,18 @@ class Organizations(EmulatedService):
                     "The management account cannot be removed from its organization.",
                     "ACCOUNT_CANNOT_LEAVE_ORGANIZATION",
                 )
+            # Leaving the organization ends the account's policy attachments (moto keeps them).
+            self._detach_all(backend, self._account(backend, params.get("AccountId", "")))
+        elif op == "DeleteOrganizationalUnit":
+            backend = self._backend_of(call.access_key)
+            ou_id = params.get("OrganizationalUnitId", "")
+            ou = next((o for o in backend.ou if o.id == ou_id), None)
+            empty = not any(a.parent_id == ou_id for a in backend.accounts) and not any(
+                o.parent_id == ou_id for o in backend.ou
+            )
+            if ou is not None and empty:
+                # So does deleting an OU (moto keeps them, and then refuses DeletePolicy).
+                self._detach_all(backend, ou)
 
     def _advance(self) -> None:
         now = self.now()
@@ -146,6 +158,15 @@ class Organizations(EmulatedService):
         out = backend.create_account(**kwargs)
         req["State"] = "SUCCEEDED"
         req["AccountId"] = out["CreateAccountStatus"]["AccountId"]
+
+    @staticmethod
+    def _detach_all(backend, target) -> None:
+        if target is None:
+            return
+        for policy in list(target.attached_policies):
+            if target in policy.attachments:
+                policy.attachments.remove(target)
+        target.attached_policies.clear()
 
     def _check_attach(self, call) -> None:
         backend = self._backend_of(call.access_key)
@@ -340,6 +361,17 @@ class Organizations(EmulatedService):
         self._advance()
         return {"clockOffsetSeconds": self.clock_offset}
 
+    def control_bulk_accounts(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Add ``count`` ACTIVE accounts to the organization of ``managementAccountId`` at once
+        (for benchmarks: no CreateAccount requests, no delay)."""
+        backend = organizations_backends[payload.get("managementAccountId", "123456789012")]["aws"]
+        prefix = payload.get("prefix", "bulk")
+        ids = []
+        for i in range(int(payload["count"])):
+            out = backend.create_account(AccountName=f"{prefix}-{i:05d}", Email=f"{prefix}-{i:05d}@example.com", Tags=[])
+            ids.append(out["CreateAccountStatus"]["AccountId"])
+        return {"accountIds": ids}
+
     def control_stats(self, payload: dict[str, Any]) -> dict[str, Any]:
         by_state: dict[str, int] = {}
         for r in self.requests.values():
@@ -350,6 +382,8 @@ class Organizations(EmulatedService):
             "createRequestsByState": by_state,
             "handshakes": {h["Id"]: h["State"] for h in self.handshakes.values()},
             "closures": len(self.closures),
+            # [requested, finished] of every creation, for slot-utilisation figures.
+            "timeline": sorted([r["RequestedTimestamp"], r["due"]] for r in self.requests.values()),
         }
 
     def _respond(self, payload: dict[str, Any], state: str) -> dict[str, Any]:

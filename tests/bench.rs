@@ -1,0 +1,227 @@
+//! `make bench`: figures, not timed tests (ignored by `cargo test`; `make bench` runs them).
+//!
+//! 1. Steady state: for N LinkedAccounts (adopted) and M BillingGroups on one payer, converge
+//!    once, then reconcile every object again as a fresh process holding the converged
+//!    statuses (as the controller does after a restart or at resync), and count the AWS calls
+//!    in the emulator, next to what a one-describe-per-object design would make.
+//! 2. Creation slots: 100 accounts created while the emulator holds each creation
+//!    IN_PROGRESS for a fixed time; the share of the 5 creation slots kept busy.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use partner_billing_operator::aws::{AwsOptions, SdkConnector};
+use partner_billing_operator::filemode::{self, Report};
+use partner_billing_operator::metrics::Metrics;
+use serde_json::{Value, json};
+
+const KEY: &str = "AKIAPBOBENCH00000001";
+const SECRET: &str = "pbo-bench-secret";
+
+fn connector(emu: &common::Emulator) -> Arc<SdkConnector> {
+    Arc::new(SdkConnector::new(
+        AwsOptions {
+            endpoint_url: Some(emu.url.clone()),
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(5),
+            operator_credentials: None,
+        },
+        Metrics::shared(),
+    ))
+}
+
+fn write_docs(dir: &std::path::Path, docs: &[Value]) {
+    let text: String = docs
+        .iter()
+        .map(|d| format!("---\n{}\n", serde_json::to_string(d).unwrap()))
+        .collect();
+    std::fs::write(dir.join("objects.yaml"), text).unwrap();
+}
+
+async fn apply_dir(emu: &common::Emulator, dir: &std::path::Path) -> Report {
+    let m = filemode::load(&[dir.to_path_buf()], "bench")
+        .unwrap_or_else(|p| panic!("{:?}", &p[..p.len().min(3)]));
+    filemode::apply(m, connector(emu), Duration::from_secs(900)).await
+}
+
+fn calls(emu: &common::Emulator) -> (u64, BTreeMap<String, u64>) {
+    let v = emu.control("GET", "/_emulator/requests", None);
+    let mut by_op = BTreeMap::new();
+    for c in v["counts"].as_array().unwrap() {
+        by_op.insert(
+            format!(
+                "{}:{}",
+                c["service"].as_str().unwrap(),
+                c["operation"].as_str().unwrap()
+            ),
+            c["count"].as_u64().unwrap(),
+        );
+    }
+    (v["total"].as_u64().unwrap(), by_op)
+}
+
+async fn steady_state(accounts: usize, groups: usize) {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(KEY, SECRET, None).await;
+    emu.create_organization(&cfg, 0).await;
+    let ids: Vec<String> = serde_json::from_value(
+        emu.control(
+            "POST",
+            "/_emulator/services/organizations/bulk-accounts",
+            Some(json!({"count": accounts})),
+        )["accountIds"]
+            .clone(),
+    )
+    .unwrap();
+
+    let mut docs = vec![
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "aws", "namespace": "bench"},
+               "stringData": {"accessKeyId": KEY, "secretAccessKey": SECRET}}),
+        json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer", "metadata": {"name": "acme", "namespace": "bench"},
+               "spec": {"accountId": "123456789012", "credentials": {"secretRef": {"name": "aws"}}}}),
+        json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": "PricingPlan", "metadata": {"name": "plan", "namespace": "bench"},
+               "spec": {"payerRef": {"name": "acme"}, "rules": [{"name": "markup", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 10}]}}),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        docs.push(json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {"name": format!("a{i:05}"), "namespace": "bench", "uid": format!("uid-a{i}")},
+            "spec": {"payerRef": {"name": "acme"}, "adopt": {"accountId": id}}}));
+    }
+    for (g, primary) in ids.iter().take(groups).enumerate() {
+        docs.push(json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": "BillingGroup",
+            "metadata": {"name": format!("g{g:04}"), "namespace": "bench", "uid": format!("uid-g{g}")},
+            "spec": {"payerRef": {"name": "acme"}, "primaryAccount": primary, "pricingPlanRef": {"name": "plan"}}}));
+    }
+    let dir = std::env::temp_dir().join(format!("pbo-bench-{}-{accounts}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_docs(&dir, &docs);
+
+    let started = Instant::now();
+    let first = apply_dir(emu, &dir).await;
+    let converge = started.elapsed();
+    let not_ready = first.objects.iter().filter(|o| !o.ready).count();
+    assert_eq!(
+        not_ready,
+        0,
+        "{:?}",
+        first.objects.iter().find(|o| !o.ready)
+    );
+
+    // The converged objects, with their statuses, as the controller's cache would hold them.
+    let mut converged = vec![docs[0].clone()];
+    converged.extend(first.objects.iter().filter_map(|o| o.object.clone()));
+    write_docs(&dir, &converged);
+    emu.control("DELETE", "/_emulator/requests", None);
+    let started = Instant::now();
+    let second = apply_dir(emu, &dir).await;
+    let resync = started.elapsed();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(second.objects.iter().all(|o| o.ready));
+    let (total, by_op) = calls(emu);
+    let writes: u64 = by_op
+        .iter()
+        .filter(|(op, _)| {
+            let op = op.split(':').nth(1).unwrap();
+            !(op.starts_with("List") || op.starts_with("Describe") || op.starts_with("Get"))
+        })
+        .map(|(_, n)| n)
+        .sum();
+    // One describe per object: DescribeAccount, ListParentsForChild, ListPoliciesForTarget and
+    // ListTagsForResource per account; GetBillingGroup-like reads, ListAccountAssociations and a
+    // cost report per group.
+    let naive = 4 * accounts as u64 + 3 * groups as u64;
+    let objects = accounts + groups + 2;
+    println!(
+        "bench steady-state: {accounts} LinkedAccounts + {groups} BillingGroups ({objects} objects): \
+         converge {:.1} s; one resync {:.1} s with {total} AWS calls ({writes} writes), \
+         = {:.2} x (accounts / 20-per-page); a one-describe-per-object design: {naive} calls ({:.1} x more)",
+        converge.as_secs_f64(),
+        resync.as_secs_f64(),
+        total as f64 / (accounts as f64 / 20.0),
+        naive as f64 / total.max(1) as f64
+    );
+    println!("bench steady-state calls by operation: {by_op:?}");
+    assert_eq!(writes, 0, "no write calls in steady state: {by_op:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_steady_state_1000_accounts_500_groups() {
+    steady_state(1000, 500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_steady_state_5000_accounts_500_groups() {
+    steady_state(5000, 500).await;
+}
+
+/// Share of the 5 creation slots kept busy while `count` accounts are created, each held
+/// IN_PROGRESS for `hold` seconds by the emulator.
+async fn creation_slots(count: usize, hold: f64) {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(KEY, SECRET, None).await;
+    emu.create_organization(&cfg, 0).await;
+    emu.control(
+        "POST",
+        "/_emulator/services/organizations/settings",
+        Some(json!({"createDelaySeconds": hold})),
+    );
+    let mut docs = vec![
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "aws", "namespace": "bench"},
+               "stringData": {"accessKeyId": KEY, "secretAccessKey": SECRET}}),
+        json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer", "metadata": {"name": "acme", "namespace": "bench"},
+               "spec": {"accountId": "123456789012", "credentials": {"secretRef": {"name": "aws"}}}}),
+    ];
+    for i in 0..count {
+        docs.push(json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {"name": format!("n{i:04}"), "namespace": "bench", "uid": format!("uid-n{i}")},
+            "spec": {"payerRef": {"name": "acme"}, "create": {"email": format!("n{i:04}@example.com"), "accountName": format!("n{i:04}")}}}));
+    }
+    let dir = std::env::temp_dir().join(format!("pbo-bench-slots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_docs(&dir, &docs);
+    let started = Instant::now();
+    let report = apply_dir(emu, &dir).await;
+    let took = started.elapsed();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        report.objects.iter().all(|o| o.ready),
+        "all accounts created"
+    );
+    let stats = emu.control(
+        "POST",
+        "/_emulator/services/organizations/stats",
+        Some(json!({})),
+    );
+    let timeline: Vec<(f64, f64)> = stats["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap()))
+        .collect();
+    assert_eq!(timeline.len(), count, "one CreateAccount per account");
+    let first = timeline.iter().map(|t| t.0).fold(f64::MAX, f64::min);
+    let last = timeline.iter().map(|t| t.1).fold(f64::MIN, f64::max);
+    let busy: f64 = timeline.iter().map(|(a, b)| b - a).sum();
+    let utilisation = busy / (5.0 * (last - first));
+    println!(
+        "bench creation-slots: {count} accounts, each IN_PROGRESS for {hold} s: the 5 slots were busy {:.1} % of the {:.1} s from the first request to the last completion (ideal {:.1} s); apply took {:.1} s; max in flight {}",
+        100.0 * utilisation,
+        last - first,
+        count as f64 * hold / 5.0,
+        took.as_secs_f64(),
+        stats["maxCreatesInFlight"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with make bench"]
+async fn bench_creation_slots_100_accounts() {
+    creation_slots(100, 5.0).await;
+}
