@@ -15,6 +15,8 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/debug/partner-billing-operator
 EMULATOR := tests/emulator
 DEMO_DIR := $(CARGO_TARGET_DIR)/demo
+# The folder `make demo` plans and applies (a test runs the demo on a copy with planted secrets).
+EXAMPLES ?= examples
 
 .PHONY: help
 help:
@@ -45,19 +47,19 @@ demo: build venv
 	py="$$($(EMULATOR)/ensure-venv.sh)/bin/python"; url=http://127.0.0.1:$$port; \
 	"$$py" $(EMULATOR)/seed_demo.py seed $$url; \
 	export AWS_ENDPOINT_URL=$$url AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true; \
-	echo; echo "\$$ partner-billing-operator plan -f examples/"; \
-	rc=0; $(BIN) plan -f examples/ || rc=$$?; \
+	echo; echo "\$$ partner-billing-operator plan -f $(EXAMPLES)/"; \
+	rc=0; $(BIN) plan -f $(EXAMPLES)/ || rc=$$?; \
 	if [ $$rc -eq 1 ]; then exit 1; fi; \
-	echo; echo "\$$ partner-billing-operator apply -f examples/    (creates accounts; the invitation stays open)"; \
-	$(BIN) apply -f examples/ || true; \
+	echo; echo "\$$ partner-billing-operator apply -f $(EXAMPLES)/    (creates accounts; the invitation stays open)"; \
+	$(BIN) apply -f $(EXAMPLES)/ || true; \
 	echo; "$$py" $(EMULATOR)/seed_demo.py accept-invitations $$url; \
 	"$$py" $(EMULATOR)/seed_demo.py usage $$url; \
-	echo; echo "\$$ partner-billing-operator apply -f examples/    (the invited account has joined; margins and organization costs from the usage)"; \
-	$(BIN) apply -f examples/; \
-	echo; echo "\$$ partner-billing-operator plan -f examples/    (nothing left to change)"; \
-	$(BIN) plan -f examples/; \
-	echo; echo "\$$ partner-billing-operator apply -f examples/ -o yaml   (statuses)"; \
-	$(BIN) apply -f examples/ -o yaml
+	echo; echo "\$$ partner-billing-operator apply -f $(EXAMPLES)/    (the invited account has joined; margins and organization costs from the usage)"; \
+	$(BIN) apply -f $(EXAMPLES)/; \
+	echo; echo "\$$ partner-billing-operator plan -f $(EXAMPLES)/    (nothing left to change)"; \
+	$(BIN) plan -f $(EXAMPLES)/; \
+	echo; echo "\$$ partner-billing-operator apply -f $(EXAMPLES)/ -o yaml   (statuses)"; \
+	$(BIN) apply -f $(EXAMPLES)/ -o yaml
 
 TOOLS := tests/tools
 

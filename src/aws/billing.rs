@@ -125,11 +125,17 @@ pub trait BillingApi: Send + Sync {
     async fn list_rules(&self) -> Result<Vec<BcRule>, Error>;
     async fn list_plans(&self) -> Result<Vec<BcPlan>, Error>;
     async fn list_plan_rule_arns(&self, plan_arn: &str) -> Result<Vec<String>, Error>;
-    async fn list_groups(&self) -> Result<Vec<BcGroup>, Error>;
+    /// Every group, or only those of `arns`.
+    async fn list_groups(&self, arns: Option<&[String]>) -> Result<Vec<BcGroup>, Error>;
     /// (account id, billing group ARN) of every associated account.
     async fn list_associations(&self) -> Result<Vec<(String, String)>, Error>;
     async fn list_items(&self, period: &str) -> Result<Vec<BcItem>, Error>;
-    async fn cost_reports(&self, period: &str) -> Result<Vec<BcCost>, Error>;
+    /// Cost reports of every group in `period`, or only of the groups `arns`.
+    async fn cost_reports(
+        &self,
+        period: &str,
+        arns: Option<&[String]>,
+    ) -> Result<Vec<BcCost>, Error>;
     async fn create_rule(&self, rule: &NewRule, token: &str) -> Result<String, Error>;
     async fn update_rule(&self, arn: &str, rule: &NewRule) -> Result<(), Error>;
     async fn delete_rule(&self, arn: &str) -> Result<(), Error>;
@@ -296,8 +302,17 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         Ok(out)
     }
 
-    async fn list_groups(&self) -> Result<Vec<BcGroup>, Error> {
-        let mut pages = self.list_billing_groups().into_paginator().send();
+    async fn list_groups(&self, arns: Option<&[String]>) -> Result<Vec<BcGroup>, Error> {
+        let filter = arns.map(|a| {
+            aws_sdk_billingconductor::types::ListBillingGroupsFilter::builder()
+                .set_arns(Some(a.to_vec()))
+                .build()
+        });
+        let mut pages = self
+            .list_billing_groups()
+            .set_filters(filter)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             for g in page.map_err(err("ListBillingGroups"))?.billing_groups() {
@@ -369,10 +384,20 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         Ok(out)
     }
 
-    async fn cost_reports(&self, period: &str) -> Result<Vec<BcCost>, Error> {
+    async fn cost_reports(
+        &self,
+        period: &str,
+        arns: Option<&[String]>,
+    ) -> Result<Vec<BcCost>, Error> {
+        let filter = arns.map(|a| {
+            aws_sdk_billingconductor::types::ListBillingGroupCostReportsFilter::builder()
+                .set_billing_group_arns(Some(a.to_vec()))
+                .build()
+        });
         let mut pages = self
             .list_billing_group_cost_reports()
             .billing_period(period)
+            .set_filters(filter)
             .into_paginator()
             .send();
         let mut out = Vec::new();

@@ -244,7 +244,7 @@ impl BillingApi for FakeAws {
     async fn list_plan_rule_arns(&self, _: &str) -> Result<Vec<String>, Error> {
         Err(self.unsupported("list_plan_rule_arns"))
     }
-    async fn list_groups(&self) -> Result<Vec<BcGroup>, Error> {
+    async fn list_groups(&self, _: Option<&[String]>) -> Result<Vec<BcGroup>, Error> {
         Err(self.unsupported("list_groups"))
     }
     async fn list_associations(&self) -> Result<Vec<(String, String)>, Error> {
@@ -253,7 +253,7 @@ impl BillingApi for FakeAws {
     async fn list_items(&self, _: &str) -> Result<Vec<BcItem>, Error> {
         Err(self.unsupported("list_items"))
     }
-    async fn cost_reports(&self, _: &str) -> Result<Vec<BcCost>, Error> {
+    async fn cost_reports(&self, _: &str, _: Option<&[String]>) -> Result<Vec<BcCost>, Error> {
         Err(self.unsupported("cost_reports"))
     }
     async fn create_rule(&self, _: &NewRule, _: &str) -> Result<String, Error> {

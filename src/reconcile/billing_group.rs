@@ -13,13 +13,15 @@ use crate::api::billing_group::{CostReport, GroupDeletionPolicy};
 use crate::api::common::{owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
-use crate::aws::billing::{BcCost, NewGroup};
+use crate::aws::billing::{BcCost, BcGroup, NewGroup};
 use crate::error::Error;
 use crate::money::Amount;
 
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{BATCH, billing_snapshot, client_token, converge_billing_tags};
+use super::pricing_plan::{
+    BATCH, billing_snapshot, client_token, converge_billing_tags, record_billing,
+};
 use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type naming accounts two billing groups both want.
@@ -185,7 +187,7 @@ async fn apply(
         .uid()
         .unwrap_or_else(|| format!("{namespace}-{}", obj.name_any()));
     let (key, _payer, conn) = payer_connection(&namespace, &obj.spec.payer_ref, ctx).await?;
-    let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
+    let mut snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
     let bc = conn.billing.as_ref();
     let name = obj.group_name();
 
@@ -259,9 +261,8 @@ async fn apply(
         &owner_value(&namespace, "BillingGroup", &obj.name_any()),
     );
     let mut arn = snapshot.group_named(&name).map(|g| g.arn.clone());
-    let mut wrote = false;
     let mut just_created = false;
-    if let Some(g) = arn.as_deref().and_then(|a| snapshot.group(a)) {
+    if let Some(g) = arn.as_deref().and_then(|a| snapshot.group(a)).cloned() {
         if g.primary_account_id != primary {
             return Err(Error::terminal(
                 "PrimaryAccountMismatch",
@@ -283,7 +284,15 @@ async fn apply(
             if !plan_only {
                 bc.update_group(&g.arn, &description, &plan_arn, obj.spec.auto_associate)
                     .await?;
-                wrote = true;
+                let (a, d, p, auto) = (
+                    g.arn.clone(),
+                    description.clone(),
+                    plan_arn.clone(),
+                    obj.spec.auto_associate,
+                );
+                record_billing(ctx, &key, &mut snapshot, move |s| {
+                    s.update_group(&a, &d, &p, auto)
+                });
             }
         }
     }
@@ -345,11 +354,42 @@ async fn apply(
             .filter(|a| !first.contains(a))
             .cloned()
             .collect();
+        let group = BcGroup {
+            arn: created.clone(),
+            name: name.clone(),
+            description: description.clone(),
+            primary_account_id: primary.clone(),
+            plan_arn: plan_arn.clone(),
+            size: first.len() as i64,
+            // Known when Billing Conductor is listed again.
+            status: String::new(),
+            status_reason: None,
+            auto_associate: obj.spec.auto_associate,
+        };
+        let members = first.clone();
+        record_billing(ctx, &key, &mut snapshot, move |s| {
+            s.add_group(&group, &members)
+        });
         for batch in rest.chunks(BATCH) {
             bc.associate_accounts(&created, batch).await?;
+            let (a, b) = (created.clone(), batch.to_vec());
+            record_billing(ctx, &key, &mut snapshot, move |s| s.associate(&a, &b));
+        }
+        // The new group's state and cost reports: three filtered reads for this group, not
+        // a new read of everything.
+        let one = std::slice::from_ref(&created);
+        if let Some(listed) = bc.list_groups(Some(one)).await?.into_iter().next() {
+            let mut costs = Vec::new();
+            for period in [&snapshot.current_period, &snapshot.previous_period] {
+                for c in bc.cost_reports(period, Some(one)).await? {
+                    costs.push((period.clone(), c));
+                }
+            }
+            record_billing(ctx, &key, &mut snapshot, move |s| {
+                s.set_group_facts(&listed, &costs)
+            });
         }
         arn = Some(created);
-        wrote = true;
         just_created = true;
     } else if let Some(group_arn) = &arn {
         if !plan.associate.is_empty() {
@@ -361,8 +401,9 @@ async fn apply(
             if !plan_only {
                 for batch in plan.associate.chunks(BATCH) {
                     bc.associate_accounts(group_arn, batch).await?;
+                    let (a, b) = (group_arn.clone(), batch.to_vec());
+                    record_billing(ctx, &key, &mut snapshot, move |s| s.associate(&a, &b));
                 }
-                wrote = true;
             }
         }
         if !plan.disassociate.is_empty() {
@@ -374,19 +415,12 @@ async fn apply(
             if !plan_only {
                 for batch in plan.disassociate.chunks(BATCH) {
                     bc.disassociate_accounts(group_arn, batch).await?;
+                    let (a, b) = (group_arn.clone(), batch.to_vec());
+                    record_billing(ctx, &key, &mut snapshot, move |s| s.disassociate(&a, &b));
                 }
-                wrote = true;
             }
         }
     }
-    if wrote {
-        ctx.billing.invalidate(&key);
-    }
-    let snapshot = if wrote {
-        billing_snapshot(&key, &conn, ctx, now).await?
-    } else {
-        snapshot
-    };
     let group_arn = arn.clone().unwrap_or_default();
     if just_created {
         status.tags_checked_at = Some(now.to_string());
@@ -452,7 +486,7 @@ async fn apply(
     }
     let g = snapshot.group(&group_arn);
     status.arn = arn.clone();
-    status.state = g.map(|g| g.status.clone());
+    status.state = g.map(|g| g.status.clone()).filter(|s| !s.is_empty());
     status.state_reason = g.and_then(|g| g.status_reason.clone());
     status.size = Some(members.len() as i64);
     status.members = members;

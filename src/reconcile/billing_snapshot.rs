@@ -39,12 +39,12 @@ impl BillingSnapshot {
         for p in &plans {
             plan_rules.insert(p.arn.clone(), bc.list_plan_rule_arns(&p.arn).await?);
         }
-        let groups = bc.list_groups().await?;
+        let groups = bc.list_groups(None).await?;
         let group_of = bc.list_associations().await?.into_iter().collect();
         let items = bc.list_items(&current_period).await?;
         let mut costs = HashMap::new();
         for period in [&current_period, &previous_period] {
-            let reports = bc.cost_reports(period).await?;
+            let reports = bc.cost_reports(period, None).await?;
             costs.insert(
                 period.clone(),
                 reports.into_iter().map(|r| (r.arn.clone(), r)).collect(),
@@ -93,6 +93,77 @@ impl BillingSnapshot {
             .collect();
         m.sort();
         m
+    }
+
+    /// A group the operator created, with the accounts it associated (its state is not
+    /// known until Billing Conductor is listed again).
+    pub fn add_group(&mut self, group: &BcGroup, members: &[String]) {
+        match self.groups.iter_mut().find(|g| g.arn == group.arn) {
+            Some(g) => *g = group.clone(),
+            None => self.groups.push(group.clone()),
+        }
+        self.associate(&group.arn, members);
+    }
+
+    pub fn update_group(&mut self, arn: &str, description: &str, plan_arn: &str, auto: bool) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.arn == arn) {
+            g.description = description.to_string();
+            g.plan_arn = plan_arn.to_string();
+            g.auto_associate = auto;
+        }
+    }
+
+    pub fn associate(&mut self, arn: &str, accounts: &[String]) {
+        for a in accounts {
+            self.group_of.insert(a.clone(), arn.to_string());
+        }
+        let size = self.members(arn).len() as i64;
+        if let Some(g) = self.groups.iter_mut().find(|g| g.arn == arn) {
+            g.size = size;
+        }
+    }
+
+    pub fn disassociate(&mut self, arn: &str, accounts: &[String]) {
+        for a in accounts {
+            if self.group_of.get(a).is_some_and(|g| g == arn) {
+                self.group_of.remove(a);
+            }
+        }
+        let size = self.members(arn).len() as i64;
+        if let Some(g) = self.groups.iter_mut().find(|g| g.arn == arn) {
+            g.size = size;
+        }
+    }
+
+    pub fn remove_group(&mut self, arn: &str) {
+        self.groups.retain(|g| g.arn != arn);
+        self.group_of.retain(|_, g| g != arn);
+        self.items.retain(|i| i.group_arn != arn);
+    }
+
+    pub fn put_item(&mut self, item: &BcItem) {
+        match self.items.iter_mut().find(|i| i.arn == item.arn) {
+            Some(i) => *i = item.clone(),
+            None => self.items.push(item.clone()),
+        }
+    }
+
+    pub fn remove_item(&mut self, arn: &str) {
+        self.items.retain(|i| i.arn != arn);
+    }
+
+    /// What Billing Conductor says of one group now: its state and cost reports.
+    pub fn set_group_facts(&mut self, group: &BcGroup, costs: &[(String, BcCost)]) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.arn == group.arn) {
+            g.status = group.status.clone();
+            g.status_reason = group.status_reason.clone();
+        }
+        for (period, cost) in costs {
+            self.costs
+                .entry(period.clone())
+                .or_default()
+                .insert(cost.arn.clone(), cost.clone());
+        }
     }
 
     pub fn cost(&self, period: &str, arn: &str) -> Option<&BcCost> {

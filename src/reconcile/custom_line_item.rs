@@ -1,6 +1,8 @@
 //! CustomLineItem: billing-period aware. Only the current and the previous period are open;
 //! an item is never created or changed in an older one (a condition names the closed period).
 
+use std::sync::Arc;
+
 use kube::ResourceExt;
 
 use crate::api::common::{owner_value, with_owner};
@@ -229,7 +231,18 @@ async fn apply(
                 ));
             }
             let arn = bc.create_item(&want, &client_token(&uid, "item")).await?;
-            ctx.billing.invalidate(&key);
+            let item = BcItem {
+                arn: arn.clone(),
+                name: want.name.clone(),
+                description: want.description.clone(),
+                group_arn: want.group_arn.clone(),
+                charge_type: want.charge_type.clone(),
+                flat: want.flat,
+                percent: want.percent,
+                account_id: want.account_id.clone(),
+            };
+            ctx.billing
+                .update(&key, Arc::new(move |s| s.put_item(&item)));
             status.arn = Some(arn);
             status.tags_checked_at = Some(now.to_string());
             status.start_period = Some(start.clone());
@@ -243,7 +256,12 @@ async fn apply(
                 ));
                 if !plan_only {
                     bc.update_item(&have.arn, &want, &current).await?;
-                    ctx.billing.invalidate(&key);
+                    let mut item = have.clone();
+                    item.description = want.description.clone();
+                    item.flat = want.flat;
+                    item.percent = want.percent;
+                    ctx.billing
+                        .update(&key, Arc::new(move |s| s.put_item(&item)));
                 }
             }
             converge_billing_tags(

@@ -199,6 +199,21 @@ pub async fn reconcile(
 }
 
 /// The Billing Conductor snapshot of a payer.
+/// Apply one of the operator's own Billing Conductor writes to the shared snapshot of payer
+/// `key` and to `local`, instead of reading everything again.
+pub fn record_billing(
+    ctx: &ReconcileContext,
+    key: &str,
+    local: &mut Arc<BillingSnapshot>,
+    write: impl Fn(&mut BillingSnapshot) + Send + Sync + 'static,
+) {
+    let write: super::snapshot::Write<BillingSnapshot> = Arc::new(write);
+    match ctx.billing.update(key, write.clone()) {
+        Some(s) => *local = s,
+        None => write(Arc::make_mut(local)),
+    }
+}
+
 /// Converge the tags of Billing Conductor resource `arn` when the spec changed or the periodic
 /// audit is due: one ListTagsForResource, then TagResource / UntagResource for what differs
 /// (`aws:` tags untouched). Records in `checked_at` when they were compared.
