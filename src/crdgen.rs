@@ -36,17 +36,30 @@ pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::S
 
 /// The openAPIV3Schema of the CRD for `kind`, as JSON.
 pub fn schema_for(kind: &str) -> Option<serde_json::Value> {
-    all()
-        .into_iter()
-        .find(|c| c.spec.names.kind == kind)
-        .and_then(|c| {
-            c.spec
-                .versions
-                .first()
-                .and_then(|v| v.schema.as_ref())
-                .and_then(|s| s.open_api_v3_schema.as_ref())
-                .and_then(|s| serde_json::to_value(s).ok())
+    schema_ref(kind).cloned()
+}
+
+/// As [`schema_for`], generated once per process (file mode checks every document with it).
+pub fn schema_ref(kind: &str) -> Option<&'static serde_json::Value> {
+    static SCHEMAS: std::sync::OnceLock<std::collections::HashMap<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
+    SCHEMAS
+        .get_or_init(|| {
+            all()
+                .into_iter()
+                .filter_map(|c| {
+                    let schema = c
+                        .spec
+                        .versions
+                        .first()
+                        .and_then(|v| v.schema.as_ref())
+                        .and_then(|s| s.open_api_v3_schema.as_ref())
+                        .and_then(|s| serde_json::to_value(s).ok())?;
+                    Some((c.spec.names.kind.clone(), schema))
+                })
+                .collect()
         })
+        .get(kind)
 }
 
 /// The full multi-document YAML that `partner-billing-operator crd` prints.

@@ -311,8 +311,8 @@ fn add_document(
 }
 
 fn check_schema(kind: &str, doc: &Value) -> Result<(), String> {
-    let schema = crate::crdgen::schema_for(kind).ok_or_else(|| format!("no schema for {kind}"))?;
-    let violations = schema_check::validate(&schema, doc, None);
+    let schema = crate::crdgen::schema_ref(kind).ok_or_else(|| format!("no schema for {kind}"))?;
+    let violations = schema_check::validate(schema, doc, None);
     if violations.is_empty() {
         Ok(())
     } else {

@@ -69,7 +69,11 @@ class BillingConductor(EmulatedService):
 
     # -- helpers -------------------------------------------------------------------------
     def payer(self) -> str:
-        return get_account_id_from(self.call.access_key or "")
+        # Once per request: moto's lookup is slow, and lists ask for every object.
+        if getattr(self, "_payer_of", None) is not self.call:
+            self._payer_of = self.call
+            self._payer = get_account_id_from(self.call.access_key or "")
+        return self._payer
 
     def _mine(self, table: dict[str, dict[str, Any]], arn: str, what: str) -> dict[str, Any]:
         obj = table.get(arn)
@@ -581,9 +585,11 @@ class BillingConductor(EmulatedService):
         period = params.get("BillingPeriod") or self._period()
         arns = (params.get("Filters") or {}).get("BillingGroupArns")
         reports = []
-        for g in self.groups.values():
-            if g["payer"] != self.payer() or (arns and g["Arn"] not in arns):
-                continue
+        payer = self.payer()
+        groups = [g for g in self.groups.values() if g["payer"] == payer and (not arns or g["Arn"] in arns)]
+        # Cost only the page asked for.
+        page = self._page(groups, "BillingGroupCostReports", params)
+        for g in page["BillingGroupCostReports"]:
             aws, proforma = self._costs(g, period)
             margin = proforma - aws
             reports.append(
@@ -596,7 +602,8 @@ class BillingConductor(EmulatedService):
                     "Currency": "USD",
                 }
             )
-        return self._page(reports, "BillingGroupCostReports", params)
+        page["BillingGroupCostReports"] = reports
+        return page
 
     # -- test controls -------------------------------------------------------------------
     def control_usage(self, payload: dict[str, Any]) -> dict[str, Any]:
