@@ -233,6 +233,29 @@ class Organizations(EmulatedService):
             )
         return {"CreateAccountStatus": _public_request(req)}
 
+    # -- listing accounts ------------------------------------------------------------------
+    # moto describes every account for every page (quadratic at thousands of accounts);
+    # these describe only the page asked for, in the same order and pages.
+    def op_ListAccounts(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._org_backend(self.call.access_key)
+        return self._account_page(list(backend.accounts), params)
+
+    def op_ListAccountsForParent(self, params: dict[str, Any]) -> dict[str, Any]:
+        backend = self._org_backend(self.call.access_key)
+        parent = params["ParentId"]
+        if not any(o.id == parent for o in backend.ou):
+            raise EmulatedError("ParentNotFoundException", "You specified a parent that doesn't exist.")
+        return self._account_page([a for a in backend.accounts if a.parent_id == parent], params)
+
+    @staticmethod
+    def _account_page(accounts: list, params: dict[str, Any]) -> dict[str, Any]:
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults") or 20)
+        out: dict[str, Any] = {"Accounts": [a.describe() for a in accounts[start : start + size]]}
+        if start + size < len(accounts):
+            out["NextToken"] = str(start + size)
+        return out
+
     def op_ListCreateAccountStatus(self, params: dict[str, Any]) -> dict[str, Any]:
         backend = self._org_backend(self.call.access_key)
         states = params.get("States") or ["IN_PROGRESS", "SUCCEEDED", "FAILED"]
