@@ -35,7 +35,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 
-from . import models
+from . import account_ids, models
 from .services import REGISTRY, EmulatedError
 
 # Signing names that moto answers even though no backend URL pattern names them directly.
@@ -307,6 +307,7 @@ class EmulatorApp:
         from moto.moto_api._internal.models import moto_api_backend
 
         moto_api_backend.reset()
+        account_ids.clear()
         for service in REGISTRY.values():
             service.reset()
         with self.state.lock:
