@@ -33,12 +33,19 @@ fn connector(emu: &common::Emulator) -> Arc<SdkConnector> {
     ))
 }
 
+/// The objects, 500 to a file (a YAML file is parsed with a budget of 250,000 nodes, which
+/// 5,000 objects with their statuses exceed).
 fn write_docs(dir: &std::path::Path, docs: &[Value]) {
-    let text: String = docs
-        .iter()
-        .map(|d| format!("---\n{}\n", serde_json::to_string(d).unwrap()))
-        .collect();
-    std::fs::write(dir.join("objects.yaml"), text).unwrap();
+    for f in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    for (i, chunk) in docs.chunks(500).enumerate() {
+        let text: String = chunk
+            .iter()
+            .map(|d| format!("---\n{}\n", serde_json::to_string(d).unwrap()))
+            .collect();
+        std::fs::write(dir.join(format!("objects-{i:03}.yaml")), text).unwrap();
+    }
 }
 
 async fn apply_dir(emu: &common::Emulator, dir: &std::path::Path) -> Report {
