@@ -49,6 +49,10 @@ impl OrgSnapshot {
             .into_iter()
             .next()
             .ok_or_else(|| Error::retryable("AwsBadResponse", "ListRoots returned no root"))?;
+        // Creations in progress before accounts: a creation that finishes between the two
+        // reads is then in one of them (in the other order it could be in neither, and its
+        // account would be created a second time).
+        let creates_in_progress = orgs.list_creates_in_progress().await?;
         let accounts = orgs.list_accounts().await?;
         let mut ous = Vec::new();
         let mut parent_of = HashMap::new();
@@ -67,7 +71,6 @@ impl OrgSnapshot {
         for p in &policies {
             targets.insert(p.id.clone(), orgs.list_targets_for_policy(&p.id).await?);
         }
-        let creates_in_progress = orgs.list_creates_in_progress().await?;
         let invitations = orgs.list_invitations().await?;
         Ok(Self {
             organization,
