@@ -535,7 +535,7 @@ async fn apply(
         return Ok(Verdict::progressing(
             "DependencyNotReady",
             pending.join("; "),
-            DEPENDENCY_RETRY,
+            pending_retry(&linked),
         ));
     }
     let cost = status
@@ -555,6 +555,20 @@ async fn apply(
             status.size.unwrap_or(0)
         ),
     ))
+}
+
+/// How soon to look again while member accounts have no id yet: soon while an account of
+/// the namespace is being created (minutes; `apply` waits for it), else in a minute (an
+/// invited account joins when its owner accepts, which can take days).
+fn pending_retry(linked: &[LinkedAccount]) -> std::time::Duration {
+    let creating = linked.iter().any(|la| {
+        la.spec.create.is_some() && la.status.as_ref().is_none_or(|s| s.account_id.is_none())
+    });
+    if creating {
+        DEPENDENCY_RETRY
+    } else {
+        std::time::Duration::from_secs(60)
+    }
 }
 
 /// Deletion: `Retain` releases; `Delete` deletes the group's custom line items, then the group.
