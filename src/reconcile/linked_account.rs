@@ -19,7 +19,7 @@ use crate::notify::{AccountFacts, compose};
 use crate::time::older_than;
 
 use super::org::{
-    PayerContext, attachment_plan, change, converge_tags, execute_attachments,
+    PayerContext, TagApi, attachment_plan, change, converge_tags, execute_attachments,
     managed_policy_names, resolve_policies, tag_check_due,
 };
 use super::organizational_unit::resolve_parent;
@@ -312,9 +312,10 @@ async fn apply(
             ));
         }
         converge_tags(
-            &pc.conn,
+            TagApi::Organizations(pc.conn.organizations.as_ref()),
             &account.id,
             &with_owner(&obj.spec.tags, &owner),
+            &current,
             plan_only,
             changes,
         )

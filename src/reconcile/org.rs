@@ -190,16 +190,25 @@ pub fn tag_check_due(spec_changed: bool, checked_at: Option<&str>, now: &str, ui
     checked_at.is_none_or(|t| older_than(t, now, TAG_AUDIT_SECS + spread))
 }
 
-/// Converge the tags of `resource_id`: read them, then set and remove what differs.
+/// Where tags are converged: an Organizations resource or a Billing Conductor one (the
+/// calls differ, the rules do not).
+#[derive(Clone, Copy)]
+pub enum TagApi<'a> {
+    Organizations(&'a dyn crate::aws::OrganizationsApi),
+    Billing(&'a dyn crate::aws::billing::BillingApi),
+}
+
+/// Converge the tags of `resource_id` from `current` (read by the caller, which also checks the
+/// owner tag on it): set and remove what differs from `desired`.
 pub async fn converge_tags(
-    conn: &Connection,
+    api: TagApi<'_>,
     resource_id: &str,
     desired: &Tags,
+    current: &Tags,
     plan_only: bool,
     changes: &mut Vec<Change>,
 ) -> Result<(), Error> {
-    let current = conn.organizations.list_tags(resource_id).await?;
-    let (set, remove) = tag_changes(desired, &current);
+    let (set, remove) = tag_changes(desired, current);
     if !set.is_empty() {
         changes.push(Change {
             action: ChangeAction::Update,
@@ -207,7 +216,10 @@ pub async fn converge_tags(
             detail: format!("set {}", set.keys().cloned().collect::<Vec<_>>().join(", ")),
         });
         if !plan_only {
-            conn.organizations.tag_resource(resource_id, &set).await?;
+            match api {
+                TagApi::Organizations(o) => o.tag_resource(resource_id, &set).await?,
+                TagApi::Billing(b) => b.tag(resource_id, &set).await?,
+            }
         }
     }
     if !remove.is_empty() {
@@ -217,9 +229,10 @@ pub async fn converge_tags(
             detail: format!("remove {}", remove.join(", ")),
         });
         if !plan_only {
-            conn.organizations
-                .untag_resource(resource_id, &remove)
-                .await?;
+            match api {
+                TagApi::Organizations(o) => o.untag_resource(resource_id, &remove).await?,
+                TagApi::Billing(b) => b.untag(resource_id, &remove).await?,
+            }
         }
     }
     Ok(())

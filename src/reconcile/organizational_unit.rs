@@ -11,8 +11,8 @@ use crate::aws::organizations::OrgUnit;
 use crate::error::Error;
 
 use super::org::{
-    DEPENDENCY_RETRY, PayerContext, attachment_plan, change, converge_tags, execute_attachments,
-    managed_policy_names, resolve_policies, tag_check_due,
+    DEPENDENCY_RETRY, PayerContext, TagApi, attachment_plan, change, converge_tags,
+    execute_attachments, managed_policy_names, resolve_policies, tag_check_due,
 };
 use super::snapshot::OrgSnapshot;
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
@@ -246,7 +246,15 @@ async fn apply(
                 format!("OU {} ({}) belongs to {other}", ou.name, ou.id),
             ));
         }
-        converge_tags(&pc.conn, &ou.id, &tags, plan_only, changes).await?;
+        converge_tags(
+            TagApi::Organizations(pc.conn.organizations.as_ref()),
+            &ou.id,
+            &tags,
+            &current,
+            plan_only,
+            changes,
+        )
+        .await?;
         if !plan_only {
             status.tags_checked_at = Some(now.to_string());
         }

@@ -233,27 +233,15 @@ pub async fn converge_billing_tags(
         return Ok(());
     }
     let current = conn.billing.list_tags(arn).await?;
-    let (set, remove) = super::org::tag_changes(desired, &current);
-    if !set.is_empty() {
-        changes.push(change(
-            ChangeAction::Update,
-            format!("tags of {arn}"),
-            format!("set {}", set.keys().cloned().collect::<Vec<_>>().join(", ")),
-        ));
-        if !plan_only {
-            conn.billing.tag(arn, &set).await?;
-        }
-    }
-    if !remove.is_empty() {
-        changes.push(change(
-            ChangeAction::Update,
-            format!("tags of {arn}"),
-            format!("remove {}", remove.join(", ")),
-        ));
-        if !plan_only {
-            conn.billing.untag(arn, &remove).await?;
-        }
-    }
+    super::org::converge_tags(
+        super::org::TagApi::Billing(conn.billing.as_ref()),
+        arn,
+        desired,
+        &current,
+        plan_only,
+        changes,
+    )
+    .await?;
     if !plan_only {
         *checked_at = Some(now.to_string());
     }

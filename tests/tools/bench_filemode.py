@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 import boto3
@@ -52,10 +51,8 @@ def main() -> int:
         env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
         for step in ("plan", "apply", "plan"):
             out = os.path.join(d, "time.txt")
-            started = time.monotonic()
             proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", out, binary, step, "-f", d, "-o", "json"],
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            wall = time.monotonic() - started
             seconds, kib = open(out).read().split()[-2:]
             report = json.loads(proc.stdout or b"{}")
             objects = report.get("objects", [])
@@ -63,7 +60,6 @@ def main() -> int:
             changes = sum(len(o.get("changes", [])) for o in objects)
             print(f"bench filemode: {step} over {n} objects: {float(seconds):.1f} s wall, peak RSS {int(kib) / 1024:.0f} MiB "
                   f"({int(kib) / n:.1f} KiB per object); exit {proc.returncode}; {ready} ready, {changes} changes")
-            del wall
     return 0
 
 
