@@ -217,14 +217,18 @@ async fn creation_slots(count: usize, hold: f64) {
     let last = timeline.iter().map(|t| t.1).fold(f64::MIN, f64::max);
     let busy: f64 = timeline.iter().map(|(a, b)| b - a).sum();
     let utilisation = busy / (5.0 * (last - first));
+    let lists = emu.count("organizations", "ListCreateAccountStatus");
+    let describes = emu.count("organizations", "DescribeCreateAccountStatus");
     println!(
-        "bench creation-slots: {count} accounts, each IN_PROGRESS for {hold} s: the 5 slots were busy {:.1} % of the {:.1} s from the first request to the last completion (ideal {:.1} s); apply took {:.1} s; max in flight {}",
+        "bench creation-slots: {count} accounts, each IN_PROGRESS for {hold} s: the 5 slots were busy {:.1} % of the {:.1} s from the first request to the last completion (ideal {:.1} s); apply took {:.1} s; max in flight {}; {lists} ListCreateAccountStatus and {describes} DescribeCreateAccountStatus calls ({:.1} per account)",
         100.0 * utilisation,
         last - first,
         count as f64 * hold / 5.0,
         took.as_secs_f64(),
-        stats["maxCreatesInFlight"]
+        stats["maxCreatesInFlight"],
+        (lists + describes) as f64 / count as f64
     );
+    assert!(stats["maxCreatesInFlight"].as_u64() <= Some(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -433,6 +433,74 @@ async fn twenty_accounts_at_once_never_exceed_five_creations_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_creation_hands_its_slot_to_the_next_queued_account_without_polling() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = Arc::new(World::new(emu).await);
+    emu.control(
+        "POST",
+        &format!("{ORG}settings"),
+        Some(json!({"createDelaySeconds": 1})),
+    );
+    let names: Vec<String> = (0..12).map(|i| format!("slot-{i:02}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        world.put_account(&account(n, i as u32 + 1, create_spec(n)));
+    }
+    let mut woken = world.ctx.creations.subscribe();
+    // One reconcile each: five creations start, seven wait in the queue.
+    for n in &names {
+        world.reconcile_account(n).await;
+    }
+    let queued: Vec<String> = names
+        .iter()
+        .filter(|n| {
+            world
+                .get_account(n)
+                .status
+                .is_some_and(|s| s.create_request_id.is_none())
+        })
+        .cloned()
+        .collect();
+    assert_eq!(queued, names[5..].to_vec(), "the oldest five go first");
+    assert!(world.ctx.creations.watching(&format!("{NS}/acme")));
+    // From now on an account is reconciled only when the creation watcher wakes it: no
+    // polling. Every account must still end up created, the queue in order.
+    let mut woken_names = Vec::new();
+    while !names.iter().all(|n| {
+        world
+            .get_account(n)
+            .status
+            .is_some_and(|s| conditions::is_ready(&s.conditions))
+    }) {
+        let w = tokio::time::timeout(Duration::from_secs(20), woken.recv())
+            .await
+            .expect("a wake-up within 20 s")
+            .expect("no wake-up missed");
+        assert_eq!(w.namespace, NS);
+        woken_names.push(w.name.clone());
+        world.reconcile_account(&w.name).await;
+    }
+    for n in &names {
+        assert!(
+            woken_names.contains(n),
+            "{n} was woken (its creation ended or it was next in line): {woken_names:?}"
+        );
+    }
+    let s = stats(emu);
+    assert_eq!(s["maxCreatesInFlight"], 5, "{s}");
+    assert_eq!(s["createRequests"], 12, "{s}");
+    // The watcher followed the requests with its list; the accounts never polled their own
+    // request: one DescribeCreateAccountStatus per ended request.
+    assert_eq!(
+        emu.count("organizations", "DescribeCreateAccountStatus"),
+        12
+    );
+    // Nothing in flight: the watcher has ended.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!world.ctx.creations.watching(&format!("{NS}/acme")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invitations_accepted_declined_and_expired_and_adoption() {
     let emu = common::emulator();
     let _guard = emu.lock().await;

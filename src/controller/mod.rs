@@ -422,6 +422,28 @@ fn payer_costs_fingerprint(p: &Guarded<Payer>) -> Option<u64> {
     Some(h.finish())
 }
 
+/// The LinkedAccounts (of namespace `scope`, or all) the creation watchers wake, as a trigger
+/// stream for the LinkedAccount controller. Missed wake-ups (the channel overflowed) are
+/// covered by the accounts' own polls.
+fn woken_accounts(
+    creations: &crate::reconcile::creations::Creations,
+    scope: Option<String>,
+) -> impl futures::Stream<Item = reflector::ObjectRef<Guarded<crate::api::LinkedAccount>>> + Send + 'static
+{
+    use tokio::sync::broadcast::error::RecvError;
+    futures::stream::unfold(creations.subscribe(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(w) => return Some((w, rx)),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .filter(move |w| futures::future::ready(scope.as_ref().is_none_or(|ns| *ns == w.namespace)))
+    .map(|w| reflector::ObjectRef::new(&w.name).within(&w.namespace))
+}
+
 /// One Api per watched namespace (all namespaces when the list is empty).
 fn namespaced_apis<K>(client: &kube::Client, namespaces: &[String]) -> Vec<Api<K>>
 where
@@ -475,10 +497,25 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     let payer_apis = std::sync::Mutex::new(
         namespaced_apis::<Guarded<Payer>>(&ctx.client, &namespaces).into_iter(),
     );
+    // A LinkedAccount whose creation ended, and the next ones in the creation queue, are
+    // reconciled as soon as the payer's creation watcher sees it end.
+    let wake_scopes = std::sync::Mutex::new(
+        if namespaces.is_empty() {
+            vec![None]
+        } else {
+            namespaces.iter().cloned().map(Some).collect()
+        }
+        .into_iter(),
+    );
+    let creations = ctx.reconcile.creations.clone();
     runs.extend(accounts.run_with(
         ctx.clone(),
         kinds::reconcile_kind,
         move |controller, accounts_store| {
+            let controller = match wake_scopes.lock().unwrap_or_else(|e| e.into_inner()).next() {
+                Some(scope) => controller.reconcile_on(woken_accounts(&creations, scope)),
+                None => controller,
+            };
             let Some(api) = payer_apis.lock().unwrap_or_else(|e| e.into_inner()).next() else {
                 return controller;
             };

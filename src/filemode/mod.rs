@@ -22,6 +22,7 @@ use crate::api::{
 };
 use crate::aws::AwsConnect;
 use crate::error::Error;
+use crate::reconcile::creations::Wake;
 use crate::reconcile::{
     Catalog, Change, KindOutcome, KindStatus, Mode, ReconcileContext, Verdict, billing_group,
     cur_pipeline, custom_line_item, linked_account, organizational_unit, payer, pricing_plan,
@@ -29,6 +30,7 @@ use crate::reconcile::{
 };
 use crate::schema_check;
 use crate::secrets::{StaticSecrets, decode};
+use tokio::sync::broadcast::error::RecvError;
 
 /// Kinds in the order they are reconciled (what later kinds refer to comes first).
 pub const KIND_ORDER: &[&str] = &[
@@ -46,6 +48,10 @@ pub const KIND_ORDER: &[&str] = &[
 /// creation, a dependency created earlier in the same run) are looked at again until
 /// `--wait` runs out; longer waits (an invitation, a closure budget) are reported as they are.
 const IN_PROGRESS_MAX: Duration = Duration::from_secs(20);
+
+/// In `apply`, the longest pause before an object in progress is looked at again (an
+/// object waiting for another one of the same run sees it change within this).
+const FILE_POLL: Duration = Duration::from_secs(2);
 
 /// Most YAML documents one manifest file may hold.
 pub const MAX_DOCUMENTS_PER_FILE: usize = 100_000;
@@ -695,13 +701,17 @@ pub async fn apply_with_insights(
     let (ctx, catalog) = context(&objects, secrets, connector);
     let ctx = ctx.with_insights(insights);
     let started = Instant::now();
+    let deadline = started + wait;
     let mut reports: Vec<Option<ObjectReport>> = vec![None; objects.len()];
     let mut changes: Vec<Vec<Change>> = vec![Vec::new(); objects.len()];
     let mut pending: Vec<bool> = vec![true; objects.len()];
+    // When each object is looked at again (at most `FILE_POLL` after the last look), sooner
+    // when an account creation it waits for ends (the payer's creation watcher says so).
+    let mut due: Vec<Instant> = vec![started; objects.len()];
+    let mut woken = ctx.creations.subscribe();
     loop {
-        let mut next_poll: Option<Duration> = None;
         for i in 0..objects.len() {
-            if !pending[i] {
+            if !pending[i] || due[i] > Instant::now() {
                 continue;
             }
             let now = crate::time::now_rfc3339();
@@ -712,14 +722,45 @@ pub async fn apply_with_insights(
             reports[i] = Some(report);
             pending[i] = again.is_some();
             if let Some(d) = again {
-                next_poll = Some(next_poll.map_or(d, |n: Duration| n.min(d)));
+                due[i] = Instant::now() + d.min(FILE_POLL);
             }
         }
-        let Some(poll) = next_poll else { break };
-        if started.elapsed() + poll.min(Duration::from_secs(2)) > wait {
+        let Some(next) = (0..objects.len())
+            .filter(|i| pending[*i])
+            .map(|i| due[i])
+            .min()
+        else {
+            break;
+        };
+        if next > deadline {
             break;
         }
-        tokio::time::sleep(poll.min(Duration::from_secs(2))).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next.into()) => {}
+            w = woken.recv() => {
+                let mut wake = |w: Result<Wake, RecvError>| match w {
+                    Ok(w) => {
+                        for (i, o) in objects.iter().enumerate() {
+                            if matches!(o, Obj::Account(a) if a.name_any() == w.name && a.namespace().as_deref() == Some(w.namespace.as_str())) {
+                                due[i] = Instant::now();
+                            }
+                        }
+                    }
+                    // Wake-ups were missed: look at every account now.
+                    Err(_) => {
+                        for (i, o) in objects.iter().enumerate() {
+                            if matches!(o, Obj::Account(_)) {
+                                due[i] = Instant::now();
+                            }
+                        }
+                    }
+                };
+                wake(w);
+                while let Ok(w) = woken.try_recv() {
+                    wake(Ok(w));
+                }
+            }
+        }
     }
     Report {
         objects: reports.into_iter().flatten().collect(),

@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::notify::{AccountFacts, compose};
 use crate::time::older_than;
 
+use super::creations::{creation_queue, queue_key};
 use super::org::{
     PayerContext, TagApi, attachment_plan, change, converge_tags, execute_attachments,
     managed_policy_names, resolve_policies, tag_check_due,
@@ -440,7 +441,19 @@ async fn locate_created(
     if let Some(a) = pc.snapshot.account_by_email(&create.email) {
         return Ok(Located::Account(a.clone()));
     }
+    let me = obj.name_any();
     if let Some(request_id) = status.create_request_id.clone() {
+        // The payer's creation watcher follows it and wakes this object when it ends.
+        if ctx.creations.follows(&pc.key, &request_id) {
+            return Ok(Located::Pending(Verdict::progressing(
+                "Creating",
+                format!(
+                    "CreateAccount request {request_id} for {} is in progress",
+                    create.email
+                ),
+                CREATE_POLL,
+            )));
+        }
         match pc
             .conn
             .organizations
@@ -448,6 +461,7 @@ async fn locate_created(
             .await
         {
             Ok(s) if s.state == "IN_PROGRESS" => {
+                pc.follow_create(ctx, &request_id, Some(&me));
                 return Ok(Located::Pending(Verdict::progressing(
                     "Creating",
                     format!(
@@ -490,6 +504,7 @@ async fn locate_created(
         .find(|r| r.account_name == create.account_name)
     {
         status.create_request_id = Some(req.request_id.clone());
+        pc.follow_create(ctx, &req.request_id, Some(&me));
         return Ok(Located::Pending(Verdict::progressing(
             "Creating",
             format!(
@@ -511,10 +526,16 @@ async fn locate_created(
         )));
     }
 
-    // One creation decision at a time per payer, on fresh data.
+    // One creation decision at a time per payer, on fresh data: the payer's creation
+    // watcher keeps the snapshot's requests in flight current while it runs, else they are
+    // listed again.
     let gate = ctx.locks.get(&format!("{}#create", pc.key));
     let _slot = gate.lock().await;
-    pc.refresh_creates(ctx).await?;
+    if ctx.creations.watching(&pc.key) {
+        pc.snapshot = ctx.snapshots.get(&pc.key, &pc.conn).await?;
+    } else {
+        pc.refresh_creates(ctx).await?;
+    }
     if let Some(a) = pc.snapshot.account_by_email(&create.email) {
         return Ok(Located::Account(a.clone()));
     }
@@ -525,6 +546,7 @@ async fn locate_created(
         .find(|r| r.account_name == create.account_name)
     {
         status.create_request_id = Some(req.request_id.clone());
+        pc.follow_create(ctx, &req.request_id, Some(&me));
         return Ok(Located::Pending(Verdict::progressing(
             "Creating",
             format!("CreateAccount request {} is in progress", req.request_id),
@@ -536,8 +558,14 @@ async fn locate_created(
         obj,
         &ctx.catalog
             .linked_accounts(&obj.namespace().unwrap_or_default()),
+        &ctx.creations.requested(&pc.key),
     );
     if in_flight + position >= MAX_CREATES_IN_FLIGHT {
+        // Requests in flight (this operator's or not) are watched, so the queue moves on
+        // the moment one of them ends.
+        for r in &pc.snapshot.creates_in_progress {
+            pc.follow_create(ctx, &r.request_id, None);
+        }
         return Ok(Located::Pending(queued(&pc.key, in_flight, position)));
     }
     let request = NewAccount {
@@ -569,6 +597,7 @@ async fn locate_created(
     };
     let request = created.clone();
     pc.record(ctx, move |s| s.add_create(&request));
+    pc.follow_create(ctx, &created.request_id, Some(&me));
     status.create_request_id = Some(created.request_id.clone());
     events.push(EventNote {
         warning: false,
@@ -600,26 +629,16 @@ fn queued(payer: &str, in_flight: usize, position: usize) -> Verdict {
 }
 
 /// How many LinkedAccounts of the same payer wait to be created ahead of `obj`: oldest
-/// first, then by name. Pure.
-pub fn queue_position(obj: &LinkedAccount, all: &[LinkedAccount]) -> usize {
-    let key = |o: &LinkedAccount| {
-        (
-            o.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            o.name_any(),
-        )
-    };
-    let mine = key(obj);
-    all.iter()
-        .filter(|o| {
-            o.spec.payer_ref == obj.spec.payer_ref
-                && o.spec.create.is_some()
-                && o.metadata.deletion_timestamp.is_none()
-                && o.status
-                    .as_ref()
-                    .is_none_or(|s| s.account_id.is_none() && s.create_request_id.is_none())
-                && o.name_any() != obj.name_any()
-        })
-        .filter(|o| key(o) < mine)
+/// first, then by name; those in `requested` have a request in flight already. Pure.
+pub fn queue_position(
+    obj: &LinkedAccount,
+    all: &[LinkedAccount],
+    requested: &std::collections::BTreeSet<String>,
+) -> usize {
+    let mine = queue_key(obj);
+    creation_queue(all, &obj.spec.payer_ref.name, requested)
+        .into_iter()
+        .filter(|o| o.name_any() != obj.name_any() && queue_key(o) < mine)
         .count()
 }
 
@@ -1145,9 +1164,20 @@ mod tests {
                 Some(json!({"accountId": "111122223333"})),
             ),
         ];
-        assert_eq!(queue_position(&all[1], &all), 0);
-        assert_eq!(queue_position(&all[2], &all), 1);
-        assert_eq!(queue_position(&all[0], &all), 2);
+        let none = Default::default();
+        assert_eq!(queue_position(&all[1], &all, &none), 0);
+        assert_eq!(queue_position(&all[2], &all, &none), 1);
+        assert_eq!(queue_position(&all[0], &all, &none), 2);
+        // "a" asked for its account a moment ago; its status does not say so yet.
+        let requested = ["a".to_string()].into_iter().collect();
+        assert_eq!(queue_position(&all[2], &all, &requested), 0);
+        assert_eq!(queue_position(&all[0], &all, &requested), 1);
+        let queue: Vec<String> = creation_queue(&all, "p", &requested)
+            .into_iter()
+            .map(|o| o.name_any())
+            .collect();
+        assert_eq!(queue, ["b", "c"]);
+        assert!(creation_queue(&all, "other", &none).is_empty());
     }
 
     #[test]

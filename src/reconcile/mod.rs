@@ -7,6 +7,7 @@
 
 pub mod billing_group;
 pub mod billing_snapshot;
+pub mod creations;
 pub mod cur_pipeline;
 pub mod custom_line_item;
 pub mod insights;
@@ -263,6 +264,8 @@ pub struct ReconcileContext {
     pub billing: Arc<snapshot::SharedReads<billing_snapshot::BillingSnapshot>>,
     pub ledger: Arc<dyn ClosureLedger>,
     pub locks: Arc<PayerLocks>,
+    /// Account creations in flight, watched per payer.
+    pub creations: Arc<creations::Creations>,
     pub mailer: Arc<dyn crate::notify::Mailer>,
     /// Cost insights kept in memory (shared with the metrics endpoint).
     pub insights: Arc<insights::InsightsStore>,
@@ -279,6 +282,7 @@ impl ReconcileContext {
             billing: Arc::new(snapshot::SharedReads::default()),
             ledger: Arc::new(MemoryLedger::default()),
             locks: Arc::new(PayerLocks::default()),
+            creations: Arc::new(creations::Creations::default()),
             mailer: Arc::new(crate::notify::SmtpMailer),
             insights: Arc::new(insights::InsightsStore::default()),
         }

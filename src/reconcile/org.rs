@@ -107,28 +107,37 @@ impl PayerContext {
     /// a request that finished since is looked up, and its account recorded, so an account
     /// is never missing between "no longer in progress" and "listed".
     pub async fn refresh_creates(&mut self, ctx: &ReconcileContext) -> Result<(), Error> {
-        let orgs = self.conn.organizations.as_ref();
-        let now = orgs.list_creates_in_progress().await?;
-        let mut joined = Vec::new();
-        for c in &self.snapshot.creates_in_progress {
-            if now.iter().any(|n| n.request_id == c.request_id) {
-                continue;
-            }
-            let done = orgs.describe_create_account_status(&c.request_id).await?;
-            if let Some(id) = done.account_id.filter(|_| done.state == "SUCCEEDED")
-                && self.snapshot.account(&id).is_none()
-                && let Some(a) = orgs.describe_account(&id).await?
-            {
-                joined.push(a);
-            }
-        }
-        self.record(ctx, move |s| {
-            for a in &joined {
-                s.add_account(a);
-            }
-            s.creates_in_progress = now.clone();
-        });
+        let known: Vec<String> = self
+            .snapshot
+            .creates_in_progress
+            .iter()
+            .map(|c| c.request_id.clone())
+            .collect();
+        let snapshot = self.snapshot.clone();
+        let seen = super::creations::look(self.conn.organizations.as_ref(), &known, |id| {
+            snapshot.account(id).is_some()
+        })
+        .await?;
+        let write = seen.write();
+        self.record(ctx, move |s| write(s));
         Ok(())
+    }
+
+    /// Have the payer's creation watcher follow `request_id` (made for the LinkedAccount
+    /// `owner`, if known): it wakes the owner and the next queued accounts when it ends.
+    pub fn follow_create(&self, ctx: &ReconcileContext, request_id: &str, owner: Option<&str>) {
+        ctx.creations.follow(
+            || super::creations::WatchParts {
+                payer_key: self.key.clone(),
+                conn: self.conn.clone(),
+                snapshots: ctx.snapshots.clone(),
+                locks: ctx.locks.clone(),
+                catalog: ctx.catalog.clone(),
+            },
+            &self.key,
+            request_id,
+            owner,
+        );
     }
 
     /// Record an account that joined (a finished creation, an accepted invitation): one

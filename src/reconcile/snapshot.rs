@@ -380,6 +380,14 @@ impl<T: Clone> SharedReads<T> {
         Some(value.clone())
     }
 
+    /// Payer `key`'s cached value, however old (no read).
+    pub fn peek(&self, key: &str) -> Option<Arc<T>> {
+        self.lock()
+            .get(key)
+            .and_then(|s| s.value.as_ref())
+            .map(|(_, v)| v.clone())
+    }
+
     /// Forget payer `key`'s value (to force a fresh read).
     pub fn invalidate(&self, key: &str) {
         if let Some(slot) = self.lock().get_mut(key) {
