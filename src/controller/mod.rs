@@ -625,6 +625,24 @@ mod tests {
         assert!(empty.is_ready(), "nothing to sync means ready");
     }
 
+    #[tokio::test]
+    async fn creation_wake_ups_reach_the_account_controller_of_their_namespace() {
+        let creations = crate::reconcile::creations::Creations::default();
+        let mine = woken_accounts(&creations, Some("billing".into()));
+        let all = woken_accounts(&creations, None);
+        creations.wake("other", "x");
+        creations.wake("billing", "a-01");
+        drop(creations);
+        let mine: Vec<_> = mine.collect().await;
+        let all: Vec<_> = all.collect().await;
+        assert_eq!(
+            mine,
+            vec![reflector::ObjectRef::new("a-01").within("billing")]
+        );
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], reflector::ObjectRef::new("x").within("other"));
+    }
+
     #[test]
     fn status_only_changes_do_not_trigger() {
         let mut p = Payer::new(

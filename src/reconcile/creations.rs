@@ -95,6 +95,15 @@ impl Creations {
         self.wake.subscribe()
     }
 
+    /// Have LinkedAccount `namespace`/`name` reconciled now (by whoever subscribed).
+    pub fn wake(&self, namespace: &str, name: &str) {
+        // No subscriber (plan mode, tests) is not an error: nobody waits.
+        let _ = self.wake.send(Wake {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        });
+    }
+
     /// Whether payer `key`'s requests are being watched (its snapshot then knows the
     /// requests in flight without another ListCreateAccountStatus).
     pub fn watching(&self, key: &str) -> bool {
@@ -150,12 +159,7 @@ impl Creations {
         if start {
             let parts = parts();
             debug!(payer = %parts.payer_key, "watching account creations");
-            tokio::spawn(watch(
-                Arc::downgrade(self),
-                self.shutdown.clone(),
-                self.wake.clone(),
-                parts,
-            ));
+            tokio::spawn(watch(Arc::downgrade(self), self.shutdown.clone(), parts));
         }
     }
 
@@ -317,12 +321,7 @@ pub fn queue_key(o: &LinkedAccount) -> (Option<k8s_openapi::jiff::Timestamp>, St
 }
 
 /// The watcher of one payer's creations (see the module documentation).
-async fn watch(
-    creations: Weak<Creations>,
-    shutdown: Arc<tokio::sync::Notify>,
-    wake: tokio::sync::broadcast::Sender<Wake>,
-    parts: WatchParts,
-) {
+async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, parts: WatchParts) {
     let key = parts.payer_key.clone();
     let (namespace, payer_name) = key.split_once('/').unwrap_or(("", key.as_str()));
     let (namespace, payer_name) = (namespace.to_string(), payer_name.to_string());
@@ -376,10 +375,7 @@ async fn watch(
                 .take(free)
                 .map(|o| o.name_any());
             for name in owners.into_iter().chain(next) {
-                let _ = wake.send(Wake {
-                    namespace: namespace.clone(),
-                    name,
-                });
+                this.wake(&namespace, &name);
             }
         }
         if !go_on {
