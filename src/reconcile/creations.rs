@@ -327,11 +327,13 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
     let (namespace, payer_name) = (namespace.to_string(), payer_name.to_string());
     let mut failures = 0u32;
     loop {
+        // Made before the context is looked for, so a context dropped in between still ends
+        // the pause.
+        let stop = shutdown.notified();
         let Some((pause, followed)) = creations.upgrade().map(|c| c.schedule(&key, failures))
         else {
             return;
         };
-        let stop = shutdown.notified();
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = stop => return,

@@ -443,8 +443,10 @@ async fn locate_created(
     }
     let me = obj.name_any();
     if let Some(request_id) = status.create_request_id.clone() {
-        // The payer's creation watcher follows it and wakes this object when it ends.
+        // The payer's creation watcher follows it and wakes this object when it ends (it
+        // may have started following it for the queue, not knowing whose it was).
         if ctx.creations.follows(&pc.key, &request_id) {
+            pc.follow_create(ctx, &request_id, Some(&me));
             return Ok(Located::Pending(Verdict::progressing(
                 "Creating",
                 format!(
