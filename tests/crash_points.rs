@@ -66,6 +66,9 @@ fn manifests(v2: bool) -> String {
         ("v1", "{team: a, old: x}", "\n  accounts: [ops]")
     };
     let fee = if v2 { 25 } else { 10 };
+    // A changed policyName renames the SCP (found again by its owner tag: file mode starts
+    // without statuses).
+    let policy_name = if v2 { "deny-v2" } else { "deny" };
     let (granularity, schedule) = if v2 {
         ("Daily", "cron(0 4 * * ? *)")
     } else {
@@ -87,6 +90,7 @@ kind: ServiceControlPolicy
 metadata: {{name: deny, namespace: crash}}
 spec:
   payerRef: {{name: acme}}
+  policyName: {policy_name}
   document: {{Version: '2012-10-17', Statement: [{{Effect: Deny, Action: '{action}', Resource: '*'}}]}}
   tags: {scp_tags}
   deletionPolicy: Delete
@@ -473,7 +477,7 @@ fn expect(scenario: Scenario, found: &BTreeMap<&'static str, Value>) {
         ),
         Scenario::Change => (
             json!(["Production"]),
-            json!(["FullAWSAccess", "deny"]),
+            json!(["FullAWSAccess", "deny-v2"]),
             json!(["acme-legacy:DAILY"]),
         ),
         Scenario::Delete => (json!([]), json!(["FullAWSAccess"]), json!([])),

@@ -642,6 +642,96 @@ async fn invitations_accepted_declined_and_expired_and_adoption() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_scp_keeps_its_policy_and_attachments_even_with_its_status_lost() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let mut guard = scp("guard", "s3:*");
+    guard.spec.policy_name = Some("guard-v1".into());
+    let first = world.apply_scp(&guard).await;
+    assert!(ready(&first).0, "{:?}", first.result);
+    let id = first.status.policy_id.clone().unwrap();
+    let mut spec = create_spec("guarded");
+    spec["serviceControlPolicies"] = json!(["guard"]);
+    world.put_account(&account("guarded", 1, spec));
+    let out = world.converge_account("guarded", 20).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    let account_id = out.status.account_id.clone().unwrap();
+    let orgs = world.org().await;
+    let customer_policies = |orgs: aws_sdk_organizations::Client| async move {
+        let mut v: Vec<(String, String)> = orgs
+            .list_policies()
+            .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+            .send()
+            .await
+            .unwrap()
+            .policies()
+            .iter()
+            .filter(|p| !p.aws_managed())
+            .map(|p| (p.name().unwrap().to_string(), p.id().unwrap().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let attached_to_account = |orgs: aws_sdk_organizations::Client, account: String| async move {
+        orgs.list_policies_for_target()
+            .target_id(account)
+            .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+            .send()
+            .await
+            .unwrap()
+            .policies()
+            .iter()
+            .filter(|p| !p.aws_managed())
+            .map(|p| p.id().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // Renamed with its status: UpdatePolicy, same id.
+    guard.spec.policy_name = Some("guard-v2".into());
+    guard.status = Some(first.status.clone());
+    let renamed = world.apply_scp(&guard).await;
+    assert!(ready(&renamed).0, "{:?}", renamed.result);
+    assert_eq!(renamed.status.policy_id.as_deref(), Some(id.as_str()));
+    assert!(
+        renamed
+            .changes
+            .iter()
+            .any(|c| c.detail.contains("rename from guard-v1")),
+        "{:?}",
+        renamed.changes
+    );
+    assert_eq!(
+        customer_policies(orgs.clone()).await,
+        vec![("guard-v2".to_string(), id.clone())]
+    );
+    // Renamed again, the status lost: found by its owner tag, not created a second time.
+    guard.spec.policy_name = Some("guard-v3".into());
+    guard.status = None;
+    let again = world.apply_scp(&guard).await;
+    assert!(ready(&again).0, "{:?}", again.result);
+    assert_eq!(again.status.policy_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        customer_policies(orgs.clone()).await,
+        vec![("guard-v3".to_string(), id.clone())]
+    );
+    // The account keeps the same policy attached, and stays Ready.
+    let out = world.converge_account("guarded", 5).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    assert_eq!(
+        attached_to_account(orgs.clone(), account_id.clone()).await,
+        vec![id.clone()]
+    );
+    // A policy no object names (here: its object is gone from the catalog) is looked at for
+    // the owner tag, and not taken over by another object.
+    world.catalog.scps.write().unwrap().remove("guard");
+    let mut other = scp("other", "ec2:*");
+    other.spec.policy_name = Some("other-v1".into());
+    let created = world.apply_scp(&other).await;
+    assert!(ready(&created).0, "{:?}", created.result);
+    assert_ne!(created.status.policy_id.as_deref(), Some(id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scps_attach_detach_and_drift_is_corrected() {
     let emu = common::emulator();
     let _guard = emu.lock().await;

@@ -121,7 +121,8 @@ pub fn plan(
         .content
         .as_deref()
         .is_some_and(|c| same_json(c, content));
-    if existing.description != description || !same_content {
+    // A changed spec.policyName renames the policy (same id, attachments kept).
+    if existing.name != name || existing.description != description || !same_content {
         steps.push(ScpStep::Update {
             policy_id: existing.id.clone(),
         });
@@ -148,6 +149,47 @@ fn same_json(a: &str, b: &str) -> bool {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
+}
+
+/// The customer-managed policy `id`, if the snapshot has it.
+fn customer_policy(pc: &PayerContext, id: &str) -> Option<PolicySummary> {
+    pc.snapshot
+        .policies
+        .iter()
+        .find(|p| p.id == id && !p.aws_managed)
+        .cloned()
+}
+
+/// The customer-managed policy whose owner tag is `owner`, among those no other
+/// ServiceControlPolicy of this payer names (one ListTagsForResource each; only asked when
+/// neither the name nor the status finds the policy, and never about a policy another object
+/// names, so creating many policies costs nothing extra).
+async fn owned_policy(
+    pc: &PayerContext,
+    ctx: &ReconcileContext,
+    namespace: &str,
+    obj: &ServiceControlPolicy,
+    owner: &str,
+) -> Result<Option<PolicySummary>, Error> {
+    let named: std::collections::BTreeSet<String> = ctx
+        .catalog
+        .service_control_policies(namespace)
+        .iter()
+        .filter(|p| p.spec.payer_ref == obj.spec.payer_ref && p.name_any() != obj.name_any())
+        .map(|p| p.policy_name())
+        .collect();
+    for p in pc
+        .snapshot
+        .policies
+        .iter()
+        .filter(|p| !p.aws_managed && !named.contains(&p.name))
+    {
+        let tags = pc.conn.organizations.list_tags(&p.id).await?;
+        if tags.get(OWNER_TAG).is_some_and(|o| o == owner) {
+            return Ok(Some(p.clone()));
+        }
+    }
+    Ok(None)
 }
 
 /// Reconcile a ServiceControlPolicy.
@@ -190,7 +232,19 @@ async fn apply(
     let owner = owner_value(&namespace, "ServiceControlPolicy", &obj.name_any());
     let desired_tags = with_owner(&obj.spec.tags, &owner);
     let mut pc = PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await?;
-    let existing = pc.snapshot.policy_named(&name).cloned();
+    let existing = match pc.snapshot.policy_named(&name).cloned() {
+        Some(p) => Some(p),
+        // Renamed (spec.policyName changed): the policy of the status, or, the status lost,
+        // the one that carries this object's owner tag.
+        None => match status
+            .policy_id
+            .as_deref()
+            .and_then(|id| customer_policy(&pc, id))
+        {
+            Some(p) => Some(p),
+            None => owned_policy(&pc, ctx, &namespace, obj, &owner).await?,
+        },
+    };
     let (current, tags) = match &existing {
         Some(p) => (
             Some(pc.conn.organizations.describe_policy_content(&p.id).await?),
@@ -257,17 +311,24 @@ async fn apply(
                 changes.push(change(
                     ChangeAction::Update,
                     format!("SCP {name} ({policy_id})"),
-                    "document or description",
+                    match observed.existing.as_ref().map(|p| p.name.as_str()) {
+                        Some(old) if old != name => {
+                            format!("rename from {old}; document or description")
+                        }
+                        _ => "document or description".to_string(),
+                    },
                 ));
                 if !plan_only {
                     pc.conn
                         .organizations
                         .update_scp(policy_id, &name, &description, &content)
                         .await?;
-                    let (id, description) = (policy_id.clone(), description.clone());
+                    let (id, description, new_name) =
+                        (policy_id.clone(), description.clone(), name.clone());
                     pc.record(ctx, move |s| {
                         if let Some(p) = s.policies.iter_mut().find(|p| p.id == id) {
                             p.description = description.clone();
+                            p.name = new_name.clone();
                         }
                     });
                 }
@@ -367,7 +428,13 @@ async fn delete(
         Err(e) => return Err(e),
     };
     let name = obj.policy_name();
-    let Some(policy) = pc.snapshot.policy_named(&name).cloned() else {
+    let found = pc.snapshot.policy_named(&name).cloned().or_else(|| {
+        obj.status
+            .as_ref()
+            .and_then(|s| s.policy_id.as_deref())
+            .and_then(|id| customer_policy(&pc, id))
+    });
+    let Some(policy) = found else {
         return Ok(Verdict::ready(
             "Released",
             format!("policy {name} does not exist in AWS"),
@@ -490,6 +557,13 @@ mod tests {
         let changed = plan("deny-s3", "new", &content, &tags, owner, &same, false).unwrap();
         assert_eq!(
             changed,
+            vec![ScpStep::Update {
+                policy_id: "p-abc12345".into()
+            }]
+        ); // A new spec.policyName: the same policy, renamed.
+        let renamed = plan("deny-s3-v2", "d", &content, &tags, owner, &same, false).unwrap();
+        assert_eq!(
+            renamed,
             vec![ScpStep::Update {
                 policy_id: "p-abc12345".into()
             }]
