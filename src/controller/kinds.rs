@@ -259,11 +259,24 @@ fn in_namespace<K>(stores: &[Store<Guarded<K>>], ns: &str) -> Vec<K>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
+    in_namespace_where(stores, ns, &|_| true)
+}
+
+/// The valid objects of `ns` that `keep` accepts, copied out of the watch caches (the others
+/// are not copied).
+fn in_namespace_where<K>(
+    stores: &[Store<Guarded<K>>],
+    ns: &str,
+    keep: &dyn Fn(&K) -> bool,
+) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
     stores
         .iter()
         .flat_map(|s| s.state())
         .filter(|o| o.meta().namespace.as_deref() == Some(ns))
-        .filter_map(|o| o.0.as_ref().ok().cloned())
+        .filter_map(|o| o.0.as_ref().ok().filter(|k| keep(k)).cloned())
         .collect()
 }
 
@@ -295,6 +308,26 @@ impl Catalog for KubeCatalog {
     }
     fn billing_groups(&self, ns: &str) -> Vec<crate::api::BillingGroup> {
         in_namespace(&self.groups, ns)
+    }
+    fn linked_accounts_where(
+        &self,
+        ns: &str,
+        keep: &dyn Fn(&LinkedAccount) -> bool,
+    ) -> Vec<LinkedAccount> {
+        in_namespace_where(&self.accounts, ns, keep)
+    }
+    fn billing_groups_where(
+        &self,
+        ns: &str,
+        keep: &dyn Fn(&crate::api::BillingGroup) -> bool,
+    ) -> Vec<crate::api::BillingGroup> {
+        in_namespace_where(&self.groups, ns, keep)
+    }
+    fn billing_group(&self, ns: &str, name: &str) -> Option<crate::api::BillingGroup> {
+        find(&self.groups, ns, name)
+    }
+    fn linked_account(&self, ns: &str, name: &str) -> Option<LinkedAccount> {
+        find(&self.accounts, ns, name)
     }
     fn custom_line_items(&self, ns: &str) -> Vec<crate::api::CustomLineItem> {
         in_namespace(&self.items, ns)

@@ -406,10 +406,19 @@ pub struct FileCatalog {
 }
 
 fn all_in<K: Clone>(m: &RwLock<HashMap<(String, String), K>>, ns: &str) -> Vec<K> {
+    all_in_where(m, ns, &|_| true)
+}
+
+/// The objects of `ns` that `keep` accepts (the others are not copied).
+fn all_in_where<K: Clone>(
+    m: &RwLock<HashMap<(String, String), K>>,
+    ns: &str,
+    keep: &dyn Fn(&K) -> bool,
+) -> Vec<K> {
     m.read()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .filter(|((n, _), _)| n == ns)
+        .filter(|((n, _), v)| n == ns && keep(v))
         .map(|(_, v)| v.clone())
         .collect()
 }
@@ -463,6 +472,26 @@ impl Catalog for FileCatalog {
     }
     fn custom_line_items(&self, ns: &str) -> Vec<CustomLineItem> {
         all_in(&self.items, ns)
+    }
+    fn linked_accounts_where(
+        &self,
+        ns: &str,
+        keep: &dyn Fn(&LinkedAccount) -> bool,
+    ) -> Vec<LinkedAccount> {
+        all_in_where(&self.accounts, ns, keep)
+    }
+    fn billing_groups_where(
+        &self,
+        ns: &str,
+        keep: &dyn Fn(&BillingGroup) -> bool,
+    ) -> Vec<BillingGroup> {
+        all_in_where(&self.groups, ns, keep)
+    }
+    fn billing_group(&self, ns: &str, name: &str) -> Option<BillingGroup> {
+        get(&self.groups, ns, name)
+    }
+    fn linked_account(&self, ns: &str, name: &str) -> Option<LinkedAccount> {
+        get(&self.accounts, ns, name)
     }
 }
 

@@ -66,6 +66,37 @@ pub(crate) fn resolve_account(
         .ok_or_else(|| format!("LinkedAccount {reference} has no account id yet"))
 }
 
+/// Which of `members` (account ids) group `other` wants: by id, by the name of their
+/// LinkedAccount (`member_accounts`), or through its selector. Pure.
+pub fn wanted_members(
+    other: &BillingGroup,
+    members: &[String],
+    member_accounts: &[LinkedAccount],
+) -> BTreeSet<String> {
+    let id_of = |la: &LinkedAccount| la.status.as_ref().and_then(|s| s.account_id.clone());
+    let mut wanted = BTreeSet::new();
+    for r in &other.spec.accounts {
+        if members.contains(r) {
+            wanted.insert(r.clone());
+        }
+        wanted.extend(
+            member_accounts
+                .iter()
+                .filter(|la| la.metadata.name.as_deref() == Some(r.as_str()))
+                .filter_map(id_of),
+        );
+    }
+    if let Some(sel) = &other.spec.account_selector {
+        wanted.extend(
+            member_accounts
+                .iter()
+                .filter(|la| selector_matches(sel, la.labels()))
+                .filter_map(id_of),
+        );
+    }
+    wanted
+}
+
 /// Membership changes for a group. Pure.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MembershipPlan {
@@ -219,8 +250,22 @@ async fn apply(
             )
         })?;
 
-    // The accounts.
-    let linked = ctx.catalog.linked_accounts(&namespace);
+    // The accounts: those named and those the selector picks (only they are copied out of
+    // the catalog).
+    let named: BTreeSet<&str> = std::iter::once(obj.spec.primary_account.as_str())
+        .chain(obj.spec.accounts.iter().map(String::as_str))
+        .collect();
+    let linked = ctx.catalog.linked_accounts_where(&namespace, &|la| {
+        la.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| named.contains(n))
+            || obj
+                .spec
+                .account_selector
+                .as_ref()
+                .is_some_and(|sel| selector_matches(sel, la.labels()))
+    });
     let primary = resolve_account(&obj.spec.primary_account, &linked).map_err(|m| {
         Error::waiting(
             "DependencyNotReady",
@@ -458,29 +503,24 @@ async fn apply(
         })
         .collect();
     let members = snapshot.members(&group_arn);
-    for other in ctx
-        .catalog
-        .billing_groups(&namespace)
-        .iter()
-        .filter(|g| g.name_any() != obj.name_any())
-    {
-        let mut others_wanted: BTreeSet<String> = other
-            .spec
-            .accounts
-            .iter()
-            .filter_map(|r| resolve_account(r, &linked).ok())
-            .collect();
-        if let Some(sel) = &other.spec.account_selector {
-            others_wanted.extend(
-                linked
-                    .iter()
-                    .filter(|la| selector_matches(sel, la.labels()))
-                    .filter_map(|la| la.status.as_ref().and_then(|s| s.account_id.clone())),
-            );
-        }
-        for a in members.iter().filter(|a| others_wanted.contains(*a)) {
+    // Only this group's members can be in conflict: their LinkedAccounts, then the other
+    // groups that want one of them (nothing else is copied out of the catalog).
+    let member_set: BTreeSet<&str> = members.iter().map(String::as_str).collect();
+    let member_accounts = ctx.catalog.linked_accounts_where(&namespace, &|la| {
+        la.status
+            .as_ref()
+            .and_then(|s| s.account_id.as_deref())
+            .is_some_and(|id| member_set.contains(id))
+    });
+    let me = obj.name_any();
+    let rivals = ctx.catalog.billing_groups_where(&namespace, &|g| {
+        g.metadata.name.as_deref() != Some(me.as_str())
+            && !wanted_members(g, &members, &member_accounts).is_empty()
+    });
+    for other in &rivals {
+        for a in wanted_members(other, &members, &member_accounts) {
             conflicts
-                .entry(a.clone())
+                .entry(a)
                 .or_insert_with(|| format!("also wanted by BillingGroup {}", other.name_any()));
         }
     }
@@ -682,6 +722,60 @@ mod tests {
             items: vec![],
             costs: HashMap::new(),
         }
+    }
+
+    #[test]
+    fn rival_groups_want_members_by_id_name_or_selector() {
+        let la = |name: &str, id: &str, team: &str| -> LinkedAccount {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+                "metadata": {"name": name, "namespace": "ns", "labels": {"team": team}},
+                "spec": {"payerRef": {"name": "p"}, "adopt": {"accountId": id}},
+                "status": {"accountId": id}
+            }))
+            .unwrap()
+        };
+        let group = |accounts: &[&str], team: Option<&str>| -> BillingGroup {
+            let mut spec = serde_json::json!({"payerRef": {"name": "p"}, "primaryAccount": "999999999999",
+                "pricingPlanRef": {"name": "plan"}, "accounts": accounts});
+            if let Some(t) = team {
+                spec["accountSelector"] = serde_json::json!({"matchLabels": {"team": t}});
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "partnerbilling.io/v1alpha1", "kind": "BillingGroup",
+                "metadata": {"name": "other", "namespace": "ns"}, "spec": spec
+            }))
+            .unwrap()
+        };
+        let members = vec!["111111111111".to_string(), "222222222222".to_string()];
+        let member_accounts = vec![
+            la("ops", "111111111111", "a"),
+            la("dev", "222222222222", "b"),
+        ];
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            wanted_members(
+                &group(&["111111111111", "333333333333"], None),
+                &members,
+                &member_accounts
+            ),
+            ids(&["111111111111"])
+        );
+        assert_eq!(
+            wanted_members(
+                &group(&["dev", "elsewhere"], None),
+                &members,
+                &member_accounts
+            ),
+            ids(&["222222222222"])
+        );
+        assert_eq!(
+            wanted_members(&group(&[], Some("a")), &members, &member_accounts),
+            ids(&["111111111111"])
+        );
+        assert!(
+            wanted_members(&group(&["nobody"], Some("c")), &members, &member_accounts).is_empty()
+        );
     }
 
     #[test]

@@ -298,18 +298,21 @@ pub fn creation_queue<'a>(
 ) -> Vec<&'a LinkedAccount> {
     let mut queue: Vec<&LinkedAccount> = all
         .iter()
-        .filter(|o| {
-            o.spec.payer_ref.name == payer
-                && o.spec.create.is_some()
-                && o.metadata.deletion_timestamp.is_none()
-                && o.status
-                    .as_ref()
-                    .is_none_or(|s| s.account_id.is_none() && s.create_request_id.is_none())
-                && !requested.contains(&o.name_any())
-        })
+        .filter(|o| may_queue(o, payer) && !requested.contains(&o.name_any()))
         .collect();
     queue.sort_by_key(|o| queue_key(o));
     queue
+}
+
+/// Whether `o` is a LinkedAccount of `payer` that waits for its account to be created (no
+/// request made, as far as its status says). Pure.
+pub fn may_queue(o: &LinkedAccount, payer: &str) -> bool {
+    o.spec.payer_ref.name == payer
+        && o.spec.create.is_some()
+        && o.metadata.deletion_timestamp.is_none()
+        && o.status
+            .as_ref()
+            .is_none_or(|s| s.account_id.is_none() && s.create_request_id.is_none())
 }
 
 /// Place in the creation queue: when the object was made, then its name.
@@ -371,7 +374,9 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
             let requested = this.requested(&key);
             let free =
                 super::linked_account::MAX_CREATES_IN_FLIGHT.saturating_sub(seen.in_progress.len());
-            let all = parts.catalog.linked_accounts(&namespace);
+            let all = parts
+                .catalog
+                .linked_accounts_where(&namespace, &|o| may_queue(o, &payer_name));
             let next = creation_queue(&all, &payer_name, &requested)
                 .into_iter()
                 .take(free)

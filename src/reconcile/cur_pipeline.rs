@@ -362,9 +362,7 @@ fn billing_view(
     let namespace = obj.namespace().unwrap_or_default();
     let group = ctx
         .catalog
-        .billing_groups(&namespace)
-        .into_iter()
-        .find(|g| g.name_any() == group_ref.name)
+        .billing_group(&namespace, &group_ref.name)
         .ok_or_else(|| {
             Error::waiting(
                 "DependencyNotReady",
@@ -384,7 +382,10 @@ fn billing_view(
     }
     let account = super::billing_group::resolve_account(
         &group.spec.primary_account,
-        &ctx.catalog.linked_accounts(&namespace),
+        &ctx.catalog
+            .linked_account(&namespace, &group.spec.primary_account)
+            .into_iter()
+            .collect::<Vec<_>>(),
     )
     .map_err(|m| {
         Error::waiting(

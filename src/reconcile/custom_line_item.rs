@@ -92,9 +92,7 @@ async fn apply(
         .unwrap_or_else(|| format!("{namespace}-{}", obj.name_any()));
     let group_obj = ctx
         .catalog
-        .billing_groups(&namespace)
-        .into_iter()
-        .find(|g| g.name_any() == obj.spec.billing_group_ref.name)
+        .billing_group(&namespace, &obj.spec.billing_group_ref.name)
         .ok_or_else(|| {
             Error::waiting(
                 "DependencyNotReady",
@@ -324,9 +322,7 @@ async fn delete(
     let namespace = obj.namespace().unwrap_or_default();
     let Some(group_obj) = ctx
         .catalog
-        .billing_groups(&namespace)
-        .into_iter()
-        .find(|g| g.name_any() == obj.spec.billing_group_ref.name)
+        .billing_group(&namespace, &obj.spec.billing_group_ref.name)
     else {
         return Ok(Verdict::ready(
             "Released",

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::notify::{AccountFacts, compose};
 use crate::time::older_than;
 
-use super::creations::{creation_queue, queue_key};
+use super::creations::{creation_queue, may_queue, queue_key};
 use super::org::{
     PayerContext, TagApi, attachment_plan, change, converge_tags, execute_attachments,
     managed_policy_names, resolve_policies, tag_check_due,
@@ -559,7 +559,9 @@ async fn locate_created(
     let position = queue_position(
         obj,
         &ctx.catalog
-            .linked_accounts(&obj.namespace().unwrap_or_default()),
+            .linked_accounts_where(&obj.namespace().unwrap_or_default(), &|o| {
+                may_queue(o, &obj.spec.payer_ref.name)
+            }),
         &ctx.creations.requested(&pc.key),
     );
     if in_flight + position >= MAX_CREATES_IN_FLIGHT {

@@ -156,6 +156,41 @@ pub trait Catalog: Send + Sync {
     fn pricing_plan(&self, namespace: &str, name: &str) -> Option<crate::api::PricingPlan>;
     fn billing_groups(&self, namespace: &str) -> Vec<crate::api::BillingGroup>;
     fn custom_line_items(&self, namespace: &str) -> Vec<crate::api::CustomLineItem>;
+    /// The LinkedAccounts of `namespace` that `keep` accepts; only those are copied (a
+    /// namespace may hold thousands, and reconcilers mostly want a handful).
+    fn linked_accounts_where(
+        &self,
+        namespace: &str,
+        keep: &dyn Fn(&LinkedAccount) -> bool,
+    ) -> Vec<LinkedAccount> {
+        self.linked_accounts(namespace)
+            .into_iter()
+            .filter(|a| keep(a))
+            .collect()
+    }
+    /// The BillingGroups of `namespace` that `keep` accepts; only those are copied.
+    fn billing_groups_where(
+        &self,
+        namespace: &str,
+        keep: &dyn Fn(&crate::api::BillingGroup) -> bool,
+    ) -> Vec<crate::api::BillingGroup> {
+        self.billing_groups(namespace)
+            .into_iter()
+            .filter(|g| keep(g))
+            .collect()
+    }
+    /// BillingGroup `name` of `namespace`.
+    fn billing_group(&self, namespace: &str, name: &str) -> Option<crate::api::BillingGroup> {
+        self.billing_groups_where(namespace, &|g| g.metadata.name.as_deref() == Some(name))
+            .into_iter()
+            .next()
+    }
+    /// LinkedAccount `name` of `namespace`.
+    fn linked_account(&self, namespace: &str, name: &str) -> Option<LinkedAccount> {
+        self.linked_accounts_where(namespace, &|a| a.metadata.name.as_deref() == Some(name))
+            .into_iter()
+            .next()
+    }
 }
 
 /// A catalog that knows nothing (Payer-only uses).
