@@ -446,7 +446,9 @@ async fn locate_created(
         // The payer's creation watcher follows it and wakes this object when it ends (it
         // may have started following it for the queue, not knowing whose it was).
         if ctx.creations.follows(&pc.key, &request_id) {
-            pc.follow_create(ctx, &request_id, Some(&me));
+            if !plan_only {
+                pc.follow_create(ctx, &request_id, Some(&me));
+            }
             return Ok(Located::Pending(Verdict::progressing(
                 "Creating",
                 format!(
@@ -463,7 +465,9 @@ async fn locate_created(
             .await
         {
             Ok(s) if s.state == "IN_PROGRESS" => {
-                pc.follow_create(ctx, &request_id, Some(&me));
+                if !plan_only {
+                    pc.follow_create(ctx, &request_id, Some(&me));
+                }
                 return Ok(Located::Pending(Verdict::progressing(
                     "Creating",
                     format!(
@@ -506,7 +510,9 @@ async fn locate_created(
         .find(|r| r.account_name == create.account_name)
     {
         status.create_request_id = Some(req.request_id.clone());
-        pc.follow_create(ctx, &req.request_id, Some(&me));
+        if !plan_only {
+            pc.follow_create(ctx, &req.request_id, Some(&me));
+        }
         return Ok(Located::Pending(Verdict::progressing(
             "Creating",
             format!(
