@@ -43,7 +43,7 @@ pub struct ServiceControlPolicySpec {
     /// The Payer whose organization holds the policy.
     pub payer_ref: LocalRef,
     /// Name of the policy in AWS. Defaults to the object's name. The policy is found again by
-    /// this name.
+    /// this name (or by its id in the status); changing it renames the policy in AWS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub policy_name: Option<String>,
