@@ -117,6 +117,7 @@ BENCH_OBJECTS ?= 10000
 .PHONY: bench
 bench: build venv
 	$(CARGO) test --locked --features failpoints --test bench -- --ignored --nocapture --test-threads 1 2>&1 | grep -o 'bench [a-z-]*: .*'
+	$(CARGO) bench --locked --bench planner 2>&1 | grep -o 'bench [a-z-]*: .*'
 	@set -euo pipefail; mkdir -p $(DEMO_DIR); \
 	port=$$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
 	$(EMULATOR)/start.sh $$port $(DEMO_DIR)/bench-emulator.pid $(DEMO_DIR)/bench-emulator.log; \
