@@ -10,28 +10,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::filemode::{self, Report};
-use partner_billing_operator::metrics::Metrics;
 use serde_json::{Value, json};
 
 const KEY: &str = "AKIAPBOBENCH00000001";
 const SECRET: &str = "pbo-bench-secret";
-
-fn connector(emu: &common::Emulator) -> Arc<SdkConnector> {
-    Arc::new(SdkConnector::new(
-        AwsOptions {
-            endpoint_url: Some(emu.url.clone()),
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(5),
-            operator_credentials: None,
-        },
-        Metrics::shared(),
-    ))
-}
 
 /// The objects, 500 to a file (a YAML file is parsed with a budget of 250,000 nodes, which
 /// 5,000 objects with their statuses exceed).
@@ -51,7 +36,7 @@ fn write_docs(dir: &std::path::Path, docs: &[Value]) {
 async fn apply_dir(emu: &common::Emulator, dir: &std::path::Path) -> Report {
     let m = filemode::load(&[dir.to_path_buf()], "bench")
         .unwrap_or_else(|p| panic!("{:?}", &p[..p.len().min(3)]));
-    filemode::apply(m, connector(emu), Duration::from_secs(900)).await
+    filemode::apply(m, common::connector(emu), Duration::from_secs(900)).await
 }
 
 fn calls(emu: &common::Emulator) -> (u64, BTreeMap<String, u64>) {

@@ -211,16 +211,7 @@ fn failpoints() -> BTreeSet<String> {
             out.insert(format!("after:{}", &part[..part.find('"').unwrap()]));
         }
     }
-    for kind in [
-        "Payer",
-        "ServiceControlPolicy",
-        "OrganizationalUnit",
-        "LinkedAccount",
-        "PricingPlan",
-        "BillingGroup",
-        "CustomLineItem",
-        "CurPipeline",
-    ] {
+    for kind in partner_billing_operator::filemode::KIND_ORDER {
         out.insert(format!("before-status:{kind}"));
     }
     out

@@ -179,6 +179,21 @@ impl World {
             .insert(a.metadata.name.clone().unwrap(), a.clone());
     }
 
+    /// `count` LinkedAccounts `{prefix}-NN` to create, oldest first; the emulator holds
+    /// each creation IN_PROGRESS for `hold` seconds.
+    fn accounts_to_create(&self, prefix: &str, count: usize, hold: f64) -> Vec<String> {
+        self.emu.control(
+            "POST",
+            &format!("{ORG}settings"),
+            Some(json!({"createDelaySeconds": hold})),
+        );
+        let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i:02}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            self.put_account(&account(n, i as u32 + 1, create_spec(n)));
+        }
+        names
+    }
+
     fn get_account(&self, name: &str) -> LinkedAccount {
         self.catalog.accounts.read().unwrap()[name].clone()
     }
@@ -370,15 +385,7 @@ async fn twenty_accounts_at_once_never_exceed_five_creations_in_flight() {
     let _guard = emu.lock().await;
     let world = Arc::new(World::new(emu).await);
     // Long enough that five creations are surely in flight together.
-    emu.control(
-        "POST",
-        &format!("{ORG}settings"),
-        Some(json!({"createDelaySeconds": 2})),
-    );
-    let names: Vec<String> = (0..20).map(|i| format!("bulk-{i:02}")).collect();
-    for (i, n) in names.iter().enumerate() {
-        world.put_account(&account(n, i as u32 + 1, create_spec(n)));
-    }
+    let names = world.accounts_to_create("bulk", 20, 2.0);
     // Like the controller: every object reconciled concurrently, again while in progress.
     for _round in 0..60 {
         let pending: Vec<String> = names
@@ -437,15 +444,7 @@ async fn a_finished_creation_hands_its_slot_to_the_next_queued_account_without_p
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let world = Arc::new(World::new(emu).await);
-    emu.control(
-        "POST",
-        &format!("{ORG}settings"),
-        Some(json!({"createDelaySeconds": 1})),
-    );
-    let names: Vec<String> = (0..12).map(|i| format!("slot-{i:02}")).collect();
-    for (i, n) in names.iter().enumerate() {
-        world.put_account(&account(n, i as u32 + 1, create_spec(n)));
-    }
+    let names = world.accounts_to_create("slot", 12, 1.0);
     let mut woken = world.ctx.creations.subscribe();
     // One reconcile each: five creations start, seven wait in the queue.
     for n in &names {

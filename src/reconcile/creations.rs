@@ -226,8 +226,9 @@ pub fn watch_interval(oldest: Duration, failures: u32) -> Duration {
 pub struct CreatesSeen {
     /// ListCreateAccountStatus (IN_PROGRESS), as read.
     pub in_progress: Vec<CreateStatus>,
-    /// Requests looked for that are no longer in progress (SUCCEEDED or FAILED).
-    pub ended: Vec<CreateStatus>,
+    /// Ids of the requests looked for that are no longer in progress (SUCCEEDED, FAILED or
+    /// gone).
+    pub ended: Vec<String>,
     /// Accounts those requests created, as DescribeAccount returned them.
     pub joined: Vec<Account>,
 }
@@ -260,18 +261,11 @@ pub async fn look(
         if in_progress.iter().any(|n| &n.request_id == request_id) {
             continue;
         }
+        seen.ended.push(request_id.clone());
         let done = match orgs.describe_create_account_status(request_id).await {
             Ok(d) => d,
             // Gone (AWS keeps finished requests 90 days): nothing to record, the slot is free.
-            Err(e) if e.aws_code() == Some("CreateAccountStatusNotFoundException") => {
-                CreateStatus {
-                    request_id: request_id.clone(),
-                    account_name: String::new(),
-                    state: "FAILED".into(),
-                    account_id: None,
-                    failure_reason: None,
-                }
-            }
+            Err(e) if e.aws_code() == Some("CreateAccountStatusNotFoundException") => continue,
             Err(e) => return Err(e),
         };
         if let Some(id) = done
@@ -283,7 +277,6 @@ pub async fn look(
         {
             seen.joined.push(a);
         }
-        seen.ended.push(done);
     }
     seen.in_progress = in_progress;
     Ok(seen)
@@ -368,9 +361,8 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
         };
         failures = 0;
         parts.snapshots.update(&key, seen.write());
-        let ended: Vec<String> = seen.ended.iter().map(|r| r.request_id.clone()).collect();
-        let (owners, go_on) = this.ended(&key, &ended);
-        if !ended.is_empty() {
+        let (owners, go_on) = this.ended(&key, &seen.ended);
+        if !seen.ended.is_empty() {
             let requested = this.requested(&key);
             let free =
                 super::linked_account::MAX_CREATES_IN_FLIGHT.saturating_sub(seen.in_progress.len());

@@ -446,17 +446,14 @@ async fn locate_created(
         // The payer's creation watcher follows it and wakes this object when it ends (it
         // may have started following it for the queue, not knowing whose it was).
         if ctx.creations.follows(&pc.key, &request_id) {
-            if !plan_only {
-                pc.follow_create(ctx, &request_id, Some(&me));
-            }
-            return Ok(Located::Pending(Verdict::progressing(
-                "Creating",
-                format!(
-                    "CreateAccount request {request_id} for {} is in progress",
-                    create.email
-                ),
-                CREATE_POLL,
-            )));
+            return Ok(creating(
+                pc,
+                ctx,
+                &request_id,
+                &create.email,
+                &me,
+                plan_only,
+            ));
         }
         match pc
             .conn
@@ -465,17 +462,14 @@ async fn locate_created(
             .await
         {
             Ok(s) if s.state == "IN_PROGRESS" => {
-                if !plan_only {
-                    pc.follow_create(ctx, &request_id, Some(&me));
-                }
-                return Ok(Located::Pending(Verdict::progressing(
-                    "Creating",
-                    format!(
-                        "CreateAccount request {request_id} for {} is in progress",
-                        create.email
-                    ),
-                    CREATE_POLL,
-                )));
+                return Ok(creating(
+                    pc,
+                    ctx,
+                    &request_id,
+                    &create.email,
+                    &me,
+                    plan_only,
+                ));
             }
             Ok(s) if s.state == "SUCCEEDED" => {
                 let found = match s.account_id.as_deref() {
@@ -503,24 +497,10 @@ async fn locate_created(
     }
     // A request in flight for this account name (a crash between CreateAccount and the
     // status write) is ours: follow it instead of creating a second account.
-    if let Some(req) = pc
-        .snapshot
-        .creates_in_progress
-        .iter()
-        .find(|r| r.account_name == create.account_name)
-    {
-        status.create_request_id = Some(req.request_id.clone());
-        if !plan_only {
-            pc.follow_create(ctx, &req.request_id, Some(&me));
-        }
-        return Ok(Located::Pending(Verdict::progressing(
-            "Creating",
-            format!(
-                "CreateAccount request {} for {} is in progress",
-                req.request_id, create.email
-            ),
-            CREATE_POLL,
-        )));
+    if let Some(request_id) = request_in_flight(pc, &create.account_name) {
+        let located = creating(pc, ctx, &request_id, &create.email, &me, plan_only);
+        status.create_request_id = Some(request_id);
+        return Ok(located);
     }
     if plan_only {
         changes.push(change(
@@ -547,19 +527,10 @@ async fn locate_created(
     if let Some(a) = pc.snapshot.account_by_email(&create.email) {
         return Ok(Located::Account(a.clone()));
     }
-    if let Some(req) = pc
-        .snapshot
-        .creates_in_progress
-        .iter()
-        .find(|r| r.account_name == create.account_name)
-    {
-        status.create_request_id = Some(req.request_id.clone());
-        pc.follow_create(ctx, &req.request_id, Some(&me));
-        return Ok(Located::Pending(Verdict::progressing(
-            "Creating",
-            format!("CreateAccount request {} is in progress", req.request_id),
-            CREATE_POLL,
-        )));
+    if let Some(request_id) = request_in_flight(pc, &create.account_name) {
+        let located = creating(pc, ctx, &request_id, &create.email, &me, false);
+        status.create_request_id = Some(request_id);
+        return Ok(located);
     }
     let in_flight = pc.snapshot.creates_in_progress.len();
     let position = queue_position(
@@ -607,7 +578,6 @@ async fn locate_created(
     };
     let request = created.clone();
     pc.record(ctx, move |s| s.add_create(&request));
-    pc.follow_create(ctx, &created.request_id, Some(&me));
     status.create_request_id = Some(created.request_id.clone());
     events.push(EventNote {
         warning: false,
@@ -617,14 +587,44 @@ async fn locate_created(
             created.request_id, create.email
         ),
     });
-    Ok(Located::Pending(Verdict::progressing(
+    Ok(creating(
+        pc,
+        ctx,
+        &created.request_id,
+        &create.email,
+        &me,
+        false,
+    ))
+}
+
+/// The CreateAccount request in flight for `account_name`, if any (a crash between
+/// CreateAccount and the status write leaves one that belongs to this object).
+fn request_in_flight(pc: &PayerContext, account_name: &str) -> Option<String> {
+    pc.snapshot
+        .creates_in_progress
+        .iter()
+        .find(|r| r.account_name == account_name)
+        .map(|r| r.request_id.clone())
+}
+
+/// `request_id` (for `email`) is in progress: the payer's creation watcher follows it for
+/// `owner` (not when only planning) and wakes it when it ends.
+fn creating(
+    pc: &PayerContext,
+    ctx: &ReconcileContext,
+    request_id: &str,
+    email: &str,
+    owner: &str,
+    plan_only: bool,
+) -> Located {
+    if !plan_only {
+        pc.follow_create(ctx, request_id, Some(owner));
+    }
+    Located::Pending(Verdict::progressing(
         "Creating",
-        format!(
-            "CreateAccount request {} for {} is in progress",
-            created.request_id, create.email
-        ),
+        format!("CreateAccount request {request_id} for {email} is in progress"),
         CREATE_POLL,
-    )))
+    ))
 }
 
 fn queued(payer: &str, in_flight: usize, position: usize) -> Verdict {
