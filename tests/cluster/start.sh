@@ -41,6 +41,7 @@ elapsed() { local ms=$(($(date +%s%3N) - t0)); printf "%d.%03d s" $((ms / 1000))
 read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || { eph_lo=32768; eph_hi=60999; }
 if ((eph_lo > 12000)); then port_lo=10000 port_n=$((eph_lo - 10000)); else port_lo=$((eph_hi + 1)) port_n=$((65000 - eph_hi)); fi
 picked=" "
+etcd_port='' peer_port='' api_port=''
 free_port() { # VAR: sets VAR to a free port
   local p
   for _ in $(seq 500); do
@@ -125,6 +126,7 @@ deadline=$((SECONDS + timeout))
 # ---- etcd ----
 mkdir -p "$dir/etcd"
 chmod 700 "$dir/etcd"
+# shellcheck disable=SC2034 # read by the EXIT trap
 started=1
 for attempt in 1 2 3 4 5; do
   free_port etcd_port
