@@ -48,11 +48,6 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
     } else {
         path.to_string()
     };
-    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
-        && schema.get("properties").is_none()
-    {
-        return;
-    }
     if value.is_null() {
         if schema.get("nullable") != Some(&Value::Bool(true)) {
             out.push(Violation {

@@ -263,7 +263,8 @@ fn an_ou_parent_cannot_change_and_an_scp_needs_a_statement() {
     );
     let v = schema_check::validate(&schema, &scp(json!({"Version": "2012-10-17"})), None);
     assert!(
-        v.iter().any(|m| m.message.contains("needs a Statement")),
+        v.iter()
+            .any(|m| m.to_string() == "spec.document.Statement: is required"),
         "{v:?}"
     );
 }
@@ -299,6 +300,36 @@ fn kind_violations(kind: &str, spec: Value, old: Option<Value>) -> Vec<String> {
 
 fn plan_with(rule: Value) -> Value {
     json!({"payerRef": {"name": "acme"}, "rules": [rule]})
+}
+
+#[test]
+fn modifier_percentages_take_whole_numbers_and_two_decimals() {
+    // A real kube-apiserver rejected every whole number under the old `multipleOf: 0.01`.
+    for ok in [
+        json!(0),
+        json!(10),
+        json!(10.0),
+        json!(0.29),
+        json!(999999.99),
+        json!(1000000),
+    ] {
+        let rule =
+            json!({"name": "g", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": ok});
+        assert_eq!(
+            kind_violations("PricingPlan", plan_with(rule), None),
+            Vec::<String>::new(),
+            "{ok} must be accepted"
+        );
+    }
+    for bad in [json!(1.005), json!(10.123)] {
+        let rule =
+            json!({"name": "g", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": bad});
+        let v = kind_violations("PricingPlan", plan_with(rule), None);
+        assert!(
+            v.iter().any(|m| m.contains("at most two decimals")),
+            "{bad}: {v:?}"
+        );
+    }
 }
 
 #[test]

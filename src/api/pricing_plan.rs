@@ -81,7 +81,15 @@ pub struct PricingRule {
     /// Percentage of the On-Demand rate to add (MARKUP) or take off (DISCOUNT), 0 or more,
     /// at most two decimals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0.0, max = 1000000.0), extend("multipleOf" = 0.01))]
+    // Two decimals by a CEL rule, not `multipleOf: 0.01`: the API server checks a whole number
+    // against the factor converted to an integer (0) and rejects every whole percentage.
+    #[schemars(
+        range(min = 0.0, max = 1000000.0),
+        extend("x-kubernetes-validations" = [{
+            "rule": "double(self) == double(int(double(self) * 100.0 + 0.5)) / 100.0",
+            "message": "modifierPercentage takes at most two decimals"
+        }])
+    )]
     pub modifier_percentage: Option<f64>,
     /// Service code, e.g. `AmazonEC2` (SERVICE and SKU). Changing it replaces the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -69,10 +69,10 @@ fn document_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Sch
         "type": "object",
         "description": "The policy document, as a YAML or JSON object (Version, Statement). Minified, it must be at most 5,120 characters.",
         "x-kubernetes-preserve-unknown-fields": true,
-        "x-kubernetes-validations": [{
-            "rule": "has(self.Statement)",
-            "message": "the policy document needs a Statement"
-        }]
+        // `required`, not a CEL `has(self.Statement)`: an object that only preserves unknown
+        // fields declares no properties, so the API server's CEL compiler rejects any rule that
+        // names one ("undefined field 'Statement'"), and the whole CRD with it.
+        "required": ["Statement"]
     })
 }
 
