@@ -12,6 +12,12 @@ from botocore.exceptions import ClientError
 import test_emulator
 
 BC = "/_emulator/services/billingconductor/"
+ORG = "/_emulator/services/organizations/"
+
+
+def error(ctx) -> tuple[str, str | None]:
+    resp = ctx.exception.response
+    return resp["Error"]["Code"], resp.get("Reason")
 
 
 class BillingConductorTest(test_emulator.EmulatorHarness):
@@ -19,6 +25,16 @@ class BillingConductorTest(test_emulator.EmulatorHarness):
         super().setUp()
         self.bc = self.client("billingconductor")
         self.control("POST", BC + "settings", {"today": "2026-11-24"})
+        # The payer's consolidated billing family: its organization, with these two members.
+        self.orgs = self.client("organizations")
+        self.orgs.create_organization(FeatureSet="ALL")
+        for account_id in ("111111111111", "222222222222"):
+            self.member(account_id)
+
+    def member(self, account_id):
+        """Make ``account_id`` a member of the payer's organization (invited, then accepted)."""
+        hs = self.orgs.invite_account_to_organization(Target={"Id": account_id, "Type": "ACCOUNT"})["Handshake"]
+        self.control("POST", ORG + "accept", {"handshakeId": hs["Id"]})
 
     def rule(self, name, scope, kind, pct, **extra):
         return self.bc.create_pricing_rule(Name=name, Scope=scope, Type=kind, ModifierPercentage=pct, **extra)["Arn"]
@@ -74,7 +90,7 @@ class BillingConductorTest(test_emulator.EmulatorHarness):
                 AccountGrouping={"LinkedAccountIds": ["222222222222"], "AutoAssociate": True},
                 ComputationPreference={"PricingPlanArn": plan},
             )
-        self.assertEqual(ctx.exception.response["Error"]["Code"], "ConflictException")
+        self.assertEqual(error(ctx), ("ValidationException", "TOO_MANY_AUTO_ASSOCIATE_BILLING_GROUPS"))
         with self.assertRaises(ClientError) as ctx:
             self.bc.associate_accounts(Arn=g1, AccountIds=[f"{i:012d}" for i in range(31)])
         self.assertEqual(ctx.exception.response["Error"]["Code"], "ValidationException")
@@ -85,7 +101,7 @@ class BillingConductorTest(test_emulator.EmulatorHarness):
         )["Arn"]
         with self.assertRaises(ClientError) as ctx:
             self.bc.associate_accounts(Arn=g2, AccountIds=["111111111111"])
-        self.assertEqual(ctx.exception.response["Error"]["Code"], "ConflictException")
+        self.assertEqual(error(ctx), ("ValidationException", "ACCOUNTS_ALREADY_ASSOCIATED"))
 
     def test_closed_periods_are_refused(self):
         plan = self.bc.create_pricing_plan(Name="p")["Arn"]
