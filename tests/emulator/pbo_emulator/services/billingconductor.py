@@ -242,7 +242,9 @@ class BillingConductor(EmulatedService):
             if params.get(key) is not None:
                 r[key] = float(params[key]) if key == "ModifierPercentage" else params[key]
         r["LastModifiedTime"] = int(time.time())
-        return self._public_rule(r)
+        out = self._public_rule(r)
+        out.pop("CreationTime", None)  # UpdatePricingRuleOutput has no CreationTime
+        return out
 
     def op_DeletePricingRule(self, params: dict[str, Any]) -> dict[str, Any]:
         r = self._mine(self.rules, params["Arn"], "pricing rule")
@@ -644,7 +646,9 @@ class BillingConductor(EmulatedService):
 
     def op_ListTagsForResource(self, params: dict[str, Any]) -> dict[str, Any]:
         self._known(params["ResourceArn"])
-        return {"Tags": dict(self.tags.get(params["ResourceArn"], {}))}
+        tags = dict(self.tags.get(params["ResourceArn"], {}))
+        # ListTagsForResourceResponse.Tags is a TagMap of 1 to 200 entries: no tags, no member.
+        return {"Tags": tags} if tags else {}
 
     def op_TagResource(self, params: dict[str, Any]) -> dict[str, Any]:
         self._known(params["ResourceArn"])

@@ -37,7 +37,8 @@ import time
 from typing import Any
 
 from moto.iam.models import get_account_id_from
-from moto.organizations.models import FakeAccount, organizations_backends
+from moto.organizations import utils as moto_org_utils
+from moto.organizations.models import FakeAccount, FakePolicy, organizations_backends
 
 from .. import models
 from .. import paging
@@ -76,6 +77,31 @@ SCP = "SERVICE_CONTROL_POLICY"
 # parameter instead". That date has passed: no response of this emulator carries Account.Status,
 # whether our layer built it or moto did (moto's FakeAccount.describe emits both).
 RETIRED_MEMBERS: dict[str, frozenset[str]] = {"Account": frozenset({"Status"})}
+
+
+# Policy ids and ARNs as the model writes them. organizations PolicyArn pattern:
+# "arn:aws:organizations::\d{12}:policy/o-[a-z0-9]{10,32}/[0-9a-z_]+/p-[0-9a-z]{10,32}" for a
+# customer policy and "arn:aws:organizations::aws:policy/[0-9a-z_]+/p-[0-9a-zA-Z_]{10,128}" for an
+# AWS-managed one (FullAWSAccess: arn:aws:organizations::aws:policy/service_control_policy/p-FullAWSAccess).
+# moto 5.2.5 makes 8-character ids (p-xxxxxxxx) and puts AWS-managed policies under the
+# organization's ARN; both break the pattern. moto reads utils.POLICY_ID_SIZE / POLICY_ID_REGEX
+# when it makes and checks ids, so both are set here.
+moto_org_utils.POLICY_ID_SIZE = 12
+moto_org_utils.POLICY_ID_REGEX = (
+    rf"{moto_org_utils.DEFAULT_SCP_POLICY_ID}|{moto_org_utils.DEFAULT_RCP_POLICY_ID}|p-[a-z0-9]{{12}}"
+)
+_moto_policy_arn = FakePolicy.arn
+
+
+def _policy_arn(policy) -> str:
+    arn = _moto_policy_arn.fget(policy)
+    if getattr(policy, "aws_managed", False):
+        partition, kind = arn.split(":")[1], arn.split("/")[-2]
+        return f"arn:{partition}:organizations::aws:policy/{kind}/{policy.id}"
+    return arn
+
+
+FakePolicy.arn = property(_policy_arn)
 
 
 def close_quota(members: int) -> int:
