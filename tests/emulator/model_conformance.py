@@ -177,9 +177,12 @@ def _walk(shape, value: Any, path: str, gone: dict[tuple[str, str], str], proble
         if not isinstance(value, bool):
             problems.append(f"{path}: expected a boolean ({shape.name}), got {value!r}")
     elif kind == "timestamp":
-        # JSON protocols send epoch seconds unless the shape says otherwise.
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # JSON protocols send epoch seconds unless the shape's timestampFormat says otherwise.
+        fmt = shape.serialization.get("timestampFormat", "unixTimestamp")
+        if fmt == "unixTimestamp" and (isinstance(value, bool) or not isinstance(value, (int, float))):
             problems.append(f"{path}: expected epoch seconds ({shape.name}), got {value!r}")
+        elif fmt == "iso8601" and not (isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", value)):
+            problems.append(f"{path}: expected an ISO 8601 timestamp ({shape.name}), got {value!r}")
 
 
 def _length(meta: dict[str, Any], length: int, path: str, problems: list[str]) -> None:

@@ -18,7 +18,10 @@ from botocore.exceptions import ClientError
 from moto.organizations.models import FakeAccount, FakeOrganization
 
 import model_conformance as mc
+import test_billingconductor
 import test_emulator
+import test_organizations
+import test_pipeline
 
 ORG = "/_emulator/services/organizations/"
 BC = "/_emulator/services/billingconductor/"
@@ -250,6 +253,36 @@ class EmulatorConformanceTest(test_emulator.EmulatorHarness):
         self.assertEqual(missing, set(), "operations not exercised")
         problems = self.rec.problems()
         self.assertEqual(problems, [], "\n" + "\n".join(problems))
+
+
+class _Conforming:
+    """Runs another module's tests with every JSON answer recorded, then checks them all."""
+
+    def client(self, service, validate=True, retries=0):
+        client = super().client(service, validate=validate, retries=retries)
+        if client.meta.service_model.protocol in ("json", "rest-json"):
+            if not hasattr(self, "rec"):
+                self.rec = mc.Recorder()
+            self.rec.attach(client)
+        return client
+
+    def tearDown(self):
+        problems = self.rec.problems() if hasattr(self, "rec") else []
+        super().tearDown()
+        self.assertEqual(problems, [], "\n" + "\n".join(problems))
+
+
+class OrganizationsTestsConform(_Conforming, test_organizations.OrganizationsTest):
+    pass
+
+
+class BillingConductorTestsConform(_Conforming, test_billingconductor.BillingConductorTest):
+    pass
+
+
+class PipelineTestsConform(_Conforming, test_pipeline.PipelineTest):
+    """The CUR pipeline services the operator calls: BCM Data Exports and legacy CUR (our
+    layer), Glue and Cost Explorer (moto)."""
 
 
 if __name__ == "__main__":

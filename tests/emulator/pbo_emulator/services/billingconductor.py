@@ -226,11 +226,12 @@ class BillingConductor(EmulatedService):
         return out
 
     def op_ListPricingRules(self, params: dict[str, Any]) -> dict[str, Any]:
-        arns = (params.get("Filters") or {}).get("Arn")
+        # ListPricingRulesFilter has one member, Arns (a list); it was read as "Arn" and ignored.
+        arns = (params.get("Filters") or {}).get("Arns")
         items = [
             self._public_rule(r)
             for r in self.rules.values()
-            if r["payer"] == self.payer() and (not arns or r["Arn"] == arns)
+            if r["payer"] == self.payer() and (not arns or r["Arn"] in arns)
         ]
         out = self._page(items, "PricingRules", params)
         out["BillingPeriod"] = params.get("BillingPeriod") or self._period()
@@ -412,11 +413,11 @@ class BillingConductor(EmulatedService):
         return {k: v for k, v in out.items() if v is not None}
 
     def op_ListBillingGroups(self, params: dict[str, Any]) -> dict[str, Any]:
-        arns = (params.get("Filters") or {}).get("Arns")
+        f = params.get("Filters") or {}
         items = [
-            self._public_group(g)
-            for g in self.groups.values()
-            if g["payer"] == self.payer() and (not arns or g["Arn"] in arns)
+            public
+            for public in (self._public_group(g) for g in self.groups.values() if g["payer"] == self.payer())
+            if _group_matches(public, f)
         ]
         return self._page(items, "BillingGroups", params)
 
@@ -606,6 +607,8 @@ class BillingConductor(EmulatedService):
             and self._applies(i, period)
             and (not filters.get("Arns") or i["Arn"] in filters["Arns"])
             and (not filters.get("BillingGroups") or i["BillingGroupArn"] in filters["BillingGroups"])
+            and (not filters.get("Names") or i["Name"] in filters["Names"])
+            and (not filters.get("AccountIds") or i["AccountId"] in filters["AccountIds"])
         ]
         return self._page(items, "CustomLineItems", params)
 
@@ -762,6 +765,23 @@ class BillingConductor(EmulatedService):
             "customLineItems": len(self.items),
             "accountCallSizes": list(self.calls_by_size),
         }
+
+
+def _group_matches(g: dict[str, Any], f: dict[str, Any]) -> bool:
+    """ListBillingGroupsFilter: Arns, PricingPlan, Statuses, AutoAssociate, PrimaryAccountIds,
+    BillingGroupTypes, Names (StringSearch, SearchOption STARTS_WITH), ResponsibilityTransferArns."""
+    grouping = g.get("AccountGrouping") or {}
+    checks = [
+        not f.get("Arns") or g["Arn"] in f["Arns"],
+        not f.get("PricingPlan") or g["ComputationPreference"]["PricingPlanArn"] == f["PricingPlan"],
+        not f.get("Statuses") or g["Status"] in f["Statuses"],
+        f.get("AutoAssociate") is None or bool(grouping.get("AutoAssociate")) == f["AutoAssociate"],
+        not f.get("PrimaryAccountIds") or g.get("PrimaryAccountId") in f["PrimaryAccountIds"],
+        not f.get("BillingGroupTypes") or g["BillingGroupType"] in f["BillingGroupTypes"],
+        not f.get("Names") or any(g["Name"].startswith(n.get("SearchValue", "")) for n in f["Names"]),
+        not f.get("ResponsibilityTransferArns") or grouping.get("ResponsibilityTransferArn") in f["ResponsibilityTransferArns"],
+    ]
+    return all(checks)
 
 
 register(BillingConductor())

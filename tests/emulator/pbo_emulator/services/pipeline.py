@@ -40,8 +40,9 @@ def _validation(message: str) -> EmulatedError:
     return EmulatedError("ValidationException", message, 400)
 
 
-def _not_found(message: str) -> EmulatedError:
-    return EmulatedError("ResourceNotFoundException", message, 404)
+def _not_found(message: str, arn: str = "") -> EmulatedError:
+    # bcm-data-exports ResourceNotFoundException: Message, ResourceId, ResourceType are required.
+    return EmulatedError("ResourceNotFoundException", message, 404, ResourceId=arn, ResourceType="export")
 
 
 def _s3_backend(account: str):
@@ -109,7 +110,7 @@ class DataExports(EmulatedService):
     def _mine(self, arn: str) -> dict[str, Any]:
         e = self.exports.get(arn)
         if e is None or e["account"] != self._account():
-            raise _not_found(f"Export {arn} not found")
+            raise _not_found(f"Export {arn} not found", arn)
         return e
 
     def _check(self, export: dict[str, Any]) -> None:
