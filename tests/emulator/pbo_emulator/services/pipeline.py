@@ -33,6 +33,7 @@ from typing import Any
 
 from moto.iam.models import get_account_id_from
 
+from .. import paging
 from . import EmulatedError, EmulatedService, register
 
 
@@ -188,21 +189,16 @@ class DataExports(EmulatedService):
     def op_ListExports(self, p: dict[str, Any]) -> dict[str, Any]:
         account = self._account()
         mine = [(arn, e) for arn, e in sorted(self.exports.items()) if e["account"] == account]
-        start = int(p.get("NextToken") or 0)
-        size = int(p.get("MaxResults") or 20)
-        page = mine[start : start + size]
-        out: dict[str, Any] = {
-            "Exports": [
-                {"ExportArn": arn, "ExportName": e["export"]["Name"], "ExportStatus": self._health(e)} for arn, e in page
-            ]
-        }
-        if start + size < len(mine):
-            out["NextToken"] = str(start + size)
+        # bcm-data-exports ListExports MaxResults: 1-300 (paging.py; was 20 by default).
+        out = paging.page(self.name, "ListExports", p, mine, "Exports")
+        out["Exports"] = [
+            {"ExportArn": arn, "ExportName": e["export"]["Name"], "ExportStatus": self._health(e)} for arn, e in out["Exports"]
+        ]
         return out
 
     def op_ListTagsForResource(self, p: dict[str, Any]) -> dict[str, Any]:
         self._mine(p["ResourceArn"])
-        return {"ResourceTags": self.tags.get(p["ResourceArn"], [])}
+        return paging.page(self.name, "ListTagsForResource", p, list(self.tags.get(p["ResourceArn"], [])), "ResourceTags")
 
     def control_deliver(self, payload: dict[str, Any]) -> dict[str, Any]:
         e = self.exports.get(payload.get("arn", ""))
@@ -274,12 +270,8 @@ class Cur(EmulatedService):
     def op_DescribeReportDefinitions(self, p: dict[str, Any]) -> dict[str, Any]:
         account = self._account()
         mine = [d for (a, _), d in sorted(self.reports.items()) if a == account]
-        start = int(p.get("NextToken") or 0)
-        size = int(p.get("MaxResults") or 5)
-        out: dict[str, Any] = {"ReportDefinitions": mine[start : start + size]}
-        if start + size < len(mine):
-            out["NextToken"] = str(start + size)
-        return out
+        # cur DescribeReportDefinitions MaxResults: 5-5.
+        return paging.page(self.name, "DescribeReportDefinitions", p, mine, "ReportDefinitions")
 
     def control_deliver(self, payload: dict[str, Any]) -> dict[str, Any]:
         for (account, name), d in self.reports.items():
