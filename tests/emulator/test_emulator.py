@@ -138,11 +138,15 @@ class EmulatorTest(EmulatorHarness):
         self.assertIn("less than or equal to 20", err.exception.response["Error"]["Message"])
 
     def test_unknown_service_gets_json_error_not_html(self):
-        REGISTRY.pop("billingconductor", None)
-        with self.assertRaises(ClientError) as err:
-            self.client("billingconductor").list_billing_groups()
-        self.assertEqual(err.exception.response["Error"]["Code"], "NotImplemented")
-        self.assertEqual(err.exception.response["ResponseMetadata"]["HTTPStatusCode"], 501)
+        real = REGISTRY.pop("billingconductor", None)
+        try:
+            with self.assertRaises(ClientError) as err:
+                self.client("billingconductor").list_billing_groups()
+            self.assertEqual(err.exception.response["Error"]["Code"], "NotImplemented")
+            self.assertEqual(err.exception.response["ResponseMetadata"]["HTTPStatusCode"], 501)
+        finally:
+            if real is not None:  # later test modules need the real service back
+                REGISTRY["billingconductor"] = real
 
     def test_registered_service_rest_json_routing_and_controls(self):
         real = REGISTRY.get("billingconductor")

@@ -15,6 +15,15 @@ a percentage item is p% of what it is associated with (other items), or of the g
 pro forma total before custom line items. Margin = pro forma - AWS cost; margin percentage =
 margin / pro forma x 100 (0 when pro forma is 0).
 
+The linked accounts of a payer are the accounts of the organization it manages (moto's
+Organizations backend): AssociateAccounts and CreateBillingGroup accept only those (AWS API
+reference, AssociateAccounts: "The account IDs must be a part of the consolidated billing
+family during the current month"; AccountGrouping.LinkedAccountIds: "Account IDs must be a part
+of the consolidated billing family"). ListAccountAssociations lists them all, with the group
+of each associated one. Errors carry the members and reasons the model gives their shapes
+(ConflictException ResourceId/ResourceType, ServiceLimitExceededException LimitCode/ServiceCode,
+ValidationException Reason from ValidationExceptionReason). Lists page per ``paging.py``.
+
 Test controls (``POST /_emulator/services/billingconductor/<name>``): ``usage``
 (``{"period": "2026-11", "rows": [{"accountId", "service", "billingEntity", "usageType",
 "operation", "onDemandCost", "awsCost"}]}``; appends), ``settings`` (``{"today": "2026-11-24"}``
@@ -29,24 +38,47 @@ import time
 from typing import Any
 
 from moto.iam.models import get_account_id_from
+from moto.organizations.models import organizations_backends
 
+from .. import paging
 from . import EmulatedError, EmulatedService, register
 
 ACCOUNTS_PER_CALL = 30
 RULES_PER_PLAN = 500
 SPECIFICITY = {"SKU": 0, "SERVICE": 1, "BILLING_ENTITY": 2, "GLOBAL": 3}
+# AWS-managed pricing plans (no owner account in the ARN; pattern of PricingPlanFullArn in the
+# model: "arn:aws(-cn)?:billingconductor::(aws|[0-9]{12}):pricingplan/(BasicPricingPlan|Passthrough|...)").
+BASIC_PLAN = "arn:aws:billingconductor::aws:pricingplan/BasicPricingPlan"
+PASSTHROUGH_PLAN = "arn:aws:billingconductor::aws:pricingplan/Passthrough"
+MANAGED_PLANS = (BASIC_PLAN, PASSTHROUGH_PLAN)
 
 
-def _not_found(what: str) -> EmulatedError:
-    return EmulatedError("ResourceNotFoundException", f"{what} was not found", 404)
+def _kind(arn: str) -> str:
+    """The resource type of a Billing Conductor ARN: billinggroup, pricingplan, ..."""
+    return arn.split(":")[-1].split("/", 1)[0] if arn.startswith("arn:") else "unknown"
 
 
-def _conflict(message: str, reason: str = "RESOURCE_NAME_CONFLICT") -> EmulatedError:
-    return EmulatedError("ConflictException", message, 409, Reason=reason)
+def _not_found(what: str, arn: str = "") -> EmulatedError:
+    # ResourceNotFoundException: Message, ResourceId, ResourceType are required members.
+    return EmulatedError("ResourceNotFoundException", f"{what} was not found", 404, ResourceId=arn, ResourceType=_kind(arn))
 
 
-def _validation(message: str, reason: str = "INVALID_REQUEST") -> EmulatedError:
+def _conflict(message: str, reason: str, arn: str = "") -> EmulatedError:
+    # ConflictException: Message, ResourceId, ResourceType required; Reason from ConflictExceptionReason.
+    return EmulatedError("ConflictException", message, 409, ResourceId=arn, ResourceType=_kind(arn), Reason=reason)
+
+
+def _validation(message: str, reason: str) -> EmulatedError:
+    # ValidationException Reason: one of ValidationExceptionReason in the model.
     return EmulatedError("ValidationException", message, 400, Reason=reason)
+
+
+def _limit(message: str, limit_code: str, arn: str = "") -> EmulatedError:
+    # ServiceLimitExceededException (HTTP 402): Message, LimitCode, ServiceCode required.
+    return EmulatedError(
+        "ServiceLimitExceededException", message, 402,
+        LimitCode=limit_code, ServiceCode="billingconductor", ResourceId=arn, ResourceType=_kind(arn),
+    )
 
 
 def _money(v: float) -> str:
@@ -78,8 +110,43 @@ class BillingConductor(EmulatedService):
     def _mine(self, table: dict[str, dict[str, Any]], arn: str, what: str) -> dict[str, Any]:
         obj = table.get(arn)
         if obj is None or obj["payer"] != self.payer():
-            raise _not_found(f"{what} {arn}")
+            raise _not_found(f"{what} {arn}", arn)
         return obj
+
+    def _plan_usable(self, arn: str) -> None:
+        """A plan a billing group may use: one of the payer's, or an AWS-managed one."""
+        if arn not in MANAGED_PLANS:
+            self._mine(self.plans, arn, "pricing plan")
+
+    def _family(self) -> set[str]:
+        """The payer's consolidated billing family: the accounts of the organization it
+        manages (the payer alone when it manages none)."""
+        payer = self.payer()
+        backend = organizations_backends[payer]["aws"]
+        if backend.org is None or backend.org.master_account_id != payer:
+            return {payer}
+        return {a.id for a in backend.accounts}
+
+    def _account_details(self) -> dict[str, Any]:
+        payer = self.payer()
+        backend = organizations_backends[payer]["aws"]
+        if backend.org is None or backend.org.master_account_id != payer:
+            return {}
+        return {a.id: a for a in backend.accounts}
+
+    def _check_family(self, accounts: list[str], primary: str | None) -> None:
+        family = self._family()
+        if primary and primary not in family:
+            raise _validation(
+                f"The primary account {primary} is not part of the consolidated billing family of {self.payer()}",
+                "ILLEGAL_PRIMARY_ACCOUNT",
+            )
+        strangers = [a for a in accounts if a not in family]
+        if strangers:
+            raise _validation(
+                f"Accounts {', '.join(strangers)} are not part of the consolidated billing family of {self.payer()}",
+                "ILLEGAL_ACCOUNTS",
+            )
 
     def _idempotent(self, op: str, params: dict[str, Any]) -> str | None:
         token = params.get("ClientToken")
@@ -92,8 +159,9 @@ class BillingConductor(EmulatedService):
             self.tokens[(self.payer(), op, params["ClientToken"])] = arn
 
     def _unique_name(self, table: dict[str, dict[str, Any]], name: str, what: str) -> None:
-        if any(o["Name"] == name and o["payer"] == self.payer() for o in table.values()):
-            raise _conflict(f"A {what} named {name} already exists")
+        clash = next((o for o in table.values() if o["Name"] == name and o["payer"] == self.payer()), None)
+        if clash is not None:
+            raise _conflict(f"A {what} named {name} already exists", "RESOURCE_NAME_CONFLICT", clash["Arn"])
 
     def _arn(self, kind: str) -> str:
         return f"arn:aws:billingconductor::{self.payer()}:{kind}/{secrets.token_hex(5)}"
@@ -111,14 +179,8 @@ class BillingConductor(EmulatedService):
         first = today.replace(day=1) - dt.timedelta(days=1)
         return f"{first.year:04d}-{first.month:02d}"
 
-    @staticmethod
-    def _page(items: list[Any], key: str, params: dict[str, Any], default: int = 100) -> dict[str, Any]:
-        start = int(params.get("NextToken") or 0)
-        size = int(params.get("MaxResults") or default)
-        out: dict[str, Any] = {key: items[start : start + size]}
-        if start + size < len(items):
-            out["NextToken"] = str(start + size)
-        return out
+    def _page(self, items: list[Any], key: str, params: dict[str, Any]) -> dict[str, Any]:
+        return paging.page(self.name, self.call.operation, params, items, key)
 
     # -- pricing rules -------------------------------------------------------------------
     def op_CreatePricingRule(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -126,15 +188,15 @@ class BillingConductor(EmulatedService):
             return {"Arn": arn}
         scope, kind = params["Scope"], params["Type"]
         if kind == "TIERING" and scope not in ("GLOBAL", "SERVICE"):
-            raise _validation("TIERING rules are allowed only with GLOBAL or SERVICE scope")
+            raise _validation("TIERING rules are allowed only with GLOBAL or SERVICE scope", "ILLEGAL_SCOPE")
         if scope in ("SERVICE", "SKU") and not params.get("Service"):
-            raise _validation(f"A {scope} rule needs Service")
+            raise _validation(f"A {scope} rule needs Service", "ILLEGAL_SERVICE")
         if scope == "SKU" and not params.get("UsageType"):
-            raise _validation("A SKU rule needs UsageType")
+            raise _validation("A SKU rule needs UsageType", "ILLEGAL_USAGE_TYPE")
         if scope == "BILLING_ENTITY" and not params.get("BillingEntity"):
-            raise _validation("A BILLING_ENTITY rule needs BillingEntity")
+            raise _validation("A BILLING_ENTITY rule needs BillingEntity", "ILLEGAL_BILLING_ENTITY")
         if kind != "TIERING" and params.get("ModifierPercentage") is None:
-            raise _validation("ModifierPercentage is required for MARKUP and DISCOUNT rules")
+            raise _validation("ModifierPercentage is required for MARKUP and DISCOUNT rules", "ILLEGAL_MODIFIER_PERCENTAGE")
         self._unique_name(self.rules, params["Name"], "pricing rule")
         arn = self._arn("pricingrule")
         now = time.time()
@@ -164,13 +226,16 @@ class BillingConductor(EmulatedService):
         return out
 
     def op_ListPricingRules(self, params: dict[str, Any]) -> dict[str, Any]:
-        arns = (params.get("Filters") or {}).get("Arn")
+        # ListPricingRulesFilter has one member, Arns (a list); it was read as "Arn" and ignored.
+        arns = (params.get("Filters") or {}).get("Arns")
         items = [
             self._public_rule(r)
             for r in self.rules.values()
-            if r["payer"] == self.payer() and (not arns or r["Arn"] == arns)
+            if r["payer"] == self.payer() and (not arns or r["Arn"] in arns)
         ]
-        return self._page(items, "PricingRules", params)
+        out = self._page(items, "PricingRules", params)
+        out["BillingPeriod"] = params.get("BillingPeriod") or self._period()
+        return out
 
     def op_UpdatePricingRule(self, params: dict[str, Any]) -> dict[str, Any]:
         r = self._mine(self.rules, params["Arn"], "pricing rule")
@@ -178,12 +243,16 @@ class BillingConductor(EmulatedService):
             if params.get(key) is not None:
                 r[key] = float(params[key]) if key == "ModifierPercentage" else params[key]
         r["LastModifiedTime"] = int(time.time())
-        return self._public_rule(r)
+        out = self._public_rule(r)
+        out.pop("CreationTime", None)  # UpdatePricingRuleOutput has no CreationTime
+        return out
 
     def op_DeletePricingRule(self, params: dict[str, Any]) -> dict[str, Any]:
         r = self._mine(self.rules, params["Arn"], "pricing rule")
         if any(r["Arn"] in p["rules"] for p in self.plans.values()):
-            raise _conflict("The pricing rule is associated with a pricing plan", "PRICING_RULE_IN_PRICING_PLAN_CONFLICT")
+            raise _conflict(
+                "The pricing rule is associated with a pricing plan", "PRICING_RULE_ATTACHED_TO_PRICING_PLAN_DELETE_CONFLICT", r["Arn"]
+            )
         del self.rules[r["Arn"]]
         return {"Arn": r["Arn"]}
 
@@ -227,7 +296,9 @@ class BillingConductor(EmulatedService):
             for p in self.plans.values()
             if p["payer"] == self.payer() and (not arns or p["Arn"] in arns)
         ]
-        return self._page(items, "PricingPlans", params)
+        out = self._page(items, "PricingPlans", params)
+        out["BillingPeriod"] = params.get("BillingPeriod") or self._period()
+        return out
 
     def op_UpdatePricingPlan(self, params: dict[str, Any]) -> dict[str, Any]:
         p = self._mine(self.plans, params["Arn"], "pricing plan")
@@ -242,20 +313,20 @@ class BillingConductor(EmulatedService):
     def op_DeletePricingPlan(self, params: dict[str, Any]) -> dict[str, Any]:
         p = self._mine(self.plans, params["Arn"], "pricing plan")
         if any(g["PricingPlanArn"] == p["Arn"] for g in self.groups.values()):
-            raise _conflict("The pricing plan is used by a billing group", "PRICING_PLAN_IN_USE")
+            raise _conflict(
+                "The pricing plan is used by a billing group", "PRICING_PLAN_ATTACHED_TO_BILLING_GROUP_DELETE_CONFLICT", p["Arn"]
+            )
         del self.plans[p["Arn"]]
         return {"Arn": p["Arn"]}
 
     def op_AssociatePricingRules(self, params: dict[str, Any]) -> dict[str, Any]:
         p = self._mine(self.plans, params["Arn"], "pricing plan")
         arns = params["PricingRuleArns"]
-        if len(arns) > ACCOUNTS_PER_CALL:
-            raise _validation("At most 30 pricing rules per call")
         for a in arns:
             self._mine(self.rules, a, "pricing rule")
         new = [a for a in arns if a not in p["rules"]]
         if len(p["rules"]) + len(new) > RULES_PER_PLAN:
-            raise EmulatedError("ServiceLimitExceededException", "A pricing plan holds at most 500 rules", 402)
+            raise _limit("A pricing plan holds at most 500 rules", "PRICING_RULES_PER_PRICING_PLAN", p["Arn"])
         p["rules"].extend(new)
         return {"Arn": p["Arn"]}
 
@@ -268,6 +339,7 @@ class BillingConductor(EmulatedService):
         p = self._mine(self.plans, params["PricingPlanArn"], "pricing plan")
         out = self._page(list(p["rules"]), "PricingRuleArns", params)
         out["PricingPlanArn"] = p["Arn"]
+        out["BillingPeriod"] = params.get("BillingPeriod") or self._period()
         return out
 
     # -- billing groups ------------------------------------------------------------------
@@ -281,18 +353,25 @@ class BillingConductor(EmulatedService):
         grouping = params["AccountGrouping"]
         accounts = list(grouping.get("LinkedAccountIds") or [])
         primary = params.get("PrimaryAccountId")
+        transfer = grouping.get("ResponsibilityTransferArn")
         plan_arn = params["ComputationPreference"]["PricingPlanArn"]
-        self._mine(self.plans, plan_arn, "pricing plan")
+        self._plan_usable(plan_arn)
+        if plan_arn == PASSTHROUGH_PLAN and not transfer:
+            # The Passthrough plan is for billing transfer groups only (AWS What's New 2026-04).
+            raise _validation("The Passthrough pricing plan is allowed only on billing transfer groups", "ILLEGAL_BILLING_GROUP_PRICING_PLAN")
         if primary and primary not in accounts:
             accounts.insert(0, primary)
         if len(accounts) > ACCOUNTS_PER_CALL:
-            raise _validation("At most 30 accounts per call")
+            raise _validation("At most 30 accounts per call", "TOO_MANY_ACCOUNTS_IN_REQUEST")
+        if not transfer:
+            # A transfer billing group's accounts come from the other organization.
+            self._check_family(accounts, primary)
         for a in accounts:
             if self._group_of(a):
-                raise _conflict(f"Account {a} already belongs to a billing group", "ACCOUNT_IN_ANOTHER_BILLING_GROUP")
+                raise _validation(f"Account {a} already belongs to a billing group", "ACCOUNTS_ALREADY_ASSOCIATED")
         auto = bool(grouping.get("AutoAssociate"))
         if auto and any(g["AutoAssociate"] and g["payer"] == self.payer() for g in self.groups.values()):
-            raise _conflict("Only one billing group may auto-associate accounts", "MULTIPLE_AUTO_ASSOCIATE_BILLING_GROUPS")
+            raise _validation("Only one billing group may auto-associate accounts", "TOO_MANY_AUTO_ASSOCIATE_BILLING_GROUPS")
         arn = f"arn:aws:billingconductor::{self.payer()}:billinggroup/{secrets.randbelow(10**12):012d}"
         now = int(time.time())
         self.groups[arn] = {
@@ -304,6 +383,7 @@ class BillingConductor(EmulatedService):
             "PricingPlanArn": plan_arn,
             "accounts": accounts,
             "AutoAssociate": auto,
+            "ResponsibilityTransferArn": transfer,
             "CreationTime": now,
             "LastModifiedTime": now,
         }
@@ -312,7 +392,10 @@ class BillingConductor(EmulatedService):
         return {"Arn": arn}
 
     def _public_group(self, g: dict[str, Any]) -> dict[str, Any]:
-        return {
+        grouping: dict[str, Any] = {"AutoAssociate": g["AutoAssociate"]}
+        if g.get("ResponsibilityTransferArn"):
+            grouping["ResponsibilityTransferArn"] = g["ResponsibilityTransferArn"]
+        out = {
             "Arn": g["Arn"],
             "Name": g["Name"],
             "Description": g["Description"],
@@ -321,17 +404,20 @@ class BillingConductor(EmulatedService):
             "Size": len(g["accounts"]),
             "CreationTime": g["CreationTime"],
             "LastModifiedTime": g["LastModifiedTime"],
-            "Status": "ACTIVE" if g["PrimaryAccountId"] in g["accounts"] else "PRIMARY_ACCOUNT_MISSING",
-            "AccountGrouping": {"AutoAssociate": g["AutoAssociate"]},
-            "BillingGroupType": "STANDARD",
+            "Status": "ACTIVE" if g.get("ResponsibilityTransferArn") or g["PrimaryAccountId"] in g["accounts"] else "PRIMARY_ACCOUNT_MISSING",
+            "AccountGrouping": grouping,
+            # BillingGroupType enum: STANDARD | TRANSFER_BILLING (a group made from a
+            # responsibility transfer: AccountGrouping.ResponsibilityTransferArn).
+            "BillingGroupType": "TRANSFER_BILLING" if g.get("ResponsibilityTransferArn") else "STANDARD",
         }
+        return {k: v for k, v in out.items() if v is not None}
 
     def op_ListBillingGroups(self, params: dict[str, Any]) -> dict[str, Any]:
-        arns = (params.get("Filters") or {}).get("Arns")
+        f = params.get("Filters") or {}
         items = [
-            self._public_group(g)
-            for g in self.groups.values()
-            if g["payer"] == self.payer() and (not arns or g["Arn"] in arns)
+            public
+            for public in (self._public_group(g) for g in self.groups.values() if g["payer"] == self.payer())
+            if _group_matches(public, f)
         ]
         return self._page(items, "BillingGroups", params)
 
@@ -343,16 +429,21 @@ class BillingConductor(EmulatedService):
             g["Description"] = params["Description"]
         if params.get("ComputationPreference"):
             plan = params["ComputationPreference"]["PricingPlanArn"]
-            self._mine(self.plans, plan, "pricing plan")
+            self._plan_usable(plan)
+            if plan == PASSTHROUGH_PLAN and not g.get("ResponsibilityTransferArn"):
+                raise _validation("The Passthrough pricing plan is allowed only on billing transfer groups", "ILLEGAL_BILLING_GROUP_PRICING_PLAN")
             g["PricingPlanArn"] = plan
         if params.get("AccountGrouping") and "AutoAssociate" in params["AccountGrouping"]:
             auto = bool(params["AccountGrouping"]["AutoAssociate"])
             if auto and any(o["AutoAssociate"] and o is not g and o["payer"] == g["payer"] for o in self.groups.values()):
-                raise _conflict("Only one billing group may auto-associate accounts", "MULTIPLE_AUTO_ASSOCIATE_BILLING_GROUPS")
+                raise _validation("Only one billing group may auto-associate accounts", "TOO_MANY_AUTO_ASSOCIATE_BILLING_GROUPS")
             g["AutoAssociate"] = auto
         g["LastModifiedTime"] = int(time.time())
         out = self._public_group(g)
         out["PricingPlanArn"] = g["PricingPlanArn"]
+        # UpdateBillingGroupOutput: AccountGrouping is UpdateBillingGroupAccountGrouping (no
+        # ResponsibilityTransferArn); no ComputationPreference, CreationTime, BillingGroupType.
+        out["AccountGrouping"] = {"AutoAssociate": g["AutoAssociate"]}
         for k in ("ComputationPreference", "CreationTime", "BillingGroupType"):
             out.pop(k, None)
         return out
@@ -360,7 +451,8 @@ class BillingConductor(EmulatedService):
     def op_DeleteBillingGroup(self, params: dict[str, Any]) -> dict[str, Any]:
         g = self._mine(self.groups, params["Arn"], "billing group")
         if any(i["BillingGroupArn"] == g["Arn"] for i in self.items.values()):
-            raise _conflict("The billing group still has custom line items", "BILLING_GROUP_HAS_CUSTOM_LINE_ITEMS")
+            # No ConflictExceptionReason fits; the closest ValidationExceptionReason is used.
+            raise _validation("The billing group still has custom line items", "CUSTOM_LINE_ITEM_ASSOCIATION_EXISTS")
         del self.groups[g["Arn"]]
         return {"Arn": g["Arn"]}
 
@@ -368,10 +460,12 @@ class BillingConductor(EmulatedService):
         g = self._mine(self.groups, params["Arn"], "billing group")
         ids = params["AccountIds"]
         self.calls_by_size.append(len(ids))
+        if not g.get("ResponsibilityTransferArn"):
+            self._check_family(ids, None)
         for a in ids:
             other = self._group_of(a)
             if other is not None and other is not g:
-                raise _conflict(f"Account {a} already belongs to billing group {other['Arn']}", "ACCOUNT_IN_ANOTHER_BILLING_GROUP")
+                raise _validation(f"Account {a} already belongs to billing group {other['Arn']}", "ACCOUNTS_ALREADY_ASSOCIATED")
         g["accounts"].extend(a for a in ids if a not in g["accounts"])
         return {"Arn": g["Arn"]}
 
@@ -379,23 +473,40 @@ class BillingConductor(EmulatedService):
         g = self._mine(self.groups, params["Arn"], "billing group")
         self.calls_by_size.append(len(params["AccountIds"]))
         if g["PrimaryAccountId"] in params["AccountIds"]:
-            raise _conflict("The primary account cannot leave its billing group", "PRIMARY_CANNOT_DISASSOCIATE")
+            raise _validation("The primary account cannot leave its billing group", "PRIMARY_CANNOT_DISASSOCIATE")
         g["accounts"] = [a for a in g["accounts"] if a not in params["AccountIds"]]
         return {"Arn": g["Arn"]}
 
     def op_ListAccountAssociations(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The payer's linked accounts, with the billing group of each associated one. Model
+        doc: "list linked accounts that are linked to the payer account ... The response will
+        optionally include the billing group that's associated with the linked account";
+        Filters.Association: MONITORED (in a group), UNMONITORED (in none), or a group ARN;
+        Filters.AccountId / AccountIds."""
         filters = params.get("Filters") or {}
         association = filters.get("Association")
+        wanted = set(filters.get("AccountIds") or []) | ({filters["AccountId"]} if filters.get("AccountId") else set())
+        group_of = {a: g for g in self.groups.values() if g["payer"] == self.payer() for a in g["accounts"]}
+        details = self._account_details()
+        ids = sorted(self._family() | set(group_of))
         items = []
-        for g in self.groups.values():
-            if g["payer"] != self.payer():
+        for a in ids:
+            g = group_of.get(a)
+            if wanted and a not in wanted:
                 continue
-            if association and association.startswith("arn:") and association != g["Arn"]:
+            if association == "MONITORED" and g is None:
                 continue
-            for a in g["accounts"]:
-                if filters.get("AccountId") and filters["AccountId"] != a:
-                    continue
-                items.append({"AccountId": a, "BillingGroupArn": g["Arn"]})
+            if association == "UNMONITORED" and g is not None:
+                continue
+            if association and association.startswith("arn:") and (g is None or g["Arn"] != association):
+                continue
+            item: dict[str, Any] = {"AccountId": a}
+            if g is not None:
+                item["BillingGroupArn"] = g["Arn"]
+            if a in details:
+                item["AccountName"] = details[a].name
+                item["AccountEmail"] = details[a].email
+            items.append(item)
         return self._page(items, "LinkedAccounts", params)
 
     # -- custom line items ---------------------------------------------------------------
@@ -416,7 +527,7 @@ class BillingConductor(EmulatedService):
         self._check_period(rng["InclusiveStartBillingPeriod"], rng.get("ExclusiveEndBillingPeriod"), "create")
         charge = params["ChargeDetails"]
         if ("Flat" in charge) == ("Percentage" in charge):
-            raise _validation("Set exactly one of Flat and Percentage")
+            raise _validation("Set exactly one of Flat and Percentage", "ILLEGAL_CHARGE_DETAILS")
         self._unique_name(self.items, params["Name"], "custom line item")
         arn = self._arn("customlineitem")
         now = int(time.time())
@@ -429,6 +540,7 @@ class BillingConductor(EmulatedService):
             "ChargeDetails": charge,
             "AccountId": params.get("AccountId") or group["PrimaryAccountId"],
             "ComputationRule": params.get("ComputationRule", "CONSOLIDATED"),
+            "PresentationDetails": params.get("PresentationDetails"),
             "range": rng,
             "CreationTime": now,
             "LastModifiedTime": now,
@@ -458,7 +570,32 @@ class BillingConductor(EmulatedService):
             "AssociationSize": len(i["ChargeDetails"].get("Percentage", {}).get("AssociatedValues") or []),
             "AccountId": i["AccountId"],
             "ComputationRule": i["ComputationRule"],
+            **({"PresentationDetails": i["PresentationDetails"]} if i.get("PresentationDetails") else {}),
         }
+
+    def op_ListResourcesAssociatedToCustomLineItem(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The resources a percentage item is computed over (its AssociatedValues: CHILD), or the
+        percentage items computed over this one (PARENT). Output elements: Arn, Relationship
+        (CustomLineItemRelationship PARENT | CHILD), EndBillingPeriod."""
+        i = self._mine(self.items, params["Arn"], "custom line item")
+        period = params.get("BillingPeriod") or self._period()
+        wanted = (params.get("Filters") or {}).get("Relationship")
+        out_items: list[dict[str, Any]] = []
+        children = i["ChargeDetails"].get("Percentage", {}).get("AssociatedValues") or []
+        for arn in children:
+            out_items.append({"Arn": arn, "Relationship": "CHILD"})
+        for other in self.items.values():
+            if other["payer"] == i["payer"] and i["Arn"] in (other["ChargeDetails"].get("Percentage", {}).get("AssociatedValues") or []):
+                out_items.append({"Arn": other["Arn"], "Relationship": "PARENT"})
+        for item in out_items:
+            end = self.items.get(item["Arn"], {}).get("range", {}).get("ExclusiveEndBillingPeriod")
+            if end:
+                item["EndBillingPeriod"] = end
+        out_items = [x for x in out_items if not wanted or x["Relationship"] == wanted]
+        del period  # associations do not change by period in the emulator
+        out = self._page(out_items, "AssociatedResources", params)
+        out["Arn"] = i["Arn"]
+        return out
 
     def op_ListCustomLineItems(self, params: dict[str, Any]) -> dict[str, Any]:
         period = params.get("BillingPeriod") or self._period()
@@ -470,6 +607,8 @@ class BillingConductor(EmulatedService):
             and self._applies(i, period)
             and (not filters.get("Arns") or i["Arn"] in filters["Arns"])
             and (not filters.get("BillingGroups") or i["BillingGroupArn"] in filters["BillingGroups"])
+            and (not filters.get("Names") or i["Name"] in filters["Names"])
+            and (not filters.get("AccountIds") or i["AccountId"] in filters["AccountIds"])
         ]
         return self._page(items, "CustomLineItems", params)
 
@@ -510,7 +649,9 @@ class BillingConductor(EmulatedService):
 
     def op_ListTagsForResource(self, params: dict[str, Any]) -> dict[str, Any]:
         self._known(params["ResourceArn"])
-        return {"Tags": dict(self.tags.get(params["ResourceArn"], {}))}
+        tags = dict(self.tags.get(params["ResourceArn"], {}))
+        # ListTagsForResourceResponse.Tags is a TagMap of 1 to 200 entries: no tags, no member.
+        return {"Tags": tags} if tags else {}
 
     def op_TagResource(self, params: dict[str, Any]) -> dict[str, Any]:
         self._known(params["ResourceArn"])
@@ -624,6 +765,23 @@ class BillingConductor(EmulatedService):
             "customLineItems": len(self.items),
             "accountCallSizes": list(self.calls_by_size),
         }
+
+
+def _group_matches(g: dict[str, Any], f: dict[str, Any]) -> bool:
+    """ListBillingGroupsFilter: Arns, PricingPlan, Statuses, AutoAssociate, PrimaryAccountIds,
+    BillingGroupTypes, Names (StringSearch, SearchOption STARTS_WITH), ResponsibilityTransferArns."""
+    grouping = g.get("AccountGrouping") or {}
+    checks = [
+        not f.get("Arns") or g["Arn"] in f["Arns"],
+        not f.get("PricingPlan") or g["ComputationPreference"]["PricingPlanArn"] == f["PricingPlan"],
+        not f.get("Statuses") or g["Status"] in f["Statuses"],
+        f.get("AutoAssociate") is None or bool(grouping.get("AutoAssociate")) == f["AutoAssociate"],
+        not f.get("PrimaryAccountIds") or g.get("PrimaryAccountId") in f["PrimaryAccountIds"],
+        not f.get("BillingGroupTypes") or g["BillingGroupType"] in f["BillingGroupTypes"],
+        not f.get("Names") or any(g["Name"].startswith(n.get("SearchValue", "")) for n in f["Names"]),
+        not f.get("ResponsibilityTransferArns") or grouping.get("ResponsibilityTransferArn") in f["ResponsibilityTransferArns"],
+    ]
+    return all(checks)
 
 
 register(BillingConductor())

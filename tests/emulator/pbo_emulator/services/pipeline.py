@@ -33,6 +33,7 @@ from typing import Any
 
 from moto.iam.models import get_account_id_from
 
+from .. import paging
 from . import EmulatedError, EmulatedService, register
 
 
@@ -40,8 +41,9 @@ def _validation(message: str) -> EmulatedError:
     return EmulatedError("ValidationException", message, 400)
 
 
-def _not_found(message: str) -> EmulatedError:
-    return EmulatedError("ResourceNotFoundException", message, 404)
+def _not_found(message: str, arn: str = "") -> EmulatedError:
+    # bcm-data-exports ResourceNotFoundException: Message, ResourceId, ResourceType are required.
+    return EmulatedError("ResourceNotFoundException", message, 404, ResourceId=arn, ResourceType="export")
 
 
 def _s3_backend(account: str):
@@ -109,7 +111,7 @@ class DataExports(EmulatedService):
     def _mine(self, arn: str) -> dict[str, Any]:
         e = self.exports.get(arn)
         if e is None or e["account"] != self._account():
-            raise _not_found(f"Export {arn} not found")
+            raise _not_found(f"Export {arn} not found", arn)
         return e
 
     def _check(self, export: dict[str, Any]) -> None:
@@ -187,21 +189,16 @@ class DataExports(EmulatedService):
     def op_ListExports(self, p: dict[str, Any]) -> dict[str, Any]:
         account = self._account()
         mine = [(arn, e) for arn, e in sorted(self.exports.items()) if e["account"] == account]
-        start = int(p.get("NextToken") or 0)
-        size = int(p.get("MaxResults") or 20)
-        page = mine[start : start + size]
-        out: dict[str, Any] = {
-            "Exports": [
-                {"ExportArn": arn, "ExportName": e["export"]["Name"], "ExportStatus": self._health(e)} for arn, e in page
-            ]
-        }
-        if start + size < len(mine):
-            out["NextToken"] = str(start + size)
+        # bcm-data-exports ListExports MaxResults: 1-300 (paging.py; was 20 by default).
+        out = paging.page(self.name, "ListExports", p, mine, "Exports")
+        out["Exports"] = [
+            {"ExportArn": arn, "ExportName": e["export"]["Name"], "ExportStatus": self._health(e)} for arn, e in out["Exports"]
+        ]
         return out
 
     def op_ListTagsForResource(self, p: dict[str, Any]) -> dict[str, Any]:
         self._mine(p["ResourceArn"])
-        return {"ResourceTags": self.tags.get(p["ResourceArn"], [])}
+        return paging.page(self.name, "ListTagsForResource", p, list(self.tags.get(p["ResourceArn"], [])), "ResourceTags")
 
     def control_deliver(self, payload: dict[str, Any]) -> dict[str, Any]:
         e = self.exports.get(payload.get("arn", ""))
@@ -273,12 +270,8 @@ class Cur(EmulatedService):
     def op_DescribeReportDefinitions(self, p: dict[str, Any]) -> dict[str, Any]:
         account = self._account()
         mine = [d for (a, _), d in sorted(self.reports.items()) if a == account]
-        start = int(p.get("NextToken") or 0)
-        size = int(p.get("MaxResults") or 5)
-        out: dict[str, Any] = {"ReportDefinitions": mine[start : start + size]}
-        if start + size < len(mine):
-            out["NextToken"] = str(start + size)
-        return out
+        # cur DescribeReportDefinitions MaxResults: 5-5.
+        return paging.page(self.name, "DescribeReportDefinitions", p, mine, "ReportDefinitions")
 
     def control_deliver(self, payload: dict[str, Any]) -> dict[str, Any]:
         for (account, name), d in self.reports.items():
