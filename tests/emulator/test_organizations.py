@@ -83,8 +83,7 @@ class OrganizationsTest(test_emulator.EmulatorHarness):
         self.control("POST", ORG + "complete-creates", {})
         ids = [a["Id"] for a in self.accounts() if a["Id"] != self.master]
         self.orgs.close_account(AccountId=ids[0])
-        status = self.orgs.describe_account(AccountId=ids[0])["Account"]["Status"]
-        self.assertEqual(status, "PENDING_CLOSURE")
+        self.assertEqual(self.orgs.describe_account(AccountId=ids[0])["Account"]["State"], "PENDING_CLOSURE")
         with self.assertRaises(ClientError) as ctx:
             self.orgs.close_account(AccountId=ids[0])
         self.assertEqual(error(ctx)[0], "AccountAlreadyClosedException")
@@ -92,7 +91,27 @@ class OrganizationsTest(test_emulator.EmulatorHarness):
             self.orgs.close_account(AccountId=ids[1])
         self.assertEqual(error(ctx), ("ConstraintViolationException", "CLOSE_ACCOUNT_QUOTA_EXCEEDED"))
         self.control("POST", ORG + "advance", {"seconds": 61})
-        self.assertEqual(self.orgs.describe_account(AccountId=ids[0])["Account"]["Status"], "SUSPENDED")
+        # State CLOSED during the 90-day reinstatement window (Status, which said SUSPENDED, is retired).
+        closed = self.orgs.describe_account(AccountId=ids[0])["Account"]
+        self.assertEqual(closed["State"], "CLOSED")
+        self.assertNotIn("Status", closed)
+
+    def test_no_response_carries_the_retired_account_status(self):
+        # botocore organizations model, Account.Status: retired on September 9, 2026.
+        self.orgs.create_account(AccountName="a", Email="a@example.com")
+        self.control("POST", ORG + "complete-creates", {})
+        root = self.orgs.list_roots()["Roots"][0]["Id"]
+        ou = self.orgs.create_organizational_unit(ParentId=root, Name="ou")["OrganizationalUnit"]["Id"]
+        member = next(a["Id"] for a in self.accounts() if a["Id"] != self.master)
+        self.orgs.move_account(AccountId=member, SourceParentId=root, DestinationParentId=ou)
+        seen = list(self.accounts())
+        seen += self.orgs.list_accounts_for_parent(ParentId=ou)["Accounts"]
+        seen += self.orgs.list_accounts_for_parent(ParentId=root)["Accounts"]
+        seen += [self.orgs.describe_account(AccountId=a["Id"])["Account"] for a in self.accounts()]
+        self.assertEqual(len(seen), 6)
+        for account in seen:
+            self.assertNotIn("Status", account)
+            self.assertEqual(account["State"], "ACTIVE")
 
     def test_management_account_cannot_be_closed_or_removed(self):
         with self.assertRaises(ClientError) as ctx:

@@ -221,6 +221,17 @@ class EmulatorApp:
                     501,
                 ),
             )
+        service = REGISTRY.get(call.service)
+        if service is not None and status_code < 400 and call.protocol in ("json", "rest-json") and body:
+            # (moto labels its JSON bodies text/html, so go by the protocol, not the header.)
+            # Our layer has the last word on what moto answers (e.g. members AWS retired).
+            try:
+                output = json.loads(body)
+            except ValueError:
+                output = None
+            if isinstance(output, dict):
+                with service.lock:
+                    body = json.dumps(service.after(call, output), default=str).encode()
         self._outcome(key, "ok" if status_code < 400 else "error")
         return _respond(start_response, status_code, captured["headers"], body, raw_status=captured["status"])
 

@@ -347,6 +347,28 @@ def _check_range(meta: dict[str, Any], value: float, path: str) -> None:
         )
 
 
+def strip_members(shape, value: Any, retired: dict[str, frozenset[str]]) -> Any:
+    """Remove, in place, the members ``retired[shape name]`` from every structure of that
+    shape inside ``value`` (an output decoded from JSON), walking the model's shapes."""
+    if shape is None or value is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        for name in retired.get(shape.name, ()):
+            value.pop(name, None)
+        for name, item in value.items():
+            member = shape.members.get(name)
+            if member is not None:
+                strip_members(member, item, retired)
+    elif kind == "list" and isinstance(value, list):
+        for item in value:
+            strip_members(shape.member, item, retired)
+    elif kind == "map" and isinstance(value, dict):
+        for item in value.values():
+            strip_members(shape.value, item, retired)
+    return value
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 

@@ -44,6 +44,12 @@ class EmulatedService:
         """Called for every request to this service, also those passed on to moto: advance
         time-based state, or raise ``EmulatedError`` to refuse a request moto would accept."""
 
+    def after(self, call: models.Call, output: dict[str, Any]) -> dict[str, Any]:
+        """Called with the decoded JSON output of every successful request to this service,
+        the ones moto answered included: mend what moto answers differently from AWS's current
+        model (e.g. drop a member AWS retired). Returns the output to send."""
+        return output
+
     def serves(self, operation: str | None) -> bool:
         return operation is not None and hasattr(self, "op_" + operation)
 
@@ -66,6 +72,7 @@ class EmulatedService:
         with self.lock:
             self.call = call
             output = getattr(self, "op_" + call.operation)(params) or {}
+            output = self.after(call, output)
         content_type = "application/x-amz-json-1.1" if call.protocol == "json" else "application/json"
         return 200, [("Content-Type", content_type)], json.dumps(output, default=str).encode()
 

@@ -32,6 +32,7 @@ from typing import Any
 from moto.iam.models import get_account_id_from
 from moto.organizations.models import FakeAccount, organizations_backends
 
+from .. import models
 from . import EmulatedError, EmulatedService, register
 
 MAX_CREATES_IN_FLIGHT = 5
@@ -40,6 +41,21 @@ SCPS_PER_TARGET = 5
 HANDSHAKE_TTL = 15 * 24 * 3600
 CLOSE_WINDOW = 30 * 24 * 3600
 SCP = "SERVICE_CONTROL_POLICY"
+
+# Members AWS no longer returns, by shape name. botocore's organizations service-2.json,
+# shape Account, member Status: "The Status parameter in the Account object will be retired on
+# September 9, 2026 ... (DescribeAccount, ListAccounts, ListAccountsForParent) ... use the State
+# parameter instead". That date has passed: no response of this emulator carries Account.Status,
+# whether our layer built it or moto did (moto's FakeAccount.describe emits both).
+RETIRED_MEMBERS: dict[str, frozenset[str]] = {"Account": frozenset({"Status"})}
+
+
+def public_account(account) -> dict[str, Any]:
+    """An Account as AWS returns it today: moto's description without the retired members."""
+    out = account.describe()
+    for name in RETIRED_MEMBERS["Account"]:
+        out.pop(name, None)
+    return out
 
 
 def _constraint(message: str, reason: str) -> EmulatedError:
@@ -89,6 +105,13 @@ class Organizations(EmulatedService):
     def _in_flight(self, master: str) -> list[dict[str, Any]]:
         return [r for r in self.requests.values() if r["master"] == master and r["State"] == "IN_PROGRESS"]
 
+    def after(self, call, output: dict[str, Any]) -> dict[str, Any]:
+        """Drop retired members (Account.Status) from every output, moto's included."""
+        model = models.service_model(self.name)
+        if model is not None and call.operation in model.operation_names:
+            models.strip_members(model.operation_model(call.operation).output_shape, output, RETIRED_MEMBERS)
+        return output
+
     # -- time-based state, and checks moto skips ---------------------------------------------
     def before(self, call) -> None:
         self._advance()
@@ -135,6 +158,11 @@ class Organizations(EmulatedService):
             if now >= due:
                 account = self._account(organizations_backends[master]["aws"], account_id)
                 if account is not None:
+                    # Account.State after a finished closure is CLOSED: AWS's announcement of
+                    # the State field ("AWS Organizations now provides account state information
+                    # for member accounts") gives 'CLOSED for accounts in their 90-day
+                    # reinstatement window' and 'SUSPENDED for AWS-enforced suspension'.
+                    # moto's internal .status (the retired field) is kept for moto's own checks.
                     account.status = "SUSPENDED"
                     account.state = "CLOSED"
                 del self.pending_closure[account_id]
@@ -251,7 +279,7 @@ class Organizations(EmulatedService):
     def _account_page(accounts: list, params: dict[str, Any]) -> dict[str, Any]:
         start = int(params.get("NextToken") or 0)
         size = int(params.get("MaxResults") or 20)
-        out: dict[str, Any] = {"Accounts": [a.describe() for a in accounts[start : start + size]]}
+        out: dict[str, Any] = {"Accounts": [public_account(a) for a in accounts[start : start + size]]}
         if start + size < len(accounts):
             out["NextToken"] = str(start + size)
         return out
@@ -276,7 +304,7 @@ class Organizations(EmulatedService):
         account = self._account(backend, account_id)
         if account is None:
             raise EmulatedError("AccountNotFoundException", "You specified an account that doesn't exist.")
-        if account.status in ("SUSPENDED", "PENDING_CLOSURE"):
+        if account.state in ("PENDING_CLOSURE", "CLOSED"):
             raise EmulatedError("AccountAlreadyClosedException", "You attempted to close an account that is already closed.")
         now = self.now()
         recent = [t for m, t in self.closures if m == master and now - t < CLOSE_WINDOW]
