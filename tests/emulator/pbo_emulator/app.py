@@ -20,6 +20,7 @@ Control API (JSON over HTTP, under ``/_emulator``):
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import threading
@@ -35,7 +36,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 
-from . import account_ids, models
+from . import account_ids, models, paging
 from .services import REGISTRY, EmulatedError
 
 # Signing names that moto answers even though no backend URL pattern names them directly.
@@ -153,7 +154,8 @@ class EmulatorApp:
         except models.ValidationError as exc:
             code, status = models.validation_error_code(call.service)
             self._outcome(key, "invalid")
-            return _respond(start_response, *models.error_response(call.protocol, call.service, code, str(exc), status))
+            extra = models.validation_error_extra(call.service, code, exc)
+            return _respond(start_response, *models.error_response(call.protocol, call.service, code, str(exc), status, extra))
 
         service = REGISTRY.get(call.service)
         if service is not None:
@@ -183,6 +185,15 @@ class EmulatorApp:
                     501,
                 ),
             )
+        if self._repaged(call):
+            try:
+                return self._pass_to_moto_paged(environ, start_response, call, key)
+            except EmulatedError as exc:
+                self._outcome(key, "error")
+                return _respond(
+                    start_response,
+                    *models.error_response(call.protocol, call.service, exc.code, exc.message, exc.status, exc.extra),
+                )
         return self._pass_to_moto(environ, start_response, call, key)
 
     # -- moto ----------------------------------------------------------------------------
@@ -191,7 +202,7 @@ class EmulatorApp:
         host = f"http://{name}.us-east-1.amazonaws.com"
         return any(pattern.match(host) for _backend, pattern in backend_url_patterns) or name in ("sts", "s3")
 
-    def _pass_to_moto(self, environ, start_response, call: models.Call, key):
+    def _call_moto(self, environ) -> tuple[str, list[tuple[str, str]], bytes]:
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers, exc_info=None):
@@ -206,6 +217,60 @@ class EmulatorApp:
             close = getattr(chunks, "close", None)
             if close:
                 close()
+        return captured["status"], captured["headers"], body
+
+    @staticmethod
+    def _repaged(call: models.Call) -> bool:
+        if call.service not in paging.REPAGED_MOTO_SERVICES or call.protocol != "json" or call.operation is None:
+            return False
+        config = paging.paginator(call.service, call.operation)
+        return bool(config) and config.get("input_token") == "NextToken" and len(paging.result_keys(call.service, call.operation)) == 1
+
+    def _pass_to_moto_paged(self, environ, start_response, call: models.Call, key):
+        """A list operation moto answers, paged by our layer (see paging.py): moto is asked for
+        everything (following its own tokens), and the caller gets the page its NextToken and
+        MaxResults ask for, no larger than the model's maximum."""
+        start = paging.offset(call.service, call.operation, call.params)
+        size = paging.page_size(call.service, call.operation, call.params)
+        result_key = paging.result_keys(call.service, call.operation)[0]
+        query = {k: v for k, v in call.params.items() if k not in ("NextToken", "MaxResults")}
+        items: list[Any] = []
+        moto_token = None
+        while True:
+            body = dict(query)
+            if moto_token:
+                body["NextToken"] = moto_token
+            raw = json.dumps(body).encode()
+            sub = dict(environ)
+            sub["wsgi.input"] = io.BytesIO(raw)
+            sub["CONTENT_LENGTH"] = str(len(raw))
+            raw_status, headers, out_body = self._call_moto(sub)
+            status_code = int(raw_status.split(" ", 1)[0])
+            if status_code >= 400:
+                # moto's own error (e.g. a parent that doesn't exist): ask again with the
+                # request as sent (environ's body is untouched) and hand the answer on.
+                return self._pass_to_moto(environ, start_response, call, key)
+            output = json.loads(out_body or b"{}")
+            items.extend(output.get(result_key) or [])
+            moto_token = output.get("NextToken")
+            if not moto_token:
+                break
+        output.pop("NextToken", None)
+        output[result_key] = items[start : start + size]
+        if start + size < len(items):
+            output["NextToken"] = paging.token(call.service, call.operation, start + size)
+        service = REGISTRY.get(call.service)
+        if service is not None:
+            with service.lock:
+                output = service.after(call, output)
+        self._outcome(key, "ok")
+        headers = [(k, v) for k, v in headers if k.lower() != "content-type"]
+        headers.append(("Content-Type", "application/x-amz-json-1.1"))
+        return _respond(start_response, 200, headers, json.dumps(output, default=str).encode())
+
+    def _pass_to_moto(self, environ, start_response, call: models.Call, key):
+        raw_status, raw_headers, body = self._call_moto(environ)
+        captured = {"status": raw_status, "headers": raw_headers}
         status_code = int(captured["status"].split(" ", 1)[0])
         content_type = next((v for k, v in captured["headers"] if k.lower() == "content-type"), "")
         if status_code >= 500 and "html" in content_type:

@@ -172,7 +172,14 @@ def identify(method: str, path: str, query: str, headers: dict[str, str], body: 
 
 
 class ValidationError(Exception):
-    pass
+    """A request that breaks its input shape. ``kind`` names the constraint (required,
+    min_length, max_length, min_value, max_value, enum, pattern, type), ``field`` the member
+    path, so the error can carry the service's own modeled reason (see validation_error_extra)."""
+
+    def __init__(self, message: str, kind: str = "type", field: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.field = field
 
 
 def validate(call: Call) -> None:
@@ -223,7 +230,11 @@ def _validate_query(shape, flat: dict[str, str]) -> None:
     """Query protocol flattens nested members; check top-level scalars and required members."""
     for name in shape.required_members:
         if not any(key == name or key.startswith(name + ".") for key in flat):
-            raise ValidationError(f"1 validation error detected: Value null at '{_lower(name)}' failed to satisfy constraint: Member must not be null")
+            raise ValidationError(
+                f"1 validation error detected: Value null at '{_lower(name)}' failed to satisfy constraint: Member must not be null",
+                "required",
+                _lower(name),
+            )
     for name, member in shape.members.items():
         if name in flat and member.type_name == "string":
             _validate_scalar(member, flat[name], name)
@@ -231,7 +242,7 @@ def _validate_query(shape, flat: dict[str, str]) -> None:
             try:
                 _validate_scalar(member, int(flat[name]), name)
             except ValueError as exc:
-                raise ValidationError(f"Value '{flat[name]}' at '{_lower(name)}' is not an integer") from exc
+                raise ValidationError(f"Value '{flat[name]}' at '{_lower(name)}' is not an integer", "type", _lower(name)) from exc
 
 
 def _lower(name: str) -> str:
@@ -244,11 +255,13 @@ def _validate_shape(shape, value: Any, path: str) -> None:
         return
     if kind == "structure":
         if not isinstance(value, dict):
-            raise ValidationError(f"Value at '{path}' must be a structure")
+            raise ValidationError(f"Value at '{path}' must be a structure", "type", path)
         for name in shape.required_members:
             if value.get(name) is None:
                 raise ValidationError(
-                    f"1 validation error detected: Value null at '{_join(path, name)}' failed to satisfy constraint: Member must not be null"
+                    f"1 validation error detected: Value null at '{_join(path, name)}' failed to satisfy constraint: Member must not be null",
+                    "required",
+                    _join(path, name),
                 )
         for name, member_value in value.items():
             member = shape.members.get(name)
@@ -258,14 +271,14 @@ def _validate_shape(shape, value: Any, path: str) -> None:
         return
     if kind == "list":
         if not isinstance(value, list):
-            raise ValidationError(f"Value at '{path}' must be a list")
+            raise ValidationError(f"Value at '{path}' must be a list", "type", path)
         _check_length(shape, len(value), path, "length")
         for i, item in enumerate(value):
             _validate_shape(shape.member, item, f"{path}.{i + 1}")
         return
     if kind == "map":
         if not isinstance(value, dict):
-            raise ValidationError(f"Value at '{path}' must be a map")
+            raise ValidationError(f"Value at '{path}' must be a map", "type", path)
         _check_length(shape, len(value), path, "length")
         for key, item in value.items():
             _validate_shape(shape.key, key, f"{path}.key")
@@ -282,11 +295,15 @@ def _check_length(shape, length: int, path: str, what: str) -> None:
     meta = shape.metadata
     if "min" in meta and length < meta["min"]:
         raise ValidationError(
-            f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must have {what} greater than or equal to {meta['min']}"
+            f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must have {what} greater than or equal to {meta['min']}",
+            "min_length",
+            path,
         )
     if "max" in meta and length > meta["max"]:
         raise ValidationError(
-            f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must have {what} less than or equal to {meta['max']}"
+            f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must have {what} less than or equal to {meta['max']}",
+            "max_length",
+            path,
         )
 
 
@@ -303,47 +320,55 @@ def _validate_scalar(shape, value: Any, path: str) -> None:
     meta = shape.metadata
     if kind == "string":
         if not isinstance(value, str):
-            raise ValidationError(f"Value at '{path}' must be a string")
+            raise ValidationError(f"Value at '{path}' must be a string", "type", path)
         _check_length(shape, len(value), path, "length")
         enum = meta.get("enum")
         if enum and value not in enum:
             raise ValidationError(
-                f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(enum)}]"
+                f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(enum)}]",
+                "enum",
+                path,
             )
         pattern = meta.get("pattern")
         if pattern:
             regex = _compiled(pattern)
             if regex is not None and regex.fullmatch(value) is None and regex.match(value) is None:
                 raise ValidationError(
-                    f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
+                    f"1 validation error detected: Value at '{path}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}",
+                    "pattern",
+                    path,
                 )
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(f"Value at '{path}' must be an integer")
+            raise ValidationError(f"Value at '{path}' must be an integer", "type", path)
         _check_range(meta, value, path)
     elif kind in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValidationError(f"Value at '{path}' must be a number")
+            raise ValidationError(f"Value at '{path}' must be a number", "type", path)
         _check_range(meta, value, path)
     elif kind == "boolean":
         if not isinstance(value, bool):
-            raise ValidationError(f"Value at '{path}' must be a boolean")
+            raise ValidationError(f"Value at '{path}' must be a boolean", "type", path)
     elif kind == "blob":
         if isinstance(value, str):
             try:
                 base64.b64decode(value, validate=True)
             except ValueError as exc:
-                raise ValidationError(f"Value at '{path}' must be base64") from exc
+                raise ValidationError(f"Value at '{path}' must be base64", "type", path) from exc
 
 
 def _check_range(meta: dict[str, Any], value: float, path: str) -> None:
     if "min" in meta and value < meta["min"]:
         raise ValidationError(
-            f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must have value greater than or equal to {meta['min']}"
+            f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must have value greater than or equal to {meta['min']}",
+            "min_value",
+            path,
         )
     if "max" in meta and value > meta["max"]:
         raise ValidationError(
-            f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must have value less than or equal to {meta['max']}"
+            f"1 validation error detected: Value '{value}' at '{path}' failed to satisfy constraint: Member must have value less than or equal to {meta['max']}",
+            "max_value",
+            path,
         )
 
 
@@ -412,6 +437,44 @@ def validation_error_code(service: str) -> tuple[str, int]:
     if found:
         return found
     return ("ValidationError", 400) if _query_service(service) else ("ValidationException", 400)
+
+
+# The constraint a request broke -> the reason Organizations' InvalidInputException gives for it
+# (botocore organizations InvalidInputExceptionReason; the InvalidInputException doc text:
+# "MAX_VALUE_EXCEEDED: You provided a numeric parameter that has a larger value than allowed", ...).
+_INVALID_INPUT_REASONS = {
+    "required": "INPUT_REQUIRED",
+    "min_length": "MIN_LENGTH_EXCEEDED",
+    "max_length": "MAX_LENGTH_EXCEEDED",
+    "min_value": "MIN_VALUE_EXCEEDED",
+    "max_value": "MAX_VALUE_EXCEEDED",
+    "enum": "INVALID_ENUM",
+    "pattern": "INVALID_PATTERN",
+}
+
+
+def validation_error_extra(service: str, code: str, exc: ValidationError) -> dict[str, Any]:
+    """The members beyond the message that the service's validation error shape carries, in
+    the service's own terms: Organizations' InvalidInputException has ``Reason``
+    (MAX_VALUE_EXCEEDED, ...); Billing Conductor's ValidationException has ``Reason``
+    FIELD_VALIDATION_FAILED and ``Fields`` [{Name, Message}] (ValidationExceptionReason,
+    ValidationExceptionField in its model). Only enum values the model lists are used."""
+    model = service_model(service)
+    if model is None:
+        return {}
+    shape = next((s for s in model.error_shapes if (s.error_code or s.name) == code), None)
+    if shape is None or "Reason" not in shape.members:
+        return {}
+    enum = shape.members["Reason"].metadata.get("enum") or []
+    extra: dict[str, Any] = {}
+    reason = _INVALID_INPUT_REASONS.get(exc.kind)
+    if reason in enum:
+        extra["Reason"] = reason
+    elif "FIELD_VALIDATION_FAILED" in enum:
+        extra["Reason"] = "FIELD_VALIDATION_FAILED"
+        if "Fields" in shape.members and exc.field:
+            extra["Fields"] = [{"Name": exc.field, "Message": str(exc)}]
+    return extra
 
 
 def _query_service(service: str) -> bool:

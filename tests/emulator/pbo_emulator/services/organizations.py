@@ -7,18 +7,25 @@ moto keeps the organization, accounts, OUs and policies; this layer takes over:
   e-mail ends FAILED with EMAIL_ALREADY_EXISTS and an address in the reserved ``.invalid``
   top-level domain with INVALID_EMAIL. The account appears in moto (ListAccounts) when the
   request succeeds.
-- CloseAccount: PENDING_CLOSURE for ``closeDelaySeconds``, then SUSPENDED; the management
-  account is refused; closures are limited to ``closeQuota`` per rolling 30 days.
+- CloseAccount: Account.State PENDING_CLOSURE for ``closeDelaySeconds``, then CLOSED; 90 days
+  later the account leaves the organization. The management account is refused; closures are
+  limited per rolling 30 days by the quota the CloseAccount doc gives (``close_quota``) unless
+  ``closeQuota`` fixes a figure.
 - Invitations: InviteAccountToOrganization, DescribeHandshake, ListHandshakesForOrganization,
-  CancelHandshake, and test controls to accept, decline or expire a handshake.
+  ListHandshakesForAccount, CancelHandshake, and test controls to accept, decline or expire a
+  handshake. Finished handshakes are deleted 30 days after they ended.
+- Account.Status is retired: no response carries it (``RETIRED_MEMBERS``, ``after``).
+- Every list operation pages as AWS does (``paging.py``; moto's own list answers are re-paged
+  by the app).
 - Checks moto skips, made before the request reaches moto: SCP documents (JSON, statements,
   5,120 characters), duplicate attachments, at most 5 and at least 1 SCP per target, policies
-  still attached, removing the management account.
+  still attached, removing the management account, at most 50 tags per resource.
 
 Test controls (``POST /_emulator/services/organizations/<name>``): ``settings``
-(``createDelaySeconds``, ``closeDelaySeconds``, ``closeQuota``), ``complete-creates``,
-``accept`` / ``decline`` / ``expire`` (``{"handshakeId": ..., "email": ..., "name": ...}``),
-``advance`` (``{"seconds": N}`` moves this service's clock), ``stats``.
+(``createDelaySeconds``, ``closeDelaySeconds``, ``closeQuota``: a fixed figure, or null for
+AWS's formula), ``complete-creates``, ``accept`` / ``decline`` / ``expire``
+(``{"handshakeId": ..., "email": ..., "name": ...}``), ``advance`` (``{"seconds": N}`` moves
+this service's clock), ``bulk-accounts``, ``stats``.
 """
 
 from __future__ import annotations
@@ -33,13 +40,34 @@ from moto.iam.models import get_account_id_from
 from moto.organizations.models import FakeAccount, organizations_backends
 
 from .. import models
+from .. import paging
 from . import EmulatedError, EmulatedService, register
 
 MAX_CREATES_IN_FLIGHT = 5
 SCP_MAX_CHARS = 5120
 SCPS_PER_TARGET = 5
-HANDSHAKE_TTL = 15 * 24 * 3600
-CLOSE_WINDOW = 30 * 24 * 3600
+DAY = 24 * 3600
+HANDSHAKE_TTL = 15 * DAY
+CLOSE_WINDOW = 30 * DAY
+# organizations service-2.json, ListHandshakesForOrganization / ListHandshakesForAccount: "You can
+# view CANCELED, ACCEPTED, DECLINED, or EXPIRED handshakes in API responses for 30 days before
+# they are deleted"; shape Handshake: "Handshakes that are CANCELED, ACCEPTED, DECLINED, or
+# EXPIRED show up in lists for only 30 days after entering that state After that they are deleted."
+HANDSHAKE_RETENTION = 30 * DAY
+HANDSHAKE_OPEN = ("OPEN", "REQUESTED")
+# CloseAccount doc: "Resources remaining within the account after closing will be automatically
+# deleted after 90 days ... After the permanent termination of the account after the 90-day
+# waiting period, Organizations logs ... AccountDepartedOrganization event with
+# departureMethod:CLEANED"; AWS Knowledge Center "organizations-suspended-console": after 90 days
+# "the closed member account is permanently removed from your organization".
+CLOSED_RETENTION = 90 * DAY
+# At most 50 tags per Organizations resource: Organizations User Guide, "Quotas and service
+# limits for AWS Organizations" (orgs_reference_limits). The model's Tags docs (TagResource,
+# CreateAccount, CreateOrganizationalUnit, CreatePolicy): "if you exceed the maximum allowed
+# number of tags for a resource, then the entire request fails". The refusal is
+# ConstraintViolationException Reason MAX_TAG_LIMIT_EXCEEDED (the ConstraintViolationExceptionReason
+# enum; the exception's doc text names it TAG_LIMIT_EXCEEDED).
+MAX_TAGS = 50
 SCP = "SERVICE_CONTROL_POLICY"
 
 # Members AWS no longer returns, by shape name. botocore's organizations service-2.json,
@@ -48,6 +76,14 @@ SCP = "SERVICE_CONTROL_POLICY"
 # parameter instead". That date has passed: no response of this emulator carries Account.Status,
 # whether our layer built it or moto did (moto's FakeAccount.describe emits both).
 RETIRED_MEMBERS: dict[str, frozenset[str]] = {"Account": frozenset({"Status"})}
+
+
+def close_quota(members: int) -> int:
+    """How many member accounts may be closed in a rolling 30 days. organizations
+    service-2.json, CloseAccount: "Within a rolling 30 day period you can close the higher of
+    either 250 or 20% of the member accounts in your organization, up to a maximum of 1,000."
+    (Older text: "only 10% of member accounts, between 10 and 1000".)"""
+    return min(1000, max(250, members * 20 // 100))
 
 
 def public_account(account) -> dict[str, Any]:
@@ -68,12 +104,13 @@ class Organizations(EmulatedService):
     def reset(self) -> None:
         self.create_delay = 1.0
         self.close_delay = 1.0
-        self.close_quota = 10
+        self.close_quota: int | None = None  # None: close_quota(members), AWS's formula
         self.clock_offset = 0.0
         self.requests: dict[str, dict[str, Any]] = {}
         self.handshakes: dict[str, dict[str, Any]] = {}
         self.closures: list[tuple[str, float]] = []
         self.pending_closure: dict[str, tuple[str, float]] = {}
+        self.closed: dict[str, tuple[str, float]] = {}  # account -> (management account, closed at)
         self.max_in_flight = 0
 
     # -- helpers -------------------------------------------------------------------------
@@ -117,6 +154,8 @@ class Organizations(EmulatedService):
         self._advance()
         op = call.operation
         params = call.params
+        if op in ("CreateAccount", "CreateOrganizationalUnit", "CreatePolicy", "InviteAccountToOrganization", "TagResource"):
+            self._check_tags(call)
         if op in ("CreatePolicy", "UpdatePolicy") and params.get("Content") is not None:
             if op == "UpdatePolicy" or params.get("Type", SCP) == SCP:
                 validate_scp(params["Content"])
@@ -149,11 +188,51 @@ class Organizations(EmulatedService):
                 # So does deleting an OU (moto keeps them, and then refuses DeletePolicy).
                 self._detach_all(backend, ou)
 
+    def _check_tags(self, call) -> None:
+        tags = call.params.get("Tags") or []
+        if not isinstance(tags, list):
+            return
+        keys = [t.get("Key") for t in tags if isinstance(t, dict)]
+        if len(set(keys)) != len(keys):
+            # InvalidInputException doc: "DUPLICATE_TAG_KEY: Tag keys must be unique among the
+            # tags attached to the same entity."
+            raise EmulatedError(
+                "InvalidInputException", "Tag keys must be unique among the tags attached to the same entity.", Reason="DUPLICATE_TAG_KEY"
+            )
+        existing: set[str] = set()
+        if call.operation == "TagResource":
+            backend = self._backend_of(call.access_key)
+            try:
+                resource = backend._get_resource_for_tagging(call.params.get("ResourceId", ""))
+            except Exception:  # noqa: BLE001 - moto answers for a resource it doesn't know
+                return
+            existing = set(resource.tags)
+        total = len(existing | set(keys))
+        if total > MAX_TAGS:
+            raise _constraint(
+                f"The resource would have {total} tags; at most {MAX_TAGS} are allowed.", "MAX_TAG_LIMIT_EXCEEDED"
+            )
+
+    def _members(self, backend) -> int:
+        return sum(1 for a in backend.accounts if a.id != backend.org.master_account_id)
+
+    def effective_close_quota(self, backend) -> int:
+        return self.close_quota if self.close_quota is not None else close_quota(self._members(backend))
+
     def _advance(self) -> None:
         now = self.now()
         for req in self.requests.values():
             if req["State"] == "IN_PROGRESS" and now >= req["due"]:
                 self._complete(req)
+        for account_id, (master, closed_at) in list(self.closed.items()):
+            if now >= closed_at + CLOSED_RETENTION:
+                backend = organizations_backends[master]["aws"]
+                account = self._account(backend, account_id)
+                if account is not None:
+                    self._detach_all(backend, account)
+                    backend.accounts.remove(account)
+                organizations_backends.master_accounts.pop(account_id, None)
+                del self.closed[account_id]
         for account_id, (master, due) in list(self.pending_closure.items()):
             if now >= due:
                 account = self._account(organizations_backends[master]["aws"], account_id)
@@ -165,10 +244,14 @@ class Organizations(EmulatedService):
                     # moto's internal .status (the retired field) is kept for moto's own checks.
                     account.status = "SUSPENDED"
                     account.state = "CLOSED"
+                    self.closed[account_id] = (master, due)
                 del self.pending_closure[account_id]
-        for hs in self.handshakes.values():
-            if hs["State"] in ("OPEN", "REQUESTED") and now >= hs["ExpirationTimestamp"]:
+        for hid, hs in list(self.handshakes.items()):
+            if hs["State"] in HANDSHAKE_OPEN and now >= hs["ExpirationTimestamp"]:
                 hs["State"] = "EXPIRED"
+                hs["ended"] = hs["ExpirationTimestamp"]
+            if hs.get("ended") is not None and now >= hs["ended"] + HANDSHAKE_RETENTION:
+                del self.handshakes[hid]
 
     def _complete(self, req: dict[str, Any]) -> None:
         backend = organizations_backends[req["master"]]["aws"]
@@ -275,13 +358,9 @@ class Organizations(EmulatedService):
             raise EmulatedError("ParentNotFoundException", "You specified a parent that doesn't exist.")
         return self._account_page([a for a in backend.accounts if a.parent_id == parent], params)
 
-    @staticmethod
-    def _account_page(accounts: list, params: dict[str, Any]) -> dict[str, Any]:
-        start = int(params.get("NextToken") or 0)
-        size = int(params.get("MaxResults") or 20)
-        out: dict[str, Any] = {"Accounts": [public_account(a) for a in accounts[start : start + size]]}
-        if start + size < len(accounts):
-            out["NextToken"] = str(start + size)
+    def _account_page(self, accounts: list, params: dict[str, Any]) -> dict[str, Any]:
+        out = paging.page(self.name, self.call.operation, params, accounts, "Accounts")
+        out["Accounts"] = [public_account(a) for a in out["Accounts"]]
         return out
 
     def op_ListCreateAccountStatus(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -292,7 +371,7 @@ class Organizations(EmulatedService):
             for r in self.requests.values()
             if r["master"] == backend.org.master_account_id and r["State"] in states
         ]
-        return _page(items, "CreateAccountStatuses", params, 20)
+        return paging.page(self.name, self.call.operation, params, items, "CreateAccountStatuses")
 
     # -- closing -------------------------------------------------------------------------
     def op_CloseAccount(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -308,7 +387,7 @@ class Organizations(EmulatedService):
             raise EmulatedError("AccountAlreadyClosedException", "You attempted to close an account that is already closed.")
         now = self.now()
         recent = [t for m, t in self.closures if m == master and now - t < CLOSE_WINDOW]
-        if len(recent) >= self.close_quota:
+        if len(recent) >= self.effective_close_quota(backend):
             raise _constraint(
                 f"{len(recent)} accounts were closed in the last 30 days, the most allowed.", "CLOSE_ACCOUNT_QUOTA_EXCEEDED"
             )
@@ -330,7 +409,7 @@ class Organizations(EmulatedService):
                 Reason="ALREADY_IN_AN_ORGANIZATION",
             )
         for hs in self.handshakes.values():
-            if hs["master"] == backend.org.master_account_id and hs["target"] == target_id and hs["State"] in ("OPEN", "REQUESTED"):
+            if hs["master"] == backend.org.master_account_id and hs["target"] == target_id and hs["State"] in HANDSHAKE_OPEN:
                 raise EmulatedError("DuplicateHandshakeException", "A handshake with the same action and target already exists.")
         hid = "h-" + secrets.token_hex(8)
         now = self.now()
@@ -374,16 +453,32 @@ class Organizations(EmulatedService):
             for h in self.handshakes.values()
             if h["master"] == backend.org.master_account_id and (action is None or h["Action"] == action)
         ]
-        return _page(items, "Handshakes", params, 20)
+        return paging.page(self.name, self.call.operation, params, items, "Handshakes")
+
+    def op_ListHandshakesForAccount(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The handshakes the calling account received ("Lists the recent handshakes that you
+        have received"), finished ones for 30 days."""
+        me = get_account_id_from(self.call.access_key or "")
+        action = (params.get("Filter") or {}).get("ActionType")
+        items = [
+            _public_handshake(h)
+            for h in self.handshakes.values()
+            if h["target"] == me and (action is None or h["Action"] == action)
+        ]
+        return paging.page(self.name, self.call.operation, params, items, "Handshakes")
 
     def op_CancelHandshake(self, params: dict[str, Any]) -> dict[str, Any]:
         hs = self._handshake(params["HandshakeId"])
-        if hs["State"] not in ("OPEN", "REQUESTED"):
+        if hs["State"] not in HANDSHAKE_OPEN:
             raise EmulatedError(
                 "InvalidHandshakeTransitionException", f"You can't cancel a handshake that is {hs['State']}."
             )
-        hs["State"] = "CANCELED"
+        self._finish(hs, "CANCELED")
         return {"Handshake": _public_handshake(hs)}
+
+    def _finish(self, hs: dict[str, Any], state: str) -> None:
+        hs["State"] = state
+        hs["ended"] = self.now()
 
     # -- test controls -------------------------------------------------------------------
     def control_settings(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -392,7 +487,8 @@ class Organizations(EmulatedService):
         if "closeDelaySeconds" in payload:
             self.close_delay = float(payload["closeDelaySeconds"])
         if "closeQuota" in payload:
-            self.close_quota = int(payload["closeQuota"])
+            value = payload["closeQuota"]
+            self.close_quota = None if value is None else int(value)
         return {
             "createDelaySeconds": self.create_delay,
             "closeDelaySeconds": self.close_delay,
@@ -406,6 +502,20 @@ class Organizations(EmulatedService):
                 self._complete(req)
                 done += 1
         return {"completed": done}
+
+    def control_close_quota(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The CloseAccount quota now in force for ``managementAccountId``'s organization, and
+        the closures counted against it."""
+        backend = organizations_backends[payload.get("managementAccountId", "123456789012")]["aws"]
+        if backend.org is None:
+            raise EmulatedError("AWSOrganizationsNotInUseException", "Your account is not a member of an organization.")
+        now = self.now()
+        master = backend.org.master_account_id
+        return {
+            "members": self._members(backend),
+            "quota": self.effective_close_quota(backend),
+            "closedInWindow": sum(1 for m, t in self.closures if m == master and now - t < CLOSE_WINDOW),
+        }
 
     def control_advance(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.clock_offset += float(payload.get("seconds", 0))
@@ -439,9 +549,9 @@ class Organizations(EmulatedService):
 
     def _respond(self, payload: dict[str, Any], state: str) -> dict[str, Any]:
         hs = self._handshake(payload.get("handshakeId", ""))
-        if hs["State"] not in ("OPEN", "REQUESTED"):
+        if hs["State"] not in HANDSHAKE_OPEN:
             raise EmulatedError("InvalidHandshakeTransitionException", f"The handshake is {hs['State']}.")
-        hs["State"] = state
+        self._finish(hs, state)
         return {"Handshake": _public_handshake(hs)}
 
     def control_accept(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -501,15 +611,6 @@ def _public_request(req: dict[str, Any]) -> dict[str, Any]:
 def _public_handshake(hs: dict[str, Any]) -> dict[str, Any]:
     keys = ("Id", "Arn", "Parties", "State", "RequestedTimestamp", "ExpirationTimestamp", "Action", "Resources")
     return {k: hs[k] for k in keys}
-
-
-def _page(items: list[dict[str, Any]], key: str, params: dict[str, Any], default_max: int) -> dict[str, Any]:
-    start = int(params.get("NextToken") or 0)
-    size = int(params.get("MaxResults") or default_max)
-    out: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        out["NextToken"] = str(start + size)
-    return out
 
 
 register(Organizations())
