@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 
 /// One request as the server saw it: operation, MaxResults, NextToken.
 type Seen = (String, Option<i64>, Option<String>);
+/// A request's MaxResults and NextToken.
+type Asked = (Option<i64>, Option<String>);
 
 /// The items of `op`'s page `n` (0, 1, 2): one item, none, one item.
 fn item(op: &str, n: usize) -> Value {
@@ -206,7 +208,7 @@ async fn every_organizations_list_call_reads_every_page_at_most_20_at_a_time() {
     // Three requests per operation (every page, the empty one included), each asking for at
     // most 20 items where the operation takes MaxResults.
     let seen = seen.lock().unwrap().clone();
-    let mut per_op: BTreeMap<String, Vec<(Option<i64>, Option<String>)>> = BTreeMap::new();
+    let mut per_op: BTreeMap<String, Vec<Asked>> = BTreeMap::new();
     for (op, max, token) in seen {
         per_op.entry(op).or_default().push((max, token));
     }
