@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use partner_billing_operator::api::{BillingGroup, LinkedAccount};
 use partner_billing_operator::aws::organizations::{
-    Account, Organization, PolicySummary, Root, Tags,
+    Account, AccountState, Organization, PolicySummary, Root, Tags,
 };
 use partner_billing_operator::reconcile::billing_group::{membership, wanted_members};
 use partner_billing_operator::reconcile::billing_snapshot::BillingSnapshot;
@@ -69,7 +69,7 @@ fn main() {
                 id: id.clone(),
                 email: format!("{id}@example.com"),
                 name: id.clone(),
-                status: "ACTIVE".into(),
+                state: AccountState::Active,
                 joined_method: "CREATED".into(),
             })
             .collect(),

@@ -1,4 +1,8 @@
-//! E-mail notifications to account owners: the message text (pure) and sending it over SMTP.
+//! E-mail notifications to account owners: the message text (pure), the record of what went
+//! out kept on the account itself (the `partnerbilling.io/notified` tag; pure), and sending it
+//! over SMTP.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
@@ -68,6 +72,74 @@ pub fn compose(event: NotificationEvent, from: &str, to: &[String], facts: &Acco
         to: to.to_vec(),
         subject,
         body,
+    }
+}
+
+/// Where one event's notice stands, as the `partnerbilling.io/notified` tag records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Marked before the mail server was asked, at this time (RFC 3339). Still there after
+    /// the attempt only if the operator stopped in between: whether the mail went out is
+    /// unknown, and it is not sent again (at most once).
+    Sending(String),
+    /// The mail server accepted it at this time (RFC 3339).
+    Sent(String),
+}
+
+/// The value of the `partnerbilling.io/notified` tag: per event, `Event=sent@TIME` or
+/// `Event=sending@TIME`, separated by spaces (characters AWS allows in tag values), e.g.
+/// `Joined=sent@2026-11-24T10:00:00Z`. Pure.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotifiedTag {
+    entries: BTreeMap<String, String>,
+}
+
+impl NotifiedTag {
+    /// Read a tag value; entries that do not look like `Event=...` are dropped.
+    pub fn parse(value: &str) -> Self {
+        let entries = value
+            .split_whitespace()
+            .filter_map(|e| e.split_once('='))
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self { entries }
+    }
+
+    /// What the tag says about `event`. An entry in an unknown form counts as `Sending`
+    /// (something was attempted; never send twice).
+    pub fn get(&self, event: NotificationEvent) -> Option<Delivery> {
+        let v = self.entries.get(event.name())?;
+        Some(match v.split_once('@') {
+            Some(("sent", at)) => Delivery::Sent(at.to_string()),
+            Some((_, at)) => Delivery::Sending(at.to_string()),
+            None => Delivery::Sending(v.clone()),
+        })
+    }
+
+    pub fn set(&mut self, event: NotificationEvent, delivery: &Delivery) {
+        let v = match delivery {
+            Delivery::Sending(at) => format!("sending@{at}"),
+            Delivery::Sent(at) => format!("sent@{at}"),
+        };
+        self.entries.insert(event.name().to_string(), v);
+    }
+
+    pub fn remove(&mut self, event: NotificationEvent) {
+        self.entries.remove(event.name());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The tag value.
+    pub fn render(&self) -> String {
+        self.entries
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -171,6 +243,54 @@ mod tests {
             assert!(m.body.contains(needle), "{needle}");
         }
         assert_eq!(m.to, vec!["ops@northwind.example".to_string()]);
+    }
+
+    #[test]
+    fn the_notified_tag_reads_back_what_it_wrote() {
+        let mut tag = NotifiedTag::parse("");
+        assert!(tag.is_empty());
+        assert_eq!(tag.get(NotificationEvent::Joined), None);
+        tag.set(
+            NotificationEvent::Joined,
+            &Delivery::Sending("2026-11-24T10:00:00Z".into()),
+        );
+        tag.set(
+            NotificationEvent::Closed,
+            &Delivery::Sent("2026-12-01T08:30:00Z".into()),
+        );
+        let value = tag.render();
+        assert_eq!(
+            value,
+            "Closed=sent@2026-12-01T08:30:00Z Joined=sending@2026-11-24T10:00:00Z"
+        );
+        // Only characters AWS Organizations allows in tag values, well under 256.
+        assert!(
+            value
+                .chars()
+                .all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c))
+        );
+        let back = NotifiedTag::parse(&value);
+        assert_eq!(back, tag);
+        assert_eq!(
+            back.get(NotificationEvent::Joined),
+            Some(Delivery::Sending("2026-11-24T10:00:00Z".into()))
+        );
+        assert_eq!(
+            back.get(NotificationEvent::Closed),
+            Some(Delivery::Sent("2026-12-01T08:30:00Z".into()))
+        );
+        let mut back = back;
+        back.remove(NotificationEvent::Joined);
+        assert_eq!(back.render(), "Closed=sent@2026-12-01T08:30:00Z");
+        // Anything else written there counts as an attempt: never sent twice.
+        assert_eq!(
+            NotifiedTag::parse("Joined=yes").get(NotificationEvent::Joined),
+            Some(Delivery::Sending("yes".into()))
+        );
+        assert_eq!(
+            NotifiedTag::parse("junk =x Closed=").get(NotificationEvent::Closed),
+            None
+        );
     }
 
     #[test]

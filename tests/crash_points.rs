@@ -305,7 +305,7 @@ async fn inventory(emu: &common::Emulator) -> BTreeMap<&'static str, Value> {
             format!(
                 "{}={}",
                 a.email().unwrap_or_default(),
-                a.status().map(|s| s.as_str()).unwrap_or_default()
+                a.state().map(|s| s.as_str()).unwrap_or_default()
             )
         })
         .collect();

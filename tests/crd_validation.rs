@@ -284,6 +284,69 @@ fn tags_are_limited_as_aws_limits_them() {
     assert!(!v.is_empty(), "a value over 256 characters");
 }
 
+/// `n` tags `k00`, `k01`, ...
+fn tags(n: usize) -> Value {
+    Value::Object((0..n).map(|i| (format!("k{i:02}"), json!("v"))).collect())
+}
+
+#[test]
+fn organizations_tags_leave_room_for_the_operators_own_within_the_50_aws_allows() {
+    // OUs and SCPs: the owner tag is the 50th.
+    let ou = |n: usize| json!({"payerRef": {"name": "acme"}, "name": "Customers", "tags": tags(n)});
+    let scp = |n: usize| {
+        json!({"payerRef": {"name": "acme"}, "tags": tags(n),
+               "document": {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]}})
+    };
+    for (kind, spec) in [
+        ("OrganizationalUnit", ou as fn(usize) -> Value),
+        ("ServiceControlPolicy", scp),
+    ] {
+        assert_eq!(
+            kind_violations(kind, spec(49), None),
+            Vec::<String>::new(),
+            "{kind}: 49 tags"
+        );
+        assert_eq!(
+            kind_violations(kind, spec(50), None),
+            ["spec.tags: must have at most 49 properties"],
+            "{kind}: 50 tags"
+        );
+    }
+    // LinkedAccounts: the owner tag and the notifications tag.
+    let account = |n: usize| {
+        let mut spec = create("a@example.com", "n");
+        spec["tags"] = tags(n);
+        spec
+    };
+    assert_eq!(account_violations(account(48), None), Vec::<String>::new());
+    for n in [49, 50] {
+        assert_eq!(
+            account_violations(account(n), None),
+            ["spec.tags: must have at most 48 properties"],
+            "{n} tags"
+        );
+    }
+    // The operator's own keys are refused, so a user's tag never overwrites them.
+    let mut spec = create("a@example.com", "n");
+    spec["tags"] = json!({"partnerbilling.io/notified": "Joined=sent@2026-11-24T10:00:00Z"});
+    let v = account_violations(spec, None);
+    assert!(
+        v.iter().any(
+            |m| m.contains("must not be partnerbilling.io/owner or partnerbilling.io/notified")
+        ),
+        "{v:?}"
+    );
+    let mut spec = ou(1);
+    spec["tags"] = json!({"partnerbilling.io/owner": "x"});
+    assert!(!kind_violations("OrganizationalUnit", spec, None).is_empty());
+    // The limit is said where `kubectl explain` shows it.
+    let schema = crdgen::schema_for("LinkedAccount").unwrap();
+    let doc = schema["properties"]["spec"]["properties"]["tags"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(doc.contains("at most 48") && doc.contains("50"), "{doc}");
+}
+
 fn obj(kind: &str, spec: Value) -> Value {
     json!({"apiVersion": "partnerbilling.io/v1alpha1", "kind": kind,
            "metadata": {"name": "x", "namespace": "billing"}, "spec": spec})

@@ -640,6 +640,102 @@ async fn invitations_accepted_declined_and_expired_and_adoption() {
     assert_eq!(ready(&nobody).1, "NotInOrganization");
 }
 
+/// Ids of the invitation handshakes the emulator lists.
+async fn listed_handshakes(world: &World) -> Vec<String> {
+    world
+        .org()
+        .await
+        .list_handshakes_for_organization()
+        .send()
+        .await
+        .unwrap()
+        .handshakes()
+        .iter()
+        .filter_map(|h| h.id().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_invitation_is_not_sent_again_after_aws_stops_listing_it() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    for (i, (name, id)) in [("dec", "444400000012"), ("quiet", "444400000013")]
+        .iter()
+        .enumerate()
+    {
+        world.put_account(&account(
+            name,
+            i as u32 + 1,
+            json!({"invite": {"accountId": id}}),
+        ));
+        let out = world.reconcile_account(name).await;
+        assert_eq!(ready(&out).1, "InvitationPending");
+    }
+    let declined = world
+        .get_account("dec")
+        .status
+        .unwrap()
+        .invitation
+        .unwrap()
+        .id;
+    emu.control(
+        "POST",
+        &format!("{ORG}decline"),
+        Some(json!({"handshakeId": declined})),
+    );
+    let dec = world.reconcile_account("dec").await;
+    assert_eq!(ready(&dec).1, "InvitationDeclined");
+    let ended_at = dec.status.invitation.as_ref().unwrap().ended_at.clone();
+    assert!(ended_at.is_some(), "{:?}", dec.status.invitation);
+    assert_eq!(emu.count("organizations", "InviteAccountToOrganization"), 2);
+
+    // 46 days later: "quiet" expired unanswered after 15 days, and AWS lists finished
+    // invitations for 30 days only, so neither is listed any more.
+    emu.control(
+        "POST",
+        &format!("{ORG}advance"),
+        Some(json!({"seconds": 46 * 24 * 3600})),
+    );
+    assert_eq!(
+        listed_handshakes(&world).await,
+        Vec::<String>::new(),
+        "the emulator should stop listing handshakes 30 days after they ended"
+    );
+    for _ in 0..2 {
+        let dec = world.reconcile_account("dec").await;
+        let (ok, reason, message) = ready(&dec);
+        assert!(!ok);
+        assert_eq!(reason, "InvitationDeclined", "{message}");
+        assert!(message.contains("partnerbilling.io/reinvite"), "{message}");
+        assert!(message.contains("no longer lists"), "{message}");
+        let record = dec.status.invitation.unwrap();
+        assert_eq!(
+            (record.id.as_str(), record.state.as_str()),
+            (declined.as_str(), "DECLINED")
+        );
+        assert_eq!(record.ended_at, ended_at);
+        let quiet = world.reconcile_account("quiet").await;
+        let (ok, reason, message) = ready(&quiet);
+        assert!(!ok);
+        assert_eq!(reason, "InvitationExpired", "{message}");
+        assert!(message.contains("partnerbilling.io/reinvite"), "{message}");
+    }
+    // Nothing was sent by itself.
+    assert_eq!(emu.count("organizations", "InviteAccountToOrganization"), 2);
+
+    // Asked for again: one new invitation.
+    let mut again = world.get_account("dec");
+    again.metadata.annotations =
+        Some([("partnerbilling.io/reinvite".to_string(), "2".to_string())].into());
+    world.put_account(&again);
+    let resent = world.reconcile_account("dec").await;
+    assert_eq!(ready(&resent).1, "InvitationPending");
+    assert_ne!(resent.status.invitation.unwrap().id, declined);
+    world.reconcile_account("dec").await;
+    assert_eq!(emu.count("organizations", "InviteAccountToOrganization"), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renamed_scp_keeps_its_policy_and_attachments_even_with_its_status_lost() {
     let emu = common::emulator();
@@ -1153,6 +1249,20 @@ async fn owners_are_mailed_once_and_a_dead_mail_server_never_blocks_the_account(
     }
     // Delivered once: later reconciles do not send again.
     world.reconcile_account("mailed").await;
+    assert_eq!(emu.mail().len(), 1);
+    // Not even with the status lost (a restored backup, a re-created object): the account's
+    // partnerbilling.io/notified tag remembers it.
+    let mut lost = world.get_account("mailed");
+    lost.status = None;
+    world.put_account(&lost);
+    let out = world.converge_account("mailed", 5).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    assert_eq!(out.status.account_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        notified(&out.status),
+        Some((ConditionStatus::True, "Sent".into()))
+    );
+    assert_eq!(out.status.notifications.len(), 1);
     assert_eq!(emu.mail().len(), 1);
 
     // The mail server is down: the account is still Ready, the condition says why, and the

@@ -47,6 +47,43 @@ pub fn tags_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Sch
     })
 }
 
+/// AWS allows at most this many tags on one Organizations resource (account, OU, policy),
+/// the operator's own tags included.
+pub const ORGANIZATIONS_TAG_LIMIT: usize = 50;
+
+/// Schema of the tags of an OU or a service control policy: 49 at most, since the operator
+/// adds its owner tag and AWS Organizations allows 50.
+pub fn organizations_tags_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Schema {
+    organizations_tags_schema_with(&[OWNER_TAG], "its owner tag partnerbilling.io/owner")
+}
+
+/// Schema of the tags of an Organizations resource on which the operator writes the tags
+/// `reserved` (described for users as `what`): at most [`ORGANIZATIONS_TAG_LIMIT`] minus
+/// those, so that the user's tags and the operator's always fit in AWS; the reserved keys
+/// themselves are refused.
+pub fn organizations_tags_schema_with(reserved: &[&str], what: &str) -> schemars::Schema {
+    let max = ORGANIZATIONS_TAG_LIMIT - reserved.len();
+    let keys: Vec<String> = reserved.iter().map(|k| format!("'{k}'")).collect();
+    let names = reserved.join(" or ");
+    schemars::json_schema!({
+        "type": "object",
+        "description": format!(
+            "AWS tags of the object: at most {max}, because AWS Organizations allows {ORGANIZATIONS_TAG_LIMIT} tags per resource and the operator adds {what}. Keys 1-128 characters, values up to 256. The tags in AWS are made equal to these plus the operator's; tags changed outside the operator are put back at the next tag check."
+        ),
+        "maxProperties": max,
+        "additionalProperties": {"type": "string", "maxLength": 256},
+        "x-kubernetes-validations": [{
+            "rule": format!(
+                "self.all(k, size(k) >= 1 && size(k) <= 128 && !k.startsWith('aws:') && !(k in [{}]))",
+                keys.join(", ")
+            ),
+            "message": format!(
+                "tag keys must be 1-128 characters, must not start with aws: and must not be {names} (the operator's own)"
+            )
+        }]
+    })
+}
+
 /// Owner tag value for an object.
 pub fn owner_value(namespace: &str, kind: &str, name: &str) -> String {
     format!("{namespace}/{}/{name}", kind.to_ascii_lowercase())

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{LocalRef, tags_schema};
+use super::common::{LocalRef, OWNER_TAG, organizations_tags_schema_with};
 use super::conditions::{Condition, conditions_schema};
 
 /// Spec of a LinkedAccount.
@@ -73,7 +73,7 @@ pub struct LinkedAccountSpec {
     #[schemars(regex(pattern = r"^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$"))]
     pub parent_id: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "tags_schema")]
+    #[schemars(schema_with = "account_tags_schema")]
     pub tags: BTreeMap<String, String>,
     /// Names of ServiceControlPolicy objects (same namespace) to attach to the account. AWS
     /// allows 5 per target, FullAWSAccess included.
@@ -90,6 +90,15 @@ pub struct LinkedAccountSpec {
     /// server set on the Payer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<super::notifications::AccountNotifications>,
+}
+
+/// Schema of a LinkedAccount's tags: 48 at most, since the operator writes two tags of its
+/// own on the account (owner and notifications sent) and AWS Organizations allows 50.
+fn account_tags_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Schema {
+    organizations_tags_schema_with(
+        &[OWNER_TAG, super::notifications::NOTIFIED_TAG],
+        "two of its own: partnerbilling.io/owner and partnerbilling.io/notified (which e-mail notifications went out)",
+    )
 }
 
 /// A new account.
@@ -165,7 +174,9 @@ pub enum AccountDeletionPolicy {
     Close,
 }
 
-/// An open or finished invitation.
+/// The latest invitation (InviteAccountToOrganization handshake) and how it ended. A new one
+/// is sent only when the spec changes or the `partnerbilling.io/reinvite` annotation gets a
+/// new value.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvitationStatus {
@@ -182,6 +193,11 @@ pub struct InvitationStatus {
     /// The `partnerbilling.io/reinvite` annotation value the invitation was sent for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reinvite: Option<String>,
+    /// When the operator saw the invitation end without the account joining (RFC 3339).
+    /// AWS lists finished invitations for 30 days only; this record is what keeps a declined
+    /// or expired invitation from being sent again by itself afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
 }
 
 /// What the operator found for this account.
@@ -201,7 +217,9 @@ pub struct LinkedAccountStatus {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// ACTIVE, SUSPENDED, PENDING_CLOSURE or CLOSED.
+    /// The account's `State` in AWS Organizations: PENDING_ACTIVATION (just created, not
+    /// usable yet), ACTIVE, PENDING_CLOSURE, SUSPENDED (closed; AWS Support can reopen it
+    /// within 90 days) or CLOSED. Only an ACTIVE account is managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// CREATED or INVITED.

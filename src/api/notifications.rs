@@ -3,6 +3,11 @@
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+/// Tag the operator keeps on a member account saying which notifications went out for it,
+/// e.g. `Joined=sent@2026-11-24T10:00:00Z`: both `run` and `apply -f` read it, so a notice is
+/// never sent twice, not even when the object's status is lost.
+pub const NOTIFIED_TAG: &str = "partnerbilling.io/notified";
+
 /// Notifications sent on behalf of a payer.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -105,6 +110,16 @@ impl AccountNotifications {
 pub enum NotificationEvent {
     Joined,
     Closed,
+}
+
+impl NotificationEvent {
+    /// The name used in the spec, the status and the `partnerbilling.io/notified` tag.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Joined => "Joined",
+            Self::Closed => "Closed",
+        }
+    }
 }
 
 /// A notification that was delivered to the mail server.

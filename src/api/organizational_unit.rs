@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{DeleteOrRetain, LocalRef, tags_schema};
+use super::common::{DeleteOrRetain, LocalRef, organizations_tags_schema};
 use super::conditions::{Condition, conditions_schema};
 
 /// Spec of an OrganizationalUnit.
@@ -46,7 +46,7 @@ pub struct OrganizationalUnitSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_ref: Option<LocalRef>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "tags_schema")]
+    #[schemars(schema_with = "organizations_tags_schema")]
     pub tags: BTreeMap<String, String>,
     /// Names of ServiceControlPolicy objects (same namespace) to attach to the OU. AWS allows
     /// 5 per target, FullAWSAccess included.

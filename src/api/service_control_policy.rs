@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{DeleteOrRetain, LocalRef, tags_schema};
+use super::common::{DeleteOrRetain, LocalRef, organizations_tags_schema};
 use super::conditions::{Condition, conditions_schema};
 
 /// Spec of a ServiceControlPolicy.
@@ -56,7 +56,7 @@ pub struct ServiceControlPolicySpec {
     #[schemars(schema_with = "document_schema")]
     pub document: serde_json::Value,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "tags_schema")]
+    #[schemars(schema_with = "organizations_tags_schema")]
     pub tags: BTreeMap<String, String>,
     /// What happens in AWS when this object is deleted: `Delete` (default; waits until the
     /// policy is attached nowhere) or `Retain`.

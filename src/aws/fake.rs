@@ -10,8 +10,8 @@ use super::billing::{
 use super::connector::{AwsConnect, Connection, PayerCredentialsSource};
 use super::identity::{CallerIdentity, IdentityApi};
 use super::organizations::{
-    Account, CreateStatus, Handshake, NewAccount, OrgUnit, Organization, OrganizationsApi,
-    PolicySummary, Root, Tags,
+    Account, AccountState, CreateStatus, Handshake, NewAccount, OrgUnit, Organization,
+    OrganizationsApi, PolicySummary, Root, Tags,
 };
 use crate::error::Error;
 
@@ -99,7 +99,7 @@ fn account_of(id: &str) -> Account {
         id: id.into(),
         email: format!("{id}@example.com"),
         name: id.into(),
-        status: "ACTIVE".into(),
+        state: AccountState::Active,
         joined_method: "CREATED".into(),
     }
 }

@@ -25,10 +25,70 @@ pub struct Account {
     pub id: String,
     pub email: String,
     pub name: String,
-    /// ACTIVE | SUSPENDED | PENDING_CLOSURE
-    pub status: String,
+    /// `Account.State` (AWS retired `Account.Status` on 2026-09-09; it is never read).
+    pub state: AccountState,
     /// CREATED | INVITED
     pub joined_method: String,
+}
+
+/// Where an account is in its life, as `Account.State` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountState {
+    /// Created, not usable yet: AWS is still activating it.
+    PendingActivation,
+    Active,
+    /// Closed; AWS Support can reopen it within 90 days.
+    Suspended,
+    /// CloseAccount was called; AWS is closing it.
+    PendingClosure,
+    /// Closed for good.
+    Closed,
+    /// A state this build does not know, or none (empty) when AWS sent no `State`.
+    Other(String),
+}
+
+impl AccountState {
+    /// The state named as AWS names it.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "PENDING_ACTIVATION" => Self::PendingActivation,
+            "ACTIVE" => Self::Active,
+            "SUSPENDED" => Self::Suspended,
+            "PENDING_CLOSURE" => Self::PendingClosure,
+            "CLOSED" => Self::Closed,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    /// The name AWS uses (empty when AWS sent no `State`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::PendingActivation => "PENDING_ACTIVATION",
+            Self::Active => "ACTIVE",
+            Self::Suspended => "SUSPENDED",
+            Self::PendingClosure => "PENDING_CLOSURE",
+            Self::Closed => "CLOSED",
+            Self::Other(s) => s,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        *self == Self::Active
+    }
+
+    /// SUSPENDED, PENDING_CLOSURE or CLOSED: closed, or being closed.
+    pub fn is_closed_or_closing(&self) -> bool {
+        matches!(self, Self::Suspended | Self::PendingClosure | Self::Closed)
+    }
+}
+
+impl std::fmt::Display for AccountState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Other(s) if s.is_empty() => f.write_str("in no state AWS reported"),
+            other => f.write_str(other.as_str()),
+        }
+    }
 }
 
 /// The organization's root.
@@ -165,6 +225,13 @@ pub trait OrganizationsApi: Send + Sync {
     async fn remove_account(&self, account_id: &str) -> Result<(), Error>;
 }
 
+/// Page size of every Organizations list call: MaxResults is 1-20 for each of them in the
+/// service model (ListAccounts, ListAccountsForParent, ListRoots,
+/// ListOrganizationalUnitsForParent, ListPolicies, ListTargetsForPolicy,
+/// ListCreateAccountStatus, ListHandshakesForOrganization; ListTagsForResource takes none).
+/// Every list follows NextToken to the last page (the SDK paginators).
+pub const PAGE_SIZE: i32 = 20;
+
 fn err<E>(op: &str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error + '_
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata
@@ -243,10 +310,7 @@ fn account(a: &types::Account) -> Account {
         id: s(a.id()),
         email: s(a.email()),
         name: s(a.name()),
-        status: a
-            .status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
+        state: AccountState::parse(a.state().map(|s| s.as_str()).unwrap_or_default()),
         joined_method: a
             .joined_method()
             .map(|m| m.as_str().to_string())
@@ -275,8 +339,11 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, Error> {
-        // 20 is the most ListAccounts returns per page.
-        let mut pages = self.list_accounts().max_results(20).into_paginator().send();
+        let mut pages = self
+            .list_accounts()
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .send();
         let mut accounts = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(err("ListAccounts"))?;
@@ -299,7 +366,11 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
     }
 
     async fn list_roots(&self) -> Result<Vec<Root>, Error> {
-        let mut pages = self.list_roots().into_paginator().send();
+        let mut pages = self
+            .list_roots()
+            .max_results(PAGE_SIZE)
+            .into_paginator()
+            .send();
         let mut roots = Vec::new();
         while let Some(page) = pages.next().await {
             for r in page.map_err(err("ListRoots"))?.roots() {
@@ -320,6 +391,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut pages = self
             .list_organizational_units_for_parent()
             .parent_id(parent_id)
+            .max_results(PAGE_SIZE)
             .into_paginator()
             .send();
         let mut ous = Vec::new();
@@ -343,7 +415,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut pages = self
             .list_accounts_for_parent()
             .parent_id(parent_id)
-            .max_results(20)
+            .max_results(PAGE_SIZE)
             .into_paginator()
             .send();
         let mut ids = Vec::new();
@@ -359,6 +431,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut pages = self
             .list_policies()
             .filter(types::PolicyType::ServiceControlPolicy)
+            .max_results(PAGE_SIZE)
             .into_paginator()
             .send();
         let mut out = Vec::new();
@@ -377,6 +450,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut pages = self
             .list_targets_for_policy()
             .policy_id(policy_id)
+            .max_results(PAGE_SIZE)
             .into_paginator()
             .send();
         let mut out = Vec::new();
@@ -574,6 +648,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut pages = self
             .list_create_account_status()
             .states(types::CreateAccountState::InProgress)
+            .max_results(PAGE_SIZE)
             .into_paginator()
             .send();
         let mut out = Vec::new();
@@ -621,6 +696,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let mut pages = self
             .list_handshakes_for_organization()
             .filter(filter)
+            .max_results(PAGE_SIZE)
             .into_paginator()
             .send();
         let mut out = Vec::new();

@@ -9,19 +9,24 @@ use kube::ResourceExt;
 use crate::api::Payer;
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
-use crate::api::linked_account::{AccountDeletionPolicy, BillingAccess, InvitationStatus};
-use crate::api::notifications::{NotificationEvent, NotificationRecord};
+use crate::api::linked_account::{
+    AccountDeletionPolicy, BillingAccess, InvitationStatus, REINVITE_ANNOTATION,
+};
+use crate::api::notifications::{
+    NOTIFIED_TAG, NotificationEvent, NotificationRecord, SmtpSettings,
+};
 use crate::api::payer::ClosureRecord;
 use crate::api::{LinkedAccount, LinkedAccountStatus};
-use crate::aws::organizations::{Account, NewAccount};
+use crate::aws::organizations::{Account, AccountState, Handshake, NewAccount, Tags};
 use crate::error::Error;
-use crate::notify::{AccountFacts, compose};
+use crate::notify::{AccountFacts, Delivery, NotifiedTag, compose};
+use crate::secrets::SecretString;
 use crate::time::older_than;
 
 use super::creations::{creation_queue, may_queue, queue_key};
 use super::org::{
     PayerContext, TagApi, attachment_plan, change, converge_tags, execute_attachments,
-    managed_policy_names, resolve_policies, tag_check_due,
+    managed_policy_names, payer_connection, resolve_policies, tag_check_due,
 };
 use super::organizational_unit::resolve_parent;
 use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
@@ -44,16 +49,33 @@ const CLOSE_NOTIFY_PATIENCE_SECS: i64 = 24 * 3600;
 /// Condition type for notifications.
 pub const NOTIFIED: &str = "Notified";
 
+/// Condition reason when an earlier attempt to send a notice was cut off.
+pub const NOTIFICATION_UNCERTAIN: &str = "NotificationUncertain";
+
 /// Send `event`'s notification unless it is not wanted or already went out: `None` when
-/// nothing was to be sent, else whether it went out. Records it in the status.
+/// nothing was to be sent, else what happened (a message for the `Notified` condition).
+///
+/// What went out is recorded in the status and on the account itself, in the tag
+/// `partnerbilling.io/notified`, which is read whenever the status does not know (file mode
+/// starts without statuses; a status can be lost). `tags` are the account's tags if this
+/// reconcile read them already.
+///
+/// At most once: the tag is marked `Event=sending@TIME` before the mail server is asked and
+/// `Event=sent@TIME` once it accepted the message. A failure the mail server reports, or a
+/// server that cannot be reached, takes the mark back so that the next attempt sends. If the
+/// operator stops between marking and recording, the mark stays `sending`: the notice is not
+/// sent again, and the condition `NotificationUncertain` says how to send it by hand. The one
+/// window left for a second copy is a connection that breaks after the server took the
+/// message but before its answer arrived.
 async fn notify(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
     payer: &Payer,
     event: NotificationEvent,
     status: &mut LinkedAccountStatus,
+    tags: Option<&Tags>,
     now: &str,
-) -> Option<Result<(), Error>> {
+) -> Option<Result<String, Error>> {
     let wanted = obj.spec.notifications.as_ref().filter(|n| n.wants(event))?;
     let account_id = status.account_id.clone()?;
     if status
@@ -63,50 +85,143 @@ async fn notify(
     {
         return None;
     }
+    Some(
+        deliver(
+            obj,
+            ctx,
+            payer,
+            event,
+            &wanted.recipients,
+            &account_id,
+            status,
+            tags,
+            now,
+        )
+        .await,
+    )
+}
+
+/// The SMTP settings of `payer` and the login from their Secret, if any.
+async fn smtp_settings(
+    ctx: &ReconcileContext,
+    payer: &Payer,
+) -> Result<(SmtpSettings, Option<(String, SecretString)>), Error> {
     let namespace = payer.namespace().unwrap_or_default();
     let Some(settings) = payer.spec.notifications.as_ref().map(|n| n.smtp.clone()) else {
-        return Some(Err(Error::terminal(
+        return Err(Error::terminal(
             "NoSmtpSettings",
             format!(
                 "Payer {namespace}/{} has no spec.notifications.smtp; set it so notifications can be sent",
                 payer.name_any()
             ),
-        )));
+        ));
     };
-    let login = match &settings.credentials_secret_ref {
-        None => None,
-        Some(r) => {
-            let data = match ctx.secrets.get(&namespace, &r.name).await {
-                Ok(Some(d)) => d,
-                Ok(None) => {
-                    return Some(Err(Error::terminal(
-                        "SecretNotFound",
-                        format!(
-                            "Secret {namespace}/{} for the SMTP login does not exist",
-                            r.name
-                        ),
-                    )));
-                }
-                Err(e) => return Some(Err(e)),
-            };
-            let user_key = r.username_key.as_deref().unwrap_or("username");
-            let pass_key = r.password_key.as_deref().unwrap_or("password");
-            match (data.get(user_key), data.get(pass_key)) {
-                (Some(u), Some(p)) => Some((u.expose().to_string(), p.clone())),
-                _ => {
-                    return Some(Err(Error::terminal(
-                        "SecretKeyMissing",
-                        format!(
-                            "Secret {namespace}/{} needs keys {user_key:?} and {pass_key:?} for the SMTP login",
-                            r.name
-                        ),
-                    )));
-                }
-            }
+    let Some(r) = &settings.credentials_secret_ref else {
+        return Ok((settings, None));
+    };
+    let data = ctx.secrets.get(&namespace, &r.name).await?.ok_or_else(|| {
+        Error::terminal(
+            "SecretNotFound",
+            format!(
+                "Secret {namespace}/{} for the SMTP login does not exist",
+                r.name
+            ),
+        )
+    })?;
+    let user_key = r.username_key.as_deref().unwrap_or("username");
+    let pass_key = r.password_key.as_deref().unwrap_or("password");
+    let login = match (data.get(user_key), data.get(pass_key)) {
+        (Some(u), Some(p)) => (u.expose().to_string(), p.clone()),
+        _ => {
+            return Err(Error::terminal(
+                "SecretKeyMissing",
+                format!(
+                    "Secret {namespace}/{} needs keys {user_key:?} and {pass_key:?} for the SMTP login",
+                    r.name
+                ),
+            ));
         }
     };
+    Ok((settings, Some(login)))
+}
+
+/// The notified tag holding `tag`, to write.
+fn notified_tag(tag: &NotifiedTag) -> Tags {
+    [(NOTIFIED_TAG.to_string(), tag.render())].into()
+}
+
+/// Send one notice for `account_id`, at most once (see [`notify`]).
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    obj: &LinkedAccount,
+    ctx: &ReconcileContext,
+    payer: &Payer,
+    event: NotificationEvent,
+    recipients: &[String],
+    account_id: &str,
+    status: &mut LinkedAccountStatus,
+    tags: Option<&Tags>,
+    now: &str,
+) -> Result<String, Error> {
+    let (settings, login) = smtp_settings(ctx, payer).await?;
+    let (_, _, conn) = payer_connection(
+        &obj.namespace().unwrap_or_default(),
+        &obj.spec.payer_ref,
+        ctx,
+    )
+    .await?;
+    let orgs = conn.organizations.as_ref();
+    // A closed account may refuse tags: its closure notice is then recorded in the status
+    // only (the object is being deleted; nothing else sends that notice).
+    let status_only = |e: &Error| event == NotificationEvent::Closed && e.is_terminal();
+    let read = match tags {
+        Some(t) => Ok(t.clone()),
+        None => orgs.list_tags(account_id).await,
+    };
+    let (mut tag, mut on_account) = match read {
+        Ok(t) => (
+            NotifiedTag::parse(t.get(NOTIFIED_TAG).map(String::as_str).unwrap_or_default()),
+            true,
+        ),
+        Err(e) if status_only(&e) => (NotifiedTag::default(), false),
+        Err(e) => return Err(e),
+    };
+    let record = |status: &mut LinkedAccountStatus, at: &str| {
+        status.notifications.push(NotificationRecord {
+            event,
+            account_id: account_id.to_string(),
+            sent_at: at.to_string(),
+            recipients: recipients.to_vec(),
+        });
+    };
+    match tag.get(event) {
+        Some(Delivery::Sent(at)) => {
+            record(status, &at);
+            return Ok(format!(
+                "the notification went out at {at} (recorded in tag {NOTIFIED_TAG} of account {account_id})"
+            ));
+        }
+        Some(Delivery::Sending(at)) => {
+            return Err(Error::terminal(
+                NOTIFICATION_UNCERTAIN,
+                format!(
+                    "sending the {name} notification began at {at} and was cut off before the mail server's answer was recorded: it may not have arrived, and it is not sent again so that nobody gets it twice. To send it, remove \"{name}=...\" from tag {NOTIFIED_TAG} of account {account_id} (or the whole tag)",
+                    name = event.name(),
+                ),
+            ));
+        }
+        None => {}
+    }
+    if on_account {
+        tag.set(event, &Delivery::Sending(now.to_string()));
+        match orgs.tag_resource(account_id, &notified_tag(&tag)).await {
+            Ok(()) => {}
+            Err(e) if status_only(&e) => on_account = false,
+            Err(e) => return Err(e),
+        }
+    }
     let facts = AccountFacts {
-        account_id: account_id.clone(),
+        account_id: account_id.to_string(),
         name: status.name.clone().unwrap_or_default(),
         email: status.email.clone().unwrap_or_default(),
         organization_id: payer
@@ -116,29 +231,53 @@ async fn notify(
             .unwrap_or_else(|| "of the payer".into()),
         joined_method: status.joined_method.clone().unwrap_or_default(),
     };
-    let mail = compose(event, &settings.from, &wanted.recipients, &facts);
-    Some(match ctx.mailer.send(&settings, login, &mail).await {
+    let mail = compose(event, &settings.from, recipients, &facts);
+    match ctx.mailer.send(&settings, login, &mail).await {
         Ok(()) => {
-            status.notifications.push(NotificationRecord {
-                event,
-                account_id,
-                sent_at: now.to_string(),
-                recipients: wanted.recipients.clone(),
-            });
-            Ok(())
+            record(status, now);
+            if on_account {
+                tag.set(event, &Delivery::Sent(now.to_string()));
+                if let Err(e) = orgs.tag_resource(account_id, &notified_tag(&tag)).await {
+                    // Sent, and recorded in the status; the tag keeps saying "sending", which
+                    // never sends it again either.
+                    tracing::warn!(account = account_id, error = %e, "the notification went out, but tag {NOTIFIED_TAG} could not be updated");
+                }
+            }
+            Ok("the notification was handed to the mail server".into())
         }
-        Err(e) => Err(e),
-    })
+        Err(send_failed) => {
+            if on_account {
+                // Not delivered: take the mark back so that the next attempt sends.
+                tag.remove(event);
+                let undone = if tag.is_empty() {
+                    orgs.untag_resource(account_id, &[NOTIFIED_TAG.to_string()])
+                        .await
+                } else {
+                    orgs.tag_resource(account_id, &notified_tag(&tag)).await
+                };
+                if let Err(e) = undone {
+                    tracing::warn!(account = account_id, error = %e, "tag {NOTIFIED_TAG} still marks a notification as being sent; it will not be sent again");
+                }
+            }
+            Err(send_failed)
+        }
+    }
 }
 
 /// The `Notified` condition after a notification attempt (none when there was none).
-fn notified_condition(notified: &Option<Result<(), Error>>) -> Option<DesiredCondition> {
+fn notified_condition(notified: &Option<Result<String, Error>>) -> Option<DesiredCondition> {
     match notified.as_ref()? {
-        Ok(()) => Some(DesiredCondition::new(
+        Ok(message) => Some(DesiredCondition::new(
             NOTIFIED,
             ConditionStatus::True,
             "Sent",
-            "the notification was handed to the mail server",
+            message.clone(),
+        )),
+        Err(e) if e.reason() == NOTIFICATION_UNCERTAIN => Some(DesiredCondition::new(
+            NOTIFIED,
+            ConditionStatus::False,
+            NOTIFICATION_UNCERTAIN,
+            e.to_string(),
         )),
         Err(e) => Some(DesiredCondition::new(
             NOTIFIED,
@@ -147,6 +286,11 @@ fn notified_condition(notified: &Option<Result<(), Error>>) -> Option<DesiredCon
             format!("{e}; retrying every {} seconds", NOTIFY_RETRY.as_secs()),
         )),
     }
+}
+
+/// Whether a failed notification is tried again soon (an uncertain one never is).
+fn retry_notification(notified: &Option<Result<String, Error>>) -> bool {
+    matches!(notified, Some(Err(e)) if e.reason() != NOTIFICATION_UNCERTAIN)
 }
 
 /// Where the account search ended.
@@ -192,7 +336,18 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let mut events = Vec::new();
-    let mut result = apply(obj, ctx, mode, now, &mut status, &mut changes, &mut events).await;
+    let mut seen_tags = None;
+    let mut result = apply(
+        obj,
+        ctx,
+        mode,
+        now,
+        &mut status,
+        &mut seen_tags,
+        &mut changes,
+        &mut events,
+    )
+    .await;
     // The account joined: tell the listed recipients (never blocks Ready).
     let mut notified = None;
     if mode == Mode::Apply
@@ -209,11 +364,12 @@ pub async fn reconcile(
             &payer,
             NotificationEvent::Joined,
             &mut status,
+            seen_tags.as_ref(),
             now,
         )
         .await;
     }
-    if let (Some(Err(_)), Ok(v)) = (&notified, &mut result) {
+    if let (true, Ok(v)) = (retry_notification(&notified), &mut result) {
         v.requeue = Some(v.requeue.map_or(NOTIFY_RETRY, |r| r.min(NOTIFY_RETRY)));
     }
     let extra: Vec<DesiredCondition> = notified_condition(&notified).into_iter().collect();
@@ -231,12 +387,15 @@ pub async fn reconcile(
     )
 }
 
+/// Converge the account; `seen_tags` gets its tags in AWS when they were read.
+#[allow(clippy::too_many_arguments)]
 async fn apply(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
     mode: Mode,
     now: &str,
     status: &mut LinkedAccountStatus,
+    seen_tags: &mut Option<Tags>,
     changes: &mut Vec<super::Change>,
     events: &mut Vec<EventNote>,
 ) -> Result<Verdict, Error> {
@@ -247,12 +406,23 @@ async fn apply(
         Located::Account(a) => a,
         Located::Pending(v) => return Ok(v),
     };
+    let account = match account.state {
+        // Created a moment ago: AWS is still activating it. Only this account is read again.
+        AccountState::PendingActivation if !plan_only => {
+            match pc.conn.organizations.describe_account(&account.id).await? {
+                Some(fresh) => {
+                    let seen = fresh.clone();
+                    pc.record(ctx, move |s| s.add_account(&seen));
+                    fresh
+                }
+                None => account,
+            }
+        }
+        _ => account,
+    };
     record_account(status, &account);
-    if account.status != "ACTIVE" {
-        return Ok(Verdict::blocked(
-            "AccountNotActive",
-            format!("account {} is {}", account.id, account.status),
-        ));
+    if let Some(verdict) = not_active(&account) {
+        return Ok(verdict);
     }
 
     // OU placement.
@@ -312,15 +482,21 @@ async fn apply(
                 format!("account {} is already managed by {other}", account.id),
             ));
         }
+        // The record of notifications sent stays as it is.
+        let mut desired = with_owner(&obj.spec.tags, &owner);
+        if let Some(sent) = current.get(NOTIFIED_TAG) {
+            desired.insert(NOTIFIED_TAG.to_string(), sent.clone());
+        }
         converge_tags(
             TagApi::Organizations(pc.conn.organizations.as_ref()),
             &account.id,
-            &with_owner(&obj.spec.tags, &owner),
+            &desired,
             &current,
             plan_only,
             changes,
         )
         .await?;
+        *seen_tags = Some(current);
         if !plan_only {
             status.tags_checked_at = Some(now.to_string());
         }
@@ -350,11 +526,38 @@ async fn apply(
     ))
 }
 
+/// What stops an account that is not ACTIVE from being managed (its `State`; AWS no longer
+/// sends `Status`). Pure.
+pub fn not_active(account: &Account) -> Option<Verdict> {
+    match &account.state {
+        AccountState::Active => None,
+        AccountState::PendingActivation => Some(Verdict::progressing(
+            "AccountPendingActivation",
+            format!(
+                "account {} is PENDING_ACTIVATION: AWS is still activating it; it is managed once it is ACTIVE",
+                account.id
+            ),
+            CREATE_POLL,
+        )),
+        state if state.is_closed_or_closing() => Some(Verdict::blocked(
+            "AccountClosed",
+            format!(
+                "account {} is {state}: it is closed or being closed, and nothing is changed on it (only AWS Support can reopen it, within 90 days)",
+                account.id
+            ),
+        )),
+        state => Some(Verdict::blocked(
+            "AccountNotActive",
+            format!("account {} is {state}, not ACTIVE", account.id),
+        )),
+    }
+}
+
 fn record_account(status: &mut LinkedAccountStatus, account: &Account) {
     status.account_id = Some(account.id.clone());
     status.email = Some(account.email.clone());
     status.name = Some(account.name.clone());
-    status.state = Some(account.status.clone());
+    status.state = Some(account.state.as_str().to_string()).filter(|s| !s.is_empty());
     if !account.joined_method.is_empty() {
         status.joined_method = Some(account.joined_method.clone());
     }
@@ -667,6 +870,108 @@ fn creation_failed(email: &str, reason: Option<&str>) -> Error {
     )
 }
 
+/// What to do about a LinkedAccount's invitation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InvitationStep {
+    /// The invitation is open: wait for the account's owner.
+    Open(InvitationStatus),
+    /// The invitation was accepted: the account joins.
+    Accepted(InvitationStatus),
+    /// It ended without the account joining (declined, expired, canceled; or accepted by an
+    /// account that has left since): nothing is sent until the spec or the reinvite
+    /// annotation changes.
+    Ended {
+        record: InvitationStatus,
+        reason: &'static str,
+    },
+    /// Send an invitation: the first one, or one asked for again.
+    Send,
+}
+
+/// Decide about the invitation from what the status remembers (`recorded`) and the newest
+/// invitation to the account AWS lists (`listed`), for the object's `generation` and
+/// `reinvite` annotation value. AWS lists finished invitations for 30 days only: when it no
+/// longer lists one, the outcome remembered in the status stands, so an invitation that was
+/// declined or expired is never sent again by itself. Pure.
+pub fn invitation_step(
+    recorded: Option<&InvitationStatus>,
+    listed: Option<&Handshake>,
+    generation: Option<i64>,
+    reinvite: Option<String>,
+    now: &str,
+) -> InvitationStep {
+    let record = match (listed, recorded) {
+        (Some(h), _) => {
+            // The status's record of this handshake, if it is the same one (else it was sent
+            // for the current spec by a run whose status was lost, or outside the operator).
+            let known = recorded.filter(|r| r.id == h.id);
+            InvitationStatus {
+                id: h.id.clone(),
+                state: h.state.clone(),
+                expires_at: h.expires_at.clone(),
+                generation: known.and_then(|r| r.generation).or(generation),
+                reinvite: known.map_or(reinvite.clone(), |r| r.reinvite.clone()),
+                ended_at: known.and_then(|r| r.ended_at.clone()),
+            }
+        }
+        (None, None) => return InvitationStep::Send,
+        (None, Some(r)) => {
+            let mut r = r.clone();
+            if matches!(r.state.as_str(), "OPEN" | "REQUESTED") {
+                // It ended while nobody looked, long enough ago that AWS forgot it: an
+                // invitation nobody answers expires.
+                r.state = "EXPIRED".into();
+            }
+            r
+        }
+    };
+    let reason = match record.state.as_str() {
+        "OPEN" | "REQUESTED" => return InvitationStep::Open(record),
+        "ACCEPTED" if listed.is_some() => return InvitationStep::Accepted(record),
+        "ACCEPTED" => "AccountLeftOrganization",
+        "DECLINED" => "InvitationDeclined",
+        "EXPIRED" => "InvitationExpired",
+        _ => "InvitationCanceled",
+    };
+    if record.generation != generation || record.reinvite != reinvite {
+        return InvitationStep::Send;
+    }
+    let mut record = record;
+    record.ended_at = record.ended_at.or_else(|| Some(now.to_string()));
+    InvitationStep::Ended { record, reason }
+}
+
+/// What the `Ready` condition says about an invitation that ended. Pure.
+fn ended_message(
+    record: &InvitationStatus,
+    reason: &str,
+    account_id: &str,
+    forgotten: bool,
+) -> String {
+    let what = if reason == "AccountLeftOrganization" {
+        format!("was accepted, but account {account_id} is no longer in the organization")
+    } else {
+        format!(
+            "to account {account_id} was {}",
+            record.state.to_ascii_lowercase()
+        )
+    };
+    let since = record
+        .ended_at
+        .as_deref()
+        .map(|t| format!(" (seen at {t})"))
+        .unwrap_or_default();
+    let forgotten = if forgotten {
+        "; AWS no longer lists it (finished invitations are listed for 30 days) and status.invitation remembers the outcome"
+    } else {
+        ""
+    };
+    format!(
+        "invitation {} {what}{since}{forgotten}; it is not sent again by itself: change the spec or set the annotation {REINVITE_ANNOTATION} to a new value to send another",
+        record.id
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn invite_progress(
     obj: &LinkedAccount,
@@ -674,7 +979,7 @@ async fn invite_progress(
     ctx: &ReconcileContext,
     pc: &mut PayerContext,
     plan_only: bool,
-    _now: &str,
+    now: &str,
     status: &mut LinkedAccountStatus,
     changes: &mut Vec<super::Change>,
     events: &mut Vec<EventNote>,
@@ -682,63 +987,47 @@ async fn invite_progress(
     let reinvite = obj.reinvite_token();
     let generation = obj.metadata.generation;
     let latest = pc.snapshot.latest_invitation(&invite.account_id).cloned();
-    if let Some(h) = &latest {
-        let sent_for = status.invitation.as_ref().filter(|s| s.id == h.id);
-        let mut record = InvitationStatus {
-            id: h.id.clone(),
-            state: h.state.clone(),
-            expires_at: h.expires_at.clone(),
-            generation: sent_for.and_then(|s| s.generation).or(generation),
-            reinvite: sent_for
-                .map(|s| s.reinvite.clone())
-                .unwrap_or(reinvite.clone()),
-        };
-        if h.is_open() {
+    match invitation_step(
+        status.invitation.as_ref(),
+        latest.as_ref(),
+        generation,
+        reinvite.clone(),
+        now,
+    ) {
+        InvitationStep::Open(record) => {
+            let message = format!(
+                "invitation {} to account {} is open until {}; the account joins when its owner accepts",
+                record.id,
+                invite.account_id,
+                record
+                    .expires_at
+                    .clone()
+                    .unwrap_or_else(|| "it expires".into())
+            );
             status.invitation = Some(record);
             return Ok(Located::Pending(Verdict::progressing(
                 "InvitationPending",
-                format!(
-                    "invitation {} to account {} is open until {}; the account joins when its owner accepts",
-                    h.id,
-                    invite.account_id,
-                    h.expires_at.clone().unwrap_or_else(|| "it expires".into())
-                ),
+                message,
                 INVITE_POLL,
             )));
         }
-        if h.state == "ACCEPTED" {
+        InvitationStep::Accepted(record) => {
+            status.invitation = Some(record);
             if let Some(a) = pc.account_joined(ctx, &invite.account_id).await? {
-                status.invitation = Some(record);
                 return Ok(Located::Account(a.clone()));
             }
-            status.invitation = Some(record);
             return Ok(Located::Pending(Verdict::progressing(
                 "InvitationPending",
                 "the invitation was accepted; waiting for the account to be listed",
                 CREATE_POLL,
             )));
         }
-        // Declined, expired or canceled: a new invitation only for a changed spec or a new
-        // reinvite annotation value.
-        let asked_again = record.generation != generation || record.reinvite != reinvite;
-        if !asked_again {
-            let reason = match h.state.as_str() {
-                "DECLINED" => "InvitationDeclined",
-                "EXPIRED" => "InvitationExpired",
-                _ => "InvitationCanceled",
-            };
-            record.generation = record.generation.or(generation);
+        InvitationStep::Ended { record, reason } => {
+            let message = ended_message(&record, reason, &invite.account_id, latest.is_none());
             status.invitation = Some(record);
-            return Ok(Located::Pending(Verdict::blocked(
-                reason,
-                format!(
-                    "invitation {} to account {} was {}; change the spec or set the annotation partnerbilling.io/reinvite to a new value to send another",
-                    h.id,
-                    invite.account_id,
-                    h.state.to_ascii_lowercase()
-                ),
-            )));
+            return Ok(Located::Pending(Verdict::blocked(reason, message)));
         }
+        InvitationStep::Send => {}
     }
     changes.push(change(
         ChangeAction::Create,
@@ -788,6 +1077,7 @@ async fn invite_progress(
         expires_at: sent.expires_at.clone(),
         generation,
         reinvite,
+        ended_at: None,
     });
     Ok(Located::Pending(Verdict::progressing(
         "InvitationPending",
@@ -831,14 +1121,17 @@ pub async fn cleanup(
             &payer,
             NotificationEvent::Closed,
             &mut status,
+            None,
             now,
         )
         .await;
         if let Some(Err(e)) = &notified {
-            let patient = status
-                .deletion_requested_at
-                .as_deref()
-                .is_some_and(|t| !older_than(t, now, CLOSE_NOTIFY_PATIENCE_SECS));
+            // An uncertain notice is never tried again: waiting for it would be in vain.
+            let patient = retry_notification(&notified)
+                && status
+                    .deletion_requested_at
+                    .as_deref()
+                    .is_some_and(|t| !older_than(t, now, CLOSE_NOTIFY_PATIENCE_SECS));
             if patient {
                 // Keep the object (and its finalizer) until the notice goes out.
                 result = Err(Error::waiting(
@@ -1034,13 +1327,10 @@ async fn close(
     status: &mut LinkedAccountStatus,
     changes: &mut Vec<super::Change>,
 ) -> Result<Verdict, Error> {
-    if matches!(
-        account.status.as_str(),
-        "PENDING_CLOSURE" | "SUSPENDED" | "CLOSED"
-    ) {
+    if account.state.is_closed_or_closing() {
         return Ok(Verdict::ready(
             "Closed",
-            format!("account {} is {}", account.id, account.status),
+            format!("account {} is {}", account.id, account.state),
         ));
     }
     if status.deletion_requested_at.is_some() {
@@ -1121,7 +1411,7 @@ async fn close(
     status.deletion_requested_at = Some(now.to_string());
     pc.refresh(ctx).await?;
     match pc.snapshot.account(&account.id) {
-        Some(a) if a.status == "ACTIVE" => Err(Error::waiting(
+        Some(a) if !a.state.is_closed_or_closing() => Err(Error::waiting(
             "Closing",
             format!(
                 "CloseAccount was called for {}; waiting for PENDING_CLOSURE",
@@ -1131,7 +1421,7 @@ async fn close(
         )),
         Some(a) => Ok(Verdict::ready(
             "Closed",
-            format!("account {} is {}", a.id, a.status),
+            format!("account {} is {}", a.id, a.state),
         )),
         None => Ok(Verdict::ready(
             "Closed",
@@ -1204,6 +1494,150 @@ mod tests {
         ];
         assert_eq!(recent_closures(&records, "2026-11-24T00:00:00Z").len(), 2);
         assert_eq!(recent_closures(&records, "2026-12-25T00:00:00Z").len(), 0);
+    }
+
+    fn handshake(id: &str, state: &str) -> Handshake {
+        Handshake {
+            id: id.into(),
+            state: state.into(),
+            target: "444455556666".into(),
+            requested_at: Some("2026-10-01T00:00:00Z".into()),
+            expires_at: Some("2026-10-16T00:00:00Z".into()),
+        }
+    }
+
+    fn recorded(id: &str, state: &str) -> InvitationStatus {
+        InvitationStatus {
+            id: id.into(),
+            state: state.into(),
+            expires_at: Some("2026-10-16T00:00:00Z".into()),
+            generation: Some(1),
+            reinvite: None,
+            ended_at: None,
+        }
+    }
+
+    const NOW: &str = "2026-11-24T10:00:00Z";
+
+    #[test]
+    fn a_declined_invitation_stays_declined_after_aws_forgets_it() {
+        // Seen declined: remembered with when it was seen.
+        let step = invitation_step(
+            Some(&recorded("h-1", "OPEN")),
+            Some(&handshake("h-1", "DECLINED")),
+            Some(1),
+            None,
+            NOW,
+        );
+        let InvitationStep::Ended { record, reason } = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(reason, "InvitationDeclined");
+        assert_eq!(record.ended_at.as_deref(), Some(NOW));
+        // 30 days later AWS lists nothing: still declined, not sent again, same end time.
+        let later = "2026-12-30T10:00:00Z";
+        let step = invitation_step(Some(&record), None, Some(1), None, later);
+        assert_eq!(
+            step,
+            InvitationStep::Ended {
+                record: record.clone(),
+                reason: "InvitationDeclined"
+            }
+        );
+        // A changed spec or a new annotation value sends another.
+        assert_eq!(
+            invitation_step(Some(&record), None, Some(2), None, later),
+            InvitationStep::Send
+        );
+        assert_eq!(
+            invitation_step(Some(&record), None, Some(1), Some("1".into()), later),
+            InvitationStep::Send
+        );
+    }
+
+    #[test]
+    fn an_open_invitation_aws_forgot_counts_as_expired() {
+        let step = invitation_step(Some(&recorded("h-1", "OPEN")), None, Some(1), None, NOW);
+        let InvitationStep::Ended { record, reason } = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(
+            (reason, record.state.as_str()),
+            ("InvitationExpired", "EXPIRED")
+        );
+        let message = ended_message(&record, reason, "444455556666", true);
+        assert!(message.contains("no longer lists it"), "{message}");
+        assert!(message.contains(REINVITE_ANNOTATION), "{message}");
+    }
+
+    #[test]
+    fn invitations_found_without_a_status_are_not_sent_again() {
+        // Nothing recorded, nothing listed: the first invitation.
+        assert_eq!(
+            invitation_step(None, None, Some(1), None, NOW),
+            InvitationStep::Send
+        );
+        // Listed but not recorded (status lost, or file mode): taken as sent for this spec.
+        let open = invitation_step(None, Some(&handshake("h-2", "OPEN")), Some(1), None, NOW);
+        assert!(matches!(open, InvitationStep::Open(r) if r.generation == Some(1)));
+        let expired = invitation_step(None, Some(&handshake("h-2", "EXPIRED")), Some(1), None, NOW);
+        assert!(
+            matches!(
+                &expired,
+                InvitationStep::Ended {
+                    reason: "InvitationExpired",
+                    ..
+                }
+            ),
+            "{expired:?}"
+        );
+        let accepted = invitation_step(
+            None,
+            Some(&handshake("h-2", "ACCEPTED")),
+            Some(1),
+            None,
+            NOW,
+        );
+        assert!(matches!(accepted, InvitationStep::Accepted(_)));
+        // Accepted once, the account gone since, and AWS no longer lists it: not by itself.
+        let left = invitation_step(Some(&recorded("h-2", "ACCEPTED")), None, Some(1), None, NOW);
+        assert!(
+            matches!(
+                &left,
+                InvitationStep::Ended {
+                    reason: "AccountLeftOrganization",
+                    ..
+                }
+            ),
+            "{left:?}"
+        );
+    }
+
+    fn account_in(state: &str) -> Account {
+        Account {
+            id: "111122223333".into(),
+            email: "a@example.com".into(),
+            name: "a".into(),
+            state: AccountState::parse(state),
+            joined_method: "CREATED".into(),
+        }
+    }
+
+    #[test]
+    fn only_an_active_account_is_managed_and_a_pending_one_is_waited_for() {
+        assert!(not_active(&account_in("ACTIVE")).is_none());
+        let pending = not_active(&account_in("PENDING_ACTIVATION")).unwrap();
+        assert_eq!(pending.reason, "AccountPendingActivation");
+        assert!(!pending.ready && pending.requeue.is_some());
+        for closed in ["SUSPENDED", "PENDING_CLOSURE", "CLOSED"] {
+            let v = not_active(&account_in(closed)).unwrap();
+            assert_eq!(v.reason, "AccountClosed", "{closed}");
+            assert!(v.message.contains(closed), "{}", v.message);
+        }
+        // No State at all (AWS always sends it since Status was retired): not managed.
+        let v = not_active(&account_in("")).unwrap();
+        assert_eq!(v.reason, "AccountNotActive");
+        assert!(v.message.contains("no state"), "{}", v.message);
     }
 
     #[test]

@@ -514,7 +514,7 @@ mod tests {
                         id: format!("{i:012}"),
                         email: format!("a{i}@example.com"),
                         name: format!("a{i}"),
-                        status: "ACTIVE".into(),
+                        state: crate::aws::organizations::AccountState::Active,
                         joined_method: "CREATED".into(),
                     })
                     .collect(),
