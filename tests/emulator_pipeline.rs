@@ -378,6 +378,87 @@ async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legac
     assert_eq!(writes(emu), vec![], "second apply writes nothing");
 }
 
+#[tokio::test]
+async fn a_crawler_made_outside_the_operator_is_taken_over_only_with_adopt() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    emu.create_organization(&cfg, 0).await;
+    let glue = aws_sdk_glue::Client::new(&cfg);
+    glue.create_crawler()
+        .name("acme-cur-crawler")
+        .role("arn:aws:iam::123456789012:role/Someone")
+        .database_name("theirs")
+        .description("the data team's crawler")
+        .targets(
+            aws_sdk_glue::types::CrawlerTargets::builder()
+                .s3_targets(
+                    aws_sdk_glue::types::S3Target::builder()
+                        .path("s3://elsewhere/data/")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = Dir::new();
+    dir.write("payer.yaml", &payer(""));
+    let bucket = "    bucket: adopt-bucket\n    create: true\n";
+    dir.write("cur.yaml", &pipeline("adopt", "", bucket, true));
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let p = find(&r, "CurPipeline", "adopt");
+    assert!(!p.ready);
+    assert_eq!(p.reason, "AdoptionRequired", "{p:#?}");
+    assert!(
+        p.message.contains("crawler acme-cur-crawler") && p.message.contains("spec.adopt: true"),
+        "{}",
+        p.message
+    );
+    assert_eq!(writes(emu), vec![], "refused before anything was written");
+
+    // With spec.adopt the crawler is taken over: marked as this pipeline's and corrected.
+    dir.write(
+        "cur.yaml",
+        &pipeline("adopt", "", &format!("{bucket}  adopt: true\n"), true),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "CurPipeline", "adopt").ready, "{r:#?}");
+    let crawler = glue
+        .get_crawler()
+        .name("acme-cur-crawler")
+        .send()
+        .await
+        .unwrap()
+        .crawler
+        .unwrap();
+    assert_eq!(
+        crawler.description.as_deref(),
+        Some("Managed by partner-billing-operator (billing/curpipeline/adopt)")
+    );
+    assert_eq!(crawler.database_name.as_deref(), Some("acme_cur"));
+    // Another pipeline naming the same crawler is refused, adopt or not.
+    dir.write(
+        "other.yaml",
+        &pipeline(
+            "other",
+            "",
+            "    bucket: other-bucket\n    create: true\n  adopt: true\n",
+            true,
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    let o = find(&r, "CurPipeline", "other");
+    assert_eq!(o.reason, "OwnedElsewhere", "{o:#?}");
+    assert!(
+        o.message.contains("billing/curpipeline/adopt"),
+        "{}",
+        o.message
+    );
+    assert!(find(&r, "CurPipeline", "adopt").ready);
+}
+
 /// Cost Explorer results for `months` (oldest first): three accounts, three services.
 fn seeded_costs(months: &[String], members: &[String]) -> Value {
     let month_rows = |i: usize| -> Vec<(String, &str, &str)> {

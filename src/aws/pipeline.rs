@@ -229,6 +229,10 @@ fn to_rfc3339(t: &aws_smithy_types::DateTime) -> Option<String> {
 
 const CUR_TABLE: &str = "COST_AND_USAGE_REPORT";
 
+/// Largest page of ListExports (`MaxResults` 1-300 in the model). DescribeReportDefinitions
+/// is left at its only allowed page size (5).
+const EXPORTS_PAGE: i32 = 300;
+
 #[async_trait]
 impl PipelineApi for SdkPipeline {
     async fn bucket_exists(&self, region: &str, bucket: &str) -> Result<bool, Error> {
@@ -322,7 +326,12 @@ impl PipelineApi for SdkPipeline {
     }
 
     async fn find_export(&self, name: &str) -> Result<Option<ExportInfo>, Error> {
-        let mut pages = self.exports.list_exports().into_paginator().send();
+        let mut pages = self
+            .exports
+            .list_exports()
+            .into_paginator()
+            .page_size(EXPORTS_PAGE)
+            .send();
         let mut arn = None;
         while let Some(page) = pages.next().await {
             let page = page.map_err(on("bcm-data-exports", "ListExports").err())?;

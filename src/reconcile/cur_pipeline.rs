@@ -3,7 +3,8 @@
 //! legacy report definition, and the Glue database and crawler. Each is found again by its
 //! natural key (bucket, export or report name, database and crawler name); exports, databases
 //! and crawlers carry an ownership marker in their description, so a pipeline never adopts or
-//! deletes another pipeline's objects.
+//! deletes another pipeline's objects, and takes over one made outside the operator only
+//! with `spec.adopt`.
 
 use kube::ResourceExt;
 use serde_json::{Value, json};
@@ -83,25 +84,37 @@ pub fn owner_marker(namespace: &str, name: &str) -> String {
     )
 }
 
-/// Whether a description was written by some pipeline, and by this one.
-/// Refuse to adopt an object another pipeline manages: its description carries another
-/// pipeline's marker. Objects made by hand (no marker) are adopted.
-fn refuse_foreign(
+/// Check an export or crawler found by name against the marker in its description: this
+/// pipeline's marker is fine; another pipeline's is refused (`OwnedElsewhere`); none (made
+/// outside the operator) is refused (`AdoptionRequired`) unless `adopt`, and then the
+/// description is rewritten to this pipeline's marker by the drift correction. Pure.
+pub fn claim_marked(
     description: &str,
     marker: &str,
-    reason: &'static str,
+    adopt: bool,
     what: &str,
     field: &str,
 ) -> Result<(), Error> {
-    if description.contains("Managed by partner-billing-operator (") && description != marker {
+    if description == marker {
+        return Ok(());
+    }
+    if description.contains("Managed by partner-billing-operator (") {
         return Err(Error::terminal(
-            reason,
+            "OwnedElsewhere",
             format!(
-                "{what} belongs to another CurPipeline ({description}); choose another {field}"
+                "{what} is managed by another CurPipeline ({description}); choose another {field}"
             ),
         ));
     }
-    Ok(())
+    if adopt {
+        return Ok(());
+    }
+    Err(Error::terminal(
+        "AdoptionRequired",
+        format!(
+            "{what} already exists in AWS and was made outside this operator (its description carries no operator marker); set spec.adopt: true to manage it from now on, or choose another {field}"
+        ),
+    ))
 }
 
 /// The export as one of the two kinds.
@@ -428,6 +441,46 @@ async fn apply(
     status.data_path = Some(want.data_path.clone());
     status.billing_view_arn = view;
 
+    // What exists under the spec's names, checked before anything is written: an export or
+    // crawler another pipeline owns (or, without spec.adopt, one made outside the operator)
+    // stops the pipeline here.
+    let found_export = match &want.export {
+        DesiredExport::DataExport(def) => {
+            let found = api.find_export(&def.name).await?;
+            if let Some(f) = &found {
+                claim_marked(
+                    &f.def.description,
+                    &marker,
+                    obj.spec.adopt,
+                    &format!("export {}", def.name),
+                    "spec.export.name",
+                )?;
+            }
+            found
+        }
+        DesiredExport::LegacyCur(_) => None,
+    };
+    let found_report = match &want.export {
+        DesiredExport::LegacyCur(def) => api.find_report(&def.name).await?,
+        DesiredExport::DataExport(_) => None,
+    };
+    let found_crawler = match &want.crawler {
+        Some(crawler) => {
+            let found = api.crawler(&want.region, &crawler.name).await?;
+            if let Some(f) = &found {
+                claim_marked(
+                    &f.def.description,
+                    &marker,
+                    obj.spec.adopt,
+                    &format!("crawler {}", crawler.name),
+                    "spec.glue.name",
+                )?;
+            }
+            found
+        }
+        None => None,
+    };
+
     // The bucket.
     let mut bucket_ready = api.bucket_exists(&want.region, &want.bucket).await?;
     if !bucket_ready {
@@ -481,7 +534,7 @@ async fn apply(
 
     // The export or report definition.
     match &want.export {
-        DesiredExport::DataExport(def) => match api.find_export(&def.name).await? {
+        DesiredExport::DataExport(def) => match found_export {
             None => {
                 changes.push(change(
                     ChangeAction::Create,
@@ -496,13 +549,6 @@ async fn apply(
                 }
             }
             Some(found) => {
-                refuse_foreign(
-                    &found.def.description,
-                    &marker,
-                    "ExportNameTaken",
-                    &format!("export {}", def.name),
-                    "spec.export.name",
-                )?;
                 if &found.def != def {
                     changes.push(change(
                         ChangeAction::Update,
@@ -518,7 +564,7 @@ async fn apply(
                 status.export_health_reason = found.health_reason.clone();
             }
         },
-        DesiredExport::LegacyCur(def) => match api.find_report(&def.name).await? {
+        DesiredExport::LegacyCur(def) => match found_report {
             None => {
                 changes.push(change(
                     ChangeAction::Create,
@@ -571,7 +617,7 @@ async fn apply(
         status.glue_database = None;
     }
     if let Some(crawler) = &want.crawler {
-        match api.crawler(&want.region, &crawler.name).await? {
+        match found_crawler {
             None => {
                 changes.push(change(
                     ChangeAction::Create,
@@ -584,13 +630,6 @@ async fn apply(
                 }
             }
             Some(found) => {
-                refuse_foreign(
-                    &found.def.description,
-                    &marker,
-                    "CrawlerNameTaken",
-                    &format!("crawler {}", crawler.name),
-                    "spec.glue.name",
-                )?;
                 if &found.def != crawler {
                     changes.push(change(
                         ChangeAction::Update,
@@ -858,9 +897,17 @@ async fn delete(
             api.delete_database(&region, &glue.database).await?;
         }
     }
+    let deleted: Vec<&str> = changes.iter().map(|c| c.target.as_str()).collect();
     Ok(Verdict::ready(
         "Deleted",
-        "export, crawler and database deleted; the bucket and its data are kept",
+        if deleted.is_empty() {
+            "nothing of this pipeline's was in AWS (objects of its names that others own are left alone); the bucket and its data are kept".to_string()
+        } else {
+            format!(
+                "deleted {}; the bucket and its data are kept",
+                deleted.join(", ")
+            )
+        },
     ))
 }
 
@@ -934,6 +981,30 @@ mod tests {
             l["Action"],
             json!(["s3:GetBucketAcl", "s3:GetBucketPolicy", "s3:PutObject"])
         );
+    }
+
+    #[test]
+    fn exports_and_crawlers_are_claimed_by_their_marker() {
+        let ours = owner_marker("acme", "main");
+        assert!(claim_marked(&ours, &ours, false, "export x", "spec.export.name").is_ok());
+        let e = claim_marked(
+            &owner_marker("acme", "other"),
+            &ours,
+            true,
+            "export x",
+            "spec.export.name",
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "OwnedElsewhere");
+        assert!(e.to_string().contains("acme/curpipeline/other"), "{e}");
+        let e =
+            claim_marked("made by hand", &ours, false, "crawler c", "spec.glue.name").unwrap_err();
+        assert_eq!(e.reason(), "AdoptionRequired");
+        assert!(
+            e.to_string().contains("spec.adopt: true") && e.to_string().contains("spec.glue.name"),
+            "{e}"
+        );
+        assert!(claim_marked("", &ours, true, "crawler c", "spec.glue.name").is_ok());
     }
 
     fn pipeline(yaml: &str) -> CurPipeline {
