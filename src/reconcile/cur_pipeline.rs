@@ -2,14 +2,14 @@
 //! bucket policy (other statements are never touched), the export (BCM Data Exports) or
 //! legacy report definition, and the Glue database and crawler. Each is found again by its
 //! natural key (bucket, export or report name, database and crawler name); exports, databases
-//! and crawlers carry an ownership marker in their description, so a pipeline never adopts or
-//! deletes another pipeline's objects, and takes over one made outside the operator only
-//! with `spec.adopt`.
+//! and crawlers carry an ownership marker in their description, report definitions (which
+//! have no description) the owner tag, so a pipeline never adopts or deletes another
+//! pipeline's objects, and takes over one made outside the operator only with `spec.adopt`.
 
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use crate::api::common::{owner_value, with_owner};
+use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::cur_pipeline::{CrawlStatus, ExportKind, PipelineDeletionPolicy};
 use crate::api::{CurPipeline, CurPipelineStatus};
@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::time::older_than;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
+use super::pricing_plan::{Claim, Claimant, claim};
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type: AWS has delivered files.
@@ -432,18 +433,16 @@ async fn apply(
     let view = billing_view(obj, ctx, &account)?;
     let want = desired(obj, &account, view.clone());
     let api = conn.pipeline.clone();
-    let tags = with_owner(
-        &obj.spec.tags,
-        &owner_value(&namespace, "CurPipeline", &obj.name_any()),
-    );
+    let owner = owner_value(&namespace, "CurPipeline", &obj.name_any());
+    let tags = with_owner(&obj.spec.tags, &owner);
     let marker = owner_marker(&namespace, &obj.name_any());
     status.bucket = Some(want.bucket.clone());
     status.data_path = Some(want.data_path.clone());
     status.billing_view_arn = view;
 
-    // What exists under the spec's names, checked before anything is written: an export or
-    // crawler another pipeline owns (or, without spec.adopt, one made outside the operator)
-    // stops the pipeline here.
+    // What exists under the spec's names, checked before anything is written: an export,
+    // report definition or crawler another pipeline owns (or, without spec.adopt, one made
+    // outside the operator) stops the pipeline here.
     let found_export = match &want.export {
         DesiredExport::DataExport(def) => {
             let found = api.find_export(&def.name).await?;
@@ -460,8 +459,27 @@ async fn apply(
         }
         DesiredExport::LegacyCur(_) => None,
     };
+    // A report definition has no description: its owner tag says whose it is. It is read
+    // when the status does not show the definition as this pipeline's yet.
+    let mut adopt_report = false;
     let found_report = match &want.export {
-        DesiredExport::LegacyCur(def) => api.find_report(&def.name).await?,
+        DesiredExport::LegacyCur(def) => {
+            let found = api.find_report(&def.name).await?;
+            if found.is_some() && status.export_arn.as_deref() != Some(def.name.as_str()) {
+                let current = api.report_tags(&def.name).await?;
+                let claimant = Claimant {
+                    owner: &owner,
+                    adopt: obj.spec.adopt,
+                    name_field: "spec.export.name",
+                };
+                adopt_report = claim(
+                    &current,
+                    &claimant,
+                    &format!("report definition {}", def.name),
+                )? == Claim::Adopt;
+            }
+            found
+        }
         DesiredExport::DataExport(_) => None,
     };
     let found_crawler = match &want.crawler {
@@ -578,6 +596,16 @@ async fn apply(
                 }
             }
             Some(found) => {
+                if adopt_report {
+                    changes.push(change(
+                        ChangeAction::Update,
+                        format!("cur-report/{}", def.name),
+                        format!("adopt: add the {OWNER_TAG} tag"),
+                    ));
+                    if !plan_only {
+                        api.tag_report(&def.name, &tags).await?;
+                    }
+                }
                 if &found != def {
                     changes.push(change(
                         ChangeAction::Update,
@@ -801,7 +829,8 @@ fn describe_crawler_drift(have: &CrawlerDef, want: &CrawlerDef) -> String {
 
 /// Delete a CurPipeline object: with `deletionPolicy: Delete` the export (or report
 /// definition), the crawler and the database go, when they carry this pipeline's marker;
-/// the bucket, its policy and its data always stay.
+/// the bucket, its policy and its data always stay. A report definition goes when its
+/// owner tag names this pipeline.
 pub async fn cleanup(
     obj: &CurPipeline,
     ctx: &ReconcileContext,
@@ -865,7 +894,13 @@ async fn delete(
             }
         }
         ExportKind::LegacyCur => {
-            if api.find_report(&name).await?.is_some() {
+            let claimed =
+                obj.status.as_ref().and_then(|s| s.export_arn.as_deref()) == Some(name.as_str());
+            if api.find_report(&name).await?.is_some()
+                && (claimed
+                    || api.report_tags(&name).await?.get(OWNER_TAG)
+                        == Some(&owner_value(&namespace, "CurPipeline", &obj.name_any())))
+            {
                 changes.push(change(
                     ChangeAction::Delete,
                     format!("cur-report/{name}"),
