@@ -118,6 +118,7 @@ pub const FAMILIES: &[Family] = &[
             "cur:PutReportDefinition",
             "cur:ModifyReportDefinition",
             "cur:DeleteReportDefinition",
+            "cur:ListTagsForResource",
             "cur:TagResource",
             "glue:GetDatabase",
             "glue:CreateDatabase",
@@ -151,7 +152,10 @@ pub const IMPLIED: &[(&str, &str)] = &[
         "bcm-data-exports:TagResource",
         "CreateExport with ResourceTags",
     ),
-    ("cur:TagResource", "PutReportDefinition with Tags"),
+    (
+        "cur:TagResource",
+        "PutReportDefinition with Tags (and TagResource itself when a pipeline adopts a report definition)",
+    ),
 ];
 
 /// Operations authorized under another action name (operation -> action).

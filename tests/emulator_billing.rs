@@ -41,17 +41,18 @@ async fn accounts(emu: &common::Emulator, n: usize) -> Vec<String> {
     let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
     emu.create_organization(&cfg, n).await;
     let orgs = aws_sdk_organizations::Client::new(&cfg);
-    let mut ids: Vec<String> = orgs
-        .list_accounts()
-        .send()
-        .await
-        .unwrap()
-        .accounts
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|a| a.id)
-        .filter(|id| id != "123456789012")
-        .collect();
+    let mut pages = orgs.list_accounts().into_paginator().send();
+    let mut ids = Vec::new();
+    while let Some(page) = pages.next().await {
+        ids.extend(
+            page.unwrap()
+                .accounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|a| a.id)
+                .filter(|id| id != "123456789012"),
+        );
+    }
     ids.sort();
     ids
 }
@@ -205,7 +206,9 @@ async fn replacing_a_rule_keeps_the_plan_size_and_leaves_no_orphans() {
 async fn membership_by_selector_follows_labels_conflicts_are_stable_and_65_accounts_take_3_calls() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let ids = accounts(emu, 3).await;
+    // 3 accounts for the selector groups, 65 more (members of the organization: AWS refuses
+    // others) for the big one.
+    let ids = accounts(emu, 68).await;
     let dir = Dir::new();
     dir.write("payer.yaml", PAYER);
     dir.write(
@@ -277,9 +280,8 @@ async fn membership_by_selector_follows_labels_conflicts_are_stable_and_65_accou
     assert_eq!(emu.count("billingconductor", "DisassociateAccounts"), 0);
 
     // 65 accounts: the create call carries 30, then 30 and 5.
-    let many: Vec<String> = (0..65)
-        .map(|i| format!("{:012}", 700_000_000_000u64 + i))
-        .collect();
+    let many: Vec<String> = ids[3..].to_vec();
+    assert_eq!(many.len(), 65);
     dir.remove("green.yaml");
     dir.write(
         "big.yaml",
@@ -421,6 +423,332 @@ async fn a_crash_after_create_billing_group_leaves_one_group() {
     assert_eq!(emu.count("billingconductor", "CreateBillingGroup"), 1);
     let stats = emu.control("POST", &format!("{BC}stats"), Some(json!({})));
     assert_eq!(stats["groups"], 1);
+}
+
+async fn bc_client(emu: &common::Emulator) -> aws_sdk_billingconductor::Client {
+    aws_sdk_billingconductor::Client::new(&emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await)
+}
+
+/// Tags of a Billing Conductor object, read straight from the emulator.
+async fn tags_of(emu: &common::Emulator, arn: &str) -> std::collections::HashMap<String, String> {
+    bc_client(emu)
+        .await
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn plans_whose_names_extend_each_other_keep_their_own_rules() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    accounts(emu, 0).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    // `std.gold`'s rule is named std.gold.global.<hash>: the shape of a rule `gold.global`
+    // of plan `std`.
+    dir.write(
+        "std.yaml",
+        &plan_yaml(
+            "std",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    dir.write(
+        "gold.yaml",
+        &plan_yaml(
+            "std.gold",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 5}\n    - {name: s3, scope: SERVICE, type: DISCOUNT, service: AmazonS3, modifierPercentage: 2}\n",
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    for plan in ["std", "std.gold"] {
+        assert!(
+            find(&r, "PricingPlan", plan).ready,
+            "{:?}",
+            find(&r, "PricingPlan", plan)
+        );
+    }
+    // Again, twice: each plan keeps its own rules, nothing is retired.
+    for _ in 0..2 {
+        let r = apply(emu, &dir).await;
+        for plan in ["std", "std.gold"] {
+            let o = find(&r, "PricingPlan", plan);
+            assert!(o.ready, "{o:?}");
+            assert!(o.changes.is_empty(), "{plan}: {:?}", o.changes);
+        }
+        assert_eq!(status(&r, "PricingPlan", "std")["size"], 1);
+        assert_eq!(status(&r, "PricingPlan", "std.gold")["size"], 2);
+    }
+    assert_eq!(emu.count("billingconductor", "DeletePricingRule"), 0);
+    assert_eq!(emu.count("billingconductor", "DisassociatePricingRules"), 0);
+    let stats = emu.control("POST", &format!("{BC}stats"), Some(json!({})));
+    assert_eq!(stats["rules"], 3, "{stats}");
+    // A second `plan` reports no change.
+    let manifests = filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap();
+    let p = filemode::plan(manifests, connector(emu)).await;
+    assert_eq!(p.errors(), 0, "{p:#?}");
+    assert_eq!(p.changes(), 0, "{p:#?}");
+
+    // Dropping std.gold's s3 rule retires exactly that one.
+    dir.write(
+        "gold.yaml",
+        &plan_yaml(
+            "std.gold",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 5}\n",
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "std.gold").ready);
+    assert_eq!(emu.count("billingconductor", "DeletePricingRule"), 1);
+    assert_eq!(status(&r, "PricingPlan", "std")["size"], 1);
+    assert_eq!(status(&r, "PricingPlan", "std.gold")["size"], 1);
+}
+
+#[tokio::test]
+async fn plan_size_is_what_aws_reports_as_associated() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    accounts(emu, 0).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write("plan.yaml", &plan_yaml("plan", WORKED_RULES));
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "plan").ready);
+    assert_eq!(status(&r, "PricingPlan", "plan")["size"], 3);
+    // Someone associates a rule of their own with the plan: AWS now counts 4, and the
+    // operator leaves that rule alone.
+    let bc = bc_client(emu).await;
+    let extra = bc
+        .create_pricing_rule()
+        .name("by-hand")
+        .scope(aws_sdk_billingconductor::types::PricingRuleScope::Service)
+        .service("AmazonRDS")
+        .r#type(aws_sdk_billingconductor::types::PricingRuleType::Discount)
+        .modifier_percentage(1.0)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let plan_arn = status(&r, "PricingPlan", "plan")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    bc.associate_pricing_rules()
+        .arn(&plan_arn)
+        .pricing_rule_arns(&extra)
+        .send()
+        .await
+        .unwrap();
+    let r = apply(emu, &dir).await;
+    let o = find(&r, "PricingPlan", "plan");
+    assert!(o.ready, "{o:?}");
+    assert!(o.changes.is_empty(), "{:?}", o.changes);
+    assert_eq!(status(&r, "PricingPlan", "plan")["size"], 4);
+    assert!(o.message.contains("4 rule(s)"), "{}", o.message);
+    // After a change the size is read again from AWS: one rule fewer.
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n    - {name: s3, scope: SERVICE, type: DISCOUNT, service: AmazonS3, modifierPercentage: 5}\n",
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "plan").ready);
+    assert_eq!(status(&r, "PricingPlan", "plan")["size"], 3);
+}
+
+#[tokio::test]
+async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 3).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    dir.write("g.yaml", &group_yaml("g", &ids[0], ""));
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "BillingGroup", "g").ready);
+    let g_arn = status(&r, "BillingGroup", "g")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A second BillingGroup object naming the same AWS group is refused, and the group
+    // keeps its owner and description.
+    dir.write(
+        "h.yaml",
+        &group_yaml(
+            "h",
+            &ids[0],
+            "  groupName: g\n  description: taken over\n  adopt: true\n",
+        ),
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let h = find(&r, "BillingGroup", "h");
+    assert!(!h.ready);
+    assert_eq!(h.reason, "OwnedElsewhere", "{h:?}");
+    assert!(
+        h.message.contains("billing/billinggroup/g"),
+        "{}",
+        h.message
+    );
+    assert!(find(&r, "BillingGroup", "g").ready);
+    for op in ["UpdateBillingGroup", "TagResource", "UntagResource"] {
+        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
+    }
+    assert_eq!(
+        tags_of(emu, &g_arn).await["partnerbilling.io/owner"],
+        "billing/billinggroup/g"
+    );
+    dir.remove("h.yaml");
+
+    // A group made outside the operator (no owner tag) is refused until spec.adopt.
+    let bc = bc_client(emu).await;
+    let plan_arn = status(&r, "PricingPlan", "plan")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hand = bc
+        .create_billing_group()
+        .name("by-hand")
+        .primary_account_id(&ids[1])
+        .account_grouping(
+            aws_sdk_billingconductor::types::AccountGrouping::builder()
+                .linked_account_ids(&ids[1])
+                .build(),
+        )
+        .computation_preference(
+            aws_sdk_billingconductor::types::ComputationPreference::builder()
+                .pricing_plan_arn(&plan_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    dir.write(
+        "hand.yaml",
+        &group_yaml(
+            "by-hand",
+            &ids[1],
+            &format!("  accounts: [\"{}\"]\n", ids[2]),
+        ),
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let o = find(&r, "BillingGroup", "by-hand");
+    assert_eq!(o.reason, "AdoptionRequired", "{o:?}");
+    assert!(o.message.contains("spec.adopt: true"), "{}", o.message);
+    for op in ["AssociateAccounts", "UpdateBillingGroup", "TagResource"] {
+        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
+    }
+    // A custom line item on it waits rather than use a group its object refuses.
+    dir.write(
+        "fee.yaml",
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: CustomLineItem\nmetadata: {name: fee, namespace: billing}\nspec:\n  billingGroupRef: {name: by-hand}\n  description: fee\n  type: FEE\n  flat: {amount: 5}\n",
+    );
+    let r = apply(emu, &dir).await;
+    let fee = find(&r, "CustomLineItem", "fee");
+    assert_eq!(fee.reason, "DependencyNotReady", "{fee:?}");
+    assert_eq!(emu.count("billingconductor", "CreateCustomLineItem"), 0);
+
+    dir.write(
+        "hand.yaml",
+        &group_yaml(
+            "by-hand",
+            &ids[1],
+            &format!("  accounts: [\"{}\"]\n  adopt: true\n", ids[2]),
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    let o = find(&r, "BillingGroup", "by-hand");
+    assert!(o.ready, "{o:?}");
+    assert_eq!(status(&r, "BillingGroup", "by-hand")["arn"], hand.as_str());
+    assert_eq!(status(&r, "BillingGroup", "by-hand")["size"], 2);
+    assert_eq!(
+        tags_of(emu, &hand).await["partnerbilling.io/owner"],
+        "billing/billinggroup/by-hand"
+    );
+    assert!(find(&r, "CustomLineItem", "fee").ready);
+
+    // A custom line item and a pricing plan made outside the operator: the same.
+    let item = bc
+        .create_custom_line_item()
+        .name("hand-item")
+        .description("by hand")
+        .billing_group_arn(&g_arn)
+        .charge_details(
+            aws_sdk_billingconductor::types::CustomLineItemChargeDetails::builder()
+                .r#type(aws_sdk_billingconductor::types::CustomLineItemType::Fee)
+                .flat(
+                    aws_sdk_billingconductor::types::CustomLineItemFlatChargeDetails::builder()
+                        .charge_value(1.0)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    bc.create_pricing_plan()
+        .name("hand-plan")
+        .send()
+        .await
+        .unwrap();
+    dir.write(
+        "hand-item.yaml",
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: CustomLineItem\nmetadata: {name: hand-item, namespace: billing}\nspec:\n  billingGroupRef: {name: g}\n  description: now managed\n  type: FEE\n  flat: {amount: 1}\n",
+    );
+    dir.write(
+        "hand-plan.yaml",
+        &plan_yaml(
+            "hand-plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 1}\n",
+        ),
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    assert_eq!(
+        find(&r, "CustomLineItem", "hand-item").reason,
+        "AdoptionRequired"
+    );
+    assert_eq!(
+        find(&r, "PricingPlan", "hand-plan").reason,
+        "AdoptionRequired"
+    );
+    for op in [
+        "UpdateCustomLineItem",
+        "CreatePricingRule",
+        "AssociatePricingRules",
+        "UpdatePricingPlan",
+    ] {
+        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
+    }
+    assert!(
+        !tags_of(emu, &item)
+            .await
+            .contains_key("partnerbilling.io/owner")
+    );
 }
 
 struct OneCatalog {

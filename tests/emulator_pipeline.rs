@@ -378,6 +378,179 @@ async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legac
     assert_eq!(writes(emu), vec![], "second apply writes nothing");
 }
 
+#[tokio::test]
+async fn a_crawler_made_outside_the_operator_is_taken_over_only_with_adopt() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    emu.create_organization(&cfg, 0).await;
+    let glue = aws_sdk_glue::Client::new(&cfg);
+    glue.create_crawler()
+        .name("acme-cur-crawler")
+        .role("arn:aws:iam::123456789012:role/Someone")
+        .database_name("theirs")
+        .description("the data team's crawler")
+        .targets(
+            aws_sdk_glue::types::CrawlerTargets::builder()
+                .s3_targets(
+                    aws_sdk_glue::types::S3Target::builder()
+                        .path("s3://elsewhere/data/")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = Dir::new();
+    dir.write("payer.yaml", &payer(""));
+    let bucket = "    bucket: adopt-bucket\n    create: true\n";
+    dir.write("cur.yaml", &pipeline("adopt", "", bucket, true));
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let p = find(&r, "CurPipeline", "adopt");
+    assert!(!p.ready);
+    assert_eq!(p.reason, "AdoptionRequired", "{p:#?}");
+    assert!(
+        p.message.contains("crawler acme-cur-crawler") && p.message.contains("spec.adopt: true"),
+        "{}",
+        p.message
+    );
+    assert_eq!(writes(emu), vec![], "refused before anything was written");
+
+    // With spec.adopt the crawler is taken over: marked as this pipeline's and corrected.
+    dir.write(
+        "cur.yaml",
+        &pipeline("adopt", "", &format!("{bucket}  adopt: true\n"), true),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "CurPipeline", "adopt").ready, "{r:#?}");
+    let crawler = glue
+        .get_crawler()
+        .name("acme-cur-crawler")
+        .send()
+        .await
+        .unwrap()
+        .crawler
+        .unwrap();
+    assert_eq!(
+        crawler.description.as_deref(),
+        Some("Managed by partner-billing-operator (billing/curpipeline/adopt)")
+    );
+    assert_eq!(crawler.database_name.as_deref(), Some("acme_cur"));
+    // Another pipeline naming the same crawler is refused, adopt or not.
+    dir.write(
+        "other.yaml",
+        &pipeline(
+            "other",
+            "",
+            "    bucket: other-bucket\n    create: true\n  adopt: true\n",
+            true,
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    let o = find(&r, "CurPipeline", "other");
+    assert_eq!(o.reason, "OwnedElsewhere", "{o:#?}");
+    assert!(
+        o.message.contains("billing/curpipeline/adopt"),
+        "{}",
+        o.message
+    );
+    assert!(find(&r, "CurPipeline", "adopt").ready);
+}
+
+fn legacy(name: &str, export: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: CurPipeline\nmetadata: {{name: {name}, namespace: billing}}\nspec:\n  payerRef: {{name: acme}}\n  export: {{kind: LegacyCur, name: {export}}}\n  s3: {{bucket: legacy-shared, create: true}}\n  deletionPolicy: Delete\n{extra}"
+    )
+}
+
+async fn report_owner(emu: &common::Emulator, name: &str) -> Option<String> {
+    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    aws_sdk_costandusagereport::Client::new(&cfg)
+        .list_tags_for_resource()
+        .report_name(name)
+        .send()
+        .await
+        .unwrap()
+        .tags()
+        .iter()
+        .find(|t| t.key() == "partnerbilling.io/owner")
+        .map(|t| t.value().to_string())
+}
+
+#[tokio::test]
+async fn a_report_definition_owned_elsewhere_is_refused_and_never_deleted() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    emu.create_organization(&cfg, 0).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", &payer(""));
+    dir.write("a.yaml", &legacy("a", "shared-legacy", ""));
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "CurPipeline", "a").ready, "{r:#?}");
+    assert_eq!(
+        report_owner(emu, "shared-legacy").await.as_deref(),
+        Some("billing/curpipeline/a")
+    );
+
+    // A second pipeline with the same report name is refused, naming the owner.
+    dir.write("b.yaml", &legacy("b", "shared-legacy", "  adopt: true\n"));
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let b = find(&r, "CurPipeline", "b");
+    assert_eq!(b.reason, "OwnedElsewhere", "{b:#?}");
+    assert!(b.message.contains("billing/curpipeline/a"), "{}", b.message);
+    assert_eq!(emu.count("cur", "ModifyReportDefinition"), 0);
+    assert!(find(&r, "CurPipeline", "a").ready);
+
+    // Deleting b leaves a's report definition alone.
+    let manifests = filemode::load(&[dir.0.join("b.yaml"), dir.0.join("payer.yaml")], "billing")
+        .unwrap_or_else(|p| panic!("{p:?}"));
+    let d = filemode::delete(manifests, connector(emu), Duration::from_secs(20)).await;
+    assert!(find(&d, "CurPipeline", "b").ready, "{d:#?}");
+    assert_eq!(emu.count("cur", "DeleteReportDefinition"), 0);
+    dir.remove("b.yaml");
+
+    // One made outside the operator (no owner tag) needs spec.adopt, and is then tagged.
+    let cur = aws_sdk_costandusagereport::Client::new(&cfg);
+    use aws_sdk_costandusagereport::types as t;
+    cur.put_report_definition()
+        .report_definition(
+            t::ReportDefinition::builder()
+                .report_name("by-hand")
+                .time_unit(t::TimeUnit::Daily)
+                .format(t::ReportFormat::Parquet)
+                .compression(t::CompressionFormat::Parquet)
+                .set_additional_schema_elements(Some(vec![]))
+                .s3_bucket("legacy-shared")
+                .s3_prefix("cur")
+                .s3_region(t::AwsRegion::UsStandard)
+                .additional_artifacts(t::AdditionalArtifact::Athena)
+                .report_versioning(t::ReportVersioning::OverwriteReport)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    dir.write("hand.yaml", &legacy("hand", "by-hand", ""));
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let h = find(&r, "CurPipeline", "hand");
+    assert_eq!(h.reason, "AdoptionRequired", "{h:#?}");
+    assert_eq!(emu.count("cur", "ModifyReportDefinition"), 0);
+    assert_eq!(report_owner(emu, "by-hand").await, None);
+    dir.write("hand.yaml", &legacy("hand", "by-hand", "  adopt: true\n"));
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "CurPipeline", "hand").ready, "{r:#?}");
+    assert_eq!(
+        report_owner(emu, "by-hand").await.as_deref(),
+        Some("billing/curpipeline/hand")
+    );
+}
+
 /// Cost Explorer results for `months` (oldest first): three accounts, three services.
 fn seeded_costs(months: &[String], members: &[String]) -> Value {
     let month_rows = |i: usize| -> Vec<(String, &str, &str)> {

@@ -93,6 +93,13 @@ pub struct BillingGroupSpec {
     /// to the payer's default billing). Deleting a billing group is never done unasked.
     #[serde(default)]
     pub deletion_policy: GroupDeletionPolicy,
+    /// Take over a billing group of this name that already exists in AWS without the
+    /// `partnerbilling.io/owner` tag, i.e. made outside the operator: the tag is added and
+    /// the group is managed from then on. Without it such a group is refused
+    /// (`AdoptionRequired`). A group tagged as another object's is always refused
+    /// (`OwnedElsewhere`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// What deleting a BillingGroup object does in AWS.

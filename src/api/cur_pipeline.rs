@@ -69,6 +69,15 @@ pub struct CurPipelineSpec {
     /// deleted; the bucket, its policy and the delivered data are always kept).
     #[serde(default)]
     pub deletion_policy: PipelineDeletionPolicy,
+    /// Take over an export, report definition or Glue crawler of the names in this spec that
+    /// already exists in AWS but was made outside the operator (an export or crawler whose
+    /// description carries no operator marker, a report definition without the
+    /// `partnerbilling.io/owner` tag): it is marked as this object's and managed from then on.
+    /// Without it such an object is refused (`AdoptionRequired`). One marked as another
+    /// object's is always refused (`OwnedElsewhere`). An existing Glue database is used as it
+    /// is (several pipelines may share one) and is deleted only if this object created it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// The export itself.

@@ -85,6 +85,13 @@ pub struct CustomLineItemSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: BTreeMap<String, String>,
+    /// Take over a custom line item of this name that already exists in AWS without the
+    /// `partnerbilling.io/owner` tag, i.e. made outside the operator: the tag is added and
+    /// the item is managed from then on. Without it such an item is refused
+    /// (`AdoptionRequired`). An item tagged as another object's is always refused
+    /// (`OwnedElsewhere`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// A fee adds to the bill, a credit takes off.

@@ -53,6 +53,14 @@ pub struct PricingPlanSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: BTreeMap<String, String>,
+    /// Take over a pricing plan of this name (and pricing rules of the names this object
+    /// gives its rules) that already exists in AWS without the `partnerbilling.io/owner`
+    /// tag, i.e. made outside the operator: the tag is added and the plan is managed from
+    /// then on (its other rules stay associated). Without it such a plan is refused
+    /// (`AdoptionRequired`). A plan or rule tagged as another object's is always refused
+    /// (`OwnedElsewhere`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// One pricing rule.
@@ -202,7 +210,8 @@ pub struct PricingPlanStatus {
     /// ARN of each rule, by rule name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rule_arns: BTreeMap<String, String>,
-    /// Number of rules associated with the plan.
+    /// Number of pricing rules associated with the plan, as AWS reports it (rules
+    /// associated outside this object included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<i64>,
 }

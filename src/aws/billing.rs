@@ -119,18 +119,19 @@ pub struct BcCost {
     pub currency: String,
 }
 
-/// The Billing Conductor calls the operator makes. Lists return every page.
+/// The Billing Conductor calls the operator makes. Lists follow NextToken to the last page,
+/// asking for pages of [`PAGE`]; ARN filters go out in chunks of [`FILTER_ARNS`].
 #[async_trait]
 pub trait BillingApi: Send + Sync {
     async fn list_rules(&self) -> Result<Vec<BcRule>, Error>;
     async fn list_plans(&self) -> Result<Vec<BcPlan>, Error>;
     async fn list_plan_rule_arns(&self, plan_arn: &str) -> Result<Vec<String>, Error>;
-    /// Every group, or only those of `arns`.
+    /// Every group, or only those of `arns` (any number).
     async fn list_groups(&self, arns: Option<&[String]>) -> Result<Vec<BcGroup>, Error>;
     /// (account id, billing group ARN) of every associated account.
     async fn list_associations(&self) -> Result<Vec<(String, String)>, Error>;
     async fn list_items(&self, period: &str) -> Result<Vec<BcItem>, Error>;
-    /// Cost reports of every group in `period`, or only of the groups `arns`.
+    /// Cost reports of every group in `period`, or only of the groups `arns` (any number).
     async fn cost_reports(
         &self,
         period: &str,
@@ -187,12 +188,29 @@ where
     move |e| super::classify::classify("billingconductor", op, e)
 }
 
+/// Largest page the Billing Conductor list operations accept (`MaxResults` 1-100 in the
+/// model; ListAccountAssociations takes none).
+pub const PAGE: i32 = 100;
+
+/// At most this many ARNs in one `Filters.Arns` / `Filters.BillingGroupArns` of
+/// ListBillingGroups and ListBillingGroupCostReports.
+pub const FILTER_ARNS: usize = 100;
+
 fn s(v: Option<&str>) -> String {
     v.unwrap_or_default().to_string()
 }
 
 fn o(v: Option<&str>) -> Option<String> {
     v.map(str::to_string)
+}
+
+/// The `Filters` ARN lists for `arns`: no filter at all (every object) for `None`, else
+/// chunks of at most [`FILTER_ARNS`]; an empty list asks for nothing. Pure.
+pub fn arn_filters(arns: Option<&[String]>) -> Vec<Option<&[String]>> {
+    match arns {
+        None => vec![None],
+        Some(a) => a.chunks(FILTER_ARNS).map(Some).collect(),
+    }
 }
 
 fn build_err(e: impl std::fmt::Display) -> Error {
@@ -237,7 +255,11 @@ fn charge(item: &NewItem) -> Result<types::CustomLineItemChargeDetails, Error> {
 #[async_trait]
 impl BillingApi for aws_sdk_billingconductor::Client {
     async fn list_rules(&self) -> Result<Vec<BcRule>, Error> {
-        let mut pages = self.list_pricing_rules().into_paginator().send();
+        let mut pages = self
+            .list_pricing_rules()
+            .into_paginator()
+            .page_size(PAGE)
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             for r in page.map_err(err("ListPricingRules"))?.pricing_rules() {
@@ -269,7 +291,11 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn list_plans(&self) -> Result<Vec<BcPlan>, Error> {
-        let mut pages = self.list_pricing_plans().into_paginator().send();
+        let mut pages = self
+            .list_pricing_plans()
+            .into_paginator()
+            .page_size(PAGE)
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             for p in page.map_err(err("ListPricingPlans"))?.pricing_plans() {
@@ -289,6 +315,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .list_pricing_rules_associated_to_pricing_plan()
             .pricing_plan_arn(plan_arn)
             .into_paginator()
+            .page_size(PAGE)
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
@@ -303,36 +330,39 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn list_groups(&self, arns: Option<&[String]>) -> Result<Vec<BcGroup>, Error> {
-        let filter = arns.map(|a| {
-            aws_sdk_billingconductor::types::ListBillingGroupsFilter::builder()
-                .set_arns(Some(a.to_vec()))
-                .build()
-        });
-        let mut pages = self
-            .list_billing_groups()
-            .set_filters(filter)
-            .into_paginator()
-            .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            for g in page.map_err(err("ListBillingGroups"))?.billing_groups() {
-                out.push(BcGroup {
-                    arn: s(g.arn()),
-                    name: s(g.name()),
-                    description: s(g.description()),
-                    primary_account_id: s(g.primary_account_id()),
-                    plan_arn: s(g.computation_preference().map(|c| c.pricing_plan_arn())),
-                    size: g.size(),
-                    status: g
-                        .status()
-                        .map(|x| x.as_str().to_string())
-                        .unwrap_or_default(),
-                    status_reason: o(g.status_reason()),
-                    auto_associate: g
-                        .account_grouping()
-                        .and_then(|a| a.auto_associate())
-                        .unwrap_or(false),
-                });
+        for filter in arn_filters(arns) {
+            let filter = filter.map(|a| {
+                types::ListBillingGroupsFilter::builder()
+                    .set_arns(Some(a.to_vec()))
+                    .build()
+            });
+            let mut pages = self
+                .list_billing_groups()
+                .set_filters(filter)
+                .into_paginator()
+                .page_size(PAGE)
+                .send();
+            while let Some(page) = pages.next().await {
+                for g in page.map_err(err("ListBillingGroups"))?.billing_groups() {
+                    out.push(BcGroup {
+                        arn: s(g.arn()),
+                        name: s(g.name()),
+                        description: s(g.description()),
+                        primary_account_id: s(g.primary_account_id()),
+                        plan_arn: s(g.computation_preference().map(|c| c.pricing_plan_arn())),
+                        size: g.size(),
+                        status: g
+                            .status()
+                            .map(|x| x.as_str().to_string())
+                            .unwrap_or_default(),
+                        status_reason: o(g.status_reason()),
+                        auto_associate: g
+                            .account_grouping()
+                            .and_then(|a| a.auto_associate())
+                            .unwrap_or(false),
+                    });
+                }
             }
         }
         Ok(out)
@@ -359,6 +389,7 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .list_custom_line_items()
             .billing_period(period)
             .into_paginator()
+            .page_size(PAGE)
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
@@ -389,31 +420,34 @@ impl BillingApi for aws_sdk_billingconductor::Client {
         period: &str,
         arns: Option<&[String]>,
     ) -> Result<Vec<BcCost>, Error> {
-        let filter = arns.map(|a| {
-            aws_sdk_billingconductor::types::ListBillingGroupCostReportsFilter::builder()
-                .set_billing_group_arns(Some(a.to_vec()))
-                .build()
-        });
-        let mut pages = self
-            .list_billing_group_cost_reports()
-            .billing_period(period)
-            .set_filters(filter)
-            .into_paginator()
-            .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            for r in page
-                .map_err(err("ListBillingGroupCostReports"))?
-                .billing_group_cost_reports()
-            {
-                out.push(BcCost {
-                    arn: s(r.arn()),
-                    aws_cost: s(r.aws_cost()),
-                    proforma_cost: s(r.proforma_cost()),
-                    margin: s(r.margin()),
-                    margin_percentage: s(r.margin_percentage()),
-                    currency: s(r.currency()),
-                });
+        for filter in arn_filters(arns) {
+            let filter = filter.map(|a| {
+                types::ListBillingGroupCostReportsFilter::builder()
+                    .set_billing_group_arns(Some(a.to_vec()))
+                    .build()
+            });
+            let mut pages = self
+                .list_billing_group_cost_reports()
+                .billing_period(period)
+                .set_filters(filter)
+                .into_paginator()
+                .page_size(PAGE)
+                .send();
+            while let Some(page) = pages.next().await {
+                for r in page
+                    .map_err(err("ListBillingGroupCostReports"))?
+                    .billing_group_cost_reports()
+                {
+                    out.push(BcCost {
+                        arn: s(r.arn()),
+                        aws_cost: s(r.aws_cost()),
+                        proforma_cost: s(r.proforma_cost()),
+                        margin: s(r.margin()),
+                        margin_percentage: s(r.margin_percentage()),
+                        currency: s(r.currency()),
+                    });
+                }
             }
         }
         Ok(out)
@@ -748,5 +782,25 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .map_err(err("UntagResource"))?;
         crate::after_write!("billingconductor:UntagResource");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arn_filters_stay_within_the_model_limit() {
+        let arns: Vec<String> = (0..250).map(|i| format!("arn-{i}")).collect();
+        let chunks = arn_filters(Some(&arns));
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|c| c.map_or(0, <[String]>::len))
+                .collect::<Vec<_>>(),
+            vec![100, 100, 50]
+        );
+        assert_eq!(arn_filters(None), vec![None]);
+        assert!(arn_filters(Some(&[])).is_empty());
     }
 }

@@ -363,6 +363,12 @@ impl super::pipeline::PipelineApi for FakeAws {
     async fn find_report(&self, _: &str) -> Result<Option<super::pipeline::ReportDef>, Error> {
         Err(self.unsupported("DescribeReportDefinitions"))
     }
+    async fn report_tags(&self, _: &str) -> Result<Tags, Error> {
+        Err(self.unsupported("ListTagsForResource"))
+    }
+    async fn tag_report(&self, _: &str, _: &Tags) -> Result<(), Error> {
+        Err(self.unsupported("TagResource"))
+    }
     async fn put_report(&self, _: &super::pipeline::ReportDef, _: &Tags) -> Result<(), Error> {
         Err(self.unsupported("PutReportDefinition"))
     }

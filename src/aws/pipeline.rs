@@ -125,6 +125,11 @@ pub trait PipelineApi: Send + Sync {
     async fn delete_export(&self, arn: &str) -> Result<(), Error>;
 
     async fn find_report(&self, name: &str) -> Result<Option<ReportDef>, Error>;
+    /// The tags of report definition `name` (ListTagsForResource by report name; the
+    /// definition has no description to carry an ownership marker).
+    async fn report_tags(&self, name: &str) -> Result<Tags, Error>;
+    /// Add `tags` to report definition `name` (TagResource), when a pipeline adopts it.
+    async fn tag_report(&self, name: &str, tags: &Tags) -> Result<(), Error>;
     async fn put_report(&self, def: &ReportDef, tags: &Tags) -> Result<(), Error>;
     async fn modify_report(&self, def: &ReportDef) -> Result<(), Error>;
     async fn delete_report(&self, name: &str) -> Result<(), Error>;
@@ -229,6 +234,10 @@ fn to_rfc3339(t: &aws_smithy_types::DateTime) -> Option<String> {
 
 const CUR_TABLE: &str = "COST_AND_USAGE_REPORT";
 
+/// Largest page of ListExports (`MaxResults` 1-300 in the model). DescribeReportDefinitions
+/// is left at its only allowed page size (5).
+const EXPORTS_PAGE: i32 = 300;
+
 #[async_trait]
 impl PipelineApi for SdkPipeline {
     async fn bucket_exists(&self, region: &str, bucket: &str) -> Result<bool, Error> {
@@ -322,7 +331,12 @@ impl PipelineApi for SdkPipeline {
     }
 
     async fn find_export(&self, name: &str) -> Result<Option<ExportInfo>, Error> {
-        let mut pages = self.exports.list_exports().into_paginator().send();
+        let mut pages = self
+            .exports
+            .list_exports()
+            .into_paginator()
+            .page_size(EXPORTS_PAGE)
+            .send();
         let mut arn = None;
         while let Some(page) = pages.next().await {
             let page = page.map_err(on("bcm-data-exports", "ListExports").err())?;
@@ -464,6 +478,38 @@ impl PipelineApi for SdkPipeline {
             }
         }
         Ok(None)
+    }
+
+    async fn report_tags(&self, name: &str) -> Result<Tags, Error> {
+        let out = self
+            .cur
+            .list_tags_for_resource()
+            .report_name(name)
+            .send()
+            .await
+            .map_err(on("cur", "ListTagsForResource").err())?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
+    async fn tag_report(&self, name: &str, tags: &Tags) -> Result<(), Error> {
+        let mut call = self.cur.tag_resource().report_name(name);
+        for (k, v) in tags {
+            call = call.tags(
+                aws_sdk_costandusagereport::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(build_err)?,
+            );
+        }
+        call.send().await.map_err(on("cur", "TagResource").err())?;
+        // No failpoint: this only adopts, and a crash right after it leaves the owner tag,
+        // which the next run reads as this pipeline's (nothing else to recover).
+        Ok(())
     }
 
     async fn put_report(&self, def: &ReportDef, tags: &Tags) -> Result<(), Error> {

@@ -20,7 +20,8 @@ use crate::money::Amount;
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
 use super::pricing_plan::{
-    BATCH, billing_snapshot, client_token, converge_billing_tags, record_billing,
+    BATCH, Claimant, Found, REFUSED_RETRY, billing_snapshot, claim_billing_object, client_token,
+    deletable, record_billing, refusal,
 };
 use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
@@ -236,6 +237,20 @@ async fn apply(
                 DEPENDENCY_RETRY,
             )
         })?;
+    if let Some(c) = plan_obj
+        .status
+        .as_ref()
+        .and_then(|s| refusal(&s.conditions))
+    {
+        return Err(Error::waiting(
+            "DependencyNotReady",
+            format!(
+                "PricingPlan {namespace}/{} refuses the plan of its name in AWS: {}",
+                obj.spec.pricing_plan_ref.name, c.message
+            ),
+            REFUSED_RETRY,
+        ));
+    }
     let plan_arn = snapshot
         .plan_named(&plan_obj.plan_name())
         .map(|p| p.arn.clone())
@@ -301,13 +316,32 @@ async fn apply(
     }
 
     let description = obj.spec.description.clone().unwrap_or_default();
-    let tags = with_owner(
-        &obj.spec.tags,
-        &owner_value(&namespace, "BillingGroup", &obj.name_any()),
-    );
+    let owner = owner_value(&namespace, "BillingGroup", &obj.name_any());
+    let tags = with_owner(&obj.spec.tags, &owner);
     let mut arn = snapshot.group_named(&name).map(|g| g.arn.clone());
-    let mut just_created = false;
     if let Some(g) = arn.as_deref().and_then(|a| snapshot.group(a)).cloned() {
+        // Before anything else is written to it: a group another resource owns is refused.
+        claim_billing_object(
+            &conn,
+            &Found {
+                arn: &g.arn,
+                what: format!("billing group {name}"),
+                status_arn: status.arn.as_deref(),
+            },
+            &Claimant {
+                owner: &owner,
+                adopt: obj.spec.adopt,
+                name_field: "spec.groupName",
+            },
+            &tags,
+            status.observed_generation != obj.metadata.generation,
+            &mut status.tags_checked_at,
+            &uid,
+            now,
+            plan_only,
+            changes,
+        )
+        .await?;
         if g.primary_account_id != primary {
             return Err(Error::terminal(
                 "PrimaryAccountMismatch",
@@ -435,7 +469,7 @@ async fn apply(
             });
         }
         arn = Some(created);
-        just_created = true;
+        status.tags_checked_at = Some(now.to_string());
     } else if let Some(group_arn) = &arn {
         if !plan.associate.is_empty() {
             changes.push(change(
@@ -467,22 +501,6 @@ async fn apply(
         }
     }
     let group_arn = arn.clone().unwrap_or_default();
-    if just_created {
-        status.tags_checked_at = Some(now.to_string());
-    } else {
-        converge_billing_tags(
-            &conn,
-            &group_arn,
-            &tags,
-            status.observed_generation != obj.metadata.generation,
-            &mut status.tags_checked_at,
-            &uid,
-            now,
-            plan_only,
-            changes,
-        )
-        .await?;
-    }
 
     // Conflicts, on both sides: accounts this group wants that another holds, and accounts
     // it holds that another group (same namespace) wants.
@@ -671,6 +689,15 @@ async fn delete(
             format!("billing group {name} does not exist in AWS"),
         ));
     };
+    let found = Found {
+        arn: &group.arn,
+        what: format!("billing group {name}"),
+        status_arn: obj.status.as_ref().and_then(|s| s.arn.as_deref()),
+    };
+    let owner = owner_value(&namespace, "BillingGroup", &obj.name_any());
+    if let Some(why) = deletable(&conn, &found, &owner).await? {
+        return Ok(Verdict::ready("Released", why));
+    }
     let bc = conn.billing.as_ref();
     for item in snapshot.items.iter().filter(|i| i.group_arn == group.arn) {
         changes.push(change(

@@ -2,13 +2,14 @@
 //! bucket policy (other statements are never touched), the export (BCM Data Exports) or
 //! legacy report definition, and the Glue database and crawler. Each is found again by its
 //! natural key (bucket, export or report name, database and crawler name); exports, databases
-//! and crawlers carry an ownership marker in their description, so a pipeline never adopts or
-//! deletes another pipeline's objects.
+//! and crawlers carry an ownership marker in their description, report definitions (which
+//! have no description) the owner tag, so a pipeline never adopts or deletes another
+//! pipeline's objects, and takes over one made outside the operator only with `spec.adopt`.
 
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use crate::api::common::{owner_value, with_owner};
+use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::cur_pipeline::{CrawlStatus, ExportKind, PipelineDeletionPolicy};
 use crate::api::{CurPipeline, CurPipelineStatus};
@@ -17,6 +18,7 @@ use crate::error::Error;
 use crate::time::older_than;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
+use super::pricing_plan::{Claim, Claimant, claim};
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type: AWS has delivered files.
@@ -83,25 +85,37 @@ pub fn owner_marker(namespace: &str, name: &str) -> String {
     )
 }
 
-/// Whether a description was written by some pipeline, and by this one.
-/// Refuse to adopt an object another pipeline manages: its description carries another
-/// pipeline's marker. Objects made by hand (no marker) are adopted.
-fn refuse_foreign(
+/// Check an export or crawler found by name against the marker in its description: this
+/// pipeline's marker is fine; another pipeline's is refused (`OwnedElsewhere`); none (made
+/// outside the operator) is refused (`AdoptionRequired`) unless `adopt`, and then the
+/// description is rewritten to this pipeline's marker by the drift correction. Pure.
+pub fn claim_marked(
     description: &str,
     marker: &str,
-    reason: &'static str,
+    adopt: bool,
     what: &str,
     field: &str,
 ) -> Result<(), Error> {
-    if description.contains("Managed by partner-billing-operator (") && description != marker {
+    if description == marker {
+        return Ok(());
+    }
+    if description.contains("Managed by partner-billing-operator (") {
         return Err(Error::terminal(
-            reason,
+            "OwnedElsewhere",
             format!(
-                "{what} belongs to another CurPipeline ({description}); choose another {field}"
+                "{what} is managed by another CurPipeline ({description}); choose another {field}"
             ),
         ));
     }
-    Ok(())
+    if adopt {
+        return Ok(());
+    }
+    Err(Error::terminal(
+        "AdoptionRequired",
+        format!(
+            "{what} already exists in AWS and was made outside this operator (its description carries no operator marker); set spec.adopt: true to manage it from now on, or choose another {field}"
+        ),
+    ))
 }
 
 /// The export as one of the two kinds.
@@ -419,14 +433,71 @@ async fn apply(
     let view = billing_view(obj, ctx, &account)?;
     let want = desired(obj, &account, view.clone());
     let api = conn.pipeline.clone();
-    let tags = with_owner(
-        &obj.spec.tags,
-        &owner_value(&namespace, "CurPipeline", &obj.name_any()),
-    );
+    let owner = owner_value(&namespace, "CurPipeline", &obj.name_any());
+    let tags = with_owner(&obj.spec.tags, &owner);
     let marker = owner_marker(&namespace, &obj.name_any());
     status.bucket = Some(want.bucket.clone());
     status.data_path = Some(want.data_path.clone());
     status.billing_view_arn = view;
+
+    // What exists under the spec's names, checked before anything is written: an export,
+    // report definition or crawler another pipeline owns (or, without spec.adopt, one made
+    // outside the operator) stops the pipeline here.
+    let found_export = match &want.export {
+        DesiredExport::DataExport(def) => {
+            let found = api.find_export(&def.name).await?;
+            if let Some(f) = &found {
+                claim_marked(
+                    &f.def.description,
+                    &marker,
+                    obj.spec.adopt,
+                    &format!("export {}", def.name),
+                    "spec.export.name",
+                )?;
+            }
+            found
+        }
+        DesiredExport::LegacyCur(_) => None,
+    };
+    // A report definition has no description: its owner tag says whose it is. It is read
+    // when the status does not show the definition as this pipeline's yet.
+    let mut adopt_report = false;
+    let found_report = match &want.export {
+        DesiredExport::LegacyCur(def) => {
+            let found = api.find_report(&def.name).await?;
+            if found.is_some() && status.export_arn.as_deref() != Some(def.name.as_str()) {
+                let current = api.report_tags(&def.name).await?;
+                let claimant = Claimant {
+                    owner: &owner,
+                    adopt: obj.spec.adopt,
+                    name_field: "spec.export.name",
+                };
+                adopt_report = claim(
+                    &current,
+                    &claimant,
+                    &format!("report definition {}", def.name),
+                )? == Claim::Adopt;
+            }
+            found
+        }
+        DesiredExport::DataExport(_) => None,
+    };
+    let found_crawler = match &want.crawler {
+        Some(crawler) => {
+            let found = api.crawler(&want.region, &crawler.name).await?;
+            if let Some(f) = &found {
+                claim_marked(
+                    &f.def.description,
+                    &marker,
+                    obj.spec.adopt,
+                    &format!("crawler {}", crawler.name),
+                    "spec.glue.name",
+                )?;
+            }
+            found
+        }
+        None => None,
+    };
 
     // The bucket.
     let mut bucket_ready = api.bucket_exists(&want.region, &want.bucket).await?;
@@ -481,7 +552,7 @@ async fn apply(
 
     // The export or report definition.
     match &want.export {
-        DesiredExport::DataExport(def) => match api.find_export(&def.name).await? {
+        DesiredExport::DataExport(def) => match found_export {
             None => {
                 changes.push(change(
                     ChangeAction::Create,
@@ -496,13 +567,6 @@ async fn apply(
                 }
             }
             Some(found) => {
-                refuse_foreign(
-                    &found.def.description,
-                    &marker,
-                    "ExportNameTaken",
-                    &format!("export {}", def.name),
-                    "spec.export.name",
-                )?;
                 if &found.def != def {
                     changes.push(change(
                         ChangeAction::Update,
@@ -518,7 +582,7 @@ async fn apply(
                 status.export_health_reason = found.health_reason.clone();
             }
         },
-        DesiredExport::LegacyCur(def) => match api.find_report(&def.name).await? {
+        DesiredExport::LegacyCur(def) => match found_report {
             None => {
                 changes.push(change(
                     ChangeAction::Create,
@@ -532,6 +596,16 @@ async fn apply(
                 }
             }
             Some(found) => {
+                if adopt_report {
+                    changes.push(change(
+                        ChangeAction::Update,
+                        format!("cur-report/{}", def.name),
+                        format!("adopt: add the {OWNER_TAG} tag"),
+                    ));
+                    if !plan_only {
+                        api.tag_report(&def.name, &tags).await?;
+                    }
+                }
                 if &found != def {
                     changes.push(change(
                         ChangeAction::Update,
@@ -571,7 +645,7 @@ async fn apply(
         status.glue_database = None;
     }
     if let Some(crawler) = &want.crawler {
-        match api.crawler(&want.region, &crawler.name).await? {
+        match found_crawler {
             None => {
                 changes.push(change(
                     ChangeAction::Create,
@@ -584,13 +658,6 @@ async fn apply(
                 }
             }
             Some(found) => {
-                refuse_foreign(
-                    &found.def.description,
-                    &marker,
-                    "CrawlerNameTaken",
-                    &format!("crawler {}", crawler.name),
-                    "spec.glue.name",
-                )?;
                 if &found.def != crawler {
                     changes.push(change(
                         ChangeAction::Update,
@@ -762,7 +829,8 @@ fn describe_crawler_drift(have: &CrawlerDef, want: &CrawlerDef) -> String {
 
 /// Delete a CurPipeline object: with `deletionPolicy: Delete` the export (or report
 /// definition), the crawler and the database go, when they carry this pipeline's marker;
-/// the bucket, its policy and its data always stay.
+/// the bucket, its policy and its data always stay. A report definition goes when its
+/// owner tag names this pipeline.
 pub async fn cleanup(
     obj: &CurPipeline,
     ctx: &ReconcileContext,
@@ -826,7 +894,13 @@ async fn delete(
             }
         }
         ExportKind::LegacyCur => {
-            if api.find_report(&name).await?.is_some() {
+            let claimed =
+                obj.status.as_ref().and_then(|s| s.export_arn.as_deref()) == Some(name.as_str());
+            if api.find_report(&name).await?.is_some()
+                && (claimed
+                    || api.report_tags(&name).await?.get(OWNER_TAG)
+                        == Some(&owner_value(&namespace, "CurPipeline", &obj.name_any())))
+            {
                 changes.push(change(
                     ChangeAction::Delete,
                     format!("cur-report/{name}"),
@@ -858,9 +932,17 @@ async fn delete(
             api.delete_database(&region, &glue.database).await?;
         }
     }
+    let deleted: Vec<&str> = changes.iter().map(|c| c.target.as_str()).collect();
     Ok(Verdict::ready(
         "Deleted",
-        "export, crawler and database deleted; the bucket and its data are kept",
+        if deleted.is_empty() {
+            "nothing of this pipeline's was in AWS (objects of its names that others own are left alone); the bucket and its data are kept".to_string()
+        } else {
+            format!(
+                "deleted {}; the bucket and its data are kept",
+                deleted.join(", ")
+            )
+        },
     ))
 }
 
@@ -934,6 +1016,30 @@ mod tests {
             l["Action"],
             json!(["s3:GetBucketAcl", "s3:GetBucketPolicy", "s3:PutObject"])
         );
+    }
+
+    #[test]
+    fn exports_and_crawlers_are_claimed_by_their_marker() {
+        let ours = owner_marker("acme", "main");
+        assert!(claim_marked(&ours, &ours, false, "export x", "spec.export.name").is_ok());
+        let e = claim_marked(
+            &owner_marker("acme", "other"),
+            &ours,
+            true,
+            "export x",
+            "spec.export.name",
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "OwnedElsewhere");
+        assert!(e.to_string().contains("acme/curpipeline/other"), "{e}");
+        let e =
+            claim_marked("made by hand", &ours, false, "crawler c", "spec.glue.name").unwrap_err();
+        assert_eq!(e.reason(), "AdoptionRequired");
+        assert!(
+            e.to_string().contains("spec.adopt: true") && e.to_string().contains("spec.glue.name"),
+            "{e}"
+        );
+        assert!(claim_marked("", &ours, true, "crawler c", "spec.glue.name").is_ok());
     }
 
     fn pipeline(yaml: &str) -> CurPipeline {

@@ -12,7 +12,10 @@ use crate::aws::billing::{BcItem, NewItem};
 use crate::error::Error;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{billing_snapshot, client_token, converge_billing_tags};
+use super::pricing_plan::{
+    Claimant, Found, REFUSED_RETRY, billing_snapshot, claim_billing_object, client_token,
+    deletable, refusal,
+};
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Where an item's period range stands against the open periods. Pure.
@@ -103,6 +106,20 @@ async fn apply(
                 DEPENDENCY_RETRY,
             )
         })?;
+    if let Some(c) = group_obj
+        .status
+        .as_ref()
+        .and_then(|s| refusal(&s.conditions))
+    {
+        return Err(Error::waiting(
+            "DependencyNotReady",
+            format!(
+                "BillingGroup {namespace}/{} refuses the group of its name in AWS: {}",
+                obj.spec.billing_group_ref.name, c.message
+            ),
+            REFUSED_RETRY,
+        ));
+    }
     let (key, _payer, conn) = payer_connection(&namespace, &group_obj.spec.payer_ref, ctx).await?;
     let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
     let group = snapshot
@@ -119,6 +136,7 @@ async fn apply(
             )
         })?;
     let name = obj.item_name();
+    let owner = owner_value(&namespace, "CustomLineItem", &obj.name_any());
     let existing = snapshot.item_named(&name).cloned();
     let (current, previous) = (
         snapshot.current_period.clone(),
@@ -199,10 +217,7 @@ async fn apply(
         account_id: obj.spec.account_id.clone(),
         computation_rule: obj.spec.computation_rule.map(|c| c.as_str().to_string()),
         exclude_savings_plan_negation: obj.spec.exclude_savings_plan_negation.unwrap_or(false),
-        tags: with_owner(
-            &obj.spec.tags,
-            &owner_value(&namespace, "CustomLineItem", &obj.name_any()),
-        ),
+        tags: with_owner(&obj.spec.tags, &owner),
     };
     let bc = conn.billing.as_ref();
     let verb = if obj.spec.type_ == ChargeType::Fee {
@@ -246,6 +261,29 @@ async fn apply(
             status.start_period = Some(start.clone());
         }
         Some(have) => {
+            // Before anything else is written to it: an item another resource owns is
+            // refused.
+            claim_billing_object(
+                &conn,
+                &Found {
+                    arn: &have.arn,
+                    what: format!("custom line item {name}"),
+                    status_arn: status.arn.as_deref(),
+                },
+                &Claimant {
+                    owner: &owner,
+                    adopt: obj.spec.adopt,
+                    name_field: "spec.itemName",
+                },
+                &want.tags,
+                status.observed_generation != obj.metadata.generation,
+                &mut status.tags_checked_at,
+                &uid,
+                now,
+                plan_only,
+                changes,
+            )
+            .await?;
             if differs(&have, &want) {
                 changes.push(change(
                     ChangeAction::Update,
@@ -262,18 +300,6 @@ async fn apply(
                         .update(&key, Arc::new(move |s| s.put_item(&item)));
                 }
             }
-            converge_billing_tags(
-                &conn,
-                &have.arn,
-                &want.tags,
-                status.observed_generation != obj.metadata.generation,
-                &mut status.tags_checked_at,
-                &uid,
-                now,
-                plan_only,
-                changes,
-            )
-            .await?;
             status.arn = Some(have.arn.clone());
             if status.start_period.is_none() {
                 status.start_period = Some(start.clone());
@@ -348,6 +374,15 @@ async fn delete(
             format!("custom line item {name} is not in the current period; nothing to delete"),
         ));
     };
+    let found = Found {
+        arn: &item.arn,
+        what: format!("custom line item {name}"),
+        status_arn: obj.status.as_ref().and_then(|s| s.arn.as_deref()),
+    };
+    let owner = owner_value(&namespace, "CustomLineItem", &obj.name_any());
+    if let Some(why) = deletable(&conn, &found, &owner).await? {
+        return Ok(Verdict::ready("Released", why));
+    }
     changes.push(change(
         ChangeAction::Delete,
         format!("custom line item {name}"),

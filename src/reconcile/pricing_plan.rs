@@ -2,17 +2,26 @@
 //! fields AWS cannot update), the plan, and the associations in batches of 30. A change to
 //! such a field replaces the rule: the new one is created and associated before the old one
 //! is disassociated and deleted, so the plan is never without it.
+//!
+//! Ownership: the plan and its rules carry the owner tag of the PricingPlan object. A plan or
+//! rule found by name that another resource owns is refused (`OwnedElsewhere`), one without
+//! the tag only with `spec.adopt` (`AdoptionRequired`). Only rules named like this plan's and
+//! carrying its owner tag are ever retired. The shared helpers for the other Billing
+//! Conductor kinds (ClientTokens, claiming an object found by name, tag convergence) live
+//! here too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kube::ResourceExt;
 
-use crate::api::common::{owner_value, with_owner};
+use crate::api::common::{OWNER_TAG, owner_value, with_owner};
+use crate::api::conditions::{Condition, ConditionStatus, READY, find};
 use crate::api::pricing_plan::PricingRule;
 use crate::api::{PricingPlan, PricingPlanStatus};
 use crate::aws::Connection;
 use crate::aws::billing::{BcRule, NewRule};
+use crate::aws::organizations::Tags;
 use crate::error::Error;
 
 use super::billing_snapshot::BillingSnapshot;
@@ -82,6 +91,131 @@ fn needs_update(have: &BcRule, want: &NewRule) -> bool {
         || (want.free_tier.is_some() && have.free_tier != want.free_tier)
 }
 
+/// Whether `name` has the shape of the AWS name of a rule of plan `plan_name`:
+/// `<plan>.<entry>.<6 hex digits>` (see [`rule_aws_name`]). Entries may contain dots, so the
+/// rules of plan `std.gold` also have the shape of rules of plan `std`: only the owner tag
+/// tells them apart. Pure.
+pub fn has_rule_name_of(plan_name: &str, name: &str) -> bool {
+    let prefix: String = plan_name.chars().take(50).collect::<String>() + ".";
+    let Some(rest) = name.strip_prefix(&prefix) else {
+        return false;
+    };
+    let Some((entry, hash)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    hash.len() == 6
+        && hash
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        && (1..=64).contains(&entry.len())
+        && entry
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=.@-".contains(c))
+}
+
+/// Owner tag of each rule whose tags were read (`None`: the rule has no owner tag), by ARN.
+pub type RuleOwners = BTreeMap<String, Option<String>>;
+
+/// Plan ARNs each rule ARN is associated with. Pure.
+fn plans_of(snapshot: &BillingSnapshot) -> BTreeMap<&str, BTreeSet<&str>> {
+    let mut out: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (plan, rules) in &snapshot.plan_rules {
+        for r in rules {
+            out.entry(r.as_str()).or_default().insert(plan.as_str());
+        }
+    }
+    out
+}
+
+/// Rules whose owner tag must be read before planning (ARNs): rules named like this plan's
+/// that an entry wants but that are not associated with the plan (left by an interrupted
+/// run, or another resource's rule of the same name), and rules named like this plan's that
+/// no entry wants and that are associated with this plan or with no plan at all (candidates
+/// for retirement). Rules associated only with other plans belong to those plans and are
+/// not read. In a converged payer this is empty. Pure.
+pub fn rules_to_inspect(
+    plan_name: &str,
+    wanted: &BTreeSet<String>,
+    plan_arn: Option<&str>,
+    snapshot: &BillingSnapshot,
+) -> Vec<String> {
+    let plans = plans_of(snapshot);
+    snapshot
+        .rules
+        .iter()
+        .filter(|r| has_rule_name_of(plan_name, &r.name))
+        .filter(|r| {
+            let associated = plans.get(r.arn.as_str());
+            let in_this = plan_arn.is_some_and(|p| associated.is_some_and(|a| a.contains(p)));
+            let elsewhere = associated.is_some_and(|a| a.iter().any(|p| Some(*p) != plan_arn));
+            if wanted.contains(&r.name) {
+                !in_this
+            } else {
+                !elsewhere
+            }
+        })
+        .map(|r| r.arn.clone())
+        .collect()
+}
+
+/// Who a Billing Conductor object found by name in AWS belongs to, for messages and the
+/// ownership check.
+#[derive(Clone, Debug)]
+pub struct Claimant<'a> {
+    /// Owner tag value of this resource (`<namespace>/<kind>/<name>`).
+    pub owner: &'a str,
+    /// `spec.adopt`: an object without owner tag may be taken over.
+    pub adopt: bool,
+    /// The spec field that names the object in AWS, for "choose another ...".
+    pub name_field: &'a str,
+}
+
+/// How an object found by name relates to this resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// It carries this resource's owner tag.
+    Ours,
+    /// It carries no owner tag and `spec.adopt` is set: it is taken over (tagged).
+    Adopt,
+}
+
+/// Judge an object's tags: this resource's owner tag, another resource's (`OwnedElsewhere`,
+/// naming it), or none (`AdoptionRequired` unless `spec.adopt`). `what` names the object in
+/// messages. Pure.
+pub fn claim(tags: &Tags, claimant: &Claimant<'_>, what: &str) -> Result<Claim, Error> {
+    match tags.get(OWNER_TAG) {
+        Some(o) if o == claimant.owner => Ok(Claim::Ours),
+        Some(other) => Err(Error::terminal(
+            "OwnedElsewhere",
+            format!(
+                "{what} is managed by {other} (tag {OWNER_TAG}); give this object another {} or remove that one",
+                claimant.name_field
+            ),
+        )),
+        None if claimant.adopt => Ok(Claim::Adopt),
+        None => Err(Error::terminal(
+            "AdoptionRequired",
+            format!(
+                "{what} already exists in AWS without the {OWNER_TAG} tag (it was made outside this operator); set spec.adopt: true to manage it from now on, or choose another {}",
+                claimant.name_field
+            ),
+        )),
+    }
+}
+
+/// How soon an object looks again at a dependency that refuses its AWS object: a person has
+/// to act first (rename, remove, or set `spec.adopt`).
+pub const REFUSED_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The condition with which a Billing Conductor resource refuses the object of its name in
+/// AWS (`OwnedElsewhere`, `AdoptionRequired`), if it does: objects that depend on it must not
+/// use that object. Pure.
+pub fn refusal(conditions: &[Condition]) -> Option<&Condition> {
+    find(conditions, READY)
+        .filter(|c| c.status == ConditionStatus::False)
+        .filter(|c| c.reason == "OwnedElsewhere" || c.reason == "AdoptionRequired")
+}
+
 /// One step of the plan.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PlanStep {
@@ -96,6 +230,10 @@ pub enum PlanStep {
         arn: String,
         rule: NewRule,
     },
+    /// Take over rules of the wanted names that carry no owner tag (`spec.adopt`): tag them.
+    AdoptRules {
+        rules: Vec<(String, String)>,
+    },
     /// Associate these rules (entry names; ARNs are known once created), in batches.
     Associate {
         entries: Vec<String>,
@@ -106,19 +244,31 @@ pub enum PlanStep {
     },
 }
 
-/// What to do for a pricing plan. Pure.
+/// What a PricingPlan wants, for [`plan`].
+#[derive(Clone, Debug)]
+pub struct DesiredPlan<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub rules: &'a [PricingRule],
+    /// Tags of the plan and its rules, the owner tag included.
+    pub tags: &'a BTreeMap<String, String>,
+    pub claimant: Claimant<'a>,
+}
+
+/// What to do for a pricing plan whose ownership was checked, given the owner tags of the
+/// rules [`rules_to_inspect`] named. Refuses a wanted rule name another resource's rule (or,
+/// without `spec.adopt`, an unowned rule) already has. Pure.
 pub fn plan(
-    plan_name: &str,
-    description: &str,
-    rules: &[PricingRule],
-    tags: &BTreeMap<String, String>,
+    want: &DesiredPlan<'_>,
     snapshot: &BillingSnapshot,
-) -> Vec<PlanStep> {
+    owners: &RuleOwners,
+) -> Result<Vec<PlanStep>, Error> {
+    let plan_name = want.name;
     let mut steps = Vec::new();
     let existing = snapshot.plan_named(plan_name);
     match existing {
         None => steps.push(PlanStep::CreatePlan),
-        Some(p) if p.description != description => steps.push(PlanStep::UpdatePlan),
+        Some(p) if p.description != want.description => steps.push(PlanStep::UpdatePlan),
         Some(_) => {}
     }
     let associated: BTreeSet<&str> = existing
@@ -126,52 +276,97 @@ pub fn plan(
         .map(|v| v.iter().map(String::as_str).collect())
         .unwrap_or_default();
     let mut to_associate = Vec::new();
+    let mut to_adopt = Vec::new();
     let mut wanted_names = BTreeSet::new();
-    for r in rules {
+    for r in want.rules {
         let aws_name = rule_aws_name(plan_name, r);
         wanted_names.insert(aws_name.clone());
-        let want = new_rule(&aws_name, r, tags);
+        let rule = new_rule(&aws_name, r, want.tags);
         match snapshot.rule_named(&aws_name) {
             None => {
                 steps.push(PlanStep::CreateRule {
                     entry: r.name.clone(),
-                    rule: want,
+                    rule,
                 });
                 to_associate.push(r.name.clone());
             }
             Some(have) => {
-                if needs_update(have, &want) {
+                let in_plan = associated.contains(have.arn.as_str());
+                // A rule in this plan was put there by this plan; any other was inspected.
+                if !in_plan {
+                    let Some(owner) = owners.get(&have.arn) else {
+                        return Err(Error::retryable(
+                            "AwsChanged",
+                            format!(
+                                "pricing rule {aws_name} changed while it was read; looking again"
+                            ),
+                        ));
+                    };
+                    let tags: Tags = owner
+                        .iter()
+                        .map(|o| (OWNER_TAG.to_string(), o.clone()))
+                        .collect();
+                    let what = format!("pricing rule {aws_name} (entry {})", r.name);
+                    if claim(&tags, &want.claimant, &what)? == Claim::Adopt {
+                        to_adopt.push((aws_name.clone(), have.arn.clone()));
+                    }
+                }
+                if needs_update(have, &rule) {
                     steps.push(PlanStep::UpdateRule {
                         entry: r.name.clone(),
                         arn: have.arn.clone(),
-                        rule: want,
+                        rule,
                     });
                 }
-                if !associated.contains(have.arn.as_str()) {
+                if !in_plan {
                     to_associate.push(r.name.clone());
                 }
             }
         }
+    }
+    if !to_adopt.is_empty() {
+        steps.push(PlanStep::AdoptRules { rules: to_adopt });
     }
     if !to_associate.is_empty() {
         steps.push(PlanStep::Associate {
             entries: to_associate,
         });
     }
-    // Rules of this plan (by name prefix) that no entry wants any more: associated ones and
-    // orphans left by an interrupted replacement.
-    let prefix: String = plan_name.chars().take(50).collect::<String>() + ".";
+    // This plan's rules that no entry wants any more: associated ones and orphans left by an
+    // interrupted replacement. Only rules with this object's owner tag: names alone cannot
+    // tell plan `std`'s rules from plan `std.gold`'s.
     let mut retire: Vec<(String, String)> = snapshot
         .rules
         .iter()
-        .filter(|r| r.name.starts_with(&prefix) && !wanted_names.contains(&r.name))
+        .filter(|r| has_rule_name_of(plan_name, &r.name) && !wanted_names.contains(&r.name))
+        .filter(|r| {
+            owners
+                .get(&r.arn)
+                .is_some_and(|o| o.as_deref() == Some(want.claimant.owner))
+        })
         .map(|r| (r.name.clone(), r.arn.clone()))
         .collect();
     retire.sort();
     if !retire.is_empty() {
         steps.push(PlanStep::Retire { rules: retire });
     }
-    steps
+    Ok(steps)
+}
+
+/// Read the owner tag of each rule in `arns` (one ListTagsForResource each). A rule deleted
+/// meanwhile is left out.
+pub async fn rule_owners(conn: &Connection, arns: &[String]) -> Result<RuleOwners, Error> {
+    let mut out = RuleOwners::new();
+    for arn in arns {
+        match conn.billing.list_tags(arn).await {
+            Ok(tags) => {
+                out.insert(arn.clone(), tags.get(OWNER_TAG).cloned());
+            }
+            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 /// Reconcile a PricingPlan.
@@ -198,7 +393,6 @@ pub async fn reconcile(
     )
 }
 
-/// The Billing Conductor snapshot of a payer.
 /// Apply one of the operator's own Billing Conductor writes to the shared snapshot of payer
 /// `key` and to `local`, instead of reading everything again.
 pub fn record_billing(
@@ -214,14 +408,31 @@ pub fn record_billing(
     }
 }
 
-/// Converge the tags of Billing Conductor resource `arn` when the spec changed or the periodic
-/// audit is due: one ListTagsForResource, then TagResource / UntagResource for what differs
-/// (`aws:` tags untouched). Records in `checked_at` when they were compared.
+/// The object found by name in AWS whose ownership and tags [`claim_billing_object`] checks.
+#[derive(Clone, Debug)]
+pub struct Found<'a> {
+    pub arn: &'a str,
+    /// What it is, for messages (`billing group gold`).
+    pub what: String,
+    /// The ARN the resource's status recorded: the object was claimed before when it is
+    /// this one.
+    pub status_arn: Option<&'a str>,
+}
+
+/// Claim a Billing Conductor object found by name, and converge its tags. Its tags are read
+/// (one ListTagsForResource) when its ownership is not established yet (the status holds no
+/// or another ARN: first sight, status lost, file mode) and when the tags are due for a
+/// check (spec changed, or the periodic audit); then an object another resource owns is
+/// refused (`OwnedElsewhere`), one without owner tag needs `spec.adopt`
+/// (`AdoptionRequired`), and the tags are made equal to `desired` (owner tag included, which
+/// completes an adoption). Records in `checked_at` when they were compared. Call it before
+/// any other write to the object.
 #[allow(clippy::too_many_arguments)]
-pub async fn converge_billing_tags(
+pub async fn claim_billing_object(
     conn: &Connection,
-    arn: &str,
-    desired: &crate::aws::organizations::Tags,
+    found: &Found<'_>,
+    claimant: &Claimant<'_>,
+    desired: &Tags,
     spec_changed: bool,
     checked_at: &mut Option<String>,
     uid: &str,
@@ -229,13 +440,22 @@ pub async fn converge_billing_tags(
     plan_only: bool,
     changes: &mut Vec<super::Change>,
 ) -> Result<(), Error> {
-    if !super::org::tag_check_due(spec_changed, checked_at.as_deref(), now, uid) {
+    let claimed = found.status_arn == Some(found.arn);
+    let due = super::org::tag_check_due(spec_changed, checked_at.as_deref(), now, uid);
+    if claimed && !due {
         return Ok(());
     }
-    let current = conn.billing.list_tags(arn).await?;
+    let current = conn.billing.list_tags(found.arn).await?;
+    if claim(&current, claimant, &found.what)? == Claim::Adopt {
+        changes.push(change(
+            ChangeAction::Update,
+            found.what.clone(),
+            format!("adopt: add the {OWNER_TAG} tag"),
+        ));
+    }
     super::org::converge_tags(
         super::org::TagApi::Billing(conn.billing.as_ref()),
-        arn,
+        found.arn,
         desired,
         &current,
         plan_only,
@@ -248,6 +468,32 @@ pub async fn converge_billing_tags(
     Ok(())
 }
 
+/// Whether this resource may delete object `found` on deletion: it is the one its status
+/// recorded, or it carries this resource's owner tag (one ListTagsForResource). `Ok(Some(why))`
+/// says why it is left alone.
+pub async fn deletable(
+    conn: &Connection,
+    found: &Found<'_>,
+    owner: &str,
+) -> Result<Option<String>, Error> {
+    if found.status_arn == Some(found.arn) {
+        return Ok(None);
+    }
+    let tags = conn.billing.list_tags(found.arn).await?;
+    Ok(match tags.get(OWNER_TAG) {
+        Some(o) if o == owner => None,
+        Some(other) => Some(format!(
+            "{} is managed by {other}; it was left in AWS",
+            found.what
+        )),
+        None => Some(format!(
+            "{} was not made or adopted by this object; it was left in AWS",
+            found.what
+        )),
+    })
+}
+
+/// The shared Billing Conductor snapshot of payer `key`, read once and then reused.
 pub async fn billing_snapshot(
     key: &str,
     conn: &Connection,
@@ -276,13 +522,53 @@ async fn apply(
     let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
     let name = obj.plan_name();
     let description = obj.spec.description.clone().unwrap_or_default();
-    let tags = with_owner(
-        &obj.spec.tags,
-        &owner_value(&namespace, "PricingPlan", &obj.name_any()),
-    );
-    let steps = plan(&name, &description, &obj.spec.rules, &tags, &snapshot);
+    let owner = owner_value(&namespace, "PricingPlan", &obj.name_any());
+    let tags = with_owner(&obj.spec.tags, &owner);
+    let want = DesiredPlan {
+        name: &name,
+        description: &description,
+        rules: &obj.spec.rules,
+        tags: &tags,
+        claimant: Claimant {
+            owner: &owner,
+            adopt: obj.spec.adopt,
+            name_field: "spec.planName",
+        },
+    };
     let bc = conn.billing.as_ref();
     let mut plan_arn = snapshot.plan_named(&name).map(|p| p.arn.clone());
+    // The plan first: nothing of a plan another resource owns is touched.
+    if let Some(arn) = &plan_arn {
+        claim_billing_object(
+            &conn,
+            &Found {
+                arn,
+                what: format!("pricing plan {name}"),
+                status_arn: status.arn.as_deref(),
+            },
+            &want.claimant,
+            &tags,
+            status.observed_generation != obj.metadata.generation,
+            &mut status.tags_checked_at,
+            &uid,
+            now,
+            plan_only,
+            changes,
+        )
+        .await?;
+    }
+    let wanted: BTreeSet<String> = obj
+        .spec
+        .rules
+        .iter()
+        .map(|r| rule_aws_name(&name, r))
+        .collect();
+    let owners = rule_owners(
+        &conn,
+        &rules_to_inspect(&name, &wanted, plan_arn.as_deref(), &snapshot),
+    )
+    .await?;
+    let steps = plan(&want, &snapshot, &owners)?;
     let mut rule_arns: BTreeMap<String, String> = obj
         .spec
         .rules
@@ -351,6 +637,19 @@ async fn apply(
                     wrote = true;
                 }
             }
+            PlanStep::AdoptRules { rules } => {
+                for (rule_name, arn) in rules {
+                    changes.push(change(
+                        ChangeAction::Update,
+                        format!("pricing rule {rule_name}"),
+                        format!("adopt: add the {OWNER_TAG} tag"),
+                    ));
+                    if !plan_only {
+                        bc.tag(arn, &tags).await?;
+                        wrote = true;
+                    }
+                }
+            }
             PlanStep::Associate { entries } => {
                 changes.push(change(
                     ChangeAction::Update,
@@ -406,32 +705,24 @@ async fn apply(
     if wrote {
         ctx.billing.invalidate(&key);
     }
-    let created = !plan_only && steps.iter().any(|s| matches!(s, PlanStep::CreatePlan));
-    if created {
+    if !plan_only && steps.iter().any(|s| matches!(s, PlanStep::CreatePlan)) {
         status.tags_checked_at = Some(now.to_string());
-    } else if let Some(arn) = &plan_arn {
-        converge_billing_tags(
-            &conn,
-            arn,
-            &tags,
-            status.observed_generation != obj.metadata.generation,
-            &mut status.tags_checked_at,
-            &uid,
-            now,
-            plan_only,
-            changes,
-        )
-        .await?;
     }
+    // What AWS reports as associated: the listed size when nothing was written, else the
+    // plan's rules read again (one ListPricingRulesAssociatedToPricingPlan).
+    status.size = match &plan_arn {
+        Some(arn) if wrote => Some(bc.list_plan_rule_arns(arn).await?.len() as i64),
+        Some(_) => snapshot.plan_named(&name).map(|p| p.size),
+        None => None,
+    };
     status.arn = plan_arn.clone();
     status.rule_arns = rule_arns;
-    status.size = Some(obj.spec.rules.len() as i64);
     match plan_arn {
         Some(arn) => Ok(Verdict::ready(
             "Available",
             format!(
-                "pricing plan {name} ({arn}) with {} rule(s)",
-                obj.spec.rules.len()
+                "pricing plan {name} ({arn}) with {} rule(s) associated",
+                status.size.unwrap_or(0)
             ),
         )),
         None => Ok(Verdict::blocked(
@@ -490,6 +781,15 @@ async fn delete(
             format!("pricing plan {name} does not exist in AWS"),
         ));
     };
+    let owner = owner_value(&namespace, "PricingPlan", &obj.name_any());
+    let found = Found {
+        arn: &plan.arn,
+        what: format!("pricing plan {name}"),
+        status_arn: obj.status.as_ref().and_then(|s| s.arn.as_deref()),
+    };
+    if let Some(why) = deletable(&conn, &found, &owner).await? {
+        return Ok(Verdict::ready("Released", why));
+    }
     if let Some(g) = snapshot.groups.iter().find(|g| g.plan_arn == plan.arn) {
         return Err(Error::waiting(
             "PlanInUse",
@@ -501,20 +801,23 @@ async fn delete(
         ));
     }
     let bc = conn.billing.as_ref();
-    let rules = snapshot
+    let associated = snapshot
         .plan_rules
         .get(&plan.arn)
         .cloned()
         .unwrap_or_default();
-    for batch in rules.chunks(BATCH) {
+    // The rules this object owns: named like the plan's, in this plan or in none, with its
+    // owner tag (rules of plans whose names start the same are left alone).
+    let candidates = rules_to_inspect(&name, &BTreeSet::new(), Some(&plan.arn), &snapshot);
+    let owners = rule_owners(&conn, &candidates).await?;
+    for batch in associated.chunks(BATCH) {
         bc.disassociate_rules(&plan.arn, batch).await?;
     }
-    let prefix: String = name.chars().take(50).collect::<String>() + ".";
-    for r in snapshot
-        .rules
-        .iter()
-        .filter(|r| r.name.starts_with(&prefix))
-    {
+    for r in snapshot.rules.iter().filter(|r| {
+        owners
+            .get(&r.arn)
+            .is_some_and(|o| o.as_deref() == Some(owner.as_str()))
+    }) {
         changes.push(change(
             ChangeAction::Delete,
             format!("pricing rule {}", r.name),
@@ -578,6 +881,28 @@ mod tests {
         }
     }
 
+    const OWNER: &str = "ns/pricingplan/gold";
+
+    fn want<'a>(rules: &'a [PricingRule], tags: &'a BTreeMap<String, String>) -> DesiredPlan<'a> {
+        DesiredPlan {
+            name: "gold",
+            description: "",
+            rules,
+            tags,
+            claimant: Claimant {
+                owner: OWNER,
+                adopt: false,
+                name_field: "spec.planName",
+            },
+        }
+    }
+
+    fn owned(arns: &[(&str, Option<&str>)]) -> RuleOwners {
+        arns.iter()
+            .map(|(a, o)| (a.to_string(), o.map(str::to_string)))
+            .collect()
+    }
+
     fn bc(aws_name: &str, arn: &str, r: &PricingRule) -> BcRule {
         let n = new_rule(aws_name, r, &BTreeMap::new());
         BcRule {
@@ -616,7 +941,15 @@ mod tests {
         let r = rule("global", RuleScope::Global, None, 10.0);
         let name = rule_aws_name("gold", &r);
         let s = snapshot(vec![bc(&name, "r1", &r)], vec!["r1".into()]);
-        assert!(plan("gold", "", &[r], &BTreeMap::new(), &s).is_empty());
+        let rules = [r];
+        let tags = BTreeMap::new();
+        let wanted = BTreeSet::from([name]);
+        assert!(rules_to_inspect("gold", &wanted, Some("plan-arn"), &s).is_empty());
+        assert!(
+            plan(&want(&rules, &tags), &s, &RuleOwners::new())
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -626,7 +959,14 @@ mod tests {
         let s = snapshot(vec![bc(&old_name, "r-old", &old)], vec!["r-old".into()]);
         let mut new = old.clone();
         new.service = Some("AmazonEC2".into());
-        let steps = plan("gold", "", &[new], &BTreeMap::new(), &s);
+        let rules = [new];
+        let tags = BTreeMap::new();
+        let wanted: BTreeSet<String> = rules.iter().map(|r| rule_aws_name("gold", r)).collect();
+        assert_eq!(
+            rules_to_inspect("gold", &wanted, Some("plan-arn"), &s),
+            vec!["r-old".to_string()]
+        );
+        let steps = plan(&want(&rules, &tags), &s, &owned(&[("r-old", Some(OWNER))])).unwrap();
         assert!(matches!(&steps[0], PlanStep::CreateRule { entry, .. } if entry == "svc"));
         assert_eq!(
             steps[1],
@@ -649,7 +989,131 @@ mod tests {
         let s = snapshot(vec![bc(&name, "r1", &r)], vec!["r1".into()]);
         let mut changed = r.clone();
         changed.modifier_percentage = Some(12.5);
-        let steps = plan("gold", "", &[changed], &BTreeMap::new(), &s);
+        let rules = [changed];
+        let tags = BTreeMap::new();
+        let steps = plan(&want(&rules, &tags), &s, &RuleOwners::new()).unwrap();
         assert!(matches!(&steps[..], [PlanStep::UpdateRule { arn, .. }] if arn == "r1"));
+    }
+
+    #[test]
+    fn rule_names_of_a_plan_have_one_shape() {
+        let r = rule("global", RuleScope::Global, None, 10.0);
+        assert!(has_rule_name_of("gold", &rule_aws_name("gold", &r)));
+        assert!(has_rule_name_of("std", &rule_aws_name("std.gold", &r)));
+        assert!(!has_rule_name_of("gold", "gold.global"));
+        assert!(!has_rule_name_of("gold", "gold.global.ABCDEF"));
+        assert!(!has_rule_name_of("gold", "gold..abcdef"));
+        assert!(!has_rule_name_of("gold", "golden.global.abcdef"));
+        assert!(!has_rule_name_of("gold", "by-hand"));
+    }
+
+    #[test]
+    fn only_rules_with_its_owner_tag_are_retired() {
+        // Plan `gold` wants `keep`; plan `gold.vip` (another object) has rules whose names
+        // look like gold's: one in its plan, one orphan left by an interrupted run.
+        let keep = rule("keep", RuleScope::Global, None, 10.0);
+        let old = rule("old", RuleScope::Global, None, 10.0);
+        let vip = rule("x", RuleScope::Global, None, 5.0);
+        let (keep_n, old_n) = (rule_aws_name("gold", &keep), rule_aws_name("gold", &old));
+        let vip_n = rule_aws_name("gold.vip", &vip);
+        let vip_orphan = rule_aws_name("gold.vip", &rule("y", RuleScope::Global, None, 5.0));
+        let unowned = rule_aws_name("gold", &rule("hand", RuleScope::Global, None, 1.0));
+        let mut s = snapshot(
+            vec![
+                bc(&keep_n, "r-keep", &keep),
+                bc(&old_n, "r-old", &old),
+                bc(&vip_n, "r-vip", &vip),
+                bc(&vip_orphan, "r-vip-orphan", &vip),
+                bc(&unowned, "r-hand", &old),
+            ],
+            vec!["r-keep".into(), "r-old".into()],
+        );
+        s.plans.push(crate::aws::billing::BcPlan {
+            arn: "vip-arn".into(),
+            name: "gold.vip".into(),
+            description: String::new(),
+            size: 1,
+        });
+        s.plan_rules.insert("vip-arn".into(), vec!["r-vip".into()]);
+        let wanted = BTreeSet::from([keep_n.clone()]);
+        // The vip plan's associated rule is never read; the orphans and the old rule are.
+        let mut inspect = rules_to_inspect("gold", &wanted, Some("plan-arn"), &s);
+        inspect.sort();
+        assert_eq!(inspect, vec!["r-hand", "r-old", "r-vip-orphan"]);
+        let owners = owned(&[
+            ("r-old", Some(OWNER)),
+            ("r-vip-orphan", Some("ns/pricingplan/gold.vip")),
+            ("r-hand", None),
+        ]);
+        let rules = [keep];
+        let tags = BTreeMap::new();
+        let steps = plan(&want(&rules, &tags), &s, &owners).unwrap();
+        assert_eq!(
+            steps,
+            vec![PlanStep::Retire {
+                rules: vec![(old_n, "r-old".into())]
+            }]
+        );
+    }
+
+    #[test]
+    fn a_wanted_rule_name_held_by_another_object_is_refused() {
+        let r = rule("global", RuleScope::Global, None, 10.0);
+        let name = rule_aws_name("gold", &r);
+        let s = snapshot(vec![bc(&name, "r1", &r)], vec![]);
+        let rules = [r];
+        let tags = BTreeMap::new();
+        let err = plan(
+            &want(&rules, &tags),
+            &s,
+            &owned(&[("r1", Some("other/pricingplan/gold"))]),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "OwnedElsewhere");
+        assert!(err.to_string().contains("other/pricingplan/gold"), "{err}");
+        // Its own orphan (a crash between create and associate) is associated.
+        let steps = plan(&want(&rules, &tags), &s, &owned(&[("r1", Some(OWNER))])).unwrap();
+        assert_eq!(
+            steps,
+            vec![PlanStep::Associate {
+                entries: vec!["global".into()]
+            }]
+        );
+        // An unowned one needs spec.adopt, and is then tagged.
+        let err = plan(&want(&rules, &tags), &s, &owned(&[("r1", None)])).unwrap_err();
+        assert_eq!(err.reason(), "AdoptionRequired");
+        let mut adopting = want(&rules, &tags);
+        adopting.claimant.adopt = true;
+        let steps = plan(&adopting, &s, &owned(&[("r1", None)])).unwrap();
+        assert_eq!(
+            steps[0],
+            PlanStep::AdoptRules {
+                rules: vec![(name, "r1".into())]
+            }
+        );
+    }
+
+    #[test]
+    fn claims_judge_the_owner_tag() {
+        let c = Claimant {
+            owner: OWNER,
+            adopt: false,
+            name_field: "spec.groupName",
+        };
+        let tag = |v: &str| Tags::from([(OWNER_TAG.to_string(), v.to_string())]);
+        assert_eq!(claim(&tag(OWNER), &c, "x").unwrap(), Claim::Ours);
+        let e = claim(&tag("b/billinggroup/other"), &c, "billing group g").unwrap_err();
+        assert_eq!(e.reason(), "OwnedElsewhere");
+        assert!(e.is_terminal());
+        assert!(
+            e.to_string().contains("b/billinggroup/other")
+                && e.to_string().contains("spec.groupName"),
+            "{e}"
+        );
+        let e = claim(&Tags::new(), &c, "billing group g").unwrap_err();
+        assert_eq!(e.reason(), "AdoptionRequired");
+        assert!(e.to_string().contains("spec.adopt: true"), "{e}");
+        let c = Claimant { adopt: true, ..c };
+        assert_eq!(claim(&Tags::new(), &c, "x").unwrap(), Claim::Adopt);
     }
 }
