@@ -265,7 +265,33 @@ class Cur(EmulatedService):
         key = (self._account(), p["ReportName"])
         if self.reports.pop(key, None) is None:
             raise _validation(f"Report {p['ReportName']} does not exist")
+        self.tags.pop(key, None)
         return {"ResponseMessage": "Report deleted"}
+
+    # Report definitions carry tags since 2023 (botocore cur/2017-01-06: PutReportDefinition
+    # Tags, TagResource / UntagResource / ListTagsForResource by ReportName, each raising
+    # ResourceNotFoundException for an unknown report).
+    def _report_key(self, name: str) -> tuple[str, str]:
+        key = (self._account(), name)
+        if key not in self.reports:
+            raise EmulatedError("ResourceNotFoundException", f"Report {name} does not exist", 400)
+        return key
+
+    def op_ListTagsForResource(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"Tags": list(self.tags.get(self._report_key(p["ReportName"]), []))}
+
+    def op_TagResource(self, p: dict[str, Any]) -> dict[str, Any]:
+        key = self._report_key(p["ReportName"])
+        tags = {t["Key"]: t["Value"] for t in self.tags.get(key, [])}
+        tags.update({t["Key"]: t["Value"] for t in p.get("Tags") or []})
+        self.tags[key] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        return {}
+
+    def op_UntagResource(self, p: dict[str, Any]) -> dict[str, Any]:
+        key = self._report_key(p["ReportName"])
+        drop = set(p.get("TagKeys") or [])
+        self.tags[key] = [t for t in self.tags.get(key, []) if t["Key"] not in drop]
+        return {}
 
     def op_DescribeReportDefinitions(self, p: dict[str, Any]) -> dict[str, Any]:
         account = self._account()
