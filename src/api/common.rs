@@ -6,7 +6,9 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 /// Tag key the operator puts on every AWS object it creates, naming the object that owns it
-/// (`<namespace>/<kind>/<name>`). Objects found by name without it are adopted.
+/// (`<namespace>/<kind>/<name>`). A same-named object owned by another resource is refused
+/// (`OwnedElsewhere`); one without it is taken over only when the resource asks for it
+/// (LinkedAccount `adopt`, `spec.adopt` on the billing and pipeline kinds).
 pub const OWNER_TAG: &str = "partnerbilling.io/owner";
 
 /// A reference to another object in the same namespace.
