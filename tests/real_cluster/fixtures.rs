@@ -1,7 +1,8 @@
 //! Valid objects of every kind, wired together the way a partner would write them: a Payer
 //! with its Secret, an SCP attached to an OU, one account created into the OU and one
 //! adopted, a pricing plan, a billing group of both accounts, a fee on the group, and a CUR
-//! pipeline. Each is a JSON object ready for the API server.
+//! pipeline. Each is a JSON object ready for the API server. Deleting them in reverse order
+//! leaves AWS as it was, except for the adopted account (retained, the default).
 
 use serde_json::{Value, json};
 
@@ -28,11 +29,16 @@ pub fn secret(ns: &str, name: &str) -> Value {
 }
 
 pub fn payer(ns: &str, name: &str, secret: &str) -> Value {
+    payer_of(ns, name, PAYER_ACCOUNT, secret)
+}
+
+/// A Payer of another management account (one account is claimed by one Payer).
+pub fn payer_of(ns: &str, name: &str, account: &str, secret: &str) -> Value {
     object(
         "Payer",
         ns,
         name,
-        json!({"accountId": PAYER_ACCOUNT, "credentials": {"secretRef": {"name": secret}}}),
+        json!({"accountId": account, "credentials": {"secretRef": {"name": secret}}}),
     )
 }
 
@@ -69,7 +75,9 @@ pub fn all(ns: &str, suffix: &str) -> Vec<Value> {
                 "payerRef": acme,
                 "create": {"email": format!("aws+e2e-{suffix}@example.com"), "accountName": format!("e2e-{suffix}")},
                 "parentRef": {"name": "customers"},
-                "tags": {"customer": "e2e"}
+                "tags": {"customer": "e2e"},
+                // Leaves the organization when deleted, so that its OU empties and can go.
+                "deletionPolicy": "Remove"
             }),
         ),
         object(
@@ -97,7 +105,9 @@ pub fn all(ns: &str, suffix: &str) -> Vec<Value> {
                 "primaryAccount": "created",
                 "accounts": ["adopted"],
                 "pricingPlanRef": {"name": "standard"},
-                "description": "Northwind"
+                "description": "Northwind",
+                // Deleted in AWS with the object, so that its pricing plan is no longer in use.
+                "deletionPolicy": "Delete"
             }),
         ),
         object(

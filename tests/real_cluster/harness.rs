@@ -384,9 +384,18 @@ pub async fn wait_for(
 
 /// Poll `probe` every 100 ms until it returns `Some`; panics after `within` with `what`.
 pub async fn poll<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    eventually(what, within, || std::future::ready(probe())).await
+}
+
+/// As [`poll`], for a probe that awaits (an API call).
+pub async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> Fut,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
-        if let Some(v) = probe() {
+        if let Some(v) = probe().await {
             return v;
         }
         assert!(Instant::now() < deadline, "not {what} within {within:?}");
@@ -457,7 +466,10 @@ impl Operator {
             .env("AWS_ENDPOINT_URL", o.emulator_url)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("PBO_LOG", "info,kube=warn")
+            .env(
+                "PBO_LOG",
+                std::env::var("PBO_E2E_OPERATOR_LOG").unwrap_or_else(|_| "info,kube=warn".into()),
+            )
             .env("PBO_LOG_FORMAT", "text")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -490,6 +502,16 @@ impl Operator {
                 let l = l.to_lowercase();
                 l.contains("forbidden") || l.contains("403") || l.contains("could not record event")
             })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Lines of the log where a reconcile failed on a Kubernetes API error (none is expected
+    /// on a healthy cluster: such errors wait for the slow re-check).
+    pub fn api_errors(&self) -> Vec<String> {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains("KubernetesApiError"))
             .map(str::to_string)
             .collect()
     }

@@ -19,3 +19,4 @@ mod common;
 mod crds;
 mod fixtures;
 mod harness;
+mod operator;
