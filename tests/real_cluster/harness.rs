@@ -532,10 +532,6 @@ impl Operator {
             .sum::<f64>() as u64
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
     /// SIGKILL: the process dies without releasing anything.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -18,5 +18,7 @@ mod common;
 
 mod crds;
 mod fixtures;
+mod ha;
 mod harness;
 mod operator;
+mod tenancy;
