@@ -69,6 +69,7 @@ async fn kubectl_get_prints_every_kinds_columns() {
             r.stderr
         );
     }
+    let columns_gap = regex::Regex::new(r"\s{2,}").expect("regex");
     for crd in crdgen::all() {
         let plural = &crd.spec.names.plural;
         let columns = crd.spec.versions[0]
@@ -83,8 +84,7 @@ async fn kubectl_get_prints_every_kinds_columns() {
             }
             let out = c.kubectl_ok(&args);
             let line = out.lines().next().unwrap_or_default().to_string();
-            regex::Regex::new(r"\s{2,}")
-                .expect("regex")
+            columns_gap
                 .split(line.trim())
                 .map(str::to_string)
                 .collect::<Vec<_>>()
