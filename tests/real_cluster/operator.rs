@@ -383,3 +383,106 @@ async fn the_chart_installs_and_its_rbac_is_enough_for_every_kinds_lifecycle() {
     );
     c.delete_namespace(&ns).await;
 }
+
+/// The check above is not vacuous: the same operator, bound to the chart's rules without
+/// the Events grant, still reconciles, and its log shows what the server refused.
+#[tokio::test]
+#[ignore = "needs a real API server: make cluster-test"]
+async fn a_permission_the_chart_would_lack_shows_up_in_the_log() {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let c = cluster();
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let aws = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    emu.create_organization(&aws, 0).await;
+
+    let admin = c.admin().await;
+    let ns = c.namespace("pbo-e2e-limited").await;
+    let name = format!("{ns}-operator");
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    let mut role = roles.get(RELEASE).await.expect("the chart's ClusterRole");
+    let rules = role.rules.take().unwrap_or_default();
+    let kept: Vec<_> = rules
+        .into_iter()
+        .filter(|r| {
+            !r.api_groups
+                .as_ref()
+                .is_some_and(|g| g.iter().any(|g| g == "events.k8s.io"))
+        })
+        .collect();
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": name}, "rules": kept,
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "limited", "namespace": ns}],
+    });
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "limited", "namespace": ns}});
+    for o in [
+        sa,
+        role,
+        binding,
+        fixtures::secret(&ns, "acme-aws"),
+        fixtures::payer(&ns, "acme", "acme-aws"),
+    ] {
+        let r = c.kubectl_stdin(&["create", "-f", "-"], &o.to_string());
+        assert!(r.ok, "{}", r.stderr);
+    }
+    let kubeconfig = c.token_kubeconfig(&ns, "limited");
+    let mut op = Operator::start(
+        c,
+        OperatorOptions {
+            name: "limited",
+            kubeconfig: &kubeconfig,
+            emulator_url: &emu.url,
+            namespaces: &[&ns],
+            lease: None,
+        },
+    );
+    wait_for(
+        &admin,
+        &ns,
+        "Payer",
+        "acme",
+        "Ready",
+        Duration::from_secs(60),
+        |x| x.is_some_and(|x| settled(x, "True")),
+    )
+    .await;
+    let refused = eventually("the refusal logged", Duration::from_secs(10), || async {
+        let lines = op.forbidden();
+        (!lines.is_empty()).then_some(lines)
+    })
+    .await;
+    assert!(
+        refused
+            .iter()
+            .any(|l| l.contains("events") && l.to_lowercase().contains("forbidden")),
+        "{refused:?}"
+    );
+
+    // Let the finalizer go while the operator runs, then stop it and clean up.
+    let payers = api(&admin, &ns, "Payer");
+    payers
+        .delete("acme", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for(
+        &admin,
+        &ns,
+        "Payer",
+        "acme",
+        "deleted",
+        Duration::from_secs(60),
+        |x| x.is_none(),
+    )
+    .await;
+    op.terminate(Duration::from_secs(30));
+    for kind in ["clusterrolebinding", "clusterrole"] {
+        c.kubectl_ok(&["delete", kind, &name]);
+    }
+    c.delete_namespace(&ns).await;
+}
