@@ -154,7 +154,7 @@ cluster-test: venv tools
 	  export PBO_E2E_KUBECONFIG=$$KUBECONFIG KUBE_BIN; \
 	fi; \
 	started=$$(date +%s); \
-	$(CARGO) test --locked --features failpoints --test real_cluster -- --ignored; \
+	$(CARGO) test --locked --features failpoints --test real_cluster -- --ignored --nocapture; \
 	echo "cluster-test: the suite took $$(( $$(date +%s) - started )) s"
 
 # The same suite against a cluster of yours (kind on a laptop, say): it installs the chart and
