@@ -135,7 +135,8 @@ tools:
 # two replicas with leader election; tenancy by RBAC. Without PBO_E2E_KUBECONFIG it starts
 # etcd, kube-apiserver and kube-controller-manager on loopback (tests/cluster/start.sh; the
 # binaries are built from their Go modules on first use by tests/cluster/ensure-kube.sh, then
-# cached) and always stops them; their data and logs stay in CLUSTER_DIR until the next run.
+# cached) and always stops them; their data and logs, and the operators' logs, stay in
+# CLUSTER_DIR until the next run.
 # The suite's tests are #[ignore]d in `cargo test --all-targets` and fail when no cluster is
 # given: they never pass by skipping.
 CLUSTER_DIR ?= $(CARGO_TARGET_DIR)/cluster-test
@@ -144,9 +145,9 @@ cluster-test: venv tools
 	@set -euo pipefail; \
 	export PBO_TOOLS_DIR=$$($(TOOLS)/ensure-tools.sh); \
 	$(CARGO) test --locked --features failpoints --test real_cluster --no-run; \
+	tests/cluster/stop.sh $(CLUSTER_DIR) 2>/dev/null || true; \
+	rm -rf $(CLUSTER_DIR); mkdir -p $(CLUSTER_DIR); \
 	if [ -z "$${PBO_E2E_KUBECONFIG:-}" ]; then \
-	  tests/cluster/stop.sh $(CLUSTER_DIR) 2>/dev/null || true; \
-	  rm -rf $(CLUSTER_DIR); \
 	  trap 'tests/cluster/stop.sh $(CLUSTER_DIR)' EXIT; \
 	  trap 'exit 130' INT TERM; \
 	  tests/cluster/start.sh $(CLUSTER_DIR); \
@@ -154,7 +155,7 @@ cluster-test: venv tools
 	  export PBO_E2E_KUBECONFIG=$$KUBECONFIG KUBE_BIN; \
 	fi; \
 	started=$$(date +%s); \
-	$(CARGO) test --locked --features failpoints --test real_cluster -- --ignored --nocapture; \
+	PBO_E2E_WORK_DIR=$(CLUSTER_DIR) $(CARGO) test --locked --features failpoints --test real_cluster -- --ignored --nocapture; \
 	echo "cluster-test: the suite took $$(( $$(date +%s) - started )) s"
 
 # The same suite against a cluster of yours (kind on a laptop, say): it installs the chart and

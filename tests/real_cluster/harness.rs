@@ -86,7 +86,13 @@ fn setup() -> Result<Cluster, String> {
         None => PathBuf::from(script_output(&root.join("tests/tools/ensure-tools.sh"))?),
     };
     let helm = tools.join("bin/helm");
-    let work = std::env::temp_dir().join(format!("pbo-real-cluster-{}", std::process::id()));
+    // Operator logs and token kubeconfigs: beside the control plane's logs when the Makefile
+    // says where (removed by its next run), else in the temp folder.
+    let work = std::env::var_os("PBO_E2E_WORK_DIR")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("pbo-real-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     let mut c = Cluster {
         kubeconfig,
