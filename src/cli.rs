@@ -230,8 +230,16 @@ async fn run(args: RunArgs) -> i32 {
         ..Settings::default()
     };
     let ctx = Context::new(client, reconcile, metrics.clone(), settings);
+    // Ready = can do its job (API server and CRDs there), leader or standby alike.
+    let readiness = Arc::new(controller::health::Readiness::default());
+    let api_check = tokio::spawn(controller::health::watch_api(
+        ctx.client.clone(),
+        readiness.clone(),
+        Duration::from_secs(10),
+    ));
     let mut server = tokio::spawn(controller::health::serve(
         args.metrics_addr,
+        readiness.clone(),
         ctx.sync.clone(),
         metrics,
     ));
@@ -247,8 +255,9 @@ async fn run(args: RunArgs) -> i32 {
         )
     });
     if let Some(e) = &election {
+        readiness.set_role(controller::health::Role::Standby);
         tokio::select! {
-            _ = e.acquire() => {}
+            _ = e.acquire() => readiness.set_role(controller::health::Role::Leader),
             res = &mut server => {
                 tracing::error!(result = ?res, "health server stopped");
                 return 1;
@@ -262,8 +271,14 @@ async fn run(args: RunArgs) -> i32 {
             None => futures::future::pending::<()>().await,
         }
     };
-    tokio::select! {
-        _ = controller::run(ctx, args.namespaces) => 0,
+    let code = tokio::select! {
+        _ = controller::run(ctx, args.namespaces) => {
+            // A shutdown signal stopped the controllers: hand the lease over at once.
+            if let Some(e) = &election {
+                e.release().await;
+            }
+            0
+        }
         _ = lost => {
             tracing::error!("lost the leader lease; exiting so that a fresh process waits for it");
             1
@@ -272,5 +287,7 @@ async fn run(args: RunArgs) -> i32 {
             tracing::error!(result = ?res, "health server stopped");
             1
         }
-    }
+    };
+    api_check.abort();
+    code
 }

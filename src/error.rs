@@ -136,9 +136,51 @@ where
         use kube::runtime::finalizer::Error as F;
         match err {
             F::ApplyFailed(e) | F::CleanupFailed(e) => e.into(),
+            // The finalizer is added or removed with a JSON patch that first tests the list
+            // the watch cache showed. When the cache lagged behind the previous reconcile's
+            // own write, the test fails and the server answers 422: nothing is wrong with the
+            // object, the next try sees the fresh list (found by a real API server; a
+            // terminal class made such an object wait for the 15-minute re-check).
+            F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s))
+                if s.code == 422 =>
+            {
+                Error::retryable(
+                    "FinalizerConflict",
+                    format!(
+                        "the object changed while its finalizer was being updated: {}",
+                        s.message
+                    ),
+                )
+            }
             F::AddFinalizer(e) | F::RemoveFinalizer(e) => Error::Kube(e),
             F::UnnamedObject => Error::Finalizer("object has no name".into()),
             F::InvalidFinalizer => Error::Finalizer("invalid finalizer name".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure(
+                "the server rejected our request due to an error in our request",
+                "Invalid",
+            )
+            .with_code(code)
+            .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_finalizer_patch_on_a_stale_object_is_retried_soon() {
+        let stale: Error =
+            kube::runtime::finalizer::Error::<Error>::AddFinalizer(status(422)).into();
+        assert_eq!(stale.class(), ErrorClass::Retryable);
+        assert_eq!(stale.reason(), "FinalizerConflict");
+        // Any other 422 (a status write the schema refuses) still needs a person.
+        assert_eq!(Error::Kube(status(422)).class(), ErrorClass::Terminal);
     }
 }

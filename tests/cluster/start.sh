@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a real, kubelet-less Kubernetes control plane on loopback for tests:
 # etcd, kube-apiserver and (unless PBO_KUBE_CONTROLLER_MANAGER=0) kube-controller-manager with
-# the namespace, garbage-collector and service-account controllers.
+# the namespace, garbage-collector, service-account and ClusterRole-aggregation controllers.
 #
 #   tests/cluster/start.sh DIR     DIR holds the data, certificates, logs and pid files
 #   tests/cluster/stop.sh DIR      stops what start.sh started
@@ -222,12 +222,13 @@ KUBE_API_PORT=$api_port
 ETCD_PORT=$etcd_port
 ENV
 
-# ---- kube-controller-manager (namespace deletion, owner-reference GC, ServiceAccount tokens) ----
+# ---- kube-controller-manager (namespace deletion, owner-reference GC, ServiceAccount tokens,
+# aggregated ClusterRoles) ----
 if [[ $with_kcm == 1 && -x $bin/kube-controller-manager ]]; then
   nohup "$bin/kube-controller-manager" \
     --kubeconfig "$dir/kubeconfig" \
     --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
-    --controllers namespace,garbagecollector,serviceaccount-token,serviceaccount \
+    --controllers namespace,garbagecollector,serviceaccount-token,serviceaccount,clusterrole-aggregation \
     --use-service-account-credentials=false \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --leader-elect=false --secure-port 0 \
