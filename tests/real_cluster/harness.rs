@@ -48,6 +48,10 @@ pub struct Cluster {
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
+/// Held by the tests that read or change the stored CRDs' schemas (the tests run in
+/// parallel; one of them installs a looser LinkedAccount CRD for a moment).
+pub static CRD_SCHEMAS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The cluster, with the chart installed (once per test binary). Fails the test when no
 /// cluster is configured: the suite is never skipped silently.
 pub fn cluster() -> &'static Cluster {
