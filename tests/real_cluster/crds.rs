@@ -9,7 +9,7 @@ use kube::Api;
 use partner_billing_operator::crdgen;
 
 use super::fixtures;
-use super::harness::{cluster, poll};
+use super::harness::{CRD_SCHEMAS, cluster, poll};
 
 fn words(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -19,6 +19,7 @@ fn words(s: &str) -> String {
 #[ignore = "needs a real API server: make cluster-test"]
 async fn crds_apply_server_side_and_are_established() {
     let c = cluster();
+    let _schemas = CRD_SCHEMAS.lock().await;
     let crds_dir = c.root.join("crds");
     let out = c.kubectl_ok(&[
         "apply",
@@ -109,6 +110,7 @@ async fn kubectl_get_prints_every_kinds_columns() {
 #[ignore = "needs a real API server: make cluster-test"]
 async fn kubectl_explain_shows_the_field_docs() {
     let c = cluster();
+    let _schemas = CRD_SCHEMAS.lock().await;
     for crd in crdgen::all() {
         let plural = crd.spec.names.plural.clone();
         let schema = crd.spec.versions[0]
@@ -225,6 +227,7 @@ fn cases() -> Vec<Case> {
 #[ignore = "needs a real API server: make cluster-test"]
 async fn the_server_rejects_every_bad_input_with_its_message() {
     let c = cluster();
+    let _schemas = CRD_SCHEMAS.lock().await;
     let ns = c.namespace("pbo-e2e-bad-input").await;
     let cases = cases();
     assert!(cases.len() >= 70, "only {} cases", cases.len());

@@ -37,6 +37,8 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
     pub helm: PathBuf,
+    /// What tests/tools/ensure-tools.sh installed (helm, the venv with lupa).
+    pub tools: PathBuf,
     pub root: PathBuf,
     /// A folder for this run's files (token kubeconfigs, values, operator logs).
     pub work: PathBuf,
@@ -45,6 +47,10 @@ pub struct Cluster {
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// Held by the tests that read or change the stored CRDs' schemas (the tests run in
+/// parallel; one of them installs a looser LinkedAccount CRD for a moment).
+pub static CRD_SCHEMAS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The cluster, with the chart installed (once per test binary). Fails the test when no
 /// cluster is configured: the suite is never skipped silently.
@@ -98,6 +104,7 @@ fn setup() -> Result<Cluster, String> {
         kubeconfig,
         kubectl,
         helm,
+        tools,
         root,
         work,
         helm_install: Duration::ZERO,
@@ -243,6 +250,39 @@ impl Cluster {
         let r = self.kubectl(args);
         assert!(r.ok, "kubectl {}: {}", args.join(" "), r.stderr);
         r.stdout
+    }
+
+    /// The object `namespace/name` of `kind` as the server returns it (`kubectl get -o json`).
+    pub fn get_json(&self, kind: &str, namespace: &str, name: &str) -> Value {
+        let plural = resource(kind).plural;
+        let text = self.kubectl_ok(&["get", &plural, name, "-n", namespace, "-o", "json"]);
+        serde_json::from_str(&text).expect("kubectl get -o json")
+    }
+
+    /// The project's Argo CD health check of `kind` (examples/gitops/argocd/health, run in a
+    /// real Lua by tests/tools/argocd_health.py) on `obj`: (status, message).
+    pub fn argocd_health(&self, kind: &str, obj: &Value) -> (String, String) {
+        let mut child = Command::new(self.tools.join("venv/bin/python"))
+            .arg(self.root.join("tests/tools/argocd_health.py"))
+            .arg(kind)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run tests/tools/argocd_health.py");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(obj.to_string().as_bytes())
+            .expect("write the object");
+        let r = Run::from(child.wait_with_output().expect("argocd_health.py"));
+        assert!(r.ok, "argocd_health.py {kind}: {}", r.stderr);
+        let h: Value = serde_json::from_str(&r.stdout).expect("health json");
+        (
+            h["status"].as_str().unwrap_or_default().to_string(),
+            h["message"].as_str().unwrap_or_default().to_string(),
+        )
     }
 
     /// A client with the admin identity of the kubeconfig.

@@ -21,4 +21,5 @@ mod fixtures;
 mod ha;
 mod harness;
 mod operator;
+mod robustness;
 mod tenancy;

@@ -213,6 +213,24 @@ async fn the_chart_installs_and_its_rbac_is_enough_for_every_kinds_lifecycle() {
         "{ready}"
     );
 
+    // Argo CD's view of the same statuses: the project's health checks (Lua), run on the
+    // objects as the server returns them, say Healthy for every Ready object and Degraded
+    // for the Payer without its Secret (SecretNotFound is no reason to wait).
+    for o in &objects {
+        let (kind, name) = (fixtures::kind(o), fixtures::name(o));
+        let (health, message) = c.argocd_health(kind, &c.get_json(kind, &ns, name));
+        assert_eq!(
+            health, "Healthy",
+            "Argo CD health of {kind} {name}: {message}"
+        );
+    }
+    let (health, message) = c.argocd_health("Payer", &c.get_json("Payer", &ns, "orphan"));
+    assert_eq!(
+        health, "Degraded",
+        "Argo CD health of the orphan Payer: {message}"
+    );
+    assert!(message.starts_with("SecretNotFound: "), "{message}");
+
     // The printer columns show what the operator wrote.
     for crd in partner_billing_operator::crdgen::all() {
         let table = c.kubectl_ok(&["get", &crd.spec.names.plural, "-n", &ns]);
