@@ -817,3 +817,110 @@ fn with_secret(
     ctx.secrets = Arc::new(manifests.secrets);
     ctx
 }
+
+#[tokio::test]
+async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 2).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "plan").ready);
+    let plan_arn = status(&r, "PricingPlan", "plan")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bc = bc_client(emu).await;
+
+    // A plan made by hand, and a rule of the name its entry wants that another object owns:
+    // with spec.adopt the plan is refused (OwnedElsewhere) before it is tagged.
+    let hand_plan = bc
+        .create_pricing_plan()
+        .name("hand-plan")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let entry: partner_billing_operator::api::pricing_plan::PricingRule = serde_json::from_value(
+        json!({"name": "global", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 10}),
+    )
+    .unwrap();
+    bc.create_pricing_rule()
+        .name(partner_billing_operator::reconcile::pricing_plan::rule_aws_name("hand-plan", &entry))
+        .scope(aws_sdk_billingconductor::types::PricingRuleScope::Global)
+        .r#type(aws_sdk_billingconductor::types::PricingRuleType::Markup)
+        .modifier_percentage(10.0)
+        .tags("partnerbilling.io/owner", "billing/pricingplan/other")
+        .send()
+        .await
+        .unwrap();
+    dir.write(
+        "hand-plan.yaml",
+        &(plan_yaml(
+            "hand-plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ) + "  adopt: true\n"),
+    );
+
+    // A group made by hand whose primary account is not the one the spec names: with
+    // spec.adopt it is refused (PrimaryAccountMismatch) before it is tagged.
+    let hand_group = bc
+        .create_billing_group()
+        .name("hand-group")
+        .primary_account_id(&ids[0])
+        .account_grouping(
+            aws_sdk_billingconductor::types::AccountGrouping::builder()
+                .linked_account_ids(&ids[0])
+                .build(),
+        )
+        .computation_preference(
+            aws_sdk_billingconductor::types::ComputationPreference::builder()
+                .pricing_plan_arn(&plan_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    dir.write(
+        "hand-group.yaml",
+        &group_yaml("hand-group", &ids[1], "  adopt: true\n"),
+    );
+
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let p = find(&r, "PricingPlan", "hand-plan");
+    assert_eq!(p.reason, "OwnedElsewhere", "{p:?}");
+    let g = find(&r, "BillingGroup", "hand-group");
+    assert_eq!(g.reason, "PrimaryAccountMismatch", "{g:?}");
+    for op in [
+        "TagResource",
+        "UntagResource",
+        "UpdatePricingPlan",
+        "CreatePricingRule",
+        "AssociatePricingRules",
+        "UpdateBillingGroup",
+        "AssociateAccounts",
+    ] {
+        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
+    }
+    for arn in [&hand_plan, &hand_group] {
+        assert!(
+            !tags_of(emu, arn)
+                .await
+                .contains_key("partnerbilling.io/owner"),
+            "{arn}"
+        );
+    }
+}

@@ -20,8 +20,8 @@ use crate::money::Amount;
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
 use super::pricing_plan::{
-    BATCH, Claimant, Found, REFUSED_RETRY, billing_snapshot, claim_billing_object, client_token,
-    deletable, record_billing, refusal,
+    BATCH, Claimant, Found, REFUSED_RETRY, billing_snapshot, check_claim, client_token,
+    complete_claim, deletable, record_billing, refusal,
 };
 use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
@@ -320,8 +320,10 @@ async fn apply(
     let tags = with_owner(&obj.spec.tags, &owner);
     let mut arn = snapshot.group_named(&name).map(|g| g.arn.clone());
     if let Some(g) = arn.as_deref().and_then(|a| snapshot.group(a)).cloned() {
-        // Before anything else is written to it: a group another resource owns is refused.
-        claim_billing_object(
+        // Before anything is written to it: a group another resource owns is refused, and so
+        // is one whose primary account differs (the tags of a group adopted are written only
+        // once nothing refuses it).
+        let check = check_claim(
             &conn,
             &Found {
                 arn: &g.arn,
@@ -333,13 +335,10 @@ async fn apply(
                 adopt: obj.spec.adopt,
                 name_field: "spec.groupName",
             },
-            &tags,
             status.observed_generation != obj.metadata.generation,
-            &mut status.tags_checked_at,
+            status.tags_checked_at.as_deref(),
             &uid,
             now,
-            plan_only,
-            changes,
         )
         .await?;
         if g.primary_account_id != primary {
@@ -351,6 +350,16 @@ async fn apply(
                 ),
             ));
         }
+        complete_claim(
+            &conn,
+            check,
+            &tags,
+            &mut status.tags_checked_at,
+            now,
+            plan_only,
+            changes,
+        )
+        .await?;
         if g.plan_arn != plan_arn
             || g.description != description
             || g.auto_associate != obj.spec.auto_associate

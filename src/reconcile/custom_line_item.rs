@@ -13,7 +13,7 @@ use crate::error::Error;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
 use super::pricing_plan::{
-    Claimant, Found, REFUSED_RETRY, billing_snapshot, claim_billing_object, client_token,
+    Claimant, Found, REFUSED_RETRY, billing_snapshot, check_claim, client_token, complete_claim,
     deletable, refusal,
 };
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
@@ -263,7 +263,7 @@ async fn apply(
         Some(have) => {
             // Before anything else is written to it: an item another resource owns is
             // refused.
-            claim_billing_object(
+            let check = check_claim(
                 &conn,
                 &Found {
                     arn: &have.arn,
@@ -275,10 +275,17 @@ async fn apply(
                     adopt: obj.spec.adopt,
                     name_field: "spec.itemName",
                 },
-                &want.tags,
                 status.observed_generation != obj.metadata.generation,
-                &mut status.tags_checked_at,
+                status.tags_checked_at.as_deref(),
                 &uid,
+                now,
+            )
+            .await?;
+            complete_claim(
+                &conn,
+                check,
+                &want.tags,
+                &mut status.tags_checked_at,
                 now,
                 plan_only,
                 changes,

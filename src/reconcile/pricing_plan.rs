@@ -408,7 +408,7 @@ pub fn record_billing(
     }
 }
 
-/// The object found by name in AWS whose ownership and tags [`claim_billing_object`] checks.
+/// The object found by name in AWS whose ownership and tags [`check_claim`] judges.
 #[derive(Clone, Debug)]
 pub struct Found<'a> {
     pub arn: &'a str,
@@ -419,43 +419,74 @@ pub struct Found<'a> {
     pub status_arn: Option<&'a str>,
 }
 
-/// Claim a Billing Conductor object found by name, and converge its tags. Its tags are read
-/// (one ListTagsForResource) when its ownership is not established yet (the status holds no
-/// or another ARN: first sight, status lost, file mode) and when the tags are due for a
-/// check (spec changed, or the periodic audit); then an object another resource owns is
-/// refused (`OwnedElsewhere`), one without owner tag needs `spec.adopt`
-/// (`AdoptionRequired`), and the tags are made equal to `desired` (owner tag included, which
-/// completes an adoption). Records in `checked_at` when they were compared. Call it before
-/// any other write to the object.
-#[allow(clippy::too_many_arguments)]
-pub async fn claim_billing_object(
+/// The judgement of [`check_claim`] on an object found by name: whether its tags were read
+/// (and what they were), to be completed by [`complete_claim`] once nothing else refuses.
+#[derive(Clone, Debug)]
+#[must_use = "the tags are converged by complete_claim"]
+pub struct ClaimCheck {
+    arn: String,
+    what: String,
+    /// Its tags and how they relate to the claimant, when they were read.
+    read: Option<(Tags, Claim)>,
+}
+
+/// Judge a Billing Conductor object found by name, without writing anything. Its tags are
+/// read (one ListTagsForResource) when its ownership is not established yet (the status
+/// holds no or another ARN: first sight, status lost, file mode) and when the tags are due
+/// for a check (spec changed, or the periodic audit); then an object another resource owns
+/// is refused (`OwnedElsewhere`) and one without owner tag needs `spec.adopt`
+/// (`AdoptionRequired`). Call it before any write to the object, and [`complete_claim`]
+/// once every other judgement that could refuse has been made.
+pub async fn check_claim(
     conn: &Connection,
     found: &Found<'_>,
     claimant: &Claimant<'_>,
-    desired: &Tags,
     spec_changed: bool,
-    checked_at: &mut Option<String>,
+    checked_at: Option<&str>,
     uid: &str,
+    now: &str,
+) -> Result<ClaimCheck, Error> {
+    let claimed = found.status_arn == Some(found.arn);
+    let due = super::org::tag_check_due(spec_changed, checked_at, now, uid);
+    let read = if claimed && !due {
+        None
+    } else {
+        let current = conn.billing.list_tags(found.arn).await?;
+        let judged = claim(&current, claimant, &found.what)?;
+        Some((current, judged))
+    };
+    Ok(ClaimCheck {
+        arn: found.arn.to_string(),
+        what: found.what.clone(),
+        read,
+    })
+}
+
+/// Complete a claim [`check_claim`] judged: make the object's tags equal to `desired` (owner
+/// tag included, which completes an adoption) when they were read, and record in
+/// `checked_at` when they were compared.
+pub async fn complete_claim(
+    conn: &Connection,
+    check: ClaimCheck,
+    desired: &Tags,
+    checked_at: &mut Option<String>,
     now: &str,
     plan_only: bool,
     changes: &mut Vec<super::Change>,
 ) -> Result<(), Error> {
-    let claimed = found.status_arn == Some(found.arn);
-    let due = super::org::tag_check_due(spec_changed, checked_at.as_deref(), now, uid);
-    if claimed && !due {
+    let Some((current, judged)) = check.read else {
         return Ok(());
-    }
-    let current = conn.billing.list_tags(found.arn).await?;
-    if claim(&current, claimant, &found.what)? == Claim::Adopt {
+    };
+    if judged == Claim::Adopt {
         changes.push(change(
             ChangeAction::Update,
-            found.what.clone(),
+            check.what.clone(),
             format!("adopt: add the {OWNER_TAG} tag"),
         ));
     }
     super::org::converge_tags(
         super::org::TagApi::Billing(conn.billing.as_ref()),
-        found.arn,
+        &check.arn,
         desired,
         &current,
         plan_only,
@@ -537,26 +568,26 @@ async fn apply(
     };
     let bc = conn.billing.as_ref();
     let mut plan_arn = snapshot.plan_named(&name).map(|p| p.arn.clone());
-    // The plan first: nothing of a plan another resource owns is touched.
-    if let Some(arn) = &plan_arn {
-        claim_billing_object(
-            &conn,
-            &Found {
-                arn,
-                what: format!("pricing plan {name}"),
-                status_arn: status.arn.as_deref(),
-            },
-            &want.claimant,
-            &tags,
-            status.observed_generation != obj.metadata.generation,
-            &mut status.tags_checked_at,
-            &uid,
-            now,
-            plan_only,
-            changes,
-        )
-        .await?;
-    }
+    // Every judgement before any write: the plan's owner, then its rules' (in `plan`).
+    let plan_claim = match &plan_arn {
+        Some(arn) => Some(
+            check_claim(
+                &conn,
+                &Found {
+                    arn,
+                    what: format!("pricing plan {name}"),
+                    status_arn: status.arn.as_deref(),
+                },
+                &want.claimant,
+                status.observed_generation != obj.metadata.generation,
+                status.tags_checked_at.as_deref(),
+                &uid,
+                now,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let wanted: BTreeSet<String> = obj
         .spec
         .rules
@@ -569,6 +600,18 @@ async fn apply(
     )
     .await?;
     let steps = plan(&want, &snapshot, &owners)?;
+    if let Some(check) = plan_claim {
+        complete_claim(
+            &conn,
+            check,
+            &tags,
+            &mut status.tags_checked_at,
+            now,
+            plan_only,
+            changes,
+        )
+        .await?;
+    }
     let mut rule_arns: BTreeMap<String, String> = obj
         .spec
         .rules
