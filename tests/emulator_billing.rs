@@ -924,3 +924,109 @@ async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason()
         );
     }
 }
+
+#[tokio::test]
+async fn deleting_a_group_deletes_only_its_own_items_and_refuses_while_others_remain() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 1).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    dir.write(
+        "group.yaml",
+        &group_yaml("g", &ids[0], "  deletionPolicy: Delete\n"),
+    );
+    dir.write(
+        "fee.yaml",
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: CustomLineItem\nmetadata: {name: fee, namespace: billing}\nspec:\n  billingGroupRef: {name: g}\n  description: fee\n  type: FEE\n  flat: {amount: 5}\n",
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "CustomLineItem", "fee").ready);
+    let g_arn = status(&r, "BillingGroup", "g")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fee_arn = status(&r, "CustomLineItem", "fee")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bc = bc_client(emu).await;
+    let hand = bc
+        .create_custom_line_item()
+        .name("hand-item")
+        .description("by hand")
+        .billing_group_arn(&g_arn)
+        .charge_details(
+            aws_sdk_billingconductor::types::CustomLineItemChargeDetails::builder()
+                .r#type(aws_sdk_billingconductor::types::CustomLineItemType::Fee)
+                .flat(
+                    aws_sdk_billingconductor::types::CustomLineItemFlatChargeDetails::builder()
+                        .charge_value(1.0)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+
+    // Only the group is deleted (its CustomLineItem object stays): the item it owns would go
+    // with it, but the one made by hand refuses the deletion, and nothing is deleted.
+    let group_only = || {
+        filemode::load(
+            &[dir.0.join("payer.yaml"), dir.0.join("group.yaml")],
+            "billing",
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"))
+    };
+    emu.control("DELETE", "/_emulator/requests", None);
+    let d = filemode::delete(group_only(), connector(emu), Duration::from_secs(1)).await;
+    let g = find(&d, "BillingGroup", "g");
+    assert_eq!(g.reason, "GroupHasForeignItems", "{g:?}");
+    assert!(g.message.contains("hand-item"), "{}", g.message);
+    assert!(!g.message.contains("fee"), "{}", g.message);
+    for op in ["DeleteCustomLineItem", "DeleteBillingGroup"] {
+        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
+    }
+
+    // Once the hand-made item is gone, the group goes, with the item it owns.
+    bc.delete_custom_line_item()
+        .arn(&hand)
+        .send()
+        .await
+        .unwrap();
+    let d = filemode::delete(group_only(), connector(emu), Duration::from_secs(20)).await;
+    let g = find(&d, "BillingGroup", "g");
+    assert_eq!(g.reason, "Deleted", "{g:?}");
+    let left = bc
+        .list_custom_line_items()
+        .send()
+        .await
+        .unwrap()
+        .custom_line_items
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|i| i.arn() != Some(fee_arn.as_str())),
+        "{left:?}"
+    );
+    assert!(
+        bc.list_billing_groups()
+            .send()
+            .await
+            .unwrap()
+            .billing_groups()
+            .iter()
+            .all(|x| x.arn() != Some(g_arn.as_str()))
+    );
+}

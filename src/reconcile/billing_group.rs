@@ -10,10 +10,10 @@ use kube::ResourceExt;
 
 use super::insights::GroupCost;
 use crate::api::billing_group::{CostReport, GroupDeletionPolicy};
-use crate::api::common::{owner_value, with_owner};
+use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
-use crate::aws::billing::{BcCost, BcGroup, NewGroup};
+use crate::aws::billing::{BcCost, BcGroup, BcItem, NewGroup};
 use crate::error::Error;
 use crate::money::Amount;
 
@@ -638,7 +638,8 @@ fn pending_retry(linked: &[LinkedAccount]) -> std::time::Duration {
     }
 }
 
-/// Deletion: `Retain` releases; `Delete` deletes the group's custom line items, then the group.
+/// Deletion: `Retain` releases; `Delete` deletes the group's custom line items (only those a
+/// CustomLineItem of this namespace owns: any other one refuses the deletion), then the group.
 pub async fn cleanup(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
@@ -708,7 +709,39 @@ async fn delete(
         return Ok(Verdict::ready("Released", why));
     }
     let bc = conn.billing.as_ref();
-    for item in snapshot.items.iter().filter(|i| i.group_arn == group.arn) {
+    // AWS deletes no group that still has custom line items. Those a CustomLineItem of this
+    // namespace owns go with the group (deleting it forces them); any other one (made by
+    // hand, or owned elsewhere) stops the deletion: it is not ours to delete.
+    let items: Vec<&BcItem> = snapshot
+        .items
+        .iter()
+        .filter(|i| i.group_arn == group.arn)
+        .collect();
+    let ours = owner_value(&namespace, "CustomLineItem", "");
+    let mut foreign = Vec::new();
+    for item in &items {
+        let tags = match bc.list_tags(&item.arn).await {
+            Ok(tags) => tags,
+            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => continue,
+            Err(e) => return Err(e),
+        };
+        match tags.get(OWNER_TAG) {
+            Some(o) if o.len() > ours.len() && o.starts_with(&ours) => {}
+            Some(o) => foreign.push(format!("{} (managed by {o})", item.name)),
+            None => foreign.push(format!("{} (no {OWNER_TAG} tag)", item.name)),
+        }
+    }
+    if !foreign.is_empty() {
+        return Err(Error::waiting(
+            "GroupHasForeignItems",
+            format!(
+                "billing group {name} holds custom line items this operator does not manage: {}; delete or move them, or set deletionPolicy: Retain",
+                foreign.join(", ")
+            ),
+            REFUSED_RETRY,
+        ));
+    }
+    for item in items {
         changes.push(change(
             ChangeAction::Delete,
             format!("custom line item {}", item.name),
