@@ -1030,3 +1030,100 @@ async fn deleting_a_group_deletes_only_its_own_items_and_refuses_while_others_re
             .all(|x| x.arn() != Some(g_arn.as_str()))
     );
 }
+
+#[tokio::test]
+async fn an_adopted_plans_hand_made_rules_are_tagged_and_retired_with_their_entry() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    accounts(emu, 1).await;
+    let bc = bc_client(emu).await;
+    let entry = |name: &str| -> partner_billing_operator::api::pricing_plan::PricingRule {
+        serde_json::from_value(
+            json!({"name": name, "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 10}),
+        )
+        .unwrap()
+    };
+    let hand_plan = bc
+        .create_pricing_plan()
+        .name("hand-plan")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let hand_rule = bc
+        .create_pricing_rule()
+        .name(
+            partner_billing_operator::reconcile::pricing_plan::rule_aws_name(
+                "hand-plan",
+                &entry("a"),
+            ),
+        )
+        .scope(aws_sdk_billingconductor::types::PricingRuleScope::Global)
+        .r#type(aws_sdk_billingconductor::types::PricingRuleType::Markup)
+        .modifier_percentage(10.0)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    bc.associate_pricing_rules()
+        .arn(&hand_plan)
+        .pricing_rule_arns(&hand_rule)
+        .send()
+        .await
+        .unwrap();
+    let rules = |entries: &[&str]| {
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "    - {{name: {e}, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}}\n"
+                )
+            })
+            .collect::<String>()
+    };
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &(plan_yaml("hand-plan", &rules(&["a", "b"])) + "  adopt: true\n"),
+    );
+    let r = apply(emu, &dir).await;
+    let p = find(&r, "PricingPlan", "hand-plan");
+    assert!(p.ready, "{p:?}");
+    assert_eq!(
+        status(&r, "PricingPlan", "hand-plan")["arn"],
+        hand_plan.as_str()
+    );
+    assert_eq!(status(&r, "PricingPlan", "hand-plan")["size"], 2);
+    for arn in [&hand_plan, &hand_rule] {
+        assert_eq!(
+            tags_of(emu, arn).await["partnerbilling.io/owner"],
+            "billing/pricingplan/hand-plan",
+            "{arn}"
+        );
+    }
+
+    // Its entry dropped, the hand-made rule is retired like the plan's own.
+    dir.write(
+        "plan.yaml",
+        &(plan_yaml("hand-plan", &rules(&["b"])) + "  adopt: true\n"),
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "hand-plan").ready);
+    assert_eq!(status(&r, "PricingPlan", "hand-plan")["size"], 1);
+    assert_eq!(emu.count("billingconductor", "DeletePricingRule"), 1);
+    let left = bc
+        .list_pricing_rules()
+        .send()
+        .await
+        .unwrap()
+        .pricing_rules
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|x| x.arn() != Some(hand_rule.as_str())),
+        "{left:?}"
+    );
+}

@@ -158,6 +158,28 @@ pub fn rules_to_inspect(
         .collect()
 }
 
+/// Wanted rules already associated with plan `plan_arn` (ARNs). Their owner tags are read
+/// too when the plan is adopted (and at its tag audits with `spec.adopt`): a plan made by
+/// hand may hold rules made by hand, which must carry the owner tag to be retired once their
+/// entry goes. Pure.
+pub fn wanted_rules_in_plan(
+    wanted: &BTreeSet<String>,
+    plan_arn: &str,
+    snapshot: &BillingSnapshot,
+) -> Vec<String> {
+    let associated: BTreeSet<&str> = snapshot
+        .plan_rules
+        .get(plan_arn)
+        .map(|v| v.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    snapshot
+        .rules
+        .iter()
+        .filter(|r| wanted.contains(&r.name) && associated.contains(r.arn.as_str()))
+        .map(|r| r.arn.clone())
+        .collect()
+}
+
 /// Who a Billing Conductor object found by name in AWS belongs to, for messages and the
 /// ownership check.
 #[derive(Clone, Debug)]
@@ -256,8 +278,9 @@ pub struct DesiredPlan<'a> {
 }
 
 /// What to do for a pricing plan whose ownership was checked, given the owner tags of the
-/// rules [`rules_to_inspect`] named. Refuses a wanted rule name another resource's rule (or,
-/// without `spec.adopt`, an unowned rule) already has. Pure.
+/// rules [`rules_to_inspect`] (and, on adoption, [`wanted_rules_in_plan`]) named. Refuses a
+/// wanted rule name another resource's rule (or, without `spec.adopt`, an unowned rule)
+/// already has; with `spec.adopt` unowned ones are tagged, in the plan or not. Pure.
 pub fn plan(
     want: &DesiredPlan<'_>,
     snapshot: &BillingSnapshot,
@@ -292,16 +315,21 @@ pub fn plan(
             }
             Some(have) => {
                 let in_plan = associated.contains(have.arn.as_str());
-                // A rule in this plan was put there by this plan; any other was inspected.
-                if !in_plan {
-                    let Some(owner) = owners.get(&have.arn) else {
+                // A rule in this plan was put there by this plan, unless its owner tag was
+                // read (the plan is being adopted); any other was inspected.
+                let owner = match owners.get(&have.arn) {
+                    Some(owner) => Some(owner),
+                    None if in_plan => None,
+                    None => {
                         return Err(Error::retryable(
                             "AwsChanged",
                             format!(
                                 "pricing rule {aws_name} changed while it was read; looking again"
                             ),
                         ));
-                    };
+                    }
+                };
+                if let Some(owner) = owner {
                     let tags: Tags = owner
                         .iter()
                         .map(|o| (OWNER_TAG.to_string(), o.clone()))
@@ -428,6 +456,14 @@ pub struct ClaimCheck {
     what: String,
     /// Its tags and how they relate to the claimant, when they were read.
     read: Option<(Tags, Claim)>,
+}
+
+impl ClaimCheck {
+    /// Whether the object's tags were read by this check (first sight, status lost, spec
+    /// changed, or the periodic audit).
+    pub fn was_read(&self) -> bool {
+        self.read.is_some()
+    }
 }
 
 /// Judge a Billing Conductor object found by name, without writing anything. Its tags are
@@ -594,11 +630,14 @@ async fn apply(
         .iter()
         .map(|r| rule_aws_name(&name, r))
         .collect();
-    let owners = rule_owners(
-        &conn,
-        &rules_to_inspect(&name, &wanted, plan_arn.as_deref(), &snapshot),
-    )
-    .await?;
+    let mut inspect = rules_to_inspect(&name, &wanted, plan_arn.as_deref(), &snapshot);
+    if let (Some(arn), Some(check)) = (&plan_arn, &plan_claim)
+        && check.was_read()
+        && obj.spec.adopt
+    {
+        inspect.extend(wanted_rules_in_plan(&wanted, arn, &snapshot));
+    }
+    let owners = rule_owners(&conn, &inspect).await?;
     let steps = plan(&want, &snapshot, &owners)?;
     if let Some(check) = plan_claim {
         complete_claim(
@@ -1133,6 +1172,42 @@ mod tests {
             PlanStep::AdoptRules {
                 rules: vec![(name, "r1".into())]
             }
+        );
+    }
+
+    #[test]
+    fn adopting_a_plan_tags_its_unowned_wanted_rules() {
+        let r = rule("global", RuleScope::Global, None, 10.0);
+        let name = rule_aws_name("gold", &r);
+        let s = snapshot(vec![bc(&name, "r1", &r)], vec!["r1".into()]);
+        let rules = [r];
+        let tags = BTreeMap::new();
+        let wanted = BTreeSet::from([name.clone()]);
+        assert_eq!(wanted_rules_in_plan(&wanted, "plan-arn", &s), vec!["r1"]);
+        let mut adopting = want(&rules, &tags);
+        adopting.claimant.adopt = true;
+        // Not read: trusted as this plan's, as before.
+        assert!(plan(&adopting, &s, &RuleOwners::new()).unwrap().is_empty());
+        // Read and unowned: tagged.
+        assert_eq!(
+            plan(&adopting, &s, &owned(&[("r1", None)])).unwrap(),
+            vec![PlanStep::AdoptRules {
+                rules: vec![(name, "r1".into())]
+            }]
+        );
+        // Read and owned elsewhere: refused.
+        let err = plan(
+            &adopting,
+            &s,
+            &owned(&[("r1", Some("other/pricingplan/gold"))]),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "OwnedElsewhere");
+        // Read and ours: nothing to do.
+        assert!(
+            plan(&adopting, &s, &owned(&[("r1", Some(OWNER))]))
+                .unwrap()
+                .is_empty()
         );
     }
 
