@@ -19,10 +19,11 @@ use crate::money::Amount;
 
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{
-    BATCH, Claimant, Found, REFUSED_RETRY, billing_snapshot, check_claim, client_token,
-    complete_claim, deletable, record_billing, refusal,
+use super::ownership::{
+    Claimant, Found, REFUSED_RETRY, TagAudit, check_claim, client_token, complete_claim, deletable,
+    usable_dependency,
 };
+use super::pricing_plan::{BATCH, billing_snapshot, record_billing};
 use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type naming accounts two billing groups both want.
@@ -237,20 +238,11 @@ async fn apply(
                 DEPENDENCY_RETRY,
             )
         })?;
-    if let Some(c) = plan_obj
-        .status
-        .as_ref()
-        .and_then(|s| refusal(&s.conditions))
-    {
-        return Err(Error::waiting(
-            "DependencyNotReady",
-            format!(
-                "PricingPlan {namespace}/{} refuses the plan of its name in AWS: {}",
-                obj.spec.pricing_plan_ref.name, c.message
-            ),
-            REFUSED_RETRY,
-        ));
-    }
+    usable_dependency(
+        &format!("PricingPlan {namespace}/{}", obj.spec.pricing_plan_ref.name),
+        "plan",
+        plan_obj.status.as_ref().map(|s| s.conditions.as_slice()),
+    )?;
     let plan_arn = snapshot
         .plan_named(&plan_obj.plan_name())
         .map(|p| p.arn.clone())
@@ -335,10 +327,12 @@ async fn apply(
                 adopt: obj.spec.adopt,
                 name_field: "spec.groupName",
             },
-            status.observed_generation != obj.metadata.generation,
-            status.tags_checked_at.as_deref(),
-            &uid,
-            now,
+            &TagAudit {
+                spec_changed: status.observed_generation != obj.metadata.generation,
+                checked_at: status.tags_checked_at.as_deref(),
+                uid: &uid,
+                now,
+            },
         )
         .await?;
         if g.primary_account_id != primary {
@@ -355,7 +349,6 @@ async fn apply(
             check,
             &tags,
             &mut status.tags_checked_at,
-            now,
             plan_only,
             changes,
         )

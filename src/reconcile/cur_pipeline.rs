@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::time::older_than;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{Claim, Claimant, claim};
+use super::ownership::{Claim, Claimant, claim};
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type: AWS has delivered files.
