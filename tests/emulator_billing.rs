@@ -817,3 +817,313 @@ fn with_secret(
     ctx.secrets = Arc::new(manifests.secrets);
     ctx
 }
+
+#[tokio::test]
+async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 2).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "plan").ready);
+    let plan_arn = status(&r, "PricingPlan", "plan")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bc = bc_client(emu).await;
+
+    // A plan made by hand, and a rule of the name its entry wants that another object owns:
+    // with spec.adopt the plan is refused (OwnedElsewhere) before it is tagged.
+    let hand_plan = bc
+        .create_pricing_plan()
+        .name("hand-plan")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let entry: partner_billing_operator::api::pricing_plan::PricingRule = serde_json::from_value(
+        json!({"name": "global", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 10}),
+    )
+    .unwrap();
+    bc.create_pricing_rule()
+        .name(partner_billing_operator::reconcile::pricing_plan::rule_aws_name("hand-plan", &entry))
+        .scope(aws_sdk_billingconductor::types::PricingRuleScope::Global)
+        .r#type(aws_sdk_billingconductor::types::PricingRuleType::Markup)
+        .modifier_percentage(10.0)
+        .tags("partnerbilling.io/owner", "billing/pricingplan/other")
+        .send()
+        .await
+        .unwrap();
+    dir.write(
+        "hand-plan.yaml",
+        &(plan_yaml(
+            "hand-plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ) + "  adopt: true\n"),
+    );
+
+    // A group made by hand whose primary account is not the one the spec names: with
+    // spec.adopt it is refused (PrimaryAccountMismatch) before it is tagged.
+    let hand_group = bc
+        .create_billing_group()
+        .name("hand-group")
+        .primary_account_id(&ids[0])
+        .account_grouping(
+            aws_sdk_billingconductor::types::AccountGrouping::builder()
+                .linked_account_ids(&ids[0])
+                .build(),
+        )
+        .computation_preference(
+            aws_sdk_billingconductor::types::ComputationPreference::builder()
+                .pricing_plan_arn(&plan_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    dir.write(
+        "hand-group.yaml",
+        &group_yaml("hand-group", &ids[1], "  adopt: true\n"),
+    );
+
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let p = find(&r, "PricingPlan", "hand-plan");
+    assert_eq!(p.reason, "OwnedElsewhere", "{p:?}");
+    let g = find(&r, "BillingGroup", "hand-group");
+    assert_eq!(g.reason, "PrimaryAccountMismatch", "{g:?}");
+    for op in [
+        "TagResource",
+        "UntagResource",
+        "UpdatePricingPlan",
+        "CreatePricingRule",
+        "AssociatePricingRules",
+        "UpdateBillingGroup",
+        "AssociateAccounts",
+    ] {
+        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
+    }
+    for arn in [&hand_plan, &hand_group] {
+        assert!(
+            !tags_of(emu, arn)
+                .await
+                .contains_key("partnerbilling.io/owner"),
+            "{arn}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_group_deletes_only_its_own_items_and_refuses_while_others_remain() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = accounts(emu, 1).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &plan_yaml(
+            "plan",
+            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
+        ),
+    );
+    dir.write(
+        "group.yaml",
+        &group_yaml("g", &ids[0], "  deletionPolicy: Delete\n"),
+    );
+    dir.write(
+        "fee.yaml",
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: CustomLineItem\nmetadata: {name: fee, namespace: billing}\nspec:\n  billingGroupRef: {name: g}\n  description: fee\n  type: FEE\n  flat: {amount: 5}\n",
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "CustomLineItem", "fee").ready);
+    let g_arn = status(&r, "BillingGroup", "g")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fee_arn = status(&r, "CustomLineItem", "fee")["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bc = bc_client(emu).await;
+    let hand = bc
+        .create_custom_line_item()
+        .name("hand-item")
+        .description("by hand")
+        .billing_group_arn(&g_arn)
+        .charge_details(
+            aws_sdk_billingconductor::types::CustomLineItemChargeDetails::builder()
+                .r#type(aws_sdk_billingconductor::types::CustomLineItemType::Fee)
+                .flat(
+                    aws_sdk_billingconductor::types::CustomLineItemFlatChargeDetails::builder()
+                        .charge_value(1.0)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+
+    // Only the group is deleted (its CustomLineItem object stays): the item it owns would go
+    // with it, but the one made by hand refuses the deletion, and nothing is deleted.
+    let group_only = || {
+        filemode::load(
+            &[dir.0.join("payer.yaml"), dir.0.join("group.yaml")],
+            "billing",
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"))
+    };
+    emu.control("DELETE", "/_emulator/requests", None);
+    let d = filemode::delete(group_only(), connector(emu), Duration::from_secs(1)).await;
+    let g = find(&d, "BillingGroup", "g");
+    assert_eq!(g.reason, "GroupHasForeignItems", "{g:?}");
+    assert!(g.message.contains("hand-item"), "{}", g.message);
+    assert!(!g.message.contains("fee"), "{}", g.message);
+    for op in ["DeleteCustomLineItem", "DeleteBillingGroup"] {
+        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
+    }
+
+    // Once the hand-made item is gone, the group goes, with the item it owns.
+    bc.delete_custom_line_item()
+        .arn(&hand)
+        .send()
+        .await
+        .unwrap();
+    let d = filemode::delete(group_only(), connector(emu), Duration::from_secs(20)).await;
+    let g = find(&d, "BillingGroup", "g");
+    assert_eq!(g.reason, "Deleted", "{g:?}");
+    let left = bc
+        .list_custom_line_items()
+        .send()
+        .await
+        .unwrap()
+        .custom_line_items
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|i| i.arn() != Some(fee_arn.as_str())),
+        "{left:?}"
+    );
+    assert!(
+        bc.list_billing_groups()
+            .send()
+            .await
+            .unwrap()
+            .billing_groups()
+            .iter()
+            .all(|x| x.arn() != Some(g_arn.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn an_adopted_plans_hand_made_rules_are_tagged_and_retired_with_their_entry() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    accounts(emu, 1).await;
+    let bc = bc_client(emu).await;
+    let entry = |name: &str| -> partner_billing_operator::api::pricing_plan::PricingRule {
+        serde_json::from_value(
+            json!({"name": name, "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 10}),
+        )
+        .unwrap()
+    };
+    let hand_plan = bc
+        .create_pricing_plan()
+        .name("hand-plan")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let hand_rule = bc
+        .create_pricing_rule()
+        .name(
+            partner_billing_operator::reconcile::pricing_plan::rule_aws_name(
+                "hand-plan",
+                &entry("a"),
+            ),
+        )
+        .scope(aws_sdk_billingconductor::types::PricingRuleScope::Global)
+        .r#type(aws_sdk_billingconductor::types::PricingRuleType::Markup)
+        .modifier_percentage(10.0)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    bc.associate_pricing_rules()
+        .arn(&hand_plan)
+        .pricing_rule_arns(&hand_rule)
+        .send()
+        .await
+        .unwrap();
+    let rules = |entries: &[&str]| {
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "    - {{name: {e}, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}}\n"
+                )
+            })
+            .collect::<String>()
+    };
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "plan.yaml",
+        &(plan_yaml("hand-plan", &rules(&["a", "b"])) + "  adopt: true\n"),
+    );
+    let r = apply(emu, &dir).await;
+    let p = find(&r, "PricingPlan", "hand-plan");
+    assert!(p.ready, "{p:?}");
+    assert_eq!(
+        status(&r, "PricingPlan", "hand-plan")["arn"],
+        hand_plan.as_str()
+    );
+    assert_eq!(status(&r, "PricingPlan", "hand-plan")["size"], 2);
+    for arn in [&hand_plan, &hand_rule] {
+        assert_eq!(
+            tags_of(emu, arn).await["partnerbilling.io/owner"],
+            "billing/pricingplan/hand-plan",
+            "{arn}"
+        );
+    }
+
+    // Its entry dropped, the hand-made rule is retired like the plan's own.
+    dir.write(
+        "plan.yaml",
+        &(plan_yaml("hand-plan", &rules(&["b"])) + "  adopt: true\n"),
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "PricingPlan", "hand-plan").ready);
+    assert_eq!(status(&r, "PricingPlan", "hand-plan")["size"], 1);
+    assert_eq!(emu.count("billingconductor", "DeletePricingRule"), 1);
+    let left = bc
+        .list_pricing_rules()
+        .send()
+        .await
+        .unwrap()
+        .pricing_rules
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|x| x.arn() != Some(hand_rule.as_str())),
+        "{left:?}"
+    );
+}

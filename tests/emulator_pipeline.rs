@@ -290,6 +290,51 @@ async fn crawler_drift_is_corrected() {
 }
 
 #[tokio::test]
+async fn an_edited_description_that_keeps_the_marker_is_corrected_not_refused() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    emu.create_organization(&cfg, 0).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", &payer(""));
+    dir.write(
+        "cur.yaml",
+        &pipeline(
+            "edited",
+            "",
+            "    bucket: edited-bucket\n    create: true\n",
+            true,
+        ),
+    );
+    assert!(find(&apply(emu, &dir).await, "CurPipeline", "edited").ready);
+    let glue = aws_sdk_glue::Client::new(&cfg);
+    let description = || async {
+        glue.get_crawler()
+            .name("acme-cur-crawler")
+            .send()
+            .await
+            .unwrap()
+            .crawler
+            .unwrap()
+            .description
+            .unwrap_or_default()
+    };
+    let marker = description().await;
+    glue.update_crawler()
+        .name("acme-cur-crawler")
+        .description(format!("CUR crawler of the finance team. {marker}"))
+        .send()
+        .await
+        .unwrap();
+    emu.control("DELETE", "/_emulator/requests", None);
+    let r = apply(emu, &dir).await;
+    let o = find(&r, "CurPipeline", "edited");
+    assert!(o.ready, "{o:?}");
+    assert_eq!(writes(emu), vec![("glue:UpdateCrawler".to_string(), 1)]);
+    assert_eq!(description().await, marker);
+}
+
+#[tokio::test]
 async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legacy_cur_works() {
     let emu = common::emulator();
     let _guard = emu.lock().await;

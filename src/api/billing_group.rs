@@ -90,7 +90,9 @@ pub struct BillingGroupSpec {
     pub tags: BTreeMap<String, String>,
     /// What deleting this object does in AWS: `Retain` (default: the group stays) or
     /// `Delete` (its custom line items, then the group, are deleted; its accounts fall back
-    /// to the payer's default billing). Deleting a billing group is never done unasked.
+    /// to the payer's default billing). A group that holds custom line items not managed by a
+    /// CustomLineItem of this namespace is not deleted (`GroupHasForeignItems`) until they
+    /// are gone. Deleting a billing group is never done unasked.
     #[serde(default)]
     pub deletion_policy: GroupDeletionPolicy,
     /// Take over a billing group of this name that already exists in AWS without the

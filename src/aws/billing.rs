@@ -369,7 +369,16 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn list_associations(&self) -> Result<Vec<(String, String)>, Error> {
-        let mut pages = self.list_account_associations().into_paginator().send();
+        // Without a filter AWS lists every linked account of the payer, grouped or not;
+        // MONITORED keeps only those associated with a billing group.
+        let monitored = types::ListAccountAssociationsFilter::builder()
+            .association("MONITORED")
+            .build();
+        let mut pages = self
+            .list_account_associations()
+            .filters(monitored)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             for a in page

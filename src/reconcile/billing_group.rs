@@ -10,19 +10,20 @@ use kube::ResourceExt;
 
 use super::insights::GroupCost;
 use crate::api::billing_group::{CostReport, GroupDeletionPolicy};
-use crate::api::common::{owner_value, with_owner};
+use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
-use crate::aws::billing::{BcCost, BcGroup, NewGroup};
+use crate::aws::billing::{BcCost, BcGroup, BcItem, NewGroup};
 use crate::error::Error;
 use crate::money::Amount;
 
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{
-    BATCH, Claimant, Found, REFUSED_RETRY, billing_snapshot, claim_billing_object, client_token,
-    deletable, record_billing, refusal,
+use super::ownership::{
+    Claimant, Found, REFUSED_RETRY, TagAudit, check_claim, client_token, complete_claim, deletable,
+    usable_dependency,
 };
+use super::pricing_plan::{BATCH, billing_snapshot, record_billing};
 use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type naming accounts two billing groups both want.
@@ -237,20 +238,11 @@ async fn apply(
                 DEPENDENCY_RETRY,
             )
         })?;
-    if let Some(c) = plan_obj
-        .status
-        .as_ref()
-        .and_then(|s| refusal(&s.conditions))
-    {
-        return Err(Error::waiting(
-            "DependencyNotReady",
-            format!(
-                "PricingPlan {namespace}/{} refuses the plan of its name in AWS: {}",
-                obj.spec.pricing_plan_ref.name, c.message
-            ),
-            REFUSED_RETRY,
-        ));
-    }
+    usable_dependency(
+        &format!("PricingPlan {namespace}/{}", obj.spec.pricing_plan_ref.name),
+        "plan",
+        plan_obj.status.as_ref().map(|s| s.conditions.as_slice()),
+    )?;
     let plan_arn = snapshot
         .plan_named(&plan_obj.plan_name())
         .map(|p| p.arn.clone())
@@ -320,8 +312,10 @@ async fn apply(
     let tags = with_owner(&obj.spec.tags, &owner);
     let mut arn = snapshot.group_named(&name).map(|g| g.arn.clone());
     if let Some(g) = arn.as_deref().and_then(|a| snapshot.group(a)).cloned() {
-        // Before anything else is written to it: a group another resource owns is refused.
-        claim_billing_object(
+        // Before anything is written to it: a group another resource owns is refused, and so
+        // is one whose primary account differs (the tags of a group adopted are written only
+        // once nothing refuses it).
+        let check = check_claim(
             &conn,
             &Found {
                 arn: &g.arn,
@@ -333,13 +327,12 @@ async fn apply(
                 adopt: obj.spec.adopt,
                 name_field: "spec.groupName",
             },
-            &tags,
-            status.observed_generation != obj.metadata.generation,
-            &mut status.tags_checked_at,
-            &uid,
-            now,
-            plan_only,
-            changes,
+            &TagAudit {
+                spec_changed: status.observed_generation != obj.metadata.generation,
+                checked_at: status.tags_checked_at.as_deref(),
+                uid: &uid,
+                now,
+            },
         )
         .await?;
         if g.primary_account_id != primary {
@@ -351,6 +344,15 @@ async fn apply(
                 ),
             ));
         }
+        complete_claim(
+            &conn,
+            check,
+            &tags,
+            &mut status.tags_checked_at,
+            plan_only,
+            changes,
+        )
+        .await?;
         if g.plan_arn != plan_arn
             || g.description != description
             || g.auto_associate != obj.spec.auto_associate
@@ -629,7 +631,8 @@ fn pending_retry(linked: &[LinkedAccount]) -> std::time::Duration {
     }
 }
 
-/// Deletion: `Retain` releases; `Delete` deletes the group's custom line items, then the group.
+/// Deletion: `Retain` releases; `Delete` deletes the group's custom line items (only those a
+/// CustomLineItem of this namespace owns: any other one refuses the deletion), then the group.
 pub async fn cleanup(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
@@ -699,7 +702,39 @@ async fn delete(
         return Ok(Verdict::ready("Released", why));
     }
     let bc = conn.billing.as_ref();
-    for item in snapshot.items.iter().filter(|i| i.group_arn == group.arn) {
+    // AWS deletes no group that still has custom line items. Those a CustomLineItem of this
+    // namespace owns go with the group (deleting it forces them); any other one (made by
+    // hand, or owned elsewhere) stops the deletion: it is not ours to delete.
+    let items: Vec<&BcItem> = snapshot
+        .items
+        .iter()
+        .filter(|i| i.group_arn == group.arn)
+        .collect();
+    let ours = owner_value(&namespace, "CustomLineItem", "");
+    let mut foreign = Vec::new();
+    for item in &items {
+        let tags = match bc.list_tags(&item.arn).await {
+            Ok(tags) => tags,
+            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => continue,
+            Err(e) => return Err(e),
+        };
+        match tags.get(OWNER_TAG) {
+            Some(o) if o.len() > ours.len() && o.starts_with(&ours) => {}
+            Some(o) => foreign.push(format!("{} (managed by {o})", item.name)),
+            None => foreign.push(format!("{} (no {OWNER_TAG} tag)", item.name)),
+        }
+    }
+    if !foreign.is_empty() {
+        return Err(Error::waiting(
+            "GroupHasForeignItems",
+            format!(
+                "billing group {name} holds custom line items this operator does not manage: {}; delete or move them, or set deletionPolicy: Retain",
+                foreign.join(", ")
+            ),
+            REFUSED_RETRY,
+        ));
+    }
+    for item in items {
         changes.push(change(
             ChangeAction::Delete,
             format!("custom line item {}", item.name),

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::time::older_than;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{Claim, Claimant, claim};
+use super::ownership::{Claim, Claimant, claim};
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Condition type: AWS has delivered files.
@@ -85,8 +85,16 @@ pub fn owner_marker(namespace: &str, name: &str) -> String {
     )
 }
 
+/// Whether `description` carries this pipeline's `marker` (alone, or within text someone
+/// added; the marker ends with `)`, so another pipeline's name that extends this one's does
+/// not match). Pure.
+pub fn carries_marker(description: &str, marker: &str) -> bool {
+    description.contains(marker)
+}
+
 /// Check an export or crawler found by name against the marker in its description: this
-/// pipeline's marker is fine; another pipeline's is refused (`OwnedElsewhere`); none (made
+/// pipeline's marker is fine (also within an edited description, which the drift correction
+/// then rewrites to the marker); another pipeline's is refused (`OwnedElsewhere`); none (made
 /// outside the operator) is refused (`AdoptionRequired`) unless `adopt`, and then the
 /// description is rewritten to this pipeline's marker by the drift correction. Pure.
 pub fn claim_marked(
@@ -96,7 +104,7 @@ pub fn claim_marked(
     what: &str,
     field: &str,
 ) -> Result<(), Error> {
-    if description == marker {
+    if carries_marker(description, marker) {
         return Ok(());
     }
     if description.contains("Managed by partner-billing-operator (") {
@@ -883,7 +891,7 @@ async fn delete(
     match obj.spec.export.kind {
         ExportKind::DataExport => {
             if let Some(found) = api.find_export(&name).await?
-                && found.def.description == marker
+                && carries_marker(&found.def.description, &marker)
             {
                 changes.push(change(
                     ChangeAction::Delete,
@@ -912,7 +920,7 @@ async fn delete(
     }
     if let Some(glue) = &obj.spec.glue {
         if let Some(found) = api.crawler(&region, &glue.name).await?
-            && found.def.description == marker
+            && carries_marker(&found.def.description, &marker)
         {
             changes.push(change(
                 ChangeAction::Delete,
@@ -922,7 +930,7 @@ async fn delete(
             api.delete_crawler(&region, &glue.name).await?;
         }
         if let Some(found) = api.database(&region, &glue.database).await?
-            && found.description == marker
+            && carries_marker(&found.description, &marker)
         {
             changes.push(change(
                 ChangeAction::Delete,
@@ -1040,6 +1048,18 @@ mod tests {
             "{e}"
         );
         assert!(claim_marked("", &ours, true, "crawler c", "spec.glue.name").is_ok());
+        // An edited description that keeps this pipeline's marker is still ours.
+        let edited = format!("billing exports; {ours}");
+        assert!(claim_marked(&edited, &ours, false, "crawler c", "spec.glue.name").is_ok());
+        let e = claim_marked(
+            &owner_marker("acme", "main2"),
+            &ours,
+            false,
+            "crawler c",
+            "spec.glue.name",
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "OwnedElsewhere");
     }
 
     fn pipeline(yaml: &str) -> CurPipeline {

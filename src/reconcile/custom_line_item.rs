@@ -12,10 +12,11 @@ use crate::aws::billing::{BcItem, NewItem};
 use crate::error::Error;
 
 use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::pricing_plan::{
-    Claimant, Found, REFUSED_RETRY, billing_snapshot, claim_billing_object, client_token,
-    deletable, refusal,
+use super::ownership::{
+    Claimant, Found, TagAudit, check_claim, client_token, complete_claim, deletable,
+    usable_dependency,
 };
+use super::pricing_plan::billing_snapshot;
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// Where an item's period range stands against the open periods. Pure.
@@ -106,20 +107,14 @@ async fn apply(
                 DEPENDENCY_RETRY,
             )
         })?;
-    if let Some(c) = group_obj
-        .status
-        .as_ref()
-        .and_then(|s| refusal(&s.conditions))
-    {
-        return Err(Error::waiting(
-            "DependencyNotReady",
-            format!(
-                "BillingGroup {namespace}/{} refuses the group of its name in AWS: {}",
-                obj.spec.billing_group_ref.name, c.message
-            ),
-            REFUSED_RETRY,
-        ));
-    }
+    usable_dependency(
+        &format!(
+            "BillingGroup {namespace}/{}",
+            obj.spec.billing_group_ref.name
+        ),
+        "group",
+        group_obj.status.as_ref().map(|s| s.conditions.as_slice()),
+    )?;
     let (key, _payer, conn) = payer_connection(&namespace, &group_obj.spec.payer_ref, ctx).await?;
     let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
     let group = snapshot
@@ -263,7 +258,7 @@ async fn apply(
         Some(have) => {
             // Before anything else is written to it: an item another resource owns is
             // refused.
-            claim_billing_object(
+            let check = check_claim(
                 &conn,
                 &Found {
                     arn: &have.arn,
@@ -275,11 +270,19 @@ async fn apply(
                     adopt: obj.spec.adopt,
                     name_field: "spec.itemName",
                 },
+                &TagAudit {
+                    spec_changed: status.observed_generation != obj.metadata.generation,
+                    checked_at: status.tags_checked_at.as_deref(),
+                    uid: &uid,
+                    now,
+                },
+            )
+            .await?;
+            complete_claim(
+                &conn,
+                check,
                 &want.tags,
-                status.observed_generation != obj.metadata.generation,
                 &mut status.tags_checked_at,
-                &uid,
-                now,
                 plan_only,
                 changes,
             )

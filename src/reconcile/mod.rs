@@ -14,6 +14,7 @@ pub mod insights;
 pub mod linked_account;
 pub mod org;
 pub mod organizational_unit;
+pub mod ownership;
 pub mod payer;
 pub mod pricing_plan;
 pub mod service_control_policy;

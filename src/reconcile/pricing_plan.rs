@@ -6,9 +6,7 @@
 //! Ownership: the plan and its rules carry the owner tag of the PricingPlan object. A plan or
 //! rule found by name that another resource owns is refused (`OwnedElsewhere`), one without
 //! the tag only with `spec.adopt` (`AdoptionRequired`). Only rules named like this plan's and
-//! carrying its owner tag are ever retired. The shared helpers for the other Billing
-//! Conductor kinds (ClientTokens, claiming an object found by name, tag convergence) live
-//! here too.
+//! carrying its owner tag are ever retired.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,7 +14,6 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
-use crate::api::conditions::{Condition, ConditionStatus, READY, find};
 use crate::api::pricing_plan::PricingRule;
 use crate::api::{PricingPlan, PricingPlanStatus};
 use crate::aws::Connection;
@@ -26,33 +23,14 @@ use crate::error::Error;
 
 use super::billing_snapshot::BillingSnapshot;
 use super::org::{change, payer_connection};
+use super::ownership::{
+    Claim, Claimant, Found, TagAudit, check_claim, claim, client_token, complete_claim, deletable,
+    fnv,
+};
 use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// AWS accepts at most this many rules or accounts in one associate call.
 pub const BATCH: usize = 30;
-
-/// A stable 32-bit FNV-1a hash, hex (names and tokens must not change between builds).
-pub fn fnv(parts: &[&str]) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0u8)) {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    }
-    format!("{h:08x}")
-}
-
-/// A ClientToken (1-64 of `[a-zA-Z0-9-]`) derived from an object's UID and a purpose.
-pub fn client_token(uid: &str, purpose: &str) -> String {
-    let uid: String = uid
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect();
-    let mut token = format!("{}-{}", &uid[..uid.len().min(40)], fnv(&[purpose]));
-    token.truncate(64);
-    token
-}
 
 /// The AWS name of a rule: plan name, entry name, and a hash of what AWS cannot update, so
 /// that changing one of those names a new rule. Pure.
@@ -158,62 +136,26 @@ pub fn rules_to_inspect(
         .collect()
 }
 
-/// Who a Billing Conductor object found by name in AWS belongs to, for messages and the
-/// ownership check.
-#[derive(Clone, Debug)]
-pub struct Claimant<'a> {
-    /// Owner tag value of this resource (`<namespace>/<kind>/<name>`).
-    pub owner: &'a str,
-    /// `spec.adopt`: an object without owner tag may be taken over.
-    pub adopt: bool,
-    /// The spec field that names the object in AWS, for "choose another ...".
-    pub name_field: &'a str,
-}
-
-/// How an object found by name relates to this resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// It carries this resource's owner tag.
-    Ours,
-    /// It carries no owner tag and `spec.adopt` is set: it is taken over (tagged).
-    Adopt,
-}
-
-/// Judge an object's tags: this resource's owner tag, another resource's (`OwnedElsewhere`,
-/// naming it), or none (`AdoptionRequired` unless `spec.adopt`). `what` names the object in
-/// messages. Pure.
-pub fn claim(tags: &Tags, claimant: &Claimant<'_>, what: &str) -> Result<Claim, Error> {
-    match tags.get(OWNER_TAG) {
-        Some(o) if o == claimant.owner => Ok(Claim::Ours),
-        Some(other) => Err(Error::terminal(
-            "OwnedElsewhere",
-            format!(
-                "{what} is managed by {other} (tag {OWNER_TAG}); give this object another {} or remove that one",
-                claimant.name_field
-            ),
-        )),
-        None if claimant.adopt => Ok(Claim::Adopt),
-        None => Err(Error::terminal(
-            "AdoptionRequired",
-            format!(
-                "{what} already exists in AWS without the {OWNER_TAG} tag (it was made outside this operator); set spec.adopt: true to manage it from now on, or choose another {}",
-                claimant.name_field
-            ),
-        )),
-    }
-}
-
-/// How soon an object looks again at a dependency that refuses its AWS object: a person has
-/// to act first (rename, remove, or set `spec.adopt`).
-pub const REFUSED_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The condition with which a Billing Conductor resource refuses the object of its name in
-/// AWS (`OwnedElsewhere`, `AdoptionRequired`), if it does: objects that depend on it must not
-/// use that object. Pure.
-pub fn refusal(conditions: &[Condition]) -> Option<&Condition> {
-    find(conditions, READY)
-        .filter(|c| c.status == ConditionStatus::False)
-        .filter(|c| c.reason == "OwnedElsewhere" || c.reason == "AdoptionRequired")
+/// Wanted rules already associated with plan `plan_arn` (ARNs). Their owner tags are read
+/// too when the plan is adopted (and at its tag audits with `spec.adopt`): a plan made by
+/// hand may hold rules made by hand, which must carry the owner tag to be retired once their
+/// entry goes. Pure.
+pub fn wanted_rules_in_plan(
+    wanted: &BTreeSet<String>,
+    plan_arn: &str,
+    snapshot: &BillingSnapshot,
+) -> Vec<String> {
+    let associated: BTreeSet<&str> = snapshot
+        .plan_rules
+        .get(plan_arn)
+        .map(|v| v.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    snapshot
+        .rules
+        .iter()
+        .filter(|r| wanted.contains(&r.name) && associated.contains(r.arn.as_str()))
+        .map(|r| r.arn.clone())
+        .collect()
 }
 
 /// One step of the plan.
@@ -256,8 +198,9 @@ pub struct DesiredPlan<'a> {
 }
 
 /// What to do for a pricing plan whose ownership was checked, given the owner tags of the
-/// rules [`rules_to_inspect`] named. Refuses a wanted rule name another resource's rule (or,
-/// without `spec.adopt`, an unowned rule) already has. Pure.
+/// rules [`rules_to_inspect`] (and, on adoption, [`wanted_rules_in_plan`]) named. Refuses a
+/// wanted rule name another resource's rule (or, without `spec.adopt`, an unowned rule)
+/// already has; with `spec.adopt` unowned ones are tagged, in the plan or not. Pure.
 pub fn plan(
     want: &DesiredPlan<'_>,
     snapshot: &BillingSnapshot,
@@ -292,16 +235,21 @@ pub fn plan(
             }
             Some(have) => {
                 let in_plan = associated.contains(have.arn.as_str());
-                // A rule in this plan was put there by this plan; any other was inspected.
-                if !in_plan {
-                    let Some(owner) = owners.get(&have.arn) else {
+                // A rule in this plan was put there by this plan, unless its owner tag was
+                // read (the plan is being adopted); any other was inspected.
+                let owner = match owners.get(&have.arn) {
+                    Some(owner) => Some(owner),
+                    None if in_plan => None,
+                    None => {
                         return Err(Error::retryable(
                             "AwsChanged",
                             format!(
                                 "pricing rule {aws_name} changed while it was read; looking again"
                             ),
                         ));
-                    };
+                    }
+                };
+                if let Some(owner) = owner {
                     let tags: Tags = owner
                         .iter()
                         .map(|o| (OWNER_TAG.to_string(), o.clone()))
@@ -408,91 +356,6 @@ pub fn record_billing(
     }
 }
 
-/// The object found by name in AWS whose ownership and tags [`claim_billing_object`] checks.
-#[derive(Clone, Debug)]
-pub struct Found<'a> {
-    pub arn: &'a str,
-    /// What it is, for messages (`billing group gold`).
-    pub what: String,
-    /// The ARN the resource's status recorded: the object was claimed before when it is
-    /// this one.
-    pub status_arn: Option<&'a str>,
-}
-
-/// Claim a Billing Conductor object found by name, and converge its tags. Its tags are read
-/// (one ListTagsForResource) when its ownership is not established yet (the status holds no
-/// or another ARN: first sight, status lost, file mode) and when the tags are due for a
-/// check (spec changed, or the periodic audit); then an object another resource owns is
-/// refused (`OwnedElsewhere`), one without owner tag needs `spec.adopt`
-/// (`AdoptionRequired`), and the tags are made equal to `desired` (owner tag included, which
-/// completes an adoption). Records in `checked_at` when they were compared. Call it before
-/// any other write to the object.
-#[allow(clippy::too_many_arguments)]
-pub async fn claim_billing_object(
-    conn: &Connection,
-    found: &Found<'_>,
-    claimant: &Claimant<'_>,
-    desired: &Tags,
-    spec_changed: bool,
-    checked_at: &mut Option<String>,
-    uid: &str,
-    now: &str,
-    plan_only: bool,
-    changes: &mut Vec<super::Change>,
-) -> Result<(), Error> {
-    let claimed = found.status_arn == Some(found.arn);
-    let due = super::org::tag_check_due(spec_changed, checked_at.as_deref(), now, uid);
-    if claimed && !due {
-        return Ok(());
-    }
-    let current = conn.billing.list_tags(found.arn).await?;
-    if claim(&current, claimant, &found.what)? == Claim::Adopt {
-        changes.push(change(
-            ChangeAction::Update,
-            found.what.clone(),
-            format!("adopt: add the {OWNER_TAG} tag"),
-        ));
-    }
-    super::org::converge_tags(
-        super::org::TagApi::Billing(conn.billing.as_ref()),
-        found.arn,
-        desired,
-        &current,
-        plan_only,
-        changes,
-    )
-    .await?;
-    if !plan_only {
-        *checked_at = Some(now.to_string());
-    }
-    Ok(())
-}
-
-/// Whether this resource may delete object `found` on deletion: it is the one its status
-/// recorded, or it carries this resource's owner tag (one ListTagsForResource). `Ok(Some(why))`
-/// says why it is left alone.
-pub async fn deletable(
-    conn: &Connection,
-    found: &Found<'_>,
-    owner: &str,
-) -> Result<Option<String>, Error> {
-    if found.status_arn == Some(found.arn) {
-        return Ok(None);
-    }
-    let tags = conn.billing.list_tags(found.arn).await?;
-    Ok(match tags.get(OWNER_TAG) {
-        Some(o) if o == owner => None,
-        Some(other) => Some(format!(
-            "{} is managed by {other}; it was left in AWS",
-            found.what
-        )),
-        None => Some(format!(
-            "{} was not made or adopted by this object; it was left in AWS",
-            found.what
-        )),
-    })
-}
-
 /// The shared Billing Conductor snapshot of payer `key`, read once and then reused.
 pub async fn billing_snapshot(
     key: &str,
@@ -537,38 +400,54 @@ async fn apply(
     };
     let bc = conn.billing.as_ref();
     let mut plan_arn = snapshot.plan_named(&name).map(|p| p.arn.clone());
-    // The plan first: nothing of a plan another resource owns is touched.
-    if let Some(arn) = &plan_arn {
-        claim_billing_object(
-            &conn,
-            &Found {
-                arn,
-                what: format!("pricing plan {name}"),
-                status_arn: status.arn.as_deref(),
-            },
-            &want.claimant,
-            &tags,
-            status.observed_generation != obj.metadata.generation,
-            &mut status.tags_checked_at,
-            &uid,
-            now,
-            plan_only,
-            changes,
-        )
-        .await?;
-    }
+    // Every judgement before any write: the plan's owner, then its rules' (in `plan`).
+    let plan_claim = match &plan_arn {
+        Some(arn) => Some(
+            check_claim(
+                &conn,
+                &Found {
+                    arn,
+                    what: format!("pricing plan {name}"),
+                    status_arn: status.arn.as_deref(),
+                },
+                &want.claimant,
+                &TagAudit {
+                    spec_changed: status.observed_generation != obj.metadata.generation,
+                    checked_at: status.tags_checked_at.as_deref(),
+                    uid: &uid,
+                    now,
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let wanted: BTreeSet<String> = obj
         .spec
         .rules
         .iter()
         .map(|r| rule_aws_name(&name, r))
         .collect();
-    let owners = rule_owners(
-        &conn,
-        &rules_to_inspect(&name, &wanted, plan_arn.as_deref(), &snapshot),
-    )
-    .await?;
+    let mut inspect = rules_to_inspect(&name, &wanted, plan_arn.as_deref(), &snapshot);
+    if let (Some(arn), Some(check)) = (&plan_arn, &plan_claim)
+        && check.was_read()
+        && obj.spec.adopt
+    {
+        inspect.extend(wanted_rules_in_plan(&wanted, arn, &snapshot));
+    }
+    let owners = rule_owners(&conn, &inspect).await?;
     let steps = plan(&want, &snapshot, &owners)?;
+    if let Some(check) = plan_claim {
+        complete_claim(
+            &conn,
+            check,
+            &tags,
+            &mut status.tags_checked_at,
+            plan_only,
+            changes,
+        )
+        .await?;
+    }
     let mut rule_arns: BTreeMap<String, String> = obj
         .spec
         .rules
@@ -1094,26 +973,38 @@ mod tests {
     }
 
     #[test]
-    fn claims_judge_the_owner_tag() {
-        let c = Claimant {
-            owner: OWNER,
-            adopt: false,
-            name_field: "spec.groupName",
-        };
-        let tag = |v: &str| Tags::from([(OWNER_TAG.to_string(), v.to_string())]);
-        assert_eq!(claim(&tag(OWNER), &c, "x").unwrap(), Claim::Ours);
-        let e = claim(&tag("b/billinggroup/other"), &c, "billing group g").unwrap_err();
-        assert_eq!(e.reason(), "OwnedElsewhere");
-        assert!(e.is_terminal());
-        assert!(
-            e.to_string().contains("b/billinggroup/other")
-                && e.to_string().contains("spec.groupName"),
-            "{e}"
+    fn adopting_a_plan_tags_its_unowned_wanted_rules() {
+        let r = rule("global", RuleScope::Global, None, 10.0);
+        let name = rule_aws_name("gold", &r);
+        let s = snapshot(vec![bc(&name, "r1", &r)], vec!["r1".into()]);
+        let rules = [r];
+        let tags = BTreeMap::new();
+        let wanted = BTreeSet::from([name.clone()]);
+        assert_eq!(wanted_rules_in_plan(&wanted, "plan-arn", &s), vec!["r1"]);
+        let mut adopting = want(&rules, &tags);
+        adopting.claimant.adopt = true;
+        // Not read: trusted as this plan's, as before.
+        assert!(plan(&adopting, &s, &RuleOwners::new()).unwrap().is_empty());
+        // Read and unowned: tagged.
+        assert_eq!(
+            plan(&adopting, &s, &owned(&[("r1", None)])).unwrap(),
+            vec![PlanStep::AdoptRules {
+                rules: vec![(name, "r1".into())]
+            }]
         );
-        let e = claim(&Tags::new(), &c, "billing group g").unwrap_err();
-        assert_eq!(e.reason(), "AdoptionRequired");
-        assert!(e.to_string().contains("spec.adopt: true"), "{e}");
-        let c = Claimant { adopt: true, ..c };
-        assert_eq!(claim(&Tags::new(), &c, "x").unwrap(), Claim::Adopt);
+        // Read and owned elsewhere: refused.
+        let err = plan(
+            &adopting,
+            &s,
+            &owned(&[("r1", Some("other/pricingplan/gold"))]),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "OwnedElsewhere");
+        // Read and ours: nothing to do.
+        assert!(
+            plan(&adopting, &s, &owned(&[("r1", Some(OWNER))]))
+                .unwrap()
+                .is_empty()
+        );
     }
 }
