@@ -1320,3 +1320,67 @@ async fn owners_are_mailed_once_and_a_dead_mail_server_never_blocks_the_account(
         mail[2].1
     );
 }
+
+/// The deletion of account `name`'s object, as the controller sees it.
+fn deleting(world: &World, name: &str) -> LinkedAccount {
+    let mut a = world.get_account(name);
+    a.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_account_is_not_taken_for_closed_and_is_never_closed_while_suspended() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let mut spec = create_spec("susp");
+    spec["deletionPolicy"] = json!("Close");
+    world.put_account(&account("susp", 1, spec));
+    let out = world.converge_account("susp", 30).await;
+    assert!(ready(&out).0, "{:?}", ready(&out));
+    let id = out.status.account_id.clone().expect("account id");
+
+    // AWS suspends it (Account.State SUSPENDED: AWS-enforced, not a closure).
+    emu.control(
+        "POST",
+        &format!("{ORG}suspend"),
+        Some(json!({"accountId": id, "managementAccountId": ACCOUNT})),
+    );
+    let out = world.reconcile_account("susp").await;
+    let (is_ready, reason, message) = ready(&out);
+    assert!(!is_ready);
+    assert_eq!(reason, "AccountSuspended", "{message}");
+    assert!(message.contains("AWS Support"), "{message}");
+    assert!(!message.contains("closed or being closed"), "{message}");
+    assert_eq!(out.status.state.as_deref(), Some("SUSPENDED"));
+
+    // Deleting it with deletionPolicy Close waits, says why, and does not call CloseAccount.
+    let del = linked_account::cleanup(&deleting(&world, "susp"), &world.ctx, &now()).await;
+    match &del.result {
+        Err(Error::Waiting { reason, .. }) => assert_eq!(*reason, "AccountSuspended"),
+        other => panic!("expected to wait on the suspension: {other:?}"),
+    }
+    let (is_ready, reason, message) = ready(&del);
+    assert!(!is_ready);
+    assert_eq!(reason, "AccountSuspended");
+    assert!(message.contains("not closed"), "{message}");
+    assert_eq!(emu.count("organizations", "CloseAccount"), 0);
+
+    // Once AWS lifts the suspension, the deletion closes it.
+    emu.control(
+        "POST",
+        &format!("{ORG}reinstate"),
+        Some(json!({"accountId": id, "managementAccountId": ACCOUNT})),
+    );
+    let del = linked_account::cleanup(&deleting(&world, "susp"), &world.ctx, &now()).await;
+    let reason = match &del.result {
+        Ok(v) => v.reason.clone(),
+        Err(Error::Waiting { reason, .. }) => reason.to_string(),
+        Err(e) => panic!("{e:?}"),
+    };
+    assert!(reason == "Closed" || reason == "Closing", "{reason}");
+    assert_eq!(emu.count("organizations", "CloseAccount"), 1);
+}
+
