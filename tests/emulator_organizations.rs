@@ -1384,3 +1384,52 @@ async fn a_suspended_account_is_not_taken_for_closed_and_is_never_closed_while_s
     assert_eq!(emu.count("organizations", "CloseAccount"), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_closed_or_closing_account_is_refused_clearly_without_calling_aws() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let mut spec = create_spec("gone");
+    spec["deletionPolicy"] = json!("Remove");
+    world.put_account(&account("gone", 1, spec));
+    let out = world.converge_account("gone", 30).await;
+    assert!(ready(&out).0, "{:?}", ready(&out));
+    let id = out.status.account_id.clone().expect("account id");
+    // Someone closes it outside the operator: PENDING_CLOSURE, then CLOSED.
+    world
+        .org()
+        .await
+        .close_account()
+        .account_id(&id)
+        .send()
+        .await
+        .expect("CloseAccount");
+    for expected in ["PENDING_CLOSURE", "CLOSED"] {
+        if expected == "CLOSED" {
+            emu.control(
+                "POST",
+                &format!("{ORG}advance"),
+                Some(json!({"seconds": 1})),
+            );
+        }
+        let del = linked_account::cleanup(&deleting(&world, "gone"), &world.ctx, &now()).await;
+        match &del.result {
+            Err(Error::Terminal { reason, message }) => {
+                assert_eq!(*reason, "AccountClosed", "{message}");
+                assert!(message.contains(expected), "{message}");
+                assert!(message.contains("deletionPolicy Remove"), "{message}");
+                assert!(!message.contains("stand alone"), "{message}");
+            }
+            other => panic!("{expected}: expected a terminal AccountClosed: {other:?}"),
+        }
+        let (is_ready, reason, _) = ready(&del);
+        assert!(!is_ready);
+        assert_eq!(reason, "AccountClosed");
+        assert_eq!(
+            emu.count("organizations", "RemoveAccountFromOrganization"),
+            0,
+            "{expected}: RemoveAccountFromOrganization must not be called"
+        );
+    }
+}
+

@@ -1285,6 +1285,19 @@ async fn delete(
     }
     match policy {
         AccountDeletionPolicy::Retain => unreachable!("handled above"),
+        AccountDeletionPolicy::Remove if account.state.is_closed_or_closing() => {
+            // RemoveAccountFromOrganization needs an account that can stand alone; a closed one
+            // cannot, and leaves the organization by itself 90 days after its closure
+            // (CloseAccount doc: "After the permanent termination of the account after the
+            // 90-day waiting period ... departureMethod:CLEANED"). So it is not called.
+            Err(Error::terminal(
+                "AccountClosed",
+                format!(
+                    "account {} is {}: it is closed or being closed, so deletionPolicy Remove cannot take it out of the organization (RemoveAccountFromOrganization is not called; AWS drops a closed account from the organization 90 days after its closure). Set deletionPolicy Retain or Close to release this object",
+                    account.id, account.state
+                ),
+            ))
+        }
         AccountDeletionPolicy::Remove => {
             changes.push(change(
                 ChangeAction::Delete,
