@@ -1433,3 +1433,41 @@ async fn removing_a_closed_or_closing_account_is_refused_clearly_without_calling
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_account_pending_activation_is_reported_then_managed_once_active() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    // AWS holds the created account in PENDING_ACTIVATION for 2 seconds.
+    emu.control(
+        "POST",
+        &format!("{ORG}settings"),
+        Some(json!({"activationDelaySeconds": 2})),
+    );
+    world.put_account(&account("fresh", 1, create_spec("fresh")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut pending_seen = None;
+    let out = loop {
+        let out = world.reconcile_account("fresh").await;
+        let (is_ready, reason, message) = ready(&out);
+        if reason == "AccountPendingActivation" {
+            assert!(!is_ready, "{message}");
+            assert!(message.contains("PENDING_ACTIVATION"), "{message}");
+            assert_eq!(out.status.state.as_deref(), Some("PENDING_ACTIVATION"));
+            pending_seen = Some(message.clone());
+        }
+        if is_ready || std::time::Instant::now() > deadline {
+            break out;
+        }
+        assert!(in_progress(&out.result), "{reason}: {message}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    assert!(
+        pending_seen.is_some(),
+        "Ready=False AccountPendingActivation was never reported"
+    );
+    let (is_ready, reason, message) = ready(&out);
+    assert!(is_ready, "{reason}: {message}");
+    assert_eq!(reason, "Active");
+    assert_eq!(out.status.state.as_deref(), Some("ACTIVE"));
+}
