@@ -1320,3 +1320,154 @@ async fn owners_are_mailed_once_and_a_dead_mail_server_never_blocks_the_account(
         mail[2].1
     );
 }
+
+/// The deletion of account `name`'s object, as the controller sees it.
+fn deleting(world: &World, name: &str) -> LinkedAccount {
+    let mut a = world.get_account(name);
+    a.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_account_is_not_taken_for_closed_and_is_never_closed_while_suspended() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let mut spec = create_spec("susp");
+    spec["deletionPolicy"] = json!("Close");
+    world.put_account(&account("susp", 1, spec));
+    let out = world.converge_account("susp", 30).await;
+    assert!(ready(&out).0, "{:?}", ready(&out));
+    let id = out.status.account_id.clone().expect("account id");
+
+    // AWS suspends it (Account.State SUSPENDED: AWS-enforced, not a closure).
+    emu.control(
+        "POST",
+        &format!("{ORG}suspend"),
+        Some(json!({"accountId": id, "managementAccountId": ACCOUNT})),
+    );
+    let out = world.reconcile_account("susp").await;
+    let (is_ready, reason, message) = ready(&out);
+    assert!(!is_ready);
+    assert_eq!(reason, "AccountSuspended", "{message}");
+    assert!(message.contains("AWS Support"), "{message}");
+    assert!(!message.contains("closed or being closed"), "{message}");
+    assert_eq!(out.status.state.as_deref(), Some("SUSPENDED"));
+
+    // Deleting it with deletionPolicy Close waits, says why, and does not call CloseAccount.
+    let del = linked_account::cleanup(&deleting(&world, "susp"), &world.ctx, &now()).await;
+    match &del.result {
+        Err(Error::Waiting { reason, .. }) => assert_eq!(*reason, "AccountSuspended"),
+        other => panic!("expected to wait on the suspension: {other:?}"),
+    }
+    let (is_ready, reason, message) = ready(&del);
+    assert!(!is_ready);
+    assert_eq!(reason, "AccountSuspended");
+    assert!(message.contains("not closed"), "{message}");
+    assert_eq!(emu.count("organizations", "CloseAccount"), 0);
+
+    // Once AWS lifts the suspension, the deletion closes it.
+    emu.control(
+        "POST",
+        &format!("{ORG}reinstate"),
+        Some(json!({"accountId": id, "managementAccountId": ACCOUNT})),
+    );
+    let del = linked_account::cleanup(&deleting(&world, "susp"), &world.ctx, &now()).await;
+    let reason = match &del.result {
+        Ok(v) => v.reason.clone(),
+        Err(Error::Waiting { reason, .. }) => reason.to_string(),
+        Err(e) => panic!("{e:?}"),
+    };
+    assert!(reason == "Closed" || reason == "Closing", "{reason}");
+    assert_eq!(emu.count("organizations", "CloseAccount"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_closed_or_closing_account_is_refused_clearly_without_calling_aws() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let mut spec = create_spec("gone");
+    spec["deletionPolicy"] = json!("Remove");
+    world.put_account(&account("gone", 1, spec));
+    let out = world.converge_account("gone", 30).await;
+    assert!(ready(&out).0, "{:?}", ready(&out));
+    let id = out.status.account_id.clone().expect("account id");
+    // Someone closes it outside the operator: PENDING_CLOSURE, then CLOSED.
+    world
+        .org()
+        .await
+        .close_account()
+        .account_id(&id)
+        .send()
+        .await
+        .expect("CloseAccount");
+    for expected in ["PENDING_CLOSURE", "CLOSED"] {
+        if expected == "CLOSED" {
+            emu.control(
+                "POST",
+                &format!("{ORG}advance"),
+                Some(json!({"seconds": 1})),
+            );
+        }
+        let del = linked_account::cleanup(&deleting(&world, "gone"), &world.ctx, &now()).await;
+        match &del.result {
+            Err(Error::Terminal { reason, message }) => {
+                assert_eq!(*reason, "AccountClosed", "{message}");
+                assert!(message.contains(expected), "{message}");
+                assert!(message.contains("deletionPolicy Remove"), "{message}");
+                assert!(!message.contains("stand alone"), "{message}");
+            }
+            other => panic!("{expected}: expected a terminal AccountClosed: {other:?}"),
+        }
+        let (is_ready, reason, _) = ready(&del);
+        assert!(!is_ready);
+        assert_eq!(reason, "AccountClosed");
+        assert_eq!(
+            emu.count("organizations", "RemoveAccountFromOrganization"),
+            0,
+            "{expected}: RemoveAccountFromOrganization must not be called"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_account_pending_activation_is_reported_then_managed_once_active() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    // AWS holds the created account in PENDING_ACTIVATION for 2 seconds.
+    emu.control(
+        "POST",
+        &format!("{ORG}settings"),
+        Some(json!({"activationDelaySeconds": 2})),
+    );
+    world.put_account(&account("fresh", 1, create_spec("fresh")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut pending_seen = None;
+    let out = loop {
+        let out = world.reconcile_account("fresh").await;
+        let (is_ready, reason, message) = ready(&out);
+        if reason == "AccountPendingActivation" {
+            assert!(!is_ready, "{message}");
+            assert!(message.contains("PENDING_ACTIVATION"), "{message}");
+            assert_eq!(out.status.state.as_deref(), Some("PENDING_ACTIVATION"));
+            pending_seen = Some(message.clone());
+        }
+        if is_ready || std::time::Instant::now() > deadline {
+            break out;
+        }
+        assert!(in_progress(&out.result), "{reason}: {message}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    assert!(
+        pending_seen.is_some(),
+        "Ready=False AccountPendingActivation was never reported"
+    );
+    let (is_ready, reason, message) = ready(&out);
+    assert!(is_ready, "{reason}: {message}");
+    assert_eq!(reason, "Active");
+    assert_eq!(out.status.state.as_deref(), Some("ACTIVE"));
+}

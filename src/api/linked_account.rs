@@ -217,9 +217,10 @@ pub struct LinkedAccountStatus {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The account's `State` in AWS Organizations: PENDING_ACTIVATION (just created, not
-    /// usable yet), ACTIVE, PENDING_CLOSURE, SUSPENDED (closed; AWS Support can reopen it
-    /// within 90 days) or CLOSED. Only an ACTIVE account is managed.
+    /// The account's `State` in AWS Organizations: PENDING_ACTIVATION (sign-up not finished,
+    /// not usable yet), ACTIVE, SUSPENDED (AWS restricted the account; AWS Support can say
+    /// why), PENDING_CLOSURE (being closed) or CLOSED (closed; AWS Support can reopen it within
+    /// 90 days). Only an ACTIVE account is managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// CREATED or INVITED.

@@ -32,16 +32,30 @@ pub struct Account {
 }
 
 /// Where an account is in its life, as `Account.State` says.
+///
+/// botocore's organizations model, shape Account, member State: "Each state represents a
+/// specific phase in the account lifecycle ... For more information about account states and
+/// their implications, see Monitor the state of your Amazon Web Services accounts in the
+/// Organizations User Guide". That page: PENDING_ACTIVATION "the account is unusable because
+/// the account sign-up process was initiated but never completed"; SUSPENDED "the account is
+/// unusable because AWS has restricted access. The account holder can still view billing
+/// information and contact AWS Support, who can explain why the account is suspended". AWS's
+/// announcement of the field ("AWS Organizations now provides account state information for
+/// member accounts"): "'SUSPENDED' for AWS-enforced suspension, 'PENDING_CLOSURE' for
+/// in-process closure requests, and 'CLOSED' for accounts in their 90-day reinstatement
+/// window". So SUSPENDED is not a closure (only the retired `Status` said SUSPENDED after one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AccountState {
     /// Created, not usable yet: AWS is still activating it.
     PendingActivation,
     Active,
-    /// Closed; AWS Support can reopen it within 90 days.
+    /// AWS restricted the account (an AWS-enforced suspension, not a closure); AWS Support
+    /// can say why.
     Suspended,
     /// CloseAccount was called; AWS is closing it.
     PendingClosure,
-    /// Closed for good.
+    /// Closed: in the 90 days in which AWS Support can reinstate it; then it leaves the
+    /// organization.
     Closed,
     /// A state this build does not know, or none (empty) when AWS sent no `State`.
     Other(String),
@@ -76,9 +90,10 @@ impl AccountState {
         *self == Self::Active
     }
 
-    /// SUSPENDED, PENDING_CLOSURE or CLOSED: closed, or being closed.
+    /// PENDING_CLOSURE or CLOSED: closed, or being closed. (SUSPENDED is not: AWS restricted
+    /// the account; nobody closed it.)
     pub fn is_closed_or_closing(&self) -> bool {
-        matches!(self, Self::Suspended | Self::PendingClosure | Self::Closed)
+        matches!(self, Self::PendingClosure | Self::Closed)
     }
 }
 

@@ -35,6 +35,8 @@ use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdic
 pub const MAX_CREATES_IN_FLIGHT: usize = 5;
 /// How often an account creation in progress is polled.
 const CREATE_POLL: Duration = Duration::from_secs(10);
+/// How often a deletion waiting on an account AWS suspended looks again.
+const SUSPENDED_RECHECK: Duration = Duration::from_secs(900);
 /// How often a queued creation looks for a free slot.
 const QUEUE_POLL: Duration = Duration::from_secs(15);
 /// How often an open invitation is looked at.
@@ -538,6 +540,13 @@ pub fn not_active(account: &Account) -> Option<Verdict> {
                 account.id
             ),
             CREATE_POLL,
+        )),
+        AccountState::Suspended => Some(Verdict::blocked(
+            "AccountSuspended",
+            format!(
+                "account {} is SUSPENDED: AWS restricted access to it (this is not a closure); contact AWS Support to learn why and to lift it. Nothing is changed on it meanwhile",
+                account.id
+            ),
         )),
         state if state.is_closed_or_closing() => Some(Verdict::blocked(
             "AccountClosed",
@@ -1276,6 +1285,19 @@ async fn delete(
     }
     match policy {
         AccountDeletionPolicy::Retain => unreachable!("handled above"),
+        AccountDeletionPolicy::Remove if account.state.is_closed_or_closing() => {
+            // RemoveAccountFromOrganization needs an account that can stand alone; a closed one
+            // cannot, and leaves the organization by itself 90 days after its closure
+            // (CloseAccount doc: "After the permanent termination of the account after the
+            // 90-day waiting period ... departureMethod:CLEANED"). So it is not called.
+            Err(Error::terminal(
+                "AccountClosed",
+                format!(
+                    "account {} is {}: it is closed or being closed, so deletionPolicy Remove cannot take it out of the organization (RemoveAccountFromOrganization is not called; AWS drops a closed account from the organization 90 days after its closure). Set deletionPolicy Retain or Close to release this object",
+                    account.id, account.state
+                ),
+            ))
+        }
         AccountDeletionPolicy::Remove => {
             changes.push(change(
                 ChangeAction::Delete,
@@ -1331,6 +1353,19 @@ async fn close(
         return Ok(Verdict::ready(
             "Closed",
             format!("account {} is {}", account.id, account.state),
+        ));
+    }
+    if account.state == AccountState::Suspended {
+        // Not closed: AWS suspended it. The CloseAccount doc speaks only of member accounts and
+        // of PENDING_CLOSURE then the (retired) status SUSPENDED after a closure; it does not
+        // say a suspended account can be closed, so it is not tried.
+        return Err(Error::waiting(
+            "AccountSuspended",
+            format!(
+                "account {} is SUSPENDED by AWS (not closed): CloseAccount is not called on it. Contact AWS Support about the suspension; once it is ACTIVE again it is closed. Or set deletionPolicy Retain to release this object",
+                account.id
+            ),
+            SUSPENDED_RECHECK,
         ));
     }
     if status.deletion_requested_at.is_some() {
@@ -1629,7 +1664,16 @@ mod tests {
         let pending = not_active(&account_in("PENDING_ACTIVATION")).unwrap();
         assert_eq!(pending.reason, "AccountPendingActivation");
         assert!(!pending.ready && pending.requeue.is_some());
-        for closed in ["SUSPENDED", "PENDING_CLOSURE", "CLOSED"] {
+        let suspended = not_active(&account_in("SUSPENDED")).unwrap();
+        assert_eq!(suspended.reason, "AccountSuspended");
+        assert!(
+            suspended.message.contains("AWS Support"),
+            "{}",
+            suspended.message
+        );
+        assert!(!suspended.message.contains("closed or being closed"));
+        assert!(!AccountState::Suspended.is_closed_or_closing());
+        for closed in ["PENDING_CLOSURE", "CLOSED"] {
             let v = not_active(&account_in(closed)).unwrap();
             assert_eq!(v.reason, "AccountClosed", "{closed}");
             assert!(v.message.contains(closed), "{}", v.message);

@@ -46,6 +46,20 @@ REQUIRED = {
 }
 
 
+def judged_as_of(services, today: dt.date | None = None) -> dt.date:
+    """The date answers are judged as of: the real date (or ``today``), or the latest retirement
+    date the installed models of ``services`` announce, whichever is later. So a member whose doc
+    announces its retirement counts as retired even on a clock set before that date: the live
+    checks cannot pass quietly on a wrong clock (Account.Status: "will be retired on September 9,
+    2026")."""
+    announced = [when for service in services for when, _doc in mc.retirements(service).values() if when is not None]
+    return max([today or dt.date.today(), *announced])
+
+
+def recorded_problems(rec: mc.Recorder) -> list[str]:
+    return rec.problems(today=judged_as_of({service for service, _op, _status, _body in rec.responses}))
+
+
 class RetirementInTheModelTest(unittest.TestCase):
     """The checker itself: it reads retirement from the installed model and flags it."""
 
@@ -57,28 +71,43 @@ class RetirementInTheModelTest(unittest.TestCase):
         self.assertNotIn(("Account", "Status"), mc.retired("organizations", dt.date(2026, 9, 8)))
         self.assertIn(("Account", "Status"), mc.retired("organizations", dt.date(2026, 9, 9)))
 
+    def test_live_answers_are_judged_as_of_the_announced_retirement_even_on_an_early_clock(self):
+        early = dt.date(2026, 1, 1)
+        self.assertEqual(judged_as_of(["organizations"], today=early), dt.date(2026, 9, 9))
+        self.assertEqual(judged_as_of(["organizations"], today=dt.date(2027, 3, 1)), dt.date(2027, 3, 1))
+        self.assertGreaterEqual(judged_as_of(["organizations"]), dt.date(2026, 9, 9))
+        body = {"Account": {"Id": "123456789012", "Email": "a@example.com", "Name": "a", "Status": "ACTIVE", "State": "ACTIVE"}}
+        # On the early clock alone Status would pass; judged as of the announced date it is flagged.
+        self.assertEqual(mc.check_output("organizations", "DescribeAccount", body, early), [])
+        problems = mc.check_output("organizations", "DescribeAccount", body, judged_as_of(["organizations"], today=early))
+        self.assertTrue(any("Account.Status: retired member" in p for p in problems), problems)
+        # And so are the recorded live answers.
+        rec = mc.Recorder()
+        rec.responses.append(("organizations", "DescribeAccount", 200, json.dumps(body).encode()))
+        self.assertTrue(any("retired member" in p for p in recorded_problems(rec)))
+
     def test_a_response_with_status_is_flagged(self):
         # What the emulator sent before Account.Status was stripped (moto emits Status and State).
         body = {"Accounts": [{"Id": "123456789012", "Arn": "arn:aws:organizations::123456789012:account/o-abcdefghij/123456789012",
                               "Email": "a@example.com", "Name": "a", "Status": "ACTIVE", "State": "ACTIVE",
                               "JoinedMethod": "CREATED", "JoinedTimestamp": 1.0}]}
         for op in ("ListAccounts", "ListAccountsForParent"):
-            problems = mc.check_output("organizations", op, body)
+            problems = mc.check_output("organizations", op, body, judged_as_of(["organizations"]))
             self.assertEqual(len(problems), 1, problems)
             self.assertIn("Accounts[0].Status: retired member of Account", problems[0])
-        problems = mc.check_output("organizations", "DescribeAccount", {"Account": body["Accounts"][0]})
+        problems = mc.check_output("organizations", "DescribeAccount", {"Account": body["Accounts"][0]}, judged_as_of(["organizations"]))
         self.assertEqual(len(problems), 1, problems)
         self.assertIn("Account.Status: retired member", problems[0])
         # Without Status the same answer is clean.
         del body["Accounts"][0]["Status"]
-        self.assertEqual(mc.check_output("organizations", "ListAccounts", body), [])
+        self.assertEqual(mc.check_output("organizations", "ListAccounts", body, judged_as_of(["organizations"])), [])
 
     def test_moto_alone_would_fail(self):
         # moto 5.2.5's own account description still carries Status: our layer must strip it.
         org = FakeOrganization("123456789012", region_name="us-east-1", feature_set="ALL")
         described = FakeAccount(org, AccountName="a", Email="a@example.com").describe()
         self.assertIn("Status", described)
-        problems = mc.check_output("organizations", "DescribeAccount", {"Account": described})
+        problems = mc.check_output("organizations", "DescribeAccount", {"Account": described}, judged_as_of(["organizations"]))
         self.assertTrue(any("retired member" in p for p in problems), problems)
 
     def test_unknown_and_missing_required_members_are_flagged(self):
@@ -251,7 +280,7 @@ class EmulatorConformanceTest(test_emulator.EmulatorHarness):
         self.build_billing(members)
         missing = REQUIRED - self.rec.operations()
         self.assertEqual(missing, set(), "operations not exercised")
-        problems = self.rec.problems()
+        problems = recorded_problems(self.rec)
         self.assertEqual(problems, [], "\n" + "\n".join(problems))
 
 
@@ -267,7 +296,7 @@ class _Conforming:
         return client
 
     def tearDown(self):
-        problems = self.rec.problems() if hasattr(self, "rec") else []
+        problems = recorded_problems(self.rec) if hasattr(self, "rec") else []
         super().tearDown()
         self.assertEqual(problems, [], "\n" + "\n".join(problems))
 

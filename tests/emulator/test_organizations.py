@@ -96,6 +96,41 @@ class OrganizationsTest(test_emulator.EmulatorHarness):
         self.assertEqual(closed["State"], "CLOSED")
         self.assertNotIn("Status", closed)
 
+    def test_created_account_is_pending_activation_for_the_activation_delay(self):
+        # Account.State PENDING_ACTIVATION ("Monitor the state of your AWS accounts", which the
+        # model's Account.State doc points to) until activationDelaySeconds pass; 0 (the default)
+        # makes created accounts ACTIVE at once.
+        self.assertEqual(self.control("POST", ORG + "settings", {})["activationDelaySeconds"], 0)
+        self.control("POST", ORG + "settings", {"activationDelaySeconds": 30})
+        req = self.orgs.create_account(AccountName="a", Email="a@example.com")["CreateAccountStatus"]
+        self.control("POST", ORG + "complete-creates", {})
+        account_id = self.orgs.describe_create_account_status(CreateAccountRequestId=req["Id"])["CreateAccountStatus"]["AccountId"]
+        self.assertEqual(self.orgs.describe_account(AccountId=account_id)["Account"]["State"], "PENDING_ACTIVATION")
+        listed = {a["Id"]: a["State"] for a in self.accounts()}
+        self.assertEqual(listed[account_id], "PENDING_ACTIVATION")
+        self.control("POST", ORG + "advance", {"seconds": 29})
+        self.assertEqual(self.orgs.describe_account(AccountId=account_id)["Account"]["State"], "PENDING_ACTIVATION")
+        self.control("POST", ORG + "advance", {"seconds": 2})
+        self.assertEqual(self.orgs.describe_account(AccountId=account_id)["Account"]["State"], "ACTIVE")
+        self.control("POST", ORG + "settings", {"activationDelaySeconds": 0})
+        req = self.orgs.create_account(AccountName="b", Email="b@example.com")["CreateAccountStatus"]
+        self.control("POST", ORG + "complete-creates", {})
+        other = self.orgs.describe_create_account_status(CreateAccountRequestId=req["Id"])["CreateAccountStatus"]["AccountId"]
+        self.assertEqual(self.orgs.describe_account(AccountId=other)["Account"]["State"], "ACTIVE")
+
+    def test_suspend_and_reinstate(self):
+        # SUSPENDED: AWS restricted the account (not a closure); reinstate makes it ACTIVE again.
+        self.orgs.create_account(AccountName="a", Email="a@example.com")
+        self.control("POST", ORG + "complete-creates", {})
+        account_id = next(a["Id"] for a in self.accounts() if a["Id"] != self.master)
+        out = self.control("POST", ORG + "suspend", {"accountId": account_id, "managementAccountId": self.master})
+        self.assertEqual(out["state"], "SUSPENDED")
+        account = self.orgs.describe_account(AccountId=account_id)["Account"]
+        self.assertEqual(account["State"], "SUSPENDED")
+        self.assertNotIn("Status", account)
+        self.control("POST", ORG + "reinstate", {"accountId": account_id, "managementAccountId": self.master})
+        self.assertEqual(self.orgs.describe_account(AccountId=account_id)["Account"]["State"], "ACTIVE")
+
     def test_no_response_carries_the_retired_account_status(self):
         # botocore organizations model, Account.Status: retired on September 9, 2026.
         self.orgs.create_account(AccountName="a", Email="a@example.com")

@@ -6,7 +6,8 @@ moto keeps the organization, accounts, OUs and policies; this layer takes over:
   IN_PROGRESS for ``createDelaySeconds``; at most 5 are in progress per organization; a duplicate
   e-mail ends FAILED with EMAIL_ALREADY_EXISTS and an address in the reserved ``.invalid``
   top-level domain with INVALID_EMAIL. The account appears in moto (ListAccounts) when the
-  request succeeds.
+  request succeeds. With ``activationDelaySeconds`` (default 0) a created account reports
+  Account.State PENDING_ACTIVATION for that long before it is ACTIVE (``ACCOUNT_STATES``).
 - CloseAccount: Account.State PENDING_CLOSURE for ``closeDelaySeconds``, then CLOSED; 90 days
   later the account leaves the organization. The management account is refused; closures are
   limited per rolling 30 days by the quota the CloseAccount doc gives (``close_quota``) unless
@@ -14,6 +15,8 @@ moto keeps the organization, accounts, OUs and policies; this layer takes over:
 - Invitations: InviteAccountToOrganization, DescribeHandshake, ListHandshakesForOrganization,
   ListHandshakesForAccount, CancelHandshake, and test controls to accept, decline or expire a
   handshake. Finished handshakes are deleted 30 days after they ended.
+- ``suspend`` puts an account in Account.State SUSPENDED, as AWS does when it restricts an
+  account (``ACCOUNT_STATES``); ``reinstate`` makes it ACTIVE again.
 - Account.Status is retired: no response carries it (``RETIRED_MEMBERS``, ``after``).
 - Every list operation pages as AWS does (``paging.py``; moto's own list answers are re-paged
   by the app).
@@ -22,8 +25,9 @@ moto keeps the organization, accounts, OUs and policies; this layer takes over:
   still attached, removing the management account, at most 50 tags per resource.
 
 Test controls (``POST /_emulator/services/organizations/<name>``): ``settings``
-(``createDelaySeconds``, ``closeDelaySeconds``, ``closeQuota``: a fixed figure, or null for
-AWS's formula), ``complete-creates``, ``accept`` / ``decline`` / ``expire``
+(``createDelaySeconds``, ``closeDelaySeconds``, ``activationDelaySeconds``, ``closeQuota``: a
+fixed figure, or null for AWS's formula), ``complete-creates``, ``suspend`` / ``reinstate``
+(``{"accountId": ...}``), ``accept`` / ``decline`` / ``expire``
 (``{"handshakeId": ..., "email": ..., "name": ...}``), ``advance`` (``{"seconds": N}`` moves
 this service's clock), ``bulk-accounts``, ``stats``.
 """
@@ -70,6 +74,21 @@ CLOSED_RETENTION = 90 * DAY
 # enum; the exception's doc text names it TAG_LIMIT_EXCEEDED).
 MAX_TAGS = 50
 SCP = "SERVICE_CONTROL_POLICY"
+
+# Account.State. botocore's organizations service-2.json, shape Account, member State: "Each state
+# represents a specific phase in the account lifecycle ... For more information about account
+# states and their implications, see Monitor the state of your Amazon Web Services accounts in
+# the Organizations User Guide" (orgs_manage_accounts_account_state). That page:
+# - PENDING_ACTIVATION: "the account is unusable because the account sign-up process was
+#   initiated but never completed ... After completing these steps, the account transitions to
+#   the ACTIVE state" (``activationDelaySeconds`` holds a created account there);
+# - SUSPENDED: "the account is unusable because AWS has restricted access. The account holder can
+#   still view billing information and contact AWS Support, who can explain why the account is
+#   suspended" (the ``suspend`` control). AWS's announcement of the field ("AWS Organizations now
+#   provides account state information for member accounts"): "'SUSPENDED' for AWS-enforced
+#   suspension, 'PENDING_CLOSURE' for in-process closure requests, and 'CLOSED' for accounts in
+#   their 90-day reinstatement window".
+ACCOUNT_STATES = ("PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
 
 # Members AWS no longer returns, by shape name. botocore's organizations service-2.json,
 # shape Account, member Status: "The Status parameter in the Account object will be retired on
@@ -130,6 +149,8 @@ class Organizations(EmulatedService):
     def reset(self) -> None:
         self.create_delay = 1.0
         self.close_delay = 1.0
+        self.activation_delay = 0.0
+        self.activating: dict[str, tuple[str, float]] = {}  # account -> (management account, active at)
         self.close_quota: int | None = None  # None: close_quota(members), AWS's formula
         self.clock_offset = 0.0
         self.requests: dict[str, dict[str, Any]] = {}
@@ -272,6 +293,12 @@ class Organizations(EmulatedService):
                     account.state = "CLOSED"
                     self.closed[account_id] = (master, due)
                 del self.pending_closure[account_id]
+        for account_id, (master, due) in list(self.activating.items()):
+            if now >= due:
+                account = self._account(organizations_backends[master]["aws"], account_id)
+                if account is not None and account.state == "PENDING_ACTIVATION":
+                    account.state = "ACTIVE"
+                del self.activating[account_id]
         for hid, hs in list(self.handshakes.items()):
             if hs["State"] in HANDSHAKE_OPEN and now >= hs["ExpirationTimestamp"]:
                 hs["State"] = "EXPIRED"
@@ -295,6 +322,10 @@ class Organizations(EmulatedService):
         out = backend.create_account(**kwargs)
         req["State"] = "SUCCEEDED"
         req["AccountId"] = out["CreateAccountStatus"]["AccountId"]
+        if self.activation_delay > 0:
+            account = self._account(backend, req["AccountId"])
+            account.state = "PENDING_ACTIVATION"
+            self.activating[account.id] = (req["master"], req["CompletedTimestamp"] + self.activation_delay)
 
     @staticmethod
     def _detach_all(backend, target) -> None:
@@ -512,12 +543,15 @@ class Organizations(EmulatedService):
             self.create_delay = float(payload["createDelaySeconds"])
         if "closeDelaySeconds" in payload:
             self.close_delay = float(payload["closeDelaySeconds"])
+        if "activationDelaySeconds" in payload:
+            self.activation_delay = float(payload["activationDelaySeconds"])
         if "closeQuota" in payload:
             value = payload["closeQuota"]
             self.close_quota = None if value is None else int(value)
         return {
             "createDelaySeconds": self.create_delay,
             "closeDelaySeconds": self.close_delay,
+            "activationDelaySeconds": self.activation_delay,
             "closeQuota": self.close_quota,
         }
 
@@ -542,6 +576,33 @@ class Organizations(EmulatedService):
             "quota": self.effective_close_quota(backend),
             "closedInWindow": sum(1 for m, t in self.closures if m == master and now - t < CLOSE_WINDOW),
         }
+
+    def _member(self, payload: dict[str, Any]):
+        backend = organizations_backends[payload.get("managementAccountId", "123456789012")]["aws"]
+        account = self._account(backend, payload.get("accountId", "")) if backend.org is not None else None
+        if account is None or account.id == backend.org.master_account_id:
+            raise EmulatedError("AccountNotFoundException", "You specified an account that doesn't exist.")
+        return account
+
+    def control_suspend(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """AWS restricts the account: Account.State SUSPENDED (``ACCOUNT_STATES``)."""
+        self._advance()
+        account = self._member(payload)
+        if account.state != "ACTIVE":
+            raise EmulatedError("InvalidInputException", f"The account is {account.state}, not ACTIVE.")
+        account.status = "SUSPENDED"  # moto's internal copy of the retired field
+        account.state = "SUSPENDED"
+        return {"accountId": account.id, "state": account.state}
+
+    def control_reinstate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """AWS lifts a suspension: SUSPENDED becomes ACTIVE again."""
+        self._advance()
+        account = self._member(payload)
+        if account.state != "SUSPENDED":
+            raise EmulatedError("InvalidInputException", f"The account is {account.state}, not SUSPENDED.")
+        account.status = "ACTIVE"
+        account.state = "ACTIVE"
+        return {"accountId": account.id, "state": account.state}
 
     def control_advance(self, payload: dict[str, Any]) -> dict[str, Any]:
         self.clock_offset += float(payload.get("seconds", 0))
