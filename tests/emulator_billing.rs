@@ -73,6 +73,38 @@ fn group_yaml(name: &str, primary: &str, extra: &str) -> String {
     )
 }
 
+const GLOBAL_10: &str =
+    "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n";
+
+/// A scratch folder holding the payer and its credentials.
+fn payer_dir() -> Dir {
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir
+}
+
+/// The ARN an object's status reports.
+fn arn_of(r: &Report, kind: &str, name: &str) -> String {
+    status(r, kind, name)["arn"].as_str().unwrap().to_string()
+}
+
+#[track_caller]
+fn assert_ready(r: &Report, kind: &str, name: &str) {
+    assert!(find(r, kind, name).ready, "{:?}", find(r, kind, name));
+}
+
+/// None of these Billing Conductor operations was called since the counts were cleared.
+#[track_caller]
+fn assert_not_called(emu: &common::Emulator, ops: &[&str]) {
+    for op in ops {
+        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
+    }
+}
+
+fn bc_stats(emu: &common::Emulator) -> serde_json::Value {
+    emu.control("POST", &format!("{BC}stats"), Some(json!({})))
+}
+
 const WORKED_RULES: &str = "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}
     - {name: s3, scope: SERVICE, type: DISCOUNT, service: AmazonS3, modifierPercentage: 5}
     - {name: m5, scope: SKU, type: DISCOUNT, service: AmazonEC2, usageType: 'BoxUsage:m5.large', operation: RunInstances, modifierPercentage: 20}
@@ -89,16 +121,11 @@ async fn the_worked_example_bills_325_then_367_50_with_two_fees() {
         {"accountId": customer, "service": "AmazonEC2", "usageType": "BoxUsage:t3.micro", "operation": "RunInstances", "onDemandCost": 50, "awsCost": 50},
         {"accountId": customer, "service": "AmazonS3", "usageType": "TimedStorage-ByteHrs", "operation": "StandardStorage", "onDemandCost": 200, "awsCost": 200}
     ]})));
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
+    let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", WORKED_RULES));
     dir.write("group.yaml", &group_yaml("customer", customer, ""));
     let r = apply(emu, &dir).await;
-    assert!(
-        find(&r, "BillingGroup", "customer").ready,
-        "{:?}",
-        find(&r, "BillingGroup", "customer")
-    );
+    assert_ready(&r, "BillingGroup", "customer");
     let s = status(&r, "BillingGroup", "customer");
     assert_eq!(s["currentPeriod"]["proformaCost"], "325.00", "{s}");
     assert_eq!(s["currentPeriod"]["awsCost"], "350.00");
@@ -111,11 +138,7 @@ async fn the_worked_example_bills_325_then_367_50_with_two_fees() {
     );
     let r = apply(emu, &dir).await;
     for item in ["flat-fee", "pct-fee"] {
-        assert!(
-            find(&r, "CustomLineItem", item).ready,
-            "{:?}",
-            find(&r, "CustomLineItem", item)
-        );
+        assert_ready(&r, "CustomLineItem", item);
     }
     // The group is reconciled before its items in one run; the next run reads the new cost.
     emu.control("DELETE", "/_emulator/requests", None);
@@ -160,8 +183,7 @@ async fn replacing_a_rule_keeps_the_plan_size_and_leaves_no_orphans() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = accounts(emu, 1).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
+    let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", "    - {name: svc, scope: SERVICE, type: DISCOUNT, service: AmazonS3, modifierPercentage: 5}\n    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n"));
     dir.write("group.yaml", &group_yaml("g", &ids[0], ""));
     let r = apply(emu, &dir).await;
@@ -176,7 +198,7 @@ async fn replacing_a_rule_keeps_the_plan_size_and_leaves_no_orphans() {
     assert!(plan.ready, "{plan:?}");
     let after = status(&r, "PricingPlan", "plan")["ruleArns"]["svc"].clone();
     assert_ne!(before, after, "a new rule");
-    let stats = emu.control("POST", &format!("{BC}stats"), Some(json!({})));
+    let stats = bc_stats(emu);
     assert_eq!(stats["rules"], 2, "no orphan rule: {stats}");
     assert_eq!(emu.count("billingconductor", "CreatePricingRule"), 1);
     assert_eq!(emu.count("billingconductor", "DeletePricingRule"), 1);
@@ -209,15 +231,8 @@ async fn membership_by_selector_follows_labels_conflicts_are_stable_and_65_accou
     // 3 accounts for the selector groups, 65 more (members of the organization: AWS refuses
     // others) for the big one.
     let ids = accounts(emu, 68).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
-    dir.write(
-        "plan.yaml",
-        &plan_yaml(
-            "plan",
-            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
-        ),
-    );
+    let dir = payer_dir();
+    dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     let la = |name: &str, id: &str, family: &str| {
         format!(
             "apiVersion: partnerbilling.io/v1alpha1\nkind: LinkedAccount\nmetadata: {{name: {name}, namespace: billing, labels: {{family: {family}}}}}\nspec:\n  payerRef: {{name: acme}}\n  adopt: {{accountId: \"{id}\"}}\n"
@@ -235,11 +250,7 @@ async fn membership_by_selector_follows_labels_conflicts_are_stable_and_65_accou
         ),
     );
     let r = apply(emu, &dir).await;
-    assert!(
-        find(&r, "BillingGroup", "blue").ready,
-        "{:?}",
-        find(&r, "BillingGroup", "blue")
-    );
+    assert_ready(&r, "BillingGroup", "blue");
     let mut want = vec![ids[0].clone(), ids[1].clone()];
     want.sort();
     assert_eq!(status(&r, "BillingGroup", "blue")["members"], json!(want));
@@ -295,19 +306,11 @@ async fn membership_by_selector_follows_labels_conflicts_are_stable_and_65_accou
         ),
     );
     emu.control("DELETE", "/_emulator/requests", None);
-    let before = emu.control("POST", &format!("{BC}stats"), Some(json!({})))["accountCallSizes"]
-        .as_array()
-        .unwrap()
-        .len();
+    let before = bc_stats(emu)["accountCallSizes"].as_array().unwrap().len();
     let r = apply(emu, &dir).await;
-    assert!(
-        find(&r, "BillingGroup", "big").ready,
-        "{:?}",
-        find(&r, "BillingGroup", "big")
-    );
+    assert_ready(&r, "BillingGroup", "big");
     assert_eq!(status(&r, "BillingGroup", "big")["size"], 65);
-    let sizes =
-        emu.control("POST", &format!("{BC}stats"), Some(json!({})))["accountCallSizes"].clone();
+    let sizes = bc_stats(emu)["accountCallSizes"].clone();
     assert_eq!(sizes.as_array().unwrap()[before..], [json!(30), json!(5)]);
     assert_eq!(
         emu.count("billingconductor", "CreateBillingGroup")
@@ -324,15 +327,8 @@ async fn custom_line_items_only_in_open_periods() {
     let current = current_period();
     let previous = partner_billing_operator::time::previous_period(&current);
     let closed = partner_billing_operator::time::previous_period(&previous);
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
-    dir.write(
-        "plan.yaml",
-        &plan_yaml(
-            "plan",
-            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
-        ),
-    );
+    let dir = payer_dir();
+    dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     dir.write("group.yaml", &group_yaml("g", &ids[0], ""));
     let item = |name: &str, start: &str| {
         format!(
@@ -343,16 +339,8 @@ async fn custom_line_items_only_in_open_periods() {
     dir.write("last.yaml", &item("last", &previous));
     dir.write("old.yaml", &item("old", &closed));
     let r = apply(emu, &dir).await;
-    assert!(
-        find(&r, "CustomLineItem", "now").ready,
-        "{:?}",
-        find(&r, "CustomLineItem", "now")
-    );
-    assert!(
-        find(&r, "CustomLineItem", "last").ready,
-        "{:?}",
-        find(&r, "CustomLineItem", "last")
-    );
+    assert_ready(&r, "CustomLineItem", "now");
+    assert_ready(&r, "CustomLineItem", "last");
     let old = find(&r, "CustomLineItem", "old");
     assert!(!old.ready);
     assert_eq!(old.reason, "PeriodClosed");
@@ -374,15 +362,8 @@ async fn a_crash_after_create_billing_group_leaves_one_group() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = accounts(emu, 1).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
-    dir.write(
-        "plan.yaml",
-        &plan_yaml(
-            "plan",
-            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
-        ),
-    );
+    let dir = payer_dir();
+    dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     let r = apply(emu, &dir).await;
     assert!(find(&r, "PricingPlan", "plan").ready);
     dir.write("group.yaml", &group_yaml("g", &ids[0], ""));
@@ -421,7 +402,7 @@ async fn a_crash_after_create_billing_group_leaves_one_group() {
         again.result
     );
     assert_eq!(emu.count("billingconductor", "CreateBillingGroup"), 1);
-    let stats = emu.control("POST", &format!("{BC}stats"), Some(json!({})));
+    let stats = bc_stats(emu);
     assert_eq!(stats["groups"], 1);
 }
 
@@ -442,22 +423,89 @@ async fn tags_of(emu: &common::Emulator, arn: &str) -> std::collections::HashMap
         .unwrap_or_default()
 }
 
+/// The object carries no owner tag.
+async fn assert_unowned(emu: &common::Emulator, arn: &str) {
+    assert!(
+        !tags_of(emu, arn)
+            .await
+            .contains_key("partnerbilling.io/owner"),
+        "{arn}"
+    );
+}
+
+/// A billing group made outside the operator, with its primary account as only member.
+async fn hand_group(
+    bc: &aws_sdk_billingconductor::Client,
+    name: &str,
+    primary: &str,
+    plan_arn: &str,
+) -> String {
+    bc.create_billing_group()
+        .name(name)
+        .primary_account_id(primary)
+        .account_grouping(
+            aws_sdk_billingconductor::types::AccountGrouping::builder()
+                .linked_account_ids(primary)
+                .build(),
+        )
+        .computation_preference(
+            aws_sdk_billingconductor::types::ComputationPreference::builder()
+                .pricing_plan_arn(plan_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
+/// A flat fee of 1 made outside the operator, described "by hand".
+async fn hand_item(bc: &aws_sdk_billingconductor::Client, name: &str, group_arn: &str) -> String {
+    bc.create_custom_line_item()
+        .name(name)
+        .description("by hand")
+        .billing_group_arn(group_arn)
+        .charge_details(
+            aws_sdk_billingconductor::types::CustomLineItemChargeDetails::builder()
+                .r#type(aws_sdk_billingconductor::types::CustomLineItemType::Fee)
+                .flat(
+                    aws_sdk_billingconductor::types::CustomLineItemFlatChargeDetails::builder()
+                        .charge_value(1.0)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
+/// A pricing plan made outside the operator, with no rules.
+async fn hand_plan(bc: &aws_sdk_billingconductor::Client, name: &str) -> String {
+    bc.create_pricing_plan()
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap()
+}
+
 #[tokio::test]
 async fn plans_whose_names_extend_each_other_keep_their_own_rules() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     accounts(emu, 0).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
+    let dir = payer_dir();
     // `std.gold`'s rule is named std.gold.global.<hash>: the shape of a rule `gold.global`
     // of plan `std`.
-    dir.write(
-        "std.yaml",
-        &plan_yaml(
-            "std",
-            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
-        ),
-    );
+    dir.write("std.yaml", &plan_yaml("std", GLOBAL_10));
     dir.write(
         "gold.yaml",
         &plan_yaml(
@@ -467,11 +515,7 @@ async fn plans_whose_names_extend_each_other_keep_their_own_rules() {
     );
     let r = apply(emu, &dir).await;
     for plan in ["std", "std.gold"] {
-        assert!(
-            find(&r, "PricingPlan", plan).ready,
-            "{:?}",
-            find(&r, "PricingPlan", plan)
-        );
+        assert_ready(&r, "PricingPlan", plan);
     }
     // Again, twice: each plan keeps its own rules, nothing is retired.
     for _ in 0..2 {
@@ -486,7 +530,7 @@ async fn plans_whose_names_extend_each_other_keep_their_own_rules() {
     }
     assert_eq!(emu.count("billingconductor", "DeletePricingRule"), 0);
     assert_eq!(emu.count("billingconductor", "DisassociatePricingRules"), 0);
-    let stats = emu.control("POST", &format!("{BC}stats"), Some(json!({})));
+    let stats = bc_stats(emu);
     assert_eq!(stats["rules"], 3, "{stats}");
     // A second `plan` reports no change.
     let manifests = filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap();
@@ -514,8 +558,7 @@ async fn plan_size_is_what_aws_reports_as_associated() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     accounts(emu, 0).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
+    let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", WORKED_RULES));
     let r = apply(emu, &dir).await;
     assert!(find(&r, "PricingPlan", "plan").ready);
@@ -535,10 +578,7 @@ async fn plan_size_is_what_aws_reports_as_associated() {
         .unwrap()
         .arn
         .unwrap();
-    let plan_arn = status(&r, "PricingPlan", "plan")["arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let plan_arn = arn_of(&r, "PricingPlan", "plan");
     bc.associate_pricing_rules()
         .arn(&plan_arn)
         .pricing_rule_arns(&extra)
@@ -569,22 +609,12 @@ async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = accounts(emu, 3).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
-    dir.write(
-        "plan.yaml",
-        &plan_yaml(
-            "plan",
-            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
-        ),
-    );
+    let dir = payer_dir();
+    dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     dir.write("g.yaml", &group_yaml("g", &ids[0], ""));
     let r = apply(emu, &dir).await;
     assert!(find(&r, "BillingGroup", "g").ready);
-    let g_arn = status(&r, "BillingGroup", "g")["arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let g_arn = arn_of(&r, "BillingGroup", "g");
 
     // A second BillingGroup object naming the same AWS group is refused, and the group
     // keeps its owner and description.
@@ -607,9 +637,7 @@ async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
         h.message
     );
     assert!(find(&r, "BillingGroup", "g").ready);
-    for op in ["UpdateBillingGroup", "TagResource", "UntagResource"] {
-        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
-    }
+    assert_not_called(emu, &["UpdateBillingGroup", "TagResource", "UntagResource"]);
     assert_eq!(
         tags_of(emu, &g_arn).await["partnerbilling.io/owner"],
         "billing/billinggroup/g"
@@ -618,30 +646,8 @@ async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
 
     // A group made outside the operator (no owner tag) is refused until spec.adopt.
     let bc = bc_client(emu).await;
-    let plan_arn = status(&r, "PricingPlan", "plan")["arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let hand = bc
-        .create_billing_group()
-        .name("by-hand")
-        .primary_account_id(&ids[1])
-        .account_grouping(
-            aws_sdk_billingconductor::types::AccountGrouping::builder()
-                .linked_account_ids(&ids[1])
-                .build(),
-        )
-        .computation_preference(
-            aws_sdk_billingconductor::types::ComputationPreference::builder()
-                .pricing_plan_arn(&plan_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let plan_arn = arn_of(&r, "PricingPlan", "plan");
+    let hand = hand_group(&bc, "by-hand", &ids[1], &plan_arn).await;
     dir.write(
         "hand.yaml",
         &group_yaml(
@@ -655,9 +661,10 @@ async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
     let o = find(&r, "BillingGroup", "by-hand");
     assert_eq!(o.reason, "AdoptionRequired", "{o:?}");
     assert!(o.message.contains("spec.adopt: true"), "{}", o.message);
-    for op in ["AssociateAccounts", "UpdateBillingGroup", "TagResource"] {
-        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
-    }
+    assert_not_called(
+        emu,
+        &["AssociateAccounts", "UpdateBillingGroup", "TagResource"],
+    );
     // A custom line item on it waits rather than use a group its object refuses.
     dir.write(
         "fee.yaml",
@@ -688,33 +695,8 @@ async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
     assert!(find(&r, "CustomLineItem", "fee").ready);
 
     // A custom line item and a pricing plan made outside the operator: the same.
-    let item = bc
-        .create_custom_line_item()
-        .name("hand-item")
-        .description("by hand")
-        .billing_group_arn(&g_arn)
-        .charge_details(
-            aws_sdk_billingconductor::types::CustomLineItemChargeDetails::builder()
-                .r#type(aws_sdk_billingconductor::types::CustomLineItemType::Fee)
-                .flat(
-                    aws_sdk_billingconductor::types::CustomLineItemFlatChargeDetails::builder()
-                        .charge_value(1.0)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
-    bc.create_pricing_plan()
-        .name("hand-plan")
-        .send()
-        .await
-        .unwrap();
+    let item = hand_item(&bc, "hand-item", &g_arn).await;
+    hand_plan(&bc, "hand-plan").await;
     dir.write(
         "hand-item.yaml",
         "apiVersion: partnerbilling.io/v1alpha1\nkind: CustomLineItem\nmetadata: {name: hand-item, namespace: billing}\nspec:\n  billingGroupRef: {name: g}\n  description: now managed\n  type: FEE\n  flat: {amount: 1}\n",
@@ -736,19 +718,16 @@ async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
         find(&r, "PricingPlan", "hand-plan").reason,
         "AdoptionRequired"
     );
-    for op in [
-        "UpdateCustomLineItem",
-        "CreatePricingRule",
-        "AssociatePricingRules",
-        "UpdatePricingPlan",
-    ] {
-        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
-    }
-    assert!(
-        !tags_of(emu, &item)
-            .await
-            .contains_key("partnerbilling.io/owner")
+    assert_not_called(
+        emu,
+        &[
+            "UpdateCustomLineItem",
+            "CreatePricingRule",
+            "AssociatePricingRules",
+            "UpdatePricingPlan",
+        ],
     );
+    assert_unowned(emu, &item).await;
 }
 
 struct OneCatalog {
@@ -823,33 +802,16 @@ async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason()
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = accounts(emu, 2).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
-    dir.write(
-        "plan.yaml",
-        &plan_yaml(
-            "plan",
-            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
-        ),
-    );
+    let dir = payer_dir();
+    dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     let r = apply(emu, &dir).await;
     assert!(find(&r, "PricingPlan", "plan").ready);
-    let plan_arn = status(&r, "PricingPlan", "plan")["arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let plan_arn = arn_of(&r, "PricingPlan", "plan");
     let bc = bc_client(emu).await;
 
     // A plan made by hand, and a rule of the name its entry wants that another object owns:
     // with spec.adopt the plan is refused (OwnedElsewhere) before it is tagged.
-    let hand_plan = bc
-        .create_pricing_plan()
-        .name("hand-plan")
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let hand_plan = hand_plan(&bc, "hand-plan").await;
     let entry: partner_billing_operator::api::pricing_plan::PricingRule = serde_json::from_value(
         json!({"name": "global", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 10}),
     )
@@ -873,26 +835,7 @@ async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason()
 
     // A group made by hand whose primary account is not the one the spec names: with
     // spec.adopt it is refused (PrimaryAccountMismatch) before it is tagged.
-    let hand_group = bc
-        .create_billing_group()
-        .name("hand-group")
-        .primary_account_id(&ids[0])
-        .account_grouping(
-            aws_sdk_billingconductor::types::AccountGrouping::builder()
-                .linked_account_ids(&ids[0])
-                .build(),
-        )
-        .computation_preference(
-            aws_sdk_billingconductor::types::ComputationPreference::builder()
-                .pricing_plan_arn(&plan_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let hand_group = hand_group(&bc, "hand-group", &ids[0], &plan_arn).await;
     dir.write(
         "hand-group.yaml",
         &group_yaml("hand-group", &ids[1], "  adopt: true\n"),
@@ -904,24 +847,20 @@ async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason()
     assert_eq!(p.reason, "OwnedElsewhere", "{p:?}");
     let g = find(&r, "BillingGroup", "hand-group");
     assert_eq!(g.reason, "PrimaryAccountMismatch", "{g:?}");
-    for op in [
-        "TagResource",
-        "UntagResource",
-        "UpdatePricingPlan",
-        "CreatePricingRule",
-        "AssociatePricingRules",
-        "UpdateBillingGroup",
-        "AssociateAccounts",
-    ] {
-        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
-    }
+    assert_not_called(
+        emu,
+        &[
+            "TagResource",
+            "UntagResource",
+            "UpdatePricingPlan",
+            "CreatePricingRule",
+            "AssociatePricingRules",
+            "UpdateBillingGroup",
+            "AssociateAccounts",
+        ],
+    );
     for arn in [&hand_plan, &hand_group] {
-        assert!(
-            !tags_of(emu, arn)
-                .await
-                .contains_key("partnerbilling.io/owner"),
-            "{arn}"
-        );
+        assert_unowned(emu, arn).await;
     }
 }
 
@@ -930,15 +869,8 @@ async fn deleting_a_group_deletes_only_its_own_items_and_refuses_while_others_re
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = accounts(emu, 1).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
-    dir.write(
-        "plan.yaml",
-        &plan_yaml(
-            "plan",
-            "    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n",
-        ),
-    );
+    let dir = payer_dir();
+    dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     dir.write(
         "group.yaml",
         &group_yaml("g", &ids[0], "  deletionPolicy: Delete\n"),
@@ -949,37 +881,10 @@ async fn deleting_a_group_deletes_only_its_own_items_and_refuses_while_others_re
     );
     let r = apply(emu, &dir).await;
     assert!(find(&r, "CustomLineItem", "fee").ready);
-    let g_arn = status(&r, "BillingGroup", "g")["arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let fee_arn = status(&r, "CustomLineItem", "fee")["arn"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let g_arn = arn_of(&r, "BillingGroup", "g");
+    let fee_arn = arn_of(&r, "CustomLineItem", "fee");
     let bc = bc_client(emu).await;
-    let hand = bc
-        .create_custom_line_item()
-        .name("hand-item")
-        .description("by hand")
-        .billing_group_arn(&g_arn)
-        .charge_details(
-            aws_sdk_billingconductor::types::CustomLineItemChargeDetails::builder()
-                .r#type(aws_sdk_billingconductor::types::CustomLineItemType::Fee)
-                .flat(
-                    aws_sdk_billingconductor::types::CustomLineItemFlatChargeDetails::builder()
-                        .charge_value(1.0)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let hand = hand_item(&bc, "hand-item", &g_arn).await;
 
     // Only the group is deleted (its CustomLineItem object stays): the item it owns would go
     // with it, but the one made by hand refuses the deletion, and nothing is deleted.
@@ -996,9 +901,7 @@ async fn deleting_a_group_deletes_only_its_own_items_and_refuses_while_others_re
     assert_eq!(g.reason, "GroupHasForeignItems", "{g:?}");
     assert!(g.message.contains("hand-item"), "{}", g.message);
     assert!(!g.message.contains("fee"), "{}", g.message);
-    for op in ["DeleteCustomLineItem", "DeleteBillingGroup"] {
-        assert_eq!(emu.count("billingconductor", op), 0, "{op}");
-    }
+    assert_not_called(emu, &["DeleteCustomLineItem", "DeleteBillingGroup"]);
 
     // Once the hand-made item is gone, the group goes, with the item it owns.
     bc.delete_custom_line_item()
@@ -1043,14 +946,7 @@ async fn an_adopted_plans_hand_made_rules_are_tagged_and_retired_with_their_entr
         )
         .unwrap()
     };
-    let hand_plan = bc
-        .create_pricing_plan()
-        .name("hand-plan")
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
+    let hand_plan = hand_plan(&bc, "hand-plan").await;
     let hand_rule = bc
         .create_pricing_rule()
         .name(
@@ -1083,8 +979,7 @@ async fn an_adopted_plans_hand_made_rules_are_tagged_and_retired_with_their_entr
             })
             .collect::<String>()
     };
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
+    let dir = payer_dir();
     dir.write(
         "plan.yaml",
         &(plan_yaml("hand-plan", &rules(&["a", "b"])) + "  adopt: true\n"),
