@@ -228,6 +228,25 @@ fn build_err(e: impl std::fmt::Display) -> Error {
     Error::terminal("InvalidSpec", e)
 }
 
+/// `tags` as one SDK's tag type, each made by `tag` from its key and value.
+fn sdk_tags<T, E: std::fmt::Display>(
+    tags: &Tags,
+    tag: impl Fn(&str, &str) -> Result<T, E>,
+) -> Result<Vec<T>, Error> {
+    tags.iter()
+        .map(|(k, v)| tag(k, v).map_err(build_err))
+        .collect()
+}
+
+fn cur_tags(tags: &Tags) -> Result<Vec<aws_sdk_costandusagereport::types::Tag>, Error> {
+    sdk_tags(tags, |k, v| {
+        aws_sdk_costandusagereport::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+    })
+}
+
 fn to_rfc3339(t: &aws_smithy_types::DateTime) -> Option<String> {
     t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()
 }
@@ -271,14 +290,10 @@ impl PipelineApi for SdkPipeline {
         crate::after_write!("s3:CreateBucket");
         if !tags.is_empty() {
             let mut tagging = aws_sdk_s3::types::Tagging::builder();
-            for (k, v) in tags {
-                tagging = tagging.tag_set(
-                    aws_sdk_s3::types::Tag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .map_err(build_err)?,
-                );
+            for t in sdk_tags(tags, |k, v| {
+                aws_sdk_s3::types::Tag::builder().key(k).value(v).build()
+            })? {
+                tagging = tagging.tag_set(t);
             }
             s3.put_bucket_tagging()
                 .bucket(bucket)
@@ -400,14 +415,13 @@ impl PipelineApi for SdkPipeline {
 
     async fn create_export(&self, def: &ExportDef, tags: &Tags) -> Result<String, Error> {
         let mut call = self.exports.create_export().export(export_of(def)?);
-        for (k, v) in tags {
-            call = call.resource_tags(
-                aws_sdk_bcmdataexports::types::ResourceTag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(build_err)?,
-            );
+        for t in sdk_tags(tags, |k, v| {
+            aws_sdk_bcmdataexports::types::ResourceTag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })? {
+            call = call.resource_tags(t);
         }
         let out = call
             .send()
@@ -497,14 +511,8 @@ impl PipelineApi for SdkPipeline {
 
     async fn tag_report(&self, name: &str, tags: &Tags) -> Result<(), Error> {
         let mut call = self.cur.tag_resource().report_name(name);
-        for (k, v) in tags {
-            call = call.tags(
-                aws_sdk_costandusagereport::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(build_err)?,
-            );
+        for t in cur_tags(tags)? {
+            call = call.tags(t);
         }
         call.send().await.map_err(on("cur", "TagResource").err())?;
         // No failpoint: this only adopts, and a crash right after it leaves the owner tag,
@@ -517,14 +525,8 @@ impl PipelineApi for SdkPipeline {
             .cur
             .put_report_definition()
             .report_definition(report_of(def)?);
-        for (k, v) in tags {
-            call = call.tags(
-                aws_sdk_costandusagereport::types::Tag::builder()
-                    .key(k)
-                    .value(v)
-                    .build()
-                    .map_err(build_err)?,
-            );
+        for t in cur_tags(tags)? {
+            call = call.tags(t);
         }
         // Written before a crash, found again: the same definition.
         on("cur", "PutReportDefinition")
