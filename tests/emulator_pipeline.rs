@@ -48,6 +48,25 @@ fn pipeline(name: &str, extra_export: &str, s3: &str, glue: bool) -> String {
     )
 }
 
+/// An organization of the payer and `members` member accounts; the payer's SDK config.
+async fn organization(emu: &common::Emulator, members: usize) -> aws_config::SdkConfig {
+    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    emu.create_organization(&cfg, members).await;
+    cfg
+}
+
+/// A scratch folder holding the payer (insights off) and its credentials.
+fn payer_dir() -> Dir {
+    let dir = Dir::new();
+    dir.write("payer.yaml", &payer(""));
+    dir
+}
+
+/// The `spec.s3` of a pipeline whose bucket the operator creates.
+fn created_bucket(bucket: &str) -> String {
+    format!("    bucket: {bucket}\n    create: true\n")
+}
+
 async fn apply_with(emu: &common::Emulator, dir: &Dir, insights: Arc<InsightsStore>) -> Report {
     let manifests =
         filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap_or_else(|p| panic!("{p:?}"));
@@ -100,18 +119,11 @@ async fn policy(emu: &common::Emulator, bucket: &str) -> Value {
 async fn a_pipeline_converges_from_nothing_and_a_second_apply_writes_nothing() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 0).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer(""));
+    let cfg = organization(emu, 0).await;
+    let dir = payer_dir();
     dir.write(
         "cur.yaml",
-        &pipeline(
-            "acme-cur",
-            "",
-            "    bucket: acme-cur-reports\n    create: true\n",
-            true,
-        ),
+        &pipeline("acme-cur", "", &created_bucket("acme-cur-reports"), true),
     );
     let first = apply(emu, &dir).await;
     let p = find(&first, "CurPipeline", "acme-cur");
@@ -194,8 +206,7 @@ async fn a_pipeline_converges_from_nothing_and_a_second_apply_writes_nothing() {
 async fn an_unrelated_bucket_policy_statement_is_kept() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 0).await;
+    organization(emu, 0).await;
     let client = s3(emu).await;
     client
         .create_bucket()
@@ -214,8 +225,7 @@ async fn an_unrelated_bucket_policy_statement_is_kept() {
         .await
         .unwrap();
     emu.control("DELETE", "/_emulator/requests", None);
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer(""));
+    let dir = payer_dir();
     dir.write(
         "cur.yaml",
         &pipeline("shared", "", "    bucket: shared-bucket\n", false),
@@ -233,8 +243,7 @@ async fn an_unrelated_bucket_policy_statement_is_kept() {
     );
 
     // Without create: true a missing bucket is a clear terminal condition, and nothing is made.
-    let dir2 = Dir::new();
-    dir2.write("payer.yaml", &payer(""));
+    let dir2 = payer_dir();
     dir2.write(
         "cur.yaml",
         &pipeline("nobucket", "", "    bucket: not-there\n", false),
@@ -251,18 +260,11 @@ async fn an_unrelated_bucket_policy_statement_is_kept() {
 async fn crawler_drift_is_corrected() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 0).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer(""));
+    let cfg = organization(emu, 0).await;
+    let dir = payer_dir();
     dir.write(
         "cur.yaml",
-        &pipeline(
-            "drift",
-            "",
-            "    bucket: drift-bucket\n    create: true\n",
-            true,
-        ),
+        &pipeline("drift", "", &created_bucket("drift-bucket"), true),
     );
     assert!(find(&apply(emu, &dir).await, "CurPipeline", "drift").ready);
     emu.control(
@@ -293,18 +295,11 @@ async fn crawler_drift_is_corrected() {
 async fn an_edited_description_that_keeps_the_marker_is_corrected_not_refused() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 0).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer(""));
+    let cfg = organization(emu, 0).await;
+    let dir = payer_dir();
     dir.write(
         "cur.yaml",
-        &pipeline(
-            "edited",
-            "",
-            "    bucket: edited-bucket\n    create: true\n",
-            true,
-        ),
+        &pipeline("edited", "", &created_bucket("edited-bucket"), true),
     );
     assert!(find(&apply(emu, &dir).await, "CurPipeline", "edited").ready);
     let glue = aws_sdk_glue::Client::new(&cfg);
@@ -338,8 +333,7 @@ async fn an_edited_description_that_keeps_the_marker_is_corrected_not_refused() 
 async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legacy_cur_works() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 1).await;
+    let cfg = organization(emu, 1).await;
     let orgs = aws_sdk_organizations::Client::new(&cfg);
     let member = orgs
         .list_accounts()
@@ -352,8 +346,7 @@ async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legac
         .filter_map(|a| a.id)
         .find(|id| id != PAYER_ID)
         .unwrap();
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer(""));
+    let dir = payer_dir();
     dir.write(
         "billing.yaml",
         &format!(
@@ -365,7 +358,7 @@ async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legac
         &pipeline(
             "customer-cur",
             "    billingGroupRef: {name: customer}\n",
-            "    bucket: customer-cur\n    create: true\n",
+            &created_bucket("customer-cur"),
             false,
         ),
     );
@@ -374,7 +367,7 @@ async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legac
         &pipeline(
             "legacy-cur",
             "    kind: LegacyCur\n    timeGranularity: Hourly\n",
-            "    bucket: legacy-cur\n    create: true\n",
+            &created_bucket("legacy-cur"),
             false,
         ),
     );
@@ -427,8 +420,7 @@ async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legac
 async fn a_crawler_made_outside_the_operator_is_taken_over_only_with_adopt() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 0).await;
+    let cfg = organization(emu, 0).await;
     let glue = aws_sdk_glue::Client::new(&cfg);
     glue.create_crawler()
         .name("acme-cur-crawler")
@@ -447,9 +439,8 @@ async fn a_crawler_made_outside_the_operator_is_taken_over_only_with_adopt() {
         .send()
         .await
         .unwrap();
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer(""));
-    let bucket = "    bucket: adopt-bucket\n    create: true\n";
+    let dir = payer_dir();
+    let bucket = &created_bucket("adopt-bucket");
     dir.write("cur.yaml", &pipeline("adopt", "", bucket, true));
     emu.control("DELETE", "/_emulator/requests", None);
     let r = apply(emu, &dir).await;
@@ -528,10 +519,8 @@ async fn report_owner(emu: &common::Emulator, name: &str) -> Option<String> {
 async fn a_report_definition_owned_elsewhere_is_refused_and_never_deleted() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 0).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer(""));
+    let cfg = organization(emu, 0).await;
+    let dir = payer_dir();
     dir.write("a.yaml", &legacy("a", "shared-legacy", ""));
     let r = apply(emu, &dir).await;
     assert!(find(&r, "CurPipeline", "a").ready, "{r:#?}");
@@ -639,8 +628,7 @@ fn seeded_costs(months: &[String], members: &[String]) -> Value {
 async fn insights_match_the_seeded_numbers_exactly_and_reach_accounts_and_metrics() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 2).await;
+    let cfg = organization(emu, 2).await;
     let orgs = aws_sdk_organizations::Client::new(&cfg);
     let mut members: Vec<String> = orgs
         .list_accounts()
@@ -745,8 +733,7 @@ async fn the_refresh_interval_bounds_cost_explorer_calls() {
     use partner_billing_operator::reconcile::{ReconcileContext, payer};
     let emu = common::emulator();
     let _guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, 0).await;
+    organization(emu, 0).await;
     let manifests = {
         let dir = Dir::new();
         dir.write(
