@@ -10,11 +10,10 @@ use kube::runtime::wait::await_condition;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::common;
 use super::fixtures;
 use super::harness::{
-    ACCESS_KEY, Operator, OperatorOptions, RELEASE_NAMESPACE, SECRET_KEY, SERVICE_ACCOUNT, api,
-    cluster, eventually, poll, settled, wait_for,
+    Operator, OperatorOptions, RELEASE_NAMESPACE, SERVICE_ACCOUNT, api, cluster,
+    emulated_organization, eventually, poll, settled, wait_for,
 };
 
 fn holder(lease: Option<&Lease>) -> Option<String> {
@@ -28,10 +27,7 @@ fn holder(lease: Option<&Lease>) -> Option<String> {
 #[ignore = "needs a real API server: make cluster-test"]
 async fn one_of_two_replicas_leads_the_other_is_ready_and_takes_over_when_it_dies() {
     let c = cluster();
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let aws = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&aws, 0).await;
+    let (emu, _guard, _) = emulated_organization(0).await;
 
     let admin = c.admin().await;
     let ns = c.namespace("pbo-e2e-ha").await;

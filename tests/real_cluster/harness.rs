@@ -358,6 +358,22 @@ impl Cluster {
     }
 }
 
+/// The emulator, held for this test alone (its state reset), with an organization of the
+/// payer and `members` member accounts; the payer's SDK config.
+pub async fn emulated_organization(
+    members: usize,
+) -> (
+    &'static crate::common::Emulator,
+    tokio::sync::MutexGuard<'static, ()>,
+    aws_config::SdkConfig,
+) {
+    let emu = crate::common::emulator();
+    let guard = emu.lock().await;
+    let aws = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    emu.create_organization(&aws, members).await;
+    (emu, guard, aws)
+}
+
 pub async fn client_for(kubeconfig: &Path) -> Client {
     let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())

@@ -10,11 +10,10 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::common;
 use super::fixtures;
 use super::harness::{
-    ACCESS_KEY, Cluster, Operator, OperatorOptions, RELEASE, RELEASE_NAMESPACE, SECRET_KEY,
-    SERVICE_ACCOUNT, api, cluster, condition, eventually, settled, wait_for,
+    Cluster, Operator, OperatorOptions, RELEASE, RELEASE_NAMESPACE, SERVICE_ACCOUNT, api, cluster,
+    condition, emulated_organization, eventually, settled, wait_for,
 };
 
 const FINALIZER: &str = partner_billing_operator::api::FINALIZER;
@@ -116,11 +115,8 @@ async fn the_chart_installs_and_its_rbac_is_enough_for_every_kinds_lifecycle() {
     eprintln!("helm install took {:?}", c.helm_install);
     chart_objects_accepted(c);
 
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let aws = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
     // One member account to adopt.
-    emu.create_organization(&aws, 1).await;
+    let (emu, _guard, aws) = emulated_organization(1).await;
 
     let admin = c.admin().await;
     let ns = c.namespace("pbo-e2e-life").await;
@@ -409,10 +405,7 @@ async fn the_chart_installs_and_its_rbac_is_enough_for_every_kinds_lifecycle() {
 async fn a_permission_the_chart_would_lack_shows_up_in_the_log() {
     use k8s_openapi::api::rbac::v1::ClusterRole;
     let c = cluster();
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let aws = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&aws, 0).await;
+    let (emu, _guard, _) = emulated_organization(0).await;
 
     let admin = c.admin().await;
     let ns = c.namespace("pbo-e2e-limited").await;

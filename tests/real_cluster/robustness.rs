@@ -9,11 +9,10 @@ use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
-use super::common;
 use super::fixtures;
 use super::harness::{
-    ACCESS_KEY, CRD_SCHEMAS, Cluster, Operator, OperatorOptions, RELEASE_NAMESPACE, SECRET_KEY,
-    SERVICE_ACCOUNT, api, cluster, condition, eventually, settled, wait_for,
+    CRD_SCHEMAS, Cluster, Operator, OperatorOptions, RELEASE_NAMESPACE, SERVICE_ACCOUNT, api,
+    cluster, condition, emulated_organization, eventually, settled, wait_for,
 };
 
 const LINKED_ACCOUNTS: &str = "linkedaccounts.partnerbilling.io";
@@ -75,10 +74,7 @@ async fn delete_and_wait(admin: &kube::Client, ns: &str, kind: &str, name: &str)
 #[ignore = "needs a real API server: make cluster-test"]
 async fn an_object_stored_under_a_looser_crd_gets_a_warning_and_the_others_still_reconcile() {
     let c = cluster();
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let aws = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&aws, 1).await;
+    let (emu, _guard, _) = emulated_organization(1).await;
 
     let admin = c.admin().await;
     let ns = c.namespace("pbo-e2e-loose").await;
@@ -274,10 +270,7 @@ async fn an_object_stored_under_a_looser_crd_gets_a_warning_and_the_others_still
 #[ignore = "needs a real API server: make cluster-test"]
 async fn an_operator_killed_during_an_account_creation_finishes_it_after_a_restart() {
     let c = cluster();
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let aws = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&aws, 0).await;
+    let (emu, _guard, aws) = emulated_organization(0).await;
     emu.control("DELETE", "/_emulator/requests", None);
     // Long enough to kill and restart within it on two slow cores.
     emu.control(
