@@ -57,6 +57,21 @@ async fn accounts(emu: &common::Emulator, n: usize) -> Vec<String> {
     ids
 }
 
+/// The emulator, held for this test alone (its state reset), with an organization of the
+/// payer and `members` member accounts, and their ids (sorted).
+async fn organization(
+    members: usize,
+) -> (
+    &'static common::Emulator,
+    tokio::sync::MutexGuard<'static, ()>,
+    Vec<String>,
+) {
+    let emu = common::emulator();
+    let guard = emu.lock().await;
+    let ids = accounts(emu, members).await;
+    (emu, guard, ids)
+}
+
 fn current_period() -> String {
     partner_billing_operator::time::billing_period(&partner_billing_operator::time::now_rfc3339())
 }
@@ -112,9 +127,7 @@ const WORKED_RULES: &str = "    - {name: global, scope: GLOBAL, type: MARKUP, mo
 
 #[tokio::test]
 async fn the_worked_example_bills_325_then_367_50_with_two_fees() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let ids = accounts(emu, 1).await;
+    let (emu, _guard, ids) = organization(1).await;
     let customer = &ids[0];
     emu.control("POST", &format!("{BC}usage"), Some(json!({"period": current_period(), "rows": [
         {"accountId": customer, "service": "AmazonEC2", "usageType": "BoxUsage:m5.large", "operation": "RunInstances", "onDemandCost": 100, "awsCost": 100},
@@ -180,9 +193,7 @@ async fn the_worked_example_bills_325_then_367_50_with_two_fees() {
 
 #[tokio::test]
 async fn replacing_a_rule_keeps_the_plan_size_and_leaves_no_orphans() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let ids = accounts(emu, 1).await;
+    let (emu, _guard, ids) = organization(1).await;
     let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", "    - {name: svc, scope: SERVICE, type: DISCOUNT, service: AmazonS3, modifierPercentage: 5}\n    - {name: global, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}\n"));
     dir.write("group.yaml", &group_yaml("g", &ids[0], ""));
@@ -226,11 +237,9 @@ async fn replacing_a_rule_keeps_the_plan_size_and_leaves_no_orphans() {
 
 #[tokio::test]
 async fn membership_by_selector_follows_labels_conflicts_are_stable_and_65_accounts_take_3_calls() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
     // 3 accounts for the selector groups, 65 more (members of the organization: AWS refuses
     // others) for the big one.
-    let ids = accounts(emu, 68).await;
+    let (emu, _guard, ids) = organization(68).await;
     let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     let la = |name: &str, id: &str, family: &str| {
@@ -321,9 +330,7 @@ async fn membership_by_selector_follows_labels_conflicts_are_stable_and_65_accou
 
 #[tokio::test]
 async fn custom_line_items_only_in_open_periods() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let ids = accounts(emu, 1).await;
+    let (emu, _guard, ids) = organization(1).await;
     let current = current_period();
     let previous = partner_billing_operator::time::previous_period(&current);
     let closed = partner_billing_operator::time::previous_period(&previous);
@@ -359,9 +366,7 @@ async fn custom_line_items_only_in_open_periods() {
 #[tokio::test]
 async fn a_crash_after_create_billing_group_leaves_one_group() {
     use partner_billing_operator::reconcile::{Mode, ReconcileContext, billing_group};
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let ids = accounts(emu, 1).await;
+    let (emu, _guard, ids) = organization(1).await;
     let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     let r = apply(emu, &dir).await;
@@ -499,9 +504,7 @@ async fn hand_plan(bc: &aws_sdk_billingconductor::Client, name: &str) -> String 
 
 #[tokio::test]
 async fn plans_whose_names_extend_each_other_keep_their_own_rules() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    accounts(emu, 0).await;
+    let (emu, _guard, _) = organization(0).await;
     let dir = payer_dir();
     // `std.gold`'s rule is named std.gold.global.<hash>: the shape of a rule `gold.global`
     // of plan `std`.
@@ -555,9 +558,7 @@ async fn plans_whose_names_extend_each_other_keep_their_own_rules() {
 
 #[tokio::test]
 async fn plan_size_is_what_aws_reports_as_associated() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    accounts(emu, 0).await;
+    let (emu, _guard, _) = organization(0).await;
     let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", WORKED_RULES));
     let r = apply(emu, &dir).await;
@@ -606,9 +607,7 @@ async fn plan_size_is_what_aws_reports_as_associated() {
 
 #[tokio::test]
 async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let ids = accounts(emu, 3).await;
+    let (emu, _guard, ids) = organization(3).await;
     let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     dir.write("g.yaml", &group_yaml("g", &ids[0], ""));
@@ -799,9 +798,7 @@ fn with_secret(
 
 #[tokio::test]
 async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let ids = accounts(emu, 2).await;
+    let (emu, _guard, ids) = organization(2).await;
     let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     let r = apply(emu, &dir).await;
@@ -866,9 +863,7 @@ async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason()
 
 #[tokio::test]
 async fn deleting_a_group_deletes_only_its_own_items_and_refuses_while_others_remain() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let ids = accounts(emu, 1).await;
+    let (emu, _guard, ids) = organization(1).await;
     let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
     dir.write(
@@ -936,9 +931,7 @@ async fn deleting_a_group_deletes_only_its_own_items_and_refuses_while_others_re
 
 #[tokio::test]
 async fn an_adopted_plans_hand_made_rules_are_tagged_and_retired_with_their_entry() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    accounts(emu, 1).await;
+    let (emu, _guard, _) = organization(1).await;
     let bc = bc_client(emu).await;
     let entry = |name: &str| -> partner_billing_operator::api::pricing_plan::PricingRule {
         serde_json::from_value(
