@@ -48,11 +48,20 @@ fn pipeline(name: &str, extra_export: &str, s3: &str, glue: bool) -> String {
     )
 }
 
-/// An organization of the payer and `members` member accounts; the payer's SDK config.
-async fn organization(emu: &common::Emulator, members: usize) -> aws_config::SdkConfig {
+/// The emulator, held for this test alone (its state reset), with an organization of the
+/// payer and `members` member accounts; the payer's SDK config.
+async fn organization(
+    members: usize,
+) -> (
+    &'static common::Emulator,
+    tokio::sync::MutexGuard<'static, ()>,
+    aws_config::SdkConfig,
+) {
+    let emu = common::emulator();
+    let guard = emu.lock().await;
     let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
     emu.create_organization(&cfg, members).await;
-    cfg
+    (emu, guard, cfg)
 }
 
 /// A scratch folder holding the payer (insights off) and its credentials.
@@ -117,9 +126,7 @@ async fn policy(emu: &common::Emulator, bucket: &str) -> Value {
 
 #[tokio::test]
 async fn a_pipeline_converges_from_nothing_and_a_second_apply_writes_nothing() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let cfg = organization(emu, 0).await;
+    let (emu, _guard, cfg) = organization(0).await;
     let dir = payer_dir();
     dir.write(
         "cur.yaml",
@@ -204,9 +211,7 @@ async fn a_pipeline_converges_from_nothing_and_a_second_apply_writes_nothing() {
 
 #[tokio::test]
 async fn an_unrelated_bucket_policy_statement_is_kept() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    organization(emu, 0).await;
+    let (emu, _guard, _) = organization(0).await;
     let client = s3(emu).await;
     client
         .create_bucket()
@@ -258,9 +263,7 @@ async fn an_unrelated_bucket_policy_statement_is_kept() {
 
 #[tokio::test]
 async fn crawler_drift_is_corrected() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let cfg = organization(emu, 0).await;
+    let (emu, _guard, cfg) = organization(0).await;
     let dir = payer_dir();
     dir.write(
         "cur.yaml",
@@ -293,9 +296,7 @@ async fn crawler_drift_is_corrected() {
 
 #[tokio::test]
 async fn an_edited_description_that_keeps_the_marker_is_corrected_not_refused() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let cfg = organization(emu, 0).await;
+    let (emu, _guard, cfg) = organization(0).await;
     let dir = payer_dir();
     dir.write(
         "cur.yaml",
@@ -331,9 +332,7 @@ async fn an_edited_description_that_keeps_the_marker_is_corrected_not_refused() 
 
 #[tokio::test]
 async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legacy_cur_works() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let cfg = organization(emu, 1).await;
+    let (emu, _guard, cfg) = organization(1).await;
     let orgs = aws_sdk_organizations::Client::new(&cfg);
     let member = orgs
         .list_accounts()
@@ -418,9 +417,7 @@ async fn a_billing_group_export_uses_its_primary_accounts_billing_view_and_legac
 
 #[tokio::test]
 async fn a_crawler_made_outside_the_operator_is_taken_over_only_with_adopt() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let cfg = organization(emu, 0).await;
+    let (emu, _guard, cfg) = organization(0).await;
     let glue = aws_sdk_glue::Client::new(&cfg);
     glue.create_crawler()
         .name("acme-cur-crawler")
@@ -517,9 +514,7 @@ async fn report_owner(emu: &common::Emulator, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_report_definition_owned_elsewhere_is_refused_and_never_deleted() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let cfg = organization(emu, 0).await;
+    let (emu, _guard, cfg) = organization(0).await;
     let dir = payer_dir();
     dir.write("a.yaml", &legacy("a", "shared-legacy", ""));
     let r = apply(emu, &dir).await;
@@ -626,9 +621,7 @@ fn seeded_costs(months: &[String], members: &[String]) -> Value {
 
 #[tokio::test]
 async fn insights_match_the_seeded_numbers_exactly_and_reach_accounts_and_metrics() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    let cfg = organization(emu, 2).await;
+    let (emu, _guard, cfg) = organization(2).await;
     let orgs = aws_sdk_organizations::Client::new(&cfg);
     let mut members: Vec<String> = orgs
         .list_accounts()
@@ -731,9 +724,7 @@ async fn insights_match_the_seeded_numbers_exactly_and_reach_accounts_and_metric
 #[tokio::test]
 async fn the_refresh_interval_bounds_cost_explorer_calls() {
     use partner_billing_operator::reconcile::{ReconcileContext, payer};
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
-    organization(emu, 0).await;
+    let (emu, _guard, _) = organization(0).await;
     let manifests = {
         let dir = Dir::new();
         dir.write(
