@@ -5,15 +5,15 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::await_condition;
-use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::fixtures;
 use super::harness::{
     Operator, OperatorOptions, RELEASE_NAMESPACE, SERVICE_ACCOUNT, api, cluster,
-    emulated_organization, eventually, poll, settled, wait_for,
+    delete_and_wait_for_uid, emulated_organization, eventually, poll, settled, wait_for,
 };
 
 fn holder(lease: Option<&Lease>) -> Option<String> {
@@ -174,22 +174,7 @@ async fn one_of_two_replicas_leads_the_other_is_ready_and_takes_over_when_it_die
     assert!(body.1.contains("leader"));
 
     // Clean up while it runs (the finalizer needs it), then stop it.
-    let payers = api(&admin, &ns, "Payer");
-    let uid = payers.get("acme").await.expect("payer").uid().expect("uid");
-    payers
-        .delete("acme", &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_for(
-        &admin,
-        &ns,
-        "Payer",
-        "acme",
-        "deleted",
-        Duration::from_secs(60),
-        |x| x.is_none_or(|x| x.uid().as_deref() != Some(uid.as_str())),
-    )
-    .await;
+    delete_and_wait_for_uid(&admin, &ns, "Payer", "acme", "deleted").await;
     let mut standby = standby;
     let status = standby.terminate(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");

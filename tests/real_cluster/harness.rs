@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::await_condition;
-use kube::{Api, Client, Config};
+use kube::{Api, Client, Config, ResourceExt};
 use serde_json::{Value, json};
 
 /// The chart's release; its name is the chart's, so every object is called this.
@@ -372,6 +372,45 @@ pub async fn emulated_organization(
     let aws = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
     emu.create_organization(&aws, members).await;
     (emu, guard, aws)
+}
+
+/// Delete `kind/name` and wait until it is gone (its finalizer released).
+pub async fn delete_and_wait(admin: &kube::Client, ns: &str, kind: &str, name: &str) {
+    api(admin, ns, kind)
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for(
+        admin,
+        ns,
+        kind,
+        name,
+        "deleted",
+        Duration::from_secs(60),
+        |x| x.is_none(),
+    )
+    .await;
+}
+
+/// Delete `kind/name` and wait until that object (by UID) is gone, its finalizer released: one
+/// made again under the same name does not count. `what` names the wait in its timeout.
+pub async fn delete_and_wait_for_uid(
+    admin: &kube::Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    what: &str,
+) {
+    let objects = api(admin, ns, kind);
+    let uid = objects.get(name).await.expect("object").uid().expect("uid");
+    objects
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_for(admin, ns, kind, name, what, Duration::from_secs(60), |x| {
+        x.is_none_or(|x| x.uid().as_deref() != Some(uid.as_str()))
+    })
+    .await;
 }
 
 pub async fn client_for(kubeconfig: &Path) -> Client {

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::fixtures;
 use super::harness::{
     Cluster, Operator, OperatorOptions, RELEASE, RELEASE_NAMESPACE, SERVICE_ACCOUNT, api, cluster,
-    condition, emulated_organization, eventually, settled, wait_for,
+    condition, delete_and_wait, delete_and_wait_for_uid, emulated_organization, eventually,
+    settled, wait_for,
 };
 
 const FINALIZER: &str = partner_billing_operator::api::FINALIZER;
@@ -343,22 +344,7 @@ async fn the_chart_installs_and_its_rbac_is_enough_for_every_kinds_lifecycle() {
         .chain([&fixtures::payer(&ns, "orphan", "")])
     {
         let (kind, name) = (fixtures::kind(o), fixtures::name(o));
-        let objects = api(&admin, &ns, kind);
-        let uid = objects.get(name).await.expect("object").uid().expect("uid");
-        objects
-            .delete(name, &DeleteParams::default())
-            .await
-            .expect("delete");
-        wait_for(
-            &admin,
-            &ns,
-            kind,
-            name,
-            "deleted (finalizer released)",
-            Duration::from_secs(60),
-            |x| x.is_none_or(|x| x.uid().as_deref() != Some(uid.as_str())),
-        )
-        .await;
+        delete_and_wait_for_uid(&admin, &ns, kind, name, "deleted (finalizer released)").await;
     }
     forbidden(&op, "deleting");
     // The adopted account is retained (the default); the created one was removed.
@@ -476,21 +462,7 @@ async fn a_permission_the_chart_would_lack_shows_up_in_the_log() {
     );
 
     // Let the finalizer go while the operator runs, then stop it and clean up.
-    let payers = api(&admin, &ns, "Payer");
-    payers
-        .delete("acme", &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_for(
-        &admin,
-        &ns,
-        "Payer",
-        "acme",
-        "deleted",
-        Duration::from_secs(60),
-        |x| x.is_none(),
-    )
-    .await;
+    delete_and_wait(&admin, &ns, "Payer", "acme").await;
     op.terminate(Duration::from_secs(30));
     for kind in ["clusterrolebinding", "clusterrole"] {
         c.kubectl_ok(&["delete", kind, &name]);

@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use super::fixtures;
 use super::harness::{
     CRD_SCHEMAS, Cluster, Operator, OperatorOptions, RELEASE_NAMESPACE, SERVICE_ACCOUNT, api,
-    cluster, condition, emulated_organization, eventually, settled, wait_for,
+    cluster, condition, delete_and_wait, emulated_organization, eventually, settled, wait_for,
 };
 
 const LINKED_ACCOUNTS: &str = "linkedaccounts.partnerbilling.io";
@@ -46,24 +46,6 @@ fn replaceable(mut crd: Value) -> Value {
     }
     crd.as_object_mut().expect("crd").remove("status");
     crd
-}
-
-/// Delete `kind/name` and wait until it is gone (its finalizer released).
-async fn delete_and_wait(admin: &kube::Client, ns: &str, kind: &str, name: &str) {
-    api(admin, ns, kind)
-        .delete(name, &DeleteParams::default())
-        .await
-        .expect("delete");
-    wait_for(
-        admin,
-        ns,
-        kind,
-        name,
-        "deleted",
-        Duration::from_secs(60),
-        |x| x.is_none(),
-    )
-    .await;
 }
 
 /// An older LinkedAccount CRD let `spec.tags` be anything; an object stored then with tags
