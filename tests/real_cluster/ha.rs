@@ -85,12 +85,14 @@ async fn one_of_two_replicas_leads_the_other_is_ready_and_takes_over_when_it_die
         )
         .await;
         assert_eq!(r.get("/healthz").map(|(code, _)| code), Some(200));
-        let role = if r.name == leader_name {
-            "leader"
+        // The exact role (src/controller/health.rs: "ready: {role}..."): "standby, waiting
+        // for the leader lease" contains "leader", so `contains` could not tell them apart.
+        let prefix = if r.name == leader_name {
+            "ready: leader"
         } else {
-            "standby"
+            "ready: standby"
         };
-        assert!(body.contains(role), "{}: {body}", r.name);
+        assert!(body.starts_with(prefix), "{}: {body}", r.name);
     }
 
     // Only the leader reconciles.
@@ -168,10 +170,10 @@ async fn one_of_two_replicas_leads_the_other_is_ready_and_takes_over_when_it_die
     let body = eventually("new leader says so", Duration::from_secs(10), || async {
         standby
             .get("/readyz")
-            .filter(|(code, body)| *code == 200 && body.contains("leader"))
+            .filter(|(code, body)| *code == 200 && body.starts_with("ready: leader"))
     })
     .await;
-    assert!(body.1.contains("leader"));
+    assert!(body.1.starts_with("ready: leader"), "{}", body.1);
 
     // Clean up while it runs (the finalizer needs it), then stop it.
     delete_and_wait_for_uid(&admin, &ns, "Payer", "acme", "deleted").await;
