@@ -595,13 +595,18 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Lines of the log that show the API server refusing the operator something.
+    /// Lines of the log that show the API server refusing the operator something. kube's
+    /// error for a 403 prints "ApiError: <message>: Forbidden (Status { .., code: 403, .. })",
+    /// the message itself "... is forbidden: User ...": match those forms, not a bare "403"
+    /// (timestamps and account ids contain it).
     pub fn forbidden(&self) -> Vec<String> {
         self.log_text()
             .lines()
             .filter(|l| {
-                let l = l.to_lowercase();
-                l.contains("forbidden") || l.contains("403") || l.contains("could not record event")
+                let lower = l.to_lowercase();
+                lower.contains("forbidden")
+                    || l.contains("code: 403")
+                    || lower.contains("could not record event")
             })
             .map(str::to_string)
             .collect()
