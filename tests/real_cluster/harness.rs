@@ -79,17 +79,21 @@ fn setup() -> Result<Cluster, String> {
             )
         })?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tools = match std::env::var_os("PBO_TOOLS_DIR").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(script_output(&root.join("tests/tools/ensure-tools.sh"))?),
+    };
+    // KUBECTL, else the local cluster's (KUBE_BIN, set by `make cluster-test` when it starts
+    // one), else the tools folder's (a cluster of yours, `make e2e`: building the control
+    // plane just for kubectl is minutes of Go), else the one ensure-kube.sh builds.
     let kubectl = match std::env::var_os("KUBECTL").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => match std::env::var_os("KUBE_BIN").filter(|p| !p.is_empty()) {
             Some(bin) => PathBuf::from(bin).join("kubectl"),
+            None if tools.join("bin/kubectl").is_file() => tools.join("bin/kubectl"),
             None => PathBuf::from(script_output(&root.join("tests/cluster/ensure-kube.sh"))?)
                 .join("kubectl"),
         },
-    };
-    let tools = match std::env::var_os("PBO_TOOLS_DIR").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(script_output(&root.join("tests/tools/ensure-tools.sh"))?),
     };
     let helm = tools.join("bin/helm");
     // Operator logs and token kubeconfigs: beside the control plane's logs when the Makefile
