@@ -336,7 +336,15 @@ impl Cluster {
         let path = self
             .work
             .join(format!("{namespace}-{sa}-{}.kubeconfig", fastrand::u32(..)));
-        std::fs::write(&path, config.to_string()).expect("write the token kubeconfig");
+        // It holds a bearer token: owner-only, created so (never readable in between).
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(config.to_string().as_bytes()))
+            .expect("write the token kubeconfig");
         path
     }
 
