@@ -140,10 +140,21 @@ tools:
 # The suite's tests are #[ignore]d in `cargo test --all-targets` and fail when no cluster is
 # given: they never pass by skipping.
 CLUSTER_DIR ?= $(CARGO_TARGET_DIR)/cluster-test
+# What tests/cluster runs to build and start the local cluster: checked up front, with what
+# each is for (not needed when PBO_E2E_KUBECONFIG names a cluster of yours).
+.PHONY: cluster-prereqs
+cluster-prereqs: toolchain
+	@if [ -z "$${PBO_E2E_KUBECONFIG:-}" ]; then \
+	  command -v go >/dev/null || { echo "go is required to build etcd and kube-apiserver (tests/cluster/ensure-kube.sh; https://go.dev/dl/)"; exit 1; }; \
+	  command -v openssl >/dev/null || { echo "openssl is required for the local cluster's certificates (tests/cluster/start.sh)"; exit 1; }; \
+	  command -v curl >/dev/null || { echo "curl is required: tests/cluster/start.sh probes etcd and kube-apiserver with it"; exit 1; }; \
+	  command -v flock >/dev/null || { echo "flock (util-linux) is required: tests/cluster/ensure-kube.sh builds under a lock"; exit 1; }; \
+	  command -v ss >/dev/null || { echo "ss (iproute2) is required: tests/cluster/start.sh picks free ports with it"; exit 1; }; \
+	fi
 .PHONY: cluster-test
-cluster-test: venv tools
+cluster-test: venv tools cluster-prereqs
 	@set -euo pipefail; \
-	export PBO_TOOLS_DIR=$$($(TOOLS)/ensure-tools.sh); \
+	PBO_TOOLS_DIR=$$($(TOOLS)/ensure-tools.sh); export PBO_TOOLS_DIR; \
 	$(CARGO) test --locked --features failpoints --test real_cluster --no-run; \
 	tests/cluster/stop.sh $(CLUSTER_DIR) 2>/dev/null || true; \
 	rm -rf $(CLUSTER_DIR); mkdir -p $(CLUSTER_DIR); \

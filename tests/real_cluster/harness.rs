@@ -79,17 +79,21 @@ fn setup() -> Result<Cluster, String> {
             )
         })?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let tools = match std::env::var_os("PBO_TOOLS_DIR").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(script_output(&root.join("tests/tools/ensure-tools.sh"))?),
+    };
+    // KUBECTL, else the local cluster's (KUBE_BIN, set by `make cluster-test` when it starts
+    // one), else the tools folder's (a cluster of yours, `make e2e`: building the control
+    // plane just for kubectl is minutes of Go), else the one ensure-kube.sh builds.
     let kubectl = match std::env::var_os("KUBECTL").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => match std::env::var_os("KUBE_BIN").filter(|p| !p.is_empty()) {
             Some(bin) => PathBuf::from(bin).join("kubectl"),
+            None if tools.join("bin/kubectl").is_file() => tools.join("bin/kubectl"),
             None => PathBuf::from(script_output(&root.join("tests/cluster/ensure-kube.sh"))?)
                 .join("kubectl"),
         },
-    };
-    let tools = match std::env::var_os("PBO_TOOLS_DIR").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(script_output(&root.join("tests/tools/ensure-tools.sh"))?),
     };
     let helm = tools.join("bin/helm");
     // Operator logs and token kubeconfigs: beside the control plane's logs when the Makefile
@@ -332,7 +336,15 @@ impl Cluster {
         let path = self
             .work
             .join(format!("{namespace}-{sa}-{}.kubeconfig", fastrand::u32(..)));
-        std::fs::write(&path, config.to_string()).expect("write the token kubeconfig");
+        // It holds a bearer token: owner-only, created so (never readable in between).
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(config.to_string().as_bytes()))
+            .expect("write the token kubeconfig");
         path
     }
 
@@ -595,13 +607,18 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Lines of the log that show the API server refusing the operator something.
+    /// Lines of the log that show the API server refusing the operator something. kube's
+    /// error for a 403 prints "ApiError: <message>: Forbidden (Status { .., code: 403, .. })",
+    /// the message itself "... is forbidden: User ...": match those forms, not a bare "403"
+    /// (timestamps and account ids contain it).
     pub fn forbidden(&self) -> Vec<String> {
         self.log_text()
             .lines()
             .filter(|l| {
-                let l = l.to_lowercase();
-                l.contains("forbidden") || l.contains("403") || l.contains("could not record event")
+                let lower = l.to_lowercase();
+                lower.contains("forbidden")
+                    || l.contains("code: 403")
+                    || lower.contains("could not record event")
             })
             .map(str::to_string)
             .collect()
