@@ -7,8 +7,9 @@
 #   tests/cluster/stop.sh DIR      stops what start.sh started
 #
 # Writes DIR/kubeconfig (an admin identity: client certificate in group system:masters) and
-# DIR/cluster.env (KUBECONFIG, KUBE_SERVER, KUBE_BIN, ports) and returns once /readyz is ok and the
-# default namespace exists. Binaries come from ensure-kube.sh, or from $KUBE_BIN when it is set.
+# DIR/cluster.env (KUBECONFIG, KUBE_SERVER, KUBE_BIN, ports, AUDIT_LOG) and returns once /readyz is
+# ok and the default namespace exists. DIR/audit.log records, at level Metadata, the requests of
+# ServiceAccounts only (group system:serviceaccounts): what the operator's token actually did. Binaries come from ensure-kube.sh, or from $KUBE_BIN when it is set.
 # Settings: PBO_KUBE_START_TIMEOUT (seconds, default 120), PBO_KUBE_CONTROLLER_MANAGER (1 or 0).
 set -euo pipefail
 
@@ -151,6 +152,17 @@ for attempt in 1 2 3 4 5; do
 done
 
 # ---- kube-apiserver ----
+# Audit: ServiceAccounts' requests at Metadata (who, verb, resource, namespace, name, response
+# code; no bodies), nothing else; no RequestReceived stage. Rotated at 20 MB, 3 kept.
+cat >"$dir/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+POLICY
 for attempt in 1 2 3 4 5; do
   free_port api_port
   server=https://127.0.0.1:$api_port
@@ -167,6 +179,8 @@ for attempt in 1 2 3 4 5; do
     --service-cluster-ip-range 10.0.0.0/24 \
     --endpoint-reconciler-type none \
     --profiling=false \
+    --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log" \
+    --audit-log-maxsize 20 --audit-log-maxbackup 3 \
     >"$dir/kube-apiserver.log" 2>&1 </dev/null &
   echo $! >"$dir/kube-apiserver.pid"
   log "kube-apiserver pid $(<"$dir/kube-apiserver.pid") on $server"
@@ -220,6 +234,7 @@ KUBE_SERVER=$server
 KUBE_BIN=$bin
 KUBE_API_PORT=$api_port
 ETCD_PORT=$etcd_port
+AUDIT_LOG=$dir/audit.log
 ENV
 
 # ---- kube-controller-manager (namespace deletion, owner-reference GC, ServiceAccount tokens,

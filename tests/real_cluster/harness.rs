@@ -348,6 +348,16 @@ impl Cluster {
         path
     }
 
+    /// The kube-apiserver audit log (ServiceAccounts' requests at level Metadata) when the
+    /// cluster is the one tests/cluster/start.sh made: `AUDIT_LOG` in the cluster.env beside
+    /// its kubeconfig. None for a cluster of yours.
+    pub fn audit_log(&self) -> Option<PathBuf> {
+        let env = std::fs::read_to_string(self.kubeconfig.parent()?.join("cluster.env")).ok()?;
+        env.lines()
+            .find_map(|l| l.strip_prefix("AUDIT_LOG="))
+            .map(|p| PathBuf::from(p.trim()))
+    }
+
     /// A fresh namespace `<prefix>-<random>`.
     pub async fn namespace(&self, prefix: &str) -> String {
         let name = format!("{prefix}-{:06x}", fastrand::u32(..0xff_ffff));
@@ -684,4 +694,39 @@ impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The `jti` claim of the bearer token in a kubeconfig `token_kubeconfig` wrote: what the
+/// audit log shows as `user.extra["authentication.kubernetes.io/credential-id"]` (`JTI=...`),
+/// so that one process's requests can be told from others with the same ServiceAccount.
+pub fn token_jti(kubeconfig: &Path) -> String {
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(kubeconfig).expect("read the kubeconfig"))
+            .expect("token kubeconfig json");
+    let token = config["users"][0]["user"]["token"]
+        .as_str()
+        .expect("a token in the kubeconfig");
+    let payload = token.split('.').nth(1).expect("a JWT");
+    // base64url without padding
+    let mut bits: u32 = 0;
+    let mut n = 0;
+    let mut bytes = Vec::new();
+    for ch in payload.bytes() {
+        let v = match ch {
+            b'A'..=b'Z' => ch - b'A',
+            b'a'..=b'z' => ch - b'a' + 26,
+            b'0'..=b'9' => ch - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => continue,
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            bytes.push((bits >> n) as u8);
+        }
+    }
+    let claims: Value = serde_json::from_slice(&bytes).expect("JWT claims json");
+    claims["jti"].as_str().expect("a jti claim").to_string()
 }

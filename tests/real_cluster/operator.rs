@@ -431,6 +431,273 @@ async fn the_chart_installs_and_its_rbac_is_enough_for_every_kinds_lifecycle() {
         "the lease was not released"
     );
     c.delete_namespace(&ns).await;
+
+    // The other side of the 403 scan: what the token did, from the server's audit log,
+    // against what the chart grants.
+    rbac_used_versus_granted(c, &admin, &kubeconfig).await;
+}
+
+/// One RBAC grant of the operator's ServiceAccount: (namespace of a RoleBinding, or None for
+/// cluster-wide), apiGroup, resource (with `/subresource`), verb, resourceNames.
+struct Grant {
+    namespace: Option<String>,
+    group: String,
+    resource: String,
+    verb: String,
+    names: Vec<String>,
+    role: String,
+}
+
+impl Grant {
+    fn covers(&self, u: &Used) -> bool {
+        let any = |g: &str, x: &str| g == "*" || g == x;
+        self.namespace
+            .as_ref()
+            .is_none_or(|ns| u.namespace.as_ref() == Some(ns))
+            && any(&self.group, &u.group)
+            && (any(&self.resource, &u.resource)
+                || self
+                    .resource
+                    .strip_prefix("*/")
+                    .is_some_and(|sub| u.resource.split_once('/').is_some_and(|(_, s)| s == sub)))
+            && any(&self.verb, &u.verb)
+            && (self.names.is_empty() || u.name.as_ref().is_some_and(|n| self.names.contains(n)))
+    }
+}
+
+/// One request of the token, from the audit log.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Used {
+    group: String,
+    resource: String,
+    verb: String,
+    namespace: Option<String>,
+    name: Option<String>,
+    code: i64,
+}
+
+/// Every (apiGroup, resource[/subresource], verb) the lifecycle's operator used (its token's
+/// requests in the audit log start.sh configures) must be granted by the chart's roles bound
+/// to the ServiceAccount, and was not refused; grants never used are printed (not a failure:
+/// some serve paths this run does not take). Needs the local cluster's audit log; against a
+/// cluster of yours it says it cannot check.
+async fn rbac_used_versus_granted(c: &Cluster, admin: &kube::Client, kubeconfig: &std::path::Path) {
+    use k8s_openapi::api::rbac::v1::{
+        ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding,
+    };
+    let Some(audit) = c.audit_log() else {
+        eprintln!(
+            "RBAC used-versus-granted: NOT CHECKED (no audit log: not the cluster tests/cluster/start.sh made)"
+        );
+        return;
+    };
+    let user = format!("system:serviceaccount:{RELEASE_NAMESPACE}:{SERVICE_ACCOUNT}");
+    let credential = format!("JTI={}", super::harness::token_jti(kubeconfig));
+
+    // The requests, from audit.log and its rotated files (audit-<time>.log).
+    let dir = audit.parent().expect("audit log folder");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("read the audit log folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("audit") && n.ends_with(".log"))
+        })
+        .collect();
+    files.sort();
+    let mut used = std::collections::BTreeSet::new();
+    let mut requests = 0usize;
+    let mut non_resource = std::collections::BTreeSet::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read the audit log");
+        for line in text.lines() {
+            let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if e["user"]["username"] != user.as_str()
+                || !e["user"]["extra"]["authentication.kubernetes.io/credential-id"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == credential.as_str()))
+            {
+                continue;
+            }
+            requests += 1;
+            let o = &e["objectRef"];
+            if o.is_null() {
+                non_resource.insert(format!(
+                    "{} {}",
+                    e["verb"].as_str().unwrap_or_default(),
+                    e["requestURI"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .split('?')
+                        .next()
+                        .unwrap_or_default()
+                ));
+                continue;
+            }
+            let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+            let mut resource = s(&o["resource"]).unwrap_or_default();
+            if let Some(sub) = s(&o["subresource"]) {
+                resource = format!("{resource}/{sub}");
+            }
+            used.insert(Used {
+                group: s(&o["apiGroup"]).unwrap_or_default(),
+                resource,
+                verb: s(&e["verb"]).unwrap_or_default(),
+                namespace: s(&o["namespace"]),
+                name: s(&o["name"]),
+                code: e["responseStatus"]["code"].as_i64().unwrap_or(0),
+            });
+        }
+    }
+    assert!(
+        requests > 0 && !used.is_empty(),
+        "the audit log ({}) has no request of {user} with {credential}: the RBAC check would pass on nothing",
+        audit.display()
+    );
+
+    // The grants: every ClusterRoleBinding and RoleBinding naming the ServiceAccount.
+    let is_sa = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
+        subjects.iter().flatten().any(|s| {
+            s.kind == "ServiceAccount"
+                && s.name == SERVICE_ACCOUNT
+                && s.namespace.as_deref() == Some(RELEASE_NAMESPACE)
+        })
+    };
+    let mut grants = Vec::new();
+    let mut add = |rules: Vec<PolicyRule>, namespace: Option<String>, role: String| {
+        for r in rules {
+            for g in r.api_groups.clone().unwrap_or_default() {
+                for res in r.resources.clone().unwrap_or_default() {
+                    for v in &r.verbs {
+                        grants.push(Grant {
+                            namespace: namespace.clone(),
+                            group: g.clone(),
+                            resource: res.clone(),
+                            verb: v.clone(),
+                            names: r.resource_names.clone().unwrap_or_default(),
+                            role: role.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    };
+    let cluster_roles: Api<ClusterRole> = Api::all(admin.clone());
+    let crbs: Api<ClusterRoleBinding> = Api::all(admin.clone());
+    for b in crbs
+        .list(&ListParams::default())
+        .await
+        .expect("list ClusterRoleBindings")
+    {
+        if is_sa(&b.subjects) {
+            let role = cluster_roles
+                .get(&b.role_ref.name)
+                .await
+                .expect("ClusterRole");
+            add(
+                role.rules.unwrap_or_default(),
+                None,
+                format!("ClusterRole {}", b.role_ref.name),
+            );
+        }
+    }
+    let rbs: Api<RoleBinding> = Api::all(admin.clone());
+    for b in rbs
+        .list(&ListParams::default())
+        .await
+        .expect("list RoleBindings")
+    {
+        if !is_sa(&b.subjects) {
+            continue;
+        }
+        let ns = b.namespace().unwrap_or_default();
+        let rules = if b.role_ref.kind == "ClusterRole" {
+            cluster_roles
+                .get(&b.role_ref.name)
+                .await
+                .expect("ClusterRole")
+                .rules
+        } else {
+            let roles: Api<Role> = Api::namespaced(admin.clone(), &ns);
+            roles.get(&b.role_ref.name).await.expect("Role").rules
+        };
+        add(
+            rules.unwrap_or_default(),
+            Some(ns.clone()),
+            format!("{} {ns}/{}", b.role_ref.kind, b.role_ref.name),
+        );
+    }
+    assert!(
+        !grants.is_empty(),
+        "no RoleBinding or ClusterRoleBinding names {user}"
+    );
+
+    let triple = |g: &str, r: &str, v: &str| {
+        format!("({}, {r}, {v})", if g.is_empty() { "\"\"" } else { g })
+    };
+    let mut summary: std::collections::BTreeMap<String, (usize, std::collections::BTreeSet<i64>)> =
+        Default::default();
+    let mut ungranted = Vec::new();
+    let mut refused = Vec::new();
+    for u in &used {
+        let key = triple(&u.group, &u.resource, &u.verb);
+        let entry = summary.entry(key.clone()).or_default();
+        entry.0 += 1;
+        entry.1.insert(u.code);
+        if u.code == 403 {
+            refused.push(format!("{key} in {:?} name {:?}", u.namespace, u.name));
+        }
+        if !grants.iter().any(|g| g.covers(u)) {
+            ungranted.push(format!(
+                "{key} in {:?} name {:?} (HTTP {})",
+                u.namespace, u.name, u.code
+            ));
+        }
+    }
+    eprintln!(
+        "RBAC used in this run by {user} ({requests} audited requests; (apiGroup, resource, verb): distinct (namespace, name, code), HTTP codes):"
+    );
+    for (k, (n, codes)) in &summary {
+        eprintln!("  {k}: {n}, {codes:?}");
+    }
+    eprintln!("  non-resource requests: {non_resource:?}");
+    let unused: std::collections::BTreeSet<String> = grants
+        .iter()
+        .filter(|g| !used.iter().any(|u| g.covers(u)))
+        .map(|g| {
+            format!(
+                "{}{}{} [{}]",
+                triple(&g.group, &g.resource, &g.verb),
+                g.namespace
+                    .as_ref()
+                    .map(|ns| format!(" in {ns}"))
+                    .unwrap_or_default(),
+                if g.names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" names {:?}", g.names)
+                },
+                g.role
+            )
+        })
+        .collect();
+    eprintln!("RBAC granted but not used in this run ({}):", unused.len());
+    for u in &unused {
+        eprintln!("  {u}");
+    }
+    assert!(
+        refused.is_empty(),
+        "the server refused (403) the operator's token:\n{}",
+        refused.join("\n")
+    );
+    assert!(
+        ungranted.is_empty(),
+        "the operator used what the chart's roles do not grant:\n{}",
+        ungranted.join("\n")
+    );
 }
 
 /// The check above is not vacuous: the same operator, bound to the chart's rules without
