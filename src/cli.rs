@@ -213,10 +213,26 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
 
 async fn run(args: RunArgs) -> i32 {
     logging::init(LogFormat::Json, "info");
-    let client = match kube::Client::try_default().await {
+    let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot reach a Kubernetes API server (no kubeconfig or in-cluster config)");
+            return 1;
+        }
+    };
+    // Leader election gets its own client: no retry layer (it would retry 429/503/504 for far
+    // longer than the renew deadline) and a read timeout; each attempt is bounded as well.
+    let mut election_config = config.clone();
+    election_config.default_retry = false;
+    election_config.read_timeout = Some(Duration::from_secs(5));
+    election_config.reset_reader_on_write = true;
+    let (client, election_client) = match (
+        kube::Client::try_from(config),
+        kube::Client::try_from(election_config),
+    ) {
+        (Ok(c), Ok(e)) => (c, e),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot make a Kubernetes client");
             return 1;
         }
     };
@@ -248,11 +264,12 @@ async fn run(args: RunArgs) -> i32 {
         let identity = std::env::var("POD_NAME")
             .unwrap_or_else(|_| format!("partner-billing-operator-{}", std::process::id()));
         controller::leader::LeaderElection::new(
-            ctx.client.clone(),
+            election_client,
             &namespace,
             &args.lease_name,
             &identity,
         )
+        .with_readiness(readiness.clone())
     });
     if let Some(e) = &election {
         readiness.set_role(controller::health::Role::Standby);
@@ -268,7 +285,7 @@ async fn run(args: RunArgs) -> i32 {
     let lost = async {
         match &election {
             Some(e) => e.hold().await,
-            None => futures::future::pending::<()>().await,
+            None => futures::future::pending().await,
         }
     };
     let code = tokio::select! {
@@ -279,8 +296,8 @@ async fn run(args: RunArgs) -> i32 {
             }
             0
         }
-        _ = lost => {
-            tracing::error!("lost the leader lease; exiting so that a fresh process waits for it");
+        why = lost => {
+            tracing::error!(?why, "lost the leader lease; exiting so that a fresh process waits for it");
             1
         }
         res = server => {
