@@ -262,7 +262,9 @@ async fn run(args: RunArgs) -> i32 {
     let election = args.leader_election.then(|| {
         let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
         let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("partner-billing-operator-{}", std::process::id()));
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| fallback_identity(hostname()));
         controller::leader::LeaderElection::new(
             election_client,
             &namespace,
@@ -307,4 +309,36 @@ async fn run(args: RunArgs) -> i32 {
     };
     api_check.abort();
     code
+}
+
+/// This machine's name: `HOSTNAME`, else `/etc/hostname` (a pod's name in a container).
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// The leader-election identity without `POD_NAME`: the host name plus a random suffix, so that
+/// two replicas never share one (the process id is 1 in most containers, and two processes on
+/// one host share the host name).
+fn fallback_identity(hostname: Option<String>) -> String {
+    let host = hostname.unwrap_or_else(|| "partner-billing-operator".to_string());
+    format!("{host}-{:08x}", fastrand::u32(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_identities_name_the_host_and_differ() {
+        let a = fallback_identity(Some("node-a".into()));
+        let b = fallback_identity(Some("node-a".into()));
+        assert!(a.starts_with("node-a-"), "{a}");
+        assert_eq!(a.len(), "node-a-".len() + 8);
+        assert_ne!(a, b, "two replicas on one host get different identities");
+        assert!(fallback_identity(None).starts_with("partner-billing-operator-"));
+    }
 }
