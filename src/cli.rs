@@ -213,10 +213,26 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
 
 async fn run(args: RunArgs) -> i32 {
     logging::init(LogFormat::Json, "info");
-    let client = match kube::Client::try_default().await {
+    let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot reach a Kubernetes API server (no kubeconfig or in-cluster config)");
+            return 1;
+        }
+    };
+    // Leader election gets its own client: no retry layer (it would retry 429/503/504 for far
+    // longer than the renew deadline) and a read timeout; each attempt is bounded as well.
+    let mut election_config = config.clone();
+    election_config.default_retry = false;
+    election_config.read_timeout = Some(Duration::from_secs(5));
+    election_config.reset_reader_on_write = true;
+    let (client, election_client) = match (
+        kube::Client::try_from(config),
+        kube::Client::try_from(election_config),
+    ) {
+        (Ok(c), Ok(e)) => (c, e),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot make a Kubernetes client");
             return 1;
         }
     };
@@ -246,13 +262,16 @@ async fn run(args: RunArgs) -> i32 {
     let election = args.leader_election.then(|| {
         let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
         let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("partner-billing-operator-{}", std::process::id()));
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| fallback_identity(hostname()));
         controller::leader::LeaderElection::new(
-            ctx.client.clone(),
+            election_client,
             &namespace,
             &args.lease_name,
             &identity,
         )
+        .with_readiness(readiness.clone())
     });
     if let Some(e) = &election {
         readiness.set_role(controller::health::Role::Standby);
@@ -268,7 +287,7 @@ async fn run(args: RunArgs) -> i32 {
     let lost = async {
         match &election {
             Some(e) => e.hold().await,
-            None => futures::future::pending::<()>().await,
+            None => futures::future::pending().await,
         }
     };
     let code = tokio::select! {
@@ -279,8 +298,8 @@ async fn run(args: RunArgs) -> i32 {
             }
             0
         }
-        _ = lost => {
-            tracing::error!("lost the leader lease; exiting so that a fresh process waits for it");
+        why = lost => {
+            tracing::error!(?why, "lost the leader lease; exiting so that a fresh process waits for it");
             1
         }
         res = server => {
@@ -290,4 +309,36 @@ async fn run(args: RunArgs) -> i32 {
     };
     api_check.abort();
     code
+}
+
+/// This machine's name: `HOSTNAME`, else `/etc/hostname` (a pod's name in a container).
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// The leader-election identity without `POD_NAME`: the host name plus a random suffix, so that
+/// two replicas never share one (the process id is 1 in most containers, and two processes on
+/// one host share the host name).
+fn fallback_identity(hostname: Option<String>) -> String {
+    let host = hostname.unwrap_or_else(|| "partner-billing-operator".to_string());
+    format!("{host}-{:08x}", fastrand::u32(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_identities_name_the_host_and_differ() {
+        let a = fallback_identity(Some("node-a".into()));
+        let b = fallback_identity(Some("node-a".into()));
+        assert!(a.starts_with("node-a-"), "{a}");
+        assert_eq!(a.len(), "node-a-".len() + 8);
+        assert_ne!(a, b, "two replicas on one host get different identities");
+        assert!(fallback_identity(None).starts_with("partner-billing-operator-"));
+    }
 }

@@ -1,6 +1,7 @@
 //! The operator's HTTP endpoints: `/healthz` (the process runs), `/readyz` (it can do its job:
-//! the API server answers and serves every partnerbilling.io kind, whether this replica leads
-//! or stands by) and Prometheus `/metrics`.
+//! the API server answers and serves every partnerbilling.io kind and, with leader election,
+//! the last read or write of the Lease worked, whether this replica leads or stands by) and
+//! Prometheus `/metrics`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,7 +37,8 @@ pub enum Role {
 /// (the old pod still holds the Lease) and waits for it to be ready before it stops an old
 /// one, so a readiness that only the leader passes stalls every update. A replica is ready
 /// when its last check found the API server answering and serving every partnerbilling.io
-/// kind, i.e. when it could take over at once.
+/// kind and its last Lease call (with leader election) did not fail, i.e. when it could take
+/// over at once.
 #[derive(Debug, Default)]
 pub struct Readiness {
     state: Mutex<ReadinessState>,
@@ -46,6 +48,10 @@ pub struct Readiness {
 struct ReadinessState {
     /// Outcome of the last API check; `None` before the first one.
     api: Option<Result<(), String>>,
+    /// Outcome of the last read or write of the leader Lease; `None` without leader election
+    /// or before the first one. A replica that cannot read or write the Lease (RBAC, the API
+    /// server not answering) could not take over, so it is not ready.
+    lease: Option<Result<(), String>>,
     role: Role,
 }
 
@@ -63,6 +69,11 @@ impl Readiness {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).api = Some(outcome);
     }
 
+    /// Record the outcome of a read or write of the leader Lease (`Err` says what failed).
+    pub fn set_lease(&self, outcome: Result<(), String>) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).lease = Some(outcome);
+    }
+
     /// Ready or not, and a one-line explanation (the `/readyz` body).
     pub fn report(&self, sync: &SyncTracker) -> (bool, String) {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -78,6 +89,9 @@ impl Readiness {
         } else {
             ", first sync in progress"
         };
+        if let Some(Err(problem)) = &s.lease {
+            return (false, format!("not ready ({role}): {problem}"));
+        }
         match &s.api {
             Some(Ok(())) => (true, format!("ready: {role}{sync}")),
             Some(Err(problem)) => (false, format!("not ready ({role}): {problem}")),
@@ -258,6 +272,40 @@ mod tests {
 
         assert_eq!(status("/metrics", &r, &sync), StatusCode::OK);
         assert_eq!(status("/nope", &r, &sync), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_replica_that_cannot_use_the_lease_is_not_ready() {
+        let sync = SyncTracker::default();
+        let r = Readiness::default();
+        r.set_role(Role::Standby);
+        r.set_api(Ok(()));
+        assert_eq!(status("/readyz", &r, &sync), StatusCode::OK);
+
+        // The last Lease call failed (e.g. RBAC): discovery alone does not make it ready.
+        r.set_lease(Err(
+            "cannot read or write the leader lease: 403 Forbidden".into()
+        ));
+        assert_eq!(
+            status("/readyz", &r, &sync),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(
+            body(&r, &sync).contains("403 Forbidden"),
+            "{}",
+            body(&r, &sync)
+        );
+
+        // The next Lease call succeeded (taken or seen held by the leader): ready again.
+        r.set_lease(Ok(()));
+        assert_eq!(status("/readyz", &r, &sync), StatusCode::OK);
+
+        // Both must pass: a working Lease does not hide missing CRDs.
+        r.set_api(Err("CRDs not installed: payers".into()));
+        assert_eq!(
+            status("/readyz", &r, &sync),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[test]

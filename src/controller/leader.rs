@@ -7,8 +7,14 @@
 //! holder is gone is judged by the local clock (how long its record has not changed), never
 //! by comparing the holder's renewTime with this machine's clock, so clock skew between nodes
 //! cannot hand the lease over early.
+//!
+//! Every attempt to take or renew the lease is bounded by what is left of the renew deadline
+//! (counted from the start of the last attempt that renewed it), so a call that hangs (no read
+//! timeout, the client's retries of 429/503/504) cannot keep a leader leading after a standby
+//! may have taken the lease. The outcome of every Lease call goes to the readiness state.
 
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -18,6 +24,8 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client};
 use tokio::time::Instant;
 use tracing::{info, warn};
+
+use super::health::Readiness;
 
 /// How long a lease lasts, how often it is tried or renewed, and how long a leader keeps
 /// leading when renewing fails.
@@ -47,6 +55,76 @@ pub struct LeaderElection {
     /// The last record seen held by another replica (holder, renewTime) and when it was
     /// first seen unchanged.
     observed: Mutex<Option<(String, Option<Timestamp>, Instant)>>,
+    /// When the last attempt that left us holding the lease started.
+    renewed: Mutex<Option<Instant>>,
+    /// Where the outcome of each Lease call is recorded (`/readyz`).
+    readiness: Option<Arc<Readiness>>,
+}
+
+/// Why [`LeaderElection::hold`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lost {
+    /// Another replica holds the lease.
+    TakenOver,
+    /// No attempt renewed the lease within the renew deadline (failed or did not answer).
+    DeadlinePassed,
+}
+
+/// Keep renewing with `attempt` every `timing.retry` from `last_renewed` (when the last
+/// successful attempt started) until the lease is lost. Each attempt is bounded by what is left
+/// of the renew deadline; one that does not finish in time counts as lost leadership, so this
+/// returns at most `timing.renew_deadline` after the start of the last successful renewal.
+/// `record` gets the outcome of each attempt (`Err` describes the failure).
+pub async fn keep_renewing<F, Fut, E>(
+    timing: Timing,
+    mut last_renewed: Instant,
+    mut attempt: F,
+    record: impl Fn(Result<(), String>),
+) -> Lost
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, E>>,
+    E: std::fmt::Display,
+{
+    let mut next = last_renewed + timing.retry;
+    loop {
+        let deadline = last_renewed + timing.renew_deadline;
+        if next >= deadline {
+            tokio::time::sleep_until(deadline).await;
+            warn!("leader election: the lease was not renewed within the renew deadline");
+            return Lost::DeadlinePassed;
+        }
+        tokio::time::sleep_until(next).await;
+        let started = Instant::now();
+        match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(true)) => {
+                record(Ok(()));
+                last_renewed = started;
+                next = started + timing.retry;
+            }
+            Ok(Ok(false)) => {
+                record(Ok(()));
+                warn!("another replica holds the lease");
+                return Lost::TakenOver;
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "leader election: renewing failed");
+                record(Err(format!("cannot read or write the leader lease: {e}")));
+                next = Instant::now() + timing.retry;
+            }
+            Err(_) => {
+                warn!(
+                    deadline = ?timing.renew_deadline,
+                    "leader election: renewing did not finish within the renew deadline"
+                );
+                record(Err(format!(
+                    "the leader lease was not renewed within {:?}",
+                    timing.renew_deadline
+                )));
+                return Lost::DeadlinePassed;
+            }
+        }
+    }
 }
 
 /// Whether `lease` may be taken by `identity` when its record has not changed for
@@ -78,11 +156,25 @@ impl LeaderElection {
             identity: identity.to_string(),
             timing,
             observed: Mutex::new(None),
+            renewed: Mutex::new(None),
+            readiness: None,
         }
+    }
+
+    /// Record the outcome of every Lease call in `readiness`.
+    pub fn with_readiness(mut self, readiness: Arc<Readiness>) -> Self {
+        self.readiness = Some(readiness);
+        self
     }
 
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    fn record(&self, outcome: Result<(), String>) {
+        if let Some(r) = &self.readiness {
+            r.set_lease(outcome);
+        }
     }
 
     /// How long the record `current` (held by another replica) has been seen unchanged.
@@ -157,43 +249,60 @@ impl LeaderElection {
         }
     }
 
-    /// Wait until we hold the lease.
+    /// Wait until we hold the lease. Each attempt is bounded by the renew deadline, so a call
+    /// that hangs is abandoned and retried (and reported to readiness).
     pub async fn acquire(&self) {
         info!(lease = %self.name, identity = %self.identity, "waiting to become leader");
         loop {
-            match self.try_acquire().await {
-                Ok(true) => {
-                    info!(lease = %self.name, identity = %self.identity, "became leader");
-                    return;
+            let started = Instant::now();
+            match tokio::time::timeout(self.timing.renew_deadline, self.try_acquire()).await {
+                Ok(Ok(held)) => {
+                    self.record(Ok(()));
+                    if held {
+                        *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
+                        info!(lease = %self.name, identity = %self.identity, "became leader");
+                        return;
+                    }
                 }
-                Ok(false) => {}
-                Err(e) => warn!(error = %e, "leader election: could not read or write the lease"),
+                Ok(Err(e)) => {
+                    warn!(error = %e, "leader election: could not read or write the lease");
+                    self.record(Err(format!(
+                        "cannot read or write the leader lease {}: {e}",
+                        self.name
+                    )));
+                }
+                Err(_) => {
+                    warn!(
+                        deadline = ?self.timing.renew_deadline,
+                        "leader election: the lease was not read and written in time"
+                    );
+                    self.record(Err(format!(
+                        "the leader lease {} was not read and written within {:?}",
+                        self.name, self.timing.renew_deadline
+                    )));
+                }
             }
             tokio::time::sleep(self.timing.retry).await;
         }
     }
 
-    /// Keep renewing; returns when the lease is lost: another replica holds it, or renewing
-    /// failed for the renew deadline (shorter than the lease, so that we stop leading before
-    /// anyone else may start).
-    pub async fn hold(&self) {
-        let mut last_renewed = Instant::now();
-        loop {
-            tokio::time::sleep(self.timing.retry).await;
-            match self.try_acquire().await {
-                Ok(true) => last_renewed = Instant::now(),
-                Ok(false) => {
-                    warn!(lease = %self.name, "another replica holds the lease");
-                    return;
-                }
-                Err(e) => {
-                    warn!(error = %e, "leader election: renewing failed");
-                    if last_renewed.elapsed() >= self.timing.renew_deadline {
-                        return;
-                    }
-                }
-            }
-        }
+    /// Keep renewing; returns when the lease is lost: another replica holds it, or no attempt
+    /// renewed it within the renew deadline (shorter than the lease, so that we stop leading
+    /// before anyone else may start). An attempt still running at the deadline is abandoned:
+    /// see [`keep_renewing`].
+    pub async fn hold(&self) -> Lost {
+        let last_renewed = self
+            .renewed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(Instant::now);
+        keep_renewing(
+            self.timing,
+            last_renewed,
+            || self.try_acquire(),
+            |outcome| self.record(outcome),
+        )
+        .await
     }
 
     /// Give the lease up (on a clean shutdown) so that a standby takes over at its next try
@@ -260,6 +369,92 @@ mod tests {
         let mut released = lease(Some("other"));
         released.lease_duration_seconds = Some(1);
         assert!(can_take(&released, "me", Duration::from_secs(1)));
+    }
+
+    fn no_record(_: Result<(), String>) {}
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_that_never_answers_is_lost_leadership_within_the_deadline() {
+        let t = Timing::default();
+        let start = Instant::now();
+        let lost = keep_renewing(
+            t,
+            start,
+            std::future::pending::<Result<bool, String>>,
+            no_record,
+        )
+        .await;
+        assert_eq!(lost, Lost::DeadlinePassed);
+        assert_eq!(start.elapsed(), t.renew_deadline);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_counts_from_the_start_of_the_last_successful_renewal() {
+        let t = Timing::default();
+        let start = Instant::now();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let renewed_at = Mutex::new(start);
+        let outcomes = Mutex::new(Vec::new());
+        let lost = keep_renewing(
+            t,
+            start,
+            || {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let renewed_at = &renewed_at;
+                async move {
+                    match n {
+                        // Two renewals that take a second each, then one that hangs.
+                        0 | 1 => {
+                            *renewed_at.lock().unwrap() = Instant::now();
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            Ok(true)
+                        }
+                        _ => std::future::pending::<Result<bool, String>>().await,
+                    }
+                }
+            },
+            |o| outcomes.lock().unwrap().push(o),
+        )
+        .await;
+        assert_eq!(lost, Lost::DeadlinePassed);
+        let last = *renewed_at.lock().unwrap();
+        assert_eq!(last.elapsed(), t.renew_deadline);
+        assert_eq!(calls.into_inner(), 3);
+        let outcomes = outcomes.into_inner().unwrap();
+        assert_eq!(outcomes.len(), 3);
+        assert!(outcomes[2].is_err(), "{outcomes:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_renewals_lose_leadership_at_the_deadline_and_are_recorded() {
+        let t = Timing::default();
+        let start = Instant::now();
+        let outcomes = Mutex::new(Vec::new());
+        let lost = keep_renewing(
+            t,
+            start,
+            || async { Err::<bool, _>("403 Forbidden") },
+            |o| outcomes.lock().unwrap().push(o),
+        )
+        .await;
+        assert_eq!(lost, Lost::DeadlinePassed);
+        assert!(start.elapsed() <= t.renew_deadline);
+        let outcomes = outcomes.into_inner().unwrap();
+        assert!(!outcomes.is_empty());
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| o.as_ref().is_err_and(|e| e.contains("403 Forbidden")))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_holder_ends_leadership_at_once() {
+        let t = Timing::default();
+        let start = Instant::now();
+        let lost = keep_renewing(t, start, || async { Ok::<_, String>(false) }, no_record).await;
+        assert_eq!(lost, Lost::TakenOver);
+        assert_eq!(start.elapsed(), t.retry);
     }
 
     #[test]
