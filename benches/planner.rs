@@ -14,10 +14,11 @@ use partner_billing_operator::api::{BillingGroup, LinkedAccount};
 use partner_billing_operator::aws::organizations::{
     Account, AccountState, Organization, PolicySummary, Root, Tags,
 };
-use partner_billing_operator::reconcile::billing_group::{membership, wanted_members};
-use partner_billing_operator::reconcile::billing_snapshot::BillingSnapshot;
-use partner_billing_operator::reconcile::org::{attachment_plan, tag_changes};
-use partner_billing_operator::reconcile::snapshot::OrgSnapshot;
+use partner_billing_operator::billing::billing_group::{membership, wanted_members};
+use partner_billing_operator::billing::snapshot::BillingSnapshot;
+use partner_billing_operator::organizations::attachment_plan;
+use partner_billing_operator::payer::snapshot::OrgSnapshot;
+use partner_billing_operator::reconcile::tags::tag_changes;
 
 const SAMPLES: usize = 15;
 

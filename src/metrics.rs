@@ -38,7 +38,7 @@ pub struct Metrics {
     pub aws_calls: Family<AwsCallLabels, Counter>,
     pub ready: Gauge,
     /// Costs and margins exposed on every scrape (filled by the reconcilers).
-    pub insights: Arc<crate::reconcile::insights::InsightsStore>,
+    pub insights: Arc<crate::payer::insights::InsightsStore>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,8 +82,8 @@ impl Default for Metrics {
             "1 once the first full sync has completed",
             ready.clone(),
         );
-        let insights = Arc::new(crate::reconcile::insights::InsightsStore::default());
-        registry.register_collector(Box::new(crate::reconcile::insights::CostCollector {
+        let insights = Arc::new(crate::payer::insights::InsightsStore::default());
+        registry.register_collector(Box::new(crate::payer::insights::CostCollector {
             store: insights.clone(),
         }));
         Self {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use partner_billing_operator::api::ServiceControlPolicy;
-use partner_billing_operator::reconcile::service_control_policy::minify;
+use partner_billing_operator::organizations::service_control_policy::minify;
 use partner_billing_operator::{crdgen, filemode, schema_check};
 use serde_json::Value;
 

@@ -365,7 +365,8 @@ async fn custom_line_items_only_in_open_periods() {
 
 #[tokio::test]
 async fn a_crash_after_create_billing_group_leaves_one_group() {
-    use partner_billing_operator::reconcile::{Mode, ReconcileContext, billing_group};
+    use partner_billing_operator::billing::billing_group;
+    use partner_billing_operator::reconcile::{Mode, ReconcileContext};
     let (emu, _guard, ids) = organization(1).await;
     let dir = payer_dir();
     dir.write("plan.yaml", &plan_yaml("plan", GLOBAL_10));
@@ -814,7 +815,7 @@ async fn adopting_writes_nothing_when_the_object_is_refused_for_another_reason()
     )
     .unwrap();
     bc.create_pricing_rule()
-        .name(partner_billing_operator::reconcile::pricing_plan::rule_aws_name("hand-plan", &entry))
+        .name(partner_billing_operator::billing::pricing_plan::rule_aws_name("hand-plan", &entry))
         .scope(aws_sdk_billingconductor::types::PricingRuleScope::Global)
         .r#type(aws_sdk_billingconductor::types::PricingRuleType::Markup)
         .modifier_percentage(10.0)
@@ -943,7 +944,7 @@ async fn an_adopted_plans_hand_made_rules_are_tagged_and_retired_with_their_entr
     let hand_rule = bc
         .create_pricing_rule()
         .name(
-            partner_billing_operator::reconcile::pricing_plan::rule_aws_name(
+            partner_billing_operator::billing::pricing_plan::rule_aws_name(
                 "hand-plan",
                 &entry("a"),
             ),

@@ -15,11 +15,11 @@ use partner_billing_operator::api::{
 use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::error::Error;
 use partner_billing_operator::metrics::Metrics;
-use partner_billing_operator::reconcile::snapshot::SnapshotCache;
-use partner_billing_operator::reconcile::{
-    Catalog, KindOutcome, Mode, ReconcileContext, Verdict, linked_account, organizational_unit,
-    service_control_policy,
+use partner_billing_operator::organizations::{
+    linked_account, organizational_unit, service_control_policy,
 };
+use partner_billing_operator::payer::snapshot::SnapshotCache;
+use partner_billing_operator::reconcile::{Catalog, KindOutcome, Mode, ReconcileContext, Verdict};
 use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::{Value, json};
 

@@ -11,8 +11,8 @@ use partner_billing_operator::api::conditions::{self, READY, SYNCED};
 use partner_billing_operator::api::{ConditionStatus, Payer};
 use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::metrics::Metrics;
+use partner_billing_operator::payer::{self, PayerOutcome};
 use partner_billing_operator::reconcile::ReconcileContext;
-use partner_billing_operator::reconcile::payer::{self, PayerOutcome};
 use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::json;
 

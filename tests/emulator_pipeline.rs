@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use partner_billing_operator::filemode::{self, Report};
 use partner_billing_operator::metrics::Metrics;
-use partner_billing_operator::reconcile::insights::{InsightsStore, months_back};
+use partner_billing_operator::payer::insights::{InsightsStore, months_back};
 use serde_json::{Value, json};
 
 const ACCESS_KEY: &str = "AKIAPBOPIPE000000001";
@@ -723,7 +723,8 @@ async fn insights_match_the_seeded_numbers_exactly_and_reach_accounts_and_metric
 
 #[tokio::test]
 async fn the_refresh_interval_bounds_cost_explorer_calls() {
-    use partner_billing_operator::reconcile::{ReconcileContext, payer};
+    use partner_billing_operator::payer;
+    use partner_billing_operator::reconcile::ReconcileContext;
     let (emu, _guard, _) = organization(0).await;
     let manifests = {
         let dir = Dir::new();

@@ -24,11 +24,15 @@ use crate::api::{
     FINALIZER, LinkedAccount, LinkedAccountStatus, OrganizationalUnit, OrganizationalUnitStatus,
     Payer, ServiceControlPolicy, ServiceControlPolicyStatus,
 };
+use crate::billing::billing_group;
+use crate::billing::custom_line_item;
+use crate::billing::pricing_plan;
+use crate::costs::cur_pipeline;
 use crate::error::Error;
-use crate::reconcile::{
-    Catalog, ClosureLedger, KindOutcome, Mode, ReconcileContext, billing_group, cur_pipeline,
-    custom_line_item, linked_account, organizational_unit, pricing_plan, service_control_policy,
-};
+use crate::organizations::linked_account;
+use crate::organizations::organizational_unit;
+use crate::organizations::service_control_policy;
+use crate::reconcile::{Catalog, ClosureLedger, KindOutcome, Mode, ReconcileContext};
 
 /// Field manager of the Payer's closure log (written by LinkedAccount deletions).
 pub const CLOSURES_FIELD_MANAGER: &str = "partner-billing-operator-closures";

@@ -388,10 +388,7 @@ async fn a_linked_account_waiting_for_its_payer_reports_it_and_comes_back_soon()
     let action = kinds::reconcile_kind(obj, ctx.clone())
         .await
         .expect("a wait is not an error");
-    assert_eq!(
-        action,
-        Action::requeue(crate::reconcile::org::DEPENDENCY_RETRY)
-    );
+    assert_eq!(action, Action::requeue(crate::reconcile::DEPENDENCY_RETRY));
     let patch = server.await.expect("server");
     assert_eq!(patch["kind"], "LinkedAccount");
     let ready = condition(&patch["status"], "Ready");

@@ -24,7 +24,8 @@ use crate::api::{FINALIZER, Payer};
 use crate::backoff::{BackoffPolicy, Backoffs};
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::reconcile::{EventNote, ReconcileContext, object_key, payer};
+use crate::payer;
+use crate::reconcile::{EventNote, ReconcileContext, object_key};
 
 /// The field manager for every write the operator makes.
 pub const FIELD_MANAGER: &str = "partner-billing-operator";
@@ -426,7 +427,7 @@ fn payer_costs_fingerprint(p: &Guarded<Payer>) -> Option<u64> {
 /// stream for the LinkedAccount controller. Missed wake-ups (the channel overflowed) are
 /// covered by the accounts' own polls.
 fn woken_accounts(
-    creations: &crate::reconcile::creations::Creations,
+    creations: &crate::organizations::creations::Creations,
     scope: Option<String>,
 ) -> impl futures::Stream<Item = reflector::ObjectRef<Guarded<crate::api::LinkedAccount>>> + Send + 'static
 {
@@ -627,7 +628,7 @@ mod tests {
 
     #[tokio::test]
     async fn creation_wake_ups_reach_the_account_controller_of_their_namespace() {
-        let creations = crate::reconcile::creations::Creations::default();
+        let creations = crate::organizations::creations::Creations::default();
         let mine = woken_accounts(&creations, Some("billing".into()));
         let all = woken_accounts(&creations, None);
         creations.wake("other", "x");

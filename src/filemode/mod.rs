@@ -21,13 +21,17 @@ use crate::api::{
     PricingPlan, ServiceControlPolicy,
 };
 use crate::aws::AwsConnect;
+use crate::billing::billing_group;
+use crate::billing::custom_line_item;
+use crate::billing::pricing_plan;
+use crate::costs::cur_pipeline;
 use crate::error::Error;
-use crate::reconcile::creations::Wake;
-use crate::reconcile::{
-    Catalog, Change, KindOutcome, KindStatus, Mode, ReconcileContext, Verdict, billing_group,
-    cur_pipeline, custom_line_item, linked_account, organizational_unit, payer, pricing_plan,
-    service_control_policy,
-};
+use crate::organizations::creations::Wake;
+use crate::organizations::linked_account;
+use crate::organizations::organizational_unit;
+use crate::organizations::service_control_policy;
+use crate::payer;
+use crate::reconcile::{Catalog, Change, KindOutcome, KindStatus, Mode, ReconcileContext, Verdict};
 use crate::schema_check;
 use crate::secrets::{StaticSecrets, decode};
 use tokio::sync::broadcast::error::RecvError;
@@ -724,7 +728,7 @@ pub async fn apply_with_insights(
     manifests: Manifests,
     connector: Arc<dyn AwsConnect>,
     wait: Duration,
-    insights: Arc<crate::reconcile::insights::InsightsStore>,
+    insights: Arc<crate::payer::insights::InsightsStore>,
 ) -> Report {
     let (mut objects, secrets) = ordered(manifests);
     let (ctx, catalog) = context(&objects, secrets, connector);

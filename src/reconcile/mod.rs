@@ -5,20 +5,8 @@
 //! status function. Front doors differ only in how they resolve references, read Secrets and
 //! store status.
 
-pub mod billing_group;
-pub mod billing_snapshot;
-pub mod creations;
-pub mod cur_pipeline;
-pub mod custom_line_item;
-pub mod insights;
-pub mod linked_account;
-pub mod org;
-pub mod organizational_unit;
 pub mod ownership;
-pub mod payer;
-pub mod pricing_plan;
-pub mod service_control_policy;
-pub mod snapshot;
+pub mod tags;
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -37,9 +25,12 @@ use crate::api::conditions::{
 use crate::api::payer::ClosureRecord;
 use crate::api::{LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy};
 use crate::aws::{AwsConnect, Connection, PayerCredentialsSource};
+use crate::billing::snapshot::BillingSnapshot;
 use crate::error::Error;
+use crate::organizations::creations;
+use crate::payer::insights;
+use crate::payer::snapshot::{self, SnapshotCache};
 use crate::secrets::SecretSource;
-use snapshot::SnapshotCache;
 
 /// What kind of change a planned step makes in AWS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -297,7 +288,7 @@ pub struct ReconcileContext {
     pub connections: Arc<ConnectionCache>,
     pub catalog: Arc<dyn Catalog>,
     pub snapshots: Arc<SnapshotCache>,
-    pub billing: Arc<snapshot::SharedReads<billing_snapshot::BillingSnapshot>>,
+    pub billing: Arc<snapshot::SharedReads<BillingSnapshot>>,
     pub ledger: Arc<dyn ClosureLedger>,
     pub locks: Arc<PayerLocks>,
     /// Account creations in flight, watched per payer.
@@ -616,4 +607,21 @@ fn is_progress_reason(reason: &str) -> bool {
 /// Key of a namespaced object: `namespace/name`.
 pub fn object_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
+}
+
+/// How long a dependency (a Payer, an OU, an SCP not created yet) is waited for before the
+/// object is looked at again.
+pub const DEPENDENCY_RETRY: Duration = Duration::from_secs(15);
+
+/// A change record.
+pub fn change(
+    action: ChangeAction,
+    target: impl Into<String>,
+    detail: impl Into<String>,
+) -> Change {
+    Change {
+        action,
+        target: target.into(),
+        detail: detail.into(),
+    }
 }

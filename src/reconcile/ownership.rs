@@ -11,7 +11,7 @@ use crate::aws::Connection;
 use crate::aws::organizations::Tags;
 use crate::error::Error;
 
-use super::org::change;
+use super::change;
 use super::{Change, ChangeAction};
 
 /// A stable 32-bit FNV-1a hash, hex (names and tokens must not change between builds).
@@ -174,7 +174,12 @@ pub async fn check_claim(
     audit: &TagAudit<'_>,
 ) -> Result<ClaimCheck, Error> {
     let claimed = found.status_arn == Some(found.arn);
-    let due = super::org::tag_check_due(audit.spec_changed, audit.checked_at, audit.now, audit.uid);
+    let due = crate::reconcile::tags::tag_check_due(
+        audit.spec_changed,
+        audit.checked_at,
+        audit.now,
+        audit.uid,
+    );
     let read = if claimed && !due {
         None
     } else {
@@ -211,8 +216,8 @@ pub async fn complete_claim(
             format!("adopt: add the {OWNER_TAG} tag"),
         ));
     }
-    super::org::converge_tags(
-        super::org::TagApi::Billing(conn.billing.as_ref()),
+    crate::reconcile::tags::converge_tags(
+        crate::reconcile::tags::TagApi::Billing(conn.billing.as_ref()),
         &check.arn,
         desired,
         &current,

@@ -4,16 +4,20 @@
 //! payer is usable (identity matches `spec.accountId`, the account manages an organization)
 //! and what to report.
 
+pub mod context;
+pub mod insights;
+pub mod snapshot;
+
 use kube::ResourceExt;
 use serde::Serialize;
 
-use super::{Change, EventNote, ReconcileContext, object_key};
 use crate::api::ConditionStatus;
 use crate::api::conditions::{self, DesiredCondition, READY, SYNCED, merge_conditions};
 use crate::api::payer::{Payer, PayerSpec, PayerStatus};
 use crate::aws::organizations::Account;
 use crate::aws::{CallerIdentity, Organization, PayerCredentialsSource};
 use crate::error::Error;
+use crate::reconcile::{Change, EventNote, ReconcileContext, object_key};
 use crate::secrets::{SecretSource, SecretString};
 use crate::time::older_than;
 
@@ -362,7 +366,7 @@ pub fn ready_event(previous: Option<&PayerStatus>, next: &PayerStatus) -> Option
     let before = previous
         .map(|p| p.conditions.as_slice())
         .unwrap_or_default();
-    super::ready_change_event(before, &next.conditions)
+    crate::reconcile::ready_change_event(before, &next.conditions)
 }
 
 /// Condition type of the cost insights.
@@ -396,7 +400,7 @@ async fn insights_step(
     }
     let in_memory = ctx.insights.has_read(&key);
     let last_attempt = ctx.insights.last_attempt(&key);
-    if !super::insights::refresh_due(
+    if !crate::payer::insights::refresh_due(
         &spec,
         status.costs.as_ref(),
         in_memory,
@@ -437,7 +441,7 @@ async fn insights_step(
             err.reason(),
             format!(
                 "reading Cost Explorer failed (the last costs are kept; next try in {} minutes at the earliest): {err}",
-                super::insights::RETRY_AFTER_FAILURE_SECS / 60
+                crate::payer::insights::RETRY_AFTER_FAILURE_SECS / 60
             ),
         ),
     };

@@ -17,9 +17,10 @@ use crate::aws::pipeline::{CrawlerDef, ExportDef, GlueDatabase, ReportDef};
 use crate::error::Error;
 use crate::time::older_than;
 
-use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::ownership::{Claim, Claimant, claim};
-use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::payer::context::payer_connection;
+use crate::reconcile::ownership::{Claim, Claimant, claim};
+use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::reconcile::{DEPENDENCY_RETRY, change};
 
 /// Condition type: AWS has delivered files.
 pub const DELIVERED: &str = "Delivered";
@@ -358,7 +359,7 @@ pub async fn reconcile(
     )
     .await;
     let extra: Vec<DesiredCondition> = delivered.into_iter().collect();
-    super::finish(
+    crate::reconcile::finish(
         &previous,
         status,
         result,
@@ -402,7 +403,7 @@ fn billing_view(
             DEPENDENCY_RETRY,
         ));
     }
-    let account = super::billing_group::resolve_account(
+    let account = crate::billing::billing_group::resolve_account(
         &group.spec.primary_account,
         &ctx.catalog
             .linked_account(&namespace, &group.spec.primary_account)
@@ -431,7 +432,7 @@ async fn apply(
     mode: Mode,
     now: &str,
     status: &mut CurPipelineStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
     delivered: &mut Option<DesiredCondition>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
@@ -848,7 +849,7 @@ pub async fn cleanup(
     let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, &mut changes).await;
-    super::finish_cleanup(
+    crate::reconcile::finish_cleanup(
         &previous,
         status,
         result,
@@ -864,7 +865,7 @@ pub async fn cleanup(
 async fn delete(
     obj: &CurPipeline,
     ctx: &ReconcileContext,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     if obj.spec.deletion_policy == PipelineDeletionPolicy::Retain {
         return Ok(Verdict::ready(

@@ -10,12 +10,14 @@ use crate::api::{LocalRef, OrganizationalUnit, OrganizationalUnitStatus};
 use crate::aws::organizations::OrgUnit;
 use crate::error::Error;
 
-use super::org::{
-    DEPENDENCY_RETRY, PayerContext, TagApi, attachment_plan, change, converge_tags,
-    execute_attachments, managed_policy_names, resolve_policies, tag_check_due,
+use crate::organizations::{
+    attachment_plan, execute_attachments, managed_policy_names, resolve_policies,
 };
-use super::snapshot::OrgSnapshot;
-use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::payer::context::PayerContext;
+use crate::payer::snapshot::OrgSnapshot;
+use crate::reconcile::tags::{TagApi, converge_tags, tag_check_due};
+use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::reconcile::{DEPENDENCY_RETRY, change};
 
 /// AWS allows OUs five levels deep.
 const MAX_DEPTH: usize = 5;
@@ -124,7 +126,7 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    super::finish(
+    crate::reconcile::finish(
         &previous,
         status,
         result,
@@ -143,7 +145,7 @@ async fn apply(
     mode: Mode,
     now: &str,
     status: &mut OrganizationalUnitStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let plan_only = mode == Mode::Plan;
@@ -292,7 +294,7 @@ pub async fn cleanup(
     let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, &mut changes).await;
-    super::finish_cleanup(
+    crate::reconcile::finish_cleanup(
         &previous,
         status,
         result,
@@ -308,7 +310,7 @@ pub async fn cleanup(
 async fn delete(
     obj: &OrganizationalUnit,
     ctx: &ReconcileContext,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     if obj.spec.deletion_policy == DeleteOrRetain::Retain {
         return Ok(Verdict::ready(

@@ -11,13 +11,14 @@ use crate::api::{CustomLineItem, CustomLineItemStatus};
 use crate::aws::billing::{BcItem, NewItem};
 use crate::error::Error;
 
-use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::ownership::{
+use crate::billing::pricing_plan::billing_snapshot;
+use crate::payer::context::payer_connection;
+use crate::reconcile::ownership::{
     Claimant, Found, TagAudit, check_claim, client_token, complete_claim, deletable,
     usable_dependency,
 };
-use super::pricing_plan::billing_snapshot;
-use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::reconcile::{DEPENDENCY_RETRY, change};
 
 /// Where an item's period range stands against the open periods. Pure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,7 +69,7 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    super::finish(
+    crate::reconcile::finish(
         &previous,
         status,
         result,
@@ -87,7 +88,7 @@ async fn apply(
     mode: Mode,
     now: &str,
     status: &mut CustomLineItemStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let plan_only = mode == Mode::Plan;
@@ -329,7 +330,7 @@ pub async fn cleanup(
     let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, now, &mut changes).await;
-    super::finish_cleanup(
+    crate::reconcile::finish_cleanup(
         &previous,
         status,
         result,
@@ -346,7 +347,7 @@ async fn delete(
     obj: &CustomLineItem,
     ctx: &ReconcileContext,
     now: &str,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let Some(group_obj) = ctx

@@ -23,8 +23,9 @@ use crate::aws::Connection;
 use crate::aws::organizations::{Account, CreateStatus, OrganizationsApi};
 use crate::error::Error;
 
-use super::snapshot::{OrgSnapshot, SnapshotCache, Write};
-use super::{Catalog, PayerLocks};
+use crate::payer::context::PayerContext;
+use crate::payer::snapshot::{OrgSnapshot, SnapshotCache, Write};
+use crate::reconcile::{Catalog, PayerLocks, ReconcileContext};
 
 /// Shortest pause between two looks of the watcher.
 pub const MIN_WATCH: Duration = Duration::from_millis(250);
@@ -364,8 +365,8 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
         let (owners, go_on) = this.ended(&key, &seen.ended);
         if !seen.ended.is_empty() {
             let requested = this.requested(&key);
-            let free =
-                super::linked_account::MAX_CREATES_IN_FLIGHT.saturating_sub(seen.in_progress.len());
+            let free = crate::organizations::linked_account::MAX_CREATES_IN_FLIGHT
+                .saturating_sub(seen.in_progress.len());
             let all = parts
                 .catalog
                 .linked_accounts_where(&namespace, &|o| may_queue(o, &payer_name));
@@ -381,6 +382,65 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
             debug!(payer = %key, "no account creation in flight; watcher ends");
             return;
         }
+    }
+}
+
+impl PayerContext {
+    /// Bring the CreateAccount requests of the snapshot up to date (one ListCreateAccountStatus):
+    /// a request that finished since is looked up, and its account recorded, so an account
+    /// is never missing between "no longer in progress" and "listed".
+    pub async fn refresh_creates(&mut self, ctx: &ReconcileContext) -> Result<(), Error> {
+        let known: Vec<String> = self
+            .snapshot
+            .creates_in_progress
+            .iter()
+            .map(|c| c.request_id.clone())
+            .collect();
+        let snapshot = self.snapshot.clone();
+        let seen =
+            crate::organizations::creations::look(self.conn.organizations.as_ref(), &known, |id| {
+                snapshot.account(id).is_some()
+            })
+            .await?;
+        let write = seen.write();
+        self.record(ctx, move |s| write(s));
+        Ok(())
+    }
+
+    /// Have the payer's creation watcher follow `request_id` (made for the LinkedAccount
+    /// `owner`, if known): it wakes the owner and the next queued accounts when it ends.
+    pub fn follow_create(&self, ctx: &ReconcileContext, request_id: &str, owner: Option<&str>) {
+        ctx.creations.follow(
+            || crate::organizations::creations::WatchParts {
+                payer_key: self.key.clone(),
+                conn: self.conn.clone(),
+                snapshots: ctx.snapshots.clone(),
+                locks: ctx.locks.clone(),
+                catalog: ctx.catalog.clone(),
+            },
+            &self.key,
+            request_id,
+            owner,
+        );
+    }
+
+    /// Record an account that joined (a finished creation, an accepted invitation): one
+    /// DescribeAccount instead of reading the organization again. `None` while AWS does
+    /// not list it yet.
+    pub async fn account_joined(
+        &mut self,
+        ctx: &ReconcileContext,
+        account_id: &str,
+    ) -> Result<Option<crate::aws::organizations::Account>, Error> {
+        if let Some(a) = self.snapshot.account(account_id) {
+            return Ok(Some(a.clone()));
+        }
+        let Some(a) = self.conn.organizations.describe_account(account_id).await? else {
+            return Ok(None);
+        };
+        let joined = a.clone();
+        self.record(ctx, move |s| s.add_account(&joined));
+        Ok(Some(a))
     }
 }
 

@@ -21,13 +21,14 @@ use crate::aws::billing::{BcRule, NewRule};
 use crate::aws::organizations::Tags;
 use crate::error::Error;
 
-use super::billing_snapshot::BillingSnapshot;
-use super::org::{change, payer_connection};
-use super::ownership::{
+use crate::billing::snapshot::BillingSnapshot;
+use crate::payer::context::payer_connection;
+use crate::reconcile::change;
+use crate::reconcile::ownership::{
     Claim, Claimant, Found, TagAudit, check_claim, claim, client_token, complete_claim, deletable,
     fnv,
 };
-use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// AWS accepts at most this many rules or accounts in one associate call.
 pub const BATCH: usize = 30;
@@ -328,7 +329,7 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    super::finish(
+    crate::reconcile::finish(
         &previous,
         status,
         result,
@@ -349,7 +350,7 @@ pub fn record_billing(
     local: &mut Arc<BillingSnapshot>,
     write: impl Fn(&mut BillingSnapshot) + Send + Sync + 'static,
 ) {
-    let write: super::snapshot::Write<BillingSnapshot> = Arc::new(write);
+    let write: crate::payer::snapshot::Write<BillingSnapshot> = Arc::new(write);
     match ctx.billing.update(key, write.clone()) {
         Some(s) => *local = s,
         None => write(Arc::make_mut(local)),
@@ -374,7 +375,7 @@ async fn apply(
     mode: Mode,
     now: &str,
     status: &mut PricingPlanStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let plan_only = mode == Mode::Plan;
@@ -622,7 +623,7 @@ pub async fn cleanup(
     let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, now, &mut changes).await;
-    super::finish_cleanup(
+    crate::reconcile::finish_cleanup(
         &previous,
         status,
         result,
@@ -639,7 +640,7 @@ async fn delete(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
     now: &str,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let (key, _payer, conn) = match payer_connection(&namespace, &obj.spec.payer_ref, ctx).await {

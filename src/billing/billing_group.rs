@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
-use super::insights::GroupCost;
 use crate::api::billing_group::{CostReport, GroupDeletionPolicy};
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
@@ -16,15 +15,17 @@ use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
 use crate::aws::billing::{BcCost, BcGroup, BcItem, NewGroup};
 use crate::error::Error;
 use crate::money::Amount;
+use crate::payer::insights::GroupCost;
 
-use super::billing_snapshot::BillingSnapshot;
-use super::org::{DEPENDENCY_RETRY, change, payer_connection};
-use super::ownership::{
+use crate::billing::pricing_plan::{BATCH, billing_snapshot, record_billing};
+use crate::billing::snapshot::BillingSnapshot;
+use crate::payer::context::payer_connection;
+use crate::reconcile::ownership::{
     Claimant, Found, REFUSED_RETRY, TagAudit, check_claim, client_token, complete_claim, deletable,
     usable_dependency,
 };
-use super::pricing_plan::{BATCH, billing_snapshot, record_billing};
-use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::reconcile::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::reconcile::{DEPENDENCY_RETRY, change};
 
 /// Condition type naming accounts two billing groups both want.
 pub const CONFLICT: &str = "AccountConflict";
@@ -191,7 +192,7 @@ pub async fn reconcile(
     };
     // Conflicts are known only after a reconcile that got through.
     let extra: Vec<DesiredCondition> = result.is_ok().then_some(conflict).into_iter().collect();
-    super::finish(
+    crate::reconcile::finish(
         &previous,
         status,
         result,
@@ -211,7 +212,7 @@ async fn apply(
     mode: Mode,
     now: &str,
     status: &mut BillingGroupStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
     events: &mut Vec<EventNote>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
@@ -561,11 +562,12 @@ async fn apply(
         (Some(p), Some(c)) => change_percent(&p.proforma_cost, &c.proforma_cost),
         _ => None,
     };
-    let group_key = super::object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    let group_key =
+        crate::reconcile::object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
     ctx.insights.set_group(
         &group_key,
         status.current_period.as_ref().map(|c| GroupCost {
-            payer: super::object_key(
+            payer: crate::reconcile::object_key(
                 &obj.namespace().unwrap_or_default(),
                 &obj.spec.payer_ref.name,
             ),
@@ -644,11 +646,11 @@ pub async fn cleanup(
     let result = delete(obj, ctx, now, &mut changes).await;
     if result.is_ok() {
         ctx.insights.set_group(
-            &super::object_key(&obj.namespace().unwrap_or_default(), &obj.name_any()),
+            &crate::reconcile::object_key(&obj.namespace().unwrap_or_default(), &obj.name_any()),
             None,
         );
     }
-    super::finish_cleanup(
+    crate::reconcile::finish_cleanup(
         &previous,
         status,
         result,
@@ -665,7 +667,7 @@ async fn delete(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
     now: &str,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     if obj.spec.deletion_policy == GroupDeletionPolicy::Retain {
         return Ok(Verdict::ready(

@@ -23,13 +23,15 @@ use crate::notify::{AccountFacts, Delivery, NotifiedTag, compose};
 use crate::secrets::SecretString;
 use crate::time::older_than;
 
-use super::creations::{creation_queue, may_queue, queue_key};
-use super::org::{
-    PayerContext, TagApi, attachment_plan, change, converge_tags, execute_attachments,
-    managed_policy_names, payer_connection, resolve_policies, tag_check_due,
+use crate::organizations::creations::{creation_queue, may_queue, queue_key};
+use crate::organizations::organizational_unit::resolve_parent;
+use crate::organizations::{
+    attachment_plan, execute_attachments, managed_policy_names, resolve_policies,
 };
-use super::organizational_unit::resolve_parent;
-use super::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::payer::context::{PayerContext, payer_connection};
+use crate::reconcile::change;
+use crate::reconcile::tags::{TagApi, converge_tags, tag_check_due};
+use crate::reconcile::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// AWS runs at most this many CreateAccount requests per organization at once.
 pub const MAX_CREATES_IN_FLIGHT: usize = 5;
@@ -317,7 +319,7 @@ fn account_cost(obj: &LinkedAccount, ctx: &ReconcileContext, status: &mut Linked
         }
         return;
     }
-    let key = super::object_key(&namespace, &obj.spec.payer_ref.name);
+    let key = crate::reconcile::object_key(&namespace, &obj.spec.payer_ref.name);
     if let (Some(read), Some(id)) = (ctx.insights.read(&key), status.account_id.as_deref())
         && status
             .cost
@@ -376,7 +378,7 @@ pub async fn reconcile(
     }
     let extra: Vec<DesiredCondition> = notified_condition(&notified).into_iter().collect();
     account_cost(obj, ctx, &mut status);
-    super::finish(
+    crate::reconcile::finish(
         &previous,
         status,
         result,
@@ -398,7 +400,7 @@ async fn apply(
     now: &str,
     status: &mut LinkedAccountStatus,
     seen_tags: &mut Option<Tags>,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
     events: &mut Vec<EventNote>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
@@ -582,7 +584,7 @@ async fn locate(
     plan_only: bool,
     now: &str,
     status: &mut LinkedAccountStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
     events: &mut Vec<EventNote>,
 ) -> Result<Located, Error> {
     if let Some(id) = &status.account_id {
@@ -645,7 +647,7 @@ async fn locate_created(
     pc: &mut PayerContext,
     plan_only: bool,
     status: &mut LinkedAccountStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
     events: &mut Vec<EventNote>,
 ) -> Result<Located, Error> {
     // Natural key first: an account with this e-mail is this object's account, whether it
@@ -990,7 +992,7 @@ async fn invite_progress(
     plan_only: bool,
     now: &str,
     status: &mut LinkedAccountStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
     events: &mut Vec<EventNote>,
 ) -> Result<Located, Error> {
     let reinvite = obj.reinvite_token();
@@ -1160,7 +1162,7 @@ pub async fn cleanup(
         }
     }
     let extra: Vec<DesiredCondition> = notified_condition(&notified).into_iter().collect();
-    super::finish_cleanup(
+    crate::reconcile::finish_cleanup(
         &previous,
         status,
         result,
@@ -1178,7 +1180,7 @@ async fn delete(
     ctx: &ReconcileContext,
     now: &str,
     status: &mut LinkedAccountStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
     _events: &mut [EventNote],
 ) -> Result<Verdict, Error> {
     let policy = obj.spec.deletion_policy;
@@ -1347,7 +1349,7 @@ async fn close(
     account: &Account,
     now: &str,
     status: &mut LinkedAccountStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     if account.state.is_closed_or_closing() {
         return Ok(Verdict::ready(

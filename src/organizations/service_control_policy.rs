@@ -10,8 +10,10 @@ use crate::api::{ServiceControlPolicy, ServiceControlPolicyStatus};
 use crate::aws::organizations::{PolicySummary, Tags};
 use crate::error::Error;
 
-use super::org::{PayerContext, change, tag_changes};
-use super::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::payer::context::PayerContext;
+use crate::reconcile::change;
+use crate::reconcile::tags::tag_changes;
+use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// The most characters AWS allows in an SCP document.
 pub const MAX_DOCUMENT_CHARS: usize = 5120;
@@ -203,7 +205,7 @@ pub async fn reconcile(
     let mut status = previous.clone();
     let mut changes = Vec::new();
     let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    super::finish(
+    crate::reconcile::finish(
         &previous,
         status,
         result,
@@ -222,7 +224,7 @@ async fn apply(
     mode: Mode,
     _now: &str,
     status: &mut ServiceControlPolicyStatus,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let content = minify(&obj.spec.document)?;
@@ -392,7 +394,7 @@ pub async fn cleanup(
     let status = previous.clone();
     let mut changes = Vec::new();
     let result = delete(obj, ctx, &mut changes).await;
-    super::finish_cleanup(
+    crate::reconcile::finish_cleanup(
         &previous,
         status,
         result,
@@ -408,7 +410,7 @@ pub async fn cleanup(
 async fn delete(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    changes: &mut Vec<super::Change>,
+    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     if obj.spec.deletion_policy == DeleteOrRetain::Retain {
         return Ok(Verdict::ready(
