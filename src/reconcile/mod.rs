@@ -6,6 +6,8 @@
 //! store status.
 
 pub mod ownership;
+pub mod reasons;
+pub mod run;
 pub mod tags;
 
 use std::collections::HashMap;

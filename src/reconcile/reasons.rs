@@ -1,0 +1,173 @@
+//! Condition and Event reasons, in one place: every `reason` a condition or an Event of this
+//! operator can carry. Argo CD health scripts, alerts and the README match on these strings,
+//! so they are part of the API: add new ones here, never rename one.
+//!
+//! Reasons that mean "come back later" come in two flavours (see [`crate::error::Error`] and
+//! [`super::Verdict`]): waiting for *another* object (`PayerNotFound`, `DependencyNotReady`) is
+//! an `Error::Waiting`; this object's *own* AWS operation in flight (`Creating`, `Closing`,
+//! `InvitationPending`) is a `Verdict::progressing`.
+
+/// `AccessDenied`.
+pub const ACCESS_DENIED: &str = "AccessDenied";
+/// `AccountClaimed`.
+pub const ACCOUNT_CLAIMED: &str = "AccountClaimed";
+/// `AccountClosed`.
+pub const ACCOUNT_CLOSED: &str = "AccountClosed";
+/// `AccountConflict`.
+pub const ACCOUNT_CONFLICT: &str = "AccountConflict";
+/// `AccountLeftOrganization`.
+pub const ACCOUNT_LEFT_ORGANIZATION: &str = "AccountLeftOrganization";
+/// `AccountMismatch`.
+pub const ACCOUNT_MISMATCH: &str = "AccountMismatch";
+/// `AccountNotActive`.
+pub const ACCOUNT_NOT_ACTIVE: &str = "AccountNotActive";
+/// `AccountNotInOrganization`.
+pub const ACCOUNT_NOT_IN_ORGANIZATION: &str = "AccountNotInOrganization";
+/// `AccountPendingActivation`.
+pub const ACCOUNT_PENDING_ACTIVATION: &str = "AccountPendingActivation";
+/// `AccountSuspended`.
+pub const ACCOUNT_SUSPENDED: &str = "AccountSuspended";
+/// `AccountWantedByAnotherGroup`.
+pub const ACCOUNT_WANTED_BY_ANOTHER_GROUP: &str = "AccountWantedByAnotherGroup";
+/// `Active`.
+pub const ACTIVE: &str = "Active";
+/// `AdoptionRequired`.
+pub const ADOPTION_REQUIRED: &str = "AdoptionRequired";
+/// `Available`.
+pub const AVAILABLE: &str = "Available";
+/// `AwaitingFirstDelivery`.
+pub const AWAITING_FIRST_DELIVERY: &str = "AwaitingFirstDelivery";
+/// `BucketNotFound`.
+pub const BUCKET_NOT_FOUND: &str = "BucketNotFound";
+/// `BucketNotOwned`.
+pub const BUCKET_NOT_OWNED: &str = "BucketNotOwned";
+/// `BucketPolicyUnreadable`.
+pub const BUCKET_POLICY_UNREADABLE: &str = "BucketPolicyUnreadable";
+/// `CloseBudgetExhausted`.
+pub const CLOSE_BUDGET_EXHAUSTED: &str = "CloseBudgetExhausted";
+/// `CloseQuotaExceeded`.
+pub const CLOSE_QUOTA_EXCEEDED: &str = "CloseQuotaExceeded";
+/// `Closed`.
+pub const CLOSED: &str = "Closed";
+/// `Closing`.
+pub const CLOSING: &str = "Closing";
+/// `CostsRead`.
+pub const COSTS_READ: &str = "CostsRead";
+/// `CrawlFailed`.
+pub const CRAWL_FAILED: &str = "CrawlFailed";
+/// `CreateFailed`.
+pub const CREATE_FAILED: &str = "CreateFailed";
+/// `Created`.
+pub const CREATED: &str = "Created";
+/// `Creating`.
+pub const CREATING: &str = "Creating";
+/// `CreationQueued`.
+pub const CREATION_QUEUED: &str = "CreationQueued";
+/// `CreationRequested`.
+pub const CREATION_REQUESTED: &str = "CreationRequested";
+/// `CredentialsUnavailable`.
+pub const CREDENTIALS_UNAVAILABLE: &str = "CredentialsUnavailable";
+/// `Deleted`.
+pub const DELETED: &str = "Deleted";
+/// `Delivered`.
+pub const DELIVERED: &str = "Delivered";
+/// `DependencyNotReady`.
+pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
+/// `DocumentTooLong`.
+pub const DOCUMENT_TOO_LONG: &str = "DocumentTooLong";
+/// `Ended`.
+pub const ENDED: &str = "Ended";
+/// `ExportUnhealthy`.
+pub const EXPORT_UNHEALTHY: &str = "ExportUnhealthy";
+/// `GroupHasForeignItems`.
+pub const GROUP_HAS_FOREIGN_ITEMS: &str = "GroupHasForeignItems";
+/// `InvalidDocument`.
+pub const INVALID_DOCUMENT: &str = "InvalidDocument";
+/// `InvalidObject`.
+pub const INVALID_OBJECT: &str = "InvalidObject";
+/// `InvalidSpec`.
+pub const INVALID_SPEC: &str = "InvalidSpec";
+/// `InvalidTime`.
+pub const INVALID_TIME: &str = "InvalidTime";
+/// `InvitationDeclined`.
+pub const INVITATION_DECLINED: &str = "InvitationDeclined";
+/// `InvitationExpired`.
+pub const INVITATION_EXPIRED: &str = "InvitationExpired";
+/// `InvitationPending`.
+pub const INVITATION_PENDING: &str = "InvitationPending";
+/// `InvitationRefused`.
+pub const INVITATION_REFUSED: &str = "InvitationRefused";
+/// `InvitationSent`.
+pub const INVITATION_SENT: &str = "InvitationSent";
+/// `LeftInClosedPeriod`.
+pub const LEFT_IN_CLOSED_PERIOD: &str = "LeftInClosedPeriod";
+/// `ManagementAccountProtected`.
+pub const MANAGEMENT_ACCOUNT_PROTECTED: &str = "ManagementAccountProtected";
+/// `NoConflict`.
+pub const NO_CONFLICT: &str = "NoConflict";
+/// `NoOrganization`.
+pub const NO_ORGANIZATION: &str = "NoOrganization";
+/// `NoSmtpSettings`.
+pub const NO_SMTP_SETTINGS: &str = "NoSmtpSettings";
+/// `NotDelivered`.
+pub const NOT_DELIVERED: &str = "NotDelivered";
+/// `NotInOrganization`.
+pub const NOT_IN_ORGANIZATION: &str = "NotInOrganization";
+/// `NotManagementAccount`.
+pub const NOT_MANAGEMENT_ACCOUNT: &str = "NotManagementAccount";
+/// `NotificationNotSent`.
+pub const NOTIFICATION_NOT_SENT: &str = "NotificationNotSent";
+/// `NotificationPending`.
+pub const NOTIFICATION_PENDING: &str = "NotificationPending";
+/// `OrganizationalUnitNotEmpty`.
+pub const ORGANIZATIONAL_UNIT_NOT_EMPTY: &str = "OrganizationalUnitNotEmpty";
+/// `OwnedElsewhere`.
+pub const OWNED_ELSEWHERE: &str = "OwnedElsewhere";
+/// `ParentMismatch`.
+pub const PARENT_MISMATCH: &str = "ParentMismatch";
+/// `PayerGone`.
+pub const PAYER_GONE: &str = "PayerGone";
+/// `PayerNotFound`.
+pub const PAYER_NOT_FOUND: &str = "PayerNotFound";
+/// `PayerNotManagementAccount`.
+pub const PAYER_NOT_MANAGEMENT_ACCOUNT: &str = "PayerNotManagementAccount";
+/// `Pending`.
+pub const PENDING: &str = "Pending";
+/// `PeriodClosed`.
+pub const PERIOD_CLOSED: &str = "PeriodClosed";
+/// `PipelineReady`.
+pub const PIPELINE_READY: &str = "PipelineReady";
+/// `PlanInUse`.
+pub const PLAN_IN_USE: &str = "PlanInUse";
+/// `PlannedOnly`.
+pub const PLANNED_ONLY: &str = "PlannedOnly";
+/// `PolicyInUse`.
+pub const POLICY_IN_USE: &str = "PolicyInUse";
+/// `PrimaryAccountMismatch`.
+pub const PRIMARY_ACCOUNT_MISMATCH: &str = "PrimaryAccountMismatch";
+/// `ReconcileSuccess`.
+pub const RECONCILE_SUCCESS: &str = "ReconcileSuccess";
+/// `Released`.
+pub const RELEASED: &str = "Released";
+/// `RemoveRefused`.
+pub const REMOVE_REFUSED: &str = "RemoveRefused";
+/// `Removed`.
+pub const REMOVED: &str = "Removed";
+/// `Retained`.
+pub const RETAINED: &str = "Retained";
+/// `SecretForbidden`.
+pub const SECRET_FORBIDDEN: &str = "SecretForbidden";
+/// `SecretKeyMissing`.
+pub const SECRET_KEY_MISSING: &str = "SecretKeyMissing";
+/// `SecretNotFound`.
+pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+/// `Sent`.
+pub const SENT: &str = "Sent";
+/// `TooManyCostPages`.
+pub const TOO_MANY_COST_PAGES: &str = "TooManyCostPages";
+/// `TooManyPolicies`.
+pub const TOO_MANY_POLICIES: &str = "TooManyPolicies";
+/// `Verified`.
+pub const VERIFIED: &str = "Verified";
+/// `Waiting`.
+pub const WAITING: &str = "Waiting";
