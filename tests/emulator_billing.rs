@@ -366,6 +366,7 @@ async fn custom_line_items_only_in_open_periods() {
 #[tokio::test]
 async fn a_crash_after_create_billing_group_leaves_one_group() {
     use partner_billing_operator::billing::billing_group;
+    use partner_billing_operator::reconcile::run::Run;
     use partner_billing_operator::reconcile::{Mode, ReconcileContext};
     let (emu, _guard, ids) = organization(1).await;
     let dir = payer_dir();
@@ -385,23 +386,13 @@ async fn a_crash_after_create_billing_group_leaves_one_group() {
         .with_catalog(catalog.clone())
     };
     // Credentials come from the manifests' Secret.
-    let first = billing_group::reconcile(
-        &group,
-        &with_secret(ctx(), &dir),
-        Mode::Apply,
-        &partner_billing_operator::time::now_rfc3339(),
-    )
-    .await;
+    let first =
+        billing_group::reconcile(&group, &with_secret(ctx(), &dir), Run::now(Mode::Apply)).await;
     assert!(first.result.is_ok(), "{:?}", first.result);
     assert_eq!(emu.count("billingconductor", "CreateBillingGroup"), 1);
     // Restart: a new process, no status, no caches.
-    let again = billing_group::reconcile(
-        &group,
-        &with_secret(ctx(), &dir),
-        Mode::Apply,
-        &partner_billing_operator::time::now_rfc3339(),
-    )
-    .await;
+    let again =
+        billing_group::reconcile(&group, &with_secret(ctx(), &dir), Run::now(Mode::Apply)).await;
     assert!(
         again.result.as_ref().is_ok_and(|v| v.ready),
         "{:?}",

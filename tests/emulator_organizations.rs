@@ -19,6 +19,7 @@ use partner_billing_operator::organizations::{
     linked_account, organizational_unit, service_control_policy,
 };
 use partner_billing_operator::payer::snapshot::SnapshotCache;
+use partner_billing_operator::reconcile::run::Run;
 use partner_billing_operator::reconcile::{Catalog, KindOutcome, Mode, ReconcileContext, Verdict};
 use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::{Value, json};
@@ -204,7 +205,7 @@ impl World {
         name: &str,
     ) -> KindOutcome<partner_billing_operator::api::LinkedAccountStatus> {
         let mut a = self.get_account(name);
-        let out = linked_account::reconcile(&a, &self.ctx, Mode::Apply, &now()).await;
+        let out = linked_account::reconcile(&a, &self.ctx, Run::at(Mode::Apply, &now())).await;
         a.status = Some(out.status.clone());
         self.put_account(&a);
         out
@@ -232,7 +233,8 @@ impl World {
         s: &ServiceControlPolicy,
     ) -> KindOutcome<partner_billing_operator::api::ServiceControlPolicyStatus> {
         let mut s = s.clone();
-        let out = service_control_policy::reconcile(&s, &self.ctx, Mode::Apply, &now()).await;
+        let out =
+            service_control_policy::reconcile(&s, &self.ctx, Run::at(Mode::Apply, &now())).await;
         s.status = Some(out.status.clone());
         self.catalog
             .scps
@@ -256,7 +258,7 @@ impl World {
         {
             o.status = existing.status.clone();
         }
-        let out = organizational_unit::reconcile(&o, &self.ctx, Mode::Apply, &now()).await;
+        let out = organizational_unit::reconcile(&o, &self.ctx, Run::at(Mode::Apply, &now())).await;
         o.status = Some(out.status.clone());
         self.catalog
             .ous
@@ -334,8 +336,7 @@ async fn a_crash_after_create_account_never_creates_a_second_account() {
     let first = linked_account::reconcile(
         &world.get_account("crashy"),
         &world.ctx,
-        Mode::Apply,
-        &now(),
+        Run::at(Mode::Apply, &now()),
     )
     .await;
     assert!(
@@ -904,7 +905,8 @@ async fn scps_attach_detach_and_drift_is_corrected() {
     ec2.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
-    let blocked = service_control_policy::cleanup(&ec2, &world.ctx, &now()).await;
+    let blocked =
+        service_control_policy::cleanup(&ec2, &world.ctx, Run::at(Mode::Apply, &now())).await;
     assert_eq!(ready(&blocked).1, "PolicyInUse", "{:?}", blocked.result);
     assert!(ready(&blocked).2.contains(&id));
     let mut a = world.get_account("guarded");
@@ -916,7 +918,8 @@ async fn scps_attach_detach_and_drift_is_corrected() {
         attached(orgs.clone(), id.clone()).await,
         vec!["FullAWSAccess"]
     );
-    let deleted = service_control_policy::cleanup(&ec2, &world.ctx, &now()).await;
+    let deleted =
+        service_control_policy::cleanup(&ec2, &world.ctx, Run::at(Mode::Apply, &now())).await;
     assert_eq!(
         deleted.result.as_ref().map(|v| v.reason.as_str()).ok(),
         Some("Deleted")
@@ -1029,12 +1032,14 @@ async fn ous_move_rename_and_refuse_to_delete_when_not_empty() {
     gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
-    let refused = organizational_unit::cleanup(&gone, &world.ctx, &now()).await;
+    let refused =
+        organizational_unit::cleanup(&gone, &world.ctx, Run::at(Mode::Apply, &now())).await;
     let (_, reason, message) = ready(&refused);
     assert_eq!(reason, "OrganizationalUnitNotEmpty");
     assert!(message.contains(&id), "{message}");
     let parent_ou = world.catalog.ous.read().unwrap()["customers"].clone();
-    let refused = organizational_unit::cleanup(&parent_ou, &world.ctx, &now()).await;
+    let refused =
+        organizational_unit::cleanup(&parent_ou, &world.ctx, Run::at(Mode::Apply, &now())).await;
     assert!(ready(&refused).2.contains("EU"), "{}", ready(&refused).2);
     // Emptied, it is deleted.
     let mut a = world.get_account("mover");
@@ -1042,7 +1047,8 @@ async fn ous_move_rename_and_refuse_to_delete_when_not_empty() {
     a.metadata.generation = Some(3);
     world.put_account(&a);
     world.reconcile_account("mover").await;
-    let deleted = organizational_unit::cleanup(&gone, &world.ctx, &now()).await;
+    let deleted =
+        organizational_unit::cleanup(&gone, &world.ctx, Run::at(Mode::Apply, &now())).await;
     assert_eq!(
         deleted.result.as_ref().map(|v| v.reason.as_str()).ok(),
         Some("Deleted"),
@@ -1072,7 +1078,8 @@ async fn closing_accounts_within_budget_over_budget_and_never_the_management_acc
         a
     };
     for n in &names[..2] {
-        let out = linked_account::cleanup(&deleting(n), &world.ctx, &now()).await;
+        let out =
+            linked_account::cleanup(&deleting(n), &world.ctx, Run::at(Mode::Apply, &now())).await;
         assert_eq!(
             out.result.as_ref().map(|v| v.reason.as_str()).ok(),
             Some("Closed"),
@@ -1081,7 +1088,12 @@ async fn closing_accounts_within_budget_over_budget_and_never_the_management_acc
         );
     }
     assert_eq!(emu.count("organizations", "CloseAccount"), 2);
-    let over = linked_account::cleanup(&deleting("close-c"), &world.ctx, &now()).await;
+    let over = linked_account::cleanup(
+        &deleting("close-c"),
+        &world.ctx,
+        Run::at(Mode::Apply, &now()),
+    )
+    .await;
     let (_, reason, message) = ready(&over);
     assert_eq!(reason, "CloseBudgetExhausted");
     assert!(message.contains("2 of 2"), "{message}");
@@ -1091,7 +1103,12 @@ async fn closing_accounts_within_budget_over_budget_and_never_the_management_acc
         "over budget: no call"
     );
     // Deleting a closed account's object again does not call CloseAccount twice.
-    let again = linked_account::cleanup(&deleting("close-a"), &world.ctx, &now()).await;
+    let again = linked_account::cleanup(
+        &deleting("close-a"),
+        &world.ctx,
+        Run::at(Mode::Apply, &now()),
+    )
+    .await;
     assert_eq!(
         again.result.as_ref().map(|v| v.reason.as_str()).ok(),
         Some("Closed")
@@ -1103,7 +1120,8 @@ async fn closing_accounts_within_budget_over_budget_and_never_the_management_acc
     spec["payerRef"] = json!({"name": "acme"});
     world.put_account(&account("mgmt", 9, spec));
     assert!(ready(&world.reconcile_account("mgmt").await).0);
-    let out = linked_account::cleanup(&deleting("mgmt"), &world.ctx, &now()).await;
+    let out =
+        linked_account::cleanup(&deleting("mgmt"), &world.ctx, Run::at(Mode::Apply, &now())).await;
     assert_eq!(
         out.result.as_ref().map(|v| v.reason.as_str()).ok(),
         Some("ManagementAccountProtected")
@@ -1305,7 +1323,7 @@ async fn owners_are_mailed_once_and_a_dead_mail_server_never_blocks_the_account(
     a.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
-    let out = linked_account::cleanup(&a, &world.ctx, &now()).await;
+    let out = linked_account::cleanup(&a, &world.ctx, Run::at(Mode::Apply, &now())).await;
     assert_eq!(
         out.result.as_ref().map(|v| v.reason.as_str()).ok(),
         Some("Closed"),
@@ -1357,7 +1375,12 @@ async fn a_suspended_account_is_not_taken_for_closed_and_is_never_closed_while_s
     assert_eq!(out.status.state.as_deref(), Some("SUSPENDED"));
 
     // Deleting it with deletionPolicy Close waits, says why, and does not call CloseAccount.
-    let del = linked_account::cleanup(&deleting(&world, "susp"), &world.ctx, &now()).await;
+    let del = linked_account::cleanup(
+        &deleting(&world, "susp"),
+        &world.ctx,
+        Run::at(Mode::Apply, &now()),
+    )
+    .await;
     match &del.result {
         Err(Error::Waiting { reason, .. }) => assert_eq!(*reason, "AccountSuspended"),
         other => panic!("expected to wait on the suspension: {other:?}"),
@@ -1374,7 +1397,12 @@ async fn a_suspended_account_is_not_taken_for_closed_and_is_never_closed_while_s
         &format!("{ORG}reinstate"),
         Some(json!({"accountId": id, "managementAccountId": ACCOUNT})),
     );
-    let del = linked_account::cleanup(&deleting(&world, "susp"), &world.ctx, &now()).await;
+    let del = linked_account::cleanup(
+        &deleting(&world, "susp"),
+        &world.ctx,
+        Run::at(Mode::Apply, &now()),
+    )
+    .await;
     let reason = match &del.result {
         Ok(v) => v.reason.clone(),
         Err(Error::Waiting { reason, .. }) => reason.to_string(),
@@ -1412,7 +1440,12 @@ async fn removing_a_closed_or_closing_account_is_refused_clearly_without_calling
                 Some(json!({"seconds": 1})),
             );
         }
-        let del = linked_account::cleanup(&deleting(&world, "gone"), &world.ctx, &now()).await;
+        let del = linked_account::cleanup(
+            &deleting(&world, "gone"),
+            &world.ctx,
+            Run::at(Mode::Apply, &now()),
+        )
+        .await;
         match &del.result {
             Err(Error::Terminal { reason, message }) => {
                 assert_eq!(*reason, "AccountClosed", "{message}");

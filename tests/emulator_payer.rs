@@ -12,7 +12,9 @@ use partner_billing_operator::api::{ConditionStatus, Payer};
 use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::metrics::Metrics;
 use partner_billing_operator::payer::{self, PayerOutcome};
+use partner_billing_operator::reconcile::Mode;
 use partner_billing_operator::reconcile::ReconcileContext;
+use partner_billing_operator::reconcile::run::Run;
 use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::json;
 
@@ -87,7 +89,12 @@ async fn a_correct_payer_becomes_ready_with_its_organization() {
     emu.control("DELETE", "/_emulator/requests", None);
 
     let h = harness(good_secrets(), None);
-    let out = payer::reconcile(&payer(DEFAULT_ACCOUNT, secret_ref()), &h.ctx, NOW).await;
+    let out = payer::reconcile(
+        &payer(DEFAULT_ACCOUNT, secret_ref()),
+        &h.ctx,
+        Run::at(Mode::Apply, NOW),
+    )
+    .await;
 
     assert_eq!(
         condition(&out, READY).0,
@@ -137,7 +144,12 @@ async fn a_wrong_account_id_is_not_ready_and_names_both_accounts() {
     emu.create_organization(&config, 1).await;
 
     let h = harness(good_secrets(), None);
-    let out = payer::reconcile(&payer("111122223333", secret_ref()), &h.ctx, NOW).await;
+    let out = payer::reconcile(
+        &payer("111122223333", secret_ref()),
+        &h.ctx,
+        Run::at(Mode::Apply, NOW),
+    )
+    .await;
 
     let (status, reason, message) = condition(&out, READY);
     assert_eq!(status, ConditionStatus::False);
@@ -156,7 +168,12 @@ async fn an_account_without_an_organization_is_not_ready() {
     let _guard = emu.lock().await;
 
     let h = harness(good_secrets(), None);
-    let out = payer::reconcile(&payer(DEFAULT_ACCOUNT, secret_ref()), &h.ctx, NOW).await;
+    let out = payer::reconcile(
+        &payer(DEFAULT_ACCOUNT, secret_ref()),
+        &h.ctx,
+        Run::at(Mode::Apply, NOW),
+    )
+    .await;
 
     let (status, reason, message) = condition(&out, READY);
     assert_eq!(status, ConditionStatus::False);
@@ -182,7 +199,7 @@ async fn an_assumed_role_reaches_the_management_account() {
         target,
         json!({"assumeRole": {"roleArn": role, "externalId": "partner-42"}}),
     );
-    let out = payer::reconcile(&p, &h.ctx, NOW).await;
+    let out = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
 
     assert_eq!(
         condition(&out, READY).0,
@@ -213,7 +230,12 @@ async fn three_throttles_are_retried_through_and_the_payer_becomes_ready() {
     emu.throttle("organizations", "DescribeOrganization", 3);
 
     let h = harness(good_secrets(), None);
-    let out = payer::reconcile(&payer(DEFAULT_ACCOUNT, secret_ref()), &h.ctx, NOW).await;
+    let out = payer::reconcile(
+        &payer(DEFAULT_ACCOUNT, secret_ref()),
+        &h.ctx,
+        Run::at(Mode::Apply, NOW),
+    )
+    .await;
 
     assert_eq!(
         condition(&out, READY).0,
@@ -248,13 +270,13 @@ async fn throttling_beyond_the_retries_is_retryable_and_keeps_ready() {
     emu.create_organization(&config, 0).await;
     let h = harness(good_secrets(), None);
     let p = payer(DEFAULT_ACCOUNT, secret_ref());
-    let first = payer::reconcile(&p, &h.ctx, NOW).await;
+    let first = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
     assert_eq!(condition(&first, READY).0, ConditionStatus::True);
 
     emu.throttle("organizations", "ListAccounts", 50);
     let mut again = p.clone();
     again.status = Some(first.status.clone());
-    let out = payer::reconcile(&again, &h.ctx, "2026-11-24T12:05:00Z").await;
+    let out = payer::reconcile(&again, &h.ctx, Run::at(Mode::Apply, "2026-11-24T12:05:00Z")).await;
 
     let err = out.plan.as_ref().expect_err("throttled");
     assert!(!err.is_terminal(), "{err:?}");
@@ -277,7 +299,12 @@ async fn a_missing_secret_gives_a_clear_condition_and_calls_no_aws() {
     let _guard = emu.lock().await;
 
     let h = harness(StaticSecrets::default(), None);
-    let out = payer::reconcile(&payer(DEFAULT_ACCOUNT, secret_ref()), &h.ctx, NOW).await;
+    let out = payer::reconcile(
+        &payer(DEFAULT_ACCOUNT, secret_ref()),
+        &h.ctx,
+        Run::at(Mode::Apply, NOW),
+    )
+    .await;
 
     let (status, reason, message) = condition(&out, READY);
     assert_eq!(status, ConditionStatus::False);
@@ -297,7 +324,12 @@ async fn a_missing_key_in_the_secret_names_the_key() {
     let _guard = emu.lock().await;
 
     let h = harness(secrets(&[("accessKeyId", ACCESS_KEY)]), None);
-    let out = payer::reconcile(&payer(DEFAULT_ACCOUNT, secret_ref()), &h.ctx, NOW).await;
+    let out = payer::reconcile(
+        &payer(DEFAULT_ACCOUNT, secret_ref()),
+        &h.ctx,
+        Run::at(Mode::Apply, NOW),
+    )
+    .await;
 
     let (status, reason, message) = condition(&out, READY);
     assert_eq!(status, ConditionStatus::False);

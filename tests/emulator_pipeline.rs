@@ -724,7 +724,8 @@ async fn insights_match_the_seeded_numbers_exactly_and_reach_accounts_and_metric
 #[tokio::test]
 async fn the_refresh_interval_bounds_cost_explorer_calls() {
     use partner_billing_operator::payer;
-    use partner_billing_operator::reconcile::ReconcileContext;
+    use partner_billing_operator::reconcile::run::Run;
+    use partner_billing_operator::reconcile::{Mode, ReconcileContext};
     let (emu, _guard, _) = organization(0).await;
     let manifests = {
         let dir = Dir::new();
@@ -748,7 +749,7 @@ async fn the_refresh_interval_bounds_cost_explorer_calls() {
             (half_hours % 2) * 30
         );
         let before = emu.count("ce", "GetCostAndUsage");
-        let outcome = payer::reconcile(&p, &ctx, &now).await;
+        let outcome = payer::reconcile(&p, &ctx, Run::at(Mode::Apply, &now)).await;
         assert!(outcome.plan.is_ok(), "{:?}", outcome.plan);
         p.status = Some(outcome.status);
         if emu.count("ce", "GetCostAndUsage") > before {
@@ -766,7 +767,7 @@ async fn the_refresh_interval_bounds_cost_explorer_calls() {
     );
     // Turned off: the costs go, and no more calls.
     p.spec.insights = None;
-    let outcome = payer::reconcile(&p, &ctx, "2026-11-25T06:00:00Z").await;
+    let outcome = payer::reconcile(&p, &ctx, Run::at(Mode::Apply, "2026-11-25T06:00:00Z")).await;
     assert!(outcome.status.costs.is_none());
     assert_eq!(emu.count("ce", "GetCostAndUsage"), 4);
 }

@@ -24,6 +24,7 @@ use crate::reconcile::ownership::{
     Claimant, Found, REFUSED_RETRY, TagAudit, check_claim, client_token, complete_claim, deletable,
     usable_dependency,
 };
+use crate::reconcile::run::Run;
 use crate::reconcile::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 use crate::reconcile::{DEPENDENCY_RETRY, change};
 
@@ -162,9 +163,11 @@ pub fn change_percent(previous: &str, current: &str) -> Option<String> {
 pub async fn reconcile(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<BillingGroupStatus> {
+    let mode = run.mode();
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut changes = Vec::new();
@@ -638,8 +641,10 @@ fn pending_retry(linked: &[LinkedAccount]) -> std::time::Duration {
 pub async fn cleanup(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<BillingGroupStatus> {
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
     let mut changes = Vec::new();

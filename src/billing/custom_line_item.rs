@@ -17,6 +17,7 @@ use crate::reconcile::ownership::{
     Claimant, Found, TagAudit, check_claim, client_token, complete_claim, deletable,
     usable_dependency,
 };
+use crate::reconcile::run::Run;
 use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 use crate::reconcile::{DEPENDENCY_RETRY, change};
 
@@ -62,9 +63,11 @@ fn differs(have: &BcItem, want: &NewItem) -> bool {
 pub async fn reconcile(
     obj: &CustomLineItem,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<CustomLineItemStatus> {
+    let mode = run.mode();
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut changes = Vec::new();
@@ -324,8 +327,10 @@ async fn apply(
 pub async fn cleanup(
     obj: &CustomLineItem,
     ctx: &ReconcileContext,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<CustomLineItemStatus> {
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
     let mut changes = Vec::new();

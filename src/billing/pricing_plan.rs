@@ -28,6 +28,7 @@ use crate::reconcile::ownership::{
     Claim, Claimant, Found, TagAudit, check_claim, claim, client_token, complete_claim, deletable,
     fnv,
 };
+use crate::reconcile::run::Run;
 use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
 /// AWS accepts at most this many rules or accounts in one associate call.
@@ -322,9 +323,11 @@ pub async fn rule_owners(conn: &Connection, arns: &[String]) -> Result<RuleOwner
 pub async fn reconcile(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<PricingPlanStatus> {
+    let mode = run.mode();
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut changes = Vec::new();
@@ -617,8 +620,10 @@ async fn apply(
 pub async fn cleanup(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<PricingPlanStatus> {
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
     let mut changes = Vec::new();

@@ -32,6 +32,7 @@ use crate::error::Error;
 use crate::organizations::linked_account;
 use crate::organizations::organizational_unit;
 use crate::organizations::service_control_policy;
+use crate::reconcile::run::Run;
 use crate::reconcile::{Catalog, ClosureLedger, KindOutcome, Mode, ReconcileContext};
 
 /// Field manager of the Payer's closure log (written by LinkedAccount deletions).
@@ -64,10 +65,10 @@ impl ManagedKind for ServiceControlPolicy {
         self.status.as_ref()
     }
     async fn apply(&self, ctx: &ReconcileContext, now: &str) -> KindOutcome<Self::Status> {
-        service_control_policy::reconcile(self, ctx, Mode::Apply, now).await
+        service_control_policy::reconcile(self, ctx, Run::at(Mode::Apply, now)).await
     }
     async fn cleanup(&self, ctx: &ReconcileContext, now: &str) -> KindOutcome<Self::Status> {
-        service_control_policy::cleanup(self, ctx, now).await
+        service_control_policy::cleanup(self, ctx, Run::at(Mode::Apply, now)).await
     }
 }
 
@@ -79,10 +80,10 @@ impl ManagedKind for OrganizationalUnit {
         self.status.as_ref()
     }
     async fn apply(&self, ctx: &ReconcileContext, now: &str) -> KindOutcome<Self::Status> {
-        organizational_unit::reconcile(self, ctx, Mode::Apply, now).await
+        organizational_unit::reconcile(self, ctx, Run::at(Mode::Apply, now)).await
     }
     async fn cleanup(&self, ctx: &ReconcileContext, now: &str) -> KindOutcome<Self::Status> {
-        organizational_unit::cleanup(self, ctx, now).await
+        organizational_unit::cleanup(self, ctx, Run::at(Mode::Apply, now)).await
     }
 }
 
@@ -94,10 +95,10 @@ impl ManagedKind for LinkedAccount {
         self.status.as_ref()
     }
     async fn apply(&self, ctx: &ReconcileContext, now: &str) -> KindOutcome<Self::Status> {
-        linked_account::reconcile(self, ctx, Mode::Apply, now).await
+        linked_account::reconcile(self, ctx, Run::at(Mode::Apply, now)).await
     }
     async fn cleanup(&self, ctx: &ReconcileContext, now: &str) -> KindOutcome<Self::Status> {
-        linked_account::cleanup(self, ctx, now).await
+        linked_account::cleanup(self, ctx, Run::at(Mode::Apply, now)).await
     }
 }
 
@@ -111,14 +112,14 @@ macro_rules! managed_kind {
                 self.status.as_ref()
             }
             async fn apply(&self, ctx: &ReconcileContext, now: &str) -> KindOutcome<Self::Status> {
-                $module::reconcile(self, ctx, Mode::Apply, now).await
+                $module::reconcile(self, ctx, Run::at(Mode::Apply, now)).await
             }
             async fn cleanup(
                 &self,
                 ctx: &ReconcileContext,
                 now: &str,
             ) -> KindOutcome<Self::Status> {
-                $module::cleanup(self, ctx, now).await
+                $module::cleanup(self, ctx, Run::at(Mode::Apply, now)).await
             }
         }
     };

@@ -25,6 +25,7 @@ use crate::backoff::{BackoffPolicy, Backoffs};
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::payer;
+use crate::reconcile::run::Run;
 use crate::reconcile::{EventNote, ReconcileContext, object_key};
 
 /// The field manager for every write the operator makes.
@@ -163,7 +164,12 @@ pub async fn reconcile_payer(obj: Arc<Payer>, ctx: Arc<Context>) -> Result<Actio
 
 async fn apply_payer(p: Arc<Payer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = crate::time::now_rfc3339();
-    let outcome = payer::reconcile(&p, &ctx.reconcile, &now).await;
+    let outcome = payer::reconcile(
+        &p,
+        &ctx.reconcile,
+        Run::at(crate::reconcile::Mode::Apply, &now),
+    )
+    .await;
     if outcome.status_changed {
         let api: Api<Payer> =
             Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());

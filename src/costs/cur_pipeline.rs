@@ -19,6 +19,7 @@ use crate::time::older_than;
 
 use crate::payer::context::payer_connection;
 use crate::reconcile::ownership::{Claim, Claimant, claim};
+use crate::reconcile::run::Run;
 use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 use crate::reconcile::{DEPENDENCY_RETRY, change};
 
@@ -341,9 +342,11 @@ pub fn merge_policy(existing: Option<&str>, statement: &Value) -> Result<Option<
 pub async fn reconcile(
     obj: &CurPipeline,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<CurPipelineStatus> {
+    let mode = run.mode();
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut changes = Vec::new();
@@ -843,8 +846,10 @@ fn describe_crawler_drift(have: &CrawlerDef, want: &CrawlerDef) -> String {
 pub async fn cleanup(
     obj: &CurPipeline,
     ctx: &ReconcileContext,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<CurPipelineStatus> {
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
     let mut changes = Vec::new();

@@ -31,6 +31,7 @@ use crate::organizations::linked_account;
 use crate::organizations::organizational_unit;
 use crate::organizations::service_control_policy;
 use crate::payer;
+use crate::reconcile::run::Run;
 use crate::reconcile::{Catalog, Change, KindOutcome, KindStatus, Mode, ReconcileContext, Verdict};
 use crate::schema_check;
 use crate::secrets::{StaticSecrets, decode};
@@ -671,43 +672,43 @@ pub async fn plan(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> Repor
             }
             Obj::Scp(x) => kind_report(
                 &o,
-                &service_control_policy::reconcile(x, &ctx, Mode::Plan, &now).await,
+                &service_control_policy::reconcile(x, &ctx, Run::at(Mode::Plan, &now)).await,
                 None,
                 true,
             ),
             Obj::Ou(x) => kind_report(
                 &o,
-                &organizational_unit::reconcile(x, &ctx, Mode::Plan, &now).await,
+                &organizational_unit::reconcile(x, &ctx, Run::at(Mode::Plan, &now)).await,
                 None,
                 true,
             ),
             Obj::Account(x) => kind_report(
                 &o,
-                &linked_account::reconcile(x, &ctx, Mode::Plan, &now).await,
+                &linked_account::reconcile(x, &ctx, Run::at(Mode::Plan, &now)).await,
                 None,
                 true,
             ),
             Obj::Plan(x) => kind_report(
                 &o,
-                &pricing_plan::reconcile(x, &ctx, Mode::Plan, &now).await,
+                &pricing_plan::reconcile(x, &ctx, Run::at(Mode::Plan, &now)).await,
                 None,
                 true,
             ),
             Obj::Group(x) => kind_report(
                 &o,
-                &billing_group::reconcile(x, &ctx, Mode::Plan, &now).await,
+                &billing_group::reconcile(x, &ctx, Run::at(Mode::Plan, &now)).await,
                 None,
                 true,
             ),
             Obj::Item(x) => kind_report(
                 &o,
-                &custom_line_item::reconcile(x, &ctx, Mode::Plan, &now).await,
+                &custom_line_item::reconcile(x, &ctx, Run::at(Mode::Plan, &now)).await,
                 None,
                 true,
             ),
             Obj::Pipeline(x) => kind_report(
                 &o,
-                &cur_pipeline::reconcile(x, &ctx, Mode::Plan, &now).await,
+                &cur_pipeline::reconcile(x, &ctx, Run::at(Mode::Plan, &now)).await,
                 None,
                 true,
             ),
@@ -852,7 +853,7 @@ fn kind_of<K: kube::Resource<DynamicType = ()>>(_o: &K) -> String {
 /// Run `$module`'s deletion path for `$x`; once released, the object leaves the catalog.
 macro_rules! delete_kind {
     ($x:ident, $ctx:ident, $catalog:ident, $now:ident, $module:ident, $store:ident, $variant:ident) => {{
-        let outcome = $module::cleanup($x, $ctx, $now).await;
+        let outcome = $module::cleanup($x, $ctx, Run::at(Mode::Apply, $now)).await;
         crate::before_status!(kind_of($x.as_ref()));
         $x.status = Some(outcome.status.clone());
         let again = in_progress(&outcome.result);
@@ -894,7 +895,7 @@ async fn delete_one(
 /// and say whether to look again.
 macro_rules! apply_kind {
     ($x:ident, $ctx:ident, $catalog:ident, $now:ident, $module:ident, $store:ident, $variant:ident) => {{
-        let outcome = $module::reconcile($x, $ctx, Mode::Apply, $now).await;
+        let outcome = $module::reconcile($x, $ctx, Run::at(Mode::Apply, $now)).await;
         crate::before_status!(kind_of($x.as_ref()));
         $x.status = Some(outcome.status.clone());
         put(&$catalog.$store, $x.as_ref());
@@ -915,7 +916,7 @@ async fn apply_one(
 ) -> (ObjectReport, Option<Duration>) {
     match o {
         Obj::Payer(p) => {
-            let outcome = payer::reconcile(p, ctx, now).await;
+            let outcome = payer::reconcile(p, ctx, Run::at(Mode::Apply, now)).await;
             crate::before_status!("Payer");
             p.status = Some(outcome.status);
             put(&catalog.payers, p);

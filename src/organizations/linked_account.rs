@@ -30,6 +30,7 @@ use crate::organizations::{
 };
 use crate::payer::context::{PayerContext, payer_connection};
 use crate::reconcile::change;
+use crate::reconcile::run::Run;
 use crate::reconcile::tags::{TagApi, converge_tags, tag_check_due};
 use crate::reconcile::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
 
@@ -333,9 +334,11 @@ fn account_cost(obj: &LinkedAccount, ctx: &ReconcileContext, status: &mut Linked
 pub async fn reconcile(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<LinkedAccountStatus> {
+    let mode = run.mode();
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut changes = Vec::new();
@@ -1112,8 +1115,10 @@ pub fn recent_closures<'a>(records: &'a [ClosureRecord], now: &str) -> Vec<&'a C
 pub async fn cleanup(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<LinkedAccountStatus> {
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut changes = Vec::new();

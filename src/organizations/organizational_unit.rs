@@ -15,6 +15,7 @@ use crate::organizations::{
 };
 use crate::payer::context::PayerContext;
 use crate::payer::snapshot::OrgSnapshot;
+use crate::reconcile::run::Run;
 use crate::reconcile::tags::{TagApi, converge_tags, tag_check_due};
 use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 use crate::reconcile::{DEPENDENCY_RETRY, change};
@@ -119,9 +120,11 @@ async fn owned_ou(
 pub async fn reconcile(
     obj: &OrganizationalUnit,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<OrganizationalUnitStatus> {
+    let mode = run.mode();
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut changes = Vec::new();
@@ -288,8 +291,10 @@ async fn apply(
 pub async fn cleanup(
     obj: &OrganizationalUnit,
     ctx: &ReconcileContext,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<OrganizationalUnitStatus> {
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
     let mut changes = Vec::new();

@@ -12,6 +12,7 @@ use crate::error::Error;
 
 use crate::payer::context::PayerContext;
 use crate::reconcile::change;
+use crate::reconcile::run::Run;
 use crate::reconcile::tags::tag_changes;
 use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
 
@@ -198,9 +199,11 @@ async fn owned_policy(
 pub async fn reconcile(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<ServiceControlPolicyStatus> {
+    let mode = run.mode();
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut changes = Vec::new();
@@ -388,8 +391,10 @@ async fn apply(
 pub async fn cleanup(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    now: &str,
+    run: Run,
 ) -> KindOutcome<ServiceControlPolicyStatus> {
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
     let mut changes = Vec::new();

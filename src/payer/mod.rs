@@ -17,6 +17,7 @@ use crate::api::payer::{Payer, PayerSpec, PayerStatus};
 use crate::aws::organizations::Account;
 use crate::aws::{CallerIdentity, Organization, PayerCredentialsSource};
 use crate::error::Error;
+use crate::reconcile::run::Run;
 use crate::reconcile::{Change, EventNote, ReconcileContext, object_key};
 use crate::secrets::{SecretSource, SecretString};
 use crate::time::older_than;
@@ -463,7 +464,9 @@ pub struct PayerOutcome {
 }
 
 /// Observe, plan, (nothing to) execute, and derive the status. Used by both front doors.
-pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, now: &str) -> PayerOutcome {
+pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, run: Run) -> PayerOutcome {
+    let now = run.timestamp().to_string();
+    let now = now.as_str();
     let plan = match claimed_elsewhere(payer, &ctx.catalog.all_payers()) {
         Some(err) => Err(err),
         None => observe(payer, ctx)
