@@ -142,7 +142,8 @@ impl OrganizationsApi for FakeAws {
             .find(|a| a.id == id))
     }
     // The Payer-level fake serves only the calls a Payer makes; the Organizations kinds are
-    // tested against the emulator.
+    // tested against the emulator. (A write served here must keep the trait's contract: an
+    // "already done" answer is success, never an error.)
     async fn list_roots(&self) -> Result<Vec<Root>, Error> {
         Err(self.unsupported("list_roots"))
     }

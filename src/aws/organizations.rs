@@ -1,4 +1,10 @@
-//! AWS Organizations: the organization and its accounts.
+//! AWS Organizations: the organization and its accounts, OUs and SCPs — the seam every
+//! Organizations kind calls through ([`OrganizationsApi`]), and its SDK implementation.
+//!
+//! Writes are idempotent: an AWS error code that means the operation had already happened
+//! (attaching a policy that is attached, deleting what is gone, ...) is success inside the
+//! implementation, so callers never match on "already done" codes. Each write method lists
+//! the codes it absorbs, with what the AWS API reference says they mean.
 
 use std::collections::BTreeMap;
 
@@ -212,12 +218,32 @@ pub trait OrganizationsApi: Send + Sync {
         description: &str,
         content: &str,
     ) -> Result<(), Error>;
+    /// Delete a policy. Already done: `PolicyNotFoundException` ("We can't find a policy with
+    /// the PolicyId that you specified": it is deleted already) is success.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_DeletePolicy.html>
     async fn delete_policy(&self, policy_id: &str) -> Result<(), Error>;
+    /// Attach a policy to a root, OU or account. Already done:
+    /// `DuplicatePolicyAttachmentException` ("The selected policy is already attached to the
+    /// specified target") is success.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_AttachPolicy.html>
     async fn attach_policy(&self, policy_id: &str, target_id: &str) -> Result<(), Error>;
+    /// Detach a policy from a root, OU or account. Already done: `PolicyNotAttachedException`
+    /// ("The policy isn't attached to the specified target in the specified root") is success.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_DetachPolicy.html>
     async fn detach_policy(&self, policy_id: &str, target_id: &str) -> Result<(), Error>;
+    /// Enable the SERVICE_CONTROL_POLICY type in a root. Already done:
+    /// `PolicyTypeAlreadyEnabledException` ("The specified policy type is already enabled in
+    /// the specified root") is success.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_EnablePolicyType.html>
     async fn enable_scp_type(&self, root_id: &str) -> Result<(), Error>;
+    /// Create an OU. `DuplicateOrganizationalUnitException` stays an error: an OU of that name
+    /// exists, but it is not known to be the caller's (the caller looks again).
     async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> Result<OrgUnit, Error>;
     async fn rename_ou(&self, ou_id: &str, name: &str) -> Result<(), Error>;
+    /// Delete an (empty) OU. Already done: `OrganizationalUnitNotFoundException` ("We can't
+    /// find an OU with the OrganizationalUnitId that you specified": it is deleted already) is
+    /// success.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_DeleteOrganizationalUnit.html>
     async fn delete_ou(&self, ou_id: &str) -> Result<(), Error>;
     async fn create_account(&self, request: &NewAccount) -> Result<CreateStatus, Error>;
     async fn describe_create_account_status(&self, request_id: &str)
@@ -231,12 +257,26 @@ pub trait OrganizationsApi: Send + Sync {
     ) -> Result<Handshake, Error>;
     /// Every INVITE handshake of the organization (all pages; AWS keeps finished ones 30 days).
     async fn list_invitations(&self) -> Result<Vec<Handshake>, Error>;
+    /// Cancel an invitation. Already done: `InvalidHandshakeTransitionException` ("You can't
+    /// perform the operation on the handshake in its current state. For example, you can't
+    /// cancel a handshake that was already accepted") is success: the handshake is no longer
+    /// open — canceled, declined or expired already, or accepted, which the next read of the
+    /// organization shows as a member account.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_CancelHandshake.html>
     async fn cancel_handshake(&self, handshake_id: &str) -> Result<(), Error>;
     async fn move_account(&self, account_id: &str, from: &str, to: &str) -> Result<(), Error>;
     async fn list_tags(&self, resource_id: &str) -> Result<Tags, Error>;
     async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> Result<(), Error>;
     async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> Result<(), Error>;
+    /// Close a member account. Already done: `AccountAlreadyClosedException` ("You attempted
+    /// to close an account that is already closed") is success.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_CloseAccount.html>
     async fn close_account(&self, account_id: &str) -> Result<(), Error>;
+    /// Remove a member account from the organization. Already done: `AccountNotFoundException`
+    /// ("We can't find an Amazon Web Services account with the AccountId that you specified,
+    /// or the account whose credentials you used to make this request isn't a member of an
+    /// organization": the account has left the organization already) is success.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_RemoveAccountFromOrganization.html>
     async fn remove_account(&self, account_id: &str) -> Result<(), Error>;
 }
 
@@ -256,6 +296,25 @@ where
         + 'static,
 {
     move |e| super::classify::classify("organizations", op, e)
+}
+
+/// The output of a write, or `None` when AWS answered with one of the `done` error codes: the
+/// operation had already happened (see the trait methods). Other errors go through `or`.
+fn unless_done<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    done: &[&str],
+    or: impl FnOnce(SdkError<E, HttpResponse>) -> Error,
+) -> Result<Option<T>, Error>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) if super::classify::error_code(&e).is_some_and(|c| done.contains(&c.as_str())) => {
+            Ok(None)
+        }
+        Err(e) => Err(or(e)),
+    }
 }
 
 fn s(v: Option<&str>) -> String {
@@ -534,45 +593,51 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
     }
 
     async fn delete_policy(&self, policy_id: &str) -> Result<(), Error> {
-        self.delete_policy()
-            .policy_id(policy_id)
-            .send()
-            .await
-            .map_err(err("DeletePolicy"))?;
-        crate::after_write!("organizations:DeletePolicy");
+        let sent = self.delete_policy().policy_id(policy_id).send().await;
+        if unless_done(sent, &["PolicyNotFoundException"], err("DeletePolicy"))?.is_some() {
+            crate::after_write!("organizations:DeletePolicy");
+        }
         Ok(())
     }
 
     async fn attach_policy(&self, policy_id: &str, target_id: &str) -> Result<(), Error> {
-        self.attach_policy()
+        let sent = self
+            .attach_policy()
             .policy_id(policy_id)
             .target_id(target_id)
             .send()
-            .await
-            .map_err(err("AttachPolicy"))?;
-        crate::after_write!("organizations:AttachPolicy");
+            .await;
+        let done = ["DuplicatePolicyAttachmentException"];
+        if unless_done(sent, &done, err("AttachPolicy"))?.is_some() {
+            crate::after_write!("organizations:AttachPolicy");
+        }
         Ok(())
     }
 
     async fn detach_policy(&self, policy_id: &str, target_id: &str) -> Result<(), Error> {
-        self.detach_policy()
+        let sent = self
+            .detach_policy()
             .policy_id(policy_id)
             .target_id(target_id)
             .send()
-            .await
-            .map_err(err("DetachPolicy"))?;
-        crate::after_write!("organizations:DetachPolicy");
+            .await;
+        if unless_done(sent, &["PolicyNotAttachedException"], err("DetachPolicy"))?.is_some() {
+            crate::after_write!("organizations:DetachPolicy");
+        }
         Ok(())
     }
 
     async fn enable_scp_type(&self, root_id: &str) -> Result<(), Error> {
-        self.enable_policy_type()
+        let sent = self
+            .enable_policy_type()
             .root_id(root_id)
             .policy_type(types::PolicyType::ServiceControlPolicy)
             .send()
-            .await
-            .map_err(err("EnablePolicyType"))?;
-        crate::after_write!("organizations:EnablePolicyType");
+            .await;
+        let done = ["PolicyTypeAlreadyEnabledException"];
+        if unless_done(sent, &done, err("EnablePolicyType"))?.is_some() {
+            crate::after_write!("organizations:EnablePolicyType");
+        }
         Ok(())
     }
 
@@ -609,12 +674,15 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
     }
 
     async fn delete_ou(&self, ou_id: &str) -> Result<(), Error> {
-        self.delete_organizational_unit()
+        let sent = self
+            .delete_organizational_unit()
             .organizational_unit_id(ou_id)
             .send()
-            .await
-            .map_err(err("DeleteOrganizationalUnit"))?;
-        crate::after_write!("organizations:DeleteOrganizationalUnit");
+            .await;
+        let done = ["OrganizationalUnitNotFoundException"];
+        if unless_done(sent, &done, err("DeleteOrganizationalUnit"))?.is_some() {
+            crate::after_write!("organizations:DeleteOrganizationalUnit");
+        }
         Ok(())
     }
 
@@ -727,12 +795,15 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
     }
 
     async fn cancel_handshake(&self, handshake_id: &str) -> Result<(), Error> {
-        self.cancel_handshake()
+        let sent = self
+            .cancel_handshake()
             .handshake_id(handshake_id)
             .send()
-            .await
-            .map_err(err("CancelHandshake"))?;
-        crate::after_write!("organizations:CancelHandshake");
+            .await;
+        let done = ["InvalidHandshakeTransitionException"];
+        if unless_done(sent, &done, err("CancelHandshake"))?.is_some() {
+            crate::after_write!("organizations:CancelHandshake");
+        }
         Ok(())
     }
 
@@ -786,22 +857,24 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
     }
 
     async fn close_account(&self, account_id: &str) -> Result<(), Error> {
-        self.close_account()
-            .account_id(account_id)
-            .send()
-            .await
-            .map_err(err("CloseAccount"))?;
-        crate::after_write!("organizations:CloseAccount");
+        let sent = self.close_account().account_id(account_id).send().await;
+        let done = ["AccountAlreadyClosedException"];
+        if unless_done(sent, &done, err("CloseAccount"))?.is_some() {
+            crate::after_write!("organizations:CloseAccount");
+        }
         Ok(())
     }
 
     async fn remove_account(&self, account_id: &str) -> Result<(), Error> {
-        self.remove_account_from_organization()
+        let sent = self
+            .remove_account_from_organization()
             .account_id(account_id)
             .send()
-            .await
-            .map_err(err("RemoveAccountFromOrganization"))?;
-        crate::after_write!("organizations:RemoveAccountFromOrganization");
+            .await;
+        let done = ["AccountNotFoundException"];
+        if unless_done(sent, &done, err("RemoveAccountFromOrganization"))?.is_some() {
+            crate::after_write!("organizations:RemoveAccountFromOrganization");
+        }
         Ok(())
     }
 }

@@ -476,10 +476,15 @@ async fn apply(
     // Tags.
     let owner = owner_value(&namespace, "LinkedAccount", &obj.name_any());
     let spec_changed = status.observed_generation != obj.metadata.generation;
+    // Typed times for tag_check_due (mechanical edit; parse status strings at the edge).
+    let tag_run = Run::at(mode, now);
     if tag_check_due(
         spec_changed,
-        status.tags_checked_at.as_deref(),
-        now,
+        status
+            .tags_checked_at
+            .as_deref()
+            .and_then(|t| t.parse().ok()),
+        tag_run.time(),
         &obj.uid().unwrap_or_default(),
     ) {
         let current = pc.conn.organizations.list_tags(&account.id).await?;
@@ -494,15 +499,19 @@ async fn apply(
         if let Some(sent) = current.get(NOTIFIED_TAG) {
             desired.insert(NOTIFIED_TAG.to_string(), sent.clone());
         }
-        converge_tags(
+        // Mechanical edit until this step writes through the reconcile's Run: a Run of its
+        // own, whose changes join the list (also when a write fails half-way).
+        let mut tag_run = tag_run;
+        let converged = converge_tags(
             TagApi::Organizations(pc.conn.organizations.as_ref()),
             &account.id,
             &desired,
             &current,
-            plan_only,
-            changes,
+            &mut tag_run,
         )
-        .await?;
+        .await;
+        changes.extend(tag_run.changes().iter().cloned());
+        converged?;
         *seen_tags = Some(current);
         if !plan_only {
             status.tags_checked_at = Some(now.to_string());
@@ -521,7 +530,11 @@ async fn apply(
         ),
         &pc.snapshot,
     )?;
-    execute_attachments(&mut pc, ctx, &account.id, &attachments, plan_only, changes).await?;
+    // Mechanical edit until this step writes through the reconcile's Run (as above).
+    let mut scp_run = Run::at(mode, now);
+    let executed = execute_attachments(&mut pc, ctx, &account.id, &attachments, &mut scp_run).await;
+    changes.extend(scp_run.changes().iter().cloned());
+    executed?;
     status.attached_policies = attachments.result;
 
     Ok(Verdict::ready(

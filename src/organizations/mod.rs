@@ -1,5 +1,8 @@
 //! The Organizations kinds: LinkedAccount (with the account-creation queue),
-//! OrganizationalUnit and ServiceControlPolicy, and what they share (SCP attachments).
+//! OrganizationalUnit and ServiceControlPolicy, and what they share: SCP attachments — which
+//! policies a target should carry ([`resolve_policies`], [`managed_policy_names`]), the pure
+//! [`attachment_plan`], and [`execute_attachments`], which carries it out through the `Run`
+//! and records each attachment in the payer's organization snapshot.
 
 pub mod creations;
 pub mod linked_account;
@@ -11,7 +14,9 @@ use std::collections::{BTreeSet, HashMap};
 use crate::error::Error;
 use crate::payer::context::PayerContext;
 use crate::payer::snapshot::OrgSnapshot;
-use crate::reconcile::{Change, ChangeAction, DEPENDENCY_RETRY, ReconcileContext};
+use crate::reconcile::reasons::{DEPENDENCY_NOT_READY, TOO_MANY_POLICIES};
+use crate::reconcile::run::Run;
+use crate::reconcile::{ChangeAction, DEPENDENCY_RETRY, ReconcileContext, change};
 
 /// SCP attachments of one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,7 +44,7 @@ pub fn resolve_policies(
             .service_control_policy(namespace, name)
             .ok_or_else(|| {
                 Error::waiting(
-                    "DependencyNotReady",
+                    DEPENDENCY_NOT_READY,
                     format!("ServiceControlPolicy {namespace}/{name} does not exist"),
                     DEPENDENCY_RETRY,
                 )
@@ -47,7 +52,7 @@ pub fn resolve_policies(
         let aws_name = object.policy_name();
         let policy = snapshot.policy_named(&aws_name).ok_or_else(|| {
             Error::waiting(
-                "DependencyNotReady",
+                DEPENDENCY_NOT_READY,
                 format!(
                     "ServiceControlPolicy {namespace}/{name} ({aws_name}) is not created in AWS yet"
                 ),
@@ -112,7 +117,7 @@ pub fn attachment_plan(
     after.dedup();
     if after.len() > 5 {
         return Err(Error::terminal(
-            "TooManyPolicies",
+            TOO_MANY_POLICIES,
             format!(
                 "{target_id} would have {} SCPs attached ({}); AWS allows 5 per target, FullAWSAccess included",
                 after.len(),
@@ -129,43 +134,45 @@ pub fn attachment_plan(
     })
 }
 
-/// Carry out an attachment plan: attach first, then detach, so the target never has no SCP.
-/// Each attachment done is recorded in the snapshot at once, so a failure half-way leaves
-/// the snapshot true to AWS.
+/// Carry out an attachment plan through `run`: attach first, then detach, so the target never
+/// has no SCP. Each attachment made is recorded in the snapshot at once, so a failure half-way
+/// leaves the snapshot true to AWS. (The seam treats "already attached" and "not attached"
+/// answers as done.)
 pub async fn execute_attachments(
     pc: &mut PayerContext,
     ctx: &ReconcileContext,
     target_id: &str,
     plan: &AttachmentPlan,
-    plan_only: bool,
-    changes: &mut Vec<Change>,
+    run: &mut Run,
 ) -> Result<(), Error> {
     for (name, id) in &plan.attach {
-        changes.push(Change {
-            action: ChangeAction::Create,
-            target: format!("SCP attachment {name} -> {target_id}"),
-            detail: format!("attach {id}"),
-        });
-        if !plan_only {
-            match pc.conn.organizations.attach_policy(id, target_id).await {
-                Err(e) if e.aws_code() == Some("DuplicatePolicyAttachmentException") => {}
-                other => other?,
-            }
+        let attach = change(
+            ChangeAction::Create,
+            format!("SCP attachment {name} -> {target_id}"),
+            format!("attach {id}"),
+        );
+        let orgs = &pc.conn.organizations;
+        if run
+            .write(attach, || orgs.attach_policy(id, target_id))
+            .await?
+            .is_some()
+        {
             let (policy, target) = (id.clone(), target_id.to_string());
             pc.record(ctx, move |s| s.attach(&policy, &target));
         }
     }
     for (name, id) in &plan.detach {
-        changes.push(Change {
-            action: ChangeAction::Delete,
-            target: format!("SCP attachment {name} -> {target_id}"),
-            detail: format!("detach {id}"),
-        });
-        if !plan_only {
-            match pc.conn.organizations.detach_policy(id, target_id).await {
-                Err(e) if e.aws_code() == Some("PolicyNotAttachedException") => {}
-                other => other?,
-            }
+        let detach = change(
+            ChangeAction::Delete,
+            format!("SCP attachment {name} -> {target_id}"),
+            format!("detach {id}"),
+        );
+        let orgs = &pc.conn.organizations;
+        if run
+            .write(detach, || orgs.detach_policy(id, target_id))
+            .await?
+            .is_some()
+        {
             let (policy, target) = (id.clone(), target_id.to_string());
             pc.record(ctx, move |s| s.detach(&policy, &target));
         }

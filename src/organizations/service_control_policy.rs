@@ -1,6 +1,10 @@
 //! ServiceControlPolicy: the document is checked and minified before any AWS call; the
 //! policy is found again by name (and owner tag), created, updated, and deleted only once it
 //! is attached nowhere.
+//!
+//! Reconcile: [`observe`] what AWS holds, [`plan`] the steps (pure), carry them out through the
+//! `Run` (each write also recorded in the payer's organization snapshot), and derive the status
+//! (pure). Cleanup: observe, [`plan_deletion`] (pure), delete.
 
 use kube::ResourceExt;
 use serde_json::Value;
@@ -11,17 +15,21 @@ use crate::aws::organizations::{PolicySummary, Tags};
 use crate::error::Error;
 
 use crate::payer::context::PayerContext;
-use crate::reconcile::change;
+use crate::payer::snapshot::OrgSnapshot;
+use crate::reconcile::reasons::{
+    AVAILABLE, DELETED, DOCUMENT_TOO_LONG, INVALID_DOCUMENT, OWNED_ELSEWHERE, PLANNED_ONLY,
+    POLICY_IN_USE, RELEASED,
+};
 use crate::reconcile::run::Run;
 use crate::reconcile::tags::tag_changes;
-use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
+use crate::reconcile::{ChangeAction, KindOutcome, ReconcileContext, Verdict, change};
 
 /// The most characters AWS allows in an SCP document.
 pub const MAX_DOCUMENT_CHARS: usize = 5120;
 
 /// Check an SCP document and return it minified. Pure.
 pub fn minify(document: &Value) -> Result<String, Error> {
-    let invalid = |why: &str| Error::terminal("InvalidDocument", format!("spec.document {why}"));
+    let invalid = |why: &str| Error::terminal(INVALID_DOCUMENT, format!("spec.document {why}"));
     let obj = document
         .as_object()
         .ok_or_else(|| invalid("must be an object with Version and Statement"))?;
@@ -53,13 +61,42 @@ pub fn minify(document: &Value) -> Result<String, Error> {
     let chars = text.chars().count();
     if chars > MAX_DOCUMENT_CHARS {
         return Err(Error::terminal(
-            "DocumentTooLong",
+            DOCUMENT_TOO_LONG,
             format!(
                 "the minified policy document has {chars} characters; AWS allows {MAX_DOCUMENT_CHARS}. Shorten it or split it into several policies"
             ),
         ));
     }
     Ok(text)
+}
+
+/// What the object asks AWS to hold: the policy's name, description, minified document and
+/// tags (owner tag included), and the owner value that marks it as this object's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScpDesired {
+    pub name: String,
+    pub description: String,
+    pub content: String,
+    pub tags: Tags,
+    pub owner: String,
+}
+
+impl ScpDesired {
+    /// What `obj` (in `namespace`) asks for; refuses a document AWS would refuse. Pure.
+    pub fn of(obj: &ServiceControlPolicy, namespace: &str) -> Result<Self, Error> {
+        let owner = owner_value(namespace, "ServiceControlPolicy", &obj.name_any());
+        Ok(Self {
+            name: obj.policy_name(),
+            description: obj.spec.description.clone().unwrap_or_default(),
+            content: minify(&obj.spec.document)?,
+            tags: with_owner(&obj.spec.tags, &owner),
+            owner,
+        })
+    }
+
+    fn chars(&self) -> usize {
+        self.content.chars().count()
+    }
 }
 
 /// What AWS holds for the policy.
@@ -91,11 +128,7 @@ pub enum ScpStep {
 
 /// What to do for the policy. Pure.
 pub fn plan(
-    name: &str,
-    description: &str,
-    content: &str,
-    desired_tags: &Tags,
-    owner: &str,
+    desired: &ScpDesired,
     observed: &ScpObservation,
     check_tags: bool,
 ) -> Result<Vec<ScpStep>, Error> {
@@ -110,29 +143,30 @@ pub fn plan(
         return Ok(steps);
     };
     if let Some(other) = observed.tags.get(OWNER_TAG)
-        && other != owner
+        && *other != desired.owner
     {
         return Err(Error::terminal(
-            "OwnedElsewhere",
+            OWNED_ELSEWHERE,
             format!(
-                "policy {name} ({}) belongs to {other}; give this object a different spec.policyName",
-                existing.id
+                "policy {} ({}) belongs to {other}; give this object a different spec.policyName",
+                desired.name, existing.id
             ),
         ));
     }
     let same_content = observed
         .content
         .as_deref()
-        .is_some_and(|c| same_json(c, content));
+        .is_some_and(|c| same_json(c, &desired.content));
     // A changed spec.policyName renames the policy (same id, attachments kept).
-    if existing.name != name || existing.description != description || !same_content {
+    if existing.name != desired.name || existing.description != desired.description || !same_content
+    {
         steps.push(ScpStep::Update {
             policy_id: existing.id.clone(),
         });
     }
     let adopting = !observed.tags.contains_key(OWNER_TAG);
     if check_tags || adopting {
-        let (set, remove) = tag_changes(desired_tags, &observed.tags);
+        let (set, remove) = tag_changes(&desired.tags, &observed.tags);
         if !set.is_empty() || !remove.is_empty() {
             steps.push(ScpStep::SetTags {
                 policy_id: existing.id.clone(),
@@ -155,8 +189,8 @@ fn same_json(a: &str, b: &str) -> bool {
 }
 
 /// The customer-managed policy `id`, if the snapshot has it.
-fn customer_policy(pc: &PayerContext, id: &str) -> Option<PolicySummary> {
-    pc.snapshot
+fn customer_policy(snapshot: &OrgSnapshot, id: &str) -> Option<PolicySummary> {
+    snapshot
         .policies
         .iter()
         .find(|p| p.id == id && !p.aws_managed)
@@ -199,190 +233,217 @@ async fn owned_policy(
 pub async fn reconcile(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    run: Run,
+    mut run: Run,
 ) -> KindOutcome<ServiceControlPolicyStatus> {
-    let mode = run.mode();
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
-    let mut changes = Vec::new();
-    let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    crate::reconcile::finish(
-        &previous,
-        status,
-        result,
-        &[],
-        obj.metadata.generation,
-        mode,
-        now,
-        changes,
-        Vec::new(),
-    )
+    let result = apply(obj, ctx, &mut run, &mut status).await;
+    run.finish(&previous, status, result, &[], obj.metadata.generation)
 }
 
 async fn apply(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    mode: Mode,
-    _now: &str,
+    run: &mut Run,
     status: &mut ServiceControlPolicyStatus,
-    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
-    let content = minify(&obj.spec.document)?;
-    status.document_length = Some(content.chars().count() as i64);
-    let name = obj.policy_name();
-    let description = obj.spec.description.clone().unwrap_or_default();
-    let owner = owner_value(&namespace, "ServiceControlPolicy", &obj.name_any());
-    let desired_tags = with_owner(&obj.spec.tags, &owner);
+    let desired = ScpDesired::of(obj, &namespace)?;
+    status.document_length = Some(desired.chars() as i64);
     let mut pc = PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await?;
-    let existing = match pc.snapshot.policy_named(&name).cloned() {
+    let observed = observe(&pc, ctx, obj, &desired, status.policy_id.as_deref()).await?;
+    // The policy's tags are read on every reconcile anyway (for the owner check; one call per
+    // policy), so they are always compared.
+    let steps = plan(&desired, &observed, true)?;
+    let mut policy = observed
+        .existing
+        .as_ref()
+        .map(|p| (p.id.clone(), p.arn.clone()));
+    for step in &steps {
+        if let Some(created) = execute(&mut pc, ctx, run, &desired, &observed, step).await? {
+            policy = Some((created.id, created.arn));
+        }
+    }
+    Ok(derive_status(status, &desired, policy, &pc.snapshot))
+}
+
+/// Find the policy (by name; renamed: by the status's id, or, the status lost, by this
+/// object's owner tag) and read its document and tags.
+async fn observe(
+    pc: &PayerContext,
+    ctx: &ReconcileContext,
+    obj: &ServiceControlPolicy,
+    desired: &ScpDesired,
+    status_policy_id: Option<&str>,
+) -> Result<ScpObservation, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let existing = match pc.snapshot.policy_named(&desired.name).cloned() {
         Some(p) => Some(p),
-        // Renamed (spec.policyName changed): the policy of the status, or, the status lost,
-        // the one that carries this object's owner tag.
-        None => match status
-            .policy_id
-            .as_deref()
-            .and_then(|id| customer_policy(&pc, id))
-        {
+        None => match status_policy_id.and_then(|id| customer_policy(&pc.snapshot, id)) {
             Some(p) => Some(p),
-            None => owned_policy(&pc, ctx, &namespace, obj, &owner).await?,
+            None => owned_policy(pc, ctx, &namespace, obj, &desired.owner).await?,
         },
     };
-    let (current, tags) = match &existing {
+    let (content, tags) = match &existing {
         Some(p) => (
             Some(pc.conn.organizations.describe_policy_content(&p.id).await?),
             pc.conn.organizations.list_tags(&p.id).await?,
         ),
         None => (None, Tags::new()),
     };
-    let observed = ScpObservation {
+    Ok(ScpObservation {
         existing,
-        content: current,
+        content,
         tags,
         scp_enabled: pc.snapshot.root.scp_enabled,
         root_id: pc.snapshot.root.id.clone(),
-    };
-    // The policy's tags are read on every reconcile anyway (for the owner check; one call per
-    // policy), so they are always compared.
-    let check_tags = true;
-    let steps = plan(
-        &name,
-        &description,
-        &content,
-        &desired_tags,
-        &owner,
-        &observed,
-        check_tags,
-    )?;
-    let plan_only = mode == Mode::Plan;
-    let mut policy_id = observed.existing.as_ref().map(|p| p.id.clone());
-    let mut arn = observed.existing.as_ref().map(|p| p.arn.clone());
-    for step in &steps {
-        match step {
-            ScpStep::EnableScpType { root_id } => {
-                changes.push(change(
-                    ChangeAction::Update,
-                    format!("root {root_id}"),
-                    "enable the SERVICE_CONTROL_POLICY policy type",
-                ));
-                if !plan_only {
-                    match pc.conn.organizations.enable_scp_type(root_id).await {
-                        Err(e) if e.aws_code() == Some("PolicyTypeAlreadyEnabledException") => {}
-                        other => other?,
-                    }
-                    pc.record(ctx, |s| s.root.scp_enabled = true);
-                }
+    })
+}
+
+/// Carry out one step through `run`, recording it in the snapshot once made. Returns the
+/// policy a `Create` made.
+async fn execute(
+    pc: &mut PayerContext,
+    ctx: &ReconcileContext,
+    run: &mut Run,
+    desired: &ScpDesired,
+    observed: &ScpObservation,
+    step: &ScpStep,
+) -> Result<Option<PolicySummary>, Error> {
+    let orgs = pc.conn.organizations.clone();
+    let name = &desired.name;
+    match step {
+        ScpStep::EnableScpType { root_id } => {
+            let enable = change(
+                ChangeAction::Update,
+                format!("root {root_id}"),
+                "enable the SERVICE_CONTROL_POLICY policy type",
+            );
+            if run
+                .write(enable, || orgs.enable_scp_type(root_id))
+                .await?
+                .is_some()
+            {
+                pc.record(ctx, |s| s.root.scp_enabled = true);
             }
-            ScpStep::Create => {
-                changes.push(change(
-                    ChangeAction::Create,
-                    format!("SCP {name}"),
-                    format!("{} characters", content.chars().count()),
-                ));
-                if !plan_only {
-                    let created = pc
-                        .conn
-                        .organizations
-                        .create_scp(&name, &description, &content, &desired_tags)
-                        .await?;
-                    policy_id = Some(created.id.clone());
-                    arn = Some(created.arn.clone());
-                    pc.record(ctx, move |s| s.add_policy(&created));
-                }
+            Ok(None)
+        }
+        ScpStep::Create => {
+            let create = change(
+                ChangeAction::Create,
+                format!("SCP {name}"),
+                format!("{} characters", desired.chars()),
+            );
+            let created = run
+                .write(create, || {
+                    orgs.create_scp(name, &desired.description, &desired.content, &desired.tags)
+                })
+                .await?;
+            if let Some(created) = &created {
+                let policy = created.clone();
+                pc.record(ctx, move |s| s.add_policy(&policy));
             }
-            ScpStep::Update { policy_id } => {
-                changes.push(change(
-                    ChangeAction::Update,
-                    format!("SCP {name} ({policy_id})"),
-                    match observed.existing.as_ref().map(|p| p.name.as_str()) {
-                        Some(old) if old != name => {
-                            format!("rename from {old}; document or description")
-                        }
-                        _ => "document or description".to_string(),
-                    },
-                ));
-                if !plan_only {
-                    pc.conn
-                        .organizations
-                        .update_scp(policy_id, &name, &description, &content)
-                        .await?;
-                    let (id, description, new_name) =
-                        (policy_id.clone(), description.clone(), name.clone());
-                    pc.record(ctx, move |s| {
-                        if let Some(p) = s.policies.iter_mut().find(|p| p.id == id) {
-                            p.description = description.clone();
-                            p.name = new_name.clone();
-                        }
-                    });
+            Ok(created)
+        }
+        ScpStep::Update { policy_id } => {
+            update(pc, ctx, run, desired, observed, policy_id).await?;
+            Ok(None)
+        }
+        ScpStep::SetTags {
+            policy_id,
+            set,
+            remove,
+        } => {
+            let tags = change(
+                ChangeAction::Update,
+                format!("tags of SCP {name} ({policy_id})"),
+                format!("set {}, remove {}", set.len(), remove.len()),
+            );
+            run.write(tags, || async {
+                if !set.is_empty() {
+                    orgs.tag_resource(policy_id, set).await?;
                 }
-            }
-            ScpStep::SetTags {
-                policy_id,
-                set,
-                remove,
-            } => {
-                changes.push(change(
-                    ChangeAction::Update,
-                    format!("tags of SCP {name} ({policy_id})"),
-                    format!("set {}, remove {}", set.len(), remove.len()),
-                ));
-                if !plan_only {
-                    if !set.is_empty() {
-                        pc.conn.organizations.tag_resource(policy_id, set).await?;
-                    }
-                    if !remove.is_empty() {
-                        pc.conn
-                            .organizations
-                            .untag_resource(policy_id, remove)
-                            .await?;
-                    }
+                if !remove.is_empty() {
+                    orgs.untag_resource(policy_id, remove).await?;
                 }
-            }
+                Ok(())
+            })
+            .await?;
+            Ok(None)
         }
     }
-    status.policy_id = policy_id.clone();
-    status.arn = arn;
+}
+
+/// Update the document, description and name (a rename keeps the id and the attachments).
+async fn update(
+    pc: &mut PayerContext,
+    ctx: &ReconcileContext,
+    run: &mut Run,
+    desired: &ScpDesired,
+    observed: &ScpObservation,
+    policy_id: &str,
+) -> Result<(), Error> {
+    let name = &desired.name;
+    let update = change(
+        ChangeAction::Update,
+        format!("SCP {name} ({policy_id})"),
+        match observed.existing.as_ref().map(|p| p.name.as_str()) {
+            Some(old) if old != name => format!("rename from {old}; document or description"),
+            _ => "document or description".to_string(),
+        },
+    );
+    let orgs = pc.conn.organizations.clone();
+    let made = run
+        .write(update, || {
+            orgs.update_scp(policy_id, name, &desired.description, &desired.content)
+        })
+        .await?;
+    if made.is_some() {
+        let (id, description, new_name) = (
+            policy_id.to_string(),
+            desired.description.clone(),
+            name.clone(),
+        );
+        pc.record(ctx, move |s| {
+            if let Some(p) = s.policies.iter_mut().find(|p| p.id == id) {
+                p.description = description.clone();
+                p.name = new_name.clone();
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The status and verdict once the steps are carried out: the policy (`None` in plan mode
+/// when it would be created) and the targets the snapshot has it attached to. Pure.
+fn derive_status(
+    status: &mut ServiceControlPolicyStatus,
+    desired: &ScpDesired,
+    policy: Option<(String, String)>,
+    snapshot: &OrgSnapshot,
+) -> Verdict {
+    let (policy_id, arn) = policy.unzip();
     let mut targets = policy_id
         .as_ref()
-        .and_then(|id| pc.snapshot.targets.get(id).cloned())
+        .and_then(|id| snapshot.targets.get(id).cloned())
         .unwrap_or_default();
     targets.sort();
+    status.policy_id = policy_id.clone();
+    status.arn = arn;
     status.attached_targets = targets;
     match policy_id {
-        Some(id) => Ok(Verdict::ready(
-            "Available",
+        Some(id) => Verdict::ready(
+            AVAILABLE,
             format!(
                 "policy {id} ({} characters) is attached to {} target(s)",
-                content.chars().count(),
+                desired.chars(),
                 status.attached_targets.len()
             ),
-        )),
-        None => Ok(Verdict::blocked(
-            "PlannedOnly",
-            format!("policy {name} would be created"),
-        )),
+        ),
+        None => Verdict::blocked(
+            PLANNED_ONLY,
+            format!("policy {} would be created", desired.name),
+        ),
     }
 }
 
@@ -391,35 +452,80 @@ async fn apply(
 pub async fn cleanup(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    run: Run,
+    mut run: Run,
 ) -> KindOutcome<ServiceControlPolicyStatus> {
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
-    let mut changes = Vec::new();
-    let result = delete(obj, ctx, &mut changes).await;
-    crate::reconcile::finish_cleanup(
+    let result = delete(obj, ctx, &mut run).await;
+    run.finish_cleanup(
         &previous,
         status,
         result,
         &[],
         obj.metadata.generation,
-        now,
-        changes,
-        Vec::new(),
         |_| false,
     )
+}
+
+/// What AWS holds for a policy being deleted: the policy, its tags and the targets it is
+/// attached to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScpFound {
+    pub policy: PolicySummary,
+    pub tags: Tags,
+    pub targets: Vec<String>,
+}
+
+/// What deleting the object does in AWS.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScpDeletion {
+    /// Nothing: the object is released as the verdict says.
+    Release(Verdict),
+    /// Delete the policy.
+    Delete(PolicySummary),
+}
+
+/// Whether the policy `name` (`found` in AWS, or not) is deleted for the object `owner`;
+/// waits while it is attached somewhere. Pure.
+pub fn plan_deletion(
+    name: &str,
+    owner: &str,
+    found: Option<ScpFound>,
+) -> Result<ScpDeletion, Error> {
+    let Some(found) = found else {
+        return Ok(ScpDeletion::Release(Verdict::ready(
+            RELEASED,
+            format!("policy {name} does not exist in AWS"),
+        )));
+    };
+    if found.tags.get(OWNER_TAG).is_some_and(|o| *o != owner) {
+        return Ok(ScpDeletion::Release(Verdict::ready(
+            RELEASED,
+            format!("policy {name} belongs to another object; left in AWS"),
+        )));
+    }
+    if !found.targets.is_empty() {
+        return Err(Error::waiting(
+            POLICY_IN_USE,
+            format!(
+                "policy {name} ({}) is still attached to {}; remove it from those LinkedAccounts and OrganizationalUnits first",
+                found.policy.id,
+                found.targets.join(", ")
+            ),
+            std::time::Duration::from_secs(30),
+        ));
+    }
+    Ok(ScpDeletion::Delete(found.policy))
 }
 
 async fn delete(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    changes: &mut Vec<crate::reconcile::Change>,
+    run: &mut Run,
 ) -> Result<Verdict, Error> {
     if obj.spec.deletion_policy == DeleteOrRetain::Retain {
         return Ok(Verdict::ready(
-            "Released",
+            RELEASED,
             "deletionPolicy Retain: the policy stays in AWS",
         ));
     }
@@ -428,65 +534,66 @@ async fn delete(
         Ok(pc) => pc,
         Err(Error::Waiting { .. }) => {
             return Ok(Verdict::ready(
-                "Released",
+                RELEASED,
                 "the Payer is gone; nothing in AWS was changed",
             ));
         }
         Err(e) => return Err(e),
     };
     let name = obj.policy_name();
-    let found = pc.snapshot.policy_named(&name).cloned().or_else(|| {
+    let found = observe_deletion(&pc, obj, &name).await?;
+    let owner = owner_value(&namespace, "ServiceControlPolicy", &obj.name_any());
+    let policy = match plan_deletion(&name, &owner, found)? {
+        ScpDeletion::Release(verdict) => return Ok(verdict),
+        ScpDeletion::Delete(policy) => policy,
+    };
+    let delete = change(
+        ChangeAction::Delete,
+        format!("SCP {name} ({})", policy.id),
+        "delete",
+    );
+    let orgs = pc.conn.organizations.clone();
+    if run
+        .write(delete, || orgs.delete_policy(&policy.id))
+        .await?
+        .is_some()
+    {
+        let id = policy.id.clone();
+        pc.record(ctx, move |s| s.remove_policy(&id));
+    }
+    Ok(Verdict::ready(
+        DELETED,
+        format!("policy {name} ({}) was deleted", policy.id),
+    ))
+}
+
+/// Find the policy being deleted (by name, else by the status's id) and read its tags.
+async fn observe_deletion(
+    pc: &PayerContext,
+    obj: &ServiceControlPolicy,
+    name: &str,
+) -> Result<Option<ScpFound>, Error> {
+    let found = pc.snapshot.policy_named(name).cloned().or_else(|| {
         obj.status
             .as_ref()
             .and_then(|s| s.policy_id.as_deref())
-            .and_then(|id| customer_policy(&pc, id))
+            .and_then(|id| customer_policy(&pc.snapshot, id))
     });
     let Some(policy) = found else {
-        return Ok(Verdict::ready(
-            "Released",
-            format!("policy {name} does not exist in AWS"),
-        ));
+        return Ok(None);
     };
-    let owner = owner_value(&namespace, "ServiceControlPolicy", &obj.name_any());
     let tags = pc.conn.organizations.list_tags(&policy.id).await?;
-    if tags.get(OWNER_TAG).is_some_and(|o| *o != owner) {
-        return Ok(Verdict::ready(
-            "Released",
-            format!("policy {name} belongs to another object; left in AWS"),
-        ));
-    }
     let targets = pc
         .snapshot
         .targets
         .get(&policy.id)
         .cloned()
         .unwrap_or_default();
-    if !targets.is_empty() {
-        return Err(Error::waiting(
-            "PolicyInUse",
-            format!(
-                "policy {name} ({}) is still attached to {}; remove it from those LinkedAccounts and OrganizationalUnits first",
-                policy.id,
-                targets.join(", ")
-            ),
-            std::time::Duration::from_secs(30),
-        ));
-    }
-    changes.push(change(
-        ChangeAction::Delete,
-        format!("SCP {name} ({})", policy.id),
-        "delete",
-    ));
-    match pc.conn.organizations.delete_policy(&policy.id).await {
-        Err(e) if e.aws_code() == Some("PolicyNotFoundException") => {}
-        other => other?,
-    }
-    let id = policy.id.clone();
-    pc.record(ctx, move |s| s.remove_policy(&id));
-    Ok(Verdict::ready(
-        "Deleted",
-        format!("policy {name} ({}) was deleted", policy.id),
-    ))
+    Ok(Some(ScpFound {
+        policy,
+        tags,
+        targets,
+    }))
 }
 
 #[cfg(test)]
@@ -513,6 +620,26 @@ mod tests {
         }
     }
 
+    /// [`plan`] for the desired policy given field by field.
+    fn planned(
+        name: &str,
+        description: &str,
+        content: &str,
+        tags: &Tags,
+        owner: &str,
+        observed: &ScpObservation,
+        check_tags: bool,
+    ) -> Result<Vec<ScpStep>, Error> {
+        let desired = ScpDesired {
+            name: name.into(),
+            description: description.into(),
+            content: content.into(),
+            tags: tags.clone(),
+            owner: owner.into(),
+        };
+        plan(&desired, observed, check_tags)
+    }
+
     fn doc() -> Value {
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}]})
     }
@@ -535,7 +662,7 @@ mod tests {
     fn creates_when_missing_and_enables_the_policy_type() {
         let mut o = observed(false, "", &[]);
         o.scp_enabled = false;
-        let steps = plan("deny-s3", "d", "{}", &Tags::new(), "ns/scp/x", &o, true).unwrap();
+        let steps = planned("deny-s3", "d", "{}", &Tags::new(), "ns/scp/x", &o, true).unwrap();
         assert_eq!(
             steps,
             vec![
@@ -558,17 +685,17 @@ mod tests {
             &[(OWNER_TAG, owner)],
         );
         assert_eq!(
-            plan("deny-s3", "d", &content, &tags, owner, &same, true).unwrap(),
+            planned("deny-s3", "d", &content, &tags, owner, &same, true).unwrap(),
             vec![]
         );
-        let changed = plan("deny-s3", "new", &content, &tags, owner, &same, false).unwrap();
+        let changed = planned("deny-s3", "new", &content, &tags, owner, &same, false).unwrap();
         assert_eq!(
             changed,
             vec![ScpStep::Update {
                 policy_id: "p-abc12345".into()
             }]
         ); // A new spec.policyName: the same policy, renamed.
-        let renamed = plan("deny-s3-v2", "d", &content, &tags, owner, &same, false).unwrap();
+        let renamed = planned("deny-s3-v2", "d", &content, &tags, owner, &same, false).unwrap();
         assert_eq!(
             renamed,
             vec![ScpStep::Update {
@@ -583,7 +710,7 @@ mod tests {
         let owner = "ns/servicecontrolpolicy/x";
         let tags = with_owner(&Tags::new(), owner);
         let unowned = observed(true, &content, &[]);
-        let steps = plan("deny-s3", "d", &content, &tags, owner, &unowned, false).unwrap();
+        let steps = planned("deny-s3", "d", &content, &tags, owner, &unowned, false).unwrap();
         assert!(
             matches!(&steps[0], ScpStep::SetTags { set, .. } if set.get(OWNER_TAG).map(String::as_str) == Some(owner))
         );
@@ -592,7 +719,7 @@ mod tests {
             &content,
             &[(OWNER_TAG, "other/servicecontrolpolicy/y")],
         );
-        let err = plan("deny-s3", "d", &content, &tags, owner, &elsewhere, false).unwrap_err();
+        let err = planned("deny-s3", "d", &content, &tags, owner, &elsewhere, false).unwrap_err();
         assert_eq!(err.reason(), "OwnedElsewhere");
     }
 }

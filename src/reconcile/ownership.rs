@@ -174,10 +174,14 @@ pub async fn check_claim(
     audit: &TagAudit<'_>,
 ) -> Result<ClaimCheck, Error> {
     let claimed = found.status_arn == Some(found.arn);
+    // Typed times for tag_check_due (mechanical edit; parse status strings at the edge).
     let due = crate::reconcile::tags::tag_check_due(
         audit.spec_changed,
-        audit.checked_at,
-        audit.now,
+        audit.checked_at.and_then(|t| t.parse().ok()),
+        audit
+            .now
+            .parse()
+            .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now()),
         audit.uid,
     );
     let read = if claimed && !due {
@@ -216,15 +220,24 @@ pub async fn complete_claim(
             format!("adopt: add the {OWNER_TAG} tag"),
         ));
     }
-    crate::reconcile::tags::converge_tags(
+    // Mechanical edit until the callers pass their Run: a Run of its own, whose changes join
+    // the list (also when a write fails half-way).
+    let mode = if plan_only {
+        super::Mode::Plan
+    } else {
+        super::Mode::Apply
+    };
+    let mut run = super::run::Run::at(mode, &check.now);
+    let converged = crate::reconcile::tags::converge_tags(
         crate::reconcile::tags::TagApi::Billing(conn.billing.as_ref()),
         &check.arn,
         desired,
         &current,
-        plan_only,
-        changes,
+        &mut run,
     )
-    .await?;
+    .await;
+    changes.extend(run.changes().iter().cloned());
+    converged?;
     if !plan_only {
         *checked_at = Some(check.now);
     }

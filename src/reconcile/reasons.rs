@@ -171,3 +171,6 @@ pub const TOO_MANY_POLICIES: &str = "TooManyPolicies";
 pub const VERIFIED: &str = "Verified";
 /// `Waiting`.
 pub const WAITING: &str = "Waiting";
+/// `Conflict`: AWS changed under this reconcile (e.g. a same-named object appeared); it looks
+/// again.
+pub const CONFLICT: &str = "Conflict";

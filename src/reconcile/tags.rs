@@ -1,13 +1,16 @@
-//! Tag convergence, shared by the Organizations and Billing Conductor kinds: what differs,
-//! when it is due for a comparison with AWS, and the calls that converge it.
+//! Tag convergence, shared by the Organizations and Billing Conductor kinds: what differs
+//! (pure), when it is due for a comparison with AWS (pure, typed time), and the writes that
+//! converge it (through [`Run::write`]).
 
 use std::hash::{Hash, Hasher};
 
+use k8s_openapi::jiff::{Timestamp, ToSpan};
+
 use crate::aws::organizations::Tags;
 use crate::error::Error;
-use crate::time::older_than;
 
-use super::{Change, ChangeAction};
+use super::run::Run;
+use super::{ChangeAction, change};
 
 /// Tags are compared with AWS when the spec changed, or this often (plus a per-object
 /// spread of up to an hour), since reading them costs one call per object.
@@ -29,15 +32,27 @@ pub fn tag_changes(desired: &Tags, current: &Tags) -> (Tags, Vec<String>) {
     (set, remove)
 }
 
-/// Whether the tags of an object are due for a comparison with AWS. Pure.
-pub fn tag_check_due(spec_changed: bool, checked_at: Option<&str>, now: &str, uid: &str) -> bool {
+/// Whether the tags of an object are due for a comparison with AWS: the spec changed, they
+/// were never compared (`checked_at` is `None`; an unreadable status time counts as never),
+/// or the last comparison is older than the audit period plus the object's spread. Pure.
+pub fn tag_check_due(
+    spec_changed: bool,
+    checked_at: Option<Timestamp>,
+    now: Timestamp,
+    uid: &str,
+) -> bool {
     if spec_changed {
         return true;
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     uid.hash(&mut h);
     let spread = (h.finish() % 3600) as i64;
-    checked_at.is_none_or(|t| older_than(t, now, TAG_AUDIT_SECS + spread))
+    checked_at.is_none_or(
+        |then| match then.checked_add((TAG_AUDIT_SECS + spread).seconds()) {
+            Ok(limit) => limit < now,
+            Err(_) => true,
+        },
+    )
 }
 
 /// Where tags are converged: an Organizations resource or a Billing Conductor one (the
@@ -49,41 +64,43 @@ pub enum TagApi<'a> {
 }
 
 /// Converge the tags of `resource_id` from `current` (read by the caller, which also checks the
-/// owner tag on it): set and remove what differs from `desired`.
+/// owner tag on it): set and remove what differs from `desired`, each through `run`.
 pub async fn converge_tags(
     api: TagApi<'_>,
     resource_id: &str,
     desired: &Tags,
     current: &Tags,
-    plan_only: bool,
-    changes: &mut Vec<Change>,
+    run: &mut Run,
 ) -> Result<(), Error> {
     let (set, remove) = tag_changes(desired, current);
     if !set.is_empty() {
-        changes.push(Change {
-            action: ChangeAction::Update,
-            target: format!("tags of {resource_id}"),
-            detail: format!("set {}", set.keys().cloned().collect::<Vec<_>>().join(", ")),
-        });
-        if !plan_only {
+        let keys = set.keys().cloned().collect::<Vec<_>>().join(", ");
+        let set_tags = change(
+            ChangeAction::Update,
+            format!("tags of {resource_id}"),
+            format!("set {keys}"),
+        );
+        run.write(set_tags, || async {
             match api {
-                TagApi::Organizations(o) => o.tag_resource(resource_id, &set).await?,
-                TagApi::Billing(b) => b.tag(resource_id, &set).await?,
+                TagApi::Organizations(o) => o.tag_resource(resource_id, &set).await,
+                TagApi::Billing(b) => b.tag(resource_id, &set).await,
             }
-        }
+        })
+        .await?;
     }
     if !remove.is_empty() {
-        changes.push(Change {
-            action: ChangeAction::Update,
-            target: format!("tags of {resource_id}"),
-            detail: format!("remove {}", remove.join(", ")),
-        });
-        if !plan_only {
+        let remove_tags = change(
+            ChangeAction::Update,
+            format!("tags of {resource_id}"),
+            format!("remove {}", remove.join(", ")),
+        );
+        run.write(remove_tags, || async {
             match api {
-                TagApi::Organizations(o) => o.untag_resource(resource_id, &remove).await?,
-                TagApi::Billing(b) => b.untag(resource_id, &remove).await?,
+                TagApi::Organizations(o) => o.untag_resource(resource_id, &remove).await,
+                TagApi::Billing(b) => b.untag(resource_id, &remove).await,
             }
-        }
+        })
+        .await?;
     }
     Ok(())
 }
@@ -97,6 +114,10 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().unwrap()
     }
 
     #[test]
@@ -113,22 +134,42 @@ mod tests {
     fn tag_checks_follow_spec_changes_and_a_spread_audit() {
         assert!(tag_check_due(
             true,
-            Some("2026-11-24T12:00:00Z"),
-            "2026-11-24T12:00:01Z",
+            Some(at("2026-11-24T12:00:00Z")),
+            at("2026-11-24T12:00:01Z"),
             "u"
         ));
-        assert!(tag_check_due(false, None, "2026-11-24T12:00:00Z", "u"));
+        assert!(tag_check_due(false, None, at("2026-11-24T12:00:00Z"), "u"));
         assert!(!tag_check_due(
             false,
-            Some("2026-11-24T12:00:00Z"),
-            "2026-11-24T13:00:00Z",
+            Some(at("2026-11-24T12:00:00Z")),
+            at("2026-11-24T13:00:00Z"),
             "u"
         ));
         assert!(tag_check_due(
             false,
-            Some("2026-11-24T00:00:00Z"),
-            "2026-11-24T08:00:00Z",
+            Some(at("2026-11-24T00:00:00Z")),
+            at("2026-11-24T08:00:00Z"),
             "u"
         ));
+    }
+
+    #[tokio::test]
+    async fn converging_records_both_changes_and_calls_nothing_in_plan_mode() {
+        let aws = crate::aws::fake::FakeAws::default();
+        let mut run = Run::at(crate::reconcile::Mode::Plan, "2026-11-24T12:00:00Z");
+        let desired = tags(&[("team", "a")]);
+        let current = tags(&[("old", "x")]);
+        converge_tags(
+            TagApi::Organizations(&aws),
+            "ou-1",
+            &desired,
+            &current,
+            &mut run,
+        )
+        .await
+        .unwrap();
+        let details: Vec<&str> = run.changes().iter().map(|c| c.detail.as_str()).collect();
+        assert_eq!(details, vec!["set team", "remove old"]);
+        assert!(aws.calls().is_empty());
     }
 }
