@@ -477,7 +477,7 @@ async fn apply(
     let owner = owner_value(&namespace, "LinkedAccount", &obj.name_any());
     let spec_changed = status.observed_generation != obj.metadata.generation;
     // Typed times for tag_check_due (mechanical edit; parse status strings at the edge).
-    let tag_run = Run::at(mode, now);
+    let mut tag_run = Run::at(mode, now);
     if tag_check_due(
         spec_changed,
         status
@@ -501,7 +501,6 @@ async fn apply(
         }
         // Mechanical edit until this step writes through the reconcile's Run: a Run of its
         // own, whose changes join the list (also when a write fails half-way).
-        let mut tag_run = tag_run;
         let converged = converge_tags(
             TagApi::Organizations(pc.conn.organizations.as_ref()),
             &account.id,
