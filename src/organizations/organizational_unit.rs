@@ -559,3 +559,95 @@ async fn observe_deletion(
         ous,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ou(name: &str, parent: &str) -> OrgUnit {
+        OrgUnit {
+            id: "ou-abcd-12345678".into(),
+            arn: "arn".into(),
+            name: name.into(),
+            parent_id: parent.into(),
+        }
+    }
+
+    fn desired() -> OuDesired {
+        OuDesired {
+            name: "prod".into(),
+            parent_id: "r-abcd".into(),
+            tags: Tags::new(),
+            owner: "ns/organizationalunit/prod".into(),
+            policies: Vec::new(),
+        }
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn plans_creation_rename_or_nothing_and_refuses_another_parent() {
+        assert_eq!(plan(&desired(), None).unwrap(), OuPlan::Create);
+        let same = ou("prod", "r-abcd");
+        assert_eq!(
+            plan(&desired(), Some(same.clone())).unwrap(),
+            OuPlan::Keep(same)
+        );
+        let old = ou("production", "r-abcd");
+        assert_eq!(
+            plan(&desired(), Some(old.clone())).unwrap(),
+            OuPlan::Rename(old)
+        );
+        let err = plan(&desired(), Some(ou("prod", "ou-abcd-other123"))).unwrap_err();
+        assert_eq!(err.reason(), PARENT_MISMATCH);
+    }
+
+    #[test]
+    fn refuses_an_ou_another_object_owns() {
+        let owner = desired().owner;
+        assert!(check_owner(&ou("prod", "r-abcd"), &Tags::new(), &owner).is_ok());
+        assert!(check_owner(&ou("prod", "r-abcd"), &tags(&[(OWNER_TAG, &owner)]), &owner).is_ok());
+        let err = check_owner(
+            &ou("prod", "r-abcd"),
+            &tags(&[(OWNER_TAG, "x/y/z")]),
+            &owner,
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), OWNED_ELSEWHERE);
+    }
+
+    #[test]
+    fn deletes_only_an_empty_ou_of_its_own() {
+        let owner = desired().owner;
+        let found = |owner_tag: &str, accounts: Vec<String>| OuFound {
+            ou: ou("prod", "r-abcd"),
+            tags: tags(&[(OWNER_TAG, owner_tag)]),
+            accounts,
+            ous: Vec::new(),
+        };
+        assert!(matches!(
+            plan_deletion("prod", &owner, None).unwrap(),
+            OuDeletion::Release(v) if v.reason == RELEASED
+        ));
+        assert!(matches!(
+            plan_deletion("prod", &owner, Some(found("x/y/z", Vec::new()))).unwrap(),
+            OuDeletion::Release(v) if v.reason == RELEASED
+        ));
+        let err = plan_deletion(
+            "prod",
+            &owner,
+            Some(found(&owner, vec!["111122223333".into()])),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), ORGANIZATIONAL_UNIT_NOT_EMPTY);
+        assert!(matches!(
+            plan_deletion("prod", &owner, Some(found(&owner, Vec::new()))).unwrap(),
+            OuDeletion::Delete(o) if o.id == "ou-abcd-12345678"
+        ));
+    }
+}

@@ -722,4 +722,29 @@ mod tests {
         let err = planned("deny-s3", "d", &content, &tags, owner, &elsewhere, false).unwrap_err();
         assert_eq!(err.reason(), "OwnedElsewhere");
     }
+
+    #[test]
+    fn deletes_only_an_unattached_policy_of_its_own() {
+        let owner = "ns/servicecontrolpolicy/x";
+        let found = |owner_tag: &str, targets: Vec<String>| ScpFound {
+            policy: observed(true, "", &[]).existing.unwrap(),
+            tags: [(OWNER_TAG.to_string(), owner_tag.to_string())].into(),
+            targets,
+        };
+        assert!(matches!(
+            plan_deletion("deny-s3", owner, None).unwrap(),
+            ScpDeletion::Release(v) if v.reason == RELEASED
+        ));
+        assert!(matches!(
+            plan_deletion("deny-s3", owner, Some(found("x/y/z", vec!["r-abcd".into()]))).unwrap(),
+            ScpDeletion::Release(v) if v.reason == RELEASED
+        ));
+        let err =
+            plan_deletion("deny-s3", owner, Some(found(owner, vec!["r-abcd".into()]))).unwrap_err();
+        assert_eq!(err.reason(), POLICY_IN_USE);
+        assert!(matches!(
+            plan_deletion("deny-s3", owner, Some(found(owner, Vec::new()))).unwrap(),
+            ScpDeletion::Delete(p) if p.id == "p-abc12345"
+        ));
+    }
 }
