@@ -636,7 +636,7 @@ async fn insights_match_the_seeded_numbers_exactly_and_reach_accounts_and_metric
         .collect();
     members.sort();
     let now = partner_billing_operator::time::now_rfc3339();
-    let months = months_back(&now, 3);
+    let months = months_back(now.parse().unwrap(), 3);
     emu.control(
         "POST",
         "/moto-api/static/ce/cost-and-usage-results",

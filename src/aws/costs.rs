@@ -1,10 +1,12 @@
 //! Cost Explorer: monthly unblended cost by linked account and service. Always us-east-1.
-//! Every request costs USD 0.01, so callers poll rarely (see `reconcile::insights`).
+//! Every request costs USD 0.01, so callers poll rarely (see `payer::insights`). Reads only:
+//! nothing here writes to AWS.
 
 use async_trait::async_trait;
 use aws_sdk_costexplorer::types::{DateInterval, GroupDefinition, GroupDefinitionType};
 
 use crate::error::Error;
+use crate::reconcile::reasons;
 
 /// The metric read.
 pub const METRIC: &str = "UnblendedCost";
@@ -45,7 +47,7 @@ impl CostApi for aws_sdk_costexplorer::Client {
             .start(start)
             .end(end)
             .build()
-            .map_err(|e| Error::terminal("InvalidSpec", e))?;
+            .map_err(|e| Error::terminal(reasons::INVALID_SPEC, e))?;
         let mut out = CostQuery::default();
         let mut token: Option<String> = None;
         loop {
@@ -100,7 +102,7 @@ impl CostApi for aws_sdk_costexplorer::Client {
             }
             if out.requests >= 100 {
                 return Err(Error::terminal(
-                    "TooManyCostPages",
+                    reasons::TOO_MANY_COST_PAGES,
                     "GetCostAndUsage returned more than 100 pages; lower spec.insights.monthsOfHistory",
                 ));
             }

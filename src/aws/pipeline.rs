@@ -2,6 +2,12 @@
 //! (BCM Data Exports, CUR 2.0) or legacy CUR report definition, and the Glue database and
 //! crawler Athena reads through. Exports and report definitions live in us-east-1; the
 //! bucket, database and crawler live in the bucket's region.
+//!
+//! Every write of [`PipelineApi`] is idempotent: an AWS answer that says the work is already
+//! done (the object already there, or already gone) is success here, so a reconcile that runs
+//! again after a crash never fails on its own earlier write, and callers match no AWS error
+//! codes. Each method says which codes it absorbs and what the AWS API reference says of
+//! them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -13,6 +19,7 @@ use super::classify::{error_code, on};
 use super::interceptor::CallMetrics;
 use super::organizations::Tags;
 use crate::error::Error;
+use crate::reconcile::reasons;
 
 /// A CUR 2.0 export as the operator wants it (and as it reads it back).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -102,14 +109,23 @@ pub struct CrawlerInfo {
     pub last_crawl: Option<LastCrawl>,
 }
 
-/// The calls the CurPipeline reconciler makes.
+/// The calls the CurPipeline reconciler makes (see the module docs on idempotency). Callers
+/// find every object by its name before they write, so an absorbed "already done" answer is
+/// only met after a crash between a write and the status, or in a race with another writer.
 #[async_trait]
 pub trait PipelineApi: Send + Sync {
-    /// `Ok(false)` when the bucket does not exist; an error when it exists but is not ours.
+    /// `Ok(false)` when the bucket does not exist; an error when it exists but is not ours
+    /// (HeadBucket answers 403: `BucketNotOwned`).
     async fn bucket_exists(&self, region: &str, bucket: &str) -> Result<bool, Error>;
+    /// Create the bucket in `region` and tag it. `BucketAlreadyOwnedByYou` is success: the
+    /// S3 API reference says S3 answers it when "the bucket you tried to create already
+    /// exists, and you own it" (in us-east-1 S3 answers 200 OK instead, also success).
+    /// `BucketAlreadyExists` (the name is taken by another account) stays an error.
     async fn create_bucket(&self, region: &str, bucket: &str, tags: &Tags) -> Result<(), Error>;
-    /// The bucket policy document, `None` when the bucket has none.
+    /// The bucket policy document, `None` when the bucket has none (`NoSuchBucketPolicy`).
     async fn bucket_policy(&self, region: &str, bucket: &str) -> Result<Option<String>, Error>;
+    /// Replace the whole bucket policy with `policy` (PutBucketPolicy); idempotent as it is:
+    /// putting the same document twice leaves the same policy.
     async fn put_bucket_policy(
         &self,
         region: &str,
@@ -119,37 +135,70 @@ pub trait PipelineApi: Send + Sync {
     /// Whether any object exists under `prefix` (one ListObjectsV2 with MaxKeys 1).
     async fn has_objects(&self, region: &str, bucket: &str, prefix: &str) -> Result<bool, Error>;
 
+    /// The export named `name` (ListExports, then GetExport; an export deleted in between,
+    /// `ResourceNotFoundException`, is `None`).
     async fn find_export(&self, name: &str) -> Result<Option<ExportInfo>, Error>;
+    /// Create the export; its ARN. Nothing is absorbed: the Data Exports API has no "already
+    /// exists" code (CreateExport answers a taken name with `ValidationException`, the code
+    /// of every invalid input), so callers look the name up with [`Self::find_export`] first.
     async fn create_export(&self, def: &ExportDef, tags: &Tags) -> Result<String, Error>;
+    /// Replace the export's definition (UpdateExport); idempotent as it is.
     async fn update_export(&self, arn: &str, def: &ExportDef) -> Result<(), Error>;
+    /// Delete the export. `ResourceNotFoundException` is success: the Data Exports API
+    /// reference answers it when "the specified Amazon Resource Name (ARN) in the request
+    /// doesn't exist" (already deleted).
     async fn delete_export(&self, arn: &str) -> Result<(), Error>;
 
+    /// The report definition named `name` (DescribeReportDefinitions, every page).
     async fn find_report(&self, name: &str) -> Result<Option<ReportDef>, Error>;
     /// The tags of report definition `name` (ListTagsForResource by report name; the
     /// definition has no description to carry an ownership marker).
     async fn report_tags(&self, name: &str) -> Result<Tags, Error>;
-    /// Add `tags` to report definition `name` (TagResource), when a pipeline adopts it.
+    /// Add `tags` to report definition `name` (TagResource), when a pipeline adopts it;
+    /// idempotent as it is (the same tags twice).
     async fn tag_report(&self, name: &str, tags: &Tags) -> Result<(), Error>;
+    /// Create the report definition. `DuplicateReportNameException` is success: the CUR API
+    /// reference answers it when "a report with the specified name already exists in the
+    /// account", and callers have found no definition of this name (or refused another
+    /// owner's) before they create, so it is this pipeline's own, written before a crash.
     async fn put_report(&self, def: &ReportDef, tags: &Tags) -> Result<(), Error>;
+    /// Replace the report definition (ModifyReportDefinition); idempotent as it is.
     async fn modify_report(&self, def: &ReportDef) -> Result<(), Error>;
+    /// Delete the report definition. Nothing is absorbed: the CUR API reference lists only
+    /// `InternalErrorException` and `ValidationException` for DeleteReportDefinition, no code
+    /// that means "already gone", so callers look the name up with [`Self::find_report`]
+    /// first.
     async fn delete_report(&self, name: &str) -> Result<(), Error>;
 
+    /// The Glue database `name`, `None` when Glue answers `EntityNotFoundException`.
     async fn database(&self, region: &str, name: &str) -> Result<Option<GlueDatabase>, Error>;
+    /// Create the Glue database. `AlreadyExistsException` is success: the Glue API reference
+    /// answers it when "a resource to be created or added already exists" (an existing
+    /// database is used as it is; several pipelines may share one).
     async fn create_database(
         &self,
         region: &str,
         db: &GlueDatabase,
         tags: &Tags,
     ) -> Result<(), Error>;
+    /// Delete the Glue database and its tables. `EntityNotFoundException` is success: the
+    /// Glue API reference answers it when "a specified entity does not exist" (already gone).
     async fn delete_database(&self, region: &str, name: &str) -> Result<(), Error>;
+    /// The crawler `name`, `None` when Glue answers `EntityNotFoundException`.
     async fn crawler(&self, region: &str, name: &str) -> Result<Option<CrawlerInfo>, Error>;
+    /// Create the crawler. `AlreadyExistsException` is success ("a resource to be created
+    /// or added already exists"): callers read the crawler first and check its marker, so it
+    /// is this pipeline's own, created before a crash; the next reconcile corrects any drift.
     async fn create_crawler(
         &self,
         region: &str,
         def: &CrawlerDef,
         tags: &Tags,
     ) -> Result<(), Error>;
+    /// Replace the crawler's settings (UpdateCrawler); idempotent as it is.
     async fn update_crawler(&self, region: &str, def: &CrawlerDef) -> Result<(), Error>;
+    /// Delete the crawler. `EntityNotFoundException` is success: the Glue API reference
+    /// answers it when "a specified entity does not exist" (already gone).
     async fn delete_crawler(&self, region: &str, name: &str) -> Result<(), Error>;
 }
 
@@ -225,7 +274,7 @@ impl SdkPipeline {
 }
 
 fn build_err(e: impl std::fmt::Display) -> Error {
-    Error::terminal("InvalidSpec", e)
+    Error::terminal(reasons::INVALID_SPEC, e)
 }
 
 /// `tags` as one SDK's tag type, each made by `tag` from its key and value.
@@ -266,7 +315,7 @@ impl PipelineApi for SdkPipeline {
             Err(e) => match error_code(&e).as_deref() {
                 Some("NotFound") | Some("NoSuchBucket") | Some("404") => Ok(false),
                 Some("Forbidden") | Some("403") => Err(Error::terminal(
-                    "BucketNotOwned",
+                    reasons::BUCKET_NOT_OWNED,
                     format!(
                         "S3 bucket {bucket} exists but this payer cannot reach it (it belongs to another account, or the IAM policy lacks s3:ListBucket); choose another spec.s3.bucket"
                     ),

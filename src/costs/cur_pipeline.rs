@@ -5,374 +5,541 @@
 //! and crawlers carry an ownership marker in their description, report definitions (which
 //! have no description) the owner tag, so a pipeline never adopts or deletes another
 //! pipeline's objects, and takes over one made outside the operator only with `spec.adopt`.
+//!
+//! A reconcile runs in three steps: `observe` reads what AWS holds under the spec's names
+//! (and stops as soon as an object turns out not to be this pipeline's), the pure [`plan`]
+//! turns the [`Observation`] into the [`Step`]s to take, and `execute` carries them out
+//! through [`Run::write`]; [`settle`] and [`verdict`] then derive the status from what was
+//! done. Deletion follows the same shape ([`plan_release`]); the bucket, its policy and its
+//! data are never deleted.
 
+use std::sync::Arc;
+
+use k8s_openapi::jiff::{Timestamp, ToSpan};
 use kube::ResourceExt;
-use serde_json::{Value, json};
 
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::cur_pipeline::{CrawlStatus, ExportKind, PipelineDeletionPolicy};
-use crate::api::{CurPipeline, CurPipelineStatus};
-use crate::aws::pipeline::{CrawlerDef, ExportDef, GlueDatabase, ReportDef};
+use crate::api::{CurPipeline, CurPipelineSpec, CurPipelineStatus};
+use crate::aws::organizations::Tags;
+use crate::aws::pipeline::{
+    CrawlerDef, CrawlerInfo, ExportDef, ExportInfo, GlueDatabase, PipelineApi, ReportDef,
+};
 use crate::error::Error;
-use crate::time::older_than;
-
 use crate::payer::context::payer_connection;
 use crate::reconcile::ownership::{Claim, Claimant, claim};
+use crate::reconcile::reasons;
 use crate::reconcile::run::Run;
-use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
-use crate::reconcile::{DEPENDENCY_RETRY, change};
+use crate::reconcile::{
+    Change, ChangeAction, DEPENDENCY_RETRY, KindOutcome, ReconcileContext, Verdict, change,
+};
+
+use super::bucket_policy::merge_policy;
+use super::desired::{
+    Desired, DesiredExport, carries_marker, claim_marked, describe_crawler_drift,
+    describe_export_drift, desired, owner_marker,
+};
 
 /// Condition type: AWS has delivered files.
 pub const DELIVERED: &str = "Delivered";
 /// AWS may take this long for the first delivery.
 pub const FIRST_DELIVERY_SECS: i64 = 24 * 3600;
-/// Files the crawler skips (the manifests and metadata AWS writes next to the data).
-pub const EXCLUSIONS: [&str; 6] = ["**.json", "**.yml", "**.sql", "**.csv", "**.gz", "**.zip"];
 
-/// Columns of the CUR 2.0 table the export selects.
-const COLUMNS: &[&str] = &[
-    "bill_bill_type",
-    "bill_billing_entity",
-    "bill_billing_period_end_date",
-    "bill_billing_period_start_date",
-    "bill_invoice_id",
-    "bill_invoicing_entity",
-    "bill_payer_account_id",
-    "bill_payer_account_name",
-    "cost_category",
-    "discount",
-    "identity_line_item_id",
-    "identity_time_interval",
-    "line_item_blended_cost",
-    "line_item_currency_code",
-    "line_item_legal_entity",
-    "line_item_line_item_description",
-    "line_item_line_item_type",
-    "line_item_net_unblended_cost",
-    "line_item_operation",
-    "line_item_product_code",
-    "line_item_unblended_cost",
-    "line_item_unblended_rate",
-    "line_item_usage_account_id",
-    "line_item_usage_account_name",
-    "line_item_usage_amount",
-    "line_item_usage_end_date",
-    "line_item_usage_start_date",
-    "line_item_usage_type",
-    "pricing_public_on_demand_cost",
-    "pricing_term",
-    "pricing_unit",
-    "product",
-    "product_region_code",
-    "product_servicecode",
-    "resource_tags",
-];
+/// Whose objects this pipeline may manage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    /// The owner tag value (`namespace/curpipeline/name`), for report definitions.
+    pub owner: String,
+    /// The description marker, for exports, crawlers and databases.
+    pub marker: String,
+    /// `spec.adopt`: take over objects made outside the operator.
+    pub adopt: bool,
+}
 
-/// The CUR 2.0 query: the columns above, plus `line_item_resource_id` with resource ids.
-pub fn query(include_resources: bool) -> String {
-    let mut columns: Vec<&str> = COLUMNS.to_vec();
-    if include_resources {
-        columns.push("line_item_resource_id");
-        columns.sort_unstable();
+/// What AWS holds under the spec's names.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observation {
+    /// The export of the spec's name (Data Exports pipelines).
+    pub export: Option<ExportInfo>,
+    /// The report definition of the spec's name (legacy CUR pipelines).
+    pub report: Option<ReportDef>,
+    /// The report definition's tags: read only when it exists and the status does not show
+    /// it as this pipeline's yet.
+    pub report_tags: Option<Tags>,
+    pub crawler: Option<CrawlerInfo>,
+    pub bucket_exists: bool,
+    /// The bucket policy document (read only when the bucket exists).
+    pub policy: Option<String>,
+    /// Whether the Glue database exists (read only with `spec.glue`).
+    pub database_exists: bool,
+}
+
+/// One AWS write, in the order the plan makes them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    CreateBucket,
+    /// Put the merged policy; `replaces` an existing one (else the bucket had none).
+    PutBucketPolicy {
+        document: String,
+        replaces: bool,
+    },
+    CreateExport(ExportDef),
+    UpdateExport {
+        arn: String,
+        def: ExportDef,
+        drift: String,
+    },
+    PutReport(ReportDef),
+    /// Add the owner tag to a report definition made outside the operator (`spec.adopt`).
+    AdoptReport {
+        name: String,
+    },
+    ModifyReport(ReportDef),
+    CreateDatabase(GlueDatabase),
+    CreateCrawler(CrawlerDef),
+    UpdateCrawler {
+        def: CrawlerDef,
+        drift: String,
+    },
+}
+
+/// The part of the pipeline a step belongs to; the status of a part is settled once every
+/// step up to its end was carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    Bucket,
+    Export,
+    Database,
+    Crawler,
+}
+
+impl Step {
+    pub fn part(&self) -> Part {
+        match self {
+            Step::CreateBucket | Step::PutBucketPolicy { .. } => Part::Bucket,
+            Step::CreateExport(_)
+            | Step::UpdateExport { .. }
+            | Step::PutReport(_)
+            | Step::AdoptReport { .. }
+            | Step::ModifyReport(_) => Part::Export,
+            Step::CreateDatabase(_) => Part::Database,
+            Step::CreateCrawler(_) | Step::UpdateCrawler { .. } => Part::Crawler,
+        }
     }
-    format!("SELECT {} FROM COST_AND_USAGE_REPORT", columns.join(", "))
-}
 
-/// The marker in descriptions that says which object manages an AWS object.
-pub fn owner_marker(namespace: &str, name: &str) -> String {
-    format!(
-        "Managed by partner-billing-operator ({})",
-        owner_value(namespace, "CurPipeline", name)
-    )
-}
-
-/// Whether `description` carries this pipeline's `marker` (alone, or within text someone
-/// added; the marker ends with `)`, so another pipeline's name that extends this one's does
-/// not match). Pure.
-pub fn carries_marker(description: &str, marker: &str) -> bool {
-    description.contains(marker)
-}
-
-/// Check an export or crawler found by name against the marker in its description: this
-/// pipeline's marker is fine (also within an edited description, which the drift correction
-/// then rewrites to the marker); another pipeline's is refused (`OwnedElsewhere`); none (made
-/// outside the operator) is refused (`AdoptionRequired`) unless `adopt`, and then the
-/// description is rewritten to this pipeline's marker by the drift correction. Pure.
-pub fn claim_marked(
-    description: &str,
-    marker: &str,
-    adopt: bool,
-    what: &str,
-    field: &str,
-) -> Result<(), Error> {
-    if carries_marker(description, marker) {
-        return Ok(());
-    }
-    if description.contains("Managed by partner-billing-operator (") {
-        return Err(Error::terminal(
-            "OwnedElsewhere",
-            format!(
-                "{what} is managed by another CurPipeline ({description}); choose another {field}"
+    /// The change this step makes, as the front doors report it. Pure.
+    pub fn change(&self, want: &Desired) -> Change {
+        match self {
+            Step::CreateBucket => change(
+                ChangeAction::Create,
+                format!("s3-bucket/{}", want.bucket),
+                format!("in {}", want.region),
             ),
-        ));
+            Step::PutBucketPolicy { replaces, .. } => change(
+                if *replaces {
+                    ChangeAction::Update
+                } else {
+                    ChangeAction::Create
+                },
+                format!("s3-bucket-policy/{}", want.bucket),
+                format!(
+                    "statement {} for {}",
+                    want.statement["Sid"].as_str().unwrap_or_default(),
+                    want.statement["Principal"]["Service"]
+                        .as_str()
+                        .unwrap_or_default()
+                ),
+            ),
+            Step::CreateExport(def) => change(
+                ChangeAction::Create,
+                format!("data-export/{}", def.name),
+                format!("CUR 2.0 to s3://{}/{}", def.bucket, def.prefix),
+            ),
+            Step::UpdateExport { def, drift, .. } => change(
+                ChangeAction::Update,
+                format!("data-export/{}", def.name),
+                drift.clone(),
+            ),
+            Step::PutReport(def) => change(
+                ChangeAction::Create,
+                format!("cur-report/{}", def.name),
+                format!("legacy CUR to s3://{}/{}", def.bucket, def.prefix),
+            ),
+            Step::AdoptReport { name } => change(
+                ChangeAction::Update,
+                format!("cur-report/{name}"),
+                format!("adopt: add the {OWNER_TAG} tag"),
+            ),
+            Step::ModifyReport(def) => change(
+                ChangeAction::Update,
+                format!("cur-report/{}", def.name),
+                "report definition differs from the spec",
+            ),
+            Step::CreateDatabase(db) => change(
+                ChangeAction::Create,
+                format!("glue-database/{}", db.name),
+                format!("in {}", want.region),
+            ),
+            Step::CreateCrawler(def) => change(
+                ChangeAction::Create,
+                format!("glue-crawler/{}", def.name),
+                format!("{} on {}", def.schedule, def.path),
+            ),
+            Step::UpdateCrawler { def, drift } => change(
+                ChangeAction::Update,
+                format!("glue-crawler/{}", def.name),
+                drift.clone(),
+            ),
+        }
     }
-    if adopt {
+}
+
+/// Check that the export or report definition found under the spec's name is this
+/// pipeline's to manage (see [`claim_marked`] and [`claim`]); `Ok(true)` when a report
+/// definition made outside the operator is adopted now. Pure.
+pub fn claim_export(want: &Desired, seen: &Observation, who: &Ownership) -> Result<bool, Error> {
+    match &want.export {
+        DesiredExport::DataExport(def) => {
+            if let Some(found) = &seen.export {
+                claim_marked(
+                    &found.def.description,
+                    &who.marker,
+                    who.adopt,
+                    &format!("export {}", def.name),
+                    "spec.export.name",
+                )?;
+            }
+            Ok(false)
+        }
+        // A report definition has no description: its owner tag says whose it is.
+        DesiredExport::LegacyCur(def) => match &seen.report_tags {
+            Some(tags) => {
+                let claimant = Claimant {
+                    owner: &who.owner,
+                    adopt: who.adopt,
+                    name_field: "spec.export.name",
+                };
+                let what = format!("report definition {}", def.name);
+                Ok(claim(tags, &claimant, &what)? == Claim::Adopt)
+            }
+            None => Ok(false),
+        },
+    }
+}
+
+/// Check that the crawler found under the spec's name is this pipeline's to manage. Pure.
+pub fn claim_crawler(want: &Desired, seen: &Observation, who: &Ownership) -> Result<(), Error> {
+    match (&want.crawler, &seen.crawler) {
+        (Some(crawler), Some(found)) => claim_marked(
+            &found.def.description,
+            &who.marker,
+            who.adopt,
+            &format!("crawler {}", crawler.name),
+            "spec.glue.name",
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A missing bucket is created only with `spec.s3.create`. Pure.
+pub fn require_bucket(want: &Desired, exists: bool) -> Result<(), Error> {
+    if exists || want.create_bucket {
         return Ok(());
     }
     Err(Error::terminal(
-        "AdoptionRequired",
+        reasons::BUCKET_NOT_FOUND,
         format!(
-            "{what} already exists in AWS and was made outside this operator (its description carries no operator marker); set spec.adopt: true to manage it from now on, or choose another {field}"
+            "S3 bucket {} does not exist in {}; create it, or set spec.s3.create: true to let the operator create it",
+            want.bucket, want.region
         ),
     ))
 }
 
-/// The export as one of the two kinds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DesiredExport {
-    DataExport(ExportDef),
-    LegacyCur(ReportDef),
-}
-
-/// Everything a pipeline wants in AWS. Pure.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Desired {
-    pub bucket: String,
-    pub region: String,
-    /// Key prefix the data lands under (for the delivery check).
-    pub data_prefix: String,
-    /// `s3://bucket/<data_prefix>`, the crawler's target.
-    pub data_path: String,
-    pub statement: Value,
-    pub export: DesiredExport,
-    pub database: Option<GlueDatabase>,
-    pub crawler: Option<CrawlerDef>,
-}
-
-/// What `obj` wants for payer account `payer`, exporting `billing_view` if given. Pure.
-pub fn desired(obj: &CurPipeline, payer: &str, billing_view: Option<String>) -> Desired {
-    let spec = &obj.spec;
-    let marker = owner_marker(&obj.namespace().unwrap_or_default(), &obj.name_any());
-    let bucket = spec.s3.bucket.clone();
-    let prefix = spec.s3.prefix().to_string();
-    let region = spec.s3.region().to_string();
-    let name = spec.export.name.clone();
-    let (export, data_prefix) = match spec.export.kind {
-        ExportKind::DataExport => (
-            DesiredExport::DataExport(ExportDef {
-                name: name.clone(),
-                description: marker.clone(),
-                query: query(spec.export.include_resource_ids),
-                granularity: spec.export.time_granularity.aws().to_string(),
-                include_resources: spec.export.include_resource_ids,
-                billing_view_arn: billing_view,
-                bucket: bucket.clone(),
-                prefix: prefix.clone(),
-                region: region.clone(),
-                output_type: "CUSTOM".into(),
-                format: "PARQUET".into(),
-                compression: "PARQUET".into(),
-                overwrite: "OVERWRITE_REPORT".into(),
-            }),
-            format!("{prefix}/{name}/data/"),
-        ),
-        ExportKind::LegacyCur => (
-            DesiredExport::LegacyCur(ReportDef {
-                name: name.clone(),
-                time_unit: spec.export.time_granularity.aws().to_string(),
-                format: "Parquet".into(),
-                compression: "Parquet".into(),
-                include_resources: spec.export.include_resource_ids,
-                bucket: bucket.clone(),
-                prefix: prefix.clone(),
-                region: region.clone(),
-                artifacts: vec!["ATHENA".into()],
-                refresh_closed_reports: true,
-                versioning: "OVERWRITE_REPORT".into(),
-                billing_view_arn: billing_view,
-            }),
-            format!("{prefix}/{name}/{name}/"),
-        ),
-    };
-    let data_path = format!("s3://{bucket}/{data_prefix}");
-    let statement = delivery_statement(spec.export.kind, &bucket, payer);
-    let (database, crawler) = match &spec.glue {
-        Some(glue) => (
-            Some(GlueDatabase {
-                name: glue.database.clone(),
-                description: marker.clone(),
-            }),
-            Some(CrawlerDef {
-                name: glue.name.clone(),
-                role: glue.role_arn.clone(),
-                database: glue.database.clone(),
-                description: marker,
-                path: data_path.clone(),
-                exclusions: EXCLUSIONS.iter().map(|s| s.to_string()).collect(),
-                schedule: glue.schedule().to_string(),
-                update_behavior: "UPDATE_IN_DATABASE".into(),
-                delete_behavior: "DELETE_FROM_DATABASE".into(),
-            }),
-        ),
-        None => (None, None),
-    };
-    Desired {
-        bucket,
-        region,
-        data_prefix,
-        data_path,
-        statement,
-        export,
-        database,
-        crawler,
-    }
-}
-
-/// Sid of the operator's statement for `kind` and payer account `payer`.
-pub fn statement_sid(kind: ExportKind, payer: &str) -> String {
-    match kind {
-        ExportKind::DataExport => format!("PartnerBillingBcmDataExports{payer}"),
-        ExportKind::LegacyCur => format!("PartnerBillingCurDelivery{payer}"),
-    }
-}
-
-/// The bucket policy statement that lets exactly the delivering service principal write,
-/// for exports of account `payer` only. Pure.
-pub fn delivery_statement(kind: ExportKind, bucket: &str, payer: &str) -> Value {
-    let (principal, actions, source_arn) = match kind {
-        ExportKind::DataExport => (
-            "bcm-data-exports.amazonaws.com",
-            vec!["s3:PutObject", "s3:GetBucketPolicy"],
-            format!("arn:aws:bcm-data-exports:us-east-1:{payer}:export/*"),
-        ),
-        ExportKind::LegacyCur => (
-            "billingreports.amazonaws.com",
-            vec!["s3:GetBucketAcl", "s3:GetBucketPolicy", "s3:PutObject"],
-            format!("arn:aws:cur:us-east-1:{payer}:definition/*"),
-        ),
-    };
-    json!({
-        "Sid": statement_sid(kind, payer),
-        "Effect": "Allow",
-        "Principal": {"Service": principal},
-        "Action": actions,
-        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
-        "Condition": {
-            "ArnLike": {"aws:SourceArn": source_arn},
-            "StringEquals": {"aws:SourceAccount": payer}
-        }
-    })
-}
-
-/// Compare policies the way IAM does: a one-element list equals its element, and the
-/// order of list elements does not matter.
-fn normalize(v: &Value) -> Value {
-    match v {
-        Value::Array(items) if items.len() == 1 => normalize(&items[0]),
-        Value::Array(items) => {
-            let mut items: Vec<Value> = items.iter().map(normalize).collect();
-            items.sort_by_key(|a| a.to_string());
-            Value::Array(items)
-        }
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), normalize(v))).collect())
-        }
-        other => other.clone(),
-    }
-}
-
-/// The bucket policy with the operator's statement in place, or `None` when `existing`
-/// already has it. Other statements are kept as they are. Pure.
-pub fn merge_policy(existing: Option<&str>, statement: &Value) -> Result<Option<String>, Error> {
-    let sid = statement.get("Sid").cloned().unwrap_or(Value::Null);
-    let mut policy: Value = match existing {
-        Some(text) if !text.trim().is_empty() => serde_json::from_str(text).map_err(|e| {
-            Error::terminal(
-                "BucketPolicyUnreadable",
-                format!("the bucket policy is not valid JSON ({e}); fix it in S3 first"),
-            )
-        })?,
-        _ => json!({"Version": "2012-10-17", "Statement": []}),
-    };
-    let Some(object) = policy.as_object_mut() else {
-        return Err(Error::terminal(
-            "BucketPolicyUnreadable",
-            "the bucket policy is not a JSON object; fix it in S3 first",
-        ));
-    };
-    let statements = match object.remove("Statement") {
-        Some(Value::Array(items)) => items,
-        Some(Value::Null) | None => Vec::new(),
-        Some(one) => vec![one],
-    };
-    let mut found = false;
-    let mut changed = false;
-    let mut out = Vec::with_capacity(statements.len() + 1);
-    for s in statements {
-        if s.get("Sid") == Some(&sid) {
-            if found {
-                changed = true; // a duplicate of ours: drop it
-                continue;
+/// The steps for the export or report definition.
+fn export_steps(want: &Desired, seen: &Observation, adopt_report: bool) -> Vec<Step> {
+    match &want.export {
+        DesiredExport::DataExport(def) => match &seen.export {
+            None => vec![Step::CreateExport(def.clone())],
+            Some(found) if &found.def != def => vec![Step::UpdateExport {
+                arn: found.arn.clone(),
+                def: def.clone(),
+                drift: describe_export_drift(&found.def, def),
+            }],
+            Some(_) => Vec::new(),
+        },
+        DesiredExport::LegacyCur(def) => match &seen.report {
+            None => vec![Step::PutReport(def.clone())],
+            Some(found) => {
+                let mut steps = Vec::new();
+                if adopt_report {
+                    steps.push(Step::AdoptReport {
+                        name: def.name.clone(),
+                    });
+                }
+                if found != def {
+                    steps.push(Step::ModifyReport(def.clone()));
+                }
+                steps
             }
-            found = true;
-            if normalize(&s) != normalize(statement) {
-                changed = true;
-                out.push(statement.clone());
-                continue;
+        },
+    }
+}
+
+/// The steps for the Glue database and crawler. An existing database is used as it is:
+/// several pipelines may share one (each with its own crawler).
+fn glue_steps(want: &Desired, seen: &Observation) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let Some(db) = &want.database
+        && !seen.database_exists
+    {
+        steps.push(Step::CreateDatabase(db.clone()));
+    }
+    match (&want.crawler, &seen.crawler) {
+        (Some(crawler), None) => steps.push(Step::CreateCrawler(crawler.clone())),
+        (Some(crawler), Some(found)) if &found.def != crawler => steps.push(Step::UpdateCrawler {
+            def: crawler.clone(),
+            drift: describe_crawler_drift(&found.def, crawler),
+        }),
+        _ => {}
+    }
+    steps
+}
+
+/// What to write for the pipeline, in order: the bucket, the delivery statement, the export
+/// or report definition, the Glue database and crawler. Refuses objects that are not this
+/// pipeline's, a missing bucket it may not create and a policy it cannot read. Pure.
+pub fn plan(want: &Desired, seen: &Observation, who: &Ownership) -> Result<Vec<Step>, Error> {
+    let adopt_report = claim_export(want, seen, who)?;
+    claim_crawler(want, seen, who)?;
+    require_bucket(want, seen.bucket_exists)?;
+    let mut steps = Vec::new();
+    if !seen.bucket_exists {
+        steps.push(Step::CreateBucket);
+    }
+    if let Some(document) = merge_policy(seen.policy.as_deref(), &want.statement)? {
+        steps.push(Step::PutBucketPolicy {
+            document,
+            replaces: seen.policy.is_some(),
+        });
+    }
+    steps.extend(export_steps(want, seen, adopt_report));
+    steps.extend(glue_steps(want, seen));
+    Ok(steps)
+}
+
+/// What carrying out a plan did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Done {
+    /// How many steps were carried out (all of them unless a write failed).
+    pub completed: usize,
+    /// Whether the writes were made (apply mode) rather than only planned.
+    pub applied: bool,
+    /// The ARN of the export created now.
+    pub export_arn: Option<String>,
+}
+
+impl Done {
+    /// Whether every step of `part` and the parts before it was carried out.
+    fn finished(&self, steps: &[Step], part: Part) -> bool {
+        steps
+            .get(self.completed..)
+            .unwrap_or_default()
+            .iter()
+            .all(|s| s.part() > part)
+    }
+
+    /// Whether the bucket is there to read from (it existed, or was created now).
+    pub fn bucket_ready(&self, seen: &Observation, steps: &[Step]) -> bool {
+        seen.bucket_exists
+            || (self.applied
+                && steps
+                    .iter()
+                    .take(self.completed)
+                    .any(|s| *s == Step::CreateBucket))
+    }
+}
+
+/// The export fields of the status after the export part.
+fn settle_export(status: &mut CurPipelineStatus, want: &Desired, seen: &Observation, done: &Done) {
+    match &want.export {
+        DesiredExport::DataExport(_) => match &seen.export {
+            None => {
+                if let Some(arn) = &done.export_arn {
+                    status.export_arn = Some(arn.clone());
+                    status.export_health = Some("HEALTHY".into());
+                    status.export_health_reason = None;
+                }
+            }
+            Some(found) => {
+                status.export_arn = Some(found.arn.clone());
+                status.export_health = found.health.clone();
+                status.export_health_reason = found.health_reason.clone();
+            }
+        },
+        DesiredExport::LegacyCur(def) => match &seen.report {
+            None => {
+                if done.applied {
+                    status.export_arn = Some(def.name.clone());
+                    status.export_health = Some("HEALTHY".into());
+                }
+            }
+            Some(_) => {
+                status.export_arn = Some(def.name.clone());
+                status.export_health = Some("HEALTHY".into());
+                status.export_health_reason = None;
+            }
+        },
+    }
+}
+
+/// The crawler fields of the status after the crawler part.
+fn settle_crawler(status: &mut CurPipelineStatus, want: &Desired, seen: &Observation, done: &Done) {
+    match (&want.crawler, &seen.crawler) {
+        (None, _) => {
+            status.crawler_state = None;
+            status.last_crawl = None;
+        }
+        (Some(_), None) => {
+            if done.applied {
+                status.crawler_state = Some("READY".into());
             }
         }
-        out.push(s);
+        (Some(_), Some(found)) => {
+            status.crawler_state = Some(found.state.clone());
+            status.last_crawl = found.last_crawl.clone().map(|c| CrawlStatus {
+                status: c.status,
+                started_at: c.started_at,
+                error_message: c.error_message,
+            });
+        }
     }
-    if !found {
-        out.push(statement.clone());
-        changed = true;
-    }
-    if !changed {
-        return Ok(None);
-    }
-    object
-        .entry("Version")
-        .or_insert_with(|| Value::String("2012-10-17".into()));
-    object.insert("Statement".into(), Value::Array(out));
-    Ok(Some(policy.to_string()))
 }
 
-/// Reconcile a CurPipeline.
-pub async fn reconcile(
-    obj: &CurPipeline,
-    ctx: &ReconcileContext,
-    run: Run,
-) -> KindOutcome<CurPipelineStatus> {
-    let mode = run.mode();
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
-    let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let mut changes = Vec::new();
-    let mut delivered = None;
-    let result = apply(
-        obj,
-        ctx,
-        mode,
-        now,
-        &mut status,
-        &mut changes,
-        &mut delivered,
+/// The status after carrying out `steps` as far as `done` says: each part (export, Glue
+/// database, crawler) is settled once every step up to its end was carried out, so a failed
+/// write leaves the later parts as they were. `now` starts the wait for the first delivery.
+/// Pure.
+pub fn settle(
+    status: &mut CurPipelineStatus,
+    want: &Desired,
+    seen: &Observation,
+    steps: &[Step],
+    done: &Done,
+    now: Timestamp,
+) {
+    if !done.finished(steps, Part::Export) {
+        return;
+    }
+    settle_export(status, want, seen, done);
+    if done.applied && status.export_since.is_none() {
+        status.export_since = Some(now.to_string());
+    }
+    if !done.finished(steps, Part::Database) {
+        return;
+    }
+    status.glue_database = want.database.as_ref().map(|db| db.name.clone());
+    if done.finished(steps, Part::Crawler) {
+        settle_crawler(status, want, seen, done);
+    }
+}
+
+/// Whether the first delivery is overdue: more than [`FIRST_DELIVERY_SECS`] after `since`
+/// (an unreadable time counts as overdue). Pure.
+pub fn first_delivery_overdue(since: Option<Timestamp>, now: Timestamp) -> bool {
+    since
+        .and_then(|since| since.checked_add(FIRST_DELIVERY_SECS.seconds()).ok())
+        .is_none_or(|limit| limit < now)
+}
+
+/// The `Delivered` condition: files under `data_path`, or the wait for the first delivery
+/// since `since` (RFC 3339, for the message). Pure.
+pub fn delivered_condition(
+    has_files: bool,
+    overdue: bool,
+    since: &str,
+    data_path: &str,
+) -> DesiredCondition {
+    if has_files {
+        DesiredCondition::new(
+            DELIVERED,
+            ConditionStatus::True,
+            reasons::DELIVERED,
+            format!("AWS has delivered files to {data_path}"),
+        )
+    } else if !overdue {
+        DesiredCondition::new(
+            DELIVERED,
+            ConditionStatus::False,
+            reasons::AWAITING_FIRST_DELIVERY,
+            format!(
+                "the export is in place since {since}; AWS delivers the first files within 24 hours, nothing is wrong"
+            ),
+        )
+    } else {
+        DesiredCondition::new(
+            DELIVERED,
+            ConditionStatus::False,
+            reasons::NOT_DELIVERED,
+            format!(
+                "no files under {data_path} more than 24 hours after {since}; check the export's health and the bucket policy"
+            ),
+        )
+    }
+}
+
+/// The verdict of a converged pipeline: blocked while AWS reports the export unhealthy or
+/// the last crawl failed, else ready. Pure.
+pub fn verdict(kind: ExportKind, want: &Desired, status: &CurPipelineStatus) -> Verdict {
+    if status.export_health.as_deref() == Some("UNHEALTHY") {
+        return Verdict::blocked(
+            reasons::EXPORT_UNHEALTHY,
+            format!(
+                "AWS reports the export as UNHEALTHY ({}); check the bucket policy and the bucket's region",
+                status
+                    .export_health_reason
+                    .as_deref()
+                    .unwrap_or("no reason given")
+            ),
+        );
+    }
+    if let Some(crawl) = &status.last_crawl
+        && crawl.status == "FAILED"
+    {
+        return Verdict::blocked(
+            reasons::CRAWL_FAILED,
+            format!(
+                "the last crawl failed: {}",
+                crawl.error_message.as_deref().unwrap_or("no message")
+            ),
+        );
+    }
+    Verdict::ready(
+        reasons::PIPELINE_READY,
+        format!(
+            "{} delivers to {}{}",
+            match kind {
+                ExportKind::DataExport => "CUR 2.0 export",
+                ExportKind::LegacyCur => "legacy CUR",
+            },
+            want.data_path,
+            want.crawler
+                .as_ref()
+                .map(|c| format!(", crawled by {} into Glue database {}", c.name, c.database))
+                .unwrap_or_default()
+        ),
     )
-    .await;
-    let extra: Vec<DesiredCondition> = delivered.into_iter().collect();
-    crate::reconcile::finish(
-        &previous,
-        status,
-        result,
-        &extra,
-        obj.metadata.generation,
-        mode,
-        now,
-        changes,
-        Vec::new(),
-    )
+}
+
+/// What one reconcile works with: the payer's pipeline API, what the spec wants, and whose
+/// objects it may manage.
+struct Target {
+    api: Arc<dyn PipelineApi>,
+    want: Desired,
+    who: Ownership,
+    /// The tags every object made gets (the spec's and the owner tag).
+    tags: Tags,
+    billing_view: Option<String>,
 }
 
 /// The billing view of the group `obj` exports, if any: the pro forma view of the group's
@@ -386,25 +553,22 @@ fn billing_view(
         return Ok(None);
     };
     let namespace = obj.namespace().unwrap_or_default();
+    let not_ready =
+        |message: String| Error::waiting(reasons::DEPENDENCY_NOT_READY, message, DEPENDENCY_RETRY);
     let group = ctx
         .catalog
         .billing_group(&namespace, &group_ref.name)
         .ok_or_else(|| {
-            Error::waiting(
-                "DependencyNotReady",
-                format!("BillingGroup {namespace}/{} does not exist", group_ref.name),
-                DEPENDENCY_RETRY,
-            )
+            not_ready(format!(
+                "BillingGroup {namespace}/{} does not exist",
+                group_ref.name
+            ))
         })?;
     if group.status.as_ref().and_then(|s| s.arn.as_ref()).is_none() {
-        return Err(Error::waiting(
-            "DependencyNotReady",
-            format!(
-                "BillingGroup {namespace}/{} is not created in AWS yet",
-                group_ref.name
-            ),
-            DEPENDENCY_RETRY,
-        ));
+        return Err(not_ready(format!(
+            "BillingGroup {namespace}/{} is not created in AWS yet",
+            group_ref.name
+        )));
     }
     let account = crate::billing::billing_group::resolve_account(
         &group.spec.primary_account,
@@ -414,429 +578,321 @@ fn billing_view(
             .collect::<Vec<_>>(),
     )
     .map_err(|m| {
-        Error::waiting(
-            "DependencyNotReady",
-            format!(
-                "the primary account of BillingGroup {namespace}/{}: {m}",
-                group_ref.name
-            ),
-            DEPENDENCY_RETRY,
-        )
+        not_ready(format!(
+            "the primary account of BillingGroup {namespace}/{}: {m}",
+            group_ref.name
+        ))
     })?;
     Ok(Some(format!(
         "arn:aws:billing::{payer}:billingview/billing-group-{account}"
     )))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn apply(
-    obj: &CurPipeline,
-    ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
-    status: &mut CurPipelineStatus,
-    changes: &mut Vec<crate::reconcile::Change>,
-    delivered: &mut Option<DesiredCondition>,
-) -> Result<Verdict, Error> {
+/// The payer's connection and what `obj` wants of it.
+async fn resolve(obj: &CurPipeline, ctx: &ReconcileContext) -> Result<Target, Error> {
     let namespace = obj.namespace().unwrap_or_default();
-    let plan_only = mode == Mode::Plan;
     let (_key, payer, conn) = payer_connection(&namespace, &obj.spec.payer_ref, ctx).await?;
     let account = payer.spec.account_id.clone();
-    let view = billing_view(obj, ctx, &account)?;
-    let want = desired(obj, &account, view.clone());
-    let api = conn.pipeline.clone();
+    let billing_view = billing_view(obj, ctx, &account)?;
     let owner = owner_value(&namespace, "CurPipeline", &obj.name_any());
-    let tags = with_owner(&obj.spec.tags, &owner);
-    let marker = owner_marker(&namespace, &obj.name_any());
-    status.bucket = Some(want.bucket.clone());
-    status.data_path = Some(want.data_path.clone());
-    status.billing_view_arn = view;
+    Ok(Target {
+        api: conn.pipeline.clone(),
+        want: desired(obj, &account, billing_view.clone()),
+        tags: with_owner(&obj.spec.tags, &owner),
+        who: Ownership {
+            marker: owner_marker(&namespace, &obj.name_any()),
+            owner,
+            adopt: obj.spec.adopt,
+        },
+        billing_view,
+    })
+}
 
-    // What exists under the spec's names, checked before anything is written: an export,
-    // report definition or crawler another pipeline owns (or, without spec.adopt, one made
-    // outside the operator) stops the pipeline here.
-    let found_export = match &want.export {
+/// Read the export or report definition of the spec's name. A report definition's tags are
+/// read when the status (`claimed_as`, the report name it holds) does not show it as this
+/// pipeline's yet.
+async fn observe_export(
+    t: &Target,
+    claimed_as: Option<&str>,
+    seen: &mut Observation,
+) -> Result<(), Error> {
+    match &t.want.export {
         DesiredExport::DataExport(def) => {
-            let found = api.find_export(&def.name).await?;
-            if let Some(f) = &found {
-                claim_marked(
-                    &f.def.description,
-                    &marker,
-                    obj.spec.adopt,
-                    &format!("export {}", def.name),
-                    "spec.export.name",
-                )?;
-            }
-            found
+            seen.export = t.api.find_export(&def.name).await?;
         }
-        DesiredExport::LegacyCur(_) => None,
-    };
-    // A report definition has no description: its owner tag says whose it is. It is read
-    // when the status does not show the definition as this pipeline's yet.
-    let mut adopt_report = false;
-    let found_report = match &want.export {
         DesiredExport::LegacyCur(def) => {
-            let found = api.find_report(&def.name).await?;
-            if found.is_some() && status.export_arn.as_deref() != Some(def.name.as_str()) {
-                let current = api.report_tags(&def.name).await?;
-                let claimant = Claimant {
-                    owner: &owner,
-                    adopt: obj.spec.adopt,
-                    name_field: "spec.export.name",
-                };
-                adopt_report = claim(
-                    &current,
-                    &claimant,
-                    &format!("report definition {}", def.name),
-                )? == Claim::Adopt;
+            seen.report = t.api.find_report(&def.name).await?;
+            if seen.report.is_some() && claimed_as != Some(def.name.as_str()) {
+                seen.report_tags = Some(t.api.report_tags(&def.name).await?);
             }
-            found
-        }
-        DesiredExport::DataExport(_) => None,
-    };
-    let found_crawler = match &want.crawler {
-        Some(crawler) => {
-            let found = api.crawler(&want.region, &crawler.name).await?;
-            if let Some(f) = &found {
-                claim_marked(
-                    &f.def.description,
-                    &marker,
-                    obj.spec.adopt,
-                    &format!("crawler {}", crawler.name),
-                    "spec.glue.name",
-                )?;
-            }
-            found
-        }
-        None => None,
-    };
-
-    // The bucket.
-    let mut bucket_ready = api.bucket_exists(&want.region, &want.bucket).await?;
-    if !bucket_ready {
-        if !obj.spec.s3.create {
-            return Err(Error::terminal(
-                "BucketNotFound",
-                format!(
-                    "S3 bucket {} does not exist in {}; create it, or set spec.s3.create: true to let the operator create it",
-                    want.bucket, want.region
-                ),
-            ));
-        }
-        changes.push(change(
-            ChangeAction::Create,
-            format!("s3-bucket/{}", want.bucket),
-            format!("in {}", want.region),
-        ));
-        if !plan_only {
-            api.create_bucket(&want.region, &want.bucket, &tags).await?;
-            bucket_ready = true;
         }
     }
+    Ok(())
+}
 
-    // The delivery statement in the bucket policy.
-    let existing_policy = if bucket_ready {
-        api.bucket_policy(&want.region, &want.bucket).await?
-    } else {
-        None
-    };
-    if let Some(policy) = merge_policy(existing_policy.as_deref(), &want.statement)? {
-        changes.push(change(
-            if existing_policy.is_some() {
-                ChangeAction::Update
-            } else {
-                ChangeAction::Create
-            },
-            format!("s3-bucket-policy/{}", want.bucket),
-            format!(
-                "statement {} for {}",
-                want.statement["Sid"].as_str().unwrap_or_default(),
-                want.statement["Principal"]["Service"]
-                    .as_str()
-                    .unwrap_or_default()
-            ),
-        ));
-        if !plan_only {
-            api.put_bucket_policy(&want.region, &want.bucket, &policy)
+/// Read what AWS holds for the pipeline. The objects under the spec's names come first, and
+/// an object that is not this pipeline's (or a missing bucket it may not create, or a policy
+/// it cannot read) stops the reading there: [`plan`] refuses it anyway, and nothing more is
+/// asked of AWS for a pipeline that cannot proceed.
+async fn observe(t: &Target, status: &CurPipelineStatus) -> Result<Observation, Error> {
+    let mut seen = Observation::default();
+    observe_export(t, status.export_arn.as_deref(), &mut seen).await?;
+    claim_export(&t.want, &seen, &t.who)?;
+    if let Some(crawler) = &t.want.crawler {
+        seen.crawler = t.api.crawler(&t.want.region, &crawler.name).await?;
+        claim_crawler(&t.want, &seen, &t.who)?;
+    }
+    seen.bucket_exists = t.api.bucket_exists(&t.want.region, &t.want.bucket).await?;
+    require_bucket(&t.want, seen.bucket_exists)?;
+    if seen.bucket_exists {
+        seen.policy = t.api.bucket_policy(&t.want.region, &t.want.bucket).await?;
+        merge_policy(seen.policy.as_deref(), &t.want.statement)?;
+    }
+    if let Some(db) = &t.want.database {
+        seen.database_exists = t.api.database(&t.want.region, &db.name).await?.is_some();
+    }
+    Ok(seen)
+}
+
+/// Carry out one step through [`Run::write`]; the ARN of an export created now.
+async fn carry_out(t: &Target, step: &Step, run: &mut Run) -> Result<Option<String>, Error> {
+    let (api, want, tags) = (&t.api, &t.want, &t.tags);
+    let (region, bucket) = (want.region.as_str(), want.bucket.as_str());
+    let change = step.change(want);
+    let created_arn = match step {
+        Step::CreateBucket => {
+            run.write(change, || api.create_bucket(region, bucket, tags))
                 .await?;
+            None
+        }
+        Step::PutBucketPolicy { document, .. } => {
+            run.write(change, || api.put_bucket_policy(region, bucket, document))
+                .await?;
+            None
+        }
+        Step::CreateExport(def) => run.write(change, || api.create_export(def, tags)).await?,
+        Step::UpdateExport { arn, def, .. } => {
+            run.write(change, || api.update_export(arn, def)).await?;
+            None
+        }
+        Step::PutReport(def) => {
+            run.write(change, || api.put_report(def, tags)).await?;
+            None
+        }
+        Step::AdoptReport { name } => {
+            run.write(change, || api.tag_report(name, tags)).await?;
+            None
+        }
+        Step::ModifyReport(def) => {
+            run.write(change, || api.modify_report(def)).await?;
+            None
+        }
+        Step::CreateDatabase(db) => {
+            run.write(change, || api.create_database(region, db, tags))
+                .await?;
+            None
+        }
+        Step::CreateCrawler(def) => {
+            run.write(change, || api.create_crawler(region, def, tags))
+                .await?;
+            None
+        }
+        Step::UpdateCrawler { def, .. } => {
+            run.write(change, || api.update_crawler(region, def))
+                .await?;
+            None
+        }
+    };
+    Ok(created_arn)
+}
+
+/// Carry out `steps` in order, stopping at the first failed write.
+async fn execute(t: &Target, steps: &[Step], run: &mut Run) -> (Done, Result<(), Error>) {
+    let mut done = Done {
+        applied: run.applying(),
+        ..Done::default()
+    };
+    for step in steps {
+        match carry_out(t, step, run).await {
+            Ok(arn) => {
+                if arn.is_some() {
+                    done.export_arn = arn;
+                }
+                done.completed += 1;
+            }
+            Err(e) => return (done, Err(e)),
         }
     }
+    (done, Ok(()))
+}
 
-    // The export or report definition.
-    match &want.export {
-        DesiredExport::DataExport(def) => match found_export {
-            None => {
-                changes.push(change(
-                    ChangeAction::Create,
-                    format!("data-export/{}", def.name),
-                    format!("CUR 2.0 to s3://{}/{}", def.bucket, def.prefix),
-                ));
-                if !plan_only {
-                    let arn = api.create_export(def, &tags).await?;
-                    status.export_arn = Some(arn);
-                    status.export_health = Some("HEALTHY".into());
-                    status.export_health_reason = None;
-                }
-            }
-            Some(found) => {
-                if &found.def != def {
-                    changes.push(change(
-                        ChangeAction::Update,
-                        format!("data-export/{}", def.name),
-                        describe_export_drift(&found.def, def),
-                    ));
-                    if !plan_only {
-                        api.update_export(&found.arn, def).await?;
-                    }
-                }
-                status.export_arn = Some(found.arn.clone());
-                status.export_health = found.health.clone();
-                status.export_health_reason = found.health_reason.clone();
-            }
-        },
-        DesiredExport::LegacyCur(def) => match found_report {
-            None => {
-                changes.push(change(
-                    ChangeAction::Create,
-                    format!("cur-report/{}", def.name),
-                    format!("legacy CUR to s3://{}/{}", def.bucket, def.prefix),
-                ));
-                if !plan_only {
-                    api.put_report(def, &tags).await?;
-                    status.export_arn = Some(def.name.clone());
-                    status.export_health = Some("HEALTHY".into());
-                }
-            }
-            Some(found) => {
-                if adopt_report {
-                    changes.push(change(
-                        ChangeAction::Update,
-                        format!("cur-report/{}", def.name),
-                        format!("adopt: add the {OWNER_TAG} tag"),
-                    ));
-                    if !plan_only {
-                        api.tag_report(&def.name, &tags).await?;
-                    }
-                }
-                if &found != def {
-                    changes.push(change(
-                        ChangeAction::Update,
-                        format!("cur-report/{}", def.name),
-                        "report definition differs from the spec",
-                    ));
-                    if !plan_only {
-                        api.modify_report(def).await?;
-                    }
-                }
-                status.export_arn = Some(def.name.clone());
-                status.export_health = Some("HEALTHY".into());
-                status.export_health_reason = None;
-            }
-        },
-    }
-    if !plan_only && status.export_since.is_none() {
-        status.export_since = Some(now.to_string());
-    }
+/// Reconcile a CurPipeline.
+pub async fn reconcile(
+    obj: &CurPipeline,
+    ctx: &ReconcileContext,
+    mut run: Run,
+) -> KindOutcome<CurPipelineStatus> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let mut delivered = None;
+    let result = converge(obj, ctx, &mut run, &mut status, &mut delivered).await;
+    let extra: Vec<DesiredCondition> = delivered.into_iter().collect();
+    run.finish(&previous, status, result, &extra, obj.metadata.generation)
+}
 
-    // Glue.
-    if let Some(db) = &want.database {
-        // An existing database is used as it is: several pipelines may share one (each with
-        // its own crawler).
-        if api.database(&want.region, &db.name).await?.is_none() {
-            changes.push(change(
-                ChangeAction::Create,
-                format!("glue-database/{}", db.name),
-                format!("in {}", want.region),
-            ));
-            if !plan_only {
-                api.create_database(&want.region, db, &tags).await?;
-            }
-        }
-        status.glue_database = Some(db.name.clone());
-    } else {
-        status.glue_database = None;
-    }
-    if let Some(crawler) = &want.crawler {
-        match found_crawler {
-            None => {
-                changes.push(change(
-                    ChangeAction::Create,
-                    format!("glue-crawler/{}", crawler.name),
-                    format!("{} on {}", crawler.schedule, crawler.path),
-                ));
-                if !plan_only {
-                    api.create_crawler(&want.region, crawler, &tags).await?;
-                    status.crawler_state = Some("READY".into());
-                }
-            }
-            Some(found) => {
-                if &found.def != crawler {
-                    changes.push(change(
-                        ChangeAction::Update,
-                        format!("glue-crawler/{}", crawler.name),
-                        describe_crawler_drift(&found.def, crawler),
-                    ));
-                    if !plan_only {
-                        api.update_crawler(&want.region, crawler).await?;
-                    }
-                }
-                status.crawler_state = Some(found.state.clone());
-                status.last_crawl = found.last_crawl.map(|c| CrawlStatus {
-                    status: c.status,
-                    started_at: c.started_at,
-                    error_message: c.error_message,
-                });
-            }
-        }
-    } else {
-        status.crawler_state = None;
-        status.last_crawl = None;
-    }
-
-    if plan_only && !changes.is_empty() {
+/// Observe, plan, execute, and derive the status and the `Delivered` condition.
+async fn converge(
+    obj: &CurPipeline,
+    ctx: &ReconcileContext,
+    run: &mut Run,
+    status: &mut CurPipelineStatus,
+    delivered: &mut Option<DesiredCondition>,
+) -> Result<Verdict, Error> {
+    let t = resolve(obj, ctx).await?;
+    status.bucket = Some(t.want.bucket.clone());
+    status.data_path = Some(t.want.data_path.clone());
+    status.billing_view_arn = t.billing_view.clone();
+    let seen = observe(&t, status).await?;
+    let steps = plan(&t.want, &seen, &t.who)?;
+    let (done, written) = execute(&t, &steps, run).await;
+    settle(status, &t.want, &seen, &steps, &done, run.time());
+    written?;
+    if !run.applying() && !run.changes().is_empty() {
         return Ok(Verdict::blocked(
-            "PlannedOnly",
-            format!("{} change(s) would be made", changes.len()),
+            reasons::PLANNED_ONLY,
+            format!("{} change(s) would be made", run.changes().len()),
         ));
     }
-
     // Delivery: AWS writes the first files within a day of the export's creation.
-    let has_files = if bucket_ready {
-        api.has_objects(&want.region, &want.bucket, &want.data_prefix)
-            .await?
-    } else {
-        false
-    };
+    let has_files = done.bucket_ready(&seen, &steps)
+        && t.api
+            .has_objects(&t.want.region, &t.want.bucket, &t.want.data_prefix)
+            .await?;
     let since = status
         .export_since
         .clone()
-        .unwrap_or_else(|| now.to_string());
-    *delivered = Some(if has_files {
-        DesiredCondition::new(
-            DELIVERED,
-            ConditionStatus::True,
-            "Delivered",
-            format!("AWS has delivered files to {}", want.data_path),
-        )
-    } else if !older_than(&since, now, FIRST_DELIVERY_SECS) {
-        DesiredCondition::new(
-            DELIVERED,
-            ConditionStatus::False,
-            "AwaitingFirstDelivery",
-            format!(
-                "the export is in place since {since}; AWS delivers the first files within 24 hours, nothing is wrong"
-            ),
-        )
-    } else {
-        DesiredCondition::new(
-            DELIVERED,
-            ConditionStatus::False,
-            "NotDelivered",
-            format!(
-                "no files under {} more than 24 hours after {since}; check the export's health and the bucket policy",
-                want.data_path
-            ),
-        )
-    });
-    if status.export_health.as_deref() == Some("UNHEALTHY") {
-        return Ok(Verdict::blocked(
-            "ExportUnhealthy",
-            format!(
-                "AWS reports the export as UNHEALTHY ({}); check the bucket policy and the bucket's region",
-                status
-                    .export_health_reason
-                    .as_deref()
-                    .unwrap_or("no reason given")
-            ),
-        ));
-    }
-    if let Some(crawl) = &status.last_crawl
-        && crawl.status == "FAILED"
-    {
-        return Ok(Verdict::blocked(
-            "CrawlFailed",
-            format!(
-                "the last crawl failed: {}",
-                crawl.error_message.as_deref().unwrap_or("no message")
-            ),
-        ));
-    }
-    Ok(Verdict::ready(
-        "PipelineReady",
-        format!(
-            "{} delivers to {}{}",
-            match obj.spec.export.kind {
-                ExportKind::DataExport => "CUR 2.0 export",
-                ExportKind::LegacyCur => "legacy CUR",
-            },
-            want.data_path,
-            want.crawler
-                .as_ref()
-                .map(|c| format!(", crawled by {} into Glue database {}", c.name, c.database))
-                .unwrap_or_default()
-        ),
-    ))
+        .unwrap_or_else(|| run.timestamp().to_string());
+    let overdue = first_delivery_overdue(since.parse().ok(), run.time());
+    *delivered = Some(delivered_condition(
+        has_files,
+        overdue,
+        &since,
+        &t.want.data_path,
+    ));
+    Ok(verdict(obj.spec.export.kind, &t.want, status))
 }
 
-fn describe_export_drift(have: &ExportDef, want: &ExportDef) -> String {
-    let mut what = Vec::new();
-    if have.query != want.query {
-        what.push("query");
-    }
-    if have.granularity != want.granularity || have.include_resources != want.include_resources {
-        what.push("table configuration");
-    }
-    if have.billing_view_arn != want.billing_view_arn {
-        what.push("billing view");
-    }
-    if have.bucket != want.bucket || have.prefix != want.prefix || have.region != want.region {
-        what.push("destination");
-    }
-    if (
-        &have.output_type,
-        &have.format,
-        &have.compression,
-        &have.overwrite,
-    ) != (
-        &want.output_type,
-        &want.format,
-        &want.compression,
-        &want.overwrite,
-    ) {
-        what.push("output format");
-    }
-    if have.description != want.description {
-        what.push("description");
-    }
-    what.join(", ")
+/// What deleting a pipeline finds in AWS under the spec's names.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Remains {
+    pub export: Option<ExportInfo>,
+    pub report_exists: bool,
+    /// The report definition's tags: read only when it exists and the status does not show
+    /// it as this pipeline's.
+    pub report_tags: Option<Tags>,
+    pub crawler: Option<CrawlerInfo>,
+    pub database: Option<GlueDatabase>,
 }
 
-fn describe_crawler_drift(have: &CrawlerDef, want: &CrawlerDef) -> String {
-    let mut what = Vec::new();
-    if have.schedule != want.schedule {
-        what.push(format!(
-            "schedule {:?} -> {:?}",
-            have.schedule, want.schedule
-        ));
+/// One deletion, in the order they are made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Removal {
+    Export { name: String, arn: String },
+    Report { name: String },
+    Crawler { name: String },
+    Database { name: String },
+}
+
+impl Removal {
+    /// The change this deletion makes. Pure.
+    pub fn change(&self) -> Change {
+        match self {
+            Removal::Export { name, .. } => {
+                change(ChangeAction::Delete, format!("data-export/{name}"), "")
+            }
+            Removal::Report { name } => {
+                change(ChangeAction::Delete, format!("cur-report/{name}"), "")
+            }
+            Removal::Crawler { name } => {
+                change(ChangeAction::Delete, format!("glue-crawler/{name}"), "")
+            }
+            Removal::Database { name } => change(
+                ChangeAction::Delete,
+                format!("glue-database/{name}"),
+                "its tables go with it; the data in S3 stays",
+            ),
+        }
     }
-    if have.path != want.path || have.exclusions != want.exclusions {
-        what.push("S3 target".into());
+}
+
+/// Read what a deletion may remove (`claimed`: the status shows the report definition as
+/// this pipeline's).
+async fn observe_remains(
+    obj: &CurPipeline,
+    api: &dyn PipelineApi,
+    claimed: bool,
+) -> Result<Remains, Error> {
+    let mut seen = Remains::default();
+    let name = &obj.spec.export.name;
+    match obj.spec.export.kind {
+        ExportKind::DataExport => seen.export = api.find_export(name).await?,
+        ExportKind::LegacyCur => {
+            seen.report_exists = api.find_report(name).await?.is_some();
+            if seen.report_exists && !claimed {
+                seen.report_tags = Some(api.report_tags(name).await?);
+            }
+        }
     }
-    if have.role != want.role {
-        what.push("role".into());
+    if let Some(glue) = &obj.spec.glue {
+        let region = obj.spec.s3.region();
+        seen.crawler = api.crawler(region, &glue.name).await?;
+        seen.database = api.database(region, &glue.database).await?;
     }
-    if have.database != want.database {
-        what.push("database".into());
-    }
-    if (&have.update_behavior, &have.delete_behavior)
-        != (&want.update_behavior, &want.delete_behavior)
+    Ok(seen)
+}
+
+/// What a deletion removes: the export (or report definition), the crawler and the
+/// database of `spec`'s names, each only when it is this pipeline's (its marker, or for a
+/// report definition the status — `claimed` — or its owner tag). The bucket, its policy and
+/// its data are never deleted. Pure.
+pub fn plan_release(
+    spec: &CurPipelineSpec,
+    seen: &Remains,
+    who: &Ownership,
+    claimed: bool,
+) -> Vec<Removal> {
+    let mut out = Vec::new();
+    let name = &spec.export.name;
+    if let Some(found) = &seen.export
+        && carries_marker(&found.def.description, &who.marker)
     {
-        what.push("schema change policy".into());
+        out.push(Removal::Export {
+            name: name.clone(),
+            arn: found.arn.clone(),
+        });
     }
-    if have.description != want.description {
-        what.push("description".into());
+    let tagged = |tags: &Tags| tags.get(OWNER_TAG) == Some(&who.owner);
+    if seen.report_exists && (claimed || seen.report_tags.as_ref().is_some_and(tagged)) {
+        out.push(Removal::Report { name: name.clone() });
     }
-    what.join(", ")
+    let Some(glue) = &spec.glue else {
+        return out;
+    };
+    if let Some(found) = &seen.crawler
+        && carries_marker(&found.def.description, &who.marker)
+    {
+        out.push(Removal::Crawler {
+            name: glue.name.clone(),
+        });
+    }
+    if let Some(found) = &seen.database
+        && carries_marker(&found.description, &who.marker)
+    {
+        out.push(Removal::Database {
+            name: glue.database.clone(),
+        });
+    }
+    out
 }
 
 /// Delete a CurPipeline object: with `deletionPolicy: Delete` the export (or report
@@ -846,35 +902,53 @@ fn describe_crawler_drift(have: &CrawlerDef, want: &CrawlerDef) -> String {
 pub async fn cleanup(
     obj: &CurPipeline,
     ctx: &ReconcileContext,
-    run: Run,
+    mut run: Run,
 ) -> KindOutcome<CurPipelineStatus> {
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
-    let mut changes = Vec::new();
-    let result = delete(obj, ctx, &mut changes).await;
-    crate::reconcile::finish_cleanup(
+    let result = release(obj, ctx, &mut run).await;
+    run.finish_cleanup(
         &previous,
         status,
         result,
         &[],
         obj.metadata.generation,
-        now,
-        changes,
-        Vec::new(),
         |_| false,
     )
 }
 
-async fn delete(
+/// Carry out one deletion through [`Run::write`].
+async fn remove(
+    api: &dyn PipelineApi,
+    region: &str,
+    removal: &Removal,
+    run: &mut Run,
+) -> Result<(), Error> {
+    let change = removal.change();
+    match removal {
+        Removal::Export { arn, .. } => run.write(change, || api.delete_export(arn)).await?,
+        Removal::Report { name } => run.write(change, || api.delete_report(name)).await?,
+        Removal::Crawler { name } => {
+            run.write(change, || api.delete_crawler(region, name))
+                .await?
+        }
+        Removal::Database { name } => {
+            run.write(change, || api.delete_database(region, name))
+                .await?
+        }
+    };
+    Ok(())
+}
+
+/// The deletion (see [`cleanup`]).
+async fn release(
     obj: &CurPipeline,
     ctx: &ReconcileContext,
-    changes: &mut Vec<crate::reconcile::Change>,
+    run: &mut Run,
 ) -> Result<Verdict, Error> {
     if obj.spec.deletion_policy == PipelineDeletionPolicy::Retain {
         return Ok(Verdict::ready(
-            "Retained",
+            reasons::RETAINED,
             "deletionPolicy Retain: the export, crawler and database stay in AWS",
         ));
     }
@@ -885,70 +959,32 @@ async fn delete(
         .is_none()
     {
         return Ok(Verdict::ready(
-            "PayerGone",
+            reasons::PAYER_GONE,
             "the Payer no longer exists; nothing in AWS was deleted",
         ));
     }
     let (_key, _payer, conn) = payer_connection(&namespace, &obj.spec.payer_ref, ctx).await?;
-    let api = conn.pipeline.clone();
-    let marker = owner_marker(&namespace, &obj.name_any());
-    let region = obj.spec.s3.region().to_string();
-    let name = obj.spec.export.name.clone();
-    match obj.spec.export.kind {
-        ExportKind::DataExport => {
-            if let Some(found) = api.find_export(&name).await?
-                && carries_marker(&found.def.description, &marker)
-            {
-                changes.push(change(
-                    ChangeAction::Delete,
-                    format!("data-export/{name}"),
-                    "",
-                ));
-                api.delete_export(&found.arn).await?;
-            }
-        }
-        ExportKind::LegacyCur => {
-            let claimed =
-                obj.status.as_ref().and_then(|s| s.export_arn.as_deref()) == Some(name.as_str());
-            if api.find_report(&name).await?.is_some()
-                && (claimed
-                    || api.report_tags(&name).await?.get(OWNER_TAG)
-                        == Some(&owner_value(&namespace, "CurPipeline", &obj.name_any())))
-            {
-                changes.push(change(
-                    ChangeAction::Delete,
-                    format!("cur-report/{name}"),
-                    "",
-                ));
-                api.delete_report(&name).await?;
-            }
-        }
+    let api = conn.pipeline.as_ref();
+    let who = Ownership {
+        owner: owner_value(&namespace, "CurPipeline", &obj.name_any()),
+        marker: owner_marker(&namespace, &obj.name_any()),
+        adopt: obj.spec.adopt,
+    };
+    let claimed = obj.status.as_ref().and_then(|s| s.export_arn.as_deref())
+        == Some(obj.spec.export.name.as_str());
+    let seen = observe_remains(obj, api, claimed).await?;
+    let removals = plan_release(&obj.spec, &seen, &who, claimed);
+    for removal in &removals {
+        remove(api, obj.spec.s3.region(), removal, run).await?;
     }
-    if let Some(glue) = &obj.spec.glue {
-        if let Some(found) = api.crawler(&region, &glue.name).await?
-            && carries_marker(&found.def.description, &marker)
-        {
-            changes.push(change(
-                ChangeAction::Delete,
-                format!("glue-crawler/{}", glue.name),
-                "",
-            ));
-            api.delete_crawler(&region, &glue.name).await?;
-        }
-        if let Some(found) = api.database(&region, &glue.database).await?
-            && carries_marker(&found.description, &marker)
-        {
-            changes.push(change(
-                ChangeAction::Delete,
-                format!("glue-database/{}", glue.database),
-                "its tables go with it; the data in S3 stays",
-            ));
-            api.delete_database(&region, &glue.database).await?;
-        }
-    }
-    let deleted: Vec<&str> = changes.iter().map(|c| c.target.as_str()).collect();
-    Ok(Verdict::ready(
-        "Deleted",
+    Ok(released(&removals))
+}
+
+/// The verdict of a finished deletion. Pure.
+pub fn released(removals: &[Removal]) -> Verdict {
+    let deleted: Vec<String> = removals.iter().map(|r| r.change().target).collect();
+    Verdict::ready(
+        reasons::DELETED,
         if deleted.is_empty() {
             "nothing of this pipeline's was in AWS (objects of its names that others own are left alone); the bucket and its data are kept".to_string()
         } else {
@@ -957,141 +993,299 @@ async fn delete(
                 deleted.join(", ")
             )
         },
-    ))
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::pipeline::LastCrawl;
 
-    #[test]
-    fn merge_keeps_other_statements_and_is_idempotent() {
-        let ours = delivery_statement(ExportKind::DataExport, "cur-bucket", "111111111111");
-        let other = json!({"Sid": "AuditRead", "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::222222222222:root"},
-            "Action": "s3:GetObject", "Resource": "arn:aws:s3:::cur-bucket/*"});
-        let existing = json!({"Version": "2012-10-17", "Statement": [other.clone()]}).to_string();
-        let merged = merge_policy(Some(&existing), &ours)
-            .unwrap()
-            .expect("a change");
-        let v: Value = serde_json::from_str(&merged).unwrap();
-        assert_eq!(v["Statement"].as_array().unwrap().len(), 2);
-        assert_eq!(v["Statement"][0], other);
-        assert_eq!(v["Statement"][1], ours);
-        assert_eq!(
-            merge_policy(Some(&merged), &ours).unwrap(),
-            None,
-            "second run: no change"
-        );
-        // AWS may hand the statement back with one-element lists collapsed and reordered.
-        let mut reordered = ours.clone();
-        reordered["Action"] = json!(["s3:GetBucketPolicy", "s3:PutObject"]);
-        reordered["Condition"]["StringEquals"]["aws:SourceAccount"] = json!(["111111111111"]);
-        let aws = json!({"Version": "2012-10-17", "Statement": [other, reordered]}).to_string();
-        assert_eq!(merge_policy(Some(&aws), &ours).unwrap(), None);
+    fn pipeline(yaml_spec: &str) -> CurPipeline {
+        serde_saphyr::from_str(&format!(
+            "apiVersion: partnerbilling.io/v1alpha1\nkind: CurPipeline\nmetadata: {{name: main, namespace: acme}}\nspec:\n  payerRef: {{name: payer}}\n{yaml_spec}"
+        ))
+        .unwrap()
     }
 
-    #[test]
-    fn merge_replaces_a_changed_statement_and_starts_an_empty_policy() {
-        let ours = delivery_statement(ExportKind::LegacyCur, "b-1", "111111111111");
-        let created = merge_policy(None, &ours).unwrap().unwrap();
-        let v: Value = serde_json::from_str(&created).unwrap();
-        assert_eq!(v["Version"], "2012-10-17");
-        assert_eq!(v["Statement"], json!([ours.clone()]));
-        let mut tampered = ours.clone();
-        tampered["Principal"]["Service"] = json!("evil.amazonaws.com");
-        let single = json!({"Version": "2012-10-17", "Statement": tampered}).to_string();
-        let fixed: Value =
-            serde_json::from_str(&merge_policy(Some(&single), &ours).unwrap().unwrap()).unwrap();
-        assert_eq!(fixed["Statement"], json!([ours]));
-        assert_eq!(
-            merge_policy(Some("{not json"), &json!({"Sid": "x"}))
-                .unwrap_err()
-                .reason(),
-            "BucketPolicyUnreadable"
-        );
-    }
-
-    #[test]
-    fn statement_scopes_the_principal_to_the_payer() {
-        let s = delivery_statement(ExportKind::DataExport, "b-1", "111111111111");
-        assert_eq!(s["Principal"]["Service"], "bcm-data-exports.amazonaws.com");
-        assert_eq!(
-            s["Condition"]["ArnLike"]["aws:SourceArn"],
-            "arn:aws:bcm-data-exports:us-east-1:111111111111:export/*"
-        );
-        assert_eq!(
-            s["Condition"]["StringEquals"]["aws:SourceAccount"],
-            "111111111111"
-        );
-        let l = delivery_statement(ExportKind::LegacyCur, "b-1", "111111111111");
-        assert_eq!(l["Principal"]["Service"], "billingreports.amazonaws.com");
-        assert_eq!(
-            l["Action"],
-            json!(["s3:GetBucketAcl", "s3:GetBucketPolicy", "s3:PutObject"])
-        );
-    }
-
-    #[test]
-    fn exports_and_crawlers_are_claimed_by_their_marker() {
-        let ours = owner_marker("acme", "main");
-        assert!(claim_marked(&ours, &ours, false, "export x", "spec.export.name").is_ok());
-        let e = claim_marked(
-            &owner_marker("acme", "other"),
-            &ours,
-            true,
-            "export x",
-            "spec.export.name",
+    fn with_glue() -> CurPipeline {
+        pipeline(
+            "  export: {name: acme-cur}\n  s3: {bucket: acme-cur, create: true}\n  glue: {database: acme_cur, name: acme-crawler, roleArn: 'arn:aws:iam::111111111111:role/Crawler'}\n  deletionPolicy: Delete\n",
         )
-        .unwrap_err();
-        assert_eq!(e.reason(), "OwnedElsewhere");
-        assert!(e.to_string().contains("acme/curpipeline/other"), "{e}");
-        let e =
-            claim_marked("made by hand", &ours, false, "crawler c", "spec.glue.name").unwrap_err();
-        assert_eq!(e.reason(), "AdoptionRequired");
-        assert!(
-            e.to_string().contains("spec.adopt: true") && e.to_string().contains("spec.glue.name"),
-            "{e}"
-        );
-        assert!(claim_marked("", &ours, true, "crawler c", "spec.glue.name").is_ok());
-        // An edited description that keeps this pipeline's marker is still ours.
-        let edited = format!("billing exports; {ours}");
-        assert!(claim_marked(&edited, &ours, false, "crawler c", "spec.glue.name").is_ok());
-        let e = claim_marked(
-            &owner_marker("acme", "main2"),
-            &ours,
-            false,
-            "crawler c",
-            "spec.glue.name",
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "OwnedElsewhere");
     }
 
-    fn pipeline(yaml: &str) -> CurPipeline {
-        serde_saphyr::from_str(yaml).unwrap()
+    fn who() -> Ownership {
+        Ownership {
+            owner: owner_value("acme", "CurPipeline", "main"),
+            marker: owner_marker("acme", "main"),
+            adopt: false,
+        }
+    }
+
+    fn export_def(want: &Desired) -> ExportDef {
+        match &want.export {
+            DesiredExport::DataExport(def) => def.clone(),
+            DesiredExport::LegacyCur(_) => panic!("a data export"),
+        }
+    }
+
+    /// What AWS holds once `want` is in place.
+    fn converged(want: &Desired) -> Observation {
+        Observation {
+            export: Some(ExportInfo {
+                arn: "arn:aws:bcm-data-exports:us-east-1:111111111111:export/acme-cur".into(),
+                def: export_def(want),
+                health: Some("HEALTHY".into()),
+                health_reason: None,
+            }),
+            crawler: want.crawler.clone().map(|def| CrawlerInfo {
+                def,
+                state: "READY".into(),
+                last_crawl: None,
+            }),
+            bucket_exists: true,
+            policy: merge_policy(None, &want.statement).unwrap(),
+            database_exists: true,
+            ..Observation::default()
+        }
+    }
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().unwrap()
     }
 
     #[test]
-    fn desired_objects_follow_the_spec() {
-        let p = pipeline(
-            "apiVersion: partnerbilling.io/v1alpha1\nkind: CurPipeline\nmetadata: {name: main, namespace: acme}\nspec:\n  payerRef: {name: payer}\n  export: {name: acme-cur, includeResourceIds: true}\n  s3: {bucket: acme-cur, region: eu-west-1}\n  glue: {database: acme_cur, name: acme-cur, roleArn: 'arn:aws:iam::111111111111:role/Crawler'}\n",
+    fn from_nothing_every_object_is_made_in_order() {
+        let want = desired(&with_glue(), "111111111111", None);
+        let steps = plan(&want, &Observation::default(), &who()).unwrap();
+        let targets: Vec<String> = steps.iter().map(|s| s.change(&want).target).collect();
+        assert_eq!(
+            targets,
+            [
+                "s3-bucket/acme-cur",
+                "s3-bucket-policy/acme-cur",
+                "data-export/acme-cur",
+                "glue-database/acme_cur",
+                "glue-crawler/acme-crawler",
+            ]
         );
-        let d = desired(&p, "111111111111", None);
-        assert_eq!(d.data_path, "s3://acme-cur/cur/acme-cur/data/");
-        let DesiredExport::DataExport(e) = &d.export else {
-            panic!("data export")
+        assert_eq!(steps[1].change(&want).action, ChangeAction::Create);
+        let parts: Vec<Part> = steps.iter().map(Step::part).collect();
+        assert!(parts.is_sorted(), "{parts:?}");
+    }
+
+    #[test]
+    fn a_converged_pipeline_plans_nothing_and_drift_is_one_update() {
+        let want = desired(&with_glue(), "111111111111", None);
+        let mut seen = converged(&want);
+        assert_eq!(plan(&want, &seen, &who()).unwrap(), []);
+        if let Some(c) = seen.crawler.as_mut() {
+            c.def.schedule = "cron(0 12 * * ? *)".into();
+        }
+        let steps = plan(&want, &seen, &who()).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(
+            steps[0].change(&want).detail,
+            "schedule \"cron(0 12 * * ? *)\" -> \"cron(30 2 * * ? *)\""
+        );
+    }
+
+    #[test]
+    fn foreign_objects_and_a_missing_bucket_are_refused() {
+        let want = desired(&with_glue(), "111111111111", None);
+        let mut seen = converged(&want);
+        if let Some(c) = seen.crawler.as_mut() {
+            c.def.description = "the data team's crawler".into();
+        }
+        assert_eq!(
+            plan(&want, &seen, &who()).unwrap_err().reason(),
+            "AdoptionRequired"
+        );
+        let adopting = Ownership {
+            adopt: true,
+            ..who()
         };
-        assert_eq!(e.granularity, "DAILY");
-        assert!(e.query.contains("line_item_resource_id"));
+        assert_eq!(plan(&want, &seen, &adopting).unwrap().len(), 1);
+        let mut own = desired(&with_glue(), "111111111111", None);
+        own.create_bucket = false;
+        let e = plan(&own, &Observation::default(), &who()).unwrap_err();
+        assert_eq!(e.reason(), "BucketNotFound");
+        assert!(e.to_string().contains("spec.s3.create: true"), "{e}");
+    }
+
+    #[test]
+    fn a_legacy_report_without_owner_tag_is_adopted_with_adopt() {
+        let p = pipeline("  export: {kind: LegacyCur, name: legacy}\n  s3: {bucket: b-1}\n");
+        let want = desired(&p, "111111111111", None);
+        let DesiredExport::LegacyCur(def) = &want.export else {
+            panic!("legacy")
+        };
+        let seen = Observation {
+            report: Some(def.clone()),
+            report_tags: Some(Tags::new()),
+            bucket_exists: true,
+            policy: merge_policy(None, &want.statement).unwrap(),
+            ..Observation::default()
+        };
         assert_eq!(
-            e.description,
-            "Managed by partner-billing-operator (acme/curpipeline/main)"
+            plan(&want, &seen, &who()).unwrap_err().reason(),
+            "AdoptionRequired"
         );
-        let c = d.crawler.unwrap();
-        assert_eq!(c.schedule, "cron(30 2 * * ? *)");
-        assert_eq!(c.path, d.data_path);
-        assert_eq!(c.exclusions.len(), 6);
-        assert!(!query(false).contains("line_item_resource_id"));
+        let adopting = Ownership {
+            adopt: true,
+            ..who()
+        };
+        let steps = plan(&want, &seen, &adopting).unwrap();
+        assert_eq!(
+            steps,
+            [Step::AdoptReport {
+                name: "legacy".into()
+            }]
+        );
+        assert_eq!(
+            steps[0].change(&want).detail,
+            "adopt: add the partnerbilling.io/owner tag"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_later_parts_of_the_status_alone() {
+        let want = desired(&with_glue(), "111111111111", None);
+        let seen = Observation::default();
+        let steps = plan(&want, &seen, &who()).unwrap();
+        let now = at("2026-12-01T10:00:00Z");
+        // CreateDatabase (step 3) failed: the export is settled, Glue is not.
+        let done = Done {
+            completed: 3,
+            applied: true,
+            export_arn: Some("arn:export".into()),
+        };
+        let mut status = CurPipelineStatus::default();
+        settle(&mut status, &want, &seen, &steps, &done, now);
+        assert_eq!(status.export_arn.as_deref(), Some("arn:export"));
+        assert_eq!(status.export_since.as_deref(), Some("2026-12-01T10:00:00Z"));
+        assert_eq!(status.glue_database, None);
+        // The bucket policy failed: nothing is settled.
+        let mut status = CurPipelineStatus::default();
+        let done = Done {
+            completed: 1,
+            ..done
+        };
+        settle(&mut status, &want, &seen, &steps, &done, now);
+        assert_eq!(status, CurPipelineStatus::default());
+        // All done: the crawler is READY.
+        let done = Done {
+            completed: steps.len(),
+            ..done
+        };
+        settle(&mut status, &want, &seen, &steps, &done, now);
+        assert_eq!(status.crawler_state.as_deref(), Some("READY"));
+        assert_eq!(status.glue_database.as_deref(), Some("acme_cur"));
+        assert!(done.bucket_ready(&seen, &steps));
+    }
+
+    #[test]
+    fn a_failed_crawl_or_an_unhealthy_export_blocks() {
+        let want = desired(&with_glue(), "111111111111", None);
+        let mut seen = converged(&want);
+        if let Some(c) = seen.crawler.as_mut() {
+            c.last_crawl = Some(LastCrawl {
+                status: "FAILED".into(),
+                error_message: Some("access denied".into()),
+                started_at: None,
+            });
+        }
+        let done = Done {
+            applied: true,
+            ..Done::default()
+        };
+        let mut status = CurPipelineStatus::default();
+        settle(
+            &mut status,
+            &want,
+            &seen,
+            &[],
+            &done,
+            at("2026-12-01T10:00:00Z"),
+        );
+        let v = verdict(ExportKind::DataExport, &want, &status);
+        assert_eq!(
+            (v.reason.as_str(), v.message.as_str()),
+            ("CrawlFailed", "the last crawl failed: access denied")
+        );
+        status.export_health = Some("UNHEALTHY".into());
+        assert_eq!(
+            verdict(ExportKind::DataExport, &want, &status).reason,
+            "ExportUnhealthy"
+        );
+    }
+
+    #[test]
+    fn the_first_delivery_is_awaited_for_a_day() {
+        let since = at("2026-12-01T10:00:00Z");
+        assert!(!first_delivery_overdue(
+            Some(since),
+            at("2026-12-02T10:00:00Z")
+        ));
+        assert!(first_delivery_overdue(
+            Some(since),
+            at("2026-12-02T10:00:01Z")
+        ));
+        assert!(first_delivery_overdue(None, since), "unreadable: overdue");
+        let c = delivered_condition(false, false, "2026-12-01T10:00:00Z", "s3://b/p/");
+        assert_eq!(c.reason, "AwaitingFirstDelivery");
+        let c = delivered_condition(false, true, "2026-12-01T10:00:00Z", "s3://b/p/");
+        assert_eq!(c.reason, "NotDelivered");
+        let c = delivered_condition(true, true, "2026-12-01T10:00:00Z", "s3://b/p/");
+        assert_eq!(c.status, ConditionStatus::True);
+    }
+
+    #[test]
+    fn a_release_removes_only_what_carries_this_pipelines_marker() {
+        let p = with_glue();
+        let want = desired(&p, "111111111111", None);
+        let seen = converged(&want);
+        let mut remains = Remains {
+            export: seen.export.clone(),
+            crawler: seen.crawler.clone(),
+            database: want.database.clone(),
+            ..Remains::default()
+        };
+        let removals = plan_release(&p.spec, &remains, &who(), false);
+        let v = released(&removals);
+        assert_eq!(
+            v.message,
+            "deleted data-export/acme-cur, glue-crawler/acme-crawler, glue-database/acme_cur; the bucket and its data are kept"
+        );
+        if let Some(db) = remains.database.as_mut() {
+            db.description = owner_marker("acme", "other");
+        }
+        remains.export = None;
+        remains.crawler = None;
+        assert_eq!(plan_release(&p.spec, &remains, &who(), false), []);
+        assert!(
+            released(&[])
+                .message
+                .starts_with("nothing of this pipeline's")
+        );
+    }
+
+    #[test]
+    fn a_report_definition_is_released_when_claimed_or_tagged() {
+        let p = pipeline(
+            "  export: {kind: LegacyCur, name: legacy}\n  s3: {bucket: b-1}\n  deletionPolicy: Delete\n",
+        );
+        let mut remains = Remains {
+            report_exists: true,
+            report_tags: Some(Tags::new()),
+            ..Remains::default()
+        };
+        assert_eq!(plan_release(&p.spec, &remains, &who(), false), []);
+        let report = [Removal::Report {
+            name: "legacy".into(),
+        }];
+        assert_eq!(plan_release(&p.spec, &remains, &who(), true), report);
+        remains.report_tags = Some(with_owner(&Tags::new(), &who().owner));
+        assert_eq!(plan_release(&p.spec, &remains, &who(), false), report);
     }
 }

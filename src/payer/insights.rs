@@ -5,10 +5,15 @@
 //!
 //! All arithmetic is exact ([`Amount`]). Summaries are pure and unit-tested; the store keeps
 //! the last read per payer in memory for the LinkedAccount reconciler and the metrics.
+//!
+//! [`CostCollector`], the Prometheus view of the store, lives here rather than next to
+//! `metrics.rs`: it reads the store's private snapshot and the summaries' month totals, so it
+//! belongs with the data it encodes; `metrics.rs` only registers it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use k8s_openapi::jiff::Timestamp;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -19,6 +24,7 @@ use crate::api::payer::{InsightsSpec, MonthCost, PayerCosts, ServiceCost};
 use crate::aws::costs::{CostApi, CostRow};
 use crate::error::Error;
 use crate::money::Amount;
+use crate::reconcile::reasons;
 use crate::time::{billing_period, next_day, older_than, previous_period, unix_seconds};
 
 /// Services listed in `Payer.status.costs.topServices`.
@@ -155,9 +161,9 @@ pub fn monthly_cost_usd(requests: u32) -> String {
     format!("{}.{:02}", requests / 100, requests % 100)
 }
 
-/// The months read, oldest first, ending with the month of `now`.
-pub fn months_back(now: &str, count: u32) -> Vec<String> {
-    let mut months = vec![billing_period(now)];
+/// The months read, oldest first, ending with the month of `now` (UTC).
+pub fn months_back(now: Timestamp, count: u32) -> Vec<String> {
+    let mut months = vec![billing_period(&now.to_string())];
     while months.len() < count.max(1) as usize {
         let oldest = previous_period(months.last().map(String::as_str).unwrap_or_default());
         months.push(oldest);
@@ -264,11 +270,16 @@ impl InsightsStore {
         now: &str,
     ) -> Result<PayerCosts, Error> {
         lock(&self.attempts).insert(payer.to_string(), now.to_string());
-        let months = months_back(now, spec.months_of_history());
+        let invalid = || {
+            Error::terminal(
+                reasons::INVALID_TIME,
+                format!("cannot read the time {now:?}"),
+            )
+        };
+        let at: Timestamp = now.parse().map_err(|_| invalid())?;
+        let months = months_back(at, spec.months_of_history());
         let start = format!("{}-01", months[0]);
-        let end = next_day(now).ok_or_else(|| {
-            Error::terminal("InvalidTime", format!("cannot read the time {now:?}"))
-        })?;
+        let end = next_day(now).ok_or_else(invalid)?;
         let query = costs.monthly_costs(&start, &end).await?;
         let summary = CostSummary::from_rows(&query.rows, &months);
         let status = summary.payer_costs(
@@ -328,113 +339,138 @@ fn gauge_family(
     Ok(())
 }
 
+/// The payers' gauge series, one list per family.
+#[derive(Default)]
+struct PayerSeries {
+    totals: Vec<(Labels, f64)>,
+    accounts: Vec<(Labels, f64)>,
+    services: Vec<(Labels, f64)>,
+    changes: Vec<(Labels, f64)>,
+    ages: Vec<(Labels, f64)>,
+}
+
+impl PayerSeries {
+    /// Add the series of one payer's read (`now` in Unix seconds, for the read's age).
+    fn add(&mut self, read: &PayerRead, now: i64) {
+        let s = &read.summary;
+        let base = |extra: Labels| -> Labels {
+            let mut l = vec![
+                ("payer", read.payer.clone()),
+                ("payer_account", read.account_id.clone()),
+            ];
+            l.extend(extra);
+            l
+        };
+        for (month, amount) in &s.totals {
+            self.totals
+                .push((base(vec![("month", month.clone())]), amount.to_f64()));
+        }
+        for ((month, account), amount) in &s.by_account {
+            self.accounts.push((
+                base(vec![("month", month.clone()), ("account", account.clone())]),
+                amount.to_f64(),
+            ));
+        }
+        for ((month, service), amount) in &s.by_service {
+            self.services.push((
+                base(vec![("month", month.clone()), ("service", service.clone())]),
+                amount.to_f64(),
+            ));
+        }
+        let mtd = s.total(&s.month);
+        if let Some(change) = mtd
+            .change_from(s.total(&s.previous_month))
+            .and_then(|c| c.parse::<f64>().ok())
+        {
+            self.changes.push((base(vec![]), change));
+        }
+        if let Some(at) = unix_seconds(&read.refreshed_at) {
+            self.ages.push((base(vec![]), (now - at).max(0) as f64));
+        }
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        gauge_family(
+            encoder,
+            "cost_usd",
+            "Unblended cost of the organization per month (Cost Explorer)",
+            &self.totals,
+        )?;
+        gauge_family(
+            encoder,
+            "account_cost_usd",
+            "Unblended cost per linked account and month (Cost Explorer)",
+            &self.accounts,
+        )?;
+        gauge_family(
+            encoder,
+            "service_cost_usd",
+            "Unblended cost per service and month (Cost Explorer)",
+            &self.services,
+        )?;
+        gauge_family(
+            encoder,
+            "cost_month_over_month_percent",
+            "Month-to-date cost against the whole previous month, in percent",
+            &self.changes,
+        )?;
+        gauge_family(
+            encoder,
+            "cost_refresh_age_seconds",
+            "Seconds since Cost Explorer was last read for the payer",
+            &self.ages,
+        )
+    }
+}
+
+/// The billing groups' gauge families: AWS cost, pro forma cost, margin.
+fn encode_groups(
+    encoder: &mut DescriptorEncoder,
+    groups: &[(String, GroupCost)],
+) -> Result<(), std::fmt::Error> {
+    let mut aws = Vec::new();
+    let mut proforma = Vec::new();
+    let mut margin = Vec::new();
+    for (group, c) in groups {
+        let labels: Labels = vec![
+            ("billing_group", group.clone()),
+            ("payer", c.payer.clone()),
+            ("period", c.period.clone()),
+        ];
+        aws.push((labels.clone(), c.aws_cost.to_f64()));
+        proforma.push((labels.clone(), c.proforma_cost.to_f64()));
+        margin.push((labels, c.margin.to_f64()));
+    }
+    gauge_family(
+        encoder,
+        "billing_group_aws_cost_usd",
+        "What AWS charges for a billing group's accounts in the current period",
+        &aws,
+    )?;
+    gauge_family(
+        encoder,
+        "billing_group_proforma_cost_usd",
+        "What the customer is billed (pro forma cost) in the current period",
+        &proforma,
+    )?;
+    gauge_family(
+        encoder,
+        "billing_group_margin_usd",
+        "Pro forma cost minus AWS cost in the current period",
+        &margin,
+    )
+}
+
 impl Collector for CostCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let (reads, groups) = self.store.snapshot();
         let now = unix_seconds(&crate::time::now_rfc3339()).unwrap_or_default();
-        let mut totals = Vec::new();
-        let mut accounts = Vec::new();
-        let mut services = Vec::new();
-        let mut changes = Vec::new();
-        let mut ages = Vec::new();
+        let mut payers = PayerSeries::default();
         for read in &reads {
-            let s = &read.summary;
-            let base = |extra: Labels| -> Labels {
-                let mut l = vec![
-                    ("payer", read.payer.clone()),
-                    ("payer_account", read.account_id.clone()),
-                ];
-                l.extend(extra);
-                l
-            };
-            for (month, amount) in &s.totals {
-                totals.push((base(vec![("month", month.clone())]), amount.to_f64()));
-            }
-            for ((month, account), amount) in &s.by_account {
-                accounts.push((
-                    base(vec![("month", month.clone()), ("account", account.clone())]),
-                    amount.to_f64(),
-                ));
-            }
-            for ((month, service), amount) in &s.by_service {
-                services.push((
-                    base(vec![("month", month.clone()), ("service", service.clone())]),
-                    amount.to_f64(),
-                ));
-            }
-            let mtd = s.total(&s.month);
-            if let Some(change) = mtd
-                .change_from(s.total(&s.previous_month))
-                .and_then(|c| c.parse::<f64>().ok())
-            {
-                changes.push((base(vec![]), change));
-            }
-            if let Some(at) = unix_seconds(&read.refreshed_at) {
-                ages.push((base(vec![]), (now - at).max(0) as f64));
-            }
+            payers.add(read, now);
         }
-        gauge_family(
-            &mut encoder,
-            "cost_usd",
-            "Unblended cost of the organization per month (Cost Explorer)",
-            &totals,
-        )?;
-        gauge_family(
-            &mut encoder,
-            "account_cost_usd",
-            "Unblended cost per linked account and month (Cost Explorer)",
-            &accounts,
-        )?;
-        gauge_family(
-            &mut encoder,
-            "service_cost_usd",
-            "Unblended cost per service and month (Cost Explorer)",
-            &services,
-        )?;
-        gauge_family(
-            &mut encoder,
-            "cost_month_over_month_percent",
-            "Month-to-date cost against the whole previous month, in percent",
-            &changes,
-        )?;
-        gauge_family(
-            &mut encoder,
-            "cost_refresh_age_seconds",
-            "Seconds since Cost Explorer was last read for the payer",
-            &ages,
-        )?;
-        let mut aws = Vec::new();
-        let mut proforma = Vec::new();
-        let mut margin = Vec::new();
-        for (group, c) in &groups {
-            let labels: Labels = vec![
-                ("billing_group", group.clone()),
-                ("payer", c.payer.clone()),
-                ("period", c.period.clone()),
-            ];
-            aws.push((labels.clone(), c.aws_cost.to_f64()));
-            proforma.push((labels.clone(), c.proforma_cost.to_f64()));
-            margin.push((labels, c.margin.to_f64()));
-        }
-        gauge_family(
-            &mut encoder,
-            "billing_group_aws_cost_usd",
-            "What AWS charges for a billing group's accounts in the current period",
-            &aws,
-        )?;
-        gauge_family(
-            &mut encoder,
-            "billing_group_proforma_cost_usd",
-            "What the customer is billed (pro forma cost) in the current period",
-            &proforma,
-        )?;
-        gauge_family(
-            &mut encoder,
-            "billing_group_margin_usd",
-            "Pro forma cost minus AWS cost in the current period",
-            &margin,
-        )?;
-        Ok(())
+        payers.encode(&mut encoder)?;
+        encode_groups(&mut encoder, &groups)
     }
 }
 
@@ -466,7 +502,7 @@ mod tests {
 
     #[test]
     fn totals_month_over_month_and_top_services_are_exact() {
-        let months = months_back("2026-11-24T10:00:00Z", 3);
+        let months = months_back("2026-11-24T10:00:00Z".parse().unwrap(), 3);
         assert_eq!(months, ["2026-09", "2026-10", "2026-11"]);
         let s = CostSummary::from_rows(&rows(), &months);
         let c = s.payer_costs("2026-11-24T10:00:00Z", 1, 6 * 3600);
