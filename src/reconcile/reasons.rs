@@ -171,3 +171,5 @@ pub const TOO_MANY_POLICIES: &str = "TooManyPolicies";
 pub const VERIFIED: &str = "Verified";
 /// `Waiting`.
 pub const WAITING: &str = "Waiting";
+/// `AwsChanged`: an object changed in AWS while it was being read; it is read again.
+pub const AWS_CHANGED: &str = "AwsChanged";
