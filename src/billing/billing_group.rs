@@ -1150,6 +1150,104 @@ mod tests {
         assert!(!selector_matches(&sel, &labels));
     }
 
+    fn group(arn: &str, name: &str, primary: &str, plan_arn: &str) -> BcGroup {
+        BcGroup {
+            arn: arn.into(),
+            name: name.into(),
+            description: String::new(),
+            primary_account_id: primary.into(),
+            plan_arn: plan_arn.into(),
+            size: 1,
+            status: "ACTIVE".into(),
+            status_reason: None,
+            auto_associate: false,
+        }
+    }
+
+    fn ids(n: usize) -> BTreeSet<String> {
+        (0..n)
+            .map(|i| format!("{:012}", 100_000_000_000 + i))
+            .collect()
+    }
+
+    fn desired<'a>(primary: &'a str, wanted: &'a BTreeSet<String>) -> DesiredGroup<'a> {
+        DesiredGroup {
+            name: "gold",
+            description: "",
+            plan_arn: "plan-arn",
+            auto_associate: false,
+            primary,
+            wanted,
+        }
+    }
+
+    #[test]
+    fn a_new_group_takes_its_first_30_accounts_with_the_create_call_primary_first() {
+        let wanted = ids(65);
+        let primary = wanted.iter().nth(40).unwrap().clone();
+        let p = plan(&desired(&primary, &wanted), &snap(&[])).unwrap();
+        let creation = p.create.unwrap();
+        assert_eq!(creation.first.len(), BATCH);
+        assert_eq!(creation.first[0], primary);
+        assert_eq!(creation.rest.len(), 65 - BATCH);
+        assert!(creation.rest.iter().all(|a| !creation.first.contains(a)));
+        assert_eq!(p.update, None);
+    }
+
+    #[test]
+    fn a_primary_account_aws_cannot_change_or_that_another_group_holds_is_refused() {
+        let wanted = ids(1);
+        let primary = wanted.iter().next().unwrap().clone();
+        let mut s = snap(&[(&primary, "other-arn")]);
+        let err = plan(&desired(&primary, &wanted), &s).unwrap_err();
+        assert_eq!(err.reason(), ACCOUNT_CONFLICT);
+        s.groups
+            .push(group("g1", "gold", "999999999999", "plan-arn"));
+        let err = plan(&desired(&primary, &wanted), &s).unwrap_err();
+        assert_eq!(err.reason(), PRIMARY_ACCOUNT_MISMATCH);
+    }
+
+    #[test]
+    fn an_existing_group_is_updated_only_when_its_plan_description_or_auto_associate_differ() {
+        let wanted = ids(1);
+        let primary = wanted.iter().next().unwrap().clone();
+        let mut s = snap(&[(&primary, "g1")]);
+        s.groups.push(group("g1", "gold", &primary, "plan-arn"));
+        assert_eq!(
+            plan(&desired(&primary, &wanted), &s).unwrap(),
+            GroupPlan::default()
+        );
+        s.groups[0].plan_arn = "old-plan".into();
+        let p = plan(&desired(&primary, &wanted), &s).unwrap();
+        assert_eq!(p.update.as_deref(), Some("g1"));
+        assert_eq!(p.create, None);
+    }
+
+    #[test]
+    fn conflicts_name_the_holding_group_before_rival_wishes() {
+        let mut s = snap(&[]);
+        s.groups.push(group("g2", "silver", "2", "p"));
+        let held = BTreeMap::from([("111111111111".to_string(), "g2".to_string())]);
+        let rivals = BTreeMap::from([
+            (
+                "111111111111".to_string(),
+                "also wanted by BillingGroup x".to_string(),
+            ),
+            (
+                "222222222222".to_string(),
+                "also wanted by BillingGroup y".to_string(),
+            ),
+        ]);
+        let c = conflicts(&held, &rivals, &s);
+        assert_eq!(c["111111111111"], "held by silver");
+        assert_eq!(c["222222222222"], "also wanted by BillingGroup y");
+        assert_eq!(conflict_condition(&BTreeMap::new()).reason, NO_CONFLICT);
+        assert_eq!(
+            conflict_condition(&c).reason,
+            ACCOUNT_WANTED_BY_ANOTHER_GROUP
+        );
+    }
+
     #[test]
     fn month_over_month() {
         assert_eq!(change_percent("100.00", "125.00").as_deref(), Some("25.00"));

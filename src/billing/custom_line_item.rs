@@ -341,41 +341,12 @@ async fn apply(
             want
         }
         ItemStep::Existing { have, want, update } => {
-            let found = Found {
-                arn: &have.arn,
-                what: format!("custom line item {name}"),
-                status_arn: status.arn.as_deref(),
-            };
-            let claimant = Claimant {
+            let check = ItemCheck {
+                obj,
                 owner: &owner,
-                adopt: obj.spec.adopt,
-                name_field: "spec.itemName",
-            };
-            let audit = TagAudit {
-                spec_changed: status.observed_generation != obj.metadata.generation,
-                checked_at: status.tags_checked_at.as_deref(),
                 uid: &uid,
-                now: run.time(),
             };
-            // Before anything else is written to it: an item another resource owns is
-            // refused.
-            let api = billing.api();
-            let check = check_claim(api.as_ref(), &found, &claimant, &audit).await?;
-            complete_claim(
-                api.as_ref(),
-                check,
-                &want.tags,
-                &mut status.tags_checked_at,
-                run,
-            )
-            .await?;
-            if update {
-                update_item(&mut billing, &have, &want, &current, run).await?;
-            }
-            status.arn = Some(have.arn.clone());
-            status
-                .start_period
-                .get_or_insert_with(|| want.start.clone());
+            converge(&check, &mut billing, &have, &want, update, run, status).await?;
             want
         }
     };
@@ -387,6 +358,56 @@ async fn apply(
             group.name
         ),
     ))
+}
+
+/// Who claims an existing item, for [`converge`].
+struct ItemCheck<'a> {
+    obj: &'a CustomLineItem,
+    owner: &'a str,
+    uid: &'a str,
+}
+
+/// Converge an existing item: before anything else is written to it, its ownership (an item
+/// another resource owns is refused) and its tags; then, when `update`, its description and
+/// amount.
+async fn converge(
+    check: &ItemCheck<'_>,
+    billing: &mut BillingContext,
+    have: &BcItem,
+    want: &NewItem,
+    update: bool,
+    run: &mut Run,
+    status: &mut CustomLineItemStatus,
+) -> Result<(), Error> {
+    let found = Found {
+        arn: &have.arn,
+        what: format!("custom line item {}", want.name),
+        status_arn: status.arn.as_deref(),
+    };
+    let claimant = Claimant {
+        owner: check.owner,
+        adopt: check.obj.spec.adopt,
+        name_field: "spec.itemName",
+    };
+    let audit = TagAudit {
+        spec_changed: status.observed_generation != check.obj.metadata.generation,
+        checked_at: status.tags_checked_at.as_deref(),
+        uid: check.uid,
+        now: run.time(),
+    };
+    let api = billing.api();
+    let claim = check_claim(api.as_ref(), &found, &claimant, &audit).await?;
+    let checked_at = &mut status.tags_checked_at;
+    complete_claim(api.as_ref(), claim, &want.tags, checked_at, run).await?;
+    if update {
+        let current = billing.snapshot.current_period.clone();
+        update_item(billing, have, want, &current, run).await?;
+    }
+    status.arn = Some(have.arn.clone());
+    status
+        .start_period
+        .get_or_insert_with(|| want.start.clone());
+    Ok(())
 }
 
 /// Create the item; whether it was (apply mode). Its status then names it.
@@ -542,6 +563,121 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    fn spec(value: serde_json::Value) -> CustomLineItemSpec {
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn snapshot(items: Vec<BcItem>) -> BillingSnapshot {
+        BillingSnapshot {
+            current_period: "2026-11".into(),
+            previous_period: "2026-10".into(),
+            rules: vec![],
+            plans: vec![],
+            plan_rules: HashMap::new(),
+            groups: vec![],
+            group_of: HashMap::new(),
+            items,
+            costs: HashMap::new(),
+        }
+    }
+
+    fn item(name: &str, arn: &str, flat: f64) -> BcItem {
+        BcItem {
+            arn: arn.into(),
+            name: name.into(),
+            description: "d".into(),
+            group_arn: "g1".into(),
+            charge_type: "FEE".into(),
+            flat: Some(flat),
+            percent: None,
+            account_id: None,
+        }
+    }
+
+    fn step(
+        spec: &CustomLineItemSpec,
+        s: &BillingSnapshot,
+        known: bool,
+    ) -> Result<ItemStep, Error> {
+        let tags = Tags::new();
+        let others = BTreeMap::from([("base".to_string(), "base-item".to_string())]);
+        plan(
+            &DesiredItem {
+                spec,
+                namespace: "ns",
+                name: "fee",
+                tags: &tags,
+                start_period: None,
+                known,
+            },
+            &ItemFacts {
+                snapshot: s,
+                group_arn: "g1",
+                applies_to: &others,
+            },
+        )
+    }
+
+    #[test]
+    fn an_item_is_created_in_the_current_period_then_updated_only_when_it_differs() {
+        let flat = spec(
+            serde_json::json!({"billingGroupRef": {"name": "g"}, "description": "d",
+            "type": "FEE", "flat": {"amount": 12.5}, "billingPeriod": {}}),
+        );
+        let ItemStep::Create(want) = step(&flat, &snapshot(vec![]), false).unwrap() else {
+            panic!("not a creation");
+        };
+        assert_eq!((want.start.as_str(), want.flat), ("2026-11", Some(12.5)));
+        assert_eq!(charge_text(&want), ("fee", "12.50 USD".to_string()));
+        let same = step(&flat, &snapshot(vec![item("fee", "i1", 12.5)]), true).unwrap();
+        assert!(matches!(same, ItemStep::Existing { update: false, .. }));
+        let other = step(&flat, &snapshot(vec![item("fee", "i1", 10.0)]), true).unwrap();
+        assert!(matches!(other, ItemStep::Existing { update: true, .. }));
+    }
+
+    #[test]
+    fn closed_and_ended_periods_are_planned_before_anything_else() {
+        let old = spec(
+            serde_json::json!({"billingGroupRef": {"name": "g"}, "description": "d",
+            "type": "CREDIT", "percentage": {"percent": 5.0, "appliesTo": ["missing"]},
+            "billingPeriod": {"start": "2026-08"}}),
+        );
+        let err = step(&old, &snapshot(vec![]), false).unwrap_err();
+        assert_eq!(err.reason(), PERIOD_CLOSED);
+        let ended = spec(
+            serde_json::json!({"billingGroupRef": {"name": "g"}, "description": "d",
+            "type": "FEE", "flat": {"amount": 1.0},
+            "billingPeriod": {"start": "2026-09", "end": "2026-11"}}),
+        );
+        assert_eq!(
+            step(&ended, &snapshot(vec![]), true).unwrap(),
+            ItemStep::Ended
+        );
+    }
+
+    #[test]
+    fn a_percentage_waits_for_the_items_it_applies_to() {
+        let pct = |on: &str| {
+            spec(
+                serde_json::json!({"billingGroupRef": {"name": "g"}, "description": "d",
+                "type": "CREDIT", "percentage": {"percent": 5.0, "appliesTo": [on]},
+                "billingPeriod": {}}),
+            )
+        };
+        let err = step(&pct("missing"), &snapshot(vec![]), false).unwrap_err();
+        assert_eq!(err.reason(), DEPENDENCY_NOT_READY);
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let err = step(&pct("base"), &snapshot(vec![]), false).unwrap_err();
+        assert!(err.to_string().contains("not created in AWS yet"), "{err}");
+        let s = snapshot(vec![item("base-item", "i-base", 1.0)]);
+        let ItemStep::Create(want) = step(&pct("base"), &s, false).unwrap() else {
+            panic!("not a creation");
+        };
+        assert_eq!(want.associated, vec!["i-base".to_string()]);
+        assert_eq!(charge_text(&want), ("credit", "5%".to_string()));
+    }
 
     #[test]
     fn only_the_current_and_previous_periods_are_open() {

@@ -284,13 +284,26 @@ pub fn plan(
             entries: to_associate,
         });
     }
-    // This plan's rules that no entry wants any more: associated ones and orphans left by an
-    // interrupted replacement. Only rules with this object's owner tag: names alone cannot
-    // tell plan `std`'s rules from plan `std.gold`'s.
+    let retire = retired_rules(want, &wanted_names, snapshot, owners);
+    if !retire.is_empty() {
+        steps.push(PlanStep::Retire { rules: retire });
+    }
+    Ok(steps)
+}
+
+/// This plan's rules that no entry wants any more (AWS names and ARNs, sorted): associated
+/// ones and orphans left by an interrupted replacement. Only rules with this object's owner
+/// tag: names alone cannot tell plan `std`'s rules from plan `std.gold`'s. Pure.
+fn retired_rules(
+    want: &DesiredPlan<'_>,
+    wanted_names: &BTreeSet<String>,
+    snapshot: &BillingSnapshot,
+    owners: &RuleOwners,
+) -> Vec<(String, String)> {
     let mut retire: Vec<(String, String)> = snapshot
         .rules
         .iter()
-        .filter(|r| has_rule_name_of(plan_name, &r.name) && !wanted_names.contains(&r.name))
+        .filter(|r| has_rule_name_of(want.name, &r.name) && !wanted_names.contains(&r.name))
         .filter(|r| {
             owners
                 .get(&r.arn)
@@ -299,10 +312,7 @@ pub fn plan(
         .map(|r| (r.name.clone(), r.arn.clone()))
         .collect();
     retire.sort();
-    if !retire.is_empty() {
-        steps.push(PlanStep::Retire { rules: retire });
-    }
-    Ok(steps)
+    retire
 }
 
 /// Read the owner tag of each rule in `arns` (one ListTagsForResource each). A rule deleted
