@@ -7,6 +7,10 @@
 //! rule found by name that another resource owns is refused (`OwnedElsewhere`), one without
 //! the tag only with `spec.adopt` (`AdoptionRequired`). Only rules named like this plan's and
 //! carrying its owner tag are ever retired.
+//!
+//! Steps: `observe` (the payer's Billing Conductor snapshot, the plan's ownership, the owner
+//! tags of the rules that matter), [`plan`] (pure: a list of [`PlanStep`]s), `execute` (every
+//! write through [`Run::write`]), then the status and a pure verdict.
 
 use std::collections::{BTreeMap, BTreeSet};
 
