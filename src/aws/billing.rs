@@ -1,5 +1,10 @@
 //! AWS Billing Conductor: pricing rules and plans, billing groups, custom line items, cost
 //! reports. A global service, always called in us-east-1.
+//!
+//! The seam is idempotent where AWS is not: a delete whose object is already gone succeeds
+//! (see [`BillingApi::delete_rule`]), and [`BillingApi::tags_if_exists`] reads the tags of an
+//! object that may have been deleted meanwhile. Callers never match on AWS error codes for
+//! "already done".
 
 use async_trait::async_trait;
 use aws_sdk_billingconductor::types;
@@ -139,6 +144,12 @@ pub trait BillingApi: Send + Sync {
     ) -> Result<Vec<BcCost>, Error>;
     async fn create_rule(&self, rule: &NewRule, token: &str) -> Result<String, Error>;
     async fn update_rule(&self, arn: &str, rule: &NewRule) -> Result<(), Error>;
+    /// DeletePricingRule. Already gone is done: the API reference models no not-found error
+    /// for DeletePricingRule (its errors are AccessDenied, Conflict, InternalServer,
+    /// Throttling and Validation), but the service's ResourceNotFoundException ("the request
+    /// references a resource that doesn't exist") is what a rule deleted meanwhile answers,
+    /// and it is taken as success. A rule still associated with a plan is a
+    /// ConflictException and stays an error.
     async fn delete_rule(&self, arn: &str) -> Result<(), Error>;
     async fn create_plan(
         &self,
@@ -148,6 +159,10 @@ pub trait BillingApi: Send + Sync {
         token: &str,
     ) -> Result<String, Error>;
     async fn update_plan(&self, arn: &str, description: &str) -> Result<(), Error>;
+    /// DeletePricingPlan. Already gone is done: a ResourceNotFoundException ("the request
+    /// references a resource that doesn't exist"; not among the operation's modelled errors)
+    /// is taken as success. A plan still used by a billing group is a ConflictException and
+    /// stays an error.
     async fn delete_plan(&self, arn: &str) -> Result<(), Error>;
     /// At most 30 rules per call.
     async fn associate_rules(&self, plan_arn: &str, rule_arns: &[String]) -> Result<(), Error>;
@@ -160,6 +175,9 @@ pub trait BillingApi: Send + Sync {
         plan_arn: &str,
         auto_associate: bool,
     ) -> Result<(), Error>;
+    /// DeleteBillingGroup. Already gone is done: a ResourceNotFoundException ("the request
+    /// references a resource that doesn't exist"; the API reference lists only AccessDenied,
+    /// InternalServer, Throttling and Validation for this operation) is taken as success.
     async fn delete_group(&self, arn: &str) -> Result<(), Error>;
     /// At most 30 accounts per call.
     async fn associate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error>;
@@ -171,10 +189,45 @@ pub trait BillingApi: Send + Sync {
     async fn create_item(&self, item: &NewItem, token: &str) -> Result<String, Error>;
     /// Update description and amount, for `period` onwards.
     async fn update_item(&self, arn: &str, item: &NewItem, period: &str) -> Result<(), Error>;
+    /// DeleteCustomLineItem ("in the current, or previous billing period", says the API
+    /// reference). Already gone is done: a ResourceNotFoundException ("the request references
+    /// a resource that doesn't exist"; not among the operation's modelled errors) is taken as
+    /// success. An item that lies in a closed period is a ValidationException with reason
+    /// `INVALID_BILLING_PERIOD_FOR_OPERATION` and stays an error: the caller decides.
     async fn delete_item(&self, arn: &str) -> Result<(), Error>;
     async fn list_tags(&self, arn: &str) -> Result<Tags, Error>;
+    /// ListTagsForResource of an object that may have been deleted since it was listed:
+    /// `None` when AWS answers ResourceNotFoundException, which the API reference lists for
+    /// ListTagsForResource ("the request references a resource that doesn't exist").
+    async fn tags_if_exists(&self, arn: &str) -> Result<Option<Tags>, Error> {
+        match self.list_tags(arn).await {
+            Ok(tags) => Ok(Some(tags)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
     async fn tag(&self, arn: &str, tags: &Tags) -> Result<(), Error>;
     async fn untag(&self, arn: &str, keys: &[String]) -> Result<(), Error>;
+}
+
+/// The `Reason` of the ValidationException DeleteCustomLineItem answers for an item that lies
+/// in a closed billing period (it stays in AWS).
+pub const INVALID_BILLING_PERIOD: &str = "INVALID_BILLING_PERIOD_FOR_OPERATION";
+
+/// The code of AWS's answer for an object that does not exist (any more).
+const NOT_FOUND: &str = "ResourceNotFoundException";
+
+/// Whether AWS answered that the object does not exist (any more).
+fn is_not_found(e: &Error) -> bool {
+    e.aws_code() == Some(NOT_FOUND)
+}
+
+/// A delete's answer with "already gone" taken as done (see [`BillingApi::delete_rule`]).
+fn gone_is_done(answer: Result<(), Error>) -> Result<(), Error> {
+    match answer {
+        Err(e) if is_not_found(&e) => Ok(()),
+        other => other,
+    }
 }
 
 fn err<E>(op: &str) -> impl FnOnce(SdkError<E, HttpResponse>) -> Error + '_
@@ -518,13 +571,11 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn delete_rule(&self, arn: &str) -> Result<(), Error> {
-        self.delete_pricing_rule()
-            .arn(arn)
-            .send()
-            .await
-            .map_err(err("DeletePricingRule"))?;
-        crate::after_write!("billingconductor:DeletePricingRule");
-        Ok(())
+        let answer = self.delete_pricing_rule().arn(arn).send().await;
+        if answer.is_ok() {
+            crate::after_write!("billingconductor:DeletePricingRule");
+        }
+        gone_is_done(answer.map(|_| ()).map_err(err("DeletePricingRule")))
     }
 
     async fn create_plan(
@@ -559,13 +610,11 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn delete_plan(&self, arn: &str) -> Result<(), Error> {
-        self.delete_pricing_plan()
-            .arn(arn)
-            .send()
-            .await
-            .map_err(err("DeletePricingPlan"))?;
-        crate::after_write!("billingconductor:DeletePricingPlan");
-        Ok(())
+        let answer = self.delete_pricing_plan().arn(arn).send().await;
+        if answer.is_ok() {
+            crate::after_write!("billingconductor:DeletePricingPlan");
+        }
+        gone_is_done(answer.map(|_| ()).map_err(err("DeletePricingPlan")))
     }
 
     async fn associate_rules(&self, plan_arn: &str, rule_arns: &[String]) -> Result<(), Error> {
@@ -646,13 +695,11 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn delete_group(&self, arn: &str) -> Result<(), Error> {
-        self.delete_billing_group()
-            .arn(arn)
-            .send()
-            .await
-            .map_err(err("DeleteBillingGroup"))?;
-        crate::after_write!("billingconductor:DeleteBillingGroup");
-        Ok(())
+        let answer = self.delete_billing_group().arn(arn).send().await;
+        if answer.is_ok() {
+            crate::after_write!("billingconductor:DeleteBillingGroup");
+        }
+        gone_is_done(answer.map(|_| ()).map_err(err("DeleteBillingGroup")))
     }
 
     async fn associate_accounts(&self, group_arn: &str, accounts: &[String]) -> Result<(), Error> {
@@ -747,13 +794,11 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     }
 
     async fn delete_item(&self, arn: &str) -> Result<(), Error> {
-        self.delete_custom_line_item()
-            .arn(arn)
-            .send()
-            .await
-            .map_err(err("DeleteCustomLineItem"))?;
-        crate::after_write!("billingconductor:DeleteCustomLineItem");
-        Ok(())
+        let answer = self.delete_custom_line_item().arn(arn).send().await;
+        if answer.is_ok() {
+            crate::after_write!("billingconductor:DeleteCustomLineItem");
+        }
+        gone_is_done(answer.map(|_| ()).map_err(err("DeleteCustomLineItem")))
     }
 
     async fn list_tags(&self, arn: &str) -> Result<Tags, Error> {
@@ -811,5 +856,18 @@ mod tests {
         );
         assert_eq!(arn_filters(None), vec![None]);
         assert!(arn_filters(Some(&[])).is_empty());
+    }
+
+    #[test]
+    fn a_delete_of_an_object_already_gone_is_done() {
+        let rejected = |code: &str| Error::AwsRejected {
+            code: code.into(),
+            aws_reason: None,
+            message: "no".into(),
+        };
+        assert!(gone_is_done(Ok(())).is_ok());
+        assert!(gone_is_done(Err(rejected(NOT_FOUND))).is_ok());
+        let conflict = gone_is_done(Err(rejected("ConflictException"))).unwrap_err();
+        assert_eq!(conflict.aws_code(), Some("ConflictException"));
     }
 }

@@ -1,32 +1,40 @@
 //! BillingGroup: found by name, created with a ClientToken, members converged in batches of 30
 //! (named LinkedAccounts, account ids, and a label selector), an account held by another
 //! group reported on both and left where it is; cost reports for the current and previous
-//! period in status.
+//! period in status. Observe (payer snapshot, pricing plan, accounts, ownership), plan (pure:
+//! update, creation, membership), execute through the billing write path, then a pure status
+//! and verdict.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
-use crate::api::billing_group::{CostReport, GroupDeletionPolicy};
+use crate::api::billing_group::{BillingGroupSpec, CostReport, GroupDeletionPolicy};
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
-use crate::aws::billing::{BcCost, BcGroup, BcItem, NewGroup};
+use crate::aws::billing::{BcCost, BcGroup, BcItem, BillingApi, NewGroup};
+use crate::aws::organizations::Tags;
 use crate::error::Error;
 use crate::money::Amount;
 use crate::payer::insights::GroupCost;
 
-use crate::billing::pricing_plan::{BATCH, billing_snapshot, record_billing};
+use crate::billing::context::{BATCH, BillingContext, payer_gone};
 use crate::billing::snapshot::BillingSnapshot;
-use crate::payer::context::payer_connection;
 use crate::reconcile::ownership::{
-    Claimant, Found, REFUSED_RETRY, TagAudit, check_claim, client_token, complete_claim, deletable,
-    usable_dependency,
+    ClaimCheck, Claimant, Found, REFUSED_RETRY, TagAudit, check_claim, client_token,
+    complete_claim, deletable, usable_dependency,
+};
+use crate::reconcile::reasons::{
+    ACCOUNT_CONFLICT, ACCOUNT_WANTED_BY_ANOTHER_GROUP, AVAILABLE, CREATED, DELETED,
+    DEPENDENCY_NOT_READY, GROUP_HAS_FOREIGN_ITEMS, NO_CONFLICT, PLANNED_ONLY,
+    PRIMARY_ACCOUNT_MISMATCH, RELEASED,
 };
 use crate::reconcile::run::Run;
-use crate::reconcile::{ChangeAction, EventNote, KindOutcome, Mode, ReconcileContext, Verdict};
-use crate::reconcile::{DEPENDENCY_RETRY, change};
+use crate::reconcile::{
+    ChangeAction, DEPENDENCY_RETRY, KindOutcome, ReconcileContext, Verdict, change, object_key,
+};
 
 /// Condition type naming accounts two billing groups both want.
 pub const CONFLICT: &str = "AccountConflict";
@@ -159,114 +167,389 @@ pub fn change_percent(previous: &str, current: &str) -> Option<String> {
     c.change_from(p)
 }
 
-/// Reconcile a BillingGroup.
-pub async fn reconcile(
-    obj: &BillingGroup,
-    ctx: &ReconcileContext,
-    run: Run,
-) -> KindOutcome<BillingGroupStatus> {
-    let mode = run.mode();
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
-    let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let mut changes = Vec::new();
-    let mut events = Vec::new();
-    let result = apply(obj, ctx, mode, now, &mut status, &mut changes, &mut events).await;
-    let conflict = if status.conflicts.is_empty() {
+/// The accounts a group wants.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WantedAccounts {
+    /// The primary account's id.
+    pub primary: String,
+    /// Every wanted account id, the primary included.
+    pub wanted: BTreeSet<String>,
+    /// Why some named or selected accounts are not wanted yet (no account id).
+    pub pending: Vec<String>,
+}
+
+/// The accounts `spec` names or selects among `linked` (the LinkedAccounts it names or
+/// selects). Waits while the primary account has no id. Pure.
+pub fn wanted_accounts(
+    spec: &BillingGroupSpec,
+    linked: &[LinkedAccount],
+) -> Result<WantedAccounts, Error> {
+    let primary = resolve_account(&spec.primary_account, linked).map_err(|m| {
+        Error::waiting(
+            DEPENDENCY_NOT_READY,
+            format!("primaryAccount: {m}"),
+            DEPENDENCY_RETRY,
+        )
+    })?;
+    let mut out = WantedAccounts {
+        wanted: BTreeSet::from([primary.clone()]),
+        primary,
+        pending: Vec::new(),
+    };
+    for r in &spec.accounts {
+        match resolve_account(r, linked) {
+            Ok(id) => {
+                out.wanted.insert(id);
+            }
+            Err(m) => out.pending.push(m),
+        }
+    }
+    if let Some(selector) = &spec.account_selector {
+        for la in linked
+            .iter()
+            .filter(|la| selector_matches(selector, la.labels()))
+        {
+            match la.status.as_ref().and_then(|s| s.account_id.clone()) {
+                Some(id) => {
+                    out.wanted.insert(id);
+                }
+                None => out.pending.push(format!(
+                    "LinkedAccount {} has no account id yet",
+                    la.name_any()
+                )),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a BillingGroup wants, for [`plan`].
+#[derive(Clone, Debug)]
+pub struct DesiredGroup<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    /// ARN of the pricing plan it names.
+    pub plan_arn: &'a str,
+    pub auto_associate: bool,
+    pub primary: &'a str,
+    /// Every wanted account id, the primary included.
+    pub wanted: &'a BTreeSet<String>,
+}
+
+/// A group to create: `first` (the primary first, at most [`BATCH`]) go with the create
+/// call, `rest` are associated afterwards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Creation {
+    pub first: Vec<String>,
+    pub rest: Vec<String>,
+}
+
+/// What to do for a group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupPlan {
+    /// The existing group whose pricing plan, description or autoAssociate differ (ARN).
+    pub update: Option<String>,
+    /// The group does not exist yet.
+    pub create: Option<Creation>,
+    pub members: MembershipPlan,
+}
+
+/// What to do for a group whose ownership was checked: refused when the group found by name
+/// has another primary account (`PrimaryAccountMismatch`: AWS cannot change it), or when the
+/// primary account of a group to create belongs to another group (`AccountConflict`). Pure.
+pub fn plan(want: &DesiredGroup<'_>, snapshot: &BillingSnapshot) -> Result<GroupPlan, Error> {
+    let name = want.name;
+    let primary = want.primary;
+    let existing = snapshot.group_named(name);
+    if let Some(g) = existing
+        && g.primary_account_id != primary
+    {
+        return Err(Error::terminal(
+            PRIMARY_ACCOUNT_MISMATCH,
+            format!(
+                "billing group {name} has primary account {} in AWS, the spec says {primary}; AWS cannot change it",
+                g.primary_account_id
+            ),
+        ));
+    }
+    let update = existing
+        .filter(|g| {
+            g.plan_arn != want.plan_arn
+                || g.description != want.description
+                || g.auto_associate != want.auto_associate
+        })
+        .map(|g| g.arn.clone());
+    let members = membership(
+        existing.map(|g| g.arn.as_str()),
+        primary,
+        want.wanted,
+        snapshot,
+    );
+    let create = match existing {
+        Some(_) => None,
+        None => {
+            if let Some(other) = snapshot.group_of.get(primary) {
+                return Err(Error::terminal(
+                    ACCOUNT_CONFLICT,
+                    format!(
+                        "primary account {primary} belongs to billing group {other}; it can be in one group only"
+                    ),
+                ));
+            }
+            let mut first = vec![primary.to_string()];
+            first.extend(
+                members
+                    .associate
+                    .iter()
+                    .filter(|a| *a != primary)
+                    .take(BATCH - 1)
+                    .cloned(),
+            );
+            let rest = members
+                .associate
+                .iter()
+                .filter(|a| !first.contains(a))
+                .cloned()
+                .collect();
+            Some(Creation { first, rest })
+        }
+    };
+    Ok(GroupPlan {
+        update,
+        create,
+        members,
+    })
+}
+
+/// The `AccountConflict` condition for `conflicts` (account -> why). Pure.
+fn conflict_condition(conflicts: &BTreeMap<String, String>) -> DesiredCondition {
+    if conflicts.is_empty() {
         DesiredCondition::new(
             CONFLICT,
             ConditionStatus::False,
-            "NoConflict",
+            NO_CONFLICT,
             "no account is wanted by another billing group",
         )
     } else {
         DesiredCondition::new(
             CONFLICT,
             ConditionStatus::True,
-            "AccountWantedByAnotherGroup",
-            status
-                .conflicts
+            ACCOUNT_WANTED_BY_ANOTHER_GROUP,
+            conflicts
                 .iter()
                 .map(|(a, g)| format!("{a}: {g}"))
                 .collect::<Vec<_>>()
                 .join(", "),
         )
-    };
-    // Conflicts are known only after a reconcile that got through.
-    let extra: Vec<DesiredCondition> = result.is_ok().then_some(conflict).into_iter().collect();
-    crate::reconcile::finish(
-        &previous,
-        status,
-        result,
-        &extra,
-        obj.metadata.generation,
-        mode,
-        now,
-        changes,
-        events,
-    )
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Reconcile a BillingGroup.
+pub async fn reconcile(
+    obj: &BillingGroup,
+    ctx: &ReconcileContext,
+    mut run: Run,
+) -> KindOutcome<BillingGroupStatus> {
+    let previous = obj.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    let result = apply(obj, ctx, &mut run, &mut status).await;
+    // Conflicts are known only after a reconcile that got through.
+    let extra: Vec<DesiredCondition> = result
+        .is_ok()
+        .then(|| conflict_condition(&status.conflicts))
+        .into_iter()
+        .collect();
+    run.finish(&previous, status, result, &extra, obj.metadata.generation)
+}
+
+/// What a BillingGroup names in AWS and how it is tagged (owned values behind a
+/// [`DesiredGroup`]).
+struct GroupSpec {
+    namespace: String,
+    uid: String,
+    name: String,
+    description: String,
+    owner: String,
+    tags: Tags,
+}
+
+impl GroupSpec {
+    fn of(obj: &BillingGroup) -> Self {
+        let namespace = obj.namespace().unwrap_or_default();
+        let uid = obj
+            .uid()
+            .unwrap_or_else(|| format!("{namespace}-{}", obj.name_any()));
+        let owner = owner_value(&namespace, "BillingGroup", &obj.name_any());
+        Self {
+            uid,
+            name: obj.group_name(),
+            description: obj.spec.description.clone().unwrap_or_default(),
+            tags: with_owner(&obj.spec.tags, &owner),
+            owner,
+            namespace,
+        }
+    }
+}
+
+/// What the catalog and AWS hold for a group, read before anything is decided.
+struct GroupObservation {
+    billing: BillingContext,
+    /// ARN of the pricing plan the group names.
+    plan_arn: String,
+    /// The LinkedAccounts the spec names or selects.
+    linked: Vec<LinkedAccount>,
+    accounts: WantedAccounts,
+    /// The judgement of the group found by name (none when it does not exist yet).
+    claim: Option<ClaimCheck>,
+}
+
 async fn apply(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: &mut Run,
     status: &mut BillingGroupStatus,
-    changes: &mut Vec<crate::reconcile::Change>,
-    events: &mut Vec<EventNote>,
 ) -> Result<Verdict, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let plan_only = mode == Mode::Plan;
-    let uid = obj
-        .uid()
-        .unwrap_or_else(|| format!("{namespace}-{}", obj.name_any()));
-    let (key, _payer, conn) = payer_connection(&namespace, &obj.spec.payer_ref, ctx).await?;
-    let mut snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
-    let bc = conn.billing.as_ref();
-    let name = obj.group_name();
+    let spec = GroupSpec::of(obj);
+    let GroupObservation {
+        mut billing,
+        plan_arn,
+        linked,
+        accounts,
+        claim,
+    } = observe(obj, &spec, ctx, run, status).await?;
+    let want = DesiredGroup {
+        name: &spec.name,
+        description: &spec.description,
+        plan_arn: &plan_arn,
+        auto_associate: obj.spec.auto_associate,
+        primary: &accounts.primary,
+        wanted: &accounts.wanted,
+    };
+    let steps = plan(&want, &billing.snapshot)?;
+    if let Some(check) = claim {
+        // Nothing refuses the group any more: its tags (an adoption's owner tag included).
+        let api = billing.api();
+        let checked_at = &mut status.tags_checked_at;
+        complete_claim(api.as_ref(), check, &spec.tags, checked_at, run).await?;
+    }
+    let Some(group_arn) = execute(&spec, &want, &steps, &mut billing, run).await? else {
+        return Ok(Verdict::blocked(
+            PLANNED_ONLY,
+            format!("billing group {} would be created", spec.name),
+        ));
+    };
+    if steps.create.is_some() {
+        // Tagged at creation (a plan-mode status is never stored).
+        status.tags_checked_at = Some(run.timestamp().to_string());
+    }
+    let members = billing.snapshot.members(&group_arn);
+    let rivals = rival_claims(obj, &spec.namespace, ctx, &members);
+    let held = &steps.members.held_elsewhere;
+    let conflicts = conflicts(held, &rivals, &billing.snapshot);
+    group_status(status, &group_arn, members, conflicts, &billing.snapshot);
+    record_costs(obj, ctx, status);
+    Ok(verdict(
+        &spec.name,
+        held.len(),
+        status,
+        &accounts.pending,
+        &linked,
+    ))
+}
 
-    // The plan.
+/// Read what the group depends on: its payer's snapshot, its pricing plan in AWS, the
+/// accounts it names or selects, and the ownership of the group found by name (its tags, when
+/// due). Writes nothing.
+async fn observe(
+    obj: &BillingGroup,
+    spec: &GroupSpec,
+    ctx: &ReconcileContext,
+    run: &Run,
+    status: &BillingGroupStatus,
+) -> Result<GroupObservation, Error> {
+    let namespace = spec.namespace.as_str();
+    let billing = BillingContext::resolve(namespace, &obj.spec.payer_ref, ctx, run.time()).await?;
+    let plan_arn = pricing_plan_arn(obj, namespace, ctx, &billing.snapshot)?;
+    let linked = linked_accounts(obj, namespace, ctx);
+    let accounts = wanted_accounts(&obj.spec, &linked)?;
+    let claim = match billing.snapshot.group_named(&spec.name) {
+        // Before anything is written to it: a group another resource owns is refused (the
+        // tags of a group adopted are written only once nothing refuses it).
+        Some(g) => Some(
+            check_claim(
+                billing.api().as_ref(),
+                &Found {
+                    arn: &g.arn,
+                    what: format!("billing group {}", spec.name),
+                    status_arn: status.arn.as_deref(),
+                },
+                &Claimant {
+                    owner: &spec.owner,
+                    adopt: obj.spec.adopt,
+                    name_field: "spec.groupName",
+                },
+                &TagAudit {
+                    spec_changed: status.observed_generation != obj.metadata.generation,
+                    checked_at: status.tags_checked_at.as_deref(),
+                    uid: &spec.uid,
+                    now: run.time(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok(GroupObservation {
+        billing,
+        plan_arn,
+        linked,
+        accounts,
+        claim,
+    })
+}
+
+/// The ARN of the pricing plan the group names: waits while its PricingPlan does not exist,
+/// refuses the plan of its name, or has not created it yet.
+fn pricing_plan_arn(
+    obj: &BillingGroup,
+    namespace: &str,
+    ctx: &ReconcileContext,
+    snapshot: &BillingSnapshot,
+) -> Result<String, Error> {
+    let plan_ref = &obj.spec.pricing_plan_ref.name;
+    let dependency = format!("PricingPlan {namespace}/{plan_ref}");
+    let waiting = |what: &str| {
+        Error::waiting(
+            DEPENDENCY_NOT_READY,
+            format!("{dependency} {what}"),
+            DEPENDENCY_RETRY,
+        )
+    };
     let plan_obj = ctx
         .catalog
-        .pricing_plan(&namespace, &obj.spec.pricing_plan_ref.name)
-        .ok_or_else(|| {
-            Error::waiting(
-                "DependencyNotReady",
-                format!(
-                    "PricingPlan {namespace}/{} does not exist",
-                    obj.spec.pricing_plan_ref.name
-                ),
-                DEPENDENCY_RETRY,
-            )
-        })?;
+        .pricing_plan(namespace, plan_ref)
+        .ok_or_else(|| waiting("does not exist"))?;
     usable_dependency(
-        &format!("PricingPlan {namespace}/{}", obj.spec.pricing_plan_ref.name),
+        &dependency,
         "plan",
         plan_obj.status.as_ref().map(|s| s.conditions.as_slice()),
     )?;
-    let plan_arn = snapshot
+    snapshot
         .plan_named(&plan_obj.plan_name())
         .map(|p| p.arn.clone())
-        .ok_or_else(|| {
-            Error::waiting(
-                "DependencyNotReady",
-                format!(
-                    "PricingPlan {namespace}/{} is not created in AWS yet",
-                    obj.spec.pricing_plan_ref.name
-                ),
-                DEPENDENCY_RETRY,
-            )
-        })?;
+        .ok_or_else(|| waiting("is not created in AWS yet"))
+}
 
-    // The accounts: those named and those the selector picks (only they are copied out of
-    // the catalog).
+/// The LinkedAccounts the group names or selects (only they are copied out of the catalog).
+fn linked_accounts(
+    obj: &BillingGroup,
+    namespace: &str,
+    ctx: &ReconcileContext,
+) -> Vec<LinkedAccount> {
     let named: BTreeSet<&str> = std::iter::once(obj.spec.primary_account.as_str())
         .chain(obj.spec.accounts.iter().map(String::as_str))
         .collect();
-    let linked = ctx.catalog.linked_accounts_where(&namespace, &|la| {
+    ctx.catalog.linked_accounts_where(namespace, &|la| {
         la.metadata
             .name
             .as_deref()
@@ -276,317 +559,297 @@ async fn apply(
                 .account_selector
                 .as_ref()
                 .is_some_and(|sel| selector_matches(sel, la.labels()))
-    });
-    let primary = resolve_account(&obj.spec.primary_account, &linked).map_err(|m| {
-        Error::waiting(
-            "DependencyNotReady",
-            format!("primaryAccount: {m}"),
-            DEPENDENCY_RETRY,
-        )
-    })?;
-    let mut wanted: BTreeSet<String> = BTreeSet::from([primary.clone()]);
-    let mut pending = Vec::new();
-    for r in &obj.spec.accounts {
-        match resolve_account(r, &linked) {
-            Ok(id) => {
-                wanted.insert(id);
-            }
-            Err(m) => pending.push(m),
-        }
-    }
-    if let Some(selector) = &obj.spec.account_selector {
-        for la in linked
-            .iter()
-            .filter(|la| selector_matches(selector, la.labels()))
-        {
-            match la.status.as_ref().and_then(|s| s.account_id.clone()) {
-                Some(id) => {
-                    wanted.insert(id);
-                }
-                None => pending.push(format!(
-                    "LinkedAccount {} has no account id yet",
-                    la.name_any()
-                )),
-            }
-        }
-    }
+    })
+}
 
-    let description = obj.spec.description.clone().unwrap_or_default();
-    let owner = owner_value(&namespace, "BillingGroup", &obj.name_any());
-    let tags = with_owner(&obj.spec.tags, &owner);
-    let mut arn = snapshot.group_named(&name).map(|g| g.arn.clone());
-    if let Some(g) = arn.as_deref().and_then(|a| snapshot.group(a)).cloned() {
-        // Before anything is written to it: a group another resource owns is refused, and so
-        // is one whose primary account differs (the tags of a group adopted are written only
-        // once nothing refuses it).
-        let check = check_claim(
-            &conn,
-            &Found {
-                arn: &g.arn,
-                what: format!("billing group {name}"),
-                status_arn: status.arn.as_deref(),
-            },
-            &Claimant {
-                owner: &owner,
-                adopt: obj.spec.adopt,
-                name_field: "spec.groupName",
-            },
-            &TagAudit {
-                spec_changed: status.observed_generation != obj.metadata.generation,
-                checked_at: status.tags_checked_at.as_deref(),
-                uid: &uid,
-                now,
-            },
-        )
-        .await?;
-        if g.primary_account_id != primary {
-            return Err(Error::terminal(
-                "PrimaryAccountMismatch",
-                format!(
-                    "billing group {name} has primary account {} in AWS, the spec says {primary}; AWS cannot change it",
-                    g.primary_account_id
-                ),
-            ));
-        }
-        complete_claim(
-            &conn,
-            check,
-            &tags,
-            &mut status.tags_checked_at,
-            plan_only,
-            changes,
-        )
-        .await?;
-        if g.plan_arn != plan_arn
-            || g.description != description
-            || g.auto_associate != obj.spec.auto_associate
-        {
-            changes.push(change(
-                ChangeAction::Update,
-                format!("billing group {name}"),
-                "pricing plan, description or autoAssociate",
-            ));
-            if !plan_only {
-                bc.update_group(&g.arn, &description, &plan_arn, obj.spec.auto_associate)
-                    .await?;
-                let (a, d, p, auto) = (
-                    g.arn.clone(),
-                    description.clone(),
-                    plan_arn.clone(),
-                    obj.spec.auto_associate,
-                );
-                record_billing(ctx, &key, &mut snapshot, move |s| {
-                    s.update_group(&a, &d, &p, auto)
-                });
-            }
-        }
-    }
-    let plan = membership(arn.as_deref(), &primary, &wanted, &snapshot);
-    if arn.is_none() {
-        if let Some(other) = snapshot.group_of.get(&primary) {
-            return Err(Error::terminal(
-                "AccountConflict",
-                format!(
-                    "primary account {primary} belongs to billing group {other}; it can be in one group only"
-                ),
-            ));
-        }
-        changes.push(change(
-            ChangeAction::Create,
-            format!("billing group {name}"),
-            format!("primary {primary}"),
-        ));
-        if plan_only {
-            if !plan.associate.is_empty() {
-                changes.push(change(
-                    ChangeAction::Update,
-                    format!("billing group {name}"),
-                    format!("associate {} account(s)", plan.associate.len()),
-                ));
-            }
-            return Ok(Verdict::blocked(
-                "PlannedOnly",
-                format!("billing group {name} would be created"),
-            ));
-        }
-        // The first 30 accounts go with the create call, the primary first.
-        let mut first: Vec<String> = vec![primary.clone()];
-        first.extend(
-            plan.associate
-                .iter()
-                .filter(|a| **a != primary)
-                .take(BATCH - 1)
-                .cloned(),
+/// Carry out `steps`, every write through the billing write path. The ARN of the group,
+/// or none when it would be created (plan mode).
+async fn execute(
+    spec: &GroupSpec,
+    want: &DesiredGroup<'_>,
+    steps: &GroupPlan,
+    billing: &mut BillingContext,
+    run: &mut Run,
+) -> Result<Option<String>, Error> {
+    let api = billing.api();
+    let name = want.name;
+    let group_change =
+        |action, detail: String| change(action, format!("billing group {name}"), detail);
+    if let Some(arn) = &steps.update {
+        let update = group_change(
+            ChangeAction::Update,
+            "pricing plan, description or autoAssociate".into(),
         );
-        let new = NewGroup {
-            name: name.clone(),
-            description: description.clone(),
-            primary_account_id: primary.clone(),
-            accounts: first.clone(),
-            plan_arn: plan_arn.clone(),
-            auto_associate: obj.spec.auto_associate,
-            tags: tags.clone(),
-        };
-        let created = bc.create_group(&new, &client_token(&uid, "group")).await?;
-        events.push(EventNote {
-            warning: false,
-            reason: "Created".into(),
-            note: format!("billing group {name} ({created})"),
-        });
-        let rest: Vec<String> = plan
-            .associate
-            .iter()
-            .filter(|a| !first.contains(a))
-            .cloned()
-            .collect();
-        let group = BcGroup {
-            arn: created.clone(),
-            name: name.clone(),
-            description: description.clone(),
-            primary_account_id: primary.clone(),
-            plan_arn: plan_arn.clone(),
-            size: first.len() as i64,
-            // Known when Billing Conductor is listed again.
-            status: String::new(),
-            status_reason: None,
-            auto_associate: obj.spec.auto_associate,
-        };
-        let members = first.clone();
-        record_billing(ctx, &key, &mut snapshot, move |s| {
-            s.add_group(&group, &members)
-        });
-        for batch in rest.chunks(BATCH) {
-            bc.associate_accounts(&created, batch).await?;
-            let (a, b) = (created.clone(), batch.to_vec());
-            record_billing(ctx, &key, &mut snapshot, move |s| s.associate(&a, &b));
-        }
-        // The new group's state and cost reports: three filtered reads for this group, not
-        // a new read of everything.
-        let one = std::slice::from_ref(&created);
-        if let Some(listed) = bc.list_groups(Some(one)).await?.into_iter().next() {
-            let mut costs = Vec::new();
-            for period in [&snapshot.current_period, &snapshot.previous_period] {
-                for c in bc.cost_reports(period, Some(one)).await? {
-                    costs.push((period.clone(), c));
-                }
-            }
-            record_billing(ctx, &key, &mut snapshot, move |s| {
-                s.set_group_facts(&listed, &costs)
-            });
-        }
-        arn = Some(created);
-        status.tags_checked_at = Some(now.to_string());
-    } else if let Some(group_arn) = &arn {
-        if !plan.associate.is_empty() {
-            changes.push(change(
-                ChangeAction::Update,
-                format!("billing group {name}"),
-                format!("associate {}", plan.associate.join(", ")),
-            ));
-            if !plan_only {
-                for batch in plan.associate.chunks(BATCH) {
-                    bc.associate_accounts(group_arn, batch).await?;
-                    let (a, b) = (group_arn.clone(), batch.to_vec());
-                    record_billing(ctx, &key, &mut snapshot, move |s| s.associate(&a, &b));
-                }
-            }
-        }
-        if !plan.disassociate.is_empty() {
-            changes.push(change(
-                ChangeAction::Update,
-                format!("billing group {name}"),
-                format!("disassociate {}", plan.disassociate.join(", ")),
-            ));
-            if !plan_only {
-                for batch in plan.disassociate.chunks(BATCH) {
-                    bc.disassociate_accounts(group_arn, batch).await?;
-                    let (a, b) = (group_arn.clone(), batch.to_vec());
-                    record_billing(ctx, &key, &mut snapshot, move |s| s.disassociate(&a, &b));
-                }
-            }
-        }
-    }
-    let group_arn = arn.clone().unwrap_or_default();
-
-    // Conflicts, on both sides: accounts this group wants that another holds, and accounts
-    // it holds that another group (same namespace) wants.
-    let mut conflicts: BTreeMap<String, String> = plan
-        .held_elsewhere
-        .iter()
-        .map(|(a, other)| {
-            (
-                a.clone(),
-                format!(
-                    "held by {}",
-                    snapshot
-                        .group(other)
-                        .map(|g| g.name.clone())
-                        .unwrap_or_else(|| other.clone())
-                ),
+        let (a, d, p, auto) = (
+            arn.clone(),
+            want.description.to_string(),
+            want.plan_arn.to_string(),
+            want.auto_associate,
+        );
+        billing
+            .write(
+                run,
+                update,
+                || api.update_group(arn, want.description, want.plan_arn, auto),
+                move |_| move |s: &mut BillingSnapshot| s.update_group(&a, &d, &p, auto),
             )
+            .await?;
+    }
+    if let Some(creation) = &steps.create {
+        return create(spec, want, creation, &steps.members, billing, run).await;
+    }
+    let Some(arn) = billing.snapshot.group_named(name).map(|g| g.arn.clone()) else {
+        return Ok(None);
+    };
+    let members = &steps.members;
+    if !members.associate.is_empty() {
+        let associate = group_change(
+            ChangeAction::Update,
+            format!("associate {}", members.associate.join(", ")),
+        );
+        billing
+            .write_batches(
+                run,
+                associate,
+                &members.associate,
+                |batch| api.associate_accounts(&arn, batch),
+                |batch| {
+                    let (a, b) = (arn.clone(), batch.to_vec());
+                    move |s: &mut BillingSnapshot| s.associate(&a, &b)
+                },
+            )
+            .await?;
+    }
+    if !members.disassociate.is_empty() {
+        let disassociate = group_change(
+            ChangeAction::Update,
+            format!("disassociate {}", members.disassociate.join(", ")),
+        );
+        billing
+            .write_batches(
+                run,
+                disassociate,
+                &members.disassociate,
+                |batch| api.disassociate_accounts(&arn, batch),
+                |batch| {
+                    let (a, b) = (arn.clone(), batch.to_vec());
+                    move |s: &mut BillingSnapshot| s.disassociate(&a, &b)
+                },
+            )
+            .await?;
+    }
+    Ok(Some(arn))
+}
+
+/// Create the group (with a ClientToken: a retry after a crash finds the same group) with
+/// its first accounts, then associate the rest; then read the new group's state and cost
+/// reports. None in plan mode, where the associations are a change of their own.
+async fn create(
+    spec: &GroupSpec,
+    want: &DesiredGroup<'_>,
+    creation: &Creation,
+    members: &MembershipPlan,
+    billing: &mut BillingContext,
+    run: &mut Run,
+) -> Result<Option<String>, Error> {
+    let name = want.name;
+    let new = NewGroup {
+        name: name.to_string(),
+        description: want.description.to_string(),
+        primary_account_id: want.primary.to_string(),
+        accounts: creation.first.clone(),
+        plan_arn: want.plan_arn.to_string(),
+        auto_associate: want.auto_associate,
+        tags: spec.tags.clone(),
+    };
+    let token = client_token(&spec.uid, "group");
+    let create = change(
+        ChangeAction::Create,
+        format!("billing group {name}"),
+        format!("primary {}", want.primary),
+    );
+    let api = billing.api();
+    let this = &mut *billing;
+    let created = run
+        .write(create, move || async move {
+            let arn = api.create_group(&new, &token).await?;
+            let group = created_group(&new, &arn);
+            let first = new.accounts.clone();
+            this.record(move |s| s.add_group(&group, &first));
+            // An association that fails leaves the group made: reported after the Event.
+            let mut rest = Ok(());
+            for batch in creation.rest.chunks(BATCH) {
+                rest = api.associate_accounts(&arn, batch).await;
+                if rest.is_err() {
+                    break;
+                }
+                let (a, b) = (arn.clone(), batch.to_vec());
+                this.record(move |s| s.associate(&a, &b));
+            }
+            Ok((arn, rest))
         })
-        .collect();
-    let members = snapshot.members(&group_arn);
-    // Only this group's members can be in conflict: their LinkedAccounts, then the other
-    // groups that want one of them (nothing else is copied out of the catalog).
+        .await?;
+    let Some((arn, rest)) = created else {
+        if !members.associate.is_empty() {
+            run.record(
+                ChangeAction::Update,
+                format!("billing group {name}"),
+                format!("associate {} account(s)", members.associate.len()),
+            );
+        }
+        return Ok(None);
+    };
+    run.event(false, CREATED, format!("billing group {name} ({arn})"));
+    rest?;
+    read_group_facts(billing, &arn).await?;
+    Ok(Some(arn))
+}
+
+/// The group just created, as the snapshot keeps it (its state is known when Billing
+/// Conductor is listed again). Pure.
+fn created_group(new: &NewGroup, arn: &str) -> BcGroup {
+    BcGroup {
+        arn: arn.to_string(),
+        name: new.name.clone(),
+        description: new.description.clone(),
+        primary_account_id: new.primary_account_id.clone(),
+        plan_arn: new.plan_arn.clone(),
+        size: new.accounts.len() as i64,
+        status: String::new(),
+        status_reason: None,
+        auto_associate: new.auto_associate,
+    }
+}
+
+/// The new group's state and cost reports: three filtered reads for this group, not a new
+/// read of everything.
+async fn read_group_facts(billing: &mut BillingContext, arn: &str) -> Result<(), Error> {
+    let api = billing.api();
+    let one = [arn.to_string()];
+    if let Some(listed) = api.list_groups(Some(&one)).await?.into_iter().next() {
+        let mut costs = Vec::new();
+        let periods = [
+            billing.snapshot.current_period.clone(),
+            billing.snapshot.previous_period.clone(),
+        ];
+        for period in periods {
+            for c in api.cost_reports(&period, Some(&one)).await? {
+                costs.push((period.clone(), c));
+            }
+        }
+        billing.record(move |s| s.set_group_facts(&listed, &costs));
+    }
+    Ok(())
+}
+
+/// Accounts of `members` (this group's) that other groups of the namespace want, with why
+/// (only those members' LinkedAccounts and those groups are copied out of the catalog).
+fn rival_claims(
+    obj: &BillingGroup,
+    namespace: &str,
+    ctx: &ReconcileContext,
+    members: &[String],
+) -> BTreeMap<String, String> {
     let member_set: BTreeSet<&str> = members.iter().map(String::as_str).collect();
-    let member_accounts = ctx.catalog.linked_accounts_where(&namespace, &|la| {
+    let member_accounts = ctx.catalog.linked_accounts_where(namespace, &|la| {
         la.status
             .as_ref()
             .and_then(|s| s.account_id.as_deref())
             .is_some_and(|id| member_set.contains(id))
     });
     let me = obj.name_any();
-    let rivals = ctx.catalog.billing_groups_where(&namespace, &|g| {
+    let rivals = ctx.catalog.billing_groups_where(namespace, &|g| {
         g.metadata.name.as_deref() != Some(me.as_str())
-            && !wanted_members(g, &members, &member_accounts).is_empty()
+            && !wanted_members(g, members, &member_accounts).is_empty()
     });
+    let mut out = BTreeMap::new();
     for other in &rivals {
-        for a in wanted_members(other, &members, &member_accounts) {
-            conflicts
-                .entry(a)
+        for a in wanted_members(other, members, &member_accounts) {
+            out.entry(a)
                 .or_insert_with(|| format!("also wanted by BillingGroup {}", other.name_any()));
         }
     }
-    let g = snapshot.group(&group_arn);
-    status.arn = arn.clone();
+    out
+}
+
+/// Conflicts, on both sides: accounts this group wants that another holds (`held`: account
+/// -> that group's ARN), then accounts it holds that another group wants (`rivals`). Pure.
+fn conflicts(
+    held: &BTreeMap<String, String>,
+    rivals: &BTreeMap<String, String>,
+    snapshot: &BillingSnapshot,
+) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = held
+        .iter()
+        .map(|(a, other)| {
+            let group = snapshot
+                .group(other)
+                .map(|g| g.name.clone())
+                .unwrap_or_else(|| other.clone());
+            (a.clone(), format!("held by {group}"))
+        })
+        .collect();
+    for (a, why) in rivals {
+        out.entry(a.clone()).or_insert_with(|| why.clone());
+    }
+    out
+}
+
+/// The status of group `arn` as the snapshot holds it: state, members, conflicts, and cost
+/// reports of the current and previous period. Pure.
+fn group_status(
+    status: &mut BillingGroupStatus,
+    arn: &str,
+    members: Vec<String>,
+    conflicts: BTreeMap<String, String>,
+    snapshot: &BillingSnapshot,
+) {
+    let g = snapshot.group(arn);
+    status.arn = Some(arn.to_string());
     status.state = g.map(|g| g.status.clone()).filter(|s| !s.is_empty());
     status.state_reason = g.and_then(|g| g.status_reason.clone());
     status.size = Some(members.len() as i64);
     status.members = members;
     status.conflicts = conflicts;
-    status.current_period = snapshot
-        .cost(&snapshot.current_period, &group_arn)
-        .map(|c| report(&snapshot.current_period, c));
-    status.previous_period = snapshot
-        .cost(&snapshot.previous_period, &group_arn)
-        .map(|c| report(&snapshot.previous_period, c));
+    let (current, previous) = (&snapshot.current_period, &snapshot.previous_period);
+    status.current_period = snapshot.cost(current, arn).map(|c| report(current, c));
+    status.previous_period = snapshot.cost(previous, arn).map(|c| report(previous, c));
     status.proforma_change_percent = match (&status.previous_period, &status.current_period) {
         (Some(p), Some(c)) => change_percent(&p.proforma_cost, &c.proforma_cost),
         _ => None,
     };
-    let group_key =
-        crate::reconcile::object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
-    ctx.insights.set_group(
-        &group_key,
-        status.current_period.as_ref().map(|c| GroupCost {
-            payer: crate::reconcile::object_key(
-                &obj.namespace().unwrap_or_default(),
-                &obj.spec.payer_ref.name,
-            ),
-            period: c.billing_period.clone(),
-            currency: c.currency.clone(),
-            aws_cost: Amount::parse(&c.aws_cost).unwrap_or_default(),
-            proforma_cost: Amount::parse(&c.proforma_cost).unwrap_or_default(),
-            margin: Amount::parse(&c.margin).unwrap_or_default(),
-        }),
-    );
-    if !plan.held_elsewhere.is_empty() {
-        return Ok(Verdict::blocked(
-            "AccountConflict",
+}
+
+/// Keep the group's current cost for the metrics endpoint.
+fn record_costs(obj: &BillingGroup, ctx: &ReconcileContext, status: &BillingGroupStatus) {
+    let namespace = obj.namespace().unwrap_or_default();
+    let cost = status.current_period.as_ref().map(|c| GroupCost {
+        payer: object_key(&namespace, &obj.spec.payer_ref.name),
+        period: c.billing_period.clone(),
+        currency: c.currency.clone(),
+        aws_cost: Amount::parse(&c.aws_cost).unwrap_or_default(),
+        proforma_cost: Amount::parse(&c.proforma_cost).unwrap_or_default(),
+        margin: Amount::parse(&c.margin).unwrap_or_default(),
+    });
+    ctx.insights
+        .set_group(&object_key(&namespace, &obj.name_any()), cost);
+}
+
+/// The verdict on a group once its steps were carried out: blocked while `held` wanted
+/// accounts belong to other groups, progressing while some have no id (`pending`), else
+/// available with its current cost. Pure.
+fn verdict(
+    name: &str,
+    held: usize,
+    status: &BillingGroupStatus,
+    pending: &[String],
+    linked: &[LinkedAccount],
+) -> Verdict {
+    if held > 0 {
+        return Verdict::blocked(
+            ACCOUNT_CONFLICT,
             format!(
-                "{} wanted account(s) belong to another billing group and are left there: {}",
-                plan.held_elsewhere.len(),
+                "{held} wanted account(s) belong to another billing group and are left there: {}",
                 status
                     .conflicts
                     .iter()
@@ -594,14 +857,14 @@ async fn apply(
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-        ));
+        );
     }
     if !pending.is_empty() {
-        return Ok(Verdict::progressing(
-            "DependencyNotReady",
+        return Verdict::progressing(
+            DEPENDENCY_NOT_READY,
             pending.join("; "),
-            pending_retry(&linked),
-        ));
+            pending_retry(linked),
+        );
     }
     let cost = status
         .current_period
@@ -613,13 +876,13 @@ async fn apply(
             )
         })
         .unwrap_or_default();
-    Ok(Verdict::ready(
-        "Available",
+    Verdict::ready(
+        AVAILABLE,
         format!(
             "billing group {name} with {} account(s){cost}",
             status.size.unwrap_or(0)
         ),
-    ))
+    )
 }
 
 /// How soon to look again while member accounts have no id yet: soon while an account of
@@ -641,29 +904,21 @@ fn pending_retry(linked: &[LinkedAccount]) -> std::time::Duration {
 pub async fn cleanup(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
-    run: Run,
+    mut run: Run,
 ) -> KindOutcome<BillingGroupStatus> {
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
-    let mut changes = Vec::new();
-    let result = delete(obj, ctx, now, &mut changes).await;
+    let result = delete(obj, ctx, &mut run).await;
     if result.is_ok() {
-        ctx.insights.set_group(
-            &crate::reconcile::object_key(&obj.namespace().unwrap_or_default(), &obj.name_any()),
-            None,
-        );
+        let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
+        ctx.insights.set_group(&key, None);
     }
-    crate::reconcile::finish_cleanup(
+    run.finish_cleanup(
         &previous,
         status,
         result,
         &[],
         obj.metadata.generation,
-        now,
-        changes,
-        Vec::new(),
         |_| false,
     )
 }
@@ -671,31 +926,25 @@ pub async fn cleanup(
 async fn delete(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
-    now: &str,
-    changes: &mut Vec<crate::reconcile::Change>,
+    run: &mut Run,
 ) -> Result<Verdict, Error> {
     if obj.spec.deletion_policy == GroupDeletionPolicy::Retain {
         return Ok(Verdict::ready(
-            "Released",
+            RELEASED,
             "deletionPolicy Retain: the billing group stays in AWS",
         ));
     }
     let namespace = obj.namespace().unwrap_or_default();
-    let (key, _payer, conn) = match payer_connection(&namespace, &obj.spec.payer_ref, ctx).await {
-        Ok(x) => x,
-        Err(Error::Waiting { .. }) => {
-            return Ok(Verdict::ready(
-                "Released",
-                "the Payer is gone; nothing in AWS was changed",
-            ));
-        }
-        Err(e) => return Err(e),
+    let payer_ref = &obj.spec.payer_ref;
+    let Some(billing) =
+        BillingContext::resolve_unless_gone(&namespace, payer_ref, ctx, run.time()).await?
+    else {
+        return Ok(payer_gone());
     };
-    let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
     let name = obj.group_name();
-    let Some(group) = snapshot.group_named(&name).cloned() else {
+    let Some(group) = billing.snapshot.group_named(&name) else {
         return Ok(Verdict::ready(
-            "Released",
+            RELEASED,
             format!("billing group {name} does not exist in AWS"),
         ));
     };
@@ -705,35 +954,25 @@ async fn delete(
         status_arn: obj.status.as_ref().and_then(|s| s.arn.as_deref()),
     };
     let owner = owner_value(&namespace, "BillingGroup", &obj.name_any());
-    if let Some(why) = deletable(&conn, &found, &owner).await? {
-        return Ok(Verdict::ready("Released", why));
+    let api = billing.api();
+    let api = api.as_ref();
+    if let Some(why) = deletable(api, &found, &owner).await? {
+        return Ok(Verdict::ready(RELEASED, why));
     }
-    let bc = conn.billing.as_ref();
     // AWS deletes no group that still has custom line items. Those a CustomLineItem of this
     // namespace owns go with the group (deleting it forces them); any other one (made by
     // hand, or owned elsewhere) stops the deletion: it is not ours to delete.
-    let items: Vec<&BcItem> = snapshot
+    let items: Vec<&BcItem> = billing
+        .snapshot
         .items
         .iter()
         .filter(|i| i.group_arn == group.arn)
         .collect();
-    let ours = owner_value(&namespace, "CustomLineItem", "");
-    let mut foreign = Vec::new();
-    for item in &items {
-        let tags = match bc.list_tags(&item.arn).await {
-            Ok(tags) => tags,
-            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => continue,
-            Err(e) => return Err(e),
-        };
-        match tags.get(OWNER_TAG) {
-            Some(o) if o.len() > ours.len() && o.starts_with(&ours) => {}
-            Some(o) => foreign.push(format!("{} (managed by {o})", item.name)),
-            None => foreign.push(format!("{} (no {OWNER_TAG} tag)", item.name)),
-        }
-    }
+    let foreign =
+        foreign_items(api, &items, &owner_value(&namespace, "CustomLineItem", "")).await?;
     if !foreign.is_empty() {
         return Err(Error::waiting(
-            "GroupHasForeignItems",
+            GROUP_HAS_FOREIGN_ITEMS,
             format!(
                 "billing group {name} holds custom line items this operator does not manage: {}; delete or move them, or set deletionPolicy: Retain",
                 foreign.join(", ")
@@ -742,32 +981,49 @@ async fn delete(
         ));
     }
     for item in items {
-        changes.push(change(
+        let delete_item = change(
             ChangeAction::Delete,
             format!("custom line item {}", item.name),
             "delete with its billing group",
-        ));
-        match bc.delete_item(&item.arn).await {
-            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
-            other => other?,
-        }
+        );
+        run.write(delete_item, || api.delete_item(&item.arn))
+            .await?;
     }
-    changes.push(change(
+    let delete_group = change(
         ChangeAction::Delete,
         format!("billing group {name}"),
         "delete",
-    ));
-    match bc.delete_group(&group.arn).await {
-        Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
-        other => other?,
-    }
-    ctx.billing.invalidate(&key);
+    );
+    run.write(delete_group, || api.delete_group(&group.arn))
+        .await?;
+    billing.invalidate();
     Ok(Verdict::ready(
-        "Deleted",
+        DELETED,
         format!(
             "billing group {name} was deleted; its accounts fall back to the payer's default billing"
         ),
     ))
+}
+
+/// The items of `items` no CustomLineItem of the namespace owns (their owner tag does not
+/// start with `ours`), described for a message; items deleted meanwhile are left out.
+async fn foreign_items(
+    api: &dyn BillingApi,
+    items: &[&BcItem],
+    ours: &str,
+) -> Result<Vec<String>, Error> {
+    let mut foreign = Vec::new();
+    for item in items {
+        let Some(tags) = api.tags_if_exists(&item.arn).await? else {
+            continue;
+        };
+        match tags.get(OWNER_TAG) {
+            Some(o) if o.len() > ours.len() && o.starts_with(ours) => {}
+            Some(o) => foreign.push(format!("{} (managed by {o})", item.name)),
+            None => foreign.push(format!("{} (no {OWNER_TAG} tag)", item.name)),
+        }
+    }
+    Ok(foreign)
 }
 
 #[cfg(test)]
@@ -892,6 +1148,104 @@ mod tests {
             }]),
         };
         assert!(!selector_matches(&sel, &labels));
+    }
+
+    fn group(arn: &str, name: &str, primary: &str, plan_arn: &str) -> BcGroup {
+        BcGroup {
+            arn: arn.into(),
+            name: name.into(),
+            description: String::new(),
+            primary_account_id: primary.into(),
+            plan_arn: plan_arn.into(),
+            size: 1,
+            status: "ACTIVE".into(),
+            status_reason: None,
+            auto_associate: false,
+        }
+    }
+
+    fn ids(n: usize) -> BTreeSet<String> {
+        (0..n)
+            .map(|i| format!("{:012}", 100_000_000_000 + i))
+            .collect()
+    }
+
+    fn desired<'a>(primary: &'a str, wanted: &'a BTreeSet<String>) -> DesiredGroup<'a> {
+        DesiredGroup {
+            name: "gold",
+            description: "",
+            plan_arn: "plan-arn",
+            auto_associate: false,
+            primary,
+            wanted,
+        }
+    }
+
+    #[test]
+    fn a_new_group_takes_its_first_30_accounts_with_the_create_call_primary_first() {
+        let wanted = ids(65);
+        let primary = wanted.iter().nth(40).unwrap().clone();
+        let p = plan(&desired(&primary, &wanted), &snap(&[])).unwrap();
+        let creation = p.create.unwrap();
+        assert_eq!(creation.first.len(), BATCH);
+        assert_eq!(creation.first[0], primary);
+        assert_eq!(creation.rest.len(), 65 - BATCH);
+        assert!(creation.rest.iter().all(|a| !creation.first.contains(a)));
+        assert_eq!(p.update, None);
+    }
+
+    #[test]
+    fn a_primary_account_aws_cannot_change_or_that_another_group_holds_is_refused() {
+        let wanted = ids(1);
+        let primary = wanted.iter().next().unwrap().clone();
+        let mut s = snap(&[(&primary, "other-arn")]);
+        let err = plan(&desired(&primary, &wanted), &s).unwrap_err();
+        assert_eq!(err.reason(), ACCOUNT_CONFLICT);
+        s.groups
+            .push(group("g1", "gold", "999999999999", "plan-arn"));
+        let err = plan(&desired(&primary, &wanted), &s).unwrap_err();
+        assert_eq!(err.reason(), PRIMARY_ACCOUNT_MISMATCH);
+    }
+
+    #[test]
+    fn an_existing_group_is_updated_only_when_its_plan_description_or_auto_associate_differ() {
+        let wanted = ids(1);
+        let primary = wanted.iter().next().unwrap().clone();
+        let mut s = snap(&[(&primary, "g1")]);
+        s.groups.push(group("g1", "gold", &primary, "plan-arn"));
+        assert_eq!(
+            plan(&desired(&primary, &wanted), &s).unwrap(),
+            GroupPlan::default()
+        );
+        s.groups[0].plan_arn = "old-plan".into();
+        let p = plan(&desired(&primary, &wanted), &s).unwrap();
+        assert_eq!(p.update.as_deref(), Some("g1"));
+        assert_eq!(p.create, None);
+    }
+
+    #[test]
+    fn conflicts_name_the_holding_group_before_rival_wishes() {
+        let mut s = snap(&[]);
+        s.groups.push(group("g2", "silver", "2", "p"));
+        let held = BTreeMap::from([("111111111111".to_string(), "g2".to_string())]);
+        let rivals = BTreeMap::from([
+            (
+                "111111111111".to_string(),
+                "also wanted by BillingGroup x".to_string(),
+            ),
+            (
+                "222222222222".to_string(),
+                "also wanted by BillingGroup y".to_string(),
+            ),
+        ]);
+        let c = conflicts(&held, &rivals, &s);
+        assert_eq!(c["111111111111"], "held by silver");
+        assert_eq!(c["222222222222"], "also wanted by BillingGroup y");
+        assert_eq!(conflict_condition(&BTreeMap::new()).reason, NO_CONFLICT);
+        assert_eq!(
+            conflict_condition(&c).reason,
+            ACCOUNT_WANTED_BY_ANOTHER_GROUP
+        );
     }
 
     #[test]

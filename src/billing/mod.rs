@@ -1,7 +1,9 @@
-//! The Billing Conductor kinds: PricingPlan, BillingGroup and CustomLineItem, and the shared
-//! Billing Conductor reads per payer they all use.
+//! The Billing Conductor kinds: PricingPlan, BillingGroup and CustomLineItem, the shared
+//! Billing Conductor reads per payer they all use (`snapshot`), and the payer context with the
+//! one write path of these kinds (`context`).
 
 pub mod billing_group;
+pub mod context;
 pub mod custom_line_item;
 pub mod pricing_plan;
 pub mod snapshot;

@@ -7,32 +7,33 @@
 //! rule found by name that another resource owns is refused (`OwnedElsewhere`), one without
 //! the tag only with `spec.adopt` (`AdoptionRequired`). Only rules named like this plan's and
 //! carrying its owner tag are ever retired.
+//!
+//! Steps: `observe` (the payer's Billing Conductor snapshot, the plan's ownership, the owner
+//! tags of the rules that matter), [`plan`] (pure: a list of [`PlanStep`]s), `execute` (every
+//! write through [`Run::write`]), then the status and a pure verdict.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use kube::ResourceExt;
 
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::pricing_plan::PricingRule;
 use crate::api::{PricingPlan, PricingPlanStatus};
-use crate::aws::Connection;
-use crate::aws::billing::{BcRule, NewRule};
+use crate::aws::billing::{BcRule, BillingApi, NewRule};
 use crate::aws::organizations::Tags;
 use crate::error::Error;
 
+use crate::billing::context::{BATCH, BillingContext, payer_gone};
 use crate::billing::snapshot::BillingSnapshot;
-use crate::payer::context::payer_connection;
-use crate::reconcile::change;
 use crate::reconcile::ownership::{
-    Claim, Claimant, Found, TagAudit, check_claim, claim, client_token, complete_claim, deletable,
-    fnv,
+    Claim, ClaimCheck, Claimant, Found, TagAudit, check_claim, claim, client_token, complete_claim,
+    deletable, fnv,
+};
+use crate::reconcile::reasons::{
+    AVAILABLE, AWS_CHANGED, DELETED, PLAN_IN_USE, PLANNED_ONLY, RELEASED,
 };
 use crate::reconcile::run::Run;
-use crate::reconcile::{ChangeAction, KindOutcome, Mode, ReconcileContext, Verdict};
-
-/// AWS accepts at most this many rules or accounts in one associate call.
-pub const BATCH: usize = 30;
+use crate::reconcile::{Change, ChangeAction, KindOutcome, ReconcileContext, Verdict, change};
 
 /// The AWS name of a rule: plan name, entry name, and a hash of what AWS cannot update, so
 /// that changing one of those names a new rule. Pure.
@@ -164,7 +165,10 @@ pub fn wanted_rules_in_plan(
 #[derive(Clone, Debug, PartialEq)]
 pub enum PlanStep {
     CreatePlan,
-    UpdatePlan,
+    /// Change the description of the plan `arn`.
+    UpdatePlan {
+        arn: String,
+    },
     CreateRule {
         entry: String,
         rule: NewRule,
@@ -213,7 +217,9 @@ pub fn plan(
     let existing = snapshot.plan_named(plan_name);
     match existing {
         None => steps.push(PlanStep::CreatePlan),
-        Some(p) if p.description != want.description => steps.push(PlanStep::UpdatePlan),
+        Some(p) if p.description != want.description => {
+            steps.push(PlanStep::UpdatePlan { arn: p.arn.clone() })
+        }
         Some(_) => {}
     }
     let associated: BTreeSet<&str> = existing
@@ -244,7 +250,7 @@ pub fn plan(
                     None if in_plan => None,
                     None => {
                         return Err(Error::retryable(
-                            "AwsChanged",
+                            AWS_CHANGED,
                             format!(
                                 "pricing rule {aws_name} changed while it was read; looking again"
                             ),
@@ -282,13 +288,26 @@ pub fn plan(
             entries: to_associate,
         });
     }
-    // This plan's rules that no entry wants any more: associated ones and orphans left by an
-    // interrupted replacement. Only rules with this object's owner tag: names alone cannot
-    // tell plan `std`'s rules from plan `std.gold`'s.
+    let retire = retired_rules(want, &wanted_names, snapshot, owners);
+    if !retire.is_empty() {
+        steps.push(PlanStep::Retire { rules: retire });
+    }
+    Ok(steps)
+}
+
+/// This plan's rules that no entry wants any more (AWS names and ARNs, sorted): associated
+/// ones and orphans left by an interrupted replacement. Only rules with this object's owner
+/// tag: names alone cannot tell plan `std`'s rules from plan `std.gold`'s. Pure.
+fn retired_rules(
+    want: &DesiredPlan<'_>,
+    wanted_names: &BTreeSet<String>,
+    snapshot: &BillingSnapshot,
+    owners: &RuleOwners,
+) -> Vec<(String, String)> {
     let mut retire: Vec<(String, String)> = snapshot
         .rules
         .iter()
-        .filter(|r| has_rule_name_of(plan_name, &r.name) && !wanted_names.contains(&r.name))
+        .filter(|r| has_rule_name_of(want.name, &r.name) && !wanted_names.contains(&r.name))
         .filter(|r| {
             owners
                 .get(&r.arn)
@@ -297,23 +316,16 @@ pub fn plan(
         .map(|r| (r.name.clone(), r.arn.clone()))
         .collect();
     retire.sort();
-    if !retire.is_empty() {
-        steps.push(PlanStep::Retire { rules: retire });
-    }
-    Ok(steps)
+    retire
 }
 
 /// Read the owner tag of each rule in `arns` (one ListTagsForResource each). A rule deleted
 /// meanwhile is left out.
-pub async fn rule_owners(conn: &Connection, arns: &[String]) -> Result<RuleOwners, Error> {
+pub async fn rule_owners(api: &dyn BillingApi, arns: &[String]) -> Result<RuleOwners, Error> {
     let mut out = RuleOwners::new();
     for arn in arns {
-        match conn.billing.list_tags(arn).await {
-            Ok(tags) => {
-                out.insert(arn.clone(), tags.get(OWNER_TAG).cloned());
-            }
-            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
-            Err(e) => return Err(e),
+        if let Some(tags) = api.tags_if_exists(arn).await? {
+            out.insert(arn.clone(), tags.get(OWNER_TAG).cloned());
         }
     }
     Ok(out)
@@ -323,295 +335,389 @@ pub async fn rule_owners(conn: &Connection, arns: &[String]) -> Result<RuleOwner
 pub async fn reconcile(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
-    run: Run,
+    mut run: Run,
 ) -> KindOutcome<PricingPlanStatus> {
-    let mode = run.mode();
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
-    let mut changes = Vec::new();
-    let result = apply(obj, ctx, mode, now, &mut status, &mut changes).await;
-    crate::reconcile::finish(
-        &previous,
-        status,
-        result,
-        &[],
-        obj.metadata.generation,
-        mode,
-        now,
-        changes,
-        Vec::new(),
-    )
+    let result = apply(obj, ctx, &mut run, &mut status).await;
+    run.finish(&previous, status, result, &[], obj.metadata.generation)
 }
 
-/// Apply one of the operator's own Billing Conductor writes to the shared snapshot of payer
-/// `key` and to `local`, instead of reading everything again.
-pub fn record_billing(
-    ctx: &ReconcileContext,
-    key: &str,
-    local: &mut Arc<BillingSnapshot>,
-    write: impl Fn(&mut BillingSnapshot) + Send + Sync + 'static,
-) {
-    let write: crate::payer::snapshot::Write<BillingSnapshot> = Arc::new(write);
-    match ctx.billing.update(key, write.clone()) {
-        Some(s) => *local = s,
-        None => write(Arc::make_mut(local)),
+/// What a PricingPlan names in AWS and how its objects are tagged and claimed (owned values
+/// behind a [`DesiredPlan`]).
+struct PlanSpec {
+    namespace: String,
+    uid: String,
+    name: String,
+    description: String,
+    owner: String,
+    tags: Tags,
+}
+
+impl PlanSpec {
+    fn of(obj: &PricingPlan) -> Self {
+        let namespace = obj.namespace().unwrap_or_default();
+        let uid = obj
+            .uid()
+            .unwrap_or_else(|| format!("{namespace}-{}", obj.name_any()));
+        let owner = owner_value(&namespace, "PricingPlan", &obj.name_any());
+        Self {
+            uid,
+            name: obj.plan_name(),
+            description: obj.spec.description.clone().unwrap_or_default(),
+            tags: with_owner(&obj.spec.tags, &owner),
+            owner,
+            namespace,
+        }
+    }
+
+    fn desired<'a>(&'a self, obj: &'a PricingPlan) -> DesiredPlan<'a> {
+        DesiredPlan {
+            name: &self.name,
+            description: &self.description,
+            rules: &obj.spec.rules,
+            tags: &self.tags,
+            claimant: Claimant {
+                owner: &self.owner,
+                adopt: obj.spec.adopt,
+                name_field: "spec.planName",
+            },
+        }
     }
 }
 
-/// The shared Billing Conductor snapshot of payer `key`, read once and then reused.
-pub async fn billing_snapshot(
-    key: &str,
-    conn: &Connection,
-    ctx: &ReconcileContext,
-    now: &str,
-) -> Result<Arc<BillingSnapshot>, Error> {
-    ctx.billing
-        .get_or_load(key, || BillingSnapshot::load(conn, now))
-        .await
+/// What AWS holds for a pricing plan, read before anything is decided.
+struct PlanObservation {
+    billing: BillingContext,
+    /// The judgement of the plan found by name (none when it does not exist yet).
+    claim: Option<ClaimCheck>,
+    /// Owner tags of the rules whose ownership the plan depends on.
+    owners: RuleOwners,
 }
 
 async fn apply(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
-    mode: Mode,
-    now: &str,
+    run: &mut Run,
     status: &mut PricingPlanStatus,
-    changes: &mut Vec<crate::reconcile::Change>,
 ) -> Result<Verdict, Error> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let plan_only = mode == Mode::Plan;
-    let uid = obj
-        .uid()
-        .unwrap_or_else(|| format!("{namespace}-{}", obj.name_any()));
-    let (key, _payer, conn) = payer_connection(&namespace, &obj.spec.payer_ref, ctx).await?;
-    let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
-    let name = obj.plan_name();
-    let description = obj.spec.description.clone().unwrap_or_default();
-    let owner = owner_value(&namespace, "PricingPlan", &obj.name_any());
-    let tags = with_owner(&obj.spec.tags, &owner);
-    let want = DesiredPlan {
-        name: &name,
-        description: &description,
-        rules: &obj.spec.rules,
-        tags: &tags,
-        claimant: Claimant {
-            owner: &owner,
-            adopt: obj.spec.adopt,
-            name_field: "spec.planName",
-        },
+    let spec = PlanSpec::of(obj);
+    let want = spec.desired(obj);
+    let observed = observe(obj, &spec, &want, ctx, run, status).await?;
+    let PlanObservation {
+        mut billing,
+        claim,
+        owners,
+    } = observed;
+    let steps = plan(&want, &billing.snapshot, &owners)?;
+    if let Some(check) = claim {
+        let api = billing.api();
+        complete_claim(
+            api.as_ref(),
+            check,
+            &spec.tags,
+            &mut status.tags_checked_at,
+            run,
+        )
+        .await?;
+    }
+    let done = execute(&want, &spec.uid, &steps, &mut billing, run).await?;
+    if steps.contains(&PlanStep::CreatePlan) {
+        // Tagged at creation (a plan-mode status is never stored).
+        status.tags_checked_at = Some(run.timestamp().to_string());
+    }
+    // What AWS reports as associated: the listed size when nothing was written, else the
+    // plan's rules read again (one ListPricingRulesAssociatedToPricingPlan).
+    status.size = match &done.plan_arn {
+        Some(arn) if done.wrote => Some(billing.api().list_plan_rule_arns(arn).await?.len() as i64),
+        Some(_) => billing.snapshot.plan_named(&spec.name).map(|p| p.size),
+        None => None,
     };
-    let bc = conn.billing.as_ref();
-    let mut plan_arn = snapshot.plan_named(&name).map(|p| p.arn.clone());
-    // Every judgement before any write: the plan's owner, then its rules' (in `plan`).
-    let plan_claim = match &plan_arn {
+    status.arn = done.plan_arn.clone();
+    status.rule_arns = done.rule_arns;
+    Ok(verdict(&spec.name, done.plan_arn.as_deref(), status.size))
+}
+
+/// Read what the plan depends on: the snapshot, the plan's ownership (its tags, when due) and
+/// the owner tags of the rules [`rules_to_inspect`] (and, on adoption,
+/// [`wanted_rules_in_plan`]) names. Writes nothing.
+async fn observe(
+    obj: &PricingPlan,
+    spec: &PlanSpec,
+    want: &DesiredPlan<'_>,
+    ctx: &ReconcileContext,
+    run: &Run,
+    status: &PricingPlanStatus,
+) -> Result<PlanObservation, Error> {
+    let billing =
+        BillingContext::resolve(&spec.namespace, &obj.spec.payer_ref, ctx, run.time()).await?;
+    let api = billing.api();
+    let snapshot = &billing.snapshot;
+    let plan_arn = snapshot.plan_named(&spec.name).map(|p| p.arn.clone());
+    // Every judgement before any write: the plan's owner here, its rules' in `plan`.
+    let claim = match &plan_arn {
         Some(arn) => Some(
             check_claim(
-                &conn,
+                api.as_ref(),
                 &Found {
                     arn,
-                    what: format!("pricing plan {name}"),
+                    what: format!("pricing plan {}", spec.name),
                     status_arn: status.arn.as_deref(),
                 },
                 &want.claimant,
                 &TagAudit {
                     spec_changed: status.observed_generation != obj.metadata.generation,
                     checked_at: status.tags_checked_at.as_deref(),
-                    uid: &uid,
-                    now,
+                    uid: &spec.uid,
+                    now: run.time(),
                 },
             )
             .await?,
         ),
         None => None,
     };
-    let wanted: BTreeSet<String> = obj
-        .spec
+    let wanted: BTreeSet<String> = want
         .rules
         .iter()
-        .map(|r| rule_aws_name(&name, r))
+        .map(|r| rule_aws_name(&spec.name, r))
         .collect();
-    let mut inspect = rules_to_inspect(&name, &wanted, plan_arn.as_deref(), &snapshot);
-    if let (Some(arn), Some(check)) = (&plan_arn, &plan_claim)
+    let mut inspect = rules_to_inspect(&spec.name, &wanted, plan_arn.as_deref(), snapshot);
+    if let (Some(arn), Some(check)) = (&plan_arn, &claim)
         && check.was_read()
-        && obj.spec.adopt
+        && want.claimant.adopt
     {
-        inspect.extend(wanted_rules_in_plan(&wanted, arn, &snapshot));
+        inspect.extend(wanted_rules_in_plan(&wanted, arn, snapshot));
     }
-    let owners = rule_owners(&conn, &inspect).await?;
-    let steps = plan(&want, &snapshot, &owners)?;
-    if let Some(check) = plan_claim {
-        complete_claim(
-            &conn,
-            check,
-            &tags,
-            &mut status.tags_checked_at,
-            plan_only,
-            changes,
-        )
-        .await?;
+    let owners = rule_owners(api.as_ref(), &inspect).await?;
+    Ok(PlanObservation {
+        billing,
+        claim,
+        owners,
+    })
+}
+
+/// What [`execute`] did.
+struct Executed {
+    plan_arn: Option<String>,
+    /// Rule ARN of each entry, as far as known.
+    rule_arns: BTreeMap<String, String>,
+    /// Whether anything was written to AWS (apply mode).
+    wrote: bool,
+}
+
+/// Carry out `steps` in order, every write through `run`. The shared snapshot is dropped
+/// once anything was written (the next reader loads what AWS made of it).
+async fn execute(
+    want: &DesiredPlan<'_>,
+    uid: &str,
+    steps: &[PlanStep],
+    billing: &mut BillingContext,
+    run: &mut Run,
+) -> Result<Executed, Error> {
+    let mut done = Executed {
+        plan_arn: billing
+            .snapshot
+            .plan_named(want.name)
+            .map(|p| p.arn.clone()),
+        rule_arns: want
+            .rules
+            .iter()
+            .filter_map(|r| {
+                billing
+                    .snapshot
+                    .rule_named(&rule_aws_name(want.name, r))
+                    .map(|x| (r.name.clone(), x.arn.clone()))
+            })
+            .collect(),
+        wrote: false,
+    };
+    for step in steps {
+        let wrote = execute_step(want, uid, step, billing, run, &mut done).await?;
+        done.wrote |= wrote;
     }
-    let mut rule_arns: BTreeMap<String, String> = obj
-        .spec
-        .rules
+    if done.wrote {
+        billing.invalidate();
+    }
+    Ok(done)
+}
+
+/// One step of [`execute`]; whether it wrote to AWS.
+async fn execute_step(
+    want: &DesiredPlan<'_>,
+    uid: &str,
+    step: &PlanStep,
+    billing: &BillingContext,
+    run: &mut Run,
+    done: &mut Executed,
+) -> Result<bool, Error> {
+    let api = billing.api();
+    let api = api.as_ref();
+    let (name, tags) = (want.name, want.tags);
+    let plan_change =
+        |action, detail: String| change(action, format!("pricing plan {name}"), detail);
+    let wrote = match step {
+        PlanStep::CreatePlan => {
+            let token = client_token(uid, "plan");
+            let created = run
+                .write(plan_change(ChangeAction::Create, String::new()), || {
+                    api.create_plan(name, want.description, tags, &token)
+                })
+                .await?;
+            let wrote = created.is_some();
+            done.plan_arn = created.or(done.plan_arn.take());
+            wrote
+        }
+        PlanStep::UpdatePlan { arn } => run
+            .write(
+                plan_change(ChangeAction::Update, "description".into()),
+                || api.update_plan(arn, want.description),
+            )
+            .await?
+            .is_some(),
+        PlanStep::CreateRule { entry, rule } => {
+            let token = client_token(uid, &rule.name);
+            let created = run
+                .write(rule_change(ChangeAction::Create, rule), || {
+                    api.create_rule(rule, &token)
+                })
+                .await?;
+            let wrote = created.is_some();
+            if let Some(arn) = created {
+                done.rule_arns.insert(entry.clone(), arn);
+            }
+            wrote
+        }
+        PlanStep::UpdateRule { arn, rule, .. } => run
+            .write(rule_change(ChangeAction::Update, rule), || {
+                api.update_rule(arn, rule)
+            })
+            .await?
+            .is_some(),
+        PlanStep::AdoptRules { rules } => {
+            let mut wrote = false;
+            for (rule_name, arn) in rules {
+                let adopt = change(
+                    ChangeAction::Update,
+                    format!("pricing rule {rule_name}"),
+                    format!("adopt: add the {OWNER_TAG} tag"),
+                );
+                wrote |= run.write(adopt, || api.tag(arn, tags)).await?.is_some();
+            }
+            wrote
+        }
+        PlanStep::Associate { entries } => {
+            let arns: Vec<String> = entries
+                .iter()
+                .filter_map(|e| done.rule_arns.get(e).cloned())
+                .collect();
+            let plan_arn = done.plan_arn.as_deref();
+            let detail = format!("associate {} rule(s)", entries.len());
+            run.write(plan_change(ChangeAction::Update, detail), || async move {
+                if let Some(plan) = plan_arn {
+                    for batch in arns.chunks(BATCH) {
+                        api.associate_rules(plan, batch).await?;
+                    }
+                }
+                Ok(())
+            })
+            .await?
+            .is_some()
+        }
+        PlanStep::Retire { rules } => {
+            let plan_arn = done.plan_arn.as_deref();
+            retire(api, plan_arn, rules, &billing.snapshot, run).await?
+        }
+    };
+    Ok(wrote)
+}
+
+/// The change that creates or updates `rule`.
+fn rule_change(action: ChangeAction, rule: &NewRule) -> Change {
+    let detail = match action {
+        ChangeAction::Create => format!(
+            "{} {} {:?}%",
+            rule.scope,
+            rule.type_,
+            rule.modifier_percentage.unwrap_or(0.0)
+        ),
+        _ => "description, type or percentage".to_string(),
+    };
+    change(action, format!("pricing rule {}", rule.name), detail)
+}
+
+/// Retire `rules` (AWS names and ARNs) the plan no longer wants: one change each, carried
+/// out as one step: those associated with plan `plan_arn` are disassociated (in batches),
+/// then each is deleted. Returns whether it wrote.
+async fn retire(
+    api: &dyn BillingApi,
+    plan_arn: Option<&str>,
+    rules: &[(String, String)],
+    snapshot: &BillingSnapshot,
+    run: &mut Run,
+) -> Result<bool, Error> {
+    let associated: BTreeSet<&str> = plan_arn
+        .and_then(|p| snapshot.plan_rules.get(p))
+        .map(|v| v.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let attached: Vec<String> = rules
         .iter()
-        .filter_map(|r| {
-            snapshot
-                .rule_named(&rule_aws_name(&name, r))
-                .map(|x| (r.name.clone(), x.arn.clone()))
+        .filter(|(_, a)| associated.contains(a.as_str()))
+        .map(|(_, a)| a.clone())
+        .collect();
+    let mut changes: Vec<Change> = rules
+        .iter()
+        .map(|(rule_name, _)| {
+            change(
+                ChangeAction::Delete,
+                format!("pricing rule {rule_name}"),
+                "disassociate and delete",
+            )
         })
         .collect();
-    let mut wrote = false;
-    for step in &steps {
-        match step {
-            PlanStep::CreatePlan => {
-                changes.push(change(
-                    ChangeAction::Create,
-                    format!("pricing plan {name}"),
-                    "",
-                ));
-                if !plan_only {
-                    plan_arn = Some(
-                        bc.create_plan(&name, &description, &tags, &client_token(&uid, "plan"))
-                            .await?,
-                    );
-                    wrote = true;
-                }
-            }
-            PlanStep::UpdatePlan => {
-                changes.push(change(
-                    ChangeAction::Update,
-                    format!("pricing plan {name}"),
-                    "description",
-                ));
-                if !plan_only && let Some(arn) = &plan_arn {
-                    bc.update_plan(arn, &description).await?;
-                    wrote = true;
-                }
-            }
-            PlanStep::CreateRule { entry, rule } => {
-                changes.push(change(
-                    ChangeAction::Create,
-                    format!("pricing rule {}", rule.name),
-                    format!(
-                        "{} {} {:?}%",
-                        rule.scope,
-                        rule.type_,
-                        rule.modifier_percentage.unwrap_or(0.0)
-                    ),
-                ));
-                if !plan_only {
-                    let arn = bc
-                        .create_rule(rule, &client_token(&uid, &rule.name))
-                        .await?;
-                    rule_arns.insert(entry.clone(), arn);
-                    wrote = true;
-                }
-            }
-            PlanStep::UpdateRule { arn, rule, .. } => {
-                changes.push(change(
-                    ChangeAction::Update,
-                    format!("pricing rule {}", rule.name),
-                    "description, type or percentage",
-                ));
-                if !plan_only {
-                    bc.update_rule(arn, rule).await?;
-                    wrote = true;
-                }
-            }
-            PlanStep::AdoptRules { rules } => {
-                for (rule_name, arn) in rules {
-                    changes.push(change(
-                        ChangeAction::Update,
-                        format!("pricing rule {rule_name}"),
-                        format!("adopt: add the {OWNER_TAG} tag"),
-                    ));
-                    if !plan_only {
-                        bc.tag(arn, &tags).await?;
-                        wrote = true;
-                    }
-                }
-            }
-            PlanStep::Associate { entries } => {
-                changes.push(change(
-                    ChangeAction::Update,
-                    format!("pricing plan {name}"),
-                    format!("associate {} rule(s)", entries.len()),
-                ));
-                if !plan_only && let Some(plan) = &plan_arn {
-                    let arns: Vec<String> = entries
-                        .iter()
-                        .filter_map(|e| rule_arns.get(e).cloned())
-                        .collect();
-                    for batch in arns.chunks(BATCH) {
-                        bc.associate_rules(plan, batch).await?;
-                    }
-                    wrote = true;
-                }
-            }
-            PlanStep::Retire { rules } => {
-                for (rule_name, _) in rules {
-                    changes.push(change(
-                        ChangeAction::Delete,
-                        format!("pricing rule {rule_name}"),
-                        "disassociate and delete",
-                    ));
-                }
-                if !plan_only {
-                    let associated: BTreeSet<String> = plan_arn
-                        .as_ref()
-                        .and_then(|p| snapshot.plan_rules.get(p))
-                        .map(|v| v.iter().cloned().collect())
-                        .unwrap_or_default();
-                    let attached: Vec<String> = rules
-                        .iter()
-                        .filter(|(_, a)| associated.contains(a))
-                        .map(|(_, a)| a.clone())
-                        .collect();
-                    if let Some(plan) = &plan_arn {
-                        for batch in attached.chunks(BATCH) {
-                            bc.disassociate_rules(plan, batch).await?;
-                        }
-                    }
-                    for (_, arn) in rules {
-                        match bc.delete_rule(arn).await {
-                            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
-                            other => other?,
-                        }
-                    }
-                    wrote = true;
-                }
-            }
-        }
-    }
-    if wrote {
-        ctx.billing.invalidate(&key);
-    }
-    if !plan_only && steps.iter().any(|s| matches!(s, PlanStep::CreatePlan)) {
-        status.tags_checked_at = Some(now.to_string());
-    }
-    // What AWS reports as associated: the listed size when nothing was written, else the
-    // plan's rules read again (one ListPricingRulesAssociatedToPricingPlan).
-    status.size = match &plan_arn {
-        Some(arn) if wrote => Some(bc.list_plan_rule_arns(arn).await?.len() as i64),
-        Some(_) => snapshot.plan_named(&name).map(|p| p.size),
-        None => None,
+    let Some(last) = changes.pop() else {
+        return Ok(false);
     };
-    status.arn = plan_arn.clone();
-    status.rule_arns = rule_arns;
+    for c in changes {
+        // Carried out by the one step below.
+        run.record(c.action, c.target, c.detail);
+    }
+    let done = run
+        .write(last, || async {
+            if let Some(plan) = plan_arn {
+                disassociate(api, plan, &attached).await?;
+            }
+            for (_, arn) in rules {
+                api.delete_rule(arn).await?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(done.is_some())
+}
+
+/// Disassociate `rules` from plan `plan_arn`, in batches of [`BATCH`].
+async fn disassociate(api: &dyn BillingApi, plan_arn: &str, rules: &[String]) -> Result<(), Error> {
+    for batch in rules.chunks(BATCH) {
+        api.disassociate_rules(plan_arn, batch).await?;
+    }
+    Ok(())
+}
+
+/// The verdict on a plan once its steps were carried out (`plan_arn` none: it would be
+/// created). Pure.
+fn verdict(name: &str, plan_arn: Option<&str>, size: Option<i64>) -> Verdict {
     match plan_arn {
-        Some(arn) => Ok(Verdict::ready(
-            "Available",
+        Some(arn) => Verdict::ready(
+            AVAILABLE,
             format!(
                 "pricing plan {name} ({arn}) with {} rule(s) associated",
-                status.size.unwrap_or(0)
+                size.unwrap_or(0)
             ),
-        )),
-        None => Ok(Verdict::blocked(
-            "PlannedOnly",
+        ),
+        None => Verdict::blocked(
+            PLANNED_ONLY,
             format!("pricing plan {name} would be created"),
-        )),
+        ),
     }
 }
 
@@ -620,23 +726,17 @@ async fn apply(
 pub async fn cleanup(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
-    run: Run,
+    mut run: Run,
 ) -> KindOutcome<PricingPlanStatus> {
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
     let previous = obj.status.clone().unwrap_or_default();
     let status = previous.clone();
-    let mut changes = Vec::new();
-    let result = delete(obj, ctx, now, &mut changes).await;
-    crate::reconcile::finish_cleanup(
+    let result = delete(obj, ctx, &mut run).await;
+    run.finish_cleanup(
         &previous,
         status,
         result,
         &[],
         obj.metadata.generation,
-        now,
-        changes,
-        Vec::new(),
         |_| false,
     )
 }
@@ -644,40 +744,37 @@ pub async fn cleanup(
 async fn delete(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
-    now: &str,
-    changes: &mut Vec<crate::reconcile::Change>,
+    run: &mut Run,
 ) -> Result<Verdict, Error> {
     let namespace = obj.namespace().unwrap_or_default();
-    let (key, _payer, conn) = match payer_connection(&namespace, &obj.spec.payer_ref, ctx).await {
-        Ok(x) => x,
-        Err(Error::Waiting { .. }) => {
-            return Ok(Verdict::ready(
-                "Released",
-                "the Payer is gone; nothing in AWS was changed",
-            ));
-        }
-        Err(e) => return Err(e),
+    let Some(billing) =
+        BillingContext::resolve_unless_gone(&namespace, &obj.spec.payer_ref, ctx, run.time())
+            .await?
+    else {
+        return Ok(payer_gone());
     };
-    let snapshot = billing_snapshot(&key, &conn, ctx, now).await?;
     let name = obj.plan_name();
-    let Some(plan) = snapshot.plan_named(&name).cloned() else {
+    let snapshot = &billing.snapshot;
+    let Some(plan) = snapshot.plan_named(&name) else {
         return Ok(Verdict::ready(
-            "Released",
+            RELEASED,
             format!("pricing plan {name} does not exist in AWS"),
         ));
     };
+    let api = billing.api();
+    let api = api.as_ref();
     let owner = owner_value(&namespace, "PricingPlan", &obj.name_any());
     let found = Found {
         arn: &plan.arn,
         what: format!("pricing plan {name}"),
         status_arn: obj.status.as_ref().and_then(|s| s.arn.as_deref()),
     };
-    if let Some(why) = deletable(&conn, &found, &owner).await? {
-        return Ok(Verdict::ready("Released", why));
+    if let Some(why) = deletable(api, &found, &owner).await? {
+        return Ok(Verdict::ready(RELEASED, why));
     }
     if let Some(g) = snapshot.groups.iter().find(|g| g.plan_arn == plan.arn) {
         return Err(Error::waiting(
-            "PlanInUse",
+            PLAN_IN_USE,
             format!(
                 "pricing plan {name} is used by billing group {}; point it at another plan or delete it first",
                 g.name
@@ -685,43 +782,48 @@ async fn delete(
             std::time::Duration::from_secs(30),
         ));
     }
-    let bc = conn.billing.as_ref();
-    let associated = snapshot
-        .plan_rules
-        .get(&plan.arn)
-        .cloned()
-        .unwrap_or_default();
     // The rules this object owns: named like the plan's, in this plan or in none, with its
     // owner tag (rules of plans whose names start the same are left alone).
-    let candidates = rules_to_inspect(&name, &BTreeSet::new(), Some(&plan.arn), &snapshot);
-    let owners = rule_owners(&conn, &candidates).await?;
-    for batch in associated.chunks(BATCH) {
-        bc.disassociate_rules(&plan.arn, batch).await?;
-    }
-    for r in snapshot.rules.iter().filter(|r| {
-        owners
-            .get(&r.arn)
-            .is_some_and(|o| o.as_deref() == Some(owner.as_str()))
-    }) {
-        changes.push(change(
+    let candidates = rules_to_inspect(&name, &BTreeSet::new(), Some(&plan.arn), snapshot);
+    let owners = rule_owners(api, &candidates).await?;
+    let owned: Vec<&BcRule> = snapshot
+        .rules
+        .iter()
+        .filter(|r| {
+            owners
+                .get(&r.arn)
+                .is_some_and(|o| o.as_deref() == Some(owner.as_str()))
+        })
+        .collect();
+    // The plan's rules leave it before the first deletion.
+    let mut detach = snapshot.plan_rules.get(&plan.arn).cloned();
+    for r in owned {
+        let delete_rule = change(
             ChangeAction::Delete,
             format!("pricing rule {}", r.name),
             "delete",
-        ));
-        match bc.delete_rule(&r.arn).await {
-            Err(e) if e.aws_code() == Some("ResourceNotFoundException") => {}
-            other => other?,
-        }
+        );
+        let associated = detach.take().unwrap_or_default();
+        run.write(delete_rule, || async {
+            disassociate(api, &plan.arn, &associated).await?;
+            api.delete_rule(&r.arn).await
+        })
+        .await?;
     }
-    changes.push(change(
+    let delete_plan = change(
         ChangeAction::Delete,
         format!("pricing plan {name}"),
         "delete",
-    ));
-    bc.delete_plan(&plan.arn).await?;
-    ctx.billing.invalidate(&key);
+    );
+    let associated = detach.take().unwrap_or_default();
+    run.write(delete_plan, || async {
+        disassociate(api, &plan.arn, &associated).await?;
+        api.delete_plan(&plan.arn).await
+    })
+    .await?;
+    billing.invalidate();
     Ok(Verdict::ready(
-        "Deleted",
+        DELETED,
         format!("pricing plan {name} and its rules were deleted"),
     ))
 }

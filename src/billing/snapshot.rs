@@ -1,13 +1,34 @@
 //! Shared Billing Conductor reads per payer: paginated ListPricingRules, ListPricingPlans (and
 //! the rules of each plan), ListBillingGroups, ListAccountAssociations, ListCustomLineItems
 //! and ListBillingGroupCostReports for the current and the previous billing period. Every
-//! PricingPlan, BillingGroup and CustomLineItem of the payer reads this one snapshot.
+//! PricingPlan, BillingGroup and CustomLineItem of the payer reads this one snapshot, and the
+//! operator's own writes are applied to it (see [`super::context::BillingContext`]). Also the
+//! billing periods Billing Conductor keeps open at a given time.
 
 use std::collections::HashMap;
+
+use k8s_openapi::jiff::Timestamp;
 
 use crate::aws::Connection;
 use crate::aws::billing::{BcCost, BcGroup, BcItem, BcPlan, BcRule};
 use crate::error::Error;
+
+/// The billing periods (`YYYY-MM`, UTC) Billing Conductor lets custom line items be created
+/// in or changed: the current one and the previous one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BillingPeriods {
+    pub current: String,
+    pub previous: String,
+}
+
+impl BillingPeriods {
+    /// The open billing periods at `now`. Pure.
+    pub fn at(now: Timestamp) -> Self {
+        let current = now.strftime("%Y-%m").to_string();
+        let previous = crate::time::previous_period(&current);
+        Self { current, previous }
+    }
+}
 
 /// Billing Conductor as it was when the snapshot was taken.
 #[derive(Clone, Debug)]
@@ -28,11 +49,13 @@ pub struct BillingSnapshot {
 }
 
 impl BillingSnapshot {
-    /// Read Billing Conductor through `conn`, for the billing period of `now`.
-    pub async fn load(conn: &Connection, now: &str) -> Result<Self, Error> {
+    /// Read Billing Conductor through `conn`, for the billing periods open at `now`.
+    pub async fn load(conn: &Connection, now: Timestamp) -> Result<Self, Error> {
         let bc = conn.billing.as_ref();
-        let current_period = crate::time::billing_period(now);
-        let previous_period = crate::time::previous_period(&current_period);
+        let BillingPeriods {
+            current: current_period,
+            previous: previous_period,
+        } = BillingPeriods::at(now);
         let rules = bc.list_rules().await?;
         let plans = bc.list_plans().await?;
         let mut plan_rules = HashMap::new();
@@ -168,5 +191,24 @@ impl BillingSnapshot {
 
     pub fn cost(&self, period: &str, arn: &str) -> Option<&BcCost> {
         self.costs.get(period).and_then(|c| c.get(arn))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_periods_follow_utc_months() {
+        let at = |t: &str| BillingPeriods::at(t.parse().unwrap());
+        assert_eq!(
+            at("2026-11-24T12:00:00Z"),
+            BillingPeriods {
+                current: "2026-11".into(),
+                previous: "2026-10".into()
+            }
+        );
+        assert_eq!(at("2026-01-01T00:00:00Z").previous, "2025-12");
+        assert_eq!(at("2026-11-30T23:59:59Z").current, "2026-11");
     }
 }

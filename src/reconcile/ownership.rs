@@ -3,16 +3,21 @@
 //! of the resource that names it (`OwnedElsewhere`, `AdoptionRequired`, adoption with
 //! `spec.adopt`), how its tags are converged once nothing refuses it, when a resource may
 //! delete it, how a dependent object treats a dependency that refuses its AWS object, and
-//! the ClientTokens derived from a resource's UID.
+//! the ClientTokens derived from a resource's UID. Judging is pure ([`claim`], [`refusal`]);
+//! the reads go through the Billing Conductor seam and the tag writes through [`Run::write`].
+
+use k8s_openapi::jiff::Timestamp;
 
 use crate::api::common::OWNER_TAG;
 use crate::api::conditions::{Condition, ConditionStatus, READY, find};
-use crate::aws::Connection;
+use crate::aws::billing::BillingApi;
 use crate::aws::organizations::Tags;
 use crate::error::Error;
 
-use super::change;
-use super::{Change, ChangeAction};
+use super::ChangeAction;
+use super::reasons::{ADOPTION_REQUIRED, DEPENDENCY_NOT_READY, OWNED_ELSEWHERE};
+use super::run::Run;
+use super::tags::{TagApi, converge_tags, tag_check_due};
 
 /// A stable 32-bit FNV-1a hash, hex (names and tokens must not change between builds).
 pub fn fnv(parts: &[&str]) -> String {
@@ -65,7 +70,7 @@ pub fn claim(tags: &Tags, claimant: &Claimant<'_>, what: &str) -> Result<Claim, 
     match tags.get(OWNER_TAG) {
         Some(o) if o == claimant.owner => Ok(Claim::Ours),
         Some(other) => Err(Error::terminal(
-            "OwnedElsewhere",
+            OWNED_ELSEWHERE,
             format!(
                 "{what} is managed by {other} (tag {OWNER_TAG}); give this object another {} or remove that one",
                 claimant.name_field
@@ -73,7 +78,7 @@ pub fn claim(tags: &Tags, claimant: &Claimant<'_>, what: &str) -> Result<Claim, 
         )),
         None if claimant.adopt => Ok(Claim::Adopt),
         None => Err(Error::terminal(
-            "AdoptionRequired",
+            ADOPTION_REQUIRED,
             format!(
                 "{what} already exists in AWS without the {OWNER_TAG} tag (it was made outside this operator); set spec.adopt: true to manage it from now on, or choose another {}",
                 claimant.name_field
@@ -92,7 +97,7 @@ pub const REFUSED_RETRY: std::time::Duration = std::time::Duration::from_secs(60
 pub fn refusal(conditions: &[Condition]) -> Option<&Condition> {
     find(conditions, READY)
         .filter(|c| c.status == ConditionStatus::False)
-        .filter(|c| c.reason == "OwnedElsewhere" || c.reason == "AdoptionRequired")
+        .filter(|c| c.reason == OWNED_ELSEWHERE || c.reason == ADOPTION_REQUIRED)
 }
 
 /// Refuse to build on a dependency whose object refuses the AWS object of its name (see
@@ -105,7 +110,7 @@ pub fn usable_dependency(
 ) -> Result<(), Error> {
     match conditions.and_then(refusal) {
         Some(c) => Err(Error::waiting(
-            "DependencyNotReady",
+            DEPENDENCY_NOT_READY,
             format!(
                 "{dependency} refuses the {what} of its name in AWS: {}",
                 c.message
@@ -126,7 +131,8 @@ pub struct TagAudit<'a> {
     pub checked_at: Option<&'a str>,
     /// The resource's UID, which spreads the audits over time.
     pub uid: &'a str,
-    pub now: &'a str,
+    /// When this reconcile runs.
+    pub now: Timestamp,
 }
 
 /// The object found by name in AWS whose ownership and tags [`check_claim`] judges.
@@ -147,7 +153,7 @@ pub struct Found<'a> {
 pub struct ClaimCheck {
     arn: String,
     what: String,
-    now: String,
+    now: Timestamp,
     /// Its tags and how they relate to the claimant, when they were read.
     read: Option<(Tags, Claim)>,
 }
@@ -168,79 +174,56 @@ impl ClaimCheck {
 /// (`AdoptionRequired`). Call it before any write to the object, and [`complete_claim`]
 /// once every other judgement that could refuse has been made.
 pub async fn check_claim(
-    conn: &Connection,
+    api: &dyn BillingApi,
     found: &Found<'_>,
     claimant: &Claimant<'_>,
     audit: &TagAudit<'_>,
 ) -> Result<ClaimCheck, Error> {
     let claimed = found.status_arn == Some(found.arn);
-    // Typed times for tag_check_due (mechanical edit; parse status strings at the edge).
-    let due = crate::reconcile::tags::tag_check_due(
+    let due = tag_check_due(
         audit.spec_changed,
         audit.checked_at.and_then(|t| t.parse().ok()),
-        audit
-            .now
-            .parse()
-            .unwrap_or_else(|_| k8s_openapi::jiff::Timestamp::now()),
+        audit.now,
         audit.uid,
     );
     let read = if claimed && !due {
         None
     } else {
-        let current = conn.billing.list_tags(found.arn).await?;
+        let current = api.list_tags(found.arn).await?;
         let judged = claim(&current, claimant, &found.what)?;
         Some((current, judged))
     };
     Ok(ClaimCheck {
         arn: found.arn.to_string(),
         what: found.what.clone(),
-        now: audit.now.to_string(),
+        now: audit.now,
         read,
     })
 }
 
 /// Complete a claim [`check_claim`] judged: make the object's tags equal to `desired` (owner
-/// tag included, which completes an adoption) when they were read, and record in
-/// `checked_at` when they were compared.
+/// tag included, which completes an adoption) when they were read, through `run`, and record
+/// in `checked_at` when they were compared (a plan-mode status is never stored).
 pub async fn complete_claim(
-    conn: &Connection,
+    api: &dyn BillingApi,
     check: ClaimCheck,
     desired: &Tags,
     checked_at: &mut Option<String>,
-    plan_only: bool,
-    changes: &mut Vec<Change>,
+    run: &mut Run,
 ) -> Result<(), Error> {
     let Some((current, judged)) = check.read else {
         return Ok(());
     };
     if judged == Claim::Adopt {
-        changes.push(change(
+        // Carried out by the tag writes below.
+        run.record(
             ChangeAction::Update,
             check.what.clone(),
             format!("adopt: add the {OWNER_TAG} tag"),
-        ));
+        );
     }
-    // Mechanical edit until the callers pass their Run: a Run of its own, whose changes join
-    // the list (also when a write fails half-way).
-    let mode = if plan_only {
-        super::Mode::Plan
-    } else {
-        super::Mode::Apply
-    };
-    let mut run = super::run::Run::at(mode, &check.now);
-    let converged = crate::reconcile::tags::converge_tags(
-        crate::reconcile::tags::TagApi::Billing(conn.billing.as_ref()),
-        &check.arn,
-        desired,
-        &current,
-        &mut run,
-    )
-    .await;
-    changes.extend(run.changes().iter().cloned());
-    converged?;
-    if !plan_only {
-        *checked_at = Some(check.now);
-    }
+    converge_tags(TagApi::Billing(api), &check.arn, desired, &current, run).await?;
+    *checked_at = Some(check.now.to_string());
     Ok(())
 }
 
@@ -248,14 +231,14 @@ pub async fn complete_claim(
 /// recorded, or it carries this resource's owner tag (one ListTagsForResource). `Ok(Some(why))`
 /// says why it is left alone.
 pub async fn deletable(
-    conn: &Connection,
+    api: &dyn BillingApi,
     found: &Found<'_>,
     owner: &str,
 ) -> Result<Option<String>, Error> {
     if found.status_arn == Some(found.arn) {
         return Ok(None);
     }
-    let tags = conn.billing.list_tags(found.arn).await?;
+    let tags = api.list_tags(found.arn).await?;
     Ok(match tags.get(OWNER_TAG) {
         Some(o) if o == owner => None,
         Some(other) => Some(format!(

@@ -174,3 +174,5 @@ pub const WAITING: &str = "Waiting";
 /// `Conflict`: AWS changed under this reconcile (e.g. a same-named object appeared); it looks
 /// again.
 pub const CONFLICT: &str = "Conflict";
+/// `AwsChanged`: an object changed in AWS while it was being read; it is read again.
+pub const AWS_CHANGED: &str = "AwsChanged";
