@@ -39,7 +39,8 @@ pub enum PayerCredentialsSource {
     /// Assume a role using the operator's own identity.
     AssumeRole {
         role_arn: String,
-        external_id: Option<String>,
+        /// From the Payer or a Secret: never printed.
+        external_id: Option<SecretString>,
         session_name: String,
     },
     /// The operator's own identity (IRSA, Pod Identity, environment).
@@ -166,7 +167,7 @@ impl SdkConnector {
                     .session_name(session_name.clone())
                     .configure(&base);
                 if let Some(id) = external_id {
-                    builder = builder.external_id(id.clone());
+                    builder = builder.external_id(id.expose());
                 }
                 let provider = builder.build().await;
                 self.loader(region)

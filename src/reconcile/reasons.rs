@@ -171,3 +171,5 @@ pub const TOO_MANY_POLICIES: &str = "TooManyPolicies";
 pub const VERIFIED: &str = "Verified";
 /// `Waiting`.
 pub const WAITING: &str = "Waiting";
+/// `NotGranted`: a Payer would use the operator's own AWS identity without a PayerGrant.
+pub const NOT_GRANTED: &str = "NotGranted";
