@@ -201,10 +201,17 @@ impl SdkConnector {
 
 /// A provider that hands out credentials it already holds once, then asks the inner provider
 /// (for refreshes).
-#[derive(Debug)]
 struct Primed {
     first: std::sync::Mutex<Option<Credentials>>,
     inner: SharedCredentialsProvider,
+}
+
+/// Never shows the inner provider: the SDK prints its clients' components at TRACE, and an
+/// assume-role provider's own `Debug` shows the external id.
+impl std::fmt::Debug for Primed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Primed { .. }")
+    }
 }
 
 impl ProvideCredentials for Primed {
