@@ -54,7 +54,11 @@ fn every_crd_is_namespaced_in_our_group_and_documented() {
         let cluster_kind = CLUSTER_KINDS.contains(&crd.spec.names.kind.as_str());
         assert_eq!(
             crd.spec.scope,
-            if cluster_kind { "Cluster" } else { "Namespaced" }
+            if cluster_kind {
+                "Cluster"
+            } else {
+                "Namespaced"
+            }
         );
         assert!(
             crd.spec

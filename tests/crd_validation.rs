@@ -550,7 +550,9 @@ fn an_external_id_from_a_secret_is_valid_and_excludes_the_plain_one() {
         json!({"accountId": "111122223333", "credentials": {"assumeRole": r}})
     };
     assert_eq!(
-        violations(role(json!({"externalIdSecretRef": {"name": "acme-external-id"}}))),
+        violations(role(
+            json!({"externalIdSecretRef": {"name": "acme-external-id"}})
+        )),
         Vec::<String>::new()
     );
     assert_eq!(
@@ -606,7 +608,10 @@ fn payer_grants_name_namespaces_accounts_and_roles() {
             json!({"namespaces": {"names": ["acme"]}, "accountIds": []}),
             "spec.accountIds",
         ),
-        (json!({"namespaces": {"names": ["acme"]}}), "spec.accountIds"),
+        (
+            json!({"namespaces": {"names": ["acme"]}}),
+            "spec.accountIds",
+        ),
         (
             json!({"namespaces": {"names": ["Acme"]}, "accountIds": ["111122223333"]}),
             "spec.namespaces.names[0]",

@@ -1515,8 +1515,10 @@ async fn objects_of_an_ungranted_payer_make_no_aws_call() {
     let world = World::new(emu).await;
     let mut p = payer_object();
     p.spec.credentials = Some(
-        serde_json::from_value(json!({"assumeRole": {"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/Billing")}}))
-            .unwrap(),
+        serde_json::from_value(
+            json!({"assumeRole": {"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/Billing")}}),
+        )
+        .unwrap(),
     );
     *world.catalog.payer.write().unwrap() = Some(p);
     world.put_account(&account("refused", 1, create_spec("refused")));
@@ -1526,7 +1528,11 @@ async fn objects_of_an_ungranted_payer_make_no_aws_call() {
     let err = out.result.expect_err("refused");
     assert_eq!(err.reason(), "NotGranted");
     assert!(err.is_terminal());
-    assert!(err.to_string().contains("no PayerGrant covers namespace billing"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no PayerGrant covers namespace billing"),
+        "{err}"
+    );
     let ready = conditions::find(&out.status.conditions, READY).expect("Ready");
     assert_eq!(ready.reason, "NotGranted");
     let mut gone = world.get_account("refused");

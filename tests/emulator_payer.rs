@@ -381,22 +381,38 @@ async fn a_payer_without_a_grant_is_refused_and_makes_no_aws_call() {
     // Granted, but to namespace `other` only.
     let h = granted(h, &[grant("other-role", "other", target, &role)]);
     for (credentials, missing) in [
-        (json!({"assumeRole": {"roleArn": role}}), "no PayerGrant covers namespace billing"),
-        (serde_json::Value::Null, "no PayerGrant covers namespace billing"),
+        (
+            json!({"assumeRole": {"roleArn": role}}),
+            "no PayerGrant covers namespace billing",
+        ),
+        (
+            serde_json::Value::Null,
+            "no PayerGrant covers namespace billing",
+        ),
     ] {
         let p = payer(target, credentials);
         let out = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
         let (status, reason, message) = condition(&out, READY);
-        assert_eq!((status, reason.as_str()), (ConditionStatus::False, "NotGranted"));
-        assert!(message.contains(missing) && message.contains(target), "{message}");
+        assert_eq!(
+            (status, reason.as_str()),
+            (ConditionStatus::False, "NotGranted")
+        );
+        assert!(
+            message.contains(missing) && message.contains(target),
+            "{message}"
+        );
         assert!(out.plan.as_ref().expect_err("refused").is_terminal());
-        assert!(out.event.is_some_and(|e| e.warning && e.reason == "NotGranted"));
+        assert!(
+            out.event
+                .is_some_and(|e| e.warning && e.reason == "NotGranted")
+        );
     }
     assert_eq!(emu.total_requests(), 0, "a refused Payer calls nothing");
     assert_eq!(h.grants.as_ref().map(|g| g.refusals().len()), Some(2));
     assert_eq!(
         h.metrics.aws_call_count("sts", "AssumeRole", "success")
-            + h.metrics.aws_call_count("sts", "GetCallerIdentity", "success"),
+            + h.metrics
+                .aws_call_count("sts", "GetCallerIdentity", "success"),
         0
     );
 }
@@ -428,12 +444,28 @@ async fn removing_the_grant_stops_the_payer_at_its_next_reconcile() {
     grants.set_grants(Vec::new());
     let mut again = p.clone();
     again.status = Some(first.status.clone());
-    let refused = payer::reconcile(&again, &h.ctx, Run::at(Mode::Apply, "2026-11-24T12:05:00Z")).await;
+    let refused =
+        payer::reconcile(&again, &h.ctx, Run::at(Mode::Apply, "2026-11-24T12:05:00Z")).await;
     let (status, reason, _) = condition(&refused, READY);
-    assert_eq!((status, reason.as_str()), (ConditionStatus::False, "NotGranted"));
-    assert!(refused.event.is_some_and(|e| e.warning && e.reason == "NotGranted"));
-    assert_eq!(emu.total_requests(), calls, "no call after the grant is gone");
-    assert_eq!(h.ctx.connections.len(), 0, "the assumed-role session is dropped");
+    assert_eq!(
+        (status, reason.as_str()),
+        (ConditionStatus::False, "NotGranted")
+    );
+    assert!(
+        refused
+            .event
+            .is_some_and(|e| e.warning && e.reason == "NotGranted")
+    );
+    assert_eq!(
+        emu.total_requests(),
+        calls,
+        "no call after the grant is gone"
+    );
+    assert_eq!(
+        h.ctx.connections.len(),
+        0,
+        "the assumed-role session is dropped"
+    );
 
     grants.set_grants(vec![grant("billing-role", "billing", target, &role)]);
     again.status = Some(refused.status.clone());
@@ -482,6 +514,9 @@ async fn the_external_id_can_come_from_a_secret() {
     let out = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
     let (_, reason, message) = condition(&out, READY);
     assert_eq!(reason, "SecretNotFound");
-    assert!(message.contains("billing/role-external-id") && message.contains("externalId"), "{message}");
+    assert!(
+        message.contains("billing/role-external-id") && message.contains("externalId"),
+        "{message}"
+    );
     assert_eq!(emu.total_requests(), 0);
 }

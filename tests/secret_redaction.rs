@@ -232,11 +232,21 @@ spec:
     std::fs::remove_dir_all(&dir).ok();
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("AssumeRole"), "SDK trace logs were not captured");
+    assert!(
+        logs.contains("AssumeRole"),
+        "SDK trace logs were not captured"
+    );
     assert!(printed.contains("Verified"), "{printed}");
-    assert_eq!(emu.count("sts", "AssumeRole"), 2, "plan and apply each assumed the role");
+    assert_eq!(
+        emu.count("sts", "AssumeRole"),
+        2,
+        "plan and apply each assumed the role"
+    );
     let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(EXTERNAL_ID)).collect();
-    assert!(leaks.is_empty(), "the external id appears in the logs: {leaks:#?}");
+    assert!(
+        leaks.is_empty(),
+        "the external id appears in the logs: {leaks:#?}"
+    );
     assert!(
         !printed.contains(EXTERNAL_ID),
         "the external id appears in plan/apply output"

@@ -41,7 +41,10 @@ pub struct PayerGrantSpec {
 
     /// The AWS accounts (a Payer's `spec.accountId`) the covered Payers may connect to:
     /// 12-digit ids, or `*` for any account.
-    #[schemars(length(min = 1, max = 1000), inner(regex(pattern = r"^([0-9]{12}|\*)$")))]
+    #[schemars(
+        length(min = 1, max = 1000),
+        inner(regex(pattern = r"^([0-9]{12}|\*)$"))
+    )]
     pub account_ids: Vec<String>,
 
     /// The IAM roles the covered Payers may have the operator assume
@@ -52,7 +55,10 @@ pub struct PayerGrantSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 1000),
-        inner(length(min = 1, max = 2048), regex(pattern = r"^(\*|arn:[a-z*-]+:iam::[0-9*]+:role/[\w+=,.@/*-]+)$"))
+        inner(
+            length(min = 1, max = 2048),
+            regex(pattern = r"^(\*|arn:[a-z*-]+:iam::[0-9*]+:role/[\w+=,.@/*-]+)$")
+        )
     )]
     pub role_arns: Vec<String>,
 
@@ -71,7 +77,10 @@ pub struct GrantNamespaces {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = 1000),
-        inner(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+        inner(
+            length(min = 1, max = 63),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+        )
     )]
     pub names: Vec<String>,
 

@@ -123,7 +123,9 @@ impl Tenancy {
     ) -> impl Fn(Controller<Guarded<Payer>>, Store<Guarded<Payer>>) -> Controller<Guarded<Payer>> + use<>
     {
         let changes = self.changes.clone();
-        move |controller, payers| controller.reconcile_on(payers_to_check(changes.subscribe(), payers))
+        move |controller, payers| {
+            controller.reconcile_on(payers_to_check(changes.subscribe(), payers))
+        }
     }
 
     /// Start watching PayerGrants and Namespaces; the watches stop when the guard drops.
@@ -162,7 +164,10 @@ impl Drop for WatchGuard {
 
 /// The Payers of `payers` that `change` concerns: those that use the operator's identity
 /// (all of them for a grant change, those of the namespace for a label change). Pure.
-pub fn concerned(payers: &[Arc<Guarded<Payer>>], change: &Change) -> Vec<ObjectRef<Guarded<Payer>>> {
+pub fn concerned(
+    payers: &[Arc<Guarded<Payer>>],
+    change: &Change,
+) -> Vec<ObjectRef<Guarded<Payer>>> {
     payers
         .iter()
         .filter(|p| p.0.as_ref().is_ok_and(|p| uses_operator_identity(&p.spec)))
@@ -273,7 +278,9 @@ async fn watch_grants(
             Ok(watcher::Event::InitDone) => {
                 // After a watch restart, changes made meanwhile show up only here.
                 if listed_once && relisted != seen {
-                    info!("PayerGrants changed while the watch was restarting; checking Payers again");
+                    info!(
+                        "PayerGrants changed while the watch was restarting; checking Payers again"
+                    );
                     metrics.grant_changed("applied");
                     let _ = changes.send(Change::Grants);
                 }
@@ -433,7 +440,11 @@ mod tests {
     async fn a_change_reaches_the_payer_controller_as_the_payers_to_check() {
         let (reader, mut writer) = reflector::store::<Guarded<Payer>>();
         for p in [
-            guarded_payer("acme", "role", json!({"assumeRole": {"roleArn": "arn:aws:iam::210987654321:role/R"}})),
+            guarded_payer(
+                "acme",
+                "role",
+                json!({"assumeRole": {"roleArn": "arn:aws:iam::210987654321:role/R"}}),
+            ),
             guarded_payer("acme", "keys", json!({"secretRef": {"name": "aws"}})),
         ] {
             writer.apply_watcher_event(&watcher::Event::InitApply((*p).clone()));

@@ -381,7 +381,11 @@ mod tests {
 
     #[test]
     fn the_refusal_names_the_missing_account() {
-        let p = payer("acme", "111122223333", role("arn:aws:iam::111122223333:role/X"));
+        let p = payer(
+            "acme",
+            "111122223333",
+            role("arn:aws:iam::111122223333:role/X"),
+        );
         let err = decide(&p, None, &[acme_grant()]).unwrap_err();
         assert_eq!(
             err.missing,
@@ -408,7 +412,10 @@ mod tests {
                 covering: vec!["acme".into()]
             }
         );
-        assert!(err.to_string().contains("none lists role arn:aws:iam::210987654321:role/Admin"));
+        assert!(
+            err.to_string()
+                .contains("none lists role arn:aws:iam::210987654321:role/Admin")
+        );
         assert_eq!(err.clone().into_error().reason(), NOT_GRANTED);
         assert!(err.into_error().is_terminal());
     }
@@ -443,7 +450,11 @@ mod tests {
             "all",
             json!({"namespaces": {"selector": {}}, "accountIds": ["*"], "roleArns": ["*"], "allowOperatorIdentity": true}),
         );
-        let p = payer("acme", ACCOUNT, role("arn:aws:iam::999999999999:role/PartnerBilling"));
+        let p = payer(
+            "acme",
+            ACCOUNT,
+            role("arn:aws:iam::999999999999:role/PartnerBilling"),
+        );
         let err = decide(&p, Some(&labels(&[])), &[everything.clone()]).unwrap_err();
         assert_eq!(
             err.missing,
@@ -453,7 +464,14 @@ mod tests {
         );
         assert!(err.to_string().contains("not in this Payer's account"));
         // The same grant allows any role in the Payer's own account.
-        assert!(decide(&payer("acme", ACCOUNT, role(ROLE)), Some(&labels(&[])), &[everything]).is_ok());
+        assert!(
+            decide(
+                &payer("acme", ACCOUNT, role(ROLE)),
+                Some(&labels(&[])),
+                &[everything]
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -483,7 +501,9 @@ mod tests {
             json!({"namespaces": {"names": ["other"]}, "accountIds": [ACCOUNT], "roleArns": [ROLE]}),
         );
         let err = decide(&payer("acme", ACCOUNT, role(ROLE)), None, &[c, d]).unwrap_err();
-        assert!(matches!(err.missing, Missing::Role { ref covering, .. } if covering == &["c".to_string()]));
+        assert!(
+            matches!(err.missing, Missing::Role { ref covering, .. } if covering == &["c".to_string()])
+        );
     }
 
     #[test]
@@ -494,14 +514,26 @@ mod tests {
                    "roleArns": ["arn:aws:iam::*:role/tenants/acme/*"]}),
         );
         let ok = "arn:aws:iam::210987654321:role/tenants/acme/Billing";
-        assert!(decide(&payer("acme", ACCOUNT, role(ok)), None, std::slice::from_ref(&g)).is_ok());
+        assert!(
+            decide(
+                &payer("acme", ACCOUNT, role(ok)),
+                None,
+                std::slice::from_ref(&g)
+            )
+            .is_ok()
+        );
         for bad in [
             "arn:aws:iam::210987654321:role/tenants/contoso/Billing",
             "arn:aws:iam::210987654321:role/Billing",
             "arn:aws:iam::210987654321:role/tenants/acmeX/Billing",
         ] {
             assert!(
-                decide(&payer("acme", ACCOUNT, role(bad)), None, std::slice::from_ref(&g)).is_err(),
+                decide(
+                    &payer("acme", ACCOUNT, role(bad)),
+                    None,
+                    std::slice::from_ref(&g)
+                )
+                .is_err(),
                 "{bad}"
             );
         }
@@ -523,7 +555,10 @@ mod tests {
         assert!(wildcard_match("a*b*c", "axxbyyc"));
         assert!(!wildcard_match("a*b*c", "axxcyyb"));
         assert!(wildcard_match("a**c", "ac"));
-        assert!(!wildcard_match("arn:aws:iam::1:role/R", "arn:aws:iam::1:role/r"), "case matters");
+        assert!(
+            !wildcard_match("arn:aws:iam::1:role/R", "arn:aws:iam::1:role/r"),
+            "case matters"
+        );
         // `?` and regex characters are literal.
         assert!(!wildcard_match("a.c", "abc"));
         assert!(!wildcard_match("a?c", "abc"));
@@ -539,11 +574,35 @@ mod tests {
         );
         let p = payer("acme-prod", ACCOUNT, role(ROLE));
         let gs = std::slice::from_ref(&g);
-        assert!(decide(&p, Some(&labels(&[("tenant", "acme"), ("tier", "gold")])), gs).is_ok());
-        assert!(decide(&p, Some(&labels(&[("tenant", "acme"), ("tier", "bronze")])), gs).is_err());
-        assert!(decide(&p, Some(&labels(&[("tenant", "contoso"), ("tier", "gold")])), gs).is_err());
+        assert!(
+            decide(
+                &p,
+                Some(&labels(&[("tenant", "acme"), ("tier", "gold")])),
+                gs
+            )
+            .is_ok()
+        );
+        assert!(
+            decide(
+                &p,
+                Some(&labels(&[("tenant", "acme"), ("tier", "bronze")])),
+                gs
+            )
+            .is_err()
+        );
+        assert!(
+            decide(
+                &p,
+                Some(&labels(&[("tenant", "contoso"), ("tier", "gold")])),
+                gs
+            )
+            .is_err()
+        );
         // Labels not known (the namespace not seen yet): a selector covers nothing.
-        assert_eq!(decide(&p, None, gs).unwrap_err().missing, Missing::Namespace);
+        assert_eq!(
+            decide(&p, None, gs).unwrap_err().missing,
+            Missing::Namespace
+        );
     }
 
     #[test]
@@ -552,12 +611,30 @@ mod tests {
             serde_json::from_value(json!({"matchExpressions": [e]})).unwrap()
         };
         let l = labels(&[("a", "1")]);
-        assert!(selector_matches(&sel(json!({"key": "a", "operator": "Exists"})), &l));
-        assert!(!selector_matches(&sel(json!({"key": "b", "operator": "Exists"})), &l));
-        assert!(selector_matches(&sel(json!({"key": "b", "operator": "DoesNotExist"})), &l));
-        assert!(selector_matches(&sel(json!({"key": "a", "operator": "NotIn", "values": ["2"]})), &l));
-        assert!(!selector_matches(&sel(json!({"key": "a", "operator": "In"})), &l));
-        assert!(!selector_matches(&sel(json!({"key": "a", "operator": "Gt", "values": ["0"]})), &l));
+        assert!(selector_matches(
+            &sel(json!({"key": "a", "operator": "Exists"})),
+            &l
+        ));
+        assert!(!selector_matches(
+            &sel(json!({"key": "b", "operator": "Exists"})),
+            &l
+        ));
+        assert!(selector_matches(
+            &sel(json!({"key": "b", "operator": "DoesNotExist"})),
+            &l
+        ));
+        assert!(selector_matches(
+            &sel(json!({"key": "a", "operator": "NotIn", "values": ["2"]})),
+            &l
+        ));
+        assert!(!selector_matches(
+            &sel(json!({"key": "a", "operator": "In"})),
+            &l
+        ));
+        assert!(!selector_matches(
+            &sel(json!({"key": "a", "operator": "Gt", "values": ["0"]})),
+            &l
+        ));
         let everything: LabelSelector = serde_json::from_value(json!({})).unwrap();
         assert!(selector_matches(&everything, &labels(&[])));
     }

@@ -279,7 +279,9 @@ mod tests {
         assert_eq!(from_secret.expose(), "s3cr3t-ext-id");
         let other_key = external_id(
             "acme",
-            &role(json!({"roleArn": ARN, "externalIdSecretRef": {"name": "role-ext", "key": "id"}})),
+            &role(
+                json!({"roleArn": ARN, "externalIdSecretRef": {"name": "role-ext", "key": "id"}}),
+            ),
             &secrets("id", "s3cr3t-ext-id"),
         )
         .await
@@ -307,7 +309,9 @@ mod tests {
         assert_eq!(bad.reason(), "InvalidExternalId");
         assert!(bad.is_terminal());
         assert!(!bad.to_string().contains("has spaces"), "{bad}");
-        let both = role(json!({"roleArn": ARN, "externalId": "ab", "externalIdSecretRef": {"name": "role-ext"}}));
+        let both = role(
+            json!({"roleArn": ARN, "externalId": "ab", "externalIdSecretRef": {"name": "role-ext"}}),
+        );
         assert_eq!(
             external_id("acme", &both, &StaticSecrets::default())
                 .await
