@@ -455,7 +455,7 @@ mod tests {
             ACCOUNT,
             role("arn:aws:iam::999999999999:role/PartnerBilling"),
         );
-        let err = decide(&p, Some(&labels(&[])), &[everything.clone()]).unwrap_err();
+        let err = decide(&p, Some(&labels(&[])), std::slice::from_ref(&everything)).unwrap_err();
         assert_eq!(
             err.missing,
             Missing::RoleOutsideAccount {
