@@ -475,7 +475,7 @@ pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, run: Run) -> Payer
     let now = now.as_str();
     // Tenancy (issue 17): refused first (NotGranted); a refused Payer claims no account.
     let claimants = match crate::payer::tenancy::authorize(payer, ctx).await {
-        Ok(()) => crate::payer::tenancy::claimants(ctx).await,
+        Ok(()) => crate::payer::tenancy::claimants(ctx, &payer.spec.account_id).await,
         Err(e) => Err(e),
     };
     let plan = match claimants.map(|all| claimed_elsewhere(payer, &all)) {

@@ -136,12 +136,18 @@ pub async fn authorize(payer: &Payer, ctx: &ReconcileContext) -> Result<(), Erro
     }
 }
 
-/// The Payers that may claim an AWS account (see [`super::claimant`]): all of them but those
-/// refused for the operator's identity, so that a refused Payer never keeps a granted one out.
-pub async fn claimants(ctx: &ReconcileContext) -> Result<Vec<Payer>, Error> {
+/// The Payers that may claim AWS account `account_id` (see [`super::claimant`]): those of that
+/// account but the ones refused for the operator's identity, so that a refused Payer never
+/// keeps a granted one out.
+pub async fn claimants(ctx: &ReconcileContext, account_id: &str) -> Result<Vec<Payer>, Error> {
     let mut views: HashMap<String, GrantView> = HashMap::new();
     let mut out = Vec::new();
-    for p in ctx.catalog.all_payers() {
+    let of_account = ctx
+        .catalog
+        .all_payers()
+        .into_iter()
+        .filter(|p| p.spec.account_id == account_id);
+    for p in of_account {
         if !grants::uses_operator_identity(&p.spec) {
             out.push(p);
             continue;
@@ -319,6 +325,151 @@ mod tests {
                 .reason(),
             "InvalidSpec"
         );
+    }
+
+    /// A catalog of Payers only.
+    struct Payers(Vec<Payer>);
+
+    impl crate::reconcile::Catalog for Payers {
+        fn payer(&self, ns: &str, name: &str) -> Option<Payer> {
+            self.0
+                .iter()
+                .find(|p| p.namespace().as_deref() == Some(ns) && p.name_any() == name)
+                .cloned()
+        }
+        fn all_payers(&self) -> Vec<Payer> {
+            self.0.clone()
+        }
+        fn service_control_policy(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Option<crate::api::ServiceControlPolicy> {
+            None
+        }
+        fn service_control_policies(&self, _: &str) -> Vec<crate::api::ServiceControlPolicy> {
+            Vec::new()
+        }
+        fn organizational_unit(&self, _: &str, _: &str) -> Option<crate::api::OrganizationalUnit> {
+            None
+        }
+        fn linked_accounts(&self, _: &str) -> Vec<crate::api::LinkedAccount> {
+            Vec::new()
+        }
+        fn pricing_plan(&self, _: &str, _: &str) -> Option<crate::api::PricingPlan> {
+            None
+        }
+        fn billing_groups(&self, _: &str) -> Vec<crate::api::BillingGroup> {
+            Vec::new()
+        }
+        fn custom_line_items(&self, _: &str) -> Vec<crate::api::CustomLineItem> {
+            Vec::new()
+        }
+    }
+
+    fn payer(ns: &str, created: &str, credentials: serde_json::Value) -> Payer {
+        serde_json::from_value(json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer",
+            "metadata": {"name": "p", "namespace": ns, "creationTimestamp": created},
+            "spec": {"accountId": "210987654321", "credentials": credentials}
+        }))
+        .unwrap()
+    }
+
+    fn acme_grant() -> PayerGrant {
+        serde_json::from_value(json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "PayerGrant",
+            "metadata": {"name": "acme"},
+            "spec": {"namespaces": {"names": ["acme"]}, "accountIds": ["210987654321"], "roleArns": [ARN]}
+        }))
+        .unwrap()
+    }
+
+    fn context(payers: Vec<Payer>, grants: Arc<StaticGrants>) -> ReconcileContext {
+        ReconcileContext::new(
+            Arc::new(crate::aws::fake::FakeAws::management_account(
+                "210987654321",
+                1,
+            )),
+            Arc::new(StaticSecrets::default()),
+        )
+        .with_catalog(Arc::new(Payers(payers)))
+        .with_grants(grants)
+    }
+
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_refused_payer_claims_nothing_and_a_granted_one_claims_its_account() {
+        // The squatter in `contoso` is older, but may not use the operator's identity.
+        let squatter = payer(
+            "contoso",
+            "2026-11-24T09:00:00Z",
+            json!({"assumeRole": {"roleArn": ARN}}),
+        );
+        let granted = payer(
+            "acme",
+            "2026-11-24T10:00:00Z",
+            json!({"assumeRole": {"roleArn": ARN}}),
+        );
+        let keys = payer(
+            "keys",
+            "2026-11-24T11:00:00Z",
+            json!({"secretRef": {"name": "aws"}}),
+        );
+        let grants = Arc::new(StaticGrants::new(vec![acme_grant()]));
+        let ctx = context(
+            vec![squatter.clone(), granted.clone(), keys],
+            grants.clone(),
+        );
+        let eligible = claimants(&ctx, "210987654321").await.unwrap();
+        let namespaces: Vec<String> = eligible
+            .iter()
+            .map(|p| p.namespace().unwrap_or_default())
+            .collect();
+        assert_eq!(namespaces, ["acme", "keys"]);
+        assert!(crate::payer::claimed_elsewhere(&granted, &eligible).is_none());
+        assert!(claimants(&ctx, "111111111111").await.unwrap().is_empty());
+
+        // The squatter itself is refused (and that is what it is told, not AccountClaimed).
+        let err = authorize(&squatter, &ctx).await.unwrap_err();
+        assert_eq!(err.reason(), "NotGranted");
+        assert!(authorize(&granted, &ctx).await.is_ok());
+        assert_eq!(grants.refusals().len(), 1);
+        assert_eq!(grants.refusals()[0].namespace, "contoso");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_drops_the_payers_cached_connection() {
+        let p = payer(
+            "acme",
+            "2026-11-24T10:00:00Z",
+            json!({"assumeRole": {"roleArn": ARN}}),
+        );
+        let grants = Arc::new(StaticGrants::new(vec![acme_grant()]));
+        let ctx = context(vec![p.clone()], grants.clone());
+        assert!(authorize(&p, &ctx).await.is_ok());
+        let creds = crate::aws::PayerCredentialsSource::DefaultChain;
+        ctx.connections
+            .get_or_connect("acme/p", ctx.connector.as_ref(), &creds, "us-east-1")
+            .await
+            .unwrap();
+        assert_eq!(ctx.connections.len(), 1);
+        grants.set_grants(Vec::new());
+        assert_eq!(
+            authorize(&p, &ctx).await.unwrap_err().reason(),
+            "NotGranted"
+        );
+        assert!(ctx.connections.is_empty(), "the session is dropped");
+        // Unrestricted (file mode) and own keys never consult grants.
+        let open = ctx.clone().with_grants(Arc::new(Unrestricted));
+        assert!(authorize(&p, &open).await.is_ok());
+        let keys = payer(
+            "acme",
+            "2026-11-24T10:00:00Z",
+            json!({"secretRef": {"name": "aws"}}),
+        );
+        assert!(authorize(&keys, &ctx).await.is_ok());
     }
 
     #[test]
