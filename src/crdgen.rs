@@ -20,6 +20,8 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         BillingGroup::crd(),
         CustomLineItem::crd(),
         CurPipeline::crd(),
+        // Tenancy (issue 17).
+        crate::api::PayerGrant::crd(),
     ]
 }
 

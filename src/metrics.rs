@@ -29,6 +29,17 @@ pub struct AwsCallLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrantChangeLabels {
+    /// `applied` or `deleted`.
+    pub change: String,
+}
+
 /// All metrics the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -37,6 +48,10 @@ pub struct Metrics {
     pub durations: Family<KindLabels, Histogram>,
     pub aws_calls: Family<AwsCallLabels, Counter>,
     pub ready: Gauge,
+    /// Payers refused for want of a PayerGrant, by namespace.
+    pub grant_refusals: Family<NamespaceLabels, Counter>,
+    /// PayerGrants applied (created or changed) and deleted.
+    pub grant_changes: Family<GrantChangeLabels, Counter>,
     /// Costs and margins exposed on every scrape (filled by the reconcilers).
     pub insights: Arc<crate::payer::insights::InsightsStore>,
 }
@@ -57,6 +72,18 @@ impl Default for Metrics {
         });
         let aws_calls = Family::<AwsCallLabels, Counter>::default();
         let ready = Gauge::default();
+        let grant_refusals = Family::<NamespaceLabels, Counter>::default();
+        let grant_changes = Family::<GrantChangeLabels, Counter>::default();
+        registry.register(
+            "grant_refusals",
+            "Reconciles refused because no PayerGrant lets the object's Payer use the operator's AWS identity (reason NotGranted), by namespace",
+            grant_refusals.clone(),
+        );
+        registry.register(
+            "grant_changes",
+            "PayerGrants applied (created or changed) and deleted, as the operator saw them",
+            grant_changes.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles started, by kind",
@@ -94,6 +121,8 @@ impl Default for Metrics {
             durations,
             aws_calls,
             ready,
+            grant_refusals,
+            grant_changes,
         }
     }
 }
@@ -146,6 +175,33 @@ impl Metrics {
             .get()
     }
 
+    /// A Payer (or an object of it) in `namespace` was refused for want of a PayerGrant.
+    pub fn grant_refused(&self, namespace: &str) {
+        self.grant_refusals
+            .get_or_create(&NamespaceLabels {
+                namespace: namespace.into(),
+            })
+            .inc();
+    }
+
+    /// Refusals counted in `namespace`.
+    pub fn grant_refusal_count(&self, namespace: &str) -> u64 {
+        self.grant_refusals
+            .get_or_create(&NamespaceLabels {
+                namespace: namespace.into(),
+            })
+            .get()
+    }
+
+    /// A PayerGrant was `applied` or `deleted`.
+    pub fn grant_changed(&self, change: &str) {
+        self.grant_changes
+            .get_or_create(&GrantChangeLabels {
+                change: change.into(),
+            })
+            .inc();
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -176,6 +232,24 @@ mod tests {
         assert!(text.contains("partnerbilling_aws_calls_total{service=\"organizations\",operation=\"ListAccounts\",outcome=\"throttled\"} 1"), "{text}");
         assert!(
             text.contains("partnerbilling_reconcile_duration_seconds_count{kind=\"Payer\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn exposes_grant_refusals_and_changes() {
+        let m = Metrics::default();
+        m.grant_refused("acme");
+        m.grant_refused("acme");
+        m.grant_changed("deleted");
+        assert_eq!(m.grant_refusal_count("acme"), 2);
+        let text = m.encode();
+        assert!(
+            text.contains("partnerbilling_grant_refusals_total{namespace=\"acme\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("partnerbilling_grant_changes_total{change=\"deleted\"} 1"),
             "{text}"
         );
     }

@@ -11,7 +11,7 @@ use kube::{Api, Client};
 use crate::error::Error;
 
 /// A secret string whose `Debug`/`Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SecretString(String);
 
 impl SecretString {

@@ -539,3 +539,94 @@ fn custom_line_items_reject_what_aws_rejects() {
         "the amount may change"
     );
 }
+
+#[test]
+fn an_external_id_from_a_secret_is_valid_and_excludes_the_plain_one() {
+    let role = |extra: Value| {
+        let mut r = json!({"roleArn": "arn:aws:iam::111122223333:role/PartnerBilling"});
+        r.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"accountId": "111122223333", "credentials": {"assumeRole": r}})
+    };
+    assert_eq!(
+        violations(role(
+            json!({"externalIdSecretRef": {"name": "acme-external-id"}})
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        violations(role(
+            json!({"externalIdSecretRef": {"name": "acme-external-id", "key": "id"}})
+        )),
+        Vec::<String>::new()
+    );
+    let v = violations(role(
+        json!({"externalId": "x-1", "externalIdSecretRef": {"name": "acme-external-id"}}),
+    ));
+    assert!(
+        v.iter().any(|m| m.contains(
+            "set at most one of assumeRole.externalId and assumeRole.externalIdSecretRef"
+        )),
+        "{v:?}"
+    );
+}
+
+fn grant_violations(spec: Value) -> Vec<String> {
+    let schema = crdgen::schema_for("PayerGrant").expect("PayerGrant schema");
+    let grant = json!({
+        "apiVersion": "partnerbilling.io/v1alpha1",
+        "kind": "PayerGrant",
+        "metadata": {"name": "acme"},
+        "spec": spec
+    });
+    schema_check::validate(&schema, &grant, None)
+        .into_iter()
+        .map(|v| v.to_string())
+        .collect()
+}
+
+#[test]
+fn payer_grants_name_namespaces_accounts_and_roles() {
+    for ok in [
+        json!({"namespaces": {"names": ["acme"]}, "accountIds": ["111122223333"],
+               "roleArns": ["arn:aws:iam::111122223333:role/PartnerBilling"]}),
+        json!({"namespaces": {"selector": {"matchLabels": {"tenant": "acme"}}},
+               "accountIds": ["*"], "roleArns": ["arn:aws:iam::*:role/tenants/acme/*", "*"]}),
+        json!({"namespaces": {"selector": {}}, "accountIds": ["*"], "allowOperatorIdentity": true}),
+        json!({"namespaces": {"names": ["acme"]}, "accountIds": ["111122223333"],
+               "roleArns": ["arn:aws-cn:iam::111122223333:role/R"]}),
+    ] {
+        assert_eq!(grant_violations(ok.clone()), Vec::<String>::new(), "{ok}");
+    }
+    for (bad, says) in [
+        (
+            json!({"namespaces": {}, "accountIds": ["111122223333"]}),
+            "namespaces needs names or a selector",
+        ),
+        (
+            json!({"namespaces": {"names": ["acme"]}, "accountIds": []}),
+            "spec.accountIds",
+        ),
+        (
+            json!({"namespaces": {"names": ["acme"]}}),
+            "spec.accountIds",
+        ),
+        (
+            json!({"namespaces": {"names": ["Acme"]}, "accountIds": ["111122223333"]}),
+            "spec.namespaces.names[0]",
+        ),
+        (
+            json!({"namespaces": {"names": ["acme"]}, "accountIds": ["1111*"]}),
+            "spec.accountIds[0]",
+        ),
+        (
+            json!({"namespaces": {"names": ["acme"]}, "accountIds": ["111122223333"],
+                   "roleArns": ["arn:aws:iam::111122223333:user/Bob"]}),
+            "spec.roleArns[0]",
+        ),
+    ] {
+        let v = grant_violations(bad.clone());
+        assert!(v.iter().any(|m| m.contains(says)), "{bad}: {v:?}");
+    }
+}

@@ -238,3 +238,21 @@ async fn a_joined_notice_goes_out_once_across_apply_runs() {
     assert!(find(&r, "LinkedAccount", "contoso").ready);
     assert_eq!(emu.mail().len(), 2);
 }
+
+/// Tenancy (issue 17): PayerGrants are the cluster's; file mode (the invoker's own AWS
+/// identity) skips them instead of refusing the folder, and does not consult grants.
+#[test]
+fn file_mode_skips_payer_grants() {
+    let dir = Dir::new();
+    dir.write(
+        "grant.yaml",
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: PayerGrant\nmetadata: {name: acme}\nspec:\n  namespaces: {names: [acme]}\n  accountIds: ['210987654321']\n---\napiVersion: partnerbilling.io/v1alpha1\nkind: Payer\nmetadata: {name: acme, namespace: acme}\nspec: {accountId: '210987654321', credentials: {assumeRole: {roleArn: 'arn:aws:iam::210987654321:role/R'}}}\n",
+    );
+    let m = filemode::load(std::slice::from_ref(&dir.0), "default").expect("loads");
+    assert_eq!(m.payers.len(), 1);
+    assert!(
+        m.skipped.iter().any(|s| s.ends_with("PayerGrant/acme")),
+        "{:?}",
+        m.skipped
+    );
+}

@@ -1504,3 +1504,50 @@ async fn a_new_account_pending_activation_is_reported_then_managed_once_active()
     assert_eq!(reason, "Active");
     assert_eq!(out.status.state.as_deref(), Some("ACTIVE"));
 }
+
+/// Tenancy (issue 17): the objects of a Payer that would have the operator assume a role
+/// without a PayerGrant are refused too (`NotGranted`), with no AWS call, and so is their
+/// deletion (the finalizer stays; nothing in AWS is touched).
+#[tokio::test]
+async fn objects_of_an_ungranted_payer_make_no_aws_call() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let mut p = payer_object();
+    p.spec.credentials = Some(
+        serde_json::from_value(
+            json!({"assumeRole": {"roleArn": format!("arn:aws:iam::{ACCOUNT}:role/Billing")}}),
+        )
+        .unwrap(),
+    );
+    *world.catalog.payer.write().unwrap() = Some(p);
+    world.put_account(&account("refused", 1, create_spec("refused")));
+    emu.control("DELETE", "/_emulator/requests", None);
+
+    let out = world.reconcile_account("refused").await;
+    let err = out.result.expect_err("refused");
+    assert_eq!(err.reason(), "NotGranted");
+    assert!(err.is_terminal());
+    assert!(
+        err.to_string()
+            .contains("no PayerGrant covers namespace billing"),
+        "{err}"
+    );
+    let ready = conditions::find(&out.status.conditions, READY).expect("Ready");
+    assert_eq!(ready.reason, "NotGranted");
+    let mut gone = world.get_account("refused");
+    gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-11-24T11:00:00Z".parse().unwrap(),
+    ));
+    // Retain (the default) needs nothing from AWS: released.
+    let retained = linked_account::cleanup(&gone, &world.ctx, Run::at(Mode::Apply, &now())).await;
+    assert_eq!(retained.result.expect("released").reason, "Released");
+    // Remove would call AWS: refused, the finalizer stays.
+    gone.spec.deletion_policy = serde_json::from_value(json!("Remove")).unwrap();
+    let cleanup = linked_account::cleanup(&gone, &world.ctx, Run::at(Mode::Apply, &now())).await;
+    assert_eq!(
+        cleanup.result.expect_err("refused too").reason(),
+        "NotGranted"
+    );
+    assert_eq!(emu.total_requests(), 0, "no AWS call for a refused payer");
+}

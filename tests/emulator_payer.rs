@@ -8,9 +8,10 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use partner_billing_operator::api::conditions::{self, READY, SYNCED};
-use partner_billing_operator::api::{ConditionStatus, Payer};
+use partner_billing_operator::api::{ConditionStatus, Payer, PayerGrant};
 use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::metrics::Metrics;
+use partner_billing_operator::payer::tenancy::StaticGrants;
 use partner_billing_operator::payer::{self, PayerOutcome};
 use partner_billing_operator::reconcile::Mode;
 use partner_billing_operator::reconcile::ReconcileContext;
@@ -55,6 +56,7 @@ fn good_secrets() -> StaticSecrets {
 struct Harness {
     ctx: ReconcileContext,
     metrics: Arc<Metrics>,
+    grants: Option<Arc<StaticGrants>>,
 }
 
 fn harness(secrets: StaticSecrets, operator: Option<(&str, &str)>) -> Harness {
@@ -71,6 +73,27 @@ fn harness(secrets: StaticSecrets, operator: Option<(&str, &str)>) -> Harness {
     Harness {
         ctx: ReconcileContext::new(connector, Arc::new(secrets)),
         metrics,
+        grants: None,
+    }
+}
+
+/// A PayerGrant of `namespace` for `account` through `role`.
+fn grant(name: &str, namespace: &str, account: &str, role: &str) -> PayerGrant {
+    serde_json::from_value(json!({
+        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "PayerGrant",
+        "metadata": {"name": name},
+        "spec": {"namespaces": {"names": [namespace]}, "accountIds": [account], "roleArns": [role]}
+    }))
+    .expect("grant")
+}
+
+/// The harness with these grants (in memory), shared so that a test can change them.
+fn granted(h: Harness, grants: &[PayerGrant]) -> Harness {
+    let source = Arc::new(StaticGrants::new(grants.to_vec()));
+    Harness {
+        ctx: h.ctx.with_grants(source.clone()),
+        grants: Some(source),
+        ..h
     }
 }
 
@@ -195,6 +218,7 @@ async fn an_assumed_role_reaches_the_management_account() {
     emu.control("DELETE", "/_emulator/requests", None);
 
     let h = harness(StaticSecrets::default(), Some((ACCESS_KEY, SECRET_KEY)));
+    let h = granted(h, &[grant("billing-role", "billing", target, &role)]);
     let p = payer(
         target,
         json!({"assumeRole": {"roleArn": role, "externalId": "partner-42"}}),
@@ -335,5 +359,164 @@ async fn a_missing_key_in_the_secret_names_the_key() {
     assert_eq!(status, ConditionStatus::False);
     assert_eq!(reason, "SecretKeyMissing");
     assert!(message.contains("\"secretAccessKey\""), "{message}");
+    assert_eq!(emu.total_requests(), 0);
+}
+
+/// Tenancy (issue 17): a Payer of namespace `billing` that has the operator assume a role in
+/// another account, or use its own identity, without a PayerGrant is refused with
+/// `NotGranted` naming what is missing, and the emulator sees no call at all: no AssumeRole, no
+/// GetCallerIdentity. A grant for another namespace does not help.
+#[tokio::test]
+async fn a_payer_without_a_grant_is_refused_and_makes_no_aws_call() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let target = "210987654321";
+    let role = format!("arn:aws:iam::{target}:role/PartnerBillingOperator");
+    let operator = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    let in_target = emu.assume_role(&operator, &role).await;
+    emu.create_organization(&in_target, 2).await;
+    emu.control("DELETE", "/_emulator/requests", None);
+
+    let h = harness(StaticSecrets::default(), Some((ACCESS_KEY, SECRET_KEY)));
+    // Granted, but to namespace `other` only.
+    let h = granted(h, &[grant("other-role", "other", target, &role)]);
+    for (credentials, missing) in [
+        (
+            json!({"assumeRole": {"roleArn": role}}),
+            "no PayerGrant covers namespace billing",
+        ),
+        (
+            serde_json::Value::Null,
+            "no PayerGrant covers namespace billing",
+        ),
+    ] {
+        let p = payer(target, credentials);
+        let out = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
+        let (status, reason, message) = condition(&out, READY);
+        assert_eq!(
+            (status, reason.as_str()),
+            (ConditionStatus::False, "NotGranted")
+        );
+        assert!(
+            message.contains(missing) && message.contains(target),
+            "{message}"
+        );
+        assert!(out.plan.as_ref().expect_err("refused").is_terminal());
+        assert!(
+            out.event
+                .is_some_and(|e| e.warning && e.reason == "NotGranted")
+        );
+    }
+    assert_eq!(emu.total_requests(), 0, "a refused Payer calls nothing");
+    assert_eq!(h.grants.as_ref().map(|g| g.refusals().len()), Some(2));
+    assert_eq!(
+        h.metrics.aws_call_count("sts", "AssumeRole", "success")
+            + h.metrics
+                .aws_call_count("sts", "GetCallerIdentity", "success"),
+        0
+    );
+}
+
+/// A grant removed while a Payer uses it: the next reconcile is refused, with no further
+/// AWS call, and the cached connection (its assumed-role session) is dropped; a grant given
+/// back lets it go on.
+#[tokio::test]
+async fn removing_the_grant_stops_the_payer_at_its_next_reconcile() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let target = "210987654321";
+    let role = format!("arn:aws:iam::{target}:role/PartnerBillingOperator");
+    let operator = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    let in_target = emu.assume_role(&operator, &role).await;
+    emu.create_organization(&in_target, 1).await;
+    emu.control("DELETE", "/_emulator/requests", None);
+
+    let h = harness(StaticSecrets::default(), Some((ACCESS_KEY, SECRET_KEY)));
+    let h = granted(h, &[grant("billing-role", "billing", target, &role)]);
+    let grants = h.grants.clone().expect("grants");
+    let p = payer(target, json!({"assumeRole": {"roleArn": role}}));
+    let first = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
+    assert_eq!(condition(&first, READY).1, "Verified", "{:?}", first.status);
+    assert_eq!(h.ctx.connections.len(), 1);
+    let calls = emu.total_requests();
+    assert!(calls > 0);
+
+    grants.set_grants(Vec::new());
+    let mut again = p.clone();
+    again.status = Some(first.status.clone());
+    let refused =
+        payer::reconcile(&again, &h.ctx, Run::at(Mode::Apply, "2026-11-24T12:05:00Z")).await;
+    let (status, reason, _) = condition(&refused, READY);
+    assert_eq!(
+        (status, reason.as_str()),
+        (ConditionStatus::False, "NotGranted")
+    );
+    assert!(
+        refused
+            .event
+            .is_some_and(|e| e.warning && e.reason == "NotGranted")
+    );
+    assert_eq!(
+        emu.total_requests(),
+        calls,
+        "no call after the grant is gone"
+    );
+    assert_eq!(
+        h.ctx.connections.len(),
+        0,
+        "the assumed-role session is dropped"
+    );
+
+    grants.set_grants(vec![grant("billing-role", "billing", target, &role)]);
+    again.status = Some(refused.status.clone());
+    let back = payer::reconcile(&again, &h.ctx, Run::at(Mode::Apply, "2026-11-24T12:10:00Z")).await;
+    assert_eq!(condition(&back, READY).1, "Verified", "{:?}", back.status);
+}
+
+/// The external id can come from a Secret of the Payer's namespace; it reaches STS and never
+/// the status or the event.
+#[tokio::test]
+async fn the_external_id_can_come_from_a_secret() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let target = "210987654321";
+    let role = format!("arn:aws:iam::{target}:role/PartnerBillingOperator");
+    let operator = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    let in_target = emu.assume_role(&operator, &role).await;
+    emu.create_organization(&in_target, 1).await;
+    emu.control("DELETE", "/_emulator/requests", None);
+
+    let external_id = "ext-id-9f2c71d0-never-shown";
+    let mut s = StaticSecrets::default();
+    s.insert(
+        "billing",
+        "role-external-id",
+        [("externalId".to_string(), SecretString::new(external_id))].into(),
+    );
+    let h = harness(s, Some((ACCESS_KEY, SECRET_KEY)));
+    let h = granted(h, &[grant("billing-role", "billing", target, &role)]);
+    let p = payer(
+        target,
+        json!({"assumeRole": {"roleArn": role, "externalIdSecretRef": {"name": "role-external-id"}}}),
+    );
+    let out = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
+    assert_eq!(condition(&out, READY).1, "Verified", "{:?}", out.status);
+    assert_eq!(emu.count("sts", "AssumeRole"), 1);
+    let shown = format!("{:?} {:?} {:?}", out.status, out.event, out.plan);
+    assert!(!shown.contains(external_id), "{shown}");
+
+    // Without its Secret: a clear condition naming Secret and key, and no call.
+    let h = granted(
+        harness(StaticSecrets::default(), Some((ACCESS_KEY, SECRET_KEY))),
+        &[grant("billing-role", "billing", target, &role)],
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    let out = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
+    let (_, reason, message) = condition(&out, READY);
+    assert_eq!(reason, "SecretNotFound");
+    assert!(
+        message.contains("billing/role-external-id") && message.contains("externalId"),
+        "{message}"
+    );
     assert_eq!(emu.total_requests(), 0);
 }

@@ -152,3 +152,103 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+const EXTERNAL_ID: &str = "redact-ext-id-4b7e9c21d0";
+
+/// Tenancy (issue 17): the external id read from a Secret (`externalIdSecretRef`) never
+/// appears in the logs (TRACE, the SDK's own included: it travels in the AssumeRole request),
+/// in conditions, events or in `plan`/`apply` output.
+#[tokio::test]
+async fn an_external_id_from_a_secret_never_appears_in_logs_status_or_output() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let target = "210987654321";
+    let role = format!("arn:aws:iam::{target}:role/PartnerBillingOperator");
+    let operator = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+    let in_target = emu.assume_role(&operator, &role).await;
+    emu.create_organization(&in_target, 1).await;
+    emu.control("DELETE", "/_emulator/requests", None);
+
+    let capture = Capture::default();
+    let subscriber = logging::subscriber(
+        LogFormat::Json,
+        tracing_subscriber::EnvFilter::new("trace"),
+        capture.clone(),
+    );
+    let _log = tracing::subscriber::set_default(subscriber);
+    let connector = Arc::new(SdkConnector::new(
+        AwsOptions {
+            endpoint_url: Some(emu.url.clone()),
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(5),
+            operator_credentials: Some(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new(
+                        ACCESS_KEY, SECRET_KEY, None, None, "operator",
+                    ),
+                ),
+            ),
+        },
+        Metrics::shared(),
+    ));
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("payer.yaml"),
+        format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: role-external-id
+  namespace: billing
+stringData:
+  externalId: {EXTERNAL_ID}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: Payer
+metadata:
+  name: acme
+  namespace: billing
+spec:
+  accountId: "{target}"
+  credentials:
+    assumeRole:
+      roleArn: {role}
+      externalIdSecretRef:
+        name: role-external-id
+"#
+        ),
+    )
+    .unwrap();
+    let mut printed = String::new();
+    let loaded = filemode::load(std::slice::from_ref(&dir), "default").expect("manifests load");
+    let plan = filemode::plan(loaded, connector.clone()).await;
+    printed.push_str(&output::plan_text(&plan));
+    printed.push_str(&output::json(&plan));
+    let loaded = filemode::load(std::slice::from_ref(&dir), "default").expect("manifests load");
+    let applied = filemode::apply(loaded, connector.clone(), Duration::from_secs(5)).await;
+    printed.push_str(&output::apply_text(&applied));
+    printed.push_str(&output::json(&applied));
+    printed.push_str(&output::yaml(&applied));
+    std::fs::remove_dir_all(&dir).ok();
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("AssumeRole"),
+        "SDK trace logs were not captured"
+    );
+    assert!(printed.contains("Verified"), "{printed}");
+    assert_eq!(
+        emu.count("sts", "AssumeRole"),
+        2,
+        "plan and apply each assumed the role"
+    );
+    let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(EXTERNAL_ID)).collect();
+    assert!(
+        leaks.is_empty(),
+        "the external id appears in the logs: {leaks:#?}"
+    );
+    assert!(
+        !printed.contains(EXTERNAL_ID),
+        "the external id appears in plan/apply output"
+    );
+}

@@ -9,6 +9,7 @@ pub mod linked_account;
 pub mod notifications;
 pub mod organizational_unit;
 pub mod payer;
+pub mod payer_grant;
 pub mod pricing_plan;
 pub mod service_control_policy;
 
@@ -22,6 +23,7 @@ pub use organizational_unit::{
     OrganizationalUnit, OrganizationalUnitSpec, OrganizationalUnitStatus,
 };
 pub use payer::{Payer, PayerSpec, PayerStatus};
+pub use payer_grant::{PayerGrant, PayerGrantSpec};
 pub use pricing_plan::{PricingPlan, PricingPlanSpec, PricingPlanStatus};
 pub use service_control_policy::{
     ServiceControlPolicy, ServiceControlPolicySpec, ServiceControlPolicyStatus,

@@ -59,7 +59,8 @@ pub struct PayerSpec {
 
     /// How the operator authenticates to this account. Set at most one of `secretRef` and
     /// `assumeRole`; leave both out to use the operator's own identity (IRSA, EKS Pod
-    /// Identity, or the environment).
+    /// Identity, or the environment). The operator's identity, directly or through
+    /// `assumeRole`, is used only when a PayerGrant covers this namespace, account and role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<PayerCredentials>,
 
@@ -195,7 +196,8 @@ pub struct PayerCredentials {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretCredentials>,
 
-    /// An IAM role in the management account that the operator assumes with its own identity.
+    /// An IAM role in the management account that the operator assumes with its own identity
+    /// (only when a PayerGrant allows this role for this namespace and account).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role: Option<AssumeRole>,
 }
@@ -238,6 +240,7 @@ impl SecretCredentials {
 /// An IAM role to assume.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.externalId) && has(self.externalIdSecretRef))").message("set at most one of assumeRole.externalId and assumeRole.externalIdSecretRef"))]
 pub struct AssumeRole {
     /// ARN of the role, e.g. `arn:aws:iam::123456789012:role/PartnerBillingOperator`.
     #[schemars(
@@ -245,14 +248,45 @@ pub struct AssumeRole {
         regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
     )]
     pub role_arn: String,
-    /// External id the role's trust policy requires, if any.
+    /// External id the role's trust policy requires, if any, written in the Payer itself:
+    /// anyone who can read this Payer (its namespace's viewers and editors, GitOps
+    /// repositories, backups) can read it. Prefer `externalIdSecretRef`. Set at most one of
+    /// the two.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 1224), regex(pattern = r"^[\w+=,.@:/-]*$"))]
     pub external_id: Option<String>,
+    /// External id the role's trust policy requires, read from a Secret in the Payer's
+    /// namespace. The value never appears in the Payer's status, in Events or in the
+    /// operator's logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id_secret_ref: Option<SecretKeyRef>,
     /// Session name shown in CloudTrail. Defaults to `partner-billing-operator`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 64), regex(pattern = r"^[\w+=,.@-]*$"))]
     pub session_name: Option<String>,
+}
+
+/// One key of a Secret in the Payer's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the Payer's own namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Key in the Secret that holds the value. Defaults to `externalId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: Option<String>,
+}
+
+impl SecretKeyRef {
+    /// The key, or `externalId`.
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or("externalId")
+    }
 }
 
 /// What the operator found for this payer.

@@ -39,7 +39,8 @@ pub enum PayerCredentialsSource {
     /// Assume a role using the operator's own identity.
     AssumeRole {
         role_arn: String,
-        external_id: Option<String>,
+        /// From the Payer or a Secret: never printed.
+        external_id: Option<SecretString>,
         session_name: String,
     },
     /// The operator's own identity (IRSA, Pod Identity, environment).
@@ -166,7 +167,7 @@ impl SdkConnector {
                     .session_name(session_name.clone())
                     .configure(&base);
                 if let Some(id) = external_id {
-                    builder = builder.external_id(id.clone());
+                    builder = builder.external_id(id.expose());
                 }
                 let provider = builder.build().await;
                 self.loader(region)
@@ -200,10 +201,17 @@ impl SdkConnector {
 
 /// A provider that hands out credentials it already holds once, then asks the inner provider
 /// (for refreshes).
-#[derive(Debug)]
 struct Primed {
     first: std::sync::Mutex<Option<Credentials>>,
     inner: SharedCredentialsProvider,
+}
+
+/// Never shows the inner provider: the SDK prints its clients' components at TRACE, and an
+/// assume-role provider's own `Debug` shows the external id.
+impl std::fmt::Debug for Primed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Primed { .. }")
+    }
 }
 
 impl ProvideCredentials for Primed {

@@ -47,7 +47,9 @@ fn payer(v: &Value) -> Arc<Payer> {
 fn context(aws: FakeAws) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let reconcile = ReconcileContext::new(Arc::new(aws), Arc::new(StaticSecrets::default()));
+    // Tenancy (issue 17): these Payers use the operator's identity; grants are not the point here.
+    let reconcile = ReconcileContext::new(Arc::new(aws), Arc::new(StaticSecrets::default()))
+        .with_grants(Arc::new(crate::payer::tenancy::Unrestricted));
     let ctx = Context::new(client, reconcile, Metrics::shared(), Settings::default());
     (Arc::new(ctx), handle)
 }

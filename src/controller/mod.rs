@@ -488,16 +488,20 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
         groups: groups.readers.clone(),
         items: items.readers.clone(),
     };
+    // Tenancy (issue 17): PayerGrants and Namespaces watched; Payers checked again on change.
+    let tenancy = crate::payer::grant_watch::Tenancy::new(&ctx.client, ctx.metrics.clone());
     ctx.reconcile = ctx
         .reconcile
         .clone()
         .with_catalog(Arc::new(catalog.clone()))
         .with_ledger(Arc::new(kinds::KubeLedger {
             client: ctx.client.clone(),
-        }));
+        }))
+        .with_grants(tenancy.source());
     let ctx = Arc::new(ctx);
 
-    let mut runs = payers.run(ctx.clone(), reconcile_payer);
+    let mut runs = payers.run_with(ctx.clone(), reconcile_payer, tenancy.payer_triggers());
+    let _tenancy_watches = tenancy.spawn();
     runs.extend(scps.run(ctx.clone(), kinds::reconcile_kind));
     runs.extend(ous.run(ctx.clone(), kinds::reconcile_kind));
     // LinkedAccounts take their cost from the payer's Cost Explorer read as soon as it lands.

@@ -273,6 +273,11 @@ fn add_document(
             m.secrets.insert(&namespace, &name, decode(&secret));
             Ok(())
         }
+        // Tenancy (issue 17): grants are the cluster's; file mode skips them.
+        (crate::api::API_VERSION, "PayerGrant") => {
+            m.skipped.push(format!("{source}: PayerGrant/{name}"));
+            Ok(())
+        }
         (crate::api::API_VERSION, k) if KIND_ORDER.contains(&k) => {
             check_schema(k, &doc).map_err(&problem)?;
             let parse_err = |e: serde_json::Error| problem(format!("{k} {name}: {e}"));
@@ -651,7 +656,10 @@ fn context(
             Obj::Pipeline(p) => put(&catalog.pipelines, p.as_ref()),
         }
     }
-    let ctx = ReconcileContext::new(connector, Arc::new(secrets)).with_catalog(catalog.clone());
+    // Tenancy (issue 17): file mode acts with the invoker's own identity; grants are not consulted.
+    let ctx = ReconcileContext::new(connector, Arc::new(secrets))
+        .with_catalog(catalog.clone())
+        .with_grants(Arc::new(crate::payer::tenancy::Unrestricted));
     (ctx, catalog)
 }
 

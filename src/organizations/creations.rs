@@ -201,8 +201,9 @@ impl Creations {
         (owners, p.watching)
     }
 
-    /// Give up watching payer `key` (terminal error): its accounts poll their own requests.
-    fn abandon(&self, key: &str) {
+    /// Give up watching payer `key` (terminal error, or the payer refused: see
+    /// `payer::tenancy::authorize`): its accounts poll their own requests.
+    pub fn abandon(&self, key: &str) {
         if let Some(p) = self.lock().get_mut(key) {
             p.followed.clear();
             p.watching = false;
@@ -339,6 +340,10 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
         // never overwritten by a list read before it.
         let gate = parts.locks.get(&format!("{key}#create"));
         let _turn = gate.lock().await;
+        // Tenancy (issue 17): abandoned meanwhile (the payer was refused): no further call.
+        if !creations.upgrade().is_some_and(|c| c.watching(&key)) {
+            return;
+        }
         let cached = parts.snapshots.peek(&key);
         let seen = look(parts.conn.organizations.as_ref(), &followed, |id| {
             cached.as_ref().is_some_and(|s| s.account(id).is_some())

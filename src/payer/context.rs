@@ -38,7 +38,11 @@ pub async fn payer_connection(
                 DEPENDENCY_RETRY,
             )
         })?;
-    if let Some(err) = crate::payer::claimed_elsewhere(&payer, &ctx.catalog.all_payers()) {
+    // Tenancy (issue 17): the operator's identity only with a PayerGrant (no AWS call
+    // otherwise); claims among the Payers that may claim.
+    crate::payer::tenancy::authorize(&payer, ctx).await?;
+    let claimants = crate::payer::tenancy::claimants(ctx, &payer.spec.account_id).await?;
+    if let Some(err) = crate::payer::claimed_elsewhere(&payer, &claimants) {
         return Err(err);
     }
     let key = object_key(namespace, &payer_ref.name);

@@ -5,8 +5,11 @@
 //! and what to report.
 
 pub mod context;
+pub mod grant_watch;
+pub mod grants;
 pub mod insights;
 pub mod snapshot;
+pub mod tenancy;
 
 use kube::ResourceExt;
 use serde::Serialize;
@@ -110,8 +113,9 @@ pub async fn resolve_credentials(
             })
         }
         (None, Some(role)) => Ok(PayerCredentialsSource::AssumeRole {
+            // Tenancy (issue 17): externalId or externalIdSecretRef.
+            external_id: crate::payer::tenancy::external_id(&namespace, &role, secrets).await?,
             role_arn: role.role_arn,
-            external_id: role.external_id,
             session_name: role
                 .session_name
                 .unwrap_or_else(|| "partner-billing-operator".to_string()),
@@ -123,6 +127,8 @@ pub async fn resolve_credentials(
 /// Read what AWS says: identity, organization, and (for a management account) its accounts.
 pub async fn observe(payer: &Payer, ctx: &ReconcileContext) -> Result<PayerObservation, Error> {
     let key = object_key(&payer.namespace().unwrap_or_default(), &payer.name_any());
+    // Tenancy (issue 17): the operator's own identity only with a PayerGrant; no AWS call otherwise.
+    crate::payer::tenancy::authorize(payer, ctx).await?;
     let credentials = resolve_credentials(payer, ctx.secrets.as_ref()).await?;
     let conn = ctx
         .connections
@@ -467,9 +473,14 @@ pub struct PayerOutcome {
 pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, run: Run) -> PayerOutcome {
     let now = run.timestamp().to_string();
     let now = now.as_str();
-    let plan = match claimed_elsewhere(payer, &ctx.catalog.all_payers()) {
-        Some(err) => Err(err),
-        None => observe(payer, ctx)
+    // Tenancy (issue 17): refused first (NotGranted); a refused Payer claims no account.
+    let claimants = match crate::payer::tenancy::authorize(payer, ctx).await {
+        Ok(()) => crate::payer::tenancy::claimants(ctx, &payer.spec.account_id).await,
+        Err(e) => Err(e),
+    };
+    let plan = match claimants.map(|all| claimed_elsewhere(payer, &all)) {
+        Err(err) | Ok(Some(err)) => Err(err),
+        Ok(None) => observe(payer, ctx)
             .await
             .map(|observed| plan(&payer.spec, &observed)),
     };

@@ -298,6 +298,8 @@ pub struct ReconcileContext {
     pub mailer: Arc<dyn crate::notify::Mailer>,
     /// Cost insights kept in memory (shared with the metrics endpoint).
     pub insights: Arc<insights::InsightsStore>,
+    /// Tenancy (issue 17): the PayerGrants and namespace labels; default: nothing granted.
+    pub grants: Arc<dyn crate::payer::tenancy::GrantSource>,
 }
 
 impl ReconcileContext {
@@ -314,7 +316,14 @@ impl ReconcileContext {
             creations: Arc::new(creations::Creations::default()),
             mailer: Arc::new(crate::notify::SmtpMailer),
             insights: Arc::new(insights::InsightsStore::default()),
+            grants: Arc::new(crate::payer::tenancy::StaticGrants::default()),
         }
+    }
+
+    /// Tenancy (issue 17): where PayerGrants come from.
+    pub fn with_grants(mut self, grants: Arc<dyn crate::payer::tenancy::GrantSource>) -> Self {
+        self.grants = grants;
+        self
     }
 
     /// Share the insights store (the metrics endpoint reads it).

@@ -176,3 +176,5 @@ pub const WAITING: &str = "Waiting";
 pub const CONFLICT: &str = "Conflict";
 /// `AwsChanged`: an object changed in AWS while it was being read; it is read again.
 pub const AWS_CHANGED: &str = "AwsChanged";
+/// `NotGranted`: a Payer would use the operator's own AWS identity without a PayerGrant.
+pub const NOT_GRANTED: &str = "NotGranted";

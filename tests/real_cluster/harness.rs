@@ -27,6 +27,8 @@ pub const TENANT_B: &str = "pbo-e2e-tenant-b";
 /// cluster-wide (`rbac.platformAdmins`).
 pub const PAYER_ADMIN: &str = "e2e-alice";
 pub const PLATFORM_ADMIN: &str = "e2e-plato";
+/// The PayerGrant the chart creates from its values.
+pub const VALUES_GRANT: &str = "pbo-e2e-from-values";
 
 /// The AWS keys of the tests' Payers (the emulator maps any key to this account).
 pub const ACCESS_KEY: &str = "AKIAPBOE2E0000000001";
@@ -167,7 +169,15 @@ impl Cluster {
                     "subjects": [{"kind": "User", "name": PAYER_ADMIN, "apiGroup": "rbac.authorization.k8s.io"}]
                 }],
                 "platformAdmins": [{"kind": "User", "name": PLATFORM_ADMIN, "apiGroup": "rbac.authorization.k8s.io"}]
-            }
+            },
+            // A grant from values (the tenancy test checks it is on the server); it covers a
+            // namespace no test uses.
+            "grants": [{
+                "name": VALUES_GRANT,
+                "namespaces": {"names": ["pbo-e2e-nobody"]},
+                "accountIds": ["111111111111"],
+                "roleArns": ["arn:aws:iam::111111111111:role/PartnerBillingOperator"]
+            }]
         });
         std::fs::write(&values, text.to_string()).map_err(|e| e.to_string())?;
         let chart = self.root.join("charts/partner-billing-operator");
@@ -568,6 +578,12 @@ pub struct OperatorOptions<'a> {
 
 impl Operator {
     pub fn start(c: &Cluster, o: OperatorOptions<'_>) -> Self {
+        Self::start_with_env(c, o, &[])
+    }
+
+    /// As [`Self::start`], with more environment variables (set last: they win), e.g. an AWS
+    /// identity of the operator's own (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) or `PBO_LOG`.
+    pub fn start_with_env(c: &Cluster, o: OperatorOptions<'_>, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = c.work.join(format!("operator-{}.log", o.name));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_partner-billing-operator"));
@@ -595,6 +611,7 @@ impl Operator {
             )
             .env("PBO_LOG_FORMAT", "text")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("operator log"))
             .stderr(

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import unittest
 
+import jsonschema
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -33,8 +34,27 @@ TENANTS = {
     "rbac": {
         "payerAdmins": [{"namespace": "acme", "subjects": [{"kind": "Group", "name": "acme-admins", "apiGroup": "rbac.authorization.k8s.io"}]}],
         "platformAdmins": [{"kind": "Group", "name": "partner-platform", "apiGroup": "rbac.authorization.k8s.io"}],
-    }
+    },
+    "grants": [
+        {"name": "acme", "namespaces": {"names": ["acme"]}, "accountIds": ["210987654321"],
+         "roleArns": ["arn:aws:iam::210987654321:role/PartnerBillingOperator"]},
+        {"name": "all-payers", "namespaces": {"selector": {"matchLabels": {"partnerbilling.io/tenant": "internal"}}},
+         "accountIds": ["*"], "roleArns": ["arn:aws:iam::*:role/PartnerBillingOperator"], "allowOperatorIdentity": True},
+    ],
 }
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
+
+
+def crd_schema(kind: str) -> dict:
+    for f in (ROOT / "crds").glob("*.yaml"):
+        crd = yaml.safe_load(f.read_text())
+        if crd["spec"]["names"]["kind"] == kind:
+            return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    raise AssertionError(f"no CRD for {kind}")
+
+
+def rules_for(role: dict, group: str, resource: str) -> list[dict]:
+    return [r for r in role["rules"] if group in r.get("apiGroups", []) and resource in r.get("resources", [])]
 
 
 def helm(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -57,7 +77,11 @@ class ChartTest(unittest.TestCase):
     def test_renders_and_built_in_kinds_validate_offline(self):
         for name in VALUE_SETS:
             docs = render(name)
-            builtin = [d for d in docs if not d["apiVersion"].startswith("monitoring.coreos.com")]
+            builtin = [d for d in docs if not d["apiVersion"].startswith(("monitoring.coreos.com", "partnerbilling.io"))]
+            # Our own kinds (PayerGrants from values) against the generated CRD's schema.
+            for d in docs:
+                if d["apiVersion"].startswith("partnerbilling.io"):
+                    jsonschema.validate(d, crd_schema(d["kind"]))
             with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
                 yaml.safe_dump_all(builtin, f)
             out = subprocess.run([VALIDATE, "--strict", "--quiet", "-k", "1.33.0", f.name], capture_output=True, text=True)
@@ -111,16 +135,52 @@ class ChartTest(unittest.TestCase):
         secret_roles = [d for d in scoped if d["kind"] == "Role" and d["metadata"]["name"].endswith("-secrets")]
         self.assertEqual(sorted(r["metadata"]["namespace"] for r in secret_roles), ["acme", "contoso"])
 
+    def test_grants_from_values(self):
+        grants = {d["metadata"]["name"]: d for d in render("tenants") if d["kind"] == "PayerGrant"}
+        self.assertEqual(sorted(grants), ["acme", "all-payers"])
+        self.assertEqual(grants["acme"]["spec"], {
+            "namespaces": {"names": ["acme"]}, "accountIds": ["210987654321"],
+            "roleArns": ["arn:aws:iam::210987654321:role/PartnerBillingOperator"], "allowOperatorIdentity": False})
+        self.assertTrue(grants["all-payers"]["spec"]["allowOperatorIdentity"])
+        self.assertNotIn("namespace", grants["acme"]["metadata"], "PayerGrants are cluster-scoped")
+        # Default: no grant at all (deny).
+        self.assertFalse([d for d in render("defaults") if d["kind"] == "PayerGrant"])
+
+    def test_tenancy_rbac(self):
+        roles = {d["metadata"]["name"]: d for d in render("tenants") if d["kind"] in ("ClusterRole", "Role")}
+        operator = roles["pbo-partner-billing-operator"]
+        payer_admin = roles["pbo-partner-billing-operator-payer-admin"]
+        platform = roles["pbo-partner-billing-operator-platform-admin"]
+        viewer = roles["pbo-partner-billing-operator-viewer"]
+        # Only platform-admin writes grants.
+        self.assertFalse(rules_for(payer_admin, "partnerbilling.io", "payergrants"), "payer-admin must not touch grants")
+        self.assertTrue(any(WRITE_VERBS & set(r["verbs"]) for r in rules_for(platform, "partnerbilling.io", "payergrants")))
+        for role in (operator, viewer):
+            for r in rules_for(role, "partnerbilling.io", "payergrants"):
+                self.assertFalse(WRITE_VERBS & set(r["verbs"]), (role["metadata"]["name"], r))
+        self.assertEqual({v for r in rules_for(operator, "partnerbilling.io", "payergrants") for v in r["verbs"]}, {"list", "watch"})
+        # The operator reads namespace labels, and nothing else of namespaces.
+        self.assertEqual({v for r in rules_for(operator, "", "namespaces") for v in r["verbs"]}, {"list", "watch"})
+        # payer-admin creates Secrets (keys, external ids) but cannot read, list or change them.
+        self.assertEqual({v for r in rules_for(payer_admin, "", "secrets") for v in r["verbs"]}, {"create"})
+        # The operator gets Secrets by name; it never lists or watches them.
+        self.assertEqual({v for r in rules_for(operator, "", "secrets") for v in r["verbs"]}, {"get"})
+
     def test_bad_values_fail_at_install_time(self):
-        for bad in (["--set", "replicas=0"], ["--set", "logFormat=xml"], ["--set", "aws.region=Mars"], ["--set", "typo=1"]):
+        for bad in (["--set", "replicas=0"], ["--set", "logFormat=xml"], ["--set", "aws.region=Mars"], ["--set", "typo=1"],
+                    ["--set-json", 'grants=[{"name":"x","namespaces":{"names":["acme"]},"accountIds":["2109*"]}]'],
+                    ["--set-json", 'grants=[{"name":"x","namespaces":{},"accountIds":["*"]}]'],
+                    ["--set-json", 'grants=[{"name":"x","namespaces":{"names":["acme"]},"accountIds":["*"],"roleArns":["arn:aws:iam::1:user/u"]}]']):
             out = helm("template", "pbo", str(CHART), *bad)
             self.assertNotEqual(out.returncode, 0, bad)
 
     def test_operator_rbac_covers_every_crd(self):
-        plurals = set()
+        plurals, with_status = set(), set()
         for f in (ROOT / "crds").glob("*.yaml"):
             crd = yaml.safe_load(f.read_text())
             plurals.add(crd["spec"]["names"]["plural"])
+            if crd["spec"]["versions"][0].get("subresources", {}).get("status") is not None:
+                with_status.add(crd["spec"]["names"]["plural"])
         roles = {d["metadata"]["name"]: d for d in render("defaults") if d["kind"] == "ClusterRole"}
         for name in ("pbo-partner-billing-operator", "pbo-partner-billing-operator-viewer"):
             ours = [r for r in roles[name]["rules"] if "partnerbilling.io" in r.get("apiGroups", [])]
@@ -128,7 +188,7 @@ class ChartTest(unittest.TestCase):
             self.assertEqual({p for p in resources if "/" not in p}, plurals, name)
         operator = [r for r in roles["pbo-partner-billing-operator"]["rules"] if "partnerbilling.io" in r.get("apiGroups", [])]
         status = {res for r in operator for res in r.get("resources", []) if res.endswith("/status")}
-        self.assertEqual(status, {p + "/status" for p in plurals})
+        self.assertEqual(status, {p + "/status" for p in with_status})
 
     def test_chart_crds_are_the_generated_ones(self):
         top = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}

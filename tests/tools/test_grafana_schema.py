@@ -61,7 +61,7 @@ class GrafanaSchemaTest(unittest.TestCase):
         titles = " | ".join(p["title"] for p in d["panels"])
         for wanted in ("spend per month", "by service", "by account", "Month-over-month", "Margin by billing group"):
             self.assertIn(wanted.lower(), titles.lower())
-        source = (ROOT / "src" / "reconcile" / "insights.rs").read_text()
+        source = (ROOT / "src" / "payer" / "insights.rs").read_text()
         exported = {"partnerbilling_" + m for m in re.findall(r'"([a-z_]+)",\n\s+"[A-Z]', source)}
         self.assertIn("partnerbilling_billing_group_margin_usd", exported)
         used = {m for p in d["panels"] for t in p["targets"] for m in re.findall(r"partnerbilling_[a-z_]+", t["expr"])}
