@@ -171,3 +171,9 @@ pub const TOO_MANY_POLICIES: &str = "TooManyPolicies";
 pub const VERIFIED: &str = "Verified";
 /// `Waiting`.
 pub const WAITING: &str = "Waiting";
+/// `InvitationCanceled`.
+pub const INVITATION_CANCELED: &str = "InvitationCanceled";
+/// `Conflict`.
+pub const CONFLICT: &str = "Conflict";
+/// `NotificationUncertain`: an earlier attempt to send a notice was cut off.
+pub const NOTIFICATION_UNCERTAIN: &str = "NotificationUncertain";
