@@ -57,9 +57,8 @@ enum Located {
 pub async fn reconcile(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
-    run: Run,
+    mut run: Run,
 ) -> KindOutcome<LinkedAccountStatus> {
-    let mut run = run;
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let (mut result, seen_tags) = match converge(obj, ctx, &mut run, &mut status).await {
@@ -88,9 +87,8 @@ pub async fn reconcile(
 pub async fn cleanup(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
-    run: Run,
+    mut run: Run,
 ) -> KindOutcome<LinkedAccountStatus> {
-    let mut run = run;
     let previous = obj.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     let mut result = deletion::delete(obj, ctx, &mut run, &mut status).await;

@@ -360,7 +360,7 @@ pub fn closure_budget(
     account_id: &str,
     budget: usize,
     payer: &str,
-    now: &str,
+    now: Timestamp,
 ) -> Result<bool, Error> {
     if recent.iter().any(|r| r.account_id == account_id) {
         return Ok(false);
@@ -368,9 +368,9 @@ pub fn closure_budget(
     if recent.len() >= budget {
         let next = recent
             .iter()
-            .map(|r| r.requested_at.as_str())
+            .map(|r| r.requested_at.clone())
             .min()
-            .unwrap_or(now);
+            .unwrap_or_else(|| now.to_string());
         return Err(Error::waiting(
             CLOSE_BUDGET_EXHAUSTED,
             format!(
@@ -401,7 +401,7 @@ async fn close(
     let records = ctx.ledger.closures(&pc.payer).await?;
     let recent = recent_closures(&records, run.time());
     let budget = pc.payer.max_closures_per_30_days() as usize;
-    if closure_budget(&recent, &account.id, budget, &pc.key, run.timestamp())? {
+    if closure_budget(&recent, &account.id, budget, &pc.key, run.time())? {
         let record = ClosureRecord {
             account_id: account.id.clone(),
             requested_at: run.timestamp().to_string(),

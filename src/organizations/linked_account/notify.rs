@@ -186,7 +186,7 @@ impl<'a> Mark<'a> {
     }
 
     /// Mark the notice as being sent (before the mail server is asked).
-    async fn sending(&mut self, now: &str) -> Result<(), Error> {
+    async fn sending(&mut self, now: Timestamp) -> Result<(), Error> {
         if !self.on_account {
             return Ok(());
         }
@@ -208,7 +208,7 @@ impl<'a> Mark<'a> {
 
     /// Mark the notice as sent. A failure only leaves it "sending", which never sends it
     /// again either (the status records it as sent).
-    async fn sent(&mut self, now: &str) {
+    async fn sent(&mut self, now: Timestamp) {
         if !self.on_account {
             return;
         }
@@ -297,8 +297,7 @@ async fn deliver(
         Some(Err(uncertain)) => return Err(uncertain),
         None => {}
     }
-    let now = notice.now.to_string();
-    mark.sending(&now).await?;
+    mark.sending(notice.now).await?;
     let mail = compose(
         notice.event,
         &settings.from,
@@ -307,8 +306,8 @@ async fn deliver(
     );
     match ctx.mailer.send(&settings, login, &mail).await {
         Ok(()) => {
-            record(status, &now);
-            mark.sent(&now).await;
+            record(status, &notice.now.to_string());
+            mark.sent(notice.now).await;
             Ok("the notification was handed to the mail server".into())
         }
         Err(send_failed) => {
