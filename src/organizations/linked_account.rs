@@ -3,7 +3,7 @@
 //! payer's closure budget, never the management account, never twice).
 //!
 //! This module owns the two entry points and the steps every LinkedAccount shares once its
-//! account is found: observe ([`observe`]: parents, policies, tags when due) -> a pure [`plan`]
+//! account is found: observe (parents, policies, tags when due) -> a pure [`plan`]
 //! -> execute (through [`PayerContext::write`] and [`Run::write`]) -> status. Its parts:
 //! - [`create`]: the account of `spec.create` (natural keys, the payer's creation queue);
 //! - [`invite`]: the invitation handshake of `spec.invite`;
@@ -13,10 +13,10 @@
 pub mod create;
 pub mod deletion;
 pub mod invite;
+pub mod located;
 pub mod notify;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use kube::ResourceExt;
 
@@ -42,16 +42,8 @@ use crate::reconcile::{ChangeAction, KindOutcome, ReconcileContext, Verdict, cha
 
 pub use deletion::recent_closures;
 pub use invite::{InvitationStep, invitation_step};
+use located::{CREATE_POLL, Located};
 pub use notify::NOTIFIED;
-
-/// How often an account creation in progress (or an account AWS is activating) is polled.
-const CREATE_POLL: Duration = Duration::from_secs(10);
-
-/// Where the account search ended.
-enum Located {
-    Account(Account),
-    Pending(Verdict),
-}
 
 /// Reconcile a LinkedAccount.
 pub async fn reconcile(

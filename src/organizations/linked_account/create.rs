@@ -7,8 +7,8 @@
 //! [`crate::organizations::creations`]): one creation decision at a time per payer, on fresh
 //! data, at most [`MAX_CREATES_IN_FLIGHT`] requests in flight, oldest object first.
 //!
-//! Observe ([`observe`]: the snapshot, the request's status) -> a pure [`plan`] -> execute
-//! (follow the request, or [`request`] an account through [`PayerContext::write`]).
+//! Observe (the snapshot, the request's status) -> a pure [`plan`] -> execute (follow the
+//! request, or take a slot ([`slot`] decides) and make it through [`PayerContext::write`]).
 
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use crate::reconcile::reasons::{
 use crate::reconcile::run::Run;
 use crate::reconcile::{ChangeAction, ReconcileContext, Verdict, change};
 
-use super::{CREATE_POLL, Located};
+use super::located::{CREATE_POLL, Located};
 
 /// How often a queued creation looks for a free slot.
 const QUEUE_POLL: Duration = Duration::from_secs(15);

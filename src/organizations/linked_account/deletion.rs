@@ -26,7 +26,7 @@ use crate::reconcile::reasons::{
 use crate::reconcile::run::Run;
 use crate::reconcile::{ChangeAction, ReconcileContext, Verdict, change};
 
-use super::CREATE_POLL;
+use super::located::CREATE_POLL;
 
 /// How often a deletion waiting on an account AWS suspended looks again.
 const SUSPENDED_RECHECK: Duration = Duration::from_secs(900);

@@ -23,7 +23,7 @@ use crate::reconcile::reasons::{
 use crate::reconcile::run::Run;
 use crate::reconcile::{ChangeAction, ReconcileContext, Verdict, change};
 
-use super::{CREATE_POLL, Located};
+use super::located::{CREATE_POLL, Located};
 
 /// How often an open invitation is looked at.
 const INVITE_POLL: Duration = Duration::from_secs(30);
