@@ -10,6 +10,10 @@
 //! the minutes a real one takes. It backs off on errors, stops on a terminal one (the
 //! accounts then poll their own requests, as without it), and ends when nothing is in flight
 //! or the context that started it is gone.
+//!
+//! This module owns the queue's rules ([`MAX_CREATES_IN_FLIGHT`], [`creation_queue`],
+//! [`queue_position`]) and the helpers a LinkedAccount uses to take part in it
+//! ([`refresh_requests`], [`follow_request`]); it knows nothing of LinkedAccount's reconcile.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
@@ -33,6 +37,8 @@ pub const MIN_WATCH: Duration = Duration::from_millis(250);
 pub const MAX_WATCH: Duration = Duration::from_secs(5);
 /// Longest pause after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// AWS runs at most this many CreateAccount requests per organization at once.
+pub const MAX_CREATES_IN_FLIGHT: usize = 5;
 
 /// A LinkedAccount to reconcile now.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -318,6 +324,20 @@ pub fn queue_key(o: &LinkedAccount) -> (Option<k8s_openapi::jiff::Timestamp>, St
     )
 }
 
+/// How many LinkedAccounts of the same payer wait to be created ahead of `obj`: oldest
+/// first, then by name; those in `requested` have a request in flight already. Pure.
+pub fn queue_position(
+    obj: &LinkedAccount,
+    all: &[LinkedAccount],
+    requested: &BTreeSet<String>,
+) -> usize {
+    let mine = queue_key(obj);
+    creation_queue(all, &obj.spec.payer_ref.name, requested)
+        .into_iter()
+        .filter(|o| o.name_any() != obj.name_any() && queue_key(o) < mine)
+        .count()
+}
+
 /// The watcher of one payer's creations (see the module documentation).
 async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, parts: WatchParts) {
     let key = parts.payer_key.clone();
@@ -370,8 +390,7 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
         let (owners, go_on) = this.ended(&key, &seen.ended);
         if !seen.ended.is_empty() {
             let requested = this.requested(&key);
-            let free = crate::organizations::linked_account::MAX_CREATES_IN_FLIGHT
-                .saturating_sub(seen.in_progress.len());
+            let free = MAX_CREATES_IN_FLIGHT.saturating_sub(seen.in_progress.len());
             let all = parts
                 .catalog
                 .linked_accounts_where(&namespace, &|o| may_queue(o, &payer_name));
@@ -390,68 +409,97 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
     }
 }
 
-impl PayerContext {
-    /// Bring the CreateAccount requests of the snapshot up to date (one ListCreateAccountStatus):
-    /// a request that finished since is looked up, and its account recorded, so an account
-    /// is never missing between "no longer in progress" and "listed".
-    pub async fn refresh_creates(&mut self, ctx: &ReconcileContext) -> Result<(), Error> {
-        let known: Vec<String> = self
-            .snapshot
-            .creates_in_progress
-            .iter()
-            .map(|c| c.request_id.clone())
-            .collect();
-        let snapshot = self.snapshot.clone();
-        let seen =
-            crate::organizations::creations::look(self.conn.organizations.as_ref(), &known, |id| {
-                snapshot.account(id).is_some()
-            })
-            .await?;
-        let write = seen.write();
-        self.record(ctx, move |s| write(s));
-        Ok(())
-    }
+/// Bring the CreateAccount requests of `pc`'s snapshot up to date (one
+/// ListCreateAccountStatus): a request that finished since is looked up, and its account
+/// recorded, so an account is never missing between "no longer in progress" and "listed".
+pub async fn refresh_requests(pc: &mut PayerContext, ctx: &ReconcileContext) -> Result<(), Error> {
+    let known: Vec<String> = pc
+        .snapshot
+        .creates_in_progress
+        .iter()
+        .map(|c| c.request_id.clone())
+        .collect();
+    let snapshot = pc.snapshot.clone();
+    let seen = look(pc.conn.organizations.as_ref(), &known, |id| {
+        snapshot.account(id).is_some()
+    })
+    .await?;
+    let write = seen.write();
+    pc.record(ctx, move |s| write(s));
+    Ok(())
+}
 
-    /// Have the payer's creation watcher follow `request_id` (made for the LinkedAccount
-    /// `owner`, if known): it wakes the owner and the next queued accounts when it ends.
-    pub fn follow_create(&self, ctx: &ReconcileContext, request_id: &str, owner: Option<&str>) {
-        ctx.creations.follow(
-            || crate::organizations::creations::WatchParts {
-                payer_key: self.key.clone(),
-                conn: self.conn.clone(),
-                snapshots: ctx.snapshots.clone(),
-                locks: ctx.locks.clone(),
-                catalog: ctx.catalog.clone(),
-            },
-            &self.key,
-            request_id,
-            owner,
-        );
-    }
-
-    /// Record an account that joined (a finished creation, an accepted invitation): one
-    /// DescribeAccount instead of reading the organization again. `None` while AWS does
-    /// not list it yet.
-    pub async fn account_joined(
-        &mut self,
-        ctx: &ReconcileContext,
-        account_id: &str,
-    ) -> Result<Option<crate::aws::organizations::Account>, Error> {
-        if let Some(a) = self.snapshot.account(account_id) {
-            return Ok(Some(a.clone()));
-        }
-        let Some(a) = self.conn.organizations.describe_account(account_id).await? else {
-            return Ok(None);
-        };
-        let joined = a.clone();
-        self.record(ctx, move |s| s.add_account(&joined));
-        Ok(Some(a))
-    }
+/// Have the creation watcher of `pc`'s payer follow `request_id` (made for the LinkedAccount
+/// `owner`, if known): it wakes the owner and the next queued accounts when it ends.
+pub fn follow_request(
+    pc: &PayerContext,
+    ctx: &ReconcileContext,
+    request_id: &str,
+    owner: Option<&str>,
+) {
+    ctx.creations.follow(
+        || WatchParts {
+            payer_key: pc.key.clone(),
+            conn: pc.conn.clone(),
+            snapshots: ctx.snapshots.clone(),
+            locks: ctx.locks.clone(),
+            catalog: ctx.catalog.clone(),
+        },
+        &pc.key,
+        request_id,
+        owner,
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn la(name: &str, created: &str, status: Option<serde_json::Value>) -> LinkedAccount {
+        let mut v = json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created},
+            "spec": {"payerRef": {"name": "p"}, "create": {"email": format!("{name}@example.com"), "accountName": name}}
+        });
+        if let Some(s) = status {
+            v["status"] = s;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn queue_is_oldest_first_then_by_name_and_skips_started_ones() {
+        let all = vec![
+            la("c", "2026-11-24T10:00:02Z", None),
+            la("a", "2026-11-24T10:00:01Z", None),
+            la("b", "2026-11-24T10:00:01Z", None),
+            la(
+                "started",
+                "2026-11-24T09:00:00Z",
+                Some(json!({"createRequestId": "car-1"})),
+            ),
+            la(
+                "done",
+                "2026-11-24T09:00:00Z",
+                Some(json!({"accountId": "111122223333"})),
+            ),
+        ];
+        let none = Default::default();
+        assert_eq!(queue_position(&all[1], &all, &none), 0);
+        assert_eq!(queue_position(&all[2], &all, &none), 1);
+        assert_eq!(queue_position(&all[0], &all, &none), 2);
+        // "a" asked for its account a moment ago; its status does not say so yet.
+        let requested = ["a".to_string()].into_iter().collect();
+        assert_eq!(queue_position(&all[2], &all, &requested), 0);
+        assert_eq!(queue_position(&all[0], &all, &requested), 1);
+        let queue: Vec<String> = creation_queue(&all, "p", &requested)
+            .into_iter()
+            .map(|o| o.name_any())
+            .collect();
+        assert_eq!(queue, ["b", "c"]);
+        assert!(creation_queue(&all, "other", &none).is_empty());
+    }
 
     #[test]
     fn the_watch_is_dense_near_the_end_of_short_creations_and_rare_in_long_ones() {

@@ -178,3 +178,7 @@ pub const CONFLICT: &str = "Conflict";
 pub const AWS_CHANGED: &str = "AwsChanged";
 /// `NotGranted`: a Payer would use the operator's own AWS identity without a PayerGrant.
 pub const NOT_GRANTED: &str = "NotGranted";
+/// `InvitationCanceled`.
+pub const INVITATION_CANCELED: &str = "InvitationCanceled";
+/// `NotificationUncertain`: an earlier attempt to send a notice was cut off.
+pub const NOTIFICATION_UNCERTAIN: &str = "NotificationUncertain";
