@@ -233,12 +233,7 @@ async fn cancel_invitation(
         ctx,
         run,
         change(ChangeAction::Delete, format!("invitation {id}"), "cancel"),
-        |c| async move {
-            match c.organizations.cancel_handshake(id).await {
-                Err(e) if e.aws_code() == Some("InvalidHandshakeTransitionException") => Ok(()),
-                other => other,
-            }
-        },
+        |c| async move { c.organizations.cancel_handshake(id).await },
         |_| {
             let id = id.to_string();
             move |s: &mut OrgSnapshot| s.set_invitation_state(&id, "CANCELED")
@@ -269,12 +264,7 @@ async fn remove(
                 format!("account {id}"),
                 "RemoveAccountFromOrganization",
             ),
-            |c| async move {
-                match c.organizations.remove_account(id).await {
-                    Err(e) if e.aws_code() == Some("AccountNotFoundException") => Ok(()),
-                    other => other,
-                }
-            },
+            |c| async move { c.organizations.remove_account(id).await },
             |_| {
                 let id = id.clone();
                 move |s: &mut OrgSnapshot| s.remove_account(&id)
@@ -442,12 +432,7 @@ async fn close_account(
                 format!("account {account_id}"),
                 "CloseAccount",
             ),
-            || async move {
-                match orgs.close_account(account_id).await {
-                    Err(e) if e.aws_code() == Some("AccountAlreadyClosedException") => Ok(()),
-                    other => other,
-                }
-            },
+            || async move { orgs.close_account(account_id).await },
         )
         .await;
     match closed {
