@@ -8,13 +8,13 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use partner_billing_operator::api::conditions::{self, READY, SYNCED};
-use partner_billing_operator::api::{ConditionStatus, Payer};
+use partner_billing_operator::api::{ConditionStatus, Payer, PayerStatus};
 use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::metrics::Metrics;
-use partner_billing_operator::payer::{self, PayerOutcome};
-use partner_billing_operator::reconcile::Mode;
+use partner_billing_operator::payer;
 use partner_billing_operator::reconcile::ReconcileContext;
 use partner_billing_operator::reconcile::run::Run;
+use partner_billing_operator::reconcile::{KindOutcome, Mode};
 use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::json;
 
@@ -74,7 +74,7 @@ fn harness(secrets: StaticSecrets, operator: Option<(&str, &str)>) -> Harness {
     }
 }
 
-fn condition(outcome: &PayerOutcome, kind: &str) -> (ConditionStatus, String, String) {
+fn condition(outcome: &KindOutcome<PayerStatus>, kind: &str) -> (ConditionStatus, String, String) {
     let c = conditions::find(&outcome.status.conditions, kind).expect("condition present");
     (c.status, c.reason.clone(), c.message.clone())
 }
@@ -117,8 +117,8 @@ async fn a_correct_payer_becomes_ready_with_its_organization() {
         "{:?}",
         out.status.caller_arn
     );
-    assert!(out.status_changed);
-    let event = out.event.expect("a Ready event");
+    assert!(out.status_changed(None));
+    let event = out.events.first().cloned().expect("a Ready event");
     assert!(!event.warning);
 
     // Reads only, and ListAccounts was paginated.
@@ -159,7 +159,7 @@ async fn a_wrong_account_id_is_not_ready_and_names_both_accounts() {
         "{message}"
     );
     assert!(out.status.organization_id.is_none());
-    assert!(out.event.is_some_and(|e| e.warning));
+    assert!(out.events.first().is_some_and(|e| e.warning));
 }
 
 #[tokio::test]
@@ -278,7 +278,7 @@ async fn throttling_beyond_the_retries_is_retryable_and_keeps_ready() {
     again.status = Some(first.status.clone());
     let out = payer::reconcile(&again, &h.ctx, Run::at(Mode::Apply, "2026-11-24T12:05:00Z")).await;
 
-    let err = out.plan.as_ref().expect_err("throttled");
+    let err = out.result.as_ref().expect_err("throttled");
     assert!(!err.is_terminal(), "{err:?}");
     assert_eq!(err.reason(), "AwsThrottled");
     assert_eq!(
@@ -314,7 +314,7 @@ async fn a_missing_secret_gives_a_clear_condition_and_calls_no_aws() {
         message.contains("accessKeyId") && message.contains("secretAccessKey"),
         "{message}"
     );
-    assert!(out.plan.as_ref().expect_err("terminal").is_terminal());
+    assert!(out.result.as_ref().expect_err("terminal").is_terminal());
     assert_eq!(emu.total_requests(), 0);
 }
 

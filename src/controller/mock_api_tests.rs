@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response};
+use kube::Client;
 use kube::client::Body;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::api::Payer;
 use crate::aws::fake::FakeAws;
+use crate::metrics::Metrics;
+use crate::reconcile::ReconcileContext;
 use crate::secrets::StaticSecrets;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -125,7 +129,7 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
         quiet(&mut api).await;
         api
     });
-    let action = reconcile_payer(payer(&fresh), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&fresh), ctx.clone())
         .await
         .expect("reconcile");
     assert_eq!(action, Action::await_change());
@@ -158,7 +162,7 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
         quiet(&mut api).await;
         (body, event, api)
     });
-    let action = reconcile_payer(payer(&with_finalizer), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&with_finalizer), ctx.clone())
         .await
         .expect("reconcile");
     assert_eq!(action, Action::requeue(ctx.settings.resync));
@@ -191,7 +195,7 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
     let server = tokio::spawn(async move {
         quiet(&mut api).await;
     });
-    let action = reconcile_payer(payer(&steady), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&steady), ctx.clone())
         .await
         .expect("reconcile");
     assert_eq!(action, Action::requeue(ctx.settings.resync));
@@ -223,7 +227,7 @@ async fn a_failing_aws_call_sets_ready_false_with_its_reason_and_waits() {
         quiet(&mut api).await;
         (body, event)
     });
-    let action = reconcile_payer(payer(&payer_json(true, false, None)), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&payer_json(true, false, None)), ctx.clone())
         .await
         .expect("a terminal error is reported in status, not returned");
     // No hot loop: the object waits for a change (or the slow re-check).
@@ -272,7 +276,7 @@ async fn a_retryable_failure_is_returned_and_backs_off_per_object() {
         body
     });
     let obj = payer(&payer_json(true, false, None));
-    let err = reconcile_payer(obj.clone(), ctx.clone())
+    let err = kinds::reconcile_kind(obj.clone(), ctx.clone())
         .await
         .expect_err("retryable errors go to the error policy");
     assert_eq!(err.reason(), "AwsThrottled");
@@ -316,7 +320,7 @@ async fn deletion_records_an_event_and_removes_the_finalizer_without_touching_aw
         quiet(&mut api).await;
         (event, content_type, body)
     });
-    let action = reconcile_payer(payer(&payer_json(true, true, None)), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&payer_json(true, true, None)), ctx.clone())
         .await
         .expect("cleanup");
     assert_eq!(action, Action::await_change());
