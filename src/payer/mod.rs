@@ -430,7 +430,7 @@ async fn insights_step(
             now,
         )
         .await;
-    let desired = insights_condition(read, status, now);
+    let desired = insights_condition(read, status, run.time());
     status.conditions = merge_conditions(
         &status.conditions,
         &[desired],
@@ -444,7 +444,7 @@ async fn insights_step(
 fn insights_condition(
     read: Result<PayerCosts, Error>,
     status: &mut PayerStatus,
-    now: &str,
+    now: Timestamp,
 ) -> DesiredCondition {
     match read {
         Ok(costs) => {
