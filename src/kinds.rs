@@ -10,10 +10,8 @@ use futures::StreamExt;
 use kube::{Resource, ResourceExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::{
-    BillingGroup, CurPipeline, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer,
-    PricingPlan, ServiceControlPolicy,
-};
+// Every CRD type, so that a new kind needs no import here, only its line.
+use crate::api::*;
 use crate::organizations::creations::Creations;
 use crate::reconcile::ReconcileContext;
 use crate::reconcile::catalog::Guarded;
