@@ -65,12 +65,18 @@ demo: build venv
 TOOLS := tests/tools
 
 .PHONY: test
-test: toolchain fmt-check clippy emulator-test rust-test crd-check chart-test cluster-test
+test: toolchain fmt-check module-cycles clippy emulator-test rust-test crd-check chart-test cluster-test
 	@echo "make test: all checks passed"
 
 .PHONY: fmt-check
 fmt-check:
 	$(CARGO) fmt --all -- --check
+
+# No two files of src/ may use each other, directly or around a loop (the file-level `use`
+# graph; tests/tools/module_cycles.py prints every cycle it finds).
+.PHONY: module-cycles
+module-cycles:
+	python3 $(TOOLS)/module_cycles.py src
 
 .PHONY: clippy
 clippy:

@@ -47,12 +47,10 @@ fn measure(objects: usize, mut run: impl FnMut() -> usize) -> (f64, f64) {
     (per_object[SAMPLES / 2], per_object[0])
 }
 
-fn main() {
-    let (accounts, groups) = (5_000usize, 500usize);
-    let ids: Vec<String> = (0..accounts)
-        .map(|i| format!("{:012}", 100000000000u64 + i as u64))
-        .collect();
-    let org = OrgSnapshot {
+/// The organization of the benchmark: `ids` under the root, five SCPs attached to every
+/// first, second, ... fifth account.
+fn org_snapshot(ids: &[String]) -> OrgSnapshot {
+    OrgSnapshot {
         organization: Organization {
             id: "o-bench".into(),
             arn: "arn:aws:organizations::123456789012:organization/o-bench".into(),
@@ -98,10 +96,17 @@ fn main() {
             .collect::<HashMap<_, _>>(),
         creates_in_progress: Vec::new(),
         invitations: Vec::new(),
-    };
-    let group_arn =
-        |g: usize| format!("arn:aws:billingconductor::123456789012:billinggroup/{g:010}");
-    let billing = BillingSnapshot {
+    }
+}
+
+/// ARN of billing group `g`.
+fn group_arn(g: usize) -> String {
+    format!("arn:aws:billingconductor::123456789012:billinggroup/{g:010}")
+}
+
+/// The Billing Conductor snapshot: every account associated with one of `groups` groups.
+fn billing_snapshot(ids: &[String], groups: usize) -> BillingSnapshot {
+    BillingSnapshot {
         current_period: "2026-11".into(),
         previous_period: "2026-10".into(),
         rules: Vec::new(),
@@ -115,7 +120,39 @@ fn main() {
             .collect(),
         items: Vec::new(),
         costs: HashMap::new(),
-    };
+    }
+}
+
+/// The LinkedAccounts of a group's members.
+fn account_objects(ids: &[String]) -> Vec<LinkedAccount> {
+    ids.iter()
+        .take(20)
+        .enumerate()
+        .map(|(i, id)| {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+                "metadata": {"name": format!("a{i:05}"), "namespace": "bench", "labels": {"customer": format!("c{}", i % 7)}},
+                "spec": {"payerRef": {"name": "acme"}, "adopt": {"accountId": id}},
+                "status": {"accountId": id}
+            }))
+            .expect("a LinkedAccount")
+        })
+        .collect()
+}
+
+/// Another group, for the rival check.
+fn rival(ids: &[String]) -> BillingGroup {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "BillingGroup",
+        "metadata": {"name": "rival", "namespace": "bench"},
+        "spec": {"payerRef": {"name": "acme"}, "primaryAccount": ids[1], "pricingPlanRef": {"name": "plan"},
+                 "accounts": ["a00003", ids[4]], "accountSelector": {"matchLabels": {"customer": "c9"}}}
+    }))
+    .expect("a BillingGroup")
+}
+
+/// Per LinkedAccount: the SCP attachment plan and the tag comparison (median, fastest).
+fn measure_accounts(ids: &[String], org: &OrgSnapshot) -> (f64, f64) {
     let desired = vec![
         ("scp-0".to_string(), "p-0".to_string()),
         ("scp-1".to_string(), "p-1".to_string()),
@@ -129,41 +166,26 @@ fn main() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    // The LinkedAccounts of a group's members and the other groups (for the rival check).
-    let account_objects: Vec<LinkedAccount> = ids
-        .iter()
-        .take(20)
-        .enumerate()
-        .map(|(i, id)| {
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
-                "metadata": {"name": format!("a{i:05}"), "namespace": "bench", "labels": {"customer": format!("c{}", i % 7)}},
-                "spec": {"payerRef": {"name": "acme"}, "adopt": {"accountId": id}},
-                "status": {"accountId": id}
-            }))
-            .expect("a LinkedAccount")
-        })
-        .collect();
-    let rival: BillingGroup = serde_json::from_value(serde_json::json!({
-        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "BillingGroup",
-        "metadata": {"name": "rival", "namespace": "bench"},
-        "spec": {"payerRef": {"name": "acme"}, "primaryAccount": ids[1], "pricingPlanRef": {"name": "plan"},
-                 "accounts": ["a00003", ids[4]], "accountSelector": {"matchLabels": {"customer": "c9"}}}
-    }))
-    .expect("a BillingGroup");
-
-    let (account_median, account_min) = measure(accounts, || {
+    measure(ids.len(), || {
         let mut attach = 0usize;
-        for id in &ids {
-            let plan = attachment_plan(id, &desired, &managed, &org).expect("a plan");
+        for id in ids {
+            let plan = attachment_plan(id, &desired, &managed, org).expect("a plan");
             attach += plan.attach.len();
             let (set, remove) = tag_changes(&tags, &tags);
             assert!(set.is_empty() && remove.is_empty());
         }
         attach
-    });
+    })
+}
+
+/// Per BillingGroup: membership over the associations and the rival check (median,
+/// fastest).
+fn measure_groups(ids: &[String], groups: usize) -> (f64, f64) {
+    let billing = billing_snapshot(ids, groups);
+    let account_objects = account_objects(ids);
+    let rival = rival(ids);
     let mut held = 0usize;
-    let (group_median, group_min) = measure(groups, || {
+    let figures = measure(groups, || {
         let mut rivals = 0usize;
         for g in 0..groups {
             let wanted: BTreeSet<String> = ids.iter().skip(g).step_by(groups).cloned().collect();
@@ -175,6 +197,16 @@ fn main() {
         rivals
     });
     assert_eq!(held, 0, "the snapshot already holds every wanted account");
+    figures
+}
+
+fn main() {
+    let (accounts, groups) = (5_000usize, 500usize);
+    let ids: Vec<String> = (0..accounts)
+        .map(|i| format!("{:012}", 100000000000u64 + i as u64))
+        .collect();
+    let (account_median, account_min) = measure_accounts(&ids, &org_snapshot(&ids));
+    let (group_median, group_min) = measure_groups(&ids, groups);
     if !benchmarking() {
         println!("planner benchmark: checked once (run `cargo bench --bench planner` for figures)");
         return;

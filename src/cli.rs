@@ -211,32 +211,35 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
     }
 }
 
-async fn run(args: RunArgs) -> i32 {
-    logging::init(LogFormat::Json, "info");
+/// The controller's client and the leader election's own: no retry layer (it would retry
+/// 429/503/504 for far longer than the renew deadline) and a read timeout; each attempt is
+/// bounded as well. `None` (logged) when no API server can be reached.
+async fn clients() -> Option<(kube::Client, kube::Client)> {
     let config = match kube::Config::infer().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot reach a Kubernetes API server (no kubeconfig or in-cluster config)");
-            return 1;
+            return None;
         }
     };
-    // Leader election gets its own client: no retry layer (it would retry 429/503/504 for far
-    // longer than the renew deadline) and a read timeout; each attempt is bounded as well.
     let mut election_config = config.clone();
     election_config.default_retry = false;
     election_config.read_timeout = Some(Duration::from_secs(5));
     election_config.reset_reader_on_write = true;
-    let (client, election_client) = match (
+    match (
         kube::Client::try_from(config),
         kube::Client::try_from(election_config),
     ) {
-        (Ok(c), Ok(e)) => (c, e),
+        (Ok(c), Ok(e)) => Some((c, e)),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "cannot make a Kubernetes client");
-            return 1;
+            None
         }
-    };
-    let metrics = Metrics::shared();
+    }
+}
+
+/// The controller's context: AWS through the SDK, Secrets from the cluster, `args`' settings.
+fn controller_context(args: &RunArgs, client: kube::Client, metrics: Arc<Metrics>) -> Context {
     let connector = Arc::new(SdkConnector::new(args.aws.options(), metrics.clone()));
     let reconcile = ReconcileContext::new(connector, Arc::new(KubeSecrets::new(client.clone())));
     let settings = Settings {
@@ -245,7 +248,33 @@ async fn run(args: RunArgs) -> i32 {
         concurrency: args.concurrency.max(1),
         ..Settings::default()
     };
-    let ctx = Context::new(client, reconcile, metrics.clone(), settings);
+    Context::new(client, reconcile, metrics, settings)
+}
+
+/// The leader election `args` ask for, in the pod's namespace under the pod's name.
+fn leader_election(
+    args: &RunArgs,
+    client: kube::Client,
+    readiness: &Arc<controller::health::Readiness>,
+) -> Option<controller::leader::LeaderElection> {
+    args.leader_election.then(|| {
+        let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+        let identity = std::env::var("POD_NAME")
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| fallback_identity(hostname()));
+        controller::leader::LeaderElection::new(client, &namespace, &args.lease_name, &identity)
+            .with_readiness(readiness.clone())
+    })
+}
+
+async fn run(args: RunArgs) -> i32 {
+    logging::init(LogFormat::Json, "info");
+    let Some((client, election_client)) = clients().await else {
+        return 1;
+    };
+    let metrics = Metrics::shared();
+    let ctx = controller_context(&args, client, metrics.clone());
     // Ready = can do its job (API server and CRDs there), leader or standby alike.
     let readiness = Arc::new(controller::health::Readiness::default());
     let api_check = tokio::spawn(controller::health::watch_api(
@@ -259,20 +288,7 @@ async fn run(args: RunArgs) -> i32 {
         ctx.sync.clone(),
         metrics,
     ));
-    let election = args.leader_election.then(|| {
-        let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
-        let identity = std::env::var("POD_NAME")
-            .ok()
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| fallback_identity(hostname()));
-        controller::leader::LeaderElection::new(
-            election_client,
-            &namespace,
-            &args.lease_name,
-            &identity,
-        )
-        .with_readiness(readiness.clone())
-    });
+    let election = leader_election(&args, election_client, &readiness);
     if let Some(e) = &election {
         readiness.set_role(controller::health::Role::Standby);
         tokio::select! {

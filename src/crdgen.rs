@@ -1,28 +1,24 @@
-//! The CustomResourceDefinitions, generated from the Rust types. `crds/` is written from here
-//! and a test fails when the committed files drift.
+//! The CustomResourceDefinitions, generated from the Rust types of the kind list. `crds/` is
+//! written from here and a test fails when the committed files drift.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 
-use crate::api::{
-    BillingGroup, CurPipeline, CustomLineItem, LinkedAccount, OrganizationalUnit, Payer,
-    PricingPlan, ServiceControlPolicy,
-};
+use crate::reconcile::kind::{Kind, KindVisitor};
 
-/// Every CRD this operator serves, in dependency order.
+/// Every CRD this operator serves, in dependency order (the kind list's).
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![
-        Payer::crd(),
-        ServiceControlPolicy::crd(),
-        OrganizationalUnit::crd(),
-        LinkedAccount::crd(),
-        PricingPlan::crd(),
-        BillingGroup::crd(),
-        CustomLineItem::crd(),
-        CurPipeline::crd(),
-        // Tenancy (issue 17).
-        crate::api::PayerGrant::crd(),
-    ]
+    struct Crds(Vec<CustomResourceDefinition>);
+    impl KindVisitor for Crds {
+        fn visit<K: Kind>(&mut self) {
+            self.0.push(K::crd());
+        }
+    }
+    let mut crds = Crds(Vec::new());
+    crate::kinds::visit(&mut crds);
+    // Not a reconciled kind: cluster-scoped configuration the Payers' grant check reads.
+    crds.0
+        .push(<crate::api::PayerGrant as kube::CustomResourceExt>::crd());
+    crds.0
 }
 
 /// File name of a CRD under `crds/`: `<plural>.<group>.yaml`.

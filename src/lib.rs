@@ -2,8 +2,10 @@
 //! Usage Reports) as Kubernetes custom resources.
 //!
 //! Layout: [`api`] holds the resource types; [`aws`] the narrow seams to AWS services;
-//! [`reconcile`] the observe -> plan -> execute logic per kind, shared by the [`controller`]
-//! (watching a cluster) and [`filemode`] (`plan`/`apply -f`).
+//! [`payer`], [`organizations`], [`billing`] and [`costs`] the kinds' observe -> plan ->
+//! execute logic by domain; [`reconcile`] the kind-agnostic engine; [`kinds`] the one list of
+//! kinds, which the [`controller`] (watching a cluster), [`filemode`] (`plan`/`apply -f`) and
+//! [`crdgen`] loop over.
 
 /// A named failpoint right after an AWS write returned (`after:<service>:<Operation>`), so
 /// the crash tests can stop the process there. Compiled to nothing without the `failpoints`
@@ -35,6 +37,7 @@ pub mod crdgen;
 pub mod error;
 pub mod filemode;
 pub mod iam;
+pub mod kinds;
 pub mod logging;
 pub mod metrics;
 pub mod money;

@@ -365,6 +365,7 @@ async fn custom_line_items_only_in_open_periods() {
 
 #[tokio::test]
 async fn a_crash_after_create_billing_group_leaves_one_group() {
+    use partner_billing_operator::api::BillingGroup;
     use partner_billing_operator::billing::billing_group;
     use partner_billing_operator::reconcile::run::Run;
     use partner_billing_operator::reconcile::{Mode, ReconcileContext};
@@ -376,8 +377,8 @@ async fn a_crash_after_create_billing_group_leaves_one_group() {
     dir.write("group.yaml", &group_yaml("g", &ids[0], ""));
     // One reconcile creates the group; its status is lost (the process dies before writing it).
     let manifests = filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap();
-    let group = manifests.billing_groups[0].clone();
-    let catalog = Arc::new(OneCatalog { m: manifests });
+    let group = manifests.of::<BillingGroup>()[0].clone();
+    let catalog = Arc::new(manifests.catalog());
     let ctx = || {
         ReconcileContext::new(
             connector(emu),
@@ -719,63 +720,6 @@ async fn objects_owned_elsewhere_are_refused_and_unowned_ones_need_adopt() {
         ],
     );
     assert_unowned(emu, &item).await;
-}
-
-struct OneCatalog {
-    m: filemode::Manifests,
-}
-
-impl partner_billing_operator::reconcile::Catalog for OneCatalog {
-    fn all_payers(&self) -> Vec<partner_billing_operator::api::Payer> {
-        self.m.payers.clone()
-    }
-    fn payer(&self, _: &str, name: &str) -> Option<partner_billing_operator::api::Payer> {
-        self.m
-            .payers
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(name))
-            .cloned()
-    }
-    fn service_control_policy(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Option<partner_billing_operator::api::ServiceControlPolicy> {
-        None
-    }
-    fn service_control_policies(
-        &self,
-        _: &str,
-    ) -> Vec<partner_billing_operator::api::ServiceControlPolicy> {
-        Vec::new()
-    }
-    fn organizational_unit(
-        &self,
-        _: &str,
-        _: &str,
-    ) -> Option<partner_billing_operator::api::OrganizationalUnit> {
-        None
-    }
-    fn linked_accounts(&self, _: &str) -> Vec<partner_billing_operator::api::LinkedAccount> {
-        Vec::new()
-    }
-    fn pricing_plan(
-        &self,
-        _: &str,
-        name: &str,
-    ) -> Option<partner_billing_operator::api::PricingPlan> {
-        self.m
-            .pricing_plans
-            .iter()
-            .find(|p| p.metadata.name.as_deref() == Some(name))
-            .cloned()
-    }
-    fn billing_groups(&self, _: &str) -> Vec<partner_billing_operator::api::BillingGroup> {
-        self.m.billing_groups.clone()
-    }
-    fn custom_line_items(&self, _: &str) -> Vec<partner_billing_operator::api::CustomLineItem> {
-        Vec::new()
-    }
 }
 
 fn with_secret(

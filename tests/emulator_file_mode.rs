@@ -249,7 +249,7 @@ fn file_mode_skips_payer_grants() {
         "apiVersion: partnerbilling.io/v1alpha1\nkind: PayerGrant\nmetadata: {name: acme}\nspec:\n  namespaces: {names: [acme]}\n  accountIds: ['210987654321']\n---\napiVersion: partnerbilling.io/v1alpha1\nkind: Payer\nmetadata: {name: acme, namespace: acme}\nspec: {accountId: '210987654321', credentials: {assumeRole: {roleArn: 'arn:aws:iam::210987654321:role/R'}}}\n",
     );
     let m = filemode::load(std::slice::from_ref(&dir.0), "default").expect("loads");
-    assert_eq!(m.payers.len(), 1);
+    assert_eq!(m.of::<partner_billing_operator::api::Payer>().len(), 1);
     assert!(
         m.skipped.iter().any(|s| s.ends_with("PayerGrant/acme")),
         "{:?}",

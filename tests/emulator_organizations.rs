@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use partner_billing_operator::api::conditions::{self, READY};
@@ -19,8 +18,9 @@ use partner_billing_operator::organizations::{
     linked_account, organizational_unit, service_control_policy,
 };
 use partner_billing_operator::payer::snapshot::SnapshotCache;
+use partner_billing_operator::reconcile::catalog::Catalog;
 use partner_billing_operator::reconcile::run::Run;
-use partner_billing_operator::reconcile::{Catalog, KindOutcome, Mode, ReconcileContext, Verdict};
+use partner_billing_operator::reconcile::{KindOutcome, Mode, ReconcileContext, Verdict};
 use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::{Value, json};
 
@@ -30,52 +30,9 @@ const SECRET_KEY: &str = "pbo-org-test-secret";
 const NS: &str = "billing";
 const ORG: &str = "/_emulator/services/organizations/";
 
-/// The objects under test, as the controller's watch caches would hold them.
-#[derive(Default)]
-struct TestCatalog {
-    payer: RwLock<Option<Payer>>,
-    scps: RwLock<HashMap<String, ServiceControlPolicy>>,
-    ous: RwLock<HashMap<String, OrganizationalUnit>>,
-    accounts: RwLock<HashMap<String, LinkedAccount>>,
-}
-
-impl Catalog for TestCatalog {
-    fn all_payers(&self) -> Vec<Payer> {
-        self.payer.read().unwrap().clone().into_iter().collect()
-    }
-    fn payer(&self, _: &str, name: &str) -> Option<Payer> {
-        self.payer
-            .read()
-            .unwrap()
-            .clone()
-            .filter(|p| p.metadata.name.as_deref() == Some(name))
-    }
-    fn service_control_policy(&self, _: &str, name: &str) -> Option<ServiceControlPolicy> {
-        self.scps.read().unwrap().get(name).cloned()
-    }
-    fn service_control_policies(&self, _: &str) -> Vec<ServiceControlPolicy> {
-        self.scps.read().unwrap().values().cloned().collect()
-    }
-    fn organizational_unit(&self, _: &str, name: &str) -> Option<OrganizationalUnit> {
-        self.ous.read().unwrap().get(name).cloned()
-    }
-    fn linked_accounts(&self, _: &str) -> Vec<LinkedAccount> {
-        self.accounts.read().unwrap().values().cloned().collect()
-    }
-    fn pricing_plan(&self, _: &str, _: &str) -> Option<partner_billing_operator::api::PricingPlan> {
-        None
-    }
-    fn billing_groups(&self, _: &str) -> Vec<partner_billing_operator::api::BillingGroup> {
-        Vec::new()
-    }
-    fn custom_line_items(&self, _: &str) -> Vec<partner_billing_operator::api::CustomLineItem> {
-        Vec::new()
-    }
-}
-
 struct World {
     emu: &'static common::Emulator,
-    catalog: Arc<TestCatalog>,
+    catalog: Arc<Catalog>,
     ctx: ReconcileContext,
 }
 
@@ -141,14 +98,14 @@ impl World {
             &format!("{ORG}settings"),
             Some(json!({"createDelaySeconds": 0.3, "closeDelaySeconds": 0.3})),
         );
-        let catalog = Arc::new(TestCatalog::default());
-        *catalog.payer.write().unwrap() = Some(payer_object());
+        let catalog = Arc::new(Catalog::new());
+        catalog.put(payer_object());
         let ctx = Self::operator(emu, catalog.clone());
         Self { emu, catalog, ctx }
     }
 
     /// A new operator process: new connections, snapshot cache and locks; same objects.
-    fn operator(emu: &common::Emulator, catalog: Arc<TestCatalog>) -> ReconcileContext {
+    fn operator(emu: &common::Emulator, catalog: Arc<Catalog>) -> ReconcileContext {
         let mut data = SecretData::new();
         data.insert("accessKeyId".into(), SecretString::new(ACCESS_KEY));
         data.insert("secretAccessKey".into(), SecretString::new(SECRET_KEY));
@@ -173,11 +130,7 @@ impl World {
     }
 
     fn put_account(&self, a: &LinkedAccount) {
-        self.catalog
-            .accounts
-            .write()
-            .unwrap()
-            .insert(a.metadata.name.clone().unwrap(), a.clone());
+        self.catalog.put(a.clone());
     }
 
     /// `count` LinkedAccounts `{prefix}-NN` to create, oldest first; the emulator holds
@@ -196,7 +149,7 @@ impl World {
     }
 
     fn get_account(&self, name: &str) -> LinkedAccount {
-        self.catalog.accounts.read().unwrap()[name].clone()
+        self.catalog.get::<LinkedAccount>(NS, name).unwrap()
     }
 
     /// One reconcile of account `name`, its status stored as the controller would.
@@ -236,11 +189,7 @@ impl World {
         let out =
             service_control_policy::reconcile(&s, &self.ctx, Run::at(Mode::Apply, &now())).await;
         s.status = Some(out.status.clone());
-        self.catalog
-            .scps
-            .write()
-            .unwrap()
-            .insert(s.metadata.name.clone().unwrap(), s);
+        self.catalog.put(s);
         out
     }
 
@@ -251,20 +200,13 @@ impl World {
         let mut o = o.clone();
         if let Some(existing) = self
             .catalog
-            .ous
-            .read()
-            .unwrap()
-            .get(o.metadata.name.as_deref().unwrap())
+            .get::<OrganizationalUnit>(NS, o.metadata.name.as_deref().unwrap())
         {
             o.status = existing.status.clone();
         }
         let out = organizational_unit::reconcile(&o, &self.ctx, Run::at(Mode::Apply, &now())).await;
         o.status = Some(out.status.clone());
-        self.catalog
-            .ous
-            .write()
-            .unwrap()
-            .insert(o.metadata.name.clone().unwrap(), o);
+        self.catalog.put(o);
         out
     }
 
@@ -819,7 +761,7 @@ async fn a_renamed_scp_keeps_its_policy_and_attachments_even_with_its_status_los
     );
     // A policy no object names (here: its object is gone from the catalog) is looked at for
     // the owner tag, and not taken over by another object.
-    world.catalog.scps.write().unwrap().remove("guard");
+    world.catalog.remove::<ServiceControlPolicy>(NS, "guard");
     let mut other = scp("other", "ec2:*");
     other.spec.policy_name = Some("other-v1".into());
     let created = world.apply_scp(&other).await;
@@ -866,7 +808,10 @@ async fn scps_attach_detach_and_drift_is_corrected() {
     );
 
     // Drift: detached directly in AWS, re-attached at the next reconcile.
-    let s3_id = world.catalog.scps.read().unwrap()["deny-s3"]
+    let s3_id = world
+        .catalog
+        .get::<ServiceControlPolicy>(NS, "deny-s3")
+        .unwrap()
         .status
         .clone()
         .unwrap()
@@ -901,7 +846,11 @@ async fn scps_attach_detach_and_drift_is_corrected() {
     );
 
     // A policy still attached is not deleted; once detached it is.
-    let mut ec2 = world.catalog.scps.read().unwrap()["deny-ec2"].clone();
+    let mut ec2 = world
+        .catalog
+        .get::<ServiceControlPolicy>(NS, "deny-ec2")
+        .unwrap()
+        .clone();
     ec2.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
@@ -952,7 +901,10 @@ async fn ous_move_rename_and_refuse_to_delete_when_not_empty() {
         assert!(ready(&out).0, "{:?}", out.result);
     }
     let ou_id = |n: &str| {
-        world.catalog.ous.read().unwrap()[n]
+        world
+            .catalog
+            .get::<OrganizationalUnit>(NS, n)
+            .unwrap()
             .status
             .clone()
             .unwrap()
@@ -1028,7 +980,11 @@ async fn ous_move_rename_and_refuse_to_delete_when_not_empty() {
     );
 
     // Deleting a non-empty OU is refused with what is inside; the parent with a child OU too.
-    let mut gone = world.catalog.ous.read().unwrap()["sandbox"].clone();
+    let mut gone = world
+        .catalog
+        .get::<OrganizationalUnit>(NS, "sandbox")
+        .unwrap()
+        .clone();
     gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
@@ -1037,7 +993,11 @@ async fn ous_move_rename_and_refuse_to_delete_when_not_empty() {
     let (_, reason, message) = ready(&refused);
     assert_eq!(reason, "OrganizationalUnitNotEmpty");
     assert!(message.contains(&id), "{message}");
-    let parent_ou = world.catalog.ous.read().unwrap()["customers"].clone();
+    let parent_ou = world
+        .catalog
+        .get::<OrganizationalUnit>(NS, "customers")
+        .unwrap()
+        .clone();
     let refused =
         organizational_unit::cleanup(&parent_ou, &world.ctx, Run::at(Mode::Apply, &now())).await;
     assert!(ready(&refused).2.contains("EU"), "{}", ready(&refused).2);
@@ -1216,13 +1176,13 @@ async fn a_steady_state_resync_costs_list_calls_per_payer_not_calls_per_account(
 }
 
 fn set_smtp(world: &World, port: u16) {
-    let mut p = world.catalog.payer.read().unwrap().clone().unwrap();
+    let mut p = world.catalog.get::<Payer>(NS, "acme").unwrap();
     p.spec.notifications = Some(
         serde_json::from_value(json!({"smtp": {"host": "127.0.0.1", "port": port, "tls": "None", "from": "billing@partner.example"}}))
             .unwrap(),
     );
     p.status = Some(serde_json::from_value(json!({"organizationId": "o-testorg"})).unwrap());
-    *world.catalog.payer.write().unwrap() = Some(p);
+    world.catalog.put(p);
 }
 
 fn notified(
@@ -1520,7 +1480,7 @@ async fn objects_of_an_ungranted_payer_make_no_aws_call() {
         )
         .unwrap(),
     );
-    *world.catalog.payer.write().unwrap() = Some(p);
+    world.catalog.put(p);
     world.put_account(&account("refused", 1, create_spec("refused")));
     emu.control("DELETE", "/_emulator/requests", None);
 

@@ -8,14 +8,14 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use partner_billing_operator::api::conditions::{self, READY, SYNCED};
-use partner_billing_operator::api::{ConditionStatus, Payer, PayerGrant};
+use partner_billing_operator::api::{ConditionStatus, Payer, PayerGrant, PayerStatus};
 use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::metrics::Metrics;
+use partner_billing_operator::payer;
 use partner_billing_operator::payer::tenancy::StaticGrants;
-use partner_billing_operator::payer::{self, PayerOutcome};
-use partner_billing_operator::reconcile::Mode;
 use partner_billing_operator::reconcile::ReconcileContext;
 use partner_billing_operator::reconcile::run::Run;
+use partner_billing_operator::reconcile::{KindOutcome, Mode};
 use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::json;
 
@@ -91,13 +91,17 @@ fn grant(name: &str, namespace: &str, account: &str, role: &str) -> PayerGrant {
 fn granted(h: Harness, grants: &[PayerGrant]) -> Harness {
     let source = Arc::new(StaticGrants::new(grants.to_vec()));
     Harness {
-        ctx: h.ctx.with_grants(source.clone()),
+        ctx: h
+            .ctx
+            .with_shared(Arc::new(partner_billing_operator::payer::tenancy::Grants(
+                source.clone(),
+            ))),
         grants: Some(source),
         ..h
     }
 }
 
-fn condition(outcome: &PayerOutcome, kind: &str) -> (ConditionStatus, String, String) {
+fn condition(outcome: &KindOutcome<PayerStatus>, kind: &str) -> (ConditionStatus, String, String) {
     let c = conditions::find(&outcome.status.conditions, kind).expect("condition present");
     (c.status, c.reason.clone(), c.message.clone())
 }
@@ -140,8 +144,8 @@ async fn a_correct_payer_becomes_ready_with_its_organization() {
         "{:?}",
         out.status.caller_arn
     );
-    assert!(out.status_changed);
-    let event = out.event.expect("a Ready event");
+    assert!(out.status_changed(None));
+    let event = out.events.first().cloned().expect("a Ready event");
     assert!(!event.warning);
 
     // Reads only, and ListAccounts was paginated.
@@ -182,7 +186,7 @@ async fn a_wrong_account_id_is_not_ready_and_names_both_accounts() {
         "{message}"
     );
     assert!(out.status.organization_id.is_none());
-    assert!(out.event.is_some_and(|e| e.warning));
+    assert!(out.events.first().is_some_and(|e| e.warning));
 }
 
 #[tokio::test]
@@ -302,7 +306,7 @@ async fn throttling_beyond_the_retries_is_retryable_and_keeps_ready() {
     again.status = Some(first.status.clone());
     let out = payer::reconcile(&again, &h.ctx, Run::at(Mode::Apply, "2026-11-24T12:05:00Z")).await;
 
-    let err = out.plan.as_ref().expect_err("throttled");
+    let err = out.result.as_ref().expect_err("throttled");
     assert!(!err.is_terminal(), "{err:?}");
     assert_eq!(err.reason(), "AwsThrottled");
     assert_eq!(
@@ -338,7 +342,7 @@ async fn a_missing_secret_gives_a_clear_condition_and_calls_no_aws() {
         message.contains("accessKeyId") && message.contains("secretAccessKey"),
         "{message}"
     );
-    assert!(out.plan.as_ref().expect_err("terminal").is_terminal());
+    assert!(out.result.as_ref().expect_err("terminal").is_terminal());
     assert_eq!(emu.total_requests(), 0);
 }
 
@@ -401,10 +405,11 @@ async fn a_payer_without_a_grant_is_refused_and_makes_no_aws_call() {
             message.contains(missing) && message.contains(target),
             "{message}"
         );
-        assert!(out.plan.as_ref().expect_err("refused").is_terminal());
+        assert!(out.result.as_ref().expect_err("refused").is_terminal());
         assert!(
-            out.event
-                .is_some_and(|e| e.warning && e.reason == "NotGranted")
+            out.events
+                .iter()
+                .any(|e| e.warning && e.reason == "NotGranted")
         );
     }
     assert_eq!(emu.total_requests(), 0, "a refused Payer calls nothing");
@@ -453,8 +458,9 @@ async fn removing_the_grant_stops_the_payer_at_its_next_reconcile() {
     );
     assert!(
         refused
-            .event
-            .is_some_and(|e| e.warning && e.reason == "NotGranted")
+            .events
+            .iter()
+            .any(|e| e.warning && e.reason == "NotGranted")
     );
     assert_eq!(
         emu.total_requests(),
@@ -502,7 +508,7 @@ async fn the_external_id_can_come_from_a_secret() {
     let out = payer::reconcile(&p, &h.ctx, Run::at(Mode::Apply, NOW)).await;
     assert_eq!(condition(&out, READY).1, "Verified", "{:?}", out.status);
     assert_eq!(emu.count("sts", "AssumeRole"), 1);
-    let shown = format!("{:?} {:?} {:?}", out.status, out.event, out.plan);
+    let shown = format!("{:?} {:?} {:?}", out.status, out.events, out.result);
     assert!(!shown.contains(external_id), "{shown}");
 
     // Without its Secret: a clear condition naming Secret and key, and no call.

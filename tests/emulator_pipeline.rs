@@ -735,10 +735,8 @@ async fn the_refresh_interval_bounds_cost_explorer_calls() {
         );
         filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap()
     };
-    let filemode::Manifests {
-        payers, secrets, ..
-    } = manifests;
-    let mut p = payers[0].clone();
+    let mut p = manifests.of::<partner_billing_operator::api::Payer>()[0].clone();
+    let secrets = manifests.secrets;
     let ctx = ReconcileContext::new(connector(emu), Arc::new(secrets));
     // A day of reconciles every 30 minutes: one read at the start, then one per 6 hours.
     let mut reads = Vec::new();
@@ -750,7 +748,7 @@ async fn the_refresh_interval_bounds_cost_explorer_calls() {
         );
         let before = emu.count("ce", "GetCostAndUsage");
         let outcome = payer::reconcile(&p, &ctx, Run::at(Mode::Apply, &now)).await;
-        assert!(outcome.plan.is_ok(), "{:?}", outcome.plan);
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
         p.status = Some(outcome.status);
         if emu.count("ce", "GetCostAndUsage") > before {
             reads.push(now);

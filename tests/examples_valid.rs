@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use partner_billing_operator::api::{BillingGroup, CustomLineItem, LinkedAccount, Payer};
 use partner_billing_operator::filemode;
 
 fn root() -> PathBuf {
@@ -13,10 +14,10 @@ fn root() -> PathBuf {
 fn the_examples_load_and_validate() {
     let manifests = filemode::load(&[root().join("examples")], "default")
         .unwrap_or_else(|problems| panic!("examples/ is not valid: {problems:#?}"));
-    assert!(manifests.payers.len() == 1, "one Payer in examples/");
-    assert!(!manifests.linked_accounts.is_empty());
-    assert!(!manifests.billing_groups.is_empty());
-    assert!(!manifests.custom_line_items.is_empty());
+    assert!(manifests.of::<Payer>().len() == 1, "one Payer in examples/");
+    assert!(!manifests.of::<LinkedAccount>().is_empty());
+    assert!(!manifests.of::<BillingGroup>().is_empty());
+    assert!(!manifests.of::<CustomLineItem>().is_empty());
     assert!(
         manifests.object_count() >= 16,
         "{}",
@@ -55,8 +56,8 @@ fn the_kustomize_overlay_renders_to_valid_objects() {
     std::fs::remove_dir_all(&dir).ok();
     let manifests =
         manifests.unwrap_or_else(|p| panic!("the rendered overlay is not valid: {p:#?}"));
-    assert_eq!(manifests.payers.len(), 1);
-    let payer = &manifests.payers[0];
+    assert_eq!(manifests.of::<Payer>().len(), 1);
+    let payer = &manifests.of::<Payer>()[0];
     assert_eq!(payer.metadata.namespace.as_deref(), Some("partner-billing"));
     assert!(
         payer

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use super::SyncTracker;
+use super::context::SyncTracker;
 use crate::metrics::Metrics;
 
 /// What this replica does with the controllers.

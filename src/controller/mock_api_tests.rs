@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response};
+use kube::Client;
 use kube::client::Body;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::api::Payer;
 use crate::aws::fake::FakeAws;
+use crate::metrics::Metrics;
+use crate::reconcile::ReconcileContext;
 use crate::secrets::StaticSecrets;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -49,7 +53,9 @@ fn context(aws: FakeAws) -> (Arc<Context>, Handle) {
     let client = Client::new(service, "default");
     // Tenancy (issue 17): these Payers use the operator's identity; grants are not the point here.
     let reconcile = ReconcileContext::new(Arc::new(aws), Arc::new(StaticSecrets::default()))
-        .with_grants(Arc::new(crate::payer::tenancy::Unrestricted));
+        .with_shared(Arc::new(crate::payer::tenancy::Grants(Arc::new(
+            crate::payer::tenancy::Unrestricted,
+        ))));
     let ctx = Context::new(client, reconcile, Metrics::shared(), Settings::default());
     (Arc::new(ctx), handle)
 }
@@ -127,7 +133,7 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
         quiet(&mut api).await;
         api
     });
-    let action = reconcile_payer(payer(&fresh), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&fresh), ctx.clone())
         .await
         .expect("reconcile");
     assert_eq!(action, Action::await_change());
@@ -160,7 +166,7 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
         quiet(&mut api).await;
         (body, event, api)
     });
-    let action = reconcile_payer(payer(&with_finalizer), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&with_finalizer), ctx.clone())
         .await
         .expect("reconcile");
     assert_eq!(action, Action::requeue(ctx.settings.resync));
@@ -193,7 +199,7 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
     let server = tokio::spawn(async move {
         quiet(&mut api).await;
     });
-    let action = reconcile_payer(payer(&steady), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&steady), ctx.clone())
         .await
         .expect("reconcile");
     assert_eq!(action, Action::requeue(ctx.settings.resync));
@@ -225,7 +231,7 @@ async fn a_failing_aws_call_sets_ready_false_with_its_reason_and_waits() {
         quiet(&mut api).await;
         (body, event)
     });
-    let action = reconcile_payer(payer(&payer_json(true, false, None)), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&payer_json(true, false, None)), ctx.clone())
         .await
         .expect("a terminal error is reported in status, not returned");
     // No hot loop: the object waits for a change (or the slow re-check).
@@ -274,7 +280,7 @@ async fn a_retryable_failure_is_returned_and_backs_off_per_object() {
         body
     });
     let obj = payer(&payer_json(true, false, None));
-    let err = reconcile_payer(obj.clone(), ctx.clone())
+    let err = kinds::reconcile_kind(obj.clone(), ctx.clone())
         .await
         .expect_err("retryable errors go to the error policy");
     assert_eq!(err.reason(), "AwsThrottled");
@@ -318,7 +324,7 @@ async fn deletion_records_an_event_and_removes_the_finalizer_without_touching_aw
         quiet(&mut api).await;
         (event, content_type, body)
     });
-    let action = reconcile_payer(payer(&payer_json(true, true, None)), ctx.clone())
+    let action = kinds::reconcile_kind(payer(&payer_json(true, true, None)), ctx.clone())
         .await
         .expect("cleanup");
     assert_eq!(action, Action::await_change());

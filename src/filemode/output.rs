@@ -1,7 +1,8 @@
-//! Rendering `plan` and `apply` reports as text, JSON or YAML.
+//! Rendering `plan` and `apply` reports as text, JSON or YAML, and the exit status each
+//! command returns.
 
-use super::{Report, kinds};
 use crate::reconcile::ChangeAction;
+use crate::reconcile::report::Report;
 
 /// Output formats of `plan` and `apply`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -61,7 +62,8 @@ fn action_word(a: ChangeAction) -> &'static str {
 }
 
 fn summary_kinds(report: &Report) -> String {
-    let parts: Vec<String> = kinds(report)
+    let parts: Vec<String> = report
+        .kinds()
         .into_iter()
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
@@ -126,6 +128,22 @@ pub fn apply_text(report: &Report) -> String {
     out
 }
 
+/// Exit status of `plan`: 0 no changes, 2 changes pending, 1 error (as `terraform plan -detailed-exitcode`).
+pub fn plan_exit_code(report: &Report) -> i32 {
+    if report.errors() > 0 {
+        1
+    } else if report.changes() > 0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// Exit status of `apply`: 0 when every object is Ready, 1 otherwise.
+pub fn apply_exit_code(report: &Report) -> i32 {
+    if report.not_ready() > 0 { 1 } else { 0 }
+}
+
 /// JSON rendering (both commands).
 pub fn json(report: &Report) -> String {
     let summary = serde_json::json!({
@@ -153,8 +171,8 @@ pub fn yaml(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filemode::{ObjectReport, plan_exit_code};
     use crate::reconcile::Change;
+    use crate::reconcile::report::ObjectReport;
 
     fn obj(changes: usize, ready: bool) -> ObjectReport {
         ObjectReport {

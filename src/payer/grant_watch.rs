@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
-use kube::runtime::controller::Controller;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -24,6 +23,8 @@ use crate::api::payer::Payer;
 use crate::api::payer_grant::PayerGrant;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::reconcile::ReconcileContext;
+use crate::reconcile::trigger::{Trigger, WakeUp, WakeUps};
 
 type Guarded<K> = DeserializeGuard<K>;
 
@@ -111,21 +112,15 @@ impl Tenancy {
         }
     }
 
-    /// The grants, for `ReconcileContext::with_grants`.
+    /// The grants, for the context's shared [`super::tenancy::Grants`].
     pub fn source(&self) -> Arc<dyn GrantSource> {
         Arc::new(self.source.clone())
     }
 
-    /// For a Payer controller: also reconcile the Payers (of its watch cache) that a grant or
-    /// namespace change concerns.
-    pub fn payer_triggers(
-        &self,
-    ) -> impl Fn(Controller<Guarded<Payer>>, Store<Guarded<Payer>>) -> Controller<Guarded<Payer>> + use<>
-    {
-        let changes = self.changes.clone();
-        move |controller, payers| {
-            controller.reconcile_on(payers_to_check(changes.subscribe(), payers))
-        }
+    /// Where grant and namespace changes are announced, for the Payers' trigger
+    /// ([`payer_triggers`]); share it with `ReconcileContext::with_shared`.
+    pub fn changes(&self) -> GrantChanges {
+        GrantChanges(self.changes.clone())
     }
 
     /// Start watching PayerGrants and Namespaces; the watches stop when the guard drops.
@@ -179,10 +174,45 @@ pub fn concerned(
         .collect()
 }
 
+/// Grant and namespace changes as the context's shared state: the controller's tenancy
+/// watches announce them; nothing does in file mode (the default channel stays silent).
+pub struct GrantChanges(pub broadcast::Sender<Change>);
+
+impl Default for GrantChanges {
+    fn default() -> Self {
+        Self(broadcast::channel(1024).0)
+    }
+}
+
+/// The Payer's triggers (named in the kind list): a grant or namespace change reconciles the
+/// Payers it concerns at once, so a removed grant stops them at their next reconcile.
+pub fn payer_triggers() -> Vec<Trigger<Payer>> {
+    vec![Trigger::wake_ups(grant_wake_ups)]
+}
+
+/// The Payers of the catalog that grant and namespace changes concern, as wake-ups.
+fn grant_wake_ups(ctx: &ReconcileContext) -> WakeUps {
+    let rx = ctx.shared::<GrantChanges>().0.subscribe();
+    let catalog = ctx.catalog.clone();
+    let payers = move || {
+        catalog
+            .all::<Payer>()
+            .into_iter()
+            .map(|p| Arc::new(DeserializeGuard(Ok(p))))
+            .collect::<Vec<_>>()
+    };
+    payers_to_check(rx, payers)
+        .map(|r| WakeUp::Object {
+            namespace: r.namespace.unwrap_or_default(),
+            name: r.name,
+        })
+        .boxed()
+}
+
 /// The Payers to reconcile as changes arrive; a receiver that fell behind checks them all.
 fn payers_to_check(
     rx: broadcast::Receiver<Change>,
-    payers: Store<Guarded<Payer>>,
+    payers: impl Fn() -> Vec<Arc<Guarded<Payer>>> + Send + 'static,
 ) -> impl Stream<Item = ObjectRef<Guarded<Payer>>> + Send + 'static {
     use tokio::sync::broadcast::error::RecvError;
     futures::stream::unfold(rx, |mut rx| async move {
@@ -192,7 +222,7 @@ fn payers_to_check(
             Err(RecvError::Closed) => None,
         }
     })
-    .flat_map(move |change| futures::stream::iter(concerned(&payers.state(), &change)))
+    .flat_map(move |change| futures::stream::iter(concerned(&payers(), &change)))
 }
 
 /// What a grant covers, for its Events.
@@ -451,7 +481,7 @@ mod tests {
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
         let (tx, _) = broadcast::channel(4);
-        let stream = payers_to_check(tx.subscribe(), reader);
+        let stream = payers_to_check(tx.subscribe(), move || reader.state());
         tx.send(Change::Grants).unwrap();
         drop(tx);
         let got: Vec<_> = stream.collect().await;

@@ -2,7 +2,10 @@
 //!
 //! A Payer only reads AWS: its plan never holds changes. What it decides is whether the
 //! payer is usable (identity matches `spec.accountId`, the account manages an organization)
-//! and what to report.
+//! and what to report; it also reads the organization's costs when insights are on.
+//! Deleting a Payer only releases it. The Payer goes through the engine's generic path like
+//! every kind; what is its own (its conditions, the status part its field manager writes, its
+//! report lines) is here and named in the kind list.
 
 pub mod context;
 pub mod grant_watch;
@@ -11,17 +14,22 @@ pub mod insights;
 pub mod snapshot;
 pub mod tenancy;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
+use tracing::info;
 
 use crate::api::ConditionStatus;
 use crate::api::conditions::{self, DesiredCondition, READY, SYNCED, merge_conditions};
-use crate::api::payer::{Payer, PayerSpec, PayerStatus};
+use crate::api::payer::{Payer, PayerCosts, PayerSpec, PayerStatus};
 use crate::aws::organizations::Account;
 use crate::aws::{CallerIdentity, Organization, PayerCredentialsSource};
 use crate::error::Error;
+use crate::payer::insights::InsightsStore;
+use crate::reconcile::reasons;
+use crate::reconcile::report::ObjectReport;
 use crate::reconcile::run::Run;
-use crate::reconcile::{Change, EventNote, ReconcileContext, object_key};
+use crate::reconcile::{Change, EventNote, KindOutcome, ReconcileContext, Verdict, object_key};
 use crate::secrets::{SecretSource, SecretString};
 use crate::time::older_than;
 
@@ -70,13 +78,13 @@ pub async fn resolve_credentials(
     let creds = payer.spec.credentials.clone().unwrap_or_default();
     match (creds.secret_ref, creds.assume_role) {
         (Some(_), Some(_)) => Err(Error::terminal(
-            "InvalidSpec",
+            reasons::INVALID_SPEC,
             "spec.credentials sets both secretRef and assumeRole; keep one",
         )),
         (Some(secret_ref), None) => {
             let data = secrets.get(&namespace, &secret_ref.name).await?.ok_or_else(|| {
                 Error::terminal(
-                    "SecretNotFound",
+                    reasons::SECRET_NOT_FOUND,
                     format!(
                         "Secret {namespace}/{} named in spec.credentials.secretRef does not exist; create it with keys {} and {}",
                         secret_ref.name,
@@ -88,7 +96,7 @@ pub async fn resolve_credentials(
             let get = |key: &str| -> Result<SecretString, Error> {
                 data.get(key).filter(|v| !v.expose().is_empty()).cloned().ok_or_else(|| {
                     Error::terminal(
-                        "SecretKeyMissing",
+                        reasons::SECRET_KEY_MISSING,
                         format!(
                             "Secret {namespace}/{} has no key {key:?} (or it is empty); add it or set the key name in spec.credentials.secretRef",
                             secret_ref.name
@@ -114,7 +122,7 @@ pub async fn resolve_credentials(
         }
         (None, Some(role)) => Ok(PayerCredentialsSource::AssumeRole {
             // Tenancy (issue 17): externalId or externalIdSecretRef.
-            external_id: crate::payer::tenancy::external_id(&namespace, &role, secrets).await?,
+            external_id: tenancy::external_id(&namespace, &role, secrets).await?,
             role_arn: role.role_arn,
             session_name: role
                 .session_name
@@ -128,7 +136,7 @@ pub async fn resolve_credentials(
 pub async fn observe(payer: &Payer, ctx: &ReconcileContext) -> Result<PayerObservation, Error> {
     let key = object_key(&payer.namespace().unwrap_or_default(), &payer.name_any());
     // Tenancy (issue 17): the operator's own identity only with a PayerGrant; no AWS call otherwise.
-    crate::payer::tenancy::authorize(payer, ctx).await?;
+    tenancy::authorize(payer, ctx).await?;
     let credentials = resolve_credentials(payer, ctx.secrets.as_ref()).await?;
     let conn = ctx
         .connections
@@ -186,7 +194,7 @@ pub fn claimed_elsewhere(payer: &Payer, all: &[Payer]) -> Option<Error> {
     let same = first.namespace() == payer.namespace() && first.name_any() == payer.name_any();
     (!same).then(|| {
         Error::terminal(
-            "AccountClaimed",
+            reasons::ACCOUNT_CLAIMED,
             format!(
                 "AWS account {} is already managed by Payer {}/{}; one account can be claimed by one Payer in the cluster. Delete this Payer or the other",
                 payer.spec.account_id,
@@ -201,7 +209,7 @@ pub fn claimed_elsewhere(payer: &Payer, all: &[Payer]) -> Option<Error> {
 pub fn plan(spec: &PayerSpec, observed: &PayerObservation) -> PayerPlan {
     let verdict = if observed.identity.account != spec.account_id {
         PayerVerdict::Rejected {
-            reason: "AccountMismatch".into(),
+            reason: reasons::ACCOUNT_MISMATCH.into(),
             message: format!(
                 "the credentials belong to account {} ({}), but spec.accountId is {}; use credentials of the management account or correct spec.accountId",
                 observed.identity.account, observed.identity.arn, spec.account_id
@@ -210,14 +218,14 @@ pub fn plan(spec: &PayerSpec, observed: &PayerObservation) -> PayerPlan {
     } else {
         match &observed.organization {
             None => PayerVerdict::Rejected {
-                reason: "NoOrganization".into(),
+                reason: reasons::NO_ORGANIZATION.into(),
                 message: format!(
                     "account {} is not in an AWS organization; create one in that account (it becomes the management account) or point spec.accountId at the management account",
                     spec.account_id
                 ),
             },
             Some(org) if org.management_account_id != spec.account_id => PayerVerdict::Rejected {
-                reason: "NotManagementAccount".into(),
+                reason: reasons::NOT_MANAGEMENT_ACCOUNT.into(),
                 message: format!(
                     "account {} is a member of organization {}, whose management account is {}; a Payer must be the management account: set spec.accountId to {} and use its credentials",
                     spec.account_id, org.id, org.management_account_id, org.management_account_id
@@ -245,94 +253,17 @@ pub fn desired_status(
     current: Option<&PayerStatus>,
     generation: Option<i64>,
     outcome: &Result<PayerPlan, Error>,
-    now: &str,
+    now: Timestamp,
 ) -> PayerStatus {
+    let now = now.to_string();
     let previous = current.cloned().unwrap_or_default();
     let mut next = previous.clone();
     next.observed_generation = generation;
-    let desired: Vec<DesiredCondition> = match outcome {
-        Ok(PayerPlan {
-            verdict:
-                PayerVerdict::Verified {
-                    caller_arn,
-                    organization_id,
-                    feature_set,
-                    accounts,
-                },
-            ..
-        }) => {
-            next.caller_arn = Some(caller_arn.clone());
-            next.organization_id = Some(organization_id.clone());
-            next.feature_set = Some(feature_set.clone());
-            next.member_accounts = Some(i64::try_from(*accounts).unwrap_or(i64::MAX));
-            vec![
-                DesiredCondition::new(
-                    READY,
-                    ConditionStatus::True,
-                    "Verified",
-                    format!(
-                        "management account of organization {organization_id} ({feature_set}) with {accounts} accounts"
-                    ),
-                ),
-                DesiredCondition::new(
-                    SYNCED,
-                    ConditionStatus::True,
-                    "ReconcileSuccess",
-                    "AWS was read; nothing in AWS needs to change",
-                ),
-            ]
-        }
-        Ok(PayerPlan {
-            verdict: PayerVerdict::Rejected { reason, message },
-            ..
-        }) => {
-            next.organization_id = None;
-            next.feature_set = None;
-            next.member_accounts = None;
-            vec![
-                DesiredCondition::new(
-                    READY,
-                    ConditionStatus::False,
-                    reason.clone(),
-                    message.clone(),
-                ),
-                DesiredCondition::new(
-                    SYNCED,
-                    ConditionStatus::True,
-                    "ReconcileSuccess",
-                    "AWS was read; nothing in AWS needs to change",
-                ),
-            ]
-        }
-        Err(err) if err.is_terminal() => vec![
-            DesiredCondition::new(READY, ConditionStatus::False, err.reason(), err.to_string()),
-            DesiredCondition::new(
-                SYNCED,
-                ConditionStatus::False,
-                err.reason(),
-                err.to_string(),
-            ),
-        ],
-        Err(err) => {
-            // A passing failure says nothing new about readiness: keep Ready as it was.
-            let mut d = vec![DesiredCondition::new(
-                SYNCED,
-                ConditionStatus::False,
-                err.reason(),
-                err.to_string(),
-            )];
-            if conditions::find(&previous.conditions, READY).is_none() {
-                d.push(DesiredCondition::new(
-                    READY,
-                    ConditionStatus::Unknown,
-                    "Pending",
-                    "waiting for AWS to answer",
-                ));
-            }
-            d
-        }
+    let desired = match outcome {
+        Ok(plan) => verdict_conditions(&plan.verdict, &mut next),
+        Err(err) => error_conditions(err, &previous),
     };
-    next.conditions = merge_conditions(&previous.conditions, &desired, generation, now);
+    next.conditions = merge_conditions(&previous.conditions, &desired, generation, &now);
     let verified = matches!(
         outcome,
         Ok(PayerPlan {
@@ -344,12 +275,87 @@ pub fn desired_status(
         let stale = previous
             .last_successful_sync
             .as_deref()
-            .is_none_or(|t| older_than(t, now, SYNC_REFRESH_SECS));
+            .is_none_or(|t| older_than(t, &now, SYNC_REFRESH_SECS));
         if stale || status_changed(Some(&previous), &next) {
-            next.last_successful_sync = Some(now.to_string());
+            next.last_successful_sync = Some(now);
         }
     }
     next
+}
+
+/// The conditions of a planned verdict; records what was verified in `next`.
+fn verdict_conditions(verdict: &PayerVerdict, next: &mut PayerStatus) -> Vec<DesiredCondition> {
+    let (ready, reason, message) = match verdict {
+        PayerVerdict::Verified {
+            caller_arn,
+            organization_id,
+            feature_set,
+            accounts,
+        } => {
+            next.caller_arn = Some(caller_arn.clone());
+            next.organization_id = Some(organization_id.clone());
+            next.feature_set = Some(feature_set.clone());
+            next.member_accounts = Some(i64::try_from(*accounts).unwrap_or(i64::MAX));
+            (
+                ConditionStatus::True,
+                reasons::VERIFIED.to_string(),
+                management_message(organization_id, feature_set, *accounts),
+            )
+        }
+        PayerVerdict::Rejected { reason, message } => {
+            next.organization_id = None;
+            next.feature_set = None;
+            next.member_accounts = None;
+            (ConditionStatus::False, reason.clone(), message.clone())
+        }
+    };
+    vec![
+        DesiredCondition::new(READY, ready, reason, message),
+        DesiredCondition::new(
+            SYNCED,
+            ConditionStatus::True,
+            reasons::RECONCILE_SUCCESS,
+            "AWS was read; nothing in AWS needs to change",
+        ),
+    ]
+}
+
+/// The conditions of a failed reconcile: terminal errors set `Ready` False; a passing
+/// failure says nothing new about readiness and keeps `Ready` as it was.
+fn error_conditions(err: &Error, previous: &PayerStatus) -> Vec<DesiredCondition> {
+    if err.is_terminal() {
+        return vec![
+            DesiredCondition::new(READY, ConditionStatus::False, err.reason(), err.to_string()),
+            DesiredCondition::new(
+                SYNCED,
+                ConditionStatus::False,
+                err.reason(),
+                err.to_string(),
+            ),
+        ];
+    }
+    let mut d = vec![DesiredCondition::new(
+        SYNCED,
+        ConditionStatus::False,
+        err.reason(),
+        err.to_string(),
+    )];
+    if conditions::find(&previous.conditions, READY).is_none() {
+        d.push(DesiredCondition::new(
+            READY,
+            ConditionStatus::Unknown,
+            reasons::PENDING,
+            "waiting for AWS to answer",
+        ));
+    }
+    d
+}
+
+/// What a verified payer's `Ready` condition says.
+fn management_message(organization_id: &str, feature_set: &str, accounts: usize) -> String {
+    format!(
+        "management account of organization {organization_id} ({feature_set}) with {accounts} accounts"
+    )
 }
 
 /// Whether `next` differs from `previous` in anything but timestamps.
@@ -386,14 +392,15 @@ async fn insights_step(
     ctx: &ReconcileContext,
     plan: &Result<PayerPlan, Error>,
     status: &mut PayerStatus,
-    now: &str,
+    run: &Run,
 ) {
     let key = object_key(&payer.namespace().unwrap_or_default(), &payer.name_any());
     let spec = payer.spec.insights.clone().unwrap_or_default();
+    let insights = ctx.shared::<InsightsStore>();
     if !spec.enabled {
         status.costs = None;
         status.conditions.retain(|c| c.type_ != INSIGHTS);
-        ctx.insights.forget(&key);
+        insights.forget(&key);
         return;
     }
     if !matches!(
@@ -405,8 +412,9 @@ async fn insights_step(
     ) {
         return;
     }
-    let in_memory = ctx.insights.has_read(&key);
-    let last_attempt = ctx.insights.last_attempt(&key);
+    let now = run.timestamp();
+    let in_memory = insights.has_read(&key);
+    let last_attempt = insights.last_attempt(&key);
     if !crate::payer::insights::refresh_due(
         &spec,
         status.costs.as_ref(),
@@ -419,8 +427,7 @@ async fn insights_step(
     let Some(conn) = ctx.connections.get(&key) else {
         return;
     };
-    let desired = match ctx
-        .insights
+    let read = insights
         .refresh(
             &key,
             &payer.spec.account_id,
@@ -428,8 +435,24 @@ async fn insights_step(
             conn.costs.as_ref(),
             now,
         )
-        .await
-    {
+        .await;
+    let desired = insights_condition(read, status, run.time());
+    status.conditions = merge_conditions(
+        &status.conditions,
+        &[desired],
+        payer.metadata.generation,
+        now,
+    );
+}
+
+/// The `Insights` condition after a Cost Explorer read; a successful read's costs go into
+/// `status`.
+fn insights_condition(
+    read: Result<PayerCosts, Error>,
+    status: &mut PayerStatus,
+    now: Timestamp,
+) -> DesiredCondition {
+    match read {
         Ok(costs) => {
             let message = format!(
                 "Cost Explorer read at {now}: month to date {} {}, {} request(s) per read, about {} requests (USD {}) a month at this interval",
@@ -440,7 +463,12 @@ async fn insights_step(
                 costs.estimated_monthly_cost_usd
             );
             status.costs = Some(costs);
-            DesiredCondition::new(INSIGHTS, ConditionStatus::True, "CostsRead", message)
+            DesiredCondition::new(
+                INSIGHTS,
+                ConditionStatus::True,
+                reasons::COSTS_READ,
+                message,
+            )
         }
         Err(err) => DesiredCondition::new(
             INSIGHTS,
@@ -451,57 +479,191 @@ async fn insights_step(
                 crate::payer::insights::RETRY_AFTER_FAILURE_SECS / 60
             ),
         ),
-    };
-    status.conditions = merge_conditions(
-        &status.conditions,
-        &[desired],
-        payer.metadata.generation,
-        now,
-    );
+    }
 }
 
-/// Everything one reconcile of a Payer produced.
-#[derive(Debug)]
-pub struct PayerOutcome {
-    pub plan: Result<PayerPlan, Error>,
-    pub status: PayerStatus,
-    pub status_changed: bool,
-    pub event: Option<EventNote>,
+/// Check the claim, observe and plan (apply). A plan observes and plans only: it neither
+/// checks which Payer claims the account nor reads costs.
+async fn verify(payer: &Payer, ctx: &ReconcileContext, run: &Run) -> Result<PayerPlan, Error> {
+    // Tenancy (issue 17): refused first (NotGranted, no AWS call); a refused Payer claims no
+    // account.
+    tenancy::authorize(payer, ctx).await?;
+    if run.applying()
+        && let Some(err) = claimed_elsewhere(
+            payer,
+            &tenancy::claimants(ctx, &payer.spec.account_id).await?,
+        )
+    {
+        return Err(err);
+    }
+    observe(payer, ctx)
+        .await
+        .map(|observed| plan(&payer.spec, &observed))
 }
 
 /// Observe, plan, (nothing to) execute, and derive the status. Used by both front doors.
-pub async fn reconcile(payer: &Payer, ctx: &ReconcileContext, run: Run) -> PayerOutcome {
-    let now = run.timestamp().to_string();
-    let now = now.as_str();
-    // Tenancy (issue 17): refused first (NotGranted); a refused Payer claims no account.
-    let claimants = match crate::payer::tenancy::authorize(payer, ctx).await {
-        Ok(()) => crate::payer::tenancy::claimants(ctx, &payer.spec.account_id).await,
-        Err(e) => Err(e),
-    };
-    let plan = match claimants.map(|all| claimed_elsewhere(payer, &all)) {
-        Err(err) | Ok(Some(err)) => Err(err),
-        Ok(None) => observe(payer, ctx)
-            .await
-            .map(|observed| plan(&payer.spec, &observed)),
-    };
+///
+/// A Payer only reads AWS, so its outcome is built here rather than by `Run::finish`: its
+/// conditions say "nothing in AWS needs to change", and `lastSuccessfulSync` and the cost
+/// insights are its own. In plan mode `status` is the status an apply would write (the
+/// report names the verified identity from it); front doors never store it.
+pub async fn reconcile(
+    payer: &Payer,
+    ctx: &ReconcileContext,
+    run: Run,
+) -> KindOutcome<PayerStatus> {
+    let planned = verify(payer, ctx, &run).await;
     let current = payer.status.as_ref();
-    let mut status = desired_status(current, payer.metadata.generation, &plan, now);
-    if plan.is_ok() {
-        insights_step(payer, ctx, &plan, &mut status, now).await;
+    let mut status = desired_status(current, payer.metadata.generation, &planned, run.time());
+    if run.applying() && planned.is_ok() {
+        insights_step(payer, ctx, &planned, &mut status, &run).await;
     }
-    let changed = current != Some(&status);
-    let event = ready_event(current, &status);
-    PayerOutcome {
-        plan,
+    let events = if run.applying() {
+        ready_event(current, &status).into_iter().collect()
+    } else {
+        Vec::new()
+    };
+    let (result, changes) = match planned {
+        Ok(PayerPlan { verdict, changes }) => (Ok(verdict_of(&verdict)), changes),
+        Err(err) => (Err(err), Vec::new()),
+    };
+    KindOutcome {
+        result,
         status,
-        status_changed: changed,
-        event,
+        changes,
+        events,
     }
+}
+
+/// The engine's verdict for a planned one: verified is Ready, rejected waits for a change.
+fn verdict_of(verdict: &PayerVerdict) -> Verdict {
+    match verdict {
+        PayerVerdict::Verified {
+            organization_id,
+            feature_set,
+            accounts,
+            ..
+        } => Verdict::ready(
+            reasons::VERIFIED,
+            management_message(organization_id, feature_set, *accounts),
+        ),
+        PayerVerdict::Rejected { reason, message } => Verdict::blocked(reason, message.clone()),
+    }
+}
+
+/// Deleting a Payer releases it: the operator stops managing the account and changes nothing
+/// in AWS (no status is written; the kind has no AWS cleanup).
+pub async fn cleanup(payer: &Payer, ctx: &ReconcileContext, _run: Run) -> KindOutcome<PayerStatus> {
+    let key = object_key(&payer.namespace().unwrap_or_default(), &payer.name_any());
+    ctx.connections.forget(&key);
+    info!(payer = %payer.name_any(), namespace = ?payer.namespace(), "payer released; nothing in AWS is changed");
+    let note =
+        "Payer deleted: the operator stopped managing this account; nothing in AWS was changed";
+    KindOutcome {
+        result: Ok(Verdict::ready(reasons::RELEASED, note)),
+        status: payer.status.clone().unwrap_or_default(),
+        changes: Vec::new(),
+        events: vec![EventNote {
+            warning: false,
+            reason: reasons::RELEASED.into(),
+            note: note.into(),
+        }],
+    }
+}
+
+/// The status as the operator's field manager writes it: the closure log belongs to the
+/// LinkedAccount reconciler (its own field manager).
+pub fn owned_status(status: &PayerStatus) -> PayerStatus {
+    let mut status = status.clone();
+    status.closures.clear();
+    status
+}
+
+/// The Payer's lines in the `plan`/`apply` report: the verified identity and organization,
+/// the costs, and readiness as the stored conditions say. A payer that is not Ready is an
+/// error (it cannot be used).
+pub fn report(
+    payer: &Payer,
+    outcome: &KindOutcome<PayerStatus>,
+    _planning: bool,
+    r: &mut ObjectReport,
+) {
+    r.findings.clear();
+    (r.ready, r.synced, r.error) = (false, false, false);
+    (r.reason, r.message) = (String::new(), String::new());
+    match &outcome.result {
+        Ok(v) if v.ready => {
+            (r.ready, r.synced, r.reason) = (true, true, v.reason.clone());
+            if let Some(arn) = &outcome.status.caller_arn {
+                r.findings.push(format!(
+                    "identity {arn} is in account {}",
+                    payer.spec.account_id
+                ));
+            }
+            r.findings.push(v.message.clone());
+        }
+        Ok(v) => (r.synced, r.reason, r.message) = (true, v.reason.clone(), v.message.clone()),
+        Err(e) => (r.reason, r.message) = (e.reason().into(), e.to_string()),
+    }
+    if let Some(status) = &payer.status {
+        r.findings
+            .extend(status.costs.iter().flat_map(cost_findings));
+        r.ready = conditions::is_ready(&status.conditions);
+        r.synced = conditions::find(&status.conditions, SYNCED)
+            .is_some_and(|c| c.status == ConditionStatus::True);
+        if let Some(ready) = conditions::find(&status.conditions, READY) {
+            r.reason = ready.reason.clone();
+            r.message = ready.message.clone();
+        }
+    }
+    r.error = !r.ready || !r.synced;
+}
+
+/// The organization's costs as lines for the report: month over month, then by service.
+fn cost_findings(c: &PayerCosts) -> Vec<String> {
+    let trend = c
+        .month_over_month_percent
+        .as_deref()
+        .map(|p| {
+            if p.starts_with('-') {
+                format!("{p}%")
+            } else {
+                format!("+{p}%")
+            }
+        })
+        .unwrap_or_else(|| "no previous cost to compare".into());
+    let mut lines = vec![format!(
+        "cost {}: month to date {} {}, previous month {} ({trend} month over month)",
+        c.month, c.month_to_date, c.currency, c.previous_month,
+    )];
+    lines.push(format!(
+        "cost by month: {}",
+        c.months
+            .iter()
+            .map(|m| format!("{} {}", m.month, m.total))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    for s in &c.top_services {
+        lines.push(format!(
+            "cost by service: {} {} ({}%)",
+            s.service, s.month_to_date, s.share_percent
+        ));
+    }
+    lines.push(format!(
+        "Cost Explorer: {} request(s) per read, about {} a month (USD {})",
+        c.requests_per_refresh, c.requests_per_month, c.estimated_monthly_cost_usd
+    ));
+    lines
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ts(t: &str) -> Timestamp {
+        t.parse().expect("RFC 3339")
+    }
 
     fn spec(account: &str) -> PayerSpec {
         PayerSpec {
@@ -618,7 +780,7 @@ mod tests {
 
     #[test]
     fn status_for_verified_payer() {
-        let s = desired_status(None, Some(4), &verified(3), "2026-11-24T10:00:00Z");
+        let s = desired_status(None, Some(4), &verified(3), ts("2026-11-24T10:00:00Z"));
         assert_eq!(s.member_accounts, Some(3));
         assert_eq!(s.organization_id.as_deref(), Some("o-abc1234567"));
         assert_eq!(s.observed_generation, Some(4));
@@ -640,10 +802,20 @@ mod tests {
 
     #[test]
     fn steady_state_does_not_rewrite_status_until_refresh_is_due() {
-        let first = desired_status(None, Some(1), &verified(3), "2026-11-24T10:00:00Z");
-        let again = desired_status(Some(&first), Some(1), &verified(3), "2026-11-24T10:05:00Z");
+        let first = desired_status(None, Some(1), &verified(3), ts("2026-11-24T10:00:00Z"));
+        let again = desired_status(
+            Some(&first),
+            Some(1),
+            &verified(3),
+            ts("2026-11-24T10:05:00Z"),
+        );
         assert_eq!(first, again, "nothing changed, so nothing to patch");
-        let later = desired_status(Some(&first), Some(1), &verified(3), "2026-11-24T11:00:01Z");
+        let later = desired_status(
+            Some(&first),
+            Some(1),
+            &verified(3),
+            ts("2026-11-24T11:00:01Z"),
+        );
         assert_ne!(first, later);
         assert_eq!(
             later.last_successful_sync.as_deref(),
@@ -653,7 +825,12 @@ mod tests {
             !status_changed(Some(&first), &later),
             "only a timestamp moved"
         );
-        let grown = desired_status(Some(&first), Some(1), &verified(4), "2026-11-24T10:06:00Z");
+        let grown = desired_status(
+            Some(&first),
+            Some(1),
+            &verified(4),
+            ts("2026-11-24T10:06:00Z"),
+        );
         assert_eq!(
             grown.last_successful_sync.as_deref(),
             Some("2026-11-24T10:06:00Z")
@@ -667,7 +844,7 @@ mod tests {
             "SecretNotFound",
             "Secret ns/x does not exist",
         ));
-        let s = desired_status(None, Some(1), &err, "t");
+        let s = desired_status(None, Some(1), &err, ts("2026-11-24T10:00:00Z"));
         let ready = conditions::find(&s.conditions, READY).unwrap();
         assert_eq!(
             (ready.status, ready.reason.as_str()),
@@ -680,12 +857,12 @@ mod tests {
 
     #[test]
     fn retryable_error_keeps_ready_and_marks_unsynced() {
-        let ok = desired_status(None, Some(1), &verified(2), "2026-11-24T10:00:00Z");
+        let ok = desired_status(None, Some(1), &verified(2), ts("2026-11-24T10:00:00Z"));
         let err = Err(Error::retryable(
             "AwsThrottled",
             "organizations:ListAccounts was throttled",
         ));
-        let s = desired_status(Some(&ok), Some(1), &err, "2026-11-24T10:01:00Z");
+        let s = desired_status(Some(&ok), Some(1), &err, ts("2026-11-24T10:01:00Z"));
         assert!(conditions::is_ready(&s.conditions));
         let synced = conditions::find(&s.conditions, SYNCED).unwrap();
         assert_eq!(
@@ -697,7 +874,7 @@ mod tests {
 
     #[test]
     fn events_only_on_ready_changes() {
-        let ok = desired_status(None, Some(1), &verified(2), "t1");
+        let ok = desired_status(None, Some(1), &verified(2), ts("2026-11-24T10:00:00Z"));
         let ev = ready_event(None, &ok).unwrap();
         assert!(!ev.warning);
         assert_eq!(ev.reason, "Verified");
@@ -706,7 +883,7 @@ mod tests {
             Some(&ok),
             Some(2),
             &Err(Error::terminal("AccessDenied", "denied")),
-            "t2",
+            ts("2026-11-24T10:01:00Z"),
         );
         let ev = ready_event(Some(&ok), &bad).unwrap();
         assert!(ev.warning);

@@ -6,7 +6,7 @@
 //! The decision itself is [`super::grants::decide`] (pure).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use kube::ResourceExt;
@@ -110,6 +110,16 @@ impl GrantSource for StaticGrants {
     }
 }
 
+/// Where the PayerGrants come from, as the context's shared state (`ctx.shared::<Grants>()`):
+/// the controller's watches, or [`Unrestricted`] in file mode. Default: nothing granted.
+pub struct Grants(pub Arc<dyn GrantSource>);
+
+impl Default for Grants {
+    fn default() -> Self {
+        Self(Arc::new(StaticGrants::default()))
+    }
+}
+
 /// The check before a Payer's credentials are resolved and connected: a Payer that would use
 /// the operator's own identity (no credentials, or `assumeRole`) goes ahead only when a
 /// PayerGrant covers its namespace, account and role. A refusal is terminal (reason
@@ -120,7 +130,7 @@ pub async fn authorize(payer: &Payer, ctx: &ReconcileContext) -> Result<(), Erro
         return Ok(());
     }
     let namespace = payer.namespace().unwrap_or_default();
-    let (grant_list, labels) = match ctx.grants.view(&namespace).await? {
+    let (grant_list, labels) = match ctx.shared::<Grants>().0.view(&namespace).await? {
         GrantView::Unrestricted => return Ok(()),
         GrantView::Enforced { grants, labels } => (grants, labels),
     };
@@ -129,8 +139,9 @@ pub async fn authorize(payer: &Payer, ctx: &ReconcileContext) -> Result<(), Erro
         Err(refusal) => {
             let key = object_key(&namespace, &payer.name_any());
             ctx.connections.forget(&key);
-            ctx.creations.abandon(&key);
-            ctx.grants.refused(&refusal);
+            ctx.shared::<crate::organizations::creations::Creations>()
+                .abandon(&key);
+            ctx.shared::<Grants>().0.refused(&refusal);
             Err(refusal.into_error())
         }
     }
@@ -144,7 +155,7 @@ pub async fn claimants(ctx: &ReconcileContext, account_id: &str) -> Result<Vec<P
     let mut out = Vec::new();
     let of_account = ctx
         .catalog
-        .all_payers()
+        .all::<Payer>()
         .into_iter()
         .filter(|p| p.spec.account_id == account_id);
     for p in of_account {
@@ -156,7 +167,7 @@ pub async fn claimants(ctx: &ReconcileContext, account_id: &str) -> Result<Vec<P
         let view = match views.get(&ns) {
             Some(v) => v.clone(),
             None => {
-                let v = ctx.grants.view(&ns).await?;
+                let v = ctx.shared::<Grants>().0.view(&ns).await?;
                 views.insert(ns, v.clone());
                 v
             }
@@ -327,46 +338,6 @@ mod tests {
         );
     }
 
-    /// A catalog of Payers only.
-    struct Payers(Vec<Payer>);
-
-    impl crate::reconcile::Catalog for Payers {
-        fn payer(&self, ns: &str, name: &str) -> Option<Payer> {
-            self.0
-                .iter()
-                .find(|p| p.namespace().as_deref() == Some(ns) && p.name_any() == name)
-                .cloned()
-        }
-        fn all_payers(&self) -> Vec<Payer> {
-            self.0.clone()
-        }
-        fn service_control_policy(
-            &self,
-            _: &str,
-            _: &str,
-        ) -> Option<crate::api::ServiceControlPolicy> {
-            None
-        }
-        fn service_control_policies(&self, _: &str) -> Vec<crate::api::ServiceControlPolicy> {
-            Vec::new()
-        }
-        fn organizational_unit(&self, _: &str, _: &str) -> Option<crate::api::OrganizationalUnit> {
-            None
-        }
-        fn linked_accounts(&self, _: &str) -> Vec<crate::api::LinkedAccount> {
-            Vec::new()
-        }
-        fn pricing_plan(&self, _: &str, _: &str) -> Option<crate::api::PricingPlan> {
-            None
-        }
-        fn billing_groups(&self, _: &str) -> Vec<crate::api::BillingGroup> {
-            Vec::new()
-        }
-        fn custom_line_items(&self, _: &str) -> Vec<crate::api::CustomLineItem> {
-            Vec::new()
-        }
-    }
-
     fn payer(ns: &str, created: &str, credentials: serde_json::Value) -> Payer {
         serde_json::from_value(json!({
             "apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer",
@@ -386,6 +357,10 @@ mod tests {
     }
 
     fn context(payers: Vec<Payer>, grants: Arc<StaticGrants>) -> ReconcileContext {
+        let catalog = crate::reconcile::catalog::Catalog::new();
+        for p in payers {
+            catalog.put(p);
+        }
         ReconcileContext::new(
             Arc::new(crate::aws::fake::FakeAws::management_account(
                 "210987654321",
@@ -393,11 +368,9 @@ mod tests {
             )),
             Arc::new(StaticSecrets::default()),
         )
-        .with_catalog(Arc::new(Payers(payers)))
-        .with_grants(grants)
+        .with_catalog(Arc::new(catalog))
+        .with_shared(Arc::new(Grants(grants)))
     }
-
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn a_refused_payer_claims_nothing_and_a_granted_one_claims_its_account() {
@@ -462,7 +435,9 @@ mod tests {
         );
         assert!(ctx.connections.is_empty(), "the session is dropped");
         // Unrestricted (file mode) and own keys never consult grants.
-        let open = ctx.clone().with_grants(Arc::new(Unrestricted));
+        let open = ctx
+            .clone()
+            .with_shared(Arc::new(Grants(Arc::new(Unrestricted))));
         assert!(authorize(&p, &open).await.is_ok());
         let keys = payer(
             "acme",
