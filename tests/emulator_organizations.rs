@@ -12,12 +12,14 @@ use partner_billing_operator::api::{
     ConditionStatus, LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy,
 };
 use partner_billing_operator::aws::{AwsOptions, SdkConnector};
+use partner_billing_operator::billing::snapshot::BillingSnapshot;
 use partner_billing_operator::error::Error;
 use partner_billing_operator::metrics::Metrics;
+use partner_billing_operator::organizations::creations::Creations;
 use partner_billing_operator::organizations::{
     linked_account, organizational_unit, service_control_policy,
 };
-use partner_billing_operator::payer::snapshot::SnapshotCache;
+use partner_billing_operator::payer::snapshot::{SharedReads, SnapshotCache};
 use partner_billing_operator::reconcile::catalog::Catalog;
 use partner_billing_operator::reconcile::run::Run;
 use partner_billing_operator::reconcile::{KindOutcome, Mode, ReconcileContext, Verdict};
@@ -122,7 +124,10 @@ impl World {
         ));
         ReconcileContext::new(connector, Arc::new(secrets))
             .with_catalog(catalog)
-            .with_snapshots(Arc::new(SnapshotCache::new(Duration::from_millis(0))))
+            .with_shared(Arc::new(SnapshotCache::new(Duration::from_millis(0))))
+            .with_shared(Arc::new(SharedReads::<BillingSnapshot>::new(
+                Duration::from_millis(0),
+            )))
     }
 
     fn restart(&mut self) {
@@ -388,7 +393,7 @@ async fn a_finished_creation_hands_its_slot_to_the_next_queued_account_without_p
     let _guard = emu.lock().await;
     let world = Arc::new(World::new(emu).await);
     let names = world.accounts_to_create("slot", 12, 1.0);
-    let mut woken = world.ctx.creations.subscribe();
+    let mut woken = world.ctx.shared::<Creations>().subscribe();
     // One reconcile each: five creations start, seven wait in the queue.
     for n in &names {
         world.reconcile_account(n).await;
@@ -404,7 +409,12 @@ async fn a_finished_creation_hands_its_slot_to_the_next_queued_account_without_p
         .cloned()
         .collect();
     assert_eq!(queued, names[5..].to_vec(), "the oldest five go first");
-    assert!(world.ctx.creations.watching(&format!("{NS}/acme")));
+    assert!(
+        world
+            .ctx
+            .shared::<Creations>()
+            .watching(&format!("{NS}/acme"))
+    );
     // From now on an account is reconciled only when the creation watcher wakes it: no
     // polling. Every account must still end up created, the queue in order.
     let mut woken_names = Vec::new();
@@ -439,7 +449,12 @@ async fn a_finished_creation_hands_its_slot_to_the_next_queued_account_without_p
     );
     // Nothing in flight: the watcher has ended.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!world.ctx.creations.watching(&format!("{NS}/acme")));
+    assert!(
+        !world
+            .ctx
+            .shared::<Creations>()
+            .watching(&format!("{NS}/acme"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1134,7 +1149,10 @@ async fn a_steady_state_resync_costs_list_calls_per_payer_not_calls_per_account(
     // One resync: a new operator process whose snapshot is shared by every object of the payer.
     let mut world = world;
     world.ctx = World::operator(emu, world.catalog.clone())
-        .with_snapshots(Arc::new(SnapshotCache::new(Duration::from_secs(60))));
+        .with_shared(Arc::new(SnapshotCache::new(Duration::from_secs(60))))
+        .with_shared(Arc::new(SharedReads::<BillingSnapshot>::new(
+            Duration::from_secs(60),
+        )));
     emu.control("DELETE", "/_emulator/requests", None);
     for i in 0..n {
         let out = world.reconcile_account(&format!("steady-{i:02}")).await;

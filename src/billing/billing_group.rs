@@ -527,7 +527,7 @@ fn pricing_plan_arn(
     };
     let plan_obj = ctx
         .catalog
-        .pricing_plan(namespace, plan_ref)
+        .get::<crate::api::PricingPlan>(namespace, plan_ref)
         .ok_or_else(|| waiting("does not exist"))?;
     usable_dependency(
         &dependency,
@@ -549,17 +549,20 @@ fn linked_accounts(
     let named: BTreeSet<&str> = std::iter::once(obj.spec.primary_account.as_str())
         .chain(obj.spec.accounts.iter().map(String::as_str))
         .collect();
-    ctx.catalog.linked_accounts_where(namespace, &|la| {
-        la.metadata
-            .name
-            .as_deref()
-            .is_some_and(|n| named.contains(n))
-            || obj
-                .spec
-                .account_selector
-                .as_ref()
-                .is_some_and(|sel| selector_matches(sel, la.labels()))
-    })
+    ctx.catalog.list_where::<crate::api::LinkedAccount>(
+        namespace,
+        |la: &crate::api::LinkedAccount| {
+            la.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| named.contains(n))
+                || obj
+                    .spec
+                    .account_selector
+                    .as_ref()
+                    .is_some_and(|sel| selector_matches(sel, la.labels()))
+        },
+    )
 }
 
 /// Carry out `steps`, every write through the billing write path. The ARN of the group,
@@ -751,17 +754,23 @@ fn rival_claims(
     members: &[String],
 ) -> BTreeMap<String, String> {
     let member_set: BTreeSet<&str> = members.iter().map(String::as_str).collect();
-    let member_accounts = ctx.catalog.linked_accounts_where(namespace, &|la| {
-        la.status
-            .as_ref()
-            .and_then(|s| s.account_id.as_deref())
-            .is_some_and(|id| member_set.contains(id))
-    });
+    let member_accounts = ctx.catalog.list_where::<crate::api::LinkedAccount>(
+        namespace,
+        |la: &crate::api::LinkedAccount| {
+            la.status
+                .as_ref()
+                .and_then(|s| s.account_id.as_deref())
+                .is_some_and(|id| member_set.contains(id))
+        },
+    );
     let me = obj.name_any();
-    let rivals = ctx.catalog.billing_groups_where(namespace, &|g| {
-        g.metadata.name.as_deref() != Some(me.as_str())
-            && !wanted_members(g, members, &member_accounts).is_empty()
-    });
+    let rivals = ctx.catalog.list_where::<crate::api::BillingGroup>(
+        namespace,
+        |g: &crate::api::BillingGroup| {
+            g.metadata.name.as_deref() != Some(me.as_str())
+                && !wanted_members(g, members, &member_accounts).is_empty()
+        },
+    );
     let mut out = BTreeMap::new();
     for other in &rivals {
         for a in wanted_members(other, members, &member_accounts) {
@@ -831,7 +840,7 @@ fn record_costs(obj: &BillingGroup, ctx: &ReconcileContext, status: &BillingGrou
         proforma_cost: Amount::parse(&c.proforma_cost).unwrap_or_default(),
         margin: Amount::parse(&c.margin).unwrap_or_default(),
     });
-    ctx.insights
+    ctx.shared::<crate::payer::insights::InsightsStore>()
         .set_group(&object_key(&namespace, &obj.name_any()), cost);
 }
 
@@ -911,7 +920,8 @@ pub async fn cleanup(
     let result = delete(obj, ctx, &mut run).await;
     if result.is_ok() {
         let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
-        ctx.insights.set_group(&key, None);
+        ctx.shared::<crate::payer::insights::InsightsStore>()
+            .set_group(&key, None);
     }
     run.finish_cleanup(
         &previous,

@@ -73,14 +73,14 @@ impl BillingContext {
         now: Timestamp,
     ) -> Result<Self, Error> {
         let snapshot = ctx
-            .billing
+            .shared::<SharedReads<BillingSnapshot>>()
             .get_or_load(&key, || BillingSnapshot::load(&conn, now))
             .await?;
         Ok(Self {
             key,
             conn,
             snapshot,
-            shared: ctx.billing.clone(),
+            shared: ctx.shared::<SharedReads<BillingSnapshot>>(),
         })
     }
 

@@ -237,7 +237,7 @@ async fn observe(
     let dependency = format!("BillingGroup {namespace}/{group_ref}");
     let group_obj = ctx
         .catalog
-        .billing_group(namespace, group_ref)
+        .get::<crate::api::BillingGroup>(namespace, group_ref)
         .ok_or_else(|| {
             Error::waiting(
                 DEPENDENCY_NOT_READY,
@@ -273,7 +273,7 @@ async fn observe(
         BTreeMap::new()
     } else {
         ctx.catalog
-            .custom_line_items(namespace)
+            .list::<crate::api::CustomLineItem>(namespace)
             .into_iter()
             .filter(|i| wanted.contains(&&i.name_any()))
             .map(|i| (i.name_any(), i.item_name()))
@@ -507,7 +507,7 @@ async fn delete(
     let namespace = obj.namespace().unwrap_or_default();
     let Some(group_obj) = ctx
         .catalog
-        .billing_group(&namespace, &obj.spec.billing_group_ref.name)
+        .get::<crate::api::BillingGroup>(&namespace, &obj.spec.billing_group_ref.name)
     else {
         return Ok(Verdict::ready(
             RELEASED,

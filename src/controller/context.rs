@@ -106,7 +106,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         // The metrics endpoint shows what the reconcilers learn about costs.
-        let reconcile = reconcile.with_insights(metrics.insights.clone());
+        let reconcile = reconcile.with_shared(metrics.insights.clone());
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,

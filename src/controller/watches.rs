@@ -63,7 +63,7 @@ pub async fn run(mut ctx: Context, namespaces: Vec<String>) {
     crate::kinds::visit(&mut watches);
     let watches = watches.runs;
     tokio::spawn(first_sync(ctx.clone()));
-    let _tenancy_watches = tenancy.spawn();
+    let _tenancy_watches = tenancy.spawn(super::context::FIELD_MANAGER);
     // The watches run until every controller has stopped (a shutdown signal).
     tokio::select! {
         _ = futures::future::join_all(controllers) => {}

@@ -557,7 +557,7 @@ fn billing_view(
         |message: String| Error::waiting(reasons::DEPENDENCY_NOT_READY, message, DEPENDENCY_RETRY);
     let group = ctx
         .catalog
-        .billing_group(&namespace, &group_ref.name)
+        .get::<crate::api::BillingGroup>(&namespace, &group_ref.name)
         .ok_or_else(|| {
             not_ready(format!(
                 "BillingGroup {namespace}/{} does not exist",
@@ -573,7 +573,7 @@ fn billing_view(
     let account = crate::billing::billing_group::resolve_account(
         &group.spec.primary_account,
         &ctx.catalog
-            .linked_account(&namespace, &group.spec.primary_account)
+            .get::<crate::api::LinkedAccount>(&namespace, &group.spec.primary_account)
             .into_iter()
             .collect::<Vec<_>>(),
     )
@@ -955,7 +955,7 @@ async fn release(
     let namespace = obj.namespace().unwrap_or_default();
     if ctx
         .catalog
-        .payer(&namespace, &obj.spec.payer_ref.name)
+        .get::<crate::api::Payer>(&namespace, &obj.spec.payer_ref.name)
         .is_none()
     {
         return Ok(Verdict::ready(

@@ -71,7 +71,7 @@ pub async fn apply_with_insights(
     insights: Arc<crate::payer::insights::InsightsStore>,
 ) -> Report {
     let (mut objects, ctx) = prepare(manifests, connector);
-    let ctx = ctx.with_insights(insights);
+    let ctx = ctx.with_shared(insights);
     let mut schedule = Schedule::new(objects.len(), Instant::now() + wait);
     // Sooner when something an object waits for ends (an account creation's watcher says so).
     let mut wake_ups = wake_ups(&ctx);

@@ -27,9 +27,8 @@ use crate::aws::Connection;
 use crate::aws::organizations::{Account, CreateStatus, OrganizationsApi};
 use crate::error::Error;
 
-use crate::payer::context::PayerContext;
 use crate::payer::snapshot::{OrgSnapshot, SnapshotCache, Write};
-use crate::reconcile::{Catalog, PayerLocks, ReconcileContext};
+use crate::reconcile::{Catalog, PayerLocks};
 
 /// Shortest pause between two looks of the watcher.
 pub const MIN_WATCH: Duration = Duration::from_millis(250);
@@ -89,7 +88,7 @@ pub struct WatchParts {
     pub conn: Connection,
     pub snapshots: Arc<SnapshotCache>,
     pub locks: Arc<PayerLocks>,
-    pub catalog: Arc<dyn Catalog>,
+    pub catalog: Arc<Catalog>,
 }
 
 impl Creations {
@@ -393,7 +392,9 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
             let free = MAX_CREATES_IN_FLIGHT.saturating_sub(seen.in_progress.len());
             let all = parts
                 .catalog
-                .linked_accounts_where(&namespace, &|o| may_queue(o, &payer_name));
+                .list_where::<crate::api::LinkedAccount>(&namespace, |o: &LinkedAccount| {
+                    may_queue(o, &payer_name)
+                });
             let next = creation_queue(&all, &payer_name, &requested)
                 .into_iter()
                 .take(free)
@@ -407,48 +408,6 @@ async fn watch(creations: Weak<Creations>, shutdown: Arc<tokio::sync::Notify>, p
             return;
         }
     }
-}
-
-/// Bring the CreateAccount requests of `pc`'s snapshot up to date (one
-/// ListCreateAccountStatus): a request that finished since is looked up, and its account
-/// recorded, so an account is never missing between "no longer in progress" and "listed".
-pub async fn refresh_requests(pc: &mut PayerContext, ctx: &ReconcileContext) -> Result<(), Error> {
-    let known: Vec<String> = pc
-        .snapshot
-        .creates_in_progress
-        .iter()
-        .map(|c| c.request_id.clone())
-        .collect();
-    let snapshot = pc.snapshot.clone();
-    let seen = look(pc.conn.organizations.as_ref(), &known, |id| {
-        snapshot.account(id).is_some()
-    })
-    .await?;
-    let write = seen.write();
-    pc.record(ctx, move |s| write(s));
-    Ok(())
-}
-
-/// Have the creation watcher of `pc`'s payer follow `request_id` (made for the LinkedAccount
-/// `owner`, if known): it wakes the owner and the next queued accounts when it ends.
-pub fn follow_request(
-    pc: &PayerContext,
-    ctx: &ReconcileContext,
-    request_id: &str,
-    owner: Option<&str>,
-) {
-    ctx.creations.follow(
-        || WatchParts {
-            payer_key: pc.key.clone(),
-            conn: pc.conn.clone(),
-            snapshots: ctx.snapshots.clone(),
-            locks: ctx.locks.clone(),
-            catalog: ctx.catalog.clone(),
-        },
-        &pc.key,
-        request_id,
-        owner,
-    );
 }
 
 #[cfg(test)]

@@ -110,7 +110,9 @@ pub async fn cleanup(
 /// is no newer read; dropped when the payer's insights are off).
 fn account_cost(obj: &LinkedAccount, ctx: &ReconcileContext, status: &mut LinkedAccountStatus) {
     let namespace = obj.namespace().unwrap_or_default();
-    let payer = ctx.catalog.payer(&namespace, &obj.spec.payer_ref.name);
+    let payer = ctx
+        .catalog
+        .get::<crate::api::Payer>(&namespace, &obj.spec.payer_ref.name);
     let enabled = payer
         .as_ref()
         .and_then(|p| p.spec.insights.as_ref())
@@ -122,11 +124,14 @@ fn account_cost(obj: &LinkedAccount, ctx: &ReconcileContext, status: &mut Linked
         return;
     }
     let key = crate::reconcile::object_key(&namespace, &obj.spec.payer_ref.name);
-    if let (Some(read), Some(id)) = (ctx.insights.read(&key), status.account_id.as_deref())
-        && status
-            .cost
-            .as_ref()
-            .is_none_or(|c| c.as_of != read.refreshed_at)
+    if let (Some(read), Some(id)) = (
+        ctx.shared::<crate::payer::insights::InsightsStore>()
+            .read(&key),
+        status.account_id.as_deref(),
+    ) && status
+        .cost
+        .as_ref()
+        .is_none_or(|c| c.as_of != read.refreshed_at)
     {
         status.cost = Some(read.summary.account(id, &read.refreshed_at));
     }

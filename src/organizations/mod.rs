@@ -41,7 +41,7 @@ pub fn resolve_policies(
     for name in names {
         let object = ctx
             .catalog
-            .service_control_policy(namespace, name)
+            .get::<crate::api::ServiceControlPolicy>(namespace, name)
             .ok_or_else(|| {
                 Error::waiting(
                     DEPENDENCY_NOT_READY,
@@ -73,7 +73,7 @@ pub fn managed_policy_names(
     ctx: &ReconcileContext,
 ) -> BTreeSet<String> {
     ctx.catalog
-        .service_control_policies(namespace)
+        .list::<crate::api::ServiceControlPolicy>(namespace)
         .iter()
         .filter(|p| p.spec.payer_ref == *payer)
         .map(|p| p.policy_name())

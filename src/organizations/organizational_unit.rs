@@ -66,7 +66,7 @@ fn resolve_parent_at(
     }
     let parent = ctx
         .catalog
-        .organizational_unit(namespace, &parent_ref.name)
+        .get::<crate::api::OrganizationalUnit>(namespace, &parent_ref.name)
         .ok_or_else(|| {
             Error::waiting(
                 DEPENDENCY_NOT_READY,

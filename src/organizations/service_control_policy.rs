@@ -210,7 +210,7 @@ async fn owned_policy(
 ) -> Result<Option<PolicySummary>, Error> {
     let named: std::collections::BTreeSet<String> = ctx
         .catalog
-        .service_control_policies(namespace)
+        .list::<crate::api::ServiceControlPolicy>(namespace)
         .iter()
         .filter(|p| p.spec.payer_ref == obj.spec.payer_ref && p.name_any() != obj.name_any())
         .map(|p| p.policy_name())

@@ -17,7 +17,7 @@ use crate::reconcile::reasons::{PAYER_NOT_FOUND, PAYER_NOT_MANAGEMENT_ACCOUNT};
 use crate::reconcile::run::Run;
 use crate::reconcile::{Change, DEPENDENCY_RETRY, ReconcileContext, object_key};
 
-use crate::payer::snapshot::OrgSnapshot;
+use crate::payer::snapshot::{OrgSnapshot, SnapshotCache};
 
 /// The payer an object belongs to, its AWS connection and the organization snapshot.
 pub struct PayerContext {
@@ -36,7 +36,7 @@ pub async fn payer_connection(
 ) -> Result<(String, Payer, Connection), Error> {
     let payer = ctx
         .catalog
-        .payer(namespace, &payer_ref.name)
+        .get::<crate::api::Payer>(namespace, &payer_ref.name)
         .ok_or_else(|| {
             Error::waiting(
                 PAYER_NOT_FOUND,
@@ -51,7 +51,7 @@ pub async fn payer_connection(
     // otherwise); claims among the Payers that may claim.
     crate::payer::tenancy::authorize(&payer, ctx).await?;
     let claimants = crate::payer::tenancy::claimants(ctx, &payer.spec.account_id).await?;
-    if let Some(err) = crate::payer::claimed_elsewhere(&payer, &claimants) {
+    if let Some(err) = crate::payer::tenancy::claimed_elsewhere(&payer, &claimants) {
         return Err(err);
     }
     let key = object_key(namespace, &payer_ref.name);
@@ -71,7 +71,7 @@ impl PayerContext {
         ctx: &ReconcileContext,
     ) -> Result<Self, Error> {
         let (key, payer, conn) = payer_connection(namespace, payer_ref, ctx).await?;
-        let snapshot = ctx.snapshots.get(&key, &conn).await?;
+        let snapshot = ctx.shared::<SnapshotCache>().get(&key, &conn).await?;
         if snapshot.organization.management_account_id != payer.spec.account_id {
             return Err(Error::terminal(
                 PAYER_NOT_MANAGEMENT_ACCOUNT,
@@ -97,7 +97,10 @@ impl PayerContext {
         write: impl Fn(&mut OrgSnapshot) + Send + Sync + 'static,
     ) {
         let write: crate::payer::snapshot::Write<OrgSnapshot> = Arc::new(write);
-        match ctx.snapshots.update(&self.key, write.clone()) {
+        match ctx
+            .shared::<SnapshotCache>()
+            .update(&self.key, write.clone())
+        {
             Some(s) => self.snapshot = s,
             None => write(Arc::make_mut(&mut self.snapshot)),
         }
@@ -169,13 +172,16 @@ impl PayerContext {
 
     /// Drop the cached snapshot after a write and read a fresh one.
     pub async fn refresh(&mut self, ctx: &ReconcileContext) -> Result<(), Error> {
-        ctx.snapshots.invalidate(&self.key);
-        self.snapshot = ctx.snapshots.get(&self.key, &self.conn).await?;
+        ctx.shared::<SnapshotCache>().invalidate(&self.key);
+        self.snapshot = ctx
+            .shared::<SnapshotCache>()
+            .get(&self.key, &self.conn)
+            .await?;
         Ok(())
     }
 
     /// Forget the snapshot after a write (the next reader loads a fresh one).
     pub fn invalidate(&self, ctx: &ReconcileContext) {
-        ctx.snapshots.invalidate(&self.key);
+        ctx.shared::<SnapshotCache>().invalidate(&self.key);
     }
 }

@@ -124,9 +124,10 @@ impl Tenancy {
     }
 
     /// Start watching PayerGrants and Namespaces; the watches stop when the guard drops.
-    pub fn spawn(self) -> WatchGuard {
+    /// `controller` names the operator in the Events (its field manager).
+    pub fn spawn(self, controller: &str) -> WatchGuard {
         let reporter = Reporter {
-            controller: crate::controller::FIELD_MANAGER.into(),
+            controller: controller.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
         let recorder = Recorder::new(self.client.clone(), reporter);

@@ -174,37 +174,6 @@ pub async fn observe(payer: &Payer, ctx: &ReconcileContext) -> Result<PayerObser
     })
 }
 
-/// The Payer that claims an AWS account: of all Payers with that account id in the
-/// cluster, the oldest (then by namespace and name). Pure.
-pub fn claimant<'a>(account_id: &str, all: &'a [Payer]) -> Option<&'a Payer> {
-    all.iter()
-        .filter(|p| p.spec.account_id == account_id && p.metadata.deletion_timestamp.is_none())
-        .min_by_key(|p| {
-            (
-                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
-                p.namespace().unwrap_or_default(),
-                p.name_any(),
-            )
-        })
-}
-
-/// A terminal error when another Payer already claims this payer's AWS account. Pure.
-pub fn claimed_elsewhere(payer: &Payer, all: &[Payer]) -> Option<Error> {
-    let first = claimant(&payer.spec.account_id, all)?;
-    let same = first.namespace() == payer.namespace() && first.name_any() == payer.name_any();
-    (!same).then(|| {
-        Error::terminal(
-            reasons::ACCOUNT_CLAIMED,
-            format!(
-                "AWS account {} is already managed by Payer {}/{}; one account can be claimed by one Payer in the cluster. Delete this Payer or the other",
-                payer.spec.account_id,
-                first.namespace().unwrap_or_default(),
-                first.name_any()
-            ),
-        )
-    })
-}
-
 /// Decide whether the payer is usable. Pure.
 pub fn plan(spec: &PayerSpec, observed: &PayerObservation) -> PayerPlan {
     let verdict = if observed.identity.account != spec.account_id {
@@ -489,7 +458,7 @@ async fn verify(payer: &Payer, ctx: &ReconcileContext, run: &Run) -> Result<Paye
     // account.
     tenancy::authorize(payer, ctx).await?;
     if run.applying()
-        && let Some(err) = claimed_elsewhere(
+        && let Some(err) = tenancy::claimed_elsewhere(
             payer,
             &tenancy::claimants(ctx, &payer.spec.account_id).await?,
         )
@@ -716,8 +685,8 @@ mod tests {
             p("b", "second", "2026-11-24T11:00:00Z"),
             p("a", "first", "2026-11-24T10:00:00Z"),
         ];
-        assert!(claimed_elsewhere(&all[1], &all).is_none());
-        let err = claimed_elsewhere(&all[0], &all).expect("refused");
+        assert!(tenancy::claimed_elsewhere(&all[1], &all).is_none());
+        let err = tenancy::claimed_elsewhere(&all[0], &all).expect("refused");
         assert_eq!(err.reason(), "AccountClaimed");
         assert!(err.to_string().contains("a/first"));
     }

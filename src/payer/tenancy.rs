@@ -147,7 +147,7 @@ pub async fn authorize(payer: &Payer, ctx: &ReconcileContext) -> Result<(), Erro
     }
 }
 
-/// The Payers that may claim AWS account `account_id` (see [`super::claimant`]): those of that
+/// The Payers that may claim AWS account `account_id` (see [`claimant`]): those of that
 /// account but the ones refused for the operator's identity, so that a refused Payer never
 /// keeps a granted one out.
 pub async fn claimants(ctx: &ReconcileContext, account_id: &str) -> Result<Vec<Payer>, Error> {
@@ -245,6 +245,37 @@ fn valid_external_id(v: &str) -> bool {
     (2..=1224).contains(&v.len())
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
+}
+
+/// The Payer that claims an AWS account: of all Payers with that account id in the
+/// cluster, the oldest (then by namespace and name). Pure.
+pub fn claimant<'a>(account_id: &str, all: &'a [Payer]) -> Option<&'a Payer> {
+    all.iter()
+        .filter(|p| p.spec.account_id == account_id && p.metadata.deletion_timestamp.is_none())
+        .min_by_key(|p| {
+            (
+                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                p.namespace().unwrap_or_default(),
+                p.name_any(),
+            )
+        })
+}
+
+/// A terminal error when another Payer already claims this payer's AWS account. Pure.
+pub fn claimed_elsewhere(payer: &Payer, all: &[Payer]) -> Option<Error> {
+    let first = claimant(&payer.spec.account_id, all)?;
+    let same = first.namespace() == payer.namespace() && first.name_any() == payer.name_any();
+    (!same).then(|| {
+        Error::terminal(
+            crate::reconcile::reasons::ACCOUNT_CLAIMED,
+            format!(
+                "AWS account {} is already managed by Payer {}/{}; one account can be claimed by one Payer in the cluster. Delete this Payer or the other",
+                payer.spec.account_id,
+                first.namespace().unwrap_or_default(),
+                first.name_any()
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -401,7 +432,7 @@ mod tests {
             .map(|p| p.namespace().unwrap_or_default())
             .collect();
         assert_eq!(namespaces, ["acme", "keys"]);
-        assert!(crate::payer::claimed_elsewhere(&granted, &eligible).is_none());
+        assert!(claimed_elsewhere(&granted, &eligible).is_none());
         assert!(claimants(&ctx, "111111111111").await.unwrap().is_empty());
 
         // The squatter itself is refused (and that is what it is told, not AccountClaimed).

@@ -12,11 +12,7 @@ use async_trait::async_trait;
 use crate::api::Payer;
 use crate::api::payer::ClosureRecord;
 use crate::aws::{AwsConnect, Connection, PayerCredentialsSource};
-use crate::billing::snapshot::BillingSnapshot;
 use crate::error::Error;
-use crate::organizations::creations::Creations;
-use crate::payer::insights::InsightsStore;
-use crate::payer::snapshot::{SharedReads, SnapshotCache};
 use crate::secrets::SecretSource;
 
 use super::catalog::Catalog;
@@ -172,17 +168,6 @@ pub struct ReconcileContext {
     pub locks: Arc<PayerLocks>,
     pub mailer: Arc<dyn crate::notify::Mailer>,
     shared: Shared,
-    // TRANSITIONAL, removed after the redesign merge: domain state read as fields by domain
-    // files written before `shared`. Each is the same value `shared::<T>()` returns; once the
-    // domains call `ctx.shared::<SnapshotCache>()` (and so on) these four fields, the
-    // `with_insights`/`with_snapshots` setters and the domain imports above go, and the engine
-    // names no domain type.
-    pub snapshots: Arc<SnapshotCache>,
-    pub billing: Arc<SharedReads<BillingSnapshot>>,
-    /// Account creations in flight, watched per payer.
-    pub creations: Arc<Creations>,
-    /// Cost insights kept in memory (shared with the metrics endpoint).
-    pub insights: Arc<InsightsStore>,
 }
 
 impl ReconcileContext {
@@ -196,10 +181,6 @@ impl ReconcileContext {
             ledger: Arc::new(MemoryLedger::default()),
             locks: Arc::new(PayerLocks::default()),
             mailer: Arc::new(crate::notify::SmtpMailer),
-            snapshots: shared.get(),
-            billing: shared.get(),
-            creations: shared.get(),
-            insights: shared.get(),
             shared,
         }
     }
@@ -212,7 +193,6 @@ impl ReconcileContext {
     /// Use `value` as the shared value of type `T` in this context (and its later clones).
     pub fn with_shared<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
         self.shared = self.shared.with(value);
-        self.sync_transitional_fields();
         self
     }
 
@@ -229,26 +209,5 @@ impl ReconcileContext {
     pub fn with_ledger(mut self, ledger: Arc<dyn ClosureLedger>) -> Self {
         self.ledger = ledger;
         self
-    }
-
-    /// TRANSITIONAL: share the insights store (the metrics endpoint reads it); becomes
-    /// `with_shared(insights)`.
-    pub fn with_insights(self, insights: Arc<InsightsStore>) -> Self {
-        self.with_shared(insights)
-    }
-
-    /// TRANSITIONAL: use `max_age` for both shared reads (organization and Billing
-    /// Conductor); moves next to `SnapshotCache` once the fields go.
-    pub fn with_snapshots(self, snapshots: Arc<SnapshotCache>) -> Self {
-        let billing = Arc::new(SharedReads::<BillingSnapshot>::new(snapshots.max_age()));
-        self.with_shared(snapshots).with_shared(billing)
-    }
-
-    /// TRANSITIONAL: keep the four domain fields equal to their shared values.
-    fn sync_transitional_fields(&mut self) {
-        self.snapshots = self.shared.get();
-        self.billing = self.shared.get();
-        self.creations = self.shared.get();
-        self.insights = self.shared.get();
     }
 }

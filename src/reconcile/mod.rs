@@ -21,7 +21,6 @@
 //! Front doors differ only in how they resolve references, read Secrets and store status.
 
 pub mod catalog;
-pub mod compat;
 pub mod conditions;
 pub mod context;
 pub mod kind;
@@ -34,7 +33,7 @@ pub mod shared;
 pub mod tags;
 pub mod trigger;
 
-pub use compat::{Catalog, finish, finish_cleanup};
+pub use catalog::Catalog;
 pub use conditions::{conditions_for, ready_change_event};
 pub use context::{
     ClosureLedger, ConnectionCache, MemoryLedger, PayerLocks, ReconcileContext, payer_key,

@@ -22,10 +22,10 @@ use crate::api::linked_account::{BillingAccess, CreateAccount};
 use crate::aws::organizations::{Account, CreateStatus, NewAccount};
 use crate::error::Error;
 use crate::organizations::creations::{
-    MAX_CREATES_IN_FLIGHT, follow_request, may_queue, queue_position, refresh_requests,
+    Creations, MAX_CREATES_IN_FLIGHT, WatchParts, look, may_queue, queue_position,
 };
 use crate::payer::context::PayerContext;
-use crate::payer::snapshot::OrgSnapshot;
+use crate::payer::snapshot::{OrgSnapshot, SnapshotCache};
 use crate::reconcile::reasons::{
     CREATE_FAILED, CREATING, CREATION_QUEUED, CREATION_REQUESTED, PLANNED_ONLY,
 };
@@ -120,7 +120,7 @@ async fn observe(
         return Ok(observed);
     }
     // The watcher may have started following it for the queue, not knowing whose it was.
-    if ctx.creations.follows(&pc.key, &request_id) {
+    if ctx.shared::<Creations>().follows(&pc.key, &request_id) {
         observed.request = RequestSeen::Followed(request_id);
         return Ok(observed);
     }
@@ -277,18 +277,18 @@ async fn take_slot(
         .get(&format!("{}#create", pc.key))
         .lock_owned()
         .await;
-    if ctx.creations.watching(&pc.key) {
-        pc.snapshot = ctx.snapshots.get(&pc.key, &pc.conn).await?;
+    if ctx.shared::<Creations>().watching(&pc.key) {
+        pc.snapshot = ctx.shared::<SnapshotCache>().get(&pc.key, &pc.conn).await?;
     } else {
         refresh_requests(pc, ctx).await?;
     }
     let position = queue_position(
         obj,
-        &ctx.catalog
-            .linked_accounts_where(&obj.namespace().unwrap_or_default(), &|o| {
-                may_queue(o, &obj.spec.payer_ref.name)
-            }),
-        &ctx.creations.requested(&pc.key),
+        &ctx.catalog.list_where::<crate::api::LinkedAccount>(
+            &obj.namespace().unwrap_or_default(),
+            |o: &crate::api::LinkedAccount| may_queue(o, &obj.spec.payer_ref.name),
+        ),
+        &ctx.shared::<Creations>().requested(&pc.key),
     );
     Ok((turn, slot(create, &pc.snapshot, position)))
 }
@@ -411,6 +411,48 @@ fn creation_failed(email: &str, reason: Option<&str>) -> Error {
         CREATE_FAILED,
         format!("creating the account failed: {reason}: {advice}"),
     )
+}
+
+/// Bring the CreateAccount requests of `pc`'s snapshot up to date (one
+/// ListCreateAccountStatus): a request that finished since is looked up, and its account
+/// recorded, so an account is never missing between "no longer in progress" and "listed".
+pub async fn refresh_requests(pc: &mut PayerContext, ctx: &ReconcileContext) -> Result<(), Error> {
+    let known: Vec<String> = pc
+        .snapshot
+        .creates_in_progress
+        .iter()
+        .map(|c| c.request_id.clone())
+        .collect();
+    let snapshot = pc.snapshot.clone();
+    let seen = look(pc.conn.organizations.as_ref(), &known, |id| {
+        snapshot.account(id).is_some()
+    })
+    .await?;
+    let write = seen.write();
+    pc.record(ctx, move |s| write(s));
+    Ok(())
+}
+
+/// Have the creation watcher of `pc`'s payer follow `request_id` (made for the LinkedAccount
+/// `owner`, if known): it wakes the owner and the next queued accounts when it ends.
+pub fn follow_request(
+    pc: &PayerContext,
+    ctx: &ReconcileContext,
+    request_id: &str,
+    owner: Option<&str>,
+) {
+    ctx.shared::<Creations>().follow(
+        || WatchParts {
+            payer_key: pc.key.clone(),
+            conn: pc.conn.clone(),
+            snapshots: ctx.shared::<SnapshotCache>(),
+            locks: ctx.locks.clone(),
+            catalog: ctx.catalog.clone(),
+        },
+        &pc.key,
+        request_id,
+        owner,
+    );
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub(super) async fn send(
     tags: Option<&Tags>,
     now: Timestamp,
 ) -> Notified {
-    let payer = ctx.catalog.payer(
+    let payer = ctx.catalog.get::<crate::api::Payer>(
         &obj.namespace().unwrap_or_default(),
         &obj.spec.payer_ref.name,
     )?;
