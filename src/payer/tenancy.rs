@@ -182,6 +182,8 @@ pub async fn claimants(ctx: &ReconcileContext, account_id: &str) -> Result<Vec<P
             out.push(p);
         }
     }
+    // The catalog keeps no order; claims are judged the same whatever order it lists them in.
+    out.sort_by_key(|p| (p.namespace(), p.name_any()));
     Ok(out)
 }
 
