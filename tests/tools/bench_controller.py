@@ -1,0 +1,186 @@
+"""`make bench-scale`, the controller: resident memory of `run` with N objects in its watch
+caches, on the real kube-apiserver the cluster suite builds (tests/cluster).
+
+  bench_controller.py BIN URL CLUSTER_DIR N [N ...]
+
+Starts etcd and kube-apiserver in CLUSTER_DIR (emptied first; tests/cluster/start.sh, without
+kube-controller-manager) and applies the CRDs BIN prints. Then for each N, in a namespace of
+its own (bench-N): a fresh organization in the emulator at URL, the objects of
+bench_lib.manifests(N) created with kubectl, and `BIN run --namespace bench-N` (admin
+kubeconfig, the emulator as AWS, resync 3600 s so that no resync falls inside the measurement)
+as a child process. Once the initial sync is done, and again 30 s later, it prints the
+process's VmRSS and VmHWM (/proc/PID/status), its own CPU seconds (/proc/PID/stat), and the AWS
+calls of the initial sync. The initial sync is done when every object in the namespace carries a
+status for its generation (`status.observedGeneration == metadata.generation`, read with kubectl
+once the controller's reconcile counters reach the number of objects), or when the controller
+says so itself (`partnerbilling_ready 1` on /metrics; on main that gauge never turns 1).
+The controller is stopped (SIGTERM) before the next N. Between
+two sizes, memory per object is the difference of resident memory over the difference of
+objects (the fixed part of the process cancels out). The control plane is always stopped.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import bench_lib as b
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLUSTER = os.path.join(HERE, "..", "cluster")
+SETTLE = 30
+READY_TIMEOUT = int(os.environ.get("PBO_BENCH_READY_TIMEOUT", "5400"))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric(port: int, name: str) -> float | None:
+    """Sum of the samples of `name` on /metrics; `name` may end in labels (`x{kind="A"}`)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    total = None
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name if "{" in name else name + "{"):
+            total = (total or 0.0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def main() -> int:
+    binary, url, cluster_dir = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
+    sizes = [int(n) for n in sys.argv[4:]]
+    emu = b.Emulator(url)
+    subprocess.run(["rm", "-rf", cluster_dir], check=True)
+    env_start = dict(os.environ, PBO_KUBE_CONTROLLER_MANAGER="0")
+    started = time.monotonic()
+    subprocess.run([os.path.join(CLUSTER, "start.sh"), cluster_dir], check=True, env=env_start,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"bench controller: kube-apiserver and etcd started in {time.monotonic() - started:.1f} s ({cluster_dir})", flush=True)
+    results = []
+    try:
+        cluster = dict(line.strip().split("=", 1) for line in open(os.path.join(cluster_dir, "cluster.env")) if "=" in line)
+        kubectl = os.path.join(cluster["KUBE_BIN"], "kubectl")
+        kenv = dict(os.environ, KUBECONFIG=cluster["KUBECONFIG"])
+
+        def k(*args: str) -> None:
+            subprocess.run([kubectl, *args], env=kenv, check=True, stdout=subprocess.DEVNULL)
+
+        with tempfile.TemporaryDirectory(prefix="pbo-bench-ctl-") as d:
+            crds = os.path.join(d, "crds")
+            subprocess.run([binary, "crd", "--dir", crds], check=True)
+            k("apply", "--server-side", "-f", crds)
+            k("wait", "--for=condition=Established", "--timeout=60s", "-f", crds)
+            for n in sizes:
+                results.append(measure(binary, emu, k, kubectl, kenv, cluster, d, n))
+    finally:
+        subprocess.run([os.path.join(CLUSTER, "stop.sh"), cluster_dir],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if len(results) >= 2:
+        (n1, r1), (n2, r2) = results[0], results[-1]
+        slope = (r2["VmRSS"] - r1["VmRSS"]) / (n2 - n1)
+        fixed = r1["VmRSS"] - slope * n1
+        print(f"bench controller: resident memory per object (between {n1:,} and {n2:,} objects, after the "
+              f"initial sync and {SETTLE} s idle): {slope:.2f} KiB; fixed part {b.mib(fixed)}; so a 64 MiB "
+              f"controller holds about {max(0, (64 * 1024 - fixed) / slope):,.0f} objects"
+              if slope > 0 else
+              f"bench controller: resident memory did not grow between {n1:,} and {n2:,} objects", flush=True)
+    return 0
+
+
+def unsynced(kubectl: str, kenv: dict, ns: str) -> int:
+    """Objects of the namespace without a status for their generation."""
+    out = subprocess.run([kubectl, "get", KINDS, "-n", ns, "-o",
+                          "jsonpath={range .items[*]}{.metadata.generation}/{.status.observedGeneration} {end}"],
+                         env=kenv, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return sum(1 for pair in out.split() if pair.split("/")[0] != pair.split("/")[1])
+
+
+KINDS = "payers.partnerbilling.io,pricingplans.partnerbilling.io,linkedaccounts.partnerbilling.io,billinggroups.partnerbilling.io"
+
+
+def measure(binary, emu, k, kubectl, kenv, cluster, d, n) -> tuple[int, dict]:
+    ns = f"bench-{n}"
+    accounts, groups = b.mix(n)
+    ids = emu.seed(accounts)
+    manifests = os.path.join(d, ns)
+    os.mkdir(manifests)
+    docs = b.manifests(n, ids, ns)
+    b.write_docs(manifests, docs)
+    k("create", "namespace", ns)
+    started = time.monotonic()
+    k("create", "-f", manifests)
+    head = f"bench controller: {n:,} objects ({accounts:,} LinkedAccounts, {groups} BillingGroups, a Payer, a PricingPlan)"
+    print(f"{head}: created in the API server in {time.monotonic() - started:.1f} s", flush=True)
+
+    emu.clear_requests()
+    port = free_port()
+    log = open(os.path.join(os.path.dirname(cluster["KUBECONFIG"]), f"operator-{ns}.log"), "wb")
+    env = dict(b.aws_env(emu.url), KUBECONFIG=cluster["KUBECONFIG"], POD_NAME=f"bench-{n}",
+               POD_NAMESPACE=ns, PBO_LOG="info,kube=warn", PBO_LOG_FORMAT="text", NO_COLOR="1")
+    argv = [binary, "run", f"--namespace={ns}", f"--metrics-addr=127.0.0.1:{port}", "--resync-seconds=3600"]
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    pid = proc.pid
+    ready = False
+    checked = 0.0
+    try:
+        while time.monotonic() - started < READY_TIMEOUT:
+            if proc.poll() is not None:
+                raise SystemExit(f"{head}: the controller exited ({proc.returncode}); log: {log.name}")
+            if metric(port, "partnerbilling_ready") == 1:
+                ready = True
+                break
+            if (metric(port, 'partnerbilling_reconciles_total{kind="LinkedAccount"}') or 0) >= accounts \
+                    and time.monotonic() - checked > 15:
+                checked = time.monotonic()
+                if unsynced(kubectl, kenv, ns) == 0:
+                    ready = True
+                    break
+            time.sleep(2)
+        took = time.monotonic() - started
+        at_ready = b.proc_status(pid)
+        cpu_ready = b.proc_cpu(pid)
+        total, by_op = emu.requests()
+        reconciles = metric(port, "partnerbilling_reconciles_total") or 0
+        failures = metric(port, "partnerbilling_reconcile_failures_total") or 0
+        state = "first full sync done" if ready else f"NOT READY after {READY_TIMEOUT} s"
+        print(f"{head}: {state} after {took:.1f} s wall (machine shared); controller CPU {cpu_ready:.1f} s "
+              f"= {cpu_ready / n * 1e6:,.0f} µs per object; VmRSS {b.mib(at_ready['VmRSS'])} "
+              f"({at_ready['VmRSS'] / n:.2f} KiB per object), VmHWM (peak) {b.mib(at_ready['VmHWM'])}; "
+              f"{int(reconciles):,} reconciles, {int(failures):,} failed; {total:,} AWS calls "
+              f"vs the formula ⌈{accounts + 1:,}/20⌉ + ⌈{groups}/100⌉ = {b.formula(accounts, groups)} per listing pass",
+              flush=True)
+        print(f"{head}: initial sync AWS calls by operation: {b.describe_calls(by_op, accounts, groups)}", flush=True)
+        emu.clear_requests()
+        time.sleep(SETTLE)
+        settled = b.proc_status(pid)
+        cpu_idle = b.proc_cpu(pid) - cpu_ready
+        total_idle, _ = emu.requests()
+        print(f"{head}: {SETTLE} s later: VmRSS {b.mib(settled['VmRSS'])} ({settled['VmRSS'] / n:.2f} KiB per object), "
+              f"VmHWM {b.mib(settled['VmHWM'])}; {cpu_idle:.2f} s CPU and {total_idle} AWS calls meanwhile; "
+              f"target: under 64 MiB", flush=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    return n, settled
+
+
+if __name__ == "__main__":
+    sys.exit(main())
