@@ -59,6 +59,8 @@ def metric(port: int, name: str) -> float | None:
 
 
 def main() -> int:
+    # Stopped by make or a person: still stop the operator and the control plane (finally).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     binary, url, cluster_dir = sys.argv[1], sys.argv[2], os.path.abspath(sys.argv[3])
     sizes = [int(n) for n in sys.argv[4:]]
     emu = b.Emulator(url)
