@@ -85,103 +85,119 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<Violation>) {
         });
     }
     match value {
-        Value::Object(map) => {
-            for req in schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(name) = req.as_str()
-                    && !map.contains_key(name)
-                {
-                    out.push(Violation {
-                        path: join(path, name),
-                        message: "is required".into(),
-                    });
-                }
-            }
-            let props = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties");
-            for (k, v) in map {
-                if let Some(sub) = props.and_then(|p| p.get(k)) {
-                    walk(sub, v, &join(path, k), out);
-                } else if let Some(sub) = additional.filter(|a| a.is_object()) {
-                    walk(sub, v, &join(path, k), out);
-                } else if props.is_some() && path_is_checked(path) {
-                    out.push(Violation {
-                        path: join(path, k),
-                        message: "is not a known field".into(),
-                    });
-                }
-            }
-            check_count(
-                schema,
-                map.len(),
-                "minProperties",
-                "maxProperties",
-                "properties",
-                &here,
-                out,
-            );
-        }
-        Value::Array(items) => {
-            check_count(
-                schema,
-                items.len(),
-                "minItems",
-                "maxItems",
-                "items",
-                &here,
-                out,
-            );
-            if let Some(sub) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    walk(sub, item, &format!("{here}[{i}]"), out);
-                }
-            }
-        }
-        Value::String(s) => {
-            let len = s.chars().count();
-            check_count(
-                schema,
-                len,
-                "minLength",
-                "maxLength",
-                "characters",
-                &here,
-                out,
-            );
-            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-                && !matches_pattern(pattern, s)
-            {
-                out.push(Violation {
-                    path: here,
-                    message: format!("{s:?} does not match {pattern}"),
-                });
-            }
-        }
-        Value::Number(n) => {
-            if let (Some(min), Some(x)) =
-                (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
-                && x < min
-            {
-                out.push(Violation {
-                    path: here.clone(),
-                    message: format!("must be at least {min}"),
-                });
-            }
-            if let (Some(max), Some(x)) =
-                (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
-                && x > max
-            {
-                out.push(Violation {
-                    path: here,
-                    message: format!("must be at most {max}"),
-                });
-            }
-        }
+        Value::Object(map) => walk_object(schema, map, path, &here, out),
+        Value::Array(items) => walk_array(schema, items, &here, out),
+        Value::String(s) => check_string(schema, s, here, out),
+        Value::Number(n) => check_number(schema, n, here, out),
         _ => {}
+    }
+}
+
+/// Required members, known members (walked), unknown ones and the member count of an object.
+fn walk_object(
+    schema: &Value,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    here: &str,
+    out: &mut Vec<Violation>,
+) {
+    for req in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(name) = req.as_str()
+            && !map.contains_key(name)
+        {
+            out.push(Violation {
+                path: join(path, name),
+                message: "is required".into(),
+            });
+        }
+    }
+    let props = schema.get("properties").and_then(Value::as_object);
+    let additional = schema.get("additionalProperties");
+    for (k, v) in map {
+        if let Some(sub) = props.and_then(|p| p.get(k)) {
+            walk(sub, v, &join(path, k), out);
+        } else if let Some(sub) = additional.filter(|a| a.is_object()) {
+            walk(sub, v, &join(path, k), out);
+        } else if props.is_some() && path_is_checked(path) {
+            out.push(Violation {
+                path: join(path, k),
+                message: "is not a known field".into(),
+            });
+        }
+    }
+    check_count(
+        schema,
+        map.len(),
+        "minProperties",
+        "maxProperties",
+        "properties",
+        here,
+        out,
+    );
+}
+
+/// The item count of an array, and each item.
+fn walk_array(schema: &Value, items: &[Value], here: &str, out: &mut Vec<Violation>) {
+    check_count(
+        schema,
+        items.len(),
+        "minItems",
+        "maxItems",
+        "items",
+        here,
+        out,
+    );
+    if let Some(sub) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            walk(sub, item, &format!("{here}[{i}]"), out);
+        }
+    }
+}
+
+/// The length and pattern of a string.
+fn check_string(schema: &Value, s: &str, here: String, out: &mut Vec<Violation>) {
+    let len = s.chars().count();
+    check_count(
+        schema,
+        len,
+        "minLength",
+        "maxLength",
+        "characters",
+        &here,
+        out,
+    );
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && !matches_pattern(pattern, s)
+    {
+        out.push(Violation {
+            path: here,
+            message: format!("{s:?} does not match {pattern}"),
+        });
+    }
+}
+
+/// The bounds of a number.
+fn check_number(schema: &Value, n: &serde_json::Number, here: String, out: &mut Vec<Violation>) {
+    if let (Some(min), Some(x)) = (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
+        && x < min
+    {
+        out.push(Violation {
+            path: here.clone(),
+            message: format!("must be at least {min}"),
+        });
+    }
+    if let (Some(max), Some(x)) = (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
+        && x > max
+    {
+        out.push(Violation {
+            path: here,
+            message: format!("must be at most {max}"),
+        });
     }
 }
 

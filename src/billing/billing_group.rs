@@ -5,6 +5,8 @@
 //! update, creation, membership), execute through the billing write path, then a pure status
 //! and verdict.
 
+use crate::reconcile::catalog::Guarded;
+use crate::reconcile::trigger::Trigger;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -1034,6 +1036,31 @@ async fn foreign_items(
         }
     }
     Ok(foreign)
+}
+
+/// Billing groups follow LinkedAccount label and account-id changes at once (selectors).
+pub fn triggers() -> Vec<Trigger<BillingGroup>> {
+    vec![Trigger::on::<LinkedAccount>(
+        linked_account_fingerprint,
+        |_, _| true,
+    )]
+}
+
+/// What of a LinkedAccount BillingGroups follow: its labels (selectors) and its account id.
+fn linked_account_fingerprint(a: &Guarded<LinkedAccount>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kube::Resource::meta(a).labels.hash(&mut h);
+    a.0.as_ref()
+        .ok()
+        .and_then(|a| a.status.as_ref())
+        .and_then(|s| s.account_id.clone())
+        .hash(&mut h);
+    kube::Resource::meta(a)
+        .deletion_timestamp
+        .is_some()
+        .hash(&mut h);
+    Some(h.finish())
 }
 
 #[cfg(test)]

@@ -560,6 +560,20 @@ async fn delete(
     ))
 }
 
+/// CustomLineItems that others apply to first (then by namespace and name).
+pub fn applied_to_first(items: &mut [CustomLineItem]) {
+    items.sort_by_key(|i| {
+        (
+            i.spec
+                .percentage
+                .as_ref()
+                .is_some_and(|p| !p.applies_to.is_empty()),
+            i.namespace().unwrap_or_default(),
+            i.name_any(),
+        )
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

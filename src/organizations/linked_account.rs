@@ -16,6 +16,8 @@ pub mod invite;
 pub mod located;
 pub mod notify;
 
+use crate::reconcile::catalog::Guarded;
+use crate::reconcile::trigger::{Trigger, WakeUp, WakeUps};
 use std::collections::BTreeSet;
 
 use kube::ResourceExt;
@@ -492,6 +494,62 @@ async fn attach_policies(
     plan: &AttachmentPlan,
 ) -> Result<(), Error> {
     execute_attachments(pc, ctx, id, plan, run).await
+}
+
+/// LinkedAccounts take their cost from the payer's Cost Explorer read as soon as it lands,
+/// and an account whose creation ended (and the next ones in the creation queue) is
+/// reconciled as soon as the payer's creation watcher sees it end.
+pub fn triggers() -> Vec<Trigger<LinkedAccount>> {
+    vec![
+        Trigger::on::<crate::api::Payer>(payer_costs_fingerprint, |payer, account| {
+            account
+                .0
+                .as_ref()
+                .is_ok_and(|a| a.spec.payer_ref.name == payer.name_any())
+        }),
+        Trigger::wake_ups(account_wake_ups),
+    ]
+}
+
+/// What of a Payer its LinkedAccounts follow: when its costs were read.
+fn payer_costs_fingerprint(p: &Guarded<crate::api::Payer>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    p.0.as_ref()
+        .ok()
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.costs.as_ref())
+        .map(|c| c.refreshed_at.clone())
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// The LinkedAccounts the creation watchers wake.
+fn account_wake_ups(ctx: &ReconcileContext) -> WakeUps {
+    creation_wake_ups(&ctx.shared::<crate::organizations::creations::Creations>())
+}
+
+/// The wake-ups of the creation watchers; missed ones (the channel overflowed) are reported
+/// as such.
+pub fn creation_wake_ups(creations: &crate::organizations::creations::Creations) -> WakeUps {
+    futures::StreamExt::boxed(futures::stream::unfold(
+        creations.subscribe(),
+        |mut rx| async move {
+            match rx.recv().await {
+                Ok(w) => Some((
+                    WakeUp::Object {
+                        namespace: w.namespace,
+                        name: w.name,
+                    },
+                    rx,
+                )),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    Some((WakeUp::Missed, rx))
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+            }
+        },
+    ))
 }
 
 #[cfg(test)]

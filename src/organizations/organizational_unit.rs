@@ -560,6 +560,33 @@ async fn observe_deletion(
     }))
 }
 
+/// OrganizationalUnits parents first (then by namespace and name).
+pub fn parents_first(ous: &mut [OrganizationalUnit]) {
+    let depth_of = |ou: &OrganizationalUnit| {
+        let mut depth = 0;
+        let mut current = ou.spec.parent_ref.clone();
+        let ns = ou.namespace().unwrap_or_default();
+        while let Some(r) = current {
+            depth += 1;
+            if depth > 10 {
+                break;
+            }
+            current = ous
+                .iter()
+                .find(|o| o.namespace().unwrap_or_default() == ns && o.name_any() == r.name)
+                .and_then(|o| o.spec.parent_ref.clone());
+        }
+        depth
+    };
+    let depths: Vec<usize> = ous.iter().map(depth_of).collect();
+    let mut keyed: Vec<(usize, OrganizationalUnit)> =
+        depths.into_iter().zip(ous.iter().cloned()).collect();
+    keyed.sort_by_key(|(d, o)| (*d, o.namespace().unwrap_or_default(), o.name_any()));
+    for (slot, (_, ou)) in ous.iter_mut().zip(keyed) {
+        *slot = ou;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
