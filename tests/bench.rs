@@ -6,6 +6,9 @@
 //!    in the emulator, next to what a one-describe-per-object design would make.
 //! 2. Creation slots: 100 accounts created while the emulator holds each creation
 //!    IN_PROGRESS for a fixed time; the share of the 5 creation slots kept busy.
+//!
+//! One test here is not a benchmark and runs with `cargo test`:
+//! `a_plan_reads_every_list_once_per_payer` fails when a plan reads a page of a list twice.
 
 mod common;
 
@@ -281,5 +284,112 @@ async fn bench_controller_cache_10000_objects() {
         (after.saturating_sub(before)) as f64 / 1048576.0,
         (after.saturating_sub(before)) as f64 / 1024.0 / n as f64,
         took.as_secs_f64() * 1000.0
+    );
+}
+
+/// Every list read once per payer and pass (issue 20): `plan` over a converged organization
+/// (one Payer with its accounts in the root and in two OUs, SCPs, a pricing plan and billing
+/// groups) sends no `List*` request twice with the same URI and body, i.e. no page of any list
+/// (accounts, accounts and OUs per parent, policies and their targets, billing groups, plans,
+/// rules, associations...) is read again, the Payer's own view of the organization included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_reads_every_list_once_per_payer() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(KEY, SECRET, None).await;
+    emu.create_organization(&cfg, 0).await;
+    // 45 members and the management account: three pages of ListAccounts.
+    let ids: Vec<String> = serde_json::from_value(
+        emu.control(
+            "POST",
+            "/_emulator/services/organizations/bulk-accounts",
+            Some(json!({"count": 45})),
+        )["accountIds"]
+            .clone(),
+    )
+    .unwrap();
+    let la = "partnerbilling.io/v1alpha1";
+    let mut docs = vec![
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "aws", "namespace": "lists"},
+               "stringData": {"accessKeyId": KEY, "secretAccessKey": SECRET}}),
+        json!({"apiVersion": la, "kind": "Payer", "metadata": {"name": "acme", "namespace": "lists"},
+               "spec": {"accountId": "123456789012", "credentials": {"secretRef": {"name": "aws"}}}}),
+        json!({"apiVersion": la, "kind": "ServiceControlPolicy", "metadata": {"name": "deny-leave", "namespace": "lists"},
+               "spec": {"payerRef": {"name": "acme"}, "document": {"Version": "2012-10-17",
+                 "Statement": [{"Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}]}}}),
+        json!({"apiVersion": la, "kind": "OrganizationalUnit", "metadata": {"name": "customers", "namespace": "lists"},
+               "spec": {"payerRef": {"name": "acme"}, "name": "Customers", "serviceControlPolicies": ["deny-leave"]}}),
+        json!({"apiVersion": la, "kind": "OrganizationalUnit", "metadata": {"name": "customers-eu", "namespace": "lists"},
+               "spec": {"payerRef": {"name": "acme"}, "name": "Customers-EU", "parentRef": {"name": "customers"}}}),
+        json!({"apiVersion": la, "kind": "PricingPlan", "metadata": {"name": "plan", "namespace": "lists"},
+               "spec": {"payerRef": {"name": "acme"}, "rules": [{"name": "markup", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 10}]}}),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        let parent = match i % 3 {
+            0 => json!({"parentRef": {"name": "customers"}}),
+            1 => json!({"parentRef": {"name": "customers-eu"}}),
+            _ => json!({}),
+        };
+        let mut spec = json!({"payerRef": {"name": "acme"}, "adopt": {"accountId": id}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(parent.as_object().unwrap().clone());
+        docs.push(json!({"apiVersion": la, "kind": "LinkedAccount",
+            "metadata": {"name": format!("a{i:03}"), "namespace": "lists", "uid": format!("uid-l{i}")},
+            "spec": spec}));
+    }
+    for (g, primary) in ids.iter().take(3).enumerate() {
+        docs.push(json!({"apiVersion": la, "kind": "BillingGroup",
+            "metadata": {"name": format!("g{g}"), "namespace": "lists", "uid": format!("uid-lg{g}")},
+            "spec": {"payerRef": {"name": "acme"}, "primaryAccount": primary, "pricingPlanRef": {"name": "plan"}}}));
+    }
+    let dir = common::Dir::new();
+    write_docs(&dir.0, &docs);
+    let first = apply_dir(emu, &dir.0).await;
+    assert!(
+        first.objects.iter().all(|o| o.ready),
+        "{:?}",
+        first.objects.iter().find(|o| !o.ready)
+    );
+
+    let log =
+        std::sync::Arc::new(partner_billing_operator::aws::interceptor::RequestLog::default());
+    let connector = std::sync::Arc::new(
+        std::sync::Arc::into_inner(common::connector(emu))
+            .expect("a fresh connector")
+            .with_request_log(log.clone()),
+    );
+    let m =
+        filemode::load(std::slice::from_ref(&dir.0), "lists").unwrap_or_else(|p| panic!("{p:?}"));
+    let report = filemode::plan(m, connector).await;
+    assert!(
+        report.objects.iter().all(|o| o.changes.is_empty()),
+        "a converged plan changes nothing: {:?}",
+        report.objects.iter().find(|o| !o.changes.is_empty())
+    );
+    let requests = log.requests();
+    let mut by_op = BTreeMap::<String, usize>::new();
+    for r in &requests {
+        *by_op
+            .entry(format!("{}:{}", r.service, r.operation))
+            .or_default() += 1;
+    }
+    println!("plan over 45 accounts, 2 OUs, 3 billing groups: AWS calls by operation: {by_op:?}");
+    let repeated = log.repeated_listings();
+    assert!(
+        repeated.is_empty(),
+        "pages of a list read more than once in one plan: {repeated:#?}"
+    );
+    // The listings are there (the log sees them), each page of accounts once: 46 accounts
+    // are three pages of 20.
+    assert_eq!(
+        by_op.get("organizations:ListAccounts"),
+        Some(&3),
+        "{by_op:?}"
+    );
+    assert_eq!(
+        by_op.get("organizations:DescribeOrganization"),
+        Some(&1),
+        "{by_op:?}"
     );
 }

@@ -17,6 +17,9 @@ use crate::reconcile::report::{ObjectReport, Report};
 use crate::reconcile::trigger::WakeUp;
 use crate::reconcile::{Change, ReconcileContext};
 
+use crate::billing::snapshot::BillingSnapshot;
+use crate::payer::snapshot::{FOR_THE_PASS, MAX_AGE, SharedReads, SnapshotCache};
+
 use super::load::Manifests;
 use super::objects::{FileObject, ordered};
 
@@ -39,7 +42,10 @@ fn prepare(
         .with_catalog(Arc::new(Catalog::new()))
         .with_shared(Arc::new(crate::payer::tenancy::Grants(Arc::new(
             crate::payer::tenancy::Unrestricted,
-        ))));
+        ))))
+        // Every list read once per payer and pass (expired between passes by `next_pass`).
+        .with_shared(Arc::new(SnapshotCache::new(FOR_THE_PASS)))
+        .with_shared(Arc::new(SharedReads::<BillingSnapshot>::new(FOR_THE_PASS)));
     for o in &objects {
         o.put_into(&ctx);
     }
@@ -77,6 +83,7 @@ pub async fn apply_with_insights(
     let mut wake_ups = wake_ups(&ctx);
     loop {
         schedule.apply_due(&mut objects, &ctx).await;
+        next_pass(&ctx);
         let Some(next) = schedule.next_due() else {
             break;
         };
@@ -94,6 +101,15 @@ pub async fn apply_with_insights(
         }
     }
     schedule.report()
+}
+
+/// Between two passes over the objects: the shared reads older than the controller's
+/// [`MAX_AGE`] are read again by the next pass (objects in progress see what changed), the
+/// others are reused.
+fn next_pass(ctx: &ReconcileContext) {
+    ctx.shared::<SnapshotCache>().expire_older_than(MAX_AGE);
+    ctx.shared::<SharedReads<BillingSnapshot>>()
+        .expire_older_than(MAX_AGE);
 }
 
 /// Where each object of an `apply` stands: its report with every change made so far, whether
@@ -217,6 +233,7 @@ pub async fn delete(
             }
         }
         let Some(poll) = next_poll else { break };
+        next_pass(&ctx);
         if started.elapsed() + poll.min(DELETE_POLL) > wait {
             break;
         }

@@ -36,13 +36,23 @@ pub struct OrgSnapshot {
 impl OrgSnapshot {
     /// Read the organization through `conn`.
     pub async fn load(conn: &Connection) -> Result<Self, Error> {
+        let organization = conn
+            .organizations
+            .describe_organization()
+            .await?
+            .ok_or_else(|| {
+                Error::terminal(
+                    "NoOrganization",
+                    "the payer's account is not in an organization",
+                )
+            })?;
+        Self::load_for(conn, organization).await
+    }
+
+    /// Read the rest of the organization through `conn`, the organization itself being known
+    /// (the Payer has just described it: no second DescribeOrganization).
+    pub async fn load_for(conn: &Connection, organization: Organization) -> Result<Self, Error> {
         let orgs = conn.organizations.as_ref();
-        let organization = orgs.describe_organization().await?.ok_or_else(|| {
-            Error::terminal(
-                "NoOrganization",
-                "the payer's account is not in an organization",
-            )
-        })?;
         let root = orgs
             .list_roots()
             .await?
@@ -358,7 +368,8 @@ impl<T: Clone> SharedReads<T> {
         Ok(value)
     }
 
-    fn fresh(&self, key: &str) -> Option<Arc<T>> {
+    /// Payer `key`'s value if a fresh one is cached (no read).
+    pub fn fresh(&self, key: &str) -> Option<Arc<T>> {
         self.lock()
             .get(key)
             .and_then(|s| s.value.as_ref())
@@ -388,6 +399,21 @@ impl<T: Clone> SharedReads<T> {
             .map(|(_, v)| v.clone())
     }
 
+    /// Forget every value read more than `age` ago (all payers). File mode reuses a value for
+    /// a whole pass over its objects and calls this between passes, so that a pass reads each
+    /// list once and a later pass (objects still in progress) sees what changed meanwhile.
+    pub fn expire_older_than(&self, age: Duration) {
+        for slot in self.lock().values_mut() {
+            if slot
+                .value
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() >= age)
+            {
+                slot.value = None;
+            }
+        }
+    }
+
     /// Forget payer `key`'s value (to force a fresh read).
     pub fn invalidate(&self, key: &str) {
         if let Some(slot) = self.lock().get_mut(key) {
@@ -401,11 +427,29 @@ impl SharedReads<OrgSnapshot> {
     pub async fn get(&self, key: &str, conn: &Connection) -> Result<Arc<OrgSnapshot>, Error> {
         self.get_or_load(key, || OrgSnapshot::load(conn)).await
     }
+
+    /// As [`SharedReads::get`], when the caller has described the organization already.
+    pub async fn get_for(
+        &self,
+        key: &str,
+        conn: &Connection,
+        organization: Organization,
+    ) -> Result<Arc<OrgSnapshot>, Error> {
+        self.get_or_load(key, || OrgSnapshot::load_for(conn, organization))
+            .await
+    }
 }
+
+/// How long a shared read is reused by default (the controller's reconcilers; file mode
+/// reuses one for a whole pass, see [`SharedReads::expire_older_than`]).
+pub const MAX_AGE: Duration = Duration::from_secs(15);
+
+/// Reused until expired explicitly (file mode, between passes).
+pub const FOR_THE_PASS: Duration = Duration::MAX;
 
 impl<T: Clone> Default for SharedReads<T> {
     fn default() -> Self {
-        Self::new(Duration::from_secs(15))
+        Self::new(MAX_AGE)
     }
 }
 
@@ -479,5 +523,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(*next, vec![3]);
+    }
+
+    #[tokio::test]
+    async fn a_value_for_the_pass_is_reused_until_expired_between_passes() {
+        let reads: SharedReads<Vec<u32>> = SharedReads::new(FOR_THE_PASS);
+        reads
+            .get_or_load("p", || async { Ok(vec![1]) })
+            .await
+            .unwrap();
+        reads.expire_older_than(Duration::from_secs(3600));
+        let kept = reads
+            .get_or_load("p", || async { panic!("read within the hour: reused") })
+            .await
+            .unwrap();
+        assert_eq!(*kept, vec![1]);
+        reads.expire_older_than(Duration::ZERO);
+        let next = reads
+            .get_or_load("p", || async { Ok(vec![2]) })
+            .await
+            .unwrap();
+        assert_eq!((next.as_slice(), reads.loads()), (&[2][..], 2));
     }
 }
