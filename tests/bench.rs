@@ -287,15 +287,11 @@ async fn bench_controller_cache_10000_objects() {
     );
 }
 
-/// Every list read once per payer and pass (issue 20): `plan` over a converged organization
-/// (one Payer with its accounts in the root and in two OUs, SCPs, a pricing plan and billing
-/// groups) sends no `List*` request twice with the same URI and body, i.e. no page of any list
-/// (accounts, accounts and OUs per parent, policies and their targets, billing groups, plans,
-/// rules, associations...) is read again, the Payer's own view of the organization included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plan_reads_every_list_once_per_payer() {
-    let emu = common::emulator();
-    let _guard = emu.lock().await;
+/// A converged organization for the listing and tag tests: 45 members (three pages of
+/// ListAccounts with the management account) in the root and in two OUs, an SCP, a pricing
+/// plan and three billing groups, applied once. Returns the folder of manifests, the
+/// documents and the member account ids.
+async fn converged_organization(emu: &common::Emulator) -> (common::Dir, Vec<Value>, Vec<String>) {
     let cfg = emu.sdk_config(KEY, SECRET, None).await;
     emu.create_organization(&cfg, 0).await;
     // 45 members and the management account: three pages of ListAccounts.
@@ -352,6 +348,19 @@ async fn a_plan_reads_every_list_once_per_payer() {
         first.objects.iter().find(|o| !o.ready)
     );
 
+    (dir, docs, ids)
+}
+
+/// Every list read once per payer and pass (issue 20): `plan` over a converged organization
+/// (one Payer with its accounts in the root and in two OUs, SCPs, a pricing plan and billing
+/// groups) sends no `List*` request twice with the same URI and body, i.e. no page of any list
+/// (accounts, accounts and OUs per parent, policies and their targets, billing groups, plans,
+/// rules, associations...) is read again, the Payer's own view of the organization included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_reads_every_list_once_per_payer() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let (dir, _, _) = converged_organization(emu).await;
     let log =
         std::sync::Arc::new(partner_billing_operator::aws::interceptor::RequestLog::default());
     let connector = std::sync::Arc::new(
@@ -392,4 +401,90 @@ async fn a_plan_reads_every_list_once_per_payer() {
         Some(&1),
         "{by_op:?}"
     );
+}
+
+/// `plan --refresh-tags=false` (issue 20, item 2): over converged accounts no tag is read; an
+/// account the plan would move still has its ownership mark read first, and one another
+/// object owns is refused before anything is planned for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_tag_refresh_only_accounts_about_to_be_written_have_their_tags_read() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let (dir, mut docs, ids) = converged_organization(emu).await;
+    let options = filemode::RunOptions {
+        refresh_tags: false,
+    };
+    // A plan, and the accounts whose tags it read (OUs and SCPs read theirs: not counted).
+    let plan = |dir: std::path::PathBuf| async move {
+        let log =
+            std::sync::Arc::new(partner_billing_operator::aws::interceptor::RequestLog::default());
+        let connector = std::sync::Arc::new(
+            std::sync::Arc::into_inner(common::connector(emu))
+                .expect("a fresh connector")
+                .with_request_log(log.clone()),
+        );
+        let m = filemode::load(&[dir], "lists").unwrap_or_else(|p| panic!("{p:?}"));
+        let report = filemode::plan_with(m, connector, options).await;
+        let read: Vec<String> = log
+            .requests()
+            .into_iter()
+            .filter(|r| r.service == "organizations" && r.operation == "ListTagsForResource")
+            .filter_map(|r| {
+                let body = r.request.split_once(' ')?.1.to_string();
+                let v: Value = serde_json::from_str(&body).ok()?;
+                let id = v["ResourceId"].as_str()?.to_string();
+                id.chars().all(|c| c.is_ascii_digit()).then_some(id)
+            })
+            .collect();
+        (report, read)
+    };
+    let (quiet, read) = plan(dir.0.clone()).await;
+    assert!(quiet.objects.iter().all(|o| o.changes.is_empty()));
+    assert_eq!(read, Vec::<String>::new(), "no account's tags are read");
+
+    // a002 (in the root) is to move into an OU; a005 (in the root too) as well, but another
+    // object has put its owner tag on that account.
+    let cfg = emu.sdk_config(KEY, SECRET, None).await;
+    aws_sdk_organizations::Client::new(&cfg)
+        .tag_resource()
+        .resource_id(&ids[5])
+        .tags(
+            aws_sdk_organizations::types::Tag::builder()
+                .key("partnerbilling.io/owner")
+                .value("elsewhere/linkedaccount/a005")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("TagResource");
+    for name in ["a002", "a005"] {
+        let doc = docs
+            .iter_mut()
+            .find(|d| d["metadata"]["name"] == name)
+            .unwrap();
+        doc["spec"]["parentRef"] = json!({"name": "customers"});
+    }
+    write_docs(&dir.0, &docs);
+    let (moved, mut read) = plan(dir.0.clone()).await;
+    read.sort();
+    let mut expected = vec![ids[2].clone(), ids[5].clone()];
+    expected.sort();
+    assert_eq!(read, expected, "only the two accounts about to be written");
+    let report = |name: &str| {
+        moved
+            .objects
+            .iter()
+            .find(|o| o.name == name)
+            .unwrap_or_else(|| panic!("{name} in the report"))
+            .clone()
+    };
+    let a002 = report("a002");
+    assert!(
+        a002.changes.iter().any(|c| c.detail.contains("move from")),
+        "{a002:?}"
+    );
+    let refused = report("a005");
+    assert!(refused.changes.is_empty(), "{refused:?}");
+    assert_eq!(refused.reason, "OwnedElsewhere", "{refused:?}");
 }
