@@ -650,6 +650,7 @@ mod tests {
             targets: Default::default(),
             creates_in_progress: Vec::new(),
             invitations: Vec::new(),
+            index: Default::default(),
         }
     }
 

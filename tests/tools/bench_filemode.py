@@ -4,8 +4,8 @@
 
 For each N: a fresh organization in the emulator at URL with the accounts of bench_lib.mix(N),
 the manifests of bench_lib.manifests (a Payer, a PricingPlan, N/20 BillingGroups, the rest
-LinkedAccounts adopting those accounts) in a temporary folder, then BIN plan, BIN apply and BIN
-plan again (`-o json`), each as a child process. Printed per step: the operator's own CPU
+LinkedAccounts adopting those accounts) in a temporary folder, then BIN plan, BIN apply, BIN
+plan again and BIN plan --refresh-tags=false (`-o json`), each as a child process. Printed per step: the operator's own CPU
 seconds (user + sys from wait4: the emulator's time is not in it) and CPU per object, its peak
 RSS, the AWS calls the emulator counted in that step (at AWS's page sizes) next to the formula
 ⌈accounts/20⌉ + ⌈groups/100⌉, and by operation, with how many listings each list operation
@@ -34,10 +34,12 @@ def main() -> int:
             manifests = os.path.join(d, "manifests")
             os.mkdir(manifests)
             b.write_docs(manifests, b.manifests(n, ids, "bench"))
-            for step, label in (("plan", "plan"), ("apply", "apply"), ("plan", "plan again")):
+            steps = (("plan", "plan", []), ("apply", "apply", []), ("plan", "plan again", []),
+                     ("plan", "plan again --refresh-tags=false", ["--refresh-tags=false"]))
+            for step, label, extra in steps:
                 emu.clear_requests()
                 out = os.path.join(d, "report.json")
-                r = b.run_measured([binary, step, "-f", manifests, "-o", "json"], env, out)
+                r = b.run_measured([binary, step, "-f", manifests, "-o", "json", *extra], env, out)
                 total, by_op = emu.requests()
                 try:
                     report = json.load(open(out))
