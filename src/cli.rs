@@ -35,7 +35,8 @@ pub enum Command {
     /// Print the least-privilege IAM policy of each family of kinds.
     Iam(CrdArgs),
     /// Show what would change in AWS for the given manifests, without writing anything.
-    /// Exit status: 0 no changes, 2 changes pending, 1 error.
+    /// Exit status: 0 no changes, 2 changes pending, 1 error; with --prune also 3: something
+    /// would be deleted, closed, removed from the organization or replaced (review required).
     Plan(FileArgs),
     /// Reconcile the given manifests once, in dependency order, and print the statuses.
     /// Exit status: 0 when every object is ready, 1 otherwise.
@@ -97,6 +98,19 @@ pub struct FileArgs {
     /// creations, dependencies created in the same run) before reporting.
     #[arg(long, default_value_t = 300)]
     pub wait: u64,
+    /// `plan` only: also list the AWS objects of the folder's Payers that carry this
+    /// operator's owner tag but have no manifest in the folder (what a GitOps prune would
+    /// delete), with what their deletion would do (retain, remove, close, delete), and the
+    /// replacements and deletions the changed manifests make. Writes nothing. Exit status 3
+    /// when anything would be deleted, closed, removed or replaced; JSON output carries it in
+    /// `prune` and `summary.requiresReview`.
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: the manifests as they were before the change (for example a checkout of
+    /// the target branch); the deletion policy of an object whose manifest was removed is read
+    /// from there. Without it the most destructive policy of the kind is assumed (and said).
+    #[arg(long = "previous", requires = "prune")]
+    pub previous: Vec<PathBuf>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -188,6 +202,9 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
     }
     let metrics = Metrics::shared();
     let connector = Arc::new(SdkConnector::new(args.aws.options(), metrics));
+    if args.prune {
+        return prune_plan(&args, plan_only, manifests, connector).await;
+    }
     let report = if plan_only {
         filemode::plan(manifests, connector).await
     } else {
@@ -209,6 +226,43 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
     } else {
         filemode::apply_exit_code(&report)
     }
+}
+
+/// `plan --prune`: the plan and the prune preview (see [`filemode::prune`]).
+async fn prune_plan(
+    args: &FileArgs,
+    plan_only: bool,
+    manifests: filemode::Manifests,
+    connector: Arc<SdkConnector>,
+) -> i32 {
+    if !plan_only {
+        eprintln!("error: --prune is a plan option; apply never prunes");
+        return 1;
+    }
+    let previous = if args.previous.is_empty() {
+        None
+    } else {
+        match filemode::load(&args.previous, &args.namespace) {
+            Ok(m) => Some(m),
+            Err(problems) => {
+                eprintln!("error: the --previous manifests are not valid:");
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+                return 1;
+            }
+        }
+    };
+    let (report, preview) = filemode::prune::plan_with_prune(manifests, previous, connector).await;
+    match args.output {
+        output::Format::Text => print!(
+            "{}{}",
+            output::plan_text(&report),
+            filemode::prune::text(&preview)
+        ),
+        _ => print!("{}", filemode::prune::json(&report, &preview)),
+    }
+    filemode::prune::exit_code(&report, &preview)
 }
 
 /// The controller's client and the leader election's own: no retry layer (it would retry

@@ -28,7 +28,7 @@ const FILE_POLL: Duration = Duration::from_secs(2);
 const DELETE_POLL: Duration = Duration::from_secs(2);
 
 /// The objects in order and a context whose catalog holds all of them.
-fn prepare(
+pub(super) fn prepare(
     mut manifests: Manifests,
     connector: Arc<dyn AwsConnect>,
 ) -> (Vec<Box<dyn FileObject>>, ReconcileContext) {
@@ -49,10 +49,18 @@ fn prepare(
 /// Observe AWS and report what would change. Writes nothing.
 pub async fn plan(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> Report {
     let (objects, ctx) = prepare(manifests, connector);
+    plan_objects(&objects, &ctx).await
+}
+
+/// Plan every object of `objects` with `ctx`, in order. Writes nothing.
+pub(super) async fn plan_objects(
+    objects: &[Box<dyn FileObject>],
+    ctx: &ReconcileContext,
+) -> Report {
     let now = Timestamp::now();
     let mut report = Report::default();
-    for o in &objects {
-        report.objects.push(o.plan(&ctx, now).await);
+    for o in objects {
+        report.objects.push(o.plan(ctx, now).await);
     }
     report
 }
