@@ -57,6 +57,24 @@ pub enum Mode {
     Apply,
 }
 
+/// How the operator treats one object (see [`super::management`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub enum Management {
+    /// Make AWS match the spec.
+    #[default]
+    Manage,
+    /// Read AWS and report drift; never write.
+    Observe,
+    /// No AWS call at all.
+    Paused,
+}
+
+impl Management {
+    pub fn is_manage(&self) -> bool {
+        *self == Management::Manage
+    }
+}
+
 /// Where an object stands after a reconcile that did not fail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {

@@ -182,3 +182,16 @@ pub const NOT_GRANTED: &str = "NotGranted";
 pub const INVITATION_CANCELED: &str = "InvitationCanceled";
 /// `NotificationUncertain`: an earlier attempt to send a notice was cut off.
 pub const NOTIFICATION_UNCERTAIN: &str = "NotificationUncertain";
+/// `Observed`: under `managementPolicy: Observe`, AWS was read and compared with the spec;
+/// nothing was written.
+pub const OBSERVED: &str = "Observed";
+/// `Drifted`: under `managementPolicy: Observe`, AWS differs from the spec (the message lists
+/// the differences).
+pub const DRIFTED: &str = "Drifted";
+/// `NoDrift`: under `managementPolicy: Observe`, AWS matches the spec.
+pub const NO_DRIFT: &str = "NoDrift";
+/// `Paused`: the `partnerbilling.io/paused: "true"` annotation stops every AWS call.
+pub const PAUSED: &str = "Paused";
+/// `ReleasedUntouched`: a paused or Observe object was deleted; its finalizer went without any
+/// AWS call.
+pub const RELEASED_UNTOUCHED: &str = "ReleasedUntouched";
