@@ -1,4 +1,4 @@
-//! Command line: `run`, `crd`, `plan -f`, `apply -f`.
+//! Command line: `run`, `crd`, `iam`, `plan -f` (with `--prune`), `apply -f`, `import`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +41,29 @@ pub enum Command {
     /// Reconcile the given manifests once, in dependency order, and print the statuses.
     /// Exit status: 0 when every object is ready, 1 otherwise.
     Apply(FileArgs),
+    /// Write manifests for an organization and Billing Conductor setup that exist already
+    /// (OUs, SCPs, accounts as adopt, pricing plans and rules, billing groups, custom line
+    /// items of the open billing periods), every object with `managementPolicy: Observe`, so
+    /// that applying them changes nothing in AWS until a person switches one to Manage.
+    /// Exit status: 0 written, 1 error.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// Manifest file (or folder) holding the one Payer to read through, with its credentials
+    /// Secret if it uses one. It is not copied into the output.
+    #[arg(long, required = true)]
+    pub payer: Vec<PathBuf>,
+    /// Folder to write the manifests into (one file per kind; existing files are not
+    /// overwritten).
+    #[arg(short = 'o', long = "output-dir", required = true)]
+    pub out: PathBuf,
+    /// Namespace of the Payer when its manifest names none (the imported objects go there).
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -145,6 +168,30 @@ pub async fn main(cli: Cli) -> i32 {
         Command::Plan(args) => file_mode(args, true).await,
         Command::Apply(args) => file_mode(args, false).await,
         Command::Run(args) => run(args).await,
+        Command::Import(args) => import(args).await,
+    }
+}
+
+async fn import(args: ImportArgs) -> i32 {
+    logging::init(LogFormat::Text, "warn");
+    let connector = Arc::new(SdkConnector::new(args.aws.options(), Metrics::shared()));
+    match crate::import::import(&args.payer, &args.namespace, &args.out, connector).await {
+        Ok(done) => {
+            for (kind, n) in &done.counts {
+                println!("{kind}: {n}");
+            }
+            for f in &done.files {
+                println!("wrote {}", f.display());
+            }
+            for n in &done.notes {
+                println!("note: {n}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
     }
 }
 

@@ -18,6 +18,8 @@ pub enum PolicySource {
         policy: Option<String>,
         observe: bool,
     },
+    /// Its manifest before the change paused it (annotation `partnerbilling.io/paused`).
+    Paused,
     /// Not known: the worst case is assumed.
     Assumed,
 }
@@ -36,7 +38,14 @@ impl PolicySource {
             found: None,
         };
         crate::kinds::visit(&mut finder);
+        let paused = |v: &Value| {
+            v.pointer("/metadata/annotations")
+                .and_then(|a| a.get(crate::api::common::PAUSED_ANNOTATION))
+                .and_then(Value::as_str)
+                == Some(crate::api::common::PAUSED_VALUE)
+        };
         match finder.found {
+            Some(v) if paused(&v) => Self::Paused,
             Some(v) => Self::Previous {
                 policy: v
                     .pointer("/spec/deletionPolicy")
@@ -52,7 +61,7 @@ impl PolicySource {
     /// For the report: `previous-manifest` or `assumed-worst-case`.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Previous { .. } => "previous-manifest",
+            Self::Previous { .. } | Self::Paused => "previous-manifest",
             Self::Assumed => "assumed-worst-case",
         }
     }
