@@ -161,6 +161,14 @@ pub fn deletion_effect(kind: &str, source: &PolicySource) -> Effect {
                 text: "managementPolicy Observe: the operator writes nothing in AWS, also not on deletion".into(),
             };
         }
+        (PolicySource::Paused, _) => {
+            return Effect {
+                action: "none",
+                policy: "Paused".into(),
+                text: "paused (annotation partnerbilling.io/paused): deleting it makes no AWS call"
+                    .into(),
+            };
+        }
         (
             PolicySource::Previous {
                 policy: Some(p), ..
