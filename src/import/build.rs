@@ -241,17 +241,25 @@ fn billing(found: &Found, t: &Target<'_>, accounts: &BTreeMap<String, Given>, bu
     );
     for g in &bc.groups {
         let given = &group_names[&g.arn];
-        let account = |id: &String| accounts.get(id).map(|a| a.name.clone());
+        // Account ids, not LinkedAccount names: a group resolves a name through the
+        // LinkedAccount's status, which an Observe LinkedAccount does not fill in.
         let members: Vec<String> = bc
             .members(&g.arn)
-            .iter()
-            .filter(|m| **m != g.primary_account_id)
-            .filter_map(account)
+            .into_iter()
+            .filter(|m| *m != g.primary_account_id)
+            .collect();
+        let named: Vec<String> = std::iter::once(&g.primary_account_id)
+            .chain(&members)
+            .filter_map(|id| {
+                accounts
+                    .get(id)
+                    .map(|a| format!("{id} = LinkedAccount {}", a.name))
+            })
             .collect();
         let spec = json!({
             "payerRef": {"name": t.payer},
             "groupName": (g.name != given.name).then_some(&g.name),
-            "primaryAccount": account(&g.primary_account_id),
+            "primaryAccount": g.primary_account_id,
             "accounts": members,
             "pricingPlanRef": plan_names.get(&g.plan_arn).map(|p| json!({"name": p.name})),
             "autoAssociate": g.auto_associate.then_some(true),
@@ -261,6 +269,9 @@ fn billing(found: &Found, t: &Target<'_>, accounts: &BTreeMap<String, Given>, bu
             "adopt": true,
         });
         built.push("BillingGroup", &g.arn, given, spec, found, t);
+        if let Some(doc) = built.docs.last_mut().filter(|d| d.name == given.name) {
+            doc.comments.push(format!("accounts: {}", named.join(", ")));
+        }
     }
     items(found, t, &group_names, built);
 }
