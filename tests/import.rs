@@ -34,7 +34,7 @@ spec:
   credentials: {secretRef: {name: aws}}
 "#;
 
-/// Calls since the counters were zeroed that change AWS (not List/Describe/Get, not STS).
+/// Calls since the counters were zeroed that change AWS (not List/Describe/Get/Head, not STS).
 fn writes(emu: &common::Emulator) -> Vec<String> {
     let v = emu.control("GET", "/_emulator/requests", None);
     v["counts"]
@@ -44,10 +44,10 @@ fn writes(emu: &common::Emulator) -> Vec<String> {
         .filter(|c| c["service"] != "sts")
         .filter_map(|c| {
             let op = c["operation"].as_str().unwrap_or_default();
-            let read = ["List", "Describe", "Get"]
+            let read = ["List", "Describe", "Get", "Head"]
                 .iter()
                 .any(|p| op.starts_with(p));
-            (!read).then(|| format!("{}:{op}", c["service"]))
+            (!read).then(|| format!("{}:{op}", c["service"].as_str().unwrap_or_default()))
         })
         .collect()
 }

@@ -13,6 +13,7 @@
 pub mod load;
 pub mod objects;
 pub mod output;
+pub mod planned;
 pub mod policies;
 pub mod prune;
 pub mod report;

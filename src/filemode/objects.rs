@@ -36,6 +36,8 @@ pub trait FileObject: Send + Sync {
     fn aws_cleanup(&self) -> bool;
     /// Put the object (as it stands) into the reconcilers' catalog.
     fn put_into(&self, ctx: &ReconcileContext);
+    /// The object itself (for [`super::planned`]).
+    fn object(&self) -> &(dyn std::any::Any + Send + Sync);
     /// What would change, at `now`.
     async fn plan(&self, ctx: &ReconcileContext, now: Timestamp) -> ObjectReport;
     /// Reconcile, store the new status, and say whether (and when) to look again.
@@ -62,6 +64,10 @@ impl<K: Kind> FileObject for Slot<K> {
 
     fn put_into(&self, ctx: &ReconcileContext) {
         ctx.catalog.put(self.0.clone());
+    }
+
+    fn object(&self) -> &(dyn std::any::Any + Send + Sync) {
+        &self.0
     }
 
     async fn plan(&self, ctx: &ReconcileContext, now: Timestamp) -> ObjectReport {

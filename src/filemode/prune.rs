@@ -253,6 +253,8 @@ async fn owned_objects(payer: &Payer, ctx: &ReconcileContext) -> Result<Vec<Owne
     let orgs = pc.conn.organizations.clone();
     let snap = pc.snapshot.clone();
     let mut out = Vec::new();
+    // Placeholders of objects new in this change (see super::planned) are not in AWS.
+    let real = |id: &str| !super::planned::is_planned(id);
     for a in &snap.accounts {
         if a.id == snap.organization.management_account_id {
             continue;
@@ -266,11 +268,15 @@ async fn owned_objects(payer: &Payer, ctx: &ReconcileContext) -> Result<Vec<Owne
             identity,
         ));
     }
-    for ou in &snap.ous {
+    for ou in snap.ous.iter().filter(|o| real(&o.id)) {
         let tags = orgs.list_tags(&ou.id).await?;
         out.extend(owned(&tags, &ou.id, &ou.name, vec![ou.name.clone()]));
     }
-    for p in snap.policies.iter().filter(|p| !p.aws_managed) {
+    for p in snap
+        .policies
+        .iter()
+        .filter(|p| !p.aws_managed && real(&p.id))
+    {
         let tags = orgs.list_tags(&p.id).await?;
         out.extend(owned(&tags, &p.id, &p.name, vec![p.name.clone()]));
     }
@@ -297,7 +303,10 @@ async fn owned_billing(
     }
     named.extend(items.iter().map(|i| (i.arn.clone(), i.name.clone())));
     let mut out = Vec::new();
-    for (arn, name) in named {
+    for (arn, name) in named
+        .into_iter()
+        .filter(|(a, _)| !super::planned::is_planned(a))
+    {
         if let Some(tags) = api.tags_if_exists(&arn).await? {
             out.extend(owned(&tags, &arn, &name, vec![name.clone()]));
         }

@@ -60,7 +60,10 @@ pub(super) async fn plan_objects(
     let now = Timestamp::now();
     let mut report = Report::default();
     for o in objects {
-        report.objects.push(o.plan(ctx, now).await);
+        let mut planned = o.plan(ctx, now).await;
+        // What depends on an object new in this change plans against a placeholder of it.
+        super::planned::record(o.object(), &mut planned, ctx);
+        report.objects.push(planned);
     }
     report
 }
