@@ -452,14 +452,13 @@ pub fn text(preview: &PrunePreview) -> String {
     }
     for o in &preview.orphans {
         out.push_str(&format!(
-            "  ! {} {} {}/{}: {} {} ({}) [deletionPolicy {}, {}]\n      {}\n",
+            "  ! {} {} {}/{}: {} ({}) [deletionPolicy {}, {}]\n      {}\n",
             o.action,
             o.kind,
             o.namespace,
             o.name,
-            o.aws_id,
             o.aws_name,
-            o.kind,
+            o.aws_id,
             o.policy,
             o.policy_source,
             o.effect
