@@ -188,6 +188,10 @@ async fn removed_objects_are_listed_with_their_deletion_and_nothing_is_written()
     assert_eq!(prune::exit_code(&report, &preview), prune::EXIT_REVIEW);
     assert_eq!(writes(emu), Vec::<String>::new(), "--prune writes nothing");
     assert!(emu.total_requests() > 0, "the preview read AWS");
+    println!(
+        "two plan --prune runs over 2 accounts, 1 plan, 2 groups: {} AWS calls, 0 writes",
+        emu.total_requests()
+    );
 
     // A renamed pricing plan: the plan carrying the owner tag is no longer the one named.
     after.write(
