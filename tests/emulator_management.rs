@@ -129,8 +129,12 @@ fn group_yaml(name: &str, primary: &str, description: &str, policy: &str) -> Str
 }
 
 fn account_yaml(id: &str, team: &str, policy: &str, annotations: &str) -> String {
+    named_account_yaml("member", id, team, policy, annotations)
+}
+
+fn named_account_yaml(name: &str, id: &str, team: &str, policy: &str, annotations: &str) -> String {
     format!(
-        "apiVersion: partnerbilling.io/v1alpha1\nkind: LinkedAccount\nmetadata: {{name: member, namespace: billing, uid: uid-member{annotations}}}\nspec:\n  payerRef: {{name: acme}}\n  adopt: {{accountId: \"{id}\"}}\n  tags: {{team: {team}}}\n  deletionPolicy: Close\n{policy}"
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: LinkedAccount\nmetadata: {{name: {name}, namespace: billing, uid: uid-{name}{annotations}}}\nspec:\n  payerRef: {{name: acme}}\n  adopt: {{accountId: \"{id}\"}}\n  tags: {{team: {team}}}\n  deletionPolicy: Close\n{policy}"
     )
 }
 
@@ -171,9 +175,15 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
         "group.yaml",
         &group_yaml("kept", &ids[0], "second", OBSERVE),
     );
+    // A group that does not exist, of an account known only through an Observe LinkedAccount
+    // (never managed: found by its id, not adopted, not tagged).
     dir.write(
         "absent.yaml",
-        &group_yaml("absent", &ids[2], "new", OBSERVE),
+        &group_yaml("absent", "third", "new", OBSERVE),
+    );
+    dir.write(
+        "third.yaml",
+        &named_account_yaml("third", &ids[2], "c", OBSERVE, ""),
     );
     dir.write("account.yaml", &account_yaml(&ids[1], "b", OBSERVE, ""));
     clear_counts(emu);
@@ -189,15 +199,12 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
         "{:?}",
         kept.drift
     );
+    // `plan` keeps no status between objects: the group cannot know its account's id yet
+    // (`apply` can, below).
     let absent = find(&p, "BillingGroup", "absent");
-    assert!(
-        absent
-            .drift
-            .iter()
-            .any(|c| c.action == partner_billing_operator::reconcile::ChangeAction::Create),
-        "{:?}",
-        absent.drift
-    );
+    assert_eq!(absent.management, Management::Observe);
+    assert_eq!(absent.reason, "DependencyNotReady", "{absent:?}");
+    assert!(absent.changes.is_empty() && !absent.error);
     let member = find(&p, "LinkedAccount", "member");
     assert!(
         member
@@ -211,16 +218,24 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
     assert_eq!(filemode::plan_exit_code(&p), 0);
     let text = filemode::output::plan_text(&p);
     assert!(text.contains("nothing will be written"), "{text}");
-    assert!(
-        text.contains("! drift: would create billing group absent"),
-        "{text}"
-    );
+    assert!(text.contains("! drift: would update tags of"), "{text}");
 
     let r = apply(emu, &dir).await;
+    // What Observe read from AWS is in status (other objects find the account through it);
+    // nothing planned is.
+    assert_eq!(status(&r, "LinkedAccount", "third")["accountId"], ids[2]);
+    assert_eq!(status(&r, "LinkedAccount", "third")["state"], "ACTIVE");
+    assert!(
+        status(&r, "LinkedAccount", "third")
+            .get("parentId")
+            .is_none()
+    );
+    assert!(status(&r, "BillingGroup", "absent").get("arn").is_none());
     for (kind, name) in [
         ("BillingGroup", "kept"),
         ("BillingGroup", "absent"),
         ("LinkedAccount", "member"),
+        ("LinkedAccount", "third"),
     ] {
         let o = find(&r, kind, name);
         assert!(o.ready && !o.failed(), "{kind} {name}: {o:?}");
@@ -235,7 +250,10 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
         .unwrap()
         .to_string();
     assert!(
-        message.contains("would create billing group absent"),
+        message.contains(&format!(
+            "would create billing group absent (primary {})",
+            ids[2]
+        )),
         "{message}"
     );
     // The unchanged plan under Observe: no drift.
@@ -255,6 +273,7 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
         ("BillingGroup", "kept"),
         ("BillingGroup", "absent"),
         ("LinkedAccount", "member"),
+        ("LinkedAccount", "third"),
         ("PricingPlan", "plan"),
     ] {
         let o = find(&d, kind, name);
@@ -263,6 +282,7 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
     assert_eq!(writes(emu), vec![], "Observe deletion: no write call");
     assert_eq!(emu.count("organizations", "CloseAccount"), 0);
     assert!(active(emu, &ids[1]).await, "the account was not closed");
+    assert!(active(emu, &ids[2]).await, "the account was not closed");
     assert_eq!(group_names(emu).await, vec!["kept".to_string()]);
 }
 
