@@ -35,7 +35,7 @@ spec:
 /// Operations that only read: every other request the emulator counts is a write.
 fn is_read(service: &str, operation: &str) -> bool {
     service == "sts"
-        || ["List", "Describe", "Get"]
+        || ["List", "Describe", "Get", "Head"]
             .iter()
             .any(|p| operation.starts_with(p))
 }
@@ -364,5 +364,106 @@ async fn paused_objects_make_no_aws_call_and_resume_when_unpaused() {
         writes(emu)
             .iter()
             .any(|(_, op, _)| op == "UpdateBillingGroup")
+    );
+}
+
+const EVERY_KIND_OBSERVED: &str = r#"
+apiVersion: partnerbilling.io/v1alpha1
+kind: ServiceControlPolicy
+metadata: {name: deny-leave, namespace: billing, uid: uid-scp}
+spec:
+  payerRef: {name: acme}
+  managementPolicy: Observe
+  description: Members cannot leave
+  document:
+    Version: "2012-10-17"
+    Statement: [{Effect: Deny, Action: "organizations:LeaveOrganization", Resource: "*"}]
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: OrganizationalUnit
+metadata: {name: customers, namespace: billing, uid: uid-ou}
+spec:
+  payerRef: {name: acme}
+  managementPolicy: Observe
+  name: Customers
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: LinkedAccount
+metadata: {name: new-account, namespace: billing, uid: uid-new}
+spec:
+  payerRef: {name: acme}
+  managementPolicy: Observe
+  create: {email: new@example.com, accountName: new}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: CustomLineItem
+metadata: {name: fee, namespace: billing, uid: uid-fee}
+spec:
+  billingGroupRef: {name: kept}
+  managementPolicy: Observe
+  description: Support
+  type: FEE
+  flat: {amount: 10}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: CurPipeline
+metadata: {name: cur, namespace: billing, uid: uid-cur}
+spec:
+  payerRef: {name: acme}
+  managementPolicy: Observe
+  export: {kind: DataExport, name: observed-cur, timeGranularity: Daily}
+  s3: {bucket: pbo-observed-cur, region: us-east-1, create: true}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_under_observe_creates_nothing_and_reports_what_it_would_create() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let ids = members(emu, 1).await;
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    dir.write("plan.yaml", &plan_yaml(""));
+    dir.write("group.yaml", &group_yaml("kept", &ids[0], "first", ""));
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "BillingGroup", "kept").ready);
+    dir.write("observed.yaml", EVERY_KIND_OBSERVED);
+    clear_counts(emu);
+    let r = apply(emu, &dir).await;
+    for (kind, name, would) in [
+        ("ServiceControlPolicy", "deny-leave", "would create"),
+        ("OrganizationalUnit", "customers", "would create"),
+        ("LinkedAccount", "new-account", "would create"),
+        ("CustomLineItem", "fee", "would create"),
+        ("CurPipeline", "cur", "would create"),
+    ] {
+        let o = find(&r, kind, name);
+        assert_eq!(o.management, Management::Observe);
+        assert!(o.ready, "{kind} {name}: {o:?}");
+        assert!(o.changes.is_empty(), "{kind} {name}: {:?}", o.changes);
+        let drifted = condition(&r, kind, name, "Drifted");
+        assert_eq!(drifted["status"], "True", "{kind} {name}: {drifted}");
+        assert!(
+            drifted["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(would)),
+            "{kind} {name}: {drifted}"
+        );
+    }
+    assert_eq!(writes(emu), vec![], "Observe: no write call");
+    assert_eq!(emu.count("organizations", "CreateAccount"), 0);
+    clear_counts(emu);
+    let d = delete(emu, &dir).await;
+    for name in ["deny-leave", "customers", "new-account", "fee", "cur"] {
+        let o = d.objects.iter().find(|o| o.name == name).expect("deleted");
+        assert_eq!(o.reason, "ReleasedUntouched", "{o:?}");
+    }
+    // The managed plan and group of this folder were deleted as their policies say; the
+    // Observe objects added nothing to that.
+    assert!(
+        writes(emu)
+            .iter()
+            .all(|(service, _, _)| service == "billingconductor"),
+        "{:?}",
+        writes(emu)
     );
 }

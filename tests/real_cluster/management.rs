@@ -21,7 +21,7 @@ const PAUSED: &str = partner_billing_operator::api::common::PAUSED_ANNOTATION;
 /// Operations that only read: every other request the emulator counts is a write.
 fn is_read(service: &str, operation: &str) -> bool {
     service == "sts"
-        || ["List", "Describe", "Get"]
+        || ["List", "Describe", "Get", "Head"]
             .iter()
             .any(|p| operation.starts_with(p))
 }
