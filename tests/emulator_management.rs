@@ -199,12 +199,15 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
         "{:?}",
         kept.drift
     );
-    // `plan` keeps no status between objects: the group cannot know its account's id yet
-    // (`apply` can, below).
+    // The group finds its account through what the Observe LinkedAccount read (its id).
     let absent = find(&p, "BillingGroup", "absent");
     assert_eq!(absent.management, Management::Observe);
-    assert_eq!(absent.reason, "DependencyNotReady", "{absent:?}");
-    assert!(absent.changes.is_empty() && !absent.error);
+    assert!(
+        absent.drift.iter().any(|c| c.action
+            == partner_billing_operator::reconcile::ChangeAction::Create
+            && c.detail == format!("primary {}", ids[2])),
+        "{absent:?}"
+    );
     let member = find(&p, "LinkedAccount", "member");
     assert!(
         member
