@@ -8,14 +8,16 @@
 //!   condition (True) and `Synced` (False, `Paused`) say why. Deleting a paused object only
 //!   releases it: no AWS call, whatever `deletionPolicy` says. Removing the annotation resumes
 //!   (the `Paused` condition goes away at the next reconcile).
-//! - **Observe** (`spec.managementPolicy: Observe`): the kind runs in plan mode, where every
-//!   AWS write is recorded by [`Run::write`] and not made, and the kind's other side effects
-//!   (creation queue slots, request watchers, notification mails and their tag marks,
-//!   snapshot edits) are skipped, as they are for `plan -f`. What it would have changed is the
-//!   object's drift: the `Drifted` condition lists it (False when there is none), `Ready` is
-//!   True with reason `Observed` once AWS was read, `Synced` says the read succeeded. The
-//!   status fields keep what they held (Observe writes only conditions and
-//!   `observedGeneration`). Deletion releases the object without any AWS call.
+//! - **Observe** (`spec.managementPolicy: Observe`): the kind runs in [`Mode::Observe`], which
+//!   is plan mode for the kind (`run.applying()` is false): every AWS write is recorded by
+//!   [`Run::write`] and not made, and the kind's other side effects (creation queue slots,
+//!   request watchers, notification mails and their tag marks, snapshot edits) are skipped, as
+//!   they are for `plan -f`. What it would have changed is the object's drift: the `Drifted`
+//!   condition lists it (False when there is none), `Ready` is True with reason `Observed` once
+//!   AWS was read and compared, `Synced` says the read succeeded; an object not comparable yet
+//!   (a referenced account without its id) says why in `Ready`. Of the status the kind
+//!   derived, only what was read from AWS is kept (ids, ARNs, states: what other objects find
+//!   it by); a planned value never is. Deletion releases the object without any AWS call.
 //! - **Manage** (default): the kind's reconcile and cleanup as they are; `Drifted` and `Paused`
 //!   conditions left over from an earlier policy are removed.
 
