@@ -470,3 +470,53 @@ async fn every_kind_under_observe_creates_nothing_and_reports_what_it_would_crea
         writes(emu)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observe_account_is_never_mailed_about_nor_marked() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    members(emu, 0).await;
+    emu.control(
+        "POST",
+        "/_emulator/services/organizations/settings",
+        Some(serde_json::json!({"createDelaySeconds": 0.3})),
+    );
+    let dir = Dir::new();
+    dir.write("payer.yaml", PAYER);
+    let account = |extra: &str| {
+        format!(
+            "apiVersion: partnerbilling.io/v1alpha1\nkind: LinkedAccount\nmetadata: {{name: mailed, namespace: billing, uid: uid-mailed}}\nspec:\n  payerRef: {{name: acme}}\n  create: {{email: mailed@example.com, accountName: mailed}}\n{extra}"
+        )
+    };
+    // Created while managed, with no one to tell.
+    dir.write("account.yaml", &account(""));
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "LinkedAccount", "mailed").ready, "{r:?}");
+    // Now Observe, with recipients and a mail server: a managed account would be announced
+    // (mail, and the partnerbilling.io/notified tag on the account); an observed one is not.
+    let smtp = format!(
+        "  notifications:\n    smtp: {{host: 127.0.0.1, port: {}, tls: \"None\", from: billing@partner.example}}\n",
+        emu.smtp_port
+    );
+    dir.write("payer.yaml", &format!("{}\n{smtp}", PAYER.trim_end()));
+    dir.write(
+        "account.yaml",
+        &account(&format!(
+            "{OBSERVE}  notifications: {{recipients: [owner@northwind.example]}}\n"
+        )),
+    );
+    clear_counts(emu);
+    let r = apply(emu, &dir).await;
+    let o = find(&r, "LinkedAccount", "mailed");
+    assert_eq!(o.reason, "Observed", "{o:?}");
+    assert_eq!(writes(emu), vec![], "Observe: no tag mark");
+    assert_eq!(emu.mail().len(), 0, "Observe: no mail");
+    // The same account managed again is announced: the check above could fail.
+    dir.write(
+        "account.yaml",
+        &account("  notifications: {recipients: [owner@northwind.example]}\n"),
+    );
+    let r = apply(emu, &dir).await;
+    assert!(find(&r, "LinkedAccount", "mailed").ready);
+    assert_eq!(emu.mail().len(), 1, "managed: announced once");
+}
