@@ -72,6 +72,13 @@ impl<K: Kind> FileObject for Slot<K> {
 
     async fn plan(&self, ctx: &ReconcileContext, now: Timestamp) -> ObjectReport {
         let managed = management::reconcile(&self.0, ctx, Run::new(Mode::Plan, now)).await;
+        // What an Observe object read from AWS (its account id, its ARN) is what the objects
+        // after it find it by, as in `apply`; a plan stores nothing else.
+        if managed.management == management::Management::Observe {
+            let mut observed = self.0.clone();
+            *observed.status_mut() = Some(managed.outcome.status.clone());
+            ctx.catalog.put(observed);
+        }
         managed_report(&self.0, &managed, true)
     }
 

@@ -66,6 +66,13 @@ fn held_text(o: &ObjectReport, out: &mut String) -> bool {
             out.push_str("paused: no AWS call is made for it (not even reads)\n");
             true
         }
+        Management::Observe if o.drift.is_empty() && !o.ready => {
+            out.push_str(&format!(
+                "observed (managementPolicy Observe), not comparable yet: {}: {}\n",
+                o.reason, o.message
+            ));
+            true
+        }
         Management::Observe if o.drift.is_empty() => {
             out.push_str(
                 "observed (managementPolicy Observe): no drift, nothing will be written\n",

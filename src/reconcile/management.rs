@@ -8,18 +8,24 @@
 //!   condition (True) and `Synced` (False, `Paused`) say why. Deleting a paused object only
 //!   releases it: no AWS call, whatever `deletionPolicy` says. Removing the annotation resumes
 //!   (the `Paused` condition goes away at the next reconcile).
-//! - **Observe** (`spec.managementPolicy: Observe`): the kind runs in plan mode, where every
-//!   AWS write is recorded by [`Run::write`] and not made, and the kind's other side effects
-//!   (creation queue slots, request watchers, notification mails and their tag marks,
-//!   snapshot edits) are skipped, as they are for `plan -f`. What it would have changed is the
-//!   object's drift: the `Drifted` condition lists it (False when there is none), `Ready` is
-//!   True with reason `Observed` once AWS was read, `Synced` says the read succeeded. The
-//!   status fields keep what they held (Observe writes only conditions and
-//!   `observedGeneration`). Deletion releases the object without any AWS call.
+//! - **Observe** (`spec.managementPolicy: Observe`): the kind runs in [`Mode::Observe`], which
+//!   is plan mode for the kind (`run.applying()` is false): every AWS write is recorded by
+//!   [`Run::write`] and not made, and the kind's other side effects (creation queue slots,
+//!   request watchers, notification mails and their tag marks, snapshot edits) are skipped, as
+//!   they are for `plan -f`. What it would have changed is the object's drift: the `Drifted`
+//!   condition lists it (False when there is none), `Ready` is True with reason `Observed` once
+//!   AWS was read and compared, `Synced` says the read succeeded; an object not comparable yet
+//!   (a referenced account without its id) says why in `Ready`. Of the status the kind
+//!   derived, only what was read from AWS is kept (ids, ARNs, states: what other objects find
+//!   it by); a planned value never is. Deletion releases the object without any AWS call.
 //! - **Manage** (default): the kind's reconcile and cleanup as they are; `Drifted` and `Paused`
 //!   conditions left over from an earlier policy are removed.
 
 use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::api::common::{ManagementPolicy, PAUSED_ANNOTATION, is_paused};
 use crate::api::conditions::{
@@ -78,7 +84,9 @@ pub async fn reconcile<K: Kind>(obj: &K, ctx: &ReconcileContext, run: Run) -> Ma
         Management::Paused => paused(&previous, generation, run.timestamp()),
         Management::Observe => {
             let now = run.timestamp().to_string();
-            let planned = obj.reconcile(ctx, Run::new(Mode::Plan, run.time())).await;
+            let planned = obj
+                .reconcile(ctx, Run::new(Mode::Observe, run.time()))
+                .await;
             observed(&previous, planned, generation, &now)
         }
         Management::Manage => {
@@ -177,7 +185,7 @@ fn paused<S: KindStatus>(previous: &S, generation: Option<i64>, now: &str) -> Ma
 
 /// An Observe object after its kind planned: the planned changes become its drift, the
 /// stored status gets `Ready`/`Synced`/`Drifted` (errors as for any reconcile).
-fn observed<S: KindStatus>(
+fn observed<S: KindStatus + Serialize + DeserializeOwned>(
     previous: &S,
     planned: KindOutcome<S>,
     generation: Option<i64>,
@@ -185,16 +193,34 @@ fn observed<S: KindStatus>(
 ) -> Managed<S> {
     let drift = planned.changes;
     let result = match planned.result {
-        Ok(_) => Ok(Verdict::ready(reasons::OBSERVED, observed_message(&drift))),
+        // Read, and either in the state the spec asks for or with differences to report.
+        Ok(v) if v.ready || !drift.is_empty() => {
+            Ok(Verdict::ready(reasons::OBSERVED, observed_message(&drift)))
+        }
+        // Read, but not comparable yet (a referenced account without its id, an invitation
+        // still open, an account still activating): said as the kind says it.
+        Ok(v) => Ok(Verdict {
+            message: format!(
+                "managementPolicy is Observe (nothing is written): {}",
+                v.message
+            ),
+            ..v
+        }),
         // A wait keeps its retry; an error is reported as for any reconcile.
         Err(e) => Err(e),
     };
     let existing: Vec<Condition> = without(previous.conditions(), PAUSED);
     let conditions = match &result {
-        Ok(v) => merge_conditions(&existing, &observe_conditions(v, &drift), generation, now),
+        Ok(v) if v.ready => {
+            merge_conditions(&existing, &observe_conditions(v, &drift), generation, now)
+        }
+        Ok(v) => merge_conditions(&existing, &not_comparable(v), generation, now),
         Err(_) => super::conditions_for(&existing, &result, generation, now),
     };
-    let mut status = previous.clone();
+    let mut status = match &result {
+        Ok(_) => read_from_aws(previous, &planned.status),
+        Err(_) => previous.clone(),
+    };
     status.set_conditions(conditions);
     status.set_observed_generation(generation);
     let events = drift_event(previous.conditions(), status.conditions())
@@ -210,6 +236,40 @@ fn observed<S: KindStatus>(
         management: Management::Observe,
         drift,
     }
+}
+
+/// Status fields that only ever hold what was read from AWS (never a planned value): the
+/// identity of the AWS object and its state. Other kinds' objects find theirs through these
+/// (a BillingGroup its LinkedAccounts' `accountId`, a LinkedAccount its OU's `ouId`).
+const READ_FROM_AWS: &[&str] = &[
+    "accountId",
+    "email",
+    "name",
+    "state",
+    "stateReason",
+    "joinedMethod",
+    "ouId",
+    "policyId",
+    "arn",
+];
+
+/// The stored status with the fields of [`READ_FROM_AWS`] as the Observe run found them (an
+/// AWS object not found clears them); every other field as stored. A planned status also holds
+/// values that would only be true once written (a parent, attachments): they are not kept.
+fn read_from_aws<S: Serialize + DeserializeOwned + Clone>(previous: &S, planned: &S) -> S {
+    let (Ok(Value::Object(mut merged)), Ok(Value::Object(read))) = (
+        serde_json::to_value(previous),
+        serde_json::to_value(planned),
+    ) else {
+        return previous.clone();
+    };
+    for key in READ_FROM_AWS {
+        match read.get(*key) {
+            Some(v) if !v.is_null() => merged.insert((*key).to_string(), v.clone()),
+            _ => merged.remove(*key),
+        };
+    }
+    serde_json::from_value(Value::Object(merged)).unwrap_or_else(|_| previous.clone())
 }
 
 fn observe_conditions(v: &Verdict, drift: &[Change]) -> Vec<DesiredCondition> {
@@ -242,6 +302,24 @@ fn observe_conditions(v: &Verdict, drift: &[Change]) -> Vec<DesiredCondition> {
             "AWS was read; nothing was written (managementPolicy Observe)",
         ),
         drifted,
+    ]
+}
+
+/// `Ready` False as the kind said, `Synced` True: AWS was read. `Drifted` is left as it was.
+fn not_comparable(v: &Verdict) -> Vec<DesiredCondition> {
+    vec![
+        DesiredCondition::new(
+            READY,
+            ConditionStatus::False,
+            v.reason.clone(),
+            v.message.clone(),
+        ),
+        DesiredCondition::new(
+            SYNCED,
+            ConditionStatus::True,
+            reasons::OBSERVED,
+            "AWS was read; nothing was written (managementPolicy Observe)",
+        ),
     ]
 }
 
@@ -415,6 +493,23 @@ mod tests {
         let drifted = find(m3.outcome.status.conditions(), DRIFTED).unwrap();
         assert_eq!(drifted.status, ConditionStatus::False);
         assert_eq!(drifted.last_transition_time, "t3");
+    }
+
+    #[test]
+    fn observe_keeps_what_was_read_from_aws_and_not_what_was_planned() {
+        let previous: LinkedAccountStatus = serde_json::from_value(serde_json::json!({
+            "accountId": "111111111111", "state": "ACTIVE", "parentId": "ou-stored",
+            "email": "old@example.com"
+        }))
+        .unwrap();
+        let planned: LinkedAccountStatus = serde_json::from_value(serde_json::json!({
+            "accountId": "111111111111", "state": "SUSPENDED", "parentId": "ou-desired"
+        }))
+        .unwrap();
+        let kept = serde_json::to_value(read_from_aws(&previous, &planned)).unwrap();
+        assert_eq!(kept["state"], "SUSPENDED");
+        assert_eq!(kept["parentId"], "ou-stored");
+        assert!(kept.get("email").is_none(), "{kept}");
     }
 
     #[test]

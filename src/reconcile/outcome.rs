@@ -55,6 +55,9 @@ pub enum Mode {
     Plan,
     /// Observe, plan and execute.
     Apply,
+    /// Observe and plan only, for an object under `managementPolicy: Observe` (see
+    /// [`super::management`]): as `Plan`, but the status the kind derived is handed back.
+    Observe,
 }
 
 /// How the operator treats one object (see [`super::management`]).
