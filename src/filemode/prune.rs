@@ -608,6 +608,35 @@ mod tests {
         assert_eq!(plan_deletions(&report).len(), 1);
     }
 
+    #[test]
+    fn an_account_whose_manifest_names_another_account_is_a_replacement() {
+        let account: LinkedAccount = serde_json::from_value(serde_json::json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {"name": "a", "namespace": "ns"},
+            "spec": {"payerRef": {"name": "p"}, "create": {"email": "New@example.com", "accountName": "a"}}
+        }))
+        .unwrap();
+        let mut inventory = Inventory::default();
+        inventory
+            .keys
+            .insert(("LinkedAccount".into(), "ns".into(), "a".into()));
+        inventory.accounts.push(account);
+        let owned = |email: &str| Owned {
+            kind: "LinkedAccount".into(),
+            namespace: "ns".into(),
+            name: "a".into(),
+            aws_id: "111111111111".into(),
+            aws_name: format!("a <{email}>"),
+            identity: vec!["111111111111".into(), email.to_string()],
+        };
+        assert_eq!(replaced(&owned("new@example.com"), &inventory), None);
+        let detail = replaced(&owned("old@example.com"), &inventory).expect("a replacement");
+        assert!(
+            detail.contains("new@example.com") && detail.contains("111111111111"),
+            "{detail}"
+        );
+    }
+
     fn blank() -> ObjectReport {
         ObjectReport {
             kind: String::new(),
