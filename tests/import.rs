@@ -361,6 +361,37 @@ async fn an_imported_organization_applies_without_writes_and_plans_no_changes() 
         done.notes
     );
 
+    // The command writes the same files (the names are deterministic).
+    let again = Dir::new();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_partner-billing-operator"))
+        .args(["import", "--payer"])
+        .arg(&payer.0)
+        .arg("-o")
+        .arg(&again.0)
+        .env("AWS_ENDPOINT_URL", &emu.url)
+        .output()
+        .expect("run the binary");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("LinkedAccount: 25")
+            && stdout.contains("note: name collision: BillingGroup"),
+        "{stdout}"
+    );
+    for file in &done.files {
+        let name = file.file_name().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap(),
+            std::fs::read_to_string(again.0.join(name)).unwrap(),
+            "{name:?}"
+        );
+    }
+
     // Every document validates against its CRD's schema and CEL rules.
     let mut documents = 0;
     for file in &done.files {

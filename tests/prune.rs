@@ -174,6 +174,29 @@ async fn removed_objects_are_listed_with_their_deletion_and_nothing_is_written()
         "{text}"
     );
 
+    // The command line: exit status 3 and summary.requiresReview for a PR check.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_partner-billing-operator"))
+        .args(["plan", "--prune", "-o", "json", "-n", "prune", "-f"])
+        .arg(&after.0)
+        .arg("--previous")
+        .arg(&before.0)
+        .env("AWS_ENDPOINT_URL", &emu.url)
+        .output()
+        .expect("run the binary");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["summary"]["requiresReview"], true, "{v}");
+    assert_eq!(
+        v["prune"]["orphans"].as_array().map(Vec::len),
+        Some(2),
+        "{v}"
+    );
+
     // Without the folder before the change the policy is not known: the worst case is shown.
     let (report, preview) =
         prune::plan_with_prune(load(std::slice::from_ref(&after.0)), None, connector(emu)).await;

@@ -505,3 +505,153 @@ pub fn json(report: &Report, preview: &PrunePreview) -> String {
     value["summary"]["replacements"] = preview.replacements.len().into();
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::Change;
+    use crate::reconcile::report::ObjectReport;
+
+    fn orphan(action: &str) -> Orphan {
+        Orphan {
+            kind: "LinkedAccount".into(),
+            namespace: "ns".into(),
+            name: "a".into(),
+            aws_id: "111111111111".into(),
+            aws_name: "a <a@example.com>".into(),
+            action: action.into(),
+            policy: "Close".into(),
+            policy_source: "assumed-worst-case".into(),
+            effect: String::new(),
+        }
+    }
+
+    #[test]
+    fn owner_tags_name_kinds_of_the_kind_list() {
+        assert_eq!(
+            parse_owner("ns/linkedaccount/a-1"),
+            Some(("LinkedAccount".into(), "ns".into(), "a-1".into()))
+        );
+        assert_eq!(parse_owner("ns/nosuchkind/a"), None);
+        assert_eq!(parse_owner("garbage"), None);
+    }
+
+    #[test]
+    fn review_is_required_for_destruction_and_replacement_only() {
+        let report = Report::default();
+        let mut preview = PrunePreview::default();
+        assert_eq!(exit_code(&report, &preview), 0);
+        preview.orphans.push(orphan("retain"));
+        assert_eq!(exit_code(&report, &preview), 0);
+        preview.orphans.push(orphan("close"));
+        assert_eq!(exit_code(&report, &preview), EXIT_REVIEW);
+        preview.problems.push("Payer ns/p: denied".into());
+        assert_eq!(
+            exit_code(&report, &preview),
+            1,
+            "an incomplete preview is an error"
+        );
+    }
+
+    #[test]
+    fn a_changed_name_and_a_plan_deletion_are_replacements() {
+        let mut inventory = Inventory::default();
+        let key = (
+            "PricingPlan".to_string(),
+            "ns".to_string(),
+            "gold".to_string(),
+        );
+        inventory.keys.insert(key.clone());
+        inventory.named.insert(key, "gold-v2".into());
+        let owned = Owned {
+            kind: "PricingPlan".into(),
+            namespace: "ns".into(),
+            name: "gold".into(),
+            aws_id: "arn:p".into(),
+            aws_name: "gold".into(),
+            identity: vec!["gold".into()],
+        };
+        let mut preview = PrunePreview::default();
+        classify(
+            std::slice::from_ref(&owned),
+            "ns",
+            &inventory,
+            None,
+            &mut preview,
+        );
+        assert!(preview.orphans.is_empty());
+        assert!(
+            preview.replacements[0].detail.contains("gold-v2"),
+            "{preview:?}"
+        );
+        let other_ns = Owned {
+            namespace: "other".into(),
+            ..owned
+        };
+        let mut preview = PrunePreview::default();
+        classify(&[other_ns], "ns", &inventory, None, &mut preview);
+        assert!(preview.orphans.is_empty() && preview.replacements.is_empty());
+        assert_eq!(preview.notes.len(), 1);
+        let report = Report {
+            objects: vec![ObjectReport {
+                kind: "PricingPlan".into(),
+                namespace: "ns".into(),
+                name: "gold".into(),
+                changes: vec![Change {
+                    action: ChangeAction::Delete,
+                    target: "pricing rule gold.x.abcdef".into(),
+                    detail: "replaced".into(),
+                }],
+                ..blank()
+            }],
+        };
+        assert_eq!(plan_deletions(&report).len(), 1);
+    }
+
+    #[test]
+    fn an_account_whose_manifest_names_another_account_is_a_replacement() {
+        let account: LinkedAccount = serde_json::from_value(serde_json::json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {"name": "a", "namespace": "ns"},
+            "spec": {"payerRef": {"name": "p"}, "create": {"email": "New@example.com", "accountName": "a"}}
+        }))
+        .unwrap();
+        let mut inventory = Inventory::default();
+        inventory
+            .keys
+            .insert(("LinkedAccount".into(), "ns".into(), "a".into()));
+        inventory.accounts.push(account);
+        let owned = |email: &str| Owned {
+            kind: "LinkedAccount".into(),
+            namespace: "ns".into(),
+            name: "a".into(),
+            aws_id: "111111111111".into(),
+            aws_name: format!("a <{email}>"),
+            identity: vec!["111111111111".into(), email.to_string()],
+        };
+        assert_eq!(replaced(&owned("new@example.com"), &inventory), None);
+        let detail = replaced(&owned("old@example.com"), &inventory).expect("a replacement");
+        assert!(
+            detail.contains("new@example.com") && detail.contains("111111111111"),
+            "{detail}"
+        );
+    }
+
+    fn blank() -> ObjectReport {
+        ObjectReport {
+            kind: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            changes: Vec::new(),
+            findings: Vec::new(),
+            ready: true,
+            synced: true,
+            error: false,
+            reason: String::new(),
+            message: String::new(),
+            object: None,
+            management: crate::reconcile::management::Management::Manage,
+            drift: Vec::new(),
+        }
+    }
+}

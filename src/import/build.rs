@@ -136,23 +136,7 @@ pub fn build(found: &Found, t: &Target<'_>) -> Built {
             .filter_map(|p| scp_names.get(&p.id).map(|g| g.name.clone()))
             .collect()
     };
-    for p in org.policies.iter().filter(|p| !p.aws_managed) {
-        let given = &scp_names[&p.id];
-        let document: Value = found
-            .documents
-            .get(&p.id)
-            .and_then(|d| serde_json::from_str(d).ok())
-            .unwrap_or(Value::Null);
-        let spec = json!({
-            "payerRef": {"name": t.payer},
-            "policyName": (p.name != given.name).then_some(&p.name),
-            "description": (!p.description.is_empty()).then_some(&p.description),
-            "document": document,
-            "tags": user_tags(found.tags.get(&p.id)),
-            "deletionPolicy": "Retain",
-        });
-        built.push("ServiceControlPolicy", &p.id, given, spec, found, t);
-    }
+    policy_docs(found, t, &scp_names, &mut built);
     for ou in &org.ous {
         let spec = json!({
             "payerRef": {"name": t.payer},
@@ -199,6 +183,43 @@ pub fn build(found: &Found, t: &Target<'_>) -> Built {
     }
     billing(found, t, &account_names, &mut built);
     built
+}
+
+/// The SCPs, documents included (a root attachment is said in a note: no kind manages it).
+fn policy_docs(
+    found: &Found,
+    t: &Target<'_>,
+    scp_names: &BTreeMap<String, Given>,
+    built: &mut Built,
+) {
+    let org = &found.org;
+    for p in org.policies.iter().filter(|p| !p.aws_managed) {
+        let given = &scp_names[&p.id];
+        if org
+            .targets
+            .get(&p.id)
+            .is_some_and(|t| t.contains(&org.root.id))
+        {
+            built.notes.push(format!(
+                "SCP {} ({}) is attached to the root {}: no kind manages root attachments, so it stays attached as it is",
+                p.name, p.id, org.root.id
+            ));
+        }
+        let document: Value = found
+            .documents
+            .get(&p.id)
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or(Value::Null);
+        let spec = json!({
+            "payerRef": {"name": t.payer},
+            "policyName": (p.name != given.name).then_some(&p.name),
+            "description": (!p.description.is_empty()).then_some(&p.description),
+            "document": document,
+            "tags": user_tags(found.tags.get(&p.id)),
+            "deletionPolicy": "Retain",
+        });
+        built.push("ServiceControlPolicy", &p.id, given, spec, found, t);
+    }
 }
 
 /// The Billing Conductor manifests: plans with their rules, groups, items.
@@ -369,5 +390,197 @@ fn items(found: &Found, t: &Target<'_>, groups: &BTreeMap<String, Given>, built:
             bp.retain(|_, v| !v.is_null());
         }
         built.push("CustomLineItem", &i.arn, given, spec, found, t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::aws::billing::{BcGroup, BcPlan, BcRule};
+    use crate::aws::organizations::{Account, OrgUnit, Organization, PolicySummary, Root};
+    use crate::billing::snapshot::BillingSnapshot;
+    use crate::payer::snapshot::OrgSnapshot;
+
+    fn account(id: &str, name: &str) -> Account {
+        Account {
+            id: id.into(),
+            email: format!("{name}@example.com"),
+            name: name.into(),
+            state: AccountState::Active,
+            joined_method: "CREATED".into(),
+        }
+    }
+
+    fn rule(arn: &str, name: &str) -> BcRule {
+        BcRule {
+            arn: arn.into(),
+            name: name.into(),
+            description: String::new(),
+            scope: "GLOBAL".into(),
+            type_: "MARKUP".into(),
+            modifier_percentage: Some(5.0),
+            service: None,
+            billing_entity: None,
+            usage_type: None,
+            operation: None,
+            free_tier: None,
+        }
+    }
+
+    fn found() -> Found {
+        let entry: crate::api::pricing_plan::PricingRule = serde_json::from_value(
+            json!({"name": "markup", "scope": "GLOBAL", "type": "MARKUP", "modifierPercentage": 5}),
+        )
+        .unwrap();
+        let org = OrgSnapshot {
+            organization: Organization {
+                id: "o-1".into(),
+                arn: String::new(),
+                feature_set: "ALL".into(),
+                management_account_id: "123456789012".into(),
+            },
+            root: Root {
+                id: "r-1".into(),
+                arn: String::new(),
+                scp_enabled: true,
+            },
+            accounts: vec![
+                account("123456789012", "payer"),
+                account("111111111111", "Acme"),
+                account("222222222222", "ACME"),
+            ],
+            ous: vec![OrgUnit {
+                id: "ou-1".into(),
+                arn: String::new(),
+                name: "Customers".into(),
+                parent_id: "r-1".into(),
+            }],
+            parent_of: HashMap::from([("111111111111".to_string(), "ou-1".to_string())]),
+            policies: vec![PolicySummary {
+                id: "p-1".into(),
+                arn: String::new(),
+                name: "Deny Leave".into(),
+                description: String::new(),
+                aws_managed: false,
+            }],
+            targets: HashMap::from([(
+                "p-1".to_string(),
+                vec!["r-1".to_string(), "ou-1".to_string()],
+            )]),
+            creates_in_progress: Vec::new(),
+            invitations: Vec::new(),
+        };
+        let billing = BillingSnapshot {
+            current_period: "2026-12".into(),
+            previous_period: "2026-11".into(),
+            rules: vec![
+                rule(
+                    "arn:r1",
+                    &crate::billing::pricing_plan::rule_aws_name("silver", &entry),
+                ),
+                rule("arn:r2", "by-hand"),
+            ],
+            plans: vec![BcPlan {
+                arn: "arn:p1".into(),
+                name: "silver".into(),
+                description: String::new(),
+                size: 2,
+            }],
+            plan_rules: HashMap::from([(
+                "arn:p1".to_string(),
+                vec!["arn:r1".to_string(), "arn:r2".to_string()],
+            )]),
+            groups: vec![BcGroup {
+                arn: "arn:g1".into(),
+                name: "acme".into(),
+                description: String::new(),
+                primary_account_id: "111111111111".into(),
+                plan_arn: "arn:p1".into(),
+                size: 1,
+                status: "ACTIVE".into(),
+                status_reason: None,
+                auto_associate: false,
+            }],
+            group_of: HashMap::from([("111111111111".to_string(), "arn:g1".to_string())]),
+            items: Vec::new(),
+            costs: HashMap::new(),
+        };
+        Found {
+            org: Arc::new(org),
+            billing: Arc::new(billing),
+            items: Vec::new(),
+            tags: BTreeMap::from([(
+                "111111111111".to_string(),
+                Tags::from([
+                    ("team".to_string(), "a".to_string()),
+                    (OWNER_TAG.to_string(), "x/linkedaccount/y".to_string()),
+                ]),
+            )]),
+            documents: BTreeMap::from([(
+                "p-1".to_string(),
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#.to_string(),
+            )]),
+        }
+    }
+
+    #[test]
+    fn manifests_validate_and_say_what_they_could_not_carry() {
+        let built = build(
+            &found(),
+            &Target {
+                namespace: "billing",
+                payer: "acme",
+            },
+        );
+        let names: Vec<(&str, &str)> = built
+            .docs
+            .iter()
+            .map(|d| (d.kind, d.name.as_str()))
+            .collect();
+        // The account with an owner tag is managed already: skipped with a note.
+        assert_eq!(
+            names,
+            [
+                ("ServiceControlPolicy", "deny-leave"),
+                ("OrganizationalUnit", "customers"),
+                ("LinkedAccount", "acme-22222222"),
+                ("PricingPlan", "silver"),
+                ("BillingGroup", "acme"),
+            ]
+        );
+        for d in &built.docs {
+            let schema = crate::crdgen::schema_for(d.kind).unwrap();
+            let v = crate::schema_check::validate(&schema, &d.value, None);
+            assert!(v.is_empty(), "{}: {v:?}\n{}", d.kind, d.value);
+            assert_eq!(d.value["spec"]["managementPolicy"], "Observe");
+        }
+        let notes = built.notes.join("\n");
+        assert!(
+            notes.contains("name collision: LinkedAccount 222222222222"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("managed already by x/linkedaccount/y"),
+            "{notes}"
+        );
+        assert!(notes.contains("attached to the root"), "{notes}");
+        assert!(
+            notes.contains("PricingPlan silver: rule(s) by-hand"),
+            "{notes}"
+        );
+        let plan = &built.docs[3].value["spec"];
+        assert_eq!(
+            plan["rules"][0]["name"], "markup",
+            "the operator's rule name round-trips"
+        );
+        assert_eq!(plan["rules"][1]["name"], "by-hand");
+        assert_eq!(built.docs[0].value["spec"]["policyName"], "Deny Leave");
+        assert_eq!(
+            built.docs[4].value["spec"]["primaryAccount"],
+            "111111111111"
+        );
     }
 }
