@@ -385,3 +385,30 @@ async fn a_lost_status_finds_the_transfer_by_natural_key_and_owner_tag() {
     let other = world.reconcile("other").await;
     assert_ne!(other.status.transfer_id.as_deref(), Some(id.as_str()));
 }
+
+#[test]
+fn the_example_loads_and_validates_with_the_other_examples() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let manifests = partner_billing_operator::filemode::load(
+        &[
+            root.clone(),
+            root.join("billing-transfer/billing-transfer.yaml"),
+        ],
+        "default",
+    )
+    .unwrap_or_else(|problems| panic!("examples/billing-transfer is not valid: {problems:#?}"));
+    let transfers = manifests.of::<BillingTransfer>();
+    assert_eq!(transfers.len(), 1);
+    assert_eq!(
+        transfers[0]
+            .spec
+            .automatic_billing_groups
+            .as_ref()
+            .unwrap()
+            .pricing_plan_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "standard"
+    );
+}
