@@ -195,3 +195,29 @@ pub const PAUSED: &str = "Paused";
 /// `ReleasedUntouched`: a paused or Observe object was deleted; its finalizer went without any
 /// AWS call.
 pub const RELEASED_UNTOUCHED: &str = "ReleasedUntouched";
+/// `TransferRequested`: a billing transfer invitation is open; the customer's management
+/// account has not answered.
+pub const TRANSFER_REQUESTED: &str = "TransferRequested";
+/// `TransferAccepted`: the billing transfer is accepted (in effect from its start).
+pub const TRANSFER_ACCEPTED: &str = "TransferAccepted";
+/// `TransferDeclined`: the customer declined the billing transfer invitation.
+pub const TRANSFER_DECLINED: &str = "TransferDeclined";
+/// `TransferExpired`: the billing transfer invitation was not accepted in time.
+pub const TRANSFER_EXPIRED: &str = "TransferExpired";
+/// `TransferCanceled`: the billing transfer invitation was canceled.
+pub const TRANSFER_CANCELED: &str = "TransferCanceled";
+/// `TransferWithdrawn`: the billing transfer was terminated (by either side).
+pub const TRANSFER_WITHDRAWN: &str = "TransferWithdrawn";
+/// `TransferInvitationSent`: an InviteOrganizationToTransferResponsibility was sent.
+pub const TRANSFER_INVITATION_SENT: &str = "TransferInvitationSent";
+/// `TransferRefused`: AWS refused the billing transfer invitation or termination (a
+/// transfer-specific constraint: quota, prerequisite, existing transfer, ...).
+pub const TRANSFER_REFUSED: &str = "TransferRefused";
+/// `InvalidTransferDate`: a start or end that AWS does not accept (not on a month boundary,
+/// too soon, too late).
+pub const INVALID_TRANSFER_DATE: &str = "InvalidTransferDate";
+/// `TransferMismatch`: the transfer found in AWS is for another customer or start than the
+/// spec names, and AWS cannot change either.
+pub const TRANSFER_MISMATCH: &str = "TransferMismatch";
+/// `Terminated`: TerminateResponsibilityTransfer was called on deletion.
+pub const TERMINATED: &str = "Terminated";
