@@ -182,3 +182,15 @@ pub const NOT_GRANTED: &str = "NotGranted";
 pub const INVITATION_CANCELED: &str = "InvitationCanceled";
 /// `NotificationUncertain`: an earlier attempt to send a notice was cut off.
 pub const NOTIFICATION_UNCERTAIN: &str = "NotificationUncertain";
+/// `PlanNotAllowed`: a billing group names an AWS-managed pricing plan its type cannot use
+/// (`Passthrough` on a STANDARD group).
+pub const PLAN_NOT_ALLOWED: &str = "PlanNotAllowed";
+/// `QuotaExceeded`: a custom line item would exceed a per-billing-group quota of Billing
+/// Conductor (10 filtered items, 5 ITEMIZED items); it is refused before AWS is called.
+pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+/// `TransferMismatch`: the billing group found in AWS bills another responsibility transfer
+/// (or is of another type) than the spec says; AWS cannot change either.
+pub const TRANSFER_MISMATCH: &str = "TransferMismatch";
+/// `TransferNotAccepted`: a TRANSFER_BILLING group waits for its BillingTransfer to be
+/// ACCEPTED.
+pub const TRANSFER_NOT_ACCEPTED: &str = "TransferNotAccepted";
