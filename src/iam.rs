@@ -132,6 +132,25 @@ pub const FAMILIES: &[Family] = &[
             "iam:PassRole",
         ],
     },
+    Family {
+        // InviteOrganizationToTransferResponsibility with Tags (the owner tag) also needs
+        // organizations:TagResource, as the Organizations create calls with Tags do.
+        name: "transfer",
+        kinds: &["BillingTransfer"],
+        actions: &[
+            "organizations:DescribeOrganization",
+            "organizations:ListAccounts",
+            "organizations:InviteOrganizationToTransferResponsibility",
+            "organizations:ListInboundResponsibilityTransfers",
+            "organizations:DescribeResponsibilityTransfer",
+            "organizations:TerminateResponsibilityTransfer",
+            "organizations:CancelHandshake",
+            "organizations:ListTagsForResource",
+            "organizations:TagResource",
+            "billingconductor:GetBillingTransferPreference",
+            "billingconductor:UpdateBillingTransferPreference",
+        ],
+    },
 ];
 
 /// Actions a policy needs that are not the name of an operation the code calls: (action,

@@ -32,8 +32,8 @@ use crate::reconcile::ownership::{
 };
 use crate::reconcile::reasons::{
     ACCOUNT_CONFLICT, ACCOUNT_WANTED_BY_ANOTHER_GROUP, AVAILABLE, CREATED, DELETED,
-    DEPENDENCY_NOT_READY, GROUP_HAS_FOREIGN_ITEMS, NO_CONFLICT, PLAN_NOT_ALLOWED, PLANNED_ONLY,
-    PRIMARY_ACCOUNT_MISMATCH, RELEASED, TRANSFER_MISMATCH,
+    DEPENDENCY_NOT_READY, GROUP_HAS_FOREIGN_ITEMS, GROUP_TYPE_MISMATCH, NO_CONFLICT,
+    PLAN_NOT_ALLOWED, PLANNED_ONLY, PRIMARY_ACCOUNT_MISMATCH, RELEASED,
 };
 use crate::reconcile::run::Run;
 use crate::reconcile::{
@@ -286,7 +286,7 @@ fn check_existing(want: &DesiredGroup<'_>, g: &BcGroup) -> Result<(), Error> {
     let name = want.name;
     if g.group_type != want.group_type() || g.transfer_arn.as_deref() != want.transfer_arn {
         return Err(Error::terminal(
-            TRANSFER_MISMATCH,
+            GROUP_TYPE_MISMATCH,
             format!(
                 "billing group {name} is a {} group{} in AWS, the spec wants a {} group{}; AWS cannot change a group's type or transfer: give the BillingGroup another groupName",
                 g.group_type,
@@ -1154,10 +1154,30 @@ async fn foreign_items(
 
 /// Billing groups follow LinkedAccount label and account-id changes at once (selectors).
 pub fn triggers() -> Vec<Trigger<BillingGroup>> {
-    vec![Trigger::on::<LinkedAccount>(
-        linked_account_fingerprint,
-        |_, _| true,
-    )]
+    vec![
+        Trigger::on::<LinkedAccount>(linked_account_fingerprint, |_, _| true),
+        Trigger::on::<crate::api::BillingTransfer>(transfer_fingerprint, names_transfer),
+    ]
+}
+
+/// What a TRANSFER_BILLING group follows of its BillingTransfer: the transfer's ARN and
+/// state (a group waits for ACCEPTED).
+fn transfer_fingerprint(t: &Guarded<crate::api::BillingTransfer>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let status = t.0.as_ref().ok().and_then(|t| t.status.as_ref());
+    status.and_then(|s| s.transfer_arn.clone()).hash(&mut h);
+    status.and_then(|s| s.state.clone()).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Whether group `g` names transfer `t` in `responsibilityTransferRef`.
+fn names_transfer(t: &Guarded<crate::api::BillingTransfer>, g: &Guarded<BillingGroup>) -> bool {
+    let name = kube::Resource::meta(t).name.as_deref();
+    g.0.as_ref()
+        .ok()
+        .and_then(|g| g.spec.responsibility_transfer_ref.as_ref())
+        .is_some_and(|r| Some(r.name.as_str()) == name)
 }
 
 /// What of a LinkedAccount BillingGroups follow: its labels (selectors) and its account id.
@@ -1358,7 +1378,7 @@ mod tests {
         assert_eq!(plan(&want, &s).unwrap(), GroupPlan::default());
         // The same name, a standard group in AWS: refused, never replaced.
         s.groups[0] = group("g1", "gold", "111111111111", "plan-arn");
-        assert_eq!(plan(&want, &s).unwrap_err().reason(), TRANSFER_MISMATCH);
+        assert_eq!(plan(&want, &s).unwrap_err().reason(), GROUP_TYPE_MISMATCH);
         let wanted = ids(1);
         let primary = wanted.iter().next().unwrap().clone();
         s.groups[0] = BcGroup {
@@ -1367,7 +1387,7 @@ mod tests {
             ..group("g1", "gold", &primary, "plan-arn")
         };
         let err = plan(&desired(&primary, &wanted), &s).unwrap_err();
-        assert_eq!(err.reason(), TRANSFER_MISMATCH);
+        assert_eq!(err.reason(), GROUP_TYPE_MISMATCH);
     }
 
     #[test]

@@ -60,8 +60,19 @@ pub fn accepted_transfer_arn(
     ctx: &ReconcileContext,
 ) -> Result<String, Error> {
     let dependency = format!("BillingTransfer {namespace}/{}", r.name);
-    let _ = ctx;
-    judge(&dependency, None)
+    let transfer = ctx
+        .catalog
+        .get::<crate::api::BillingTransfer>(namespace, &r.name);
+    let status = transfer
+        .as_ref()
+        .map(|t| t.status.clone().unwrap_or_default());
+    judge(
+        &dependency,
+        status.as_ref().map(|s| TransferFacts {
+            transfer_arn: s.transfer_arn.as_deref(),
+            state: s.state.as_deref(),
+        }),
+    )
 }
 
 #[cfg(test)]
