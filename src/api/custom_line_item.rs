@@ -146,15 +146,19 @@ impl ComputationRule {
 /// A line-item filter: which line items a percentage item applies to.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.attribute != 'LINE_ITEM_TYPE' || self.value == 'SAVINGS_PLAN_NEGATION'").message("a LINE_ITEM_TYPE filter takes the value SAVINGS_PLAN_NEGATION"))]
+#[x_kube(validation = Rule::new("self.attribute == 'LINE_ITEM_TYPE' || self.value != 'SAVINGS_PLAN_NEGATION'").message("SAVINGS_PLAN_NEGATION is a line item type: use it with attribute LINE_ITEM_TYPE"))]
 pub struct LineItemFilter {
     /// `LINE_ITEM_TYPE` or `SERVICE`.
     pub attribute: FilterAttribute,
     /// `EQUAL` (only matching line items) or `NOT_EQUAL` (all but those).
     pub match_option: MatchOption,
-    /// For `LINE_ITEM_TYPE`: `SAVINGS_PLAN_NEGATION`; for `SERVICE`: a service code such as
+    /// For `LINE_ITEM_TYPE`: `SAVINGS_PLAN_NEGATION` (Savings Plans discounts) or a line item
+    /// type such as `SavingsPlanCoveredUsage`; for `SERVICE`: a service code such as
     /// `AmazonEC2` (letters and digits).
-    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[a-zA-Z0-9_]+$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^(SAVINGS_PLAN_NEGATION|[a-zA-Z0-9]+)$")
+    )]
     pub value: String,
 }
 

@@ -109,8 +109,8 @@ pub struct BcItem {
 }
 
 /// A custom line item's line-item filter (LineItemFilter: at most one per item, with one
-/// value): `LINE_ITEM_TYPE` takes its value in `Values` (LineItemFilterValue, only
-/// `SAVINGS_PLAN_NEGATION`), `SERVICE` in `AttributeValues`.
+/// value): `SAVINGS_PLAN_NEGATION` goes in `Values` (LineItemFilterValue, its one value),
+/// any other value (a line item type, a service code) in `AttributeValues`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ItemFilter {
     /// `LINE_ITEM_TYPE` or `SERVICE`.
@@ -338,19 +338,21 @@ fn charge(item: &NewItem) -> Result<types::CustomLineItemChargeDetails, Error> {
     details.build().map_err(build_err)
 }
 
-/// The SDK's LineItemFilter for `f`: a `LINE_ITEM_TYPE` value goes in `Values`
-/// (LineItemFilterValue), a `SERVICE` value in `AttributeValues` (model: AttributeValueList,
-/// at most one `[a-zA-Z0-9]+`).
+/// The SDK's LineItemFilter for `f`: `LINE_ITEM_TYPE` `SAVINGS_PLAN_NEGATION` in `Values`
+/// (LineItemFilterValue), any other value in `AttributeValues` (model: AttributeValueList, at
+/// most one `[a-zA-Z0-9]+`).
 fn line_item_filter(f: &ItemFilter) -> Result<types::LineItemFilter, Error> {
     let attribute = types::LineItemFilterAttributeName::from(f.attribute.as_str());
     let builder = types::LineItemFilter::builder()
         .attribute(attribute.clone())
         .match_option(types::MatchOption::from(f.match_option.as_str()));
-    let builder = match attribute {
-        types::LineItemFilterAttributeName::LineItemType => {
-            builder.values(types::LineItemFilterValue::from(f.value.as_str()))
-        }
-        _ => builder.attribute_values(&f.value),
+    let negation = types::LineItemFilterValue::SavingsPlanNegation;
+    let builder = if attribute == types::LineItemFilterAttributeName::LineItemType
+        && f.value == negation.as_str()
+    {
+        builder.values(negation)
+    } else {
+        builder.attribute_values(&f.value)
     };
     builder.build().map_err(build_err)
 }
