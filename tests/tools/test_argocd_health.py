@@ -11,7 +11,7 @@ import unittest
 from lupa import LuaRuntime
 
 HEALTH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "gitops" / "argocd" / "health"
-KINDS = ["Payer", "LinkedAccount", "OrganizationalUnit", "ServiceControlPolicy", "PricingPlan", "BillingGroup", "CustomLineItem", "CurPipeline"]
+KINDS = ["Payer", "LinkedAccount", "OrganizationalUnit", "ServiceControlPolicy", "PricingPlan", "BillingGroup", "CustomLineItem", "CurPipeline", "BillingTransfer"]
 
 
 def check(kind: str, obj: dict) -> dict:
@@ -79,6 +79,14 @@ class HealthTest(unittest.TestCase):
             h = check(kind, obj(ready("False", reason, "what to fix")))
             self.assertEqual(h["status"], "Degraded", kind)
             self.assertIn("what to fix", h["message"])
+
+    def test_billing_transfer_states(self):
+        self.assertEqual(check("BillingTransfer", obj(ready("False", "TransferRequested")))["status"], "Progressing")
+        self.assertEqual(check("BillingTransfer", obj(ready("True", "TransferAccepted")))["status"], "Healthy")
+        for reason in ["TransferDeclined", "TransferExpired", "TransferWithdrawn", "InvalidTransferDate", "TransferRefused"]:
+            h = check("BillingTransfer", obj(ready("False", reason, "send another")))
+            self.assertEqual(h["status"], "Degraded", reason)
+            self.assertIn("send another", h["message"])
 
 
 if __name__ == "__main__":
