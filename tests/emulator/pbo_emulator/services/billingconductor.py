@@ -628,7 +628,8 @@ class BillingConductor(EmulatedService):
             "CreationTime": i["CreationTime"],
             "LastModifiedTime": i["LastModifiedTime"],
             "AssociationSize": len(i["ChargeDetails"].get("Percentage", {}).get("AssociatedValues") or []),
-            "AccountId": i["AccountId"],
+            # A transfer billing group has no primary account to default to.
+            **({"AccountId": i["AccountId"]} if i["AccountId"] else {}),
             "ComputationRule": i["ComputationRule"],
             **({"PresentationDetails": i["PresentationDetails"]} if i.get("PresentationDetails") else {}),
         }
