@@ -396,3 +396,41 @@ async fn cost_by_service_matches_the_seeded_usage_to_the_cent() {
         assert!(exposed.contains(&needle), "{needle} not in\n{exposed}");
     }
 }
+
+#[test]
+fn the_examples_load_with_a_transfer_group_and_an_itemized_filtered_item() {
+    use partner_billing_operator::api::billing_group::BillingGroupType;
+    use partner_billing_operator::api::{BillingGroup, CustomLineItem};
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let manifests = filemode::load(
+        &[
+            root.clone(),
+            root.join("billing-transfer/billing-transfer.yaml"),
+            root.join("billing-transfer/transfer-billing-group.yaml"),
+        ],
+        "default",
+    )
+    .unwrap_or_else(|problems| panic!("the examples are not valid: {problems:#?}"));
+    let groups = manifests.of::<BillingGroup>();
+    let globex = groups
+        .iter()
+        .find(|g| g.spec.type_ == BillingGroupType::TransferBilling)
+        .expect("the transfer billing group example");
+    assert_eq!(
+        globex.spec.pricing_plan_ref.aws_managed(),
+        Some("Passthrough")
+    );
+    assert_eq!(
+        globex
+            .spec
+            .responsibility_transfer_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "globex"
+    );
+    let items = manifests.of::<CustomLineItem>();
+    assert!(items.iter().any(|i| i.spec.line_item_filter.is_some()
+        && i.spec.computation_rule
+            == Some(partner_billing_operator::api::custom_line_item::ComputationRule::Itemized)));
+}
