@@ -5,7 +5,7 @@
 local progressing = {
   Creating = true, CreationQueued = true, InvitationPending = true, DependencyNotReady = true,
   Closing = true, NotificationPending = true, PlannedOnly = true, Pending = true,
-  PayerNotFound = true,
+  PayerNotFound = true, TransferNotAccepted = true,
 }
 local hs = { status = "Progressing", message = "Waiting for the operator" }
 if obj.status == nil or obj.status.conditions == nil then
