@@ -26,6 +26,34 @@ const ACCESS_KEY: &str = "AKIAPBOCRASH00000001";
 const SECRET_KEY: &str = "pbo-crash-test-secret";
 const INVITEE: &str = "444400000009";
 const WAIT: Duration = Duration::from_secs(60);
+/// The management account of the customer organization whose billing transfers to acme.
+const CUSTOMER_ORG: &str = "777788889999";
+
+/// The first day of the month after next, 00:00:00 UTC: a transfer start AWS accepts now.
+fn transfer_start() -> String {
+    use k8s_openapi::jiff::{Timestamp, ToSpan, tz::TimeZone};
+    let today = Timestamp::now().to_zoned(TimeZone::UTC).date();
+    let d = today.first_of_month().checked_add(2.months()).unwrap();
+    format!("{d}T00:00:00Z")
+}
+
+/// The customer accepts every open billing transfer invitation (emulator control).
+fn customer_accepts(emu: &common::Emulator) {
+    let stats = emu.control(
+        "POST",
+        "/_emulator/services/transfers/stats",
+        Some(json!({})),
+    );
+    for (id, t) in stats["transfers"].as_object().into_iter().flatten() {
+        if t["status"] == "REQUESTED" {
+            emu.control(
+                "POST",
+                "/_emulator/services/transfers/accept",
+                Some(json!({"transferId": id})),
+            );
+        }
+    }
+}
 
 /// The organization: every kind, every object with a deletion policy that deletes.
 /// `v2` changes something in each object (document, name, parent, tags, rules, amounts...).
@@ -69,6 +97,14 @@ fn manifests(v2: bool) -> String {
     // A changed policyName renames the SCP (found again by its owner tag: file mode starts
     // without statuses).
     let policy_name = if v2 { "deny-v2" } else { "deny" };
+    // The billing transfer: accepted by the customer in `prepare` (Change, Delete); v2 adds
+    // the automatic billing groups preference; deleting it terminates it.
+    let transfer_start = transfer_start();
+    let preference = if v2 {
+        "\n  automaticBillingGroups: {enabled: true, pricingPlanRef: {name: std}}"
+    } else {
+        ""
+    };
     let (granularity, schedule) = if v2 {
         ("Daily", "cron(0 4 * * ? *)")
     } else {
@@ -185,6 +221,15 @@ spec:
   export: {{kind: LegacyCur, name: acme-legacy, timeGranularity: {granularity}}}
   s3: {{bucket: acme-legacy-cur, create: true, region: us-east-1}}
   deletionPolicy: Delete
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: BillingTransfer
+metadata: {{name: globex, namespace: crash}}
+spec:
+  payerRef: {{name: acme}}
+  customer: {{accountId: "{CUSTOMER_ORG}"}}
+  start: "{transfer_start}"{preference}
+  deletionPolicy: Terminate
 "#
     )
 }
@@ -242,6 +287,7 @@ async fn prepare(emu: &common::Emulator, scenario: Scenario) -> Dir {
     if scenario != Scenario::Create {
         let report = run(emu, &dir.0, false).await;
         check_ready(&report, false);
+        customer_accepts(emu);
         if scenario == Scenario::Change {
             dir.write("org.yaml", &manifests(true));
         }
@@ -273,8 +319,13 @@ fn check_ready(report: &Report, deleted: bool) {
         .iter()
         .filter(|o| {
             let invited = o.kind == "LinkedAccount" && o.name.ends_with("ext");
+            // The billing transfer waits for the customer until `prepare` accepts it (the
+            // inventory checks its exact state per scenario).
+            let transfer = o.kind == "BillingTransfer";
             if invited && !deleted {
                 o.reason != "InvitationPending"
+            } else if transfer && !deleted {
+                !o.ready && o.reason != "TransferRequested"
             } else {
                 !o.ready
             }
@@ -423,6 +474,26 @@ async fn inventory(emu: &common::Emulator) -> BTreeMap<&'static str, Value> {
         .map(|d| d.name().to_string())
         .collect();
     out.insert("databases", json!(dbs));
+    let transfers = emu.control(
+        "POST",
+        "/_emulator/services/transfers/stats",
+        Some(json!({})),
+    );
+    let mut states: Vec<String> = transfers["transfers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, t)| t["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    states.sort();
+    out.insert("transfers", json!(states));
+    let enabled = transfers["preferences"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, p)| p["Enabled"] == true)
+        .count();
+    out.insert("transferPreferences", json!(enabled));
     out
 }
 
@@ -460,6 +531,15 @@ fn expect(scenario: Scenario, found: &BTreeMap<&'static str, Value>) {
     for (k, v) in want.as_object().unwrap() {
         assert_eq!(&found[k.as_str()], v, "{scenario:?}: {k} in {found:?}");
     }
+    // One billing transfer, whatever the scenario: invited (Create), accepted with its
+    // preference (Change), terminated (Delete).
+    let (transfers, preferences) = match scenario {
+        Scenario::Create => (json!(["REQUESTED"]), json!(0)),
+        Scenario::Change => (json!(["ACCEPTED"]), json!(1)),
+        Scenario::Delete => (json!(["WITHDRAWN"]), json!(0)),
+    };
+    assert_eq!(found["transfers"], transfers, "{scenario:?}: {found:?}");
+    assert_eq!(found["transferPreferences"], preferences, "{scenario:?}");
     let (ous, policies, reports): (Value, Value, Value) = match scenario {
         Scenario::Create => (
             json!(["Prod"]),
@@ -541,6 +621,7 @@ async fn a_crash_at_any_write_leaves_no_duplicate_and_no_orphan() {
         "Remove",
         "Enable",
         "Modify",
+        "Terminate",
     ];
     let mut missing = Vec::new();
     for family in partner_billing_operator::iam::FAMILIES {

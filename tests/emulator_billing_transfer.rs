@@ -412,3 +412,31 @@ fn the_example_loads_and_validates_with_the_other_examples() {
         "standard"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_the_customer_withdraws_is_reported_and_not_invited_again() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    world.put(&transfer(
+        "hooli",
+        json!({"customer": {"accountId": "555566667777"}, "start": first_of_month(2), "deletionPolicy": "Terminate"}),
+    ));
+    let id = world.reconcile("hooli").await.status.transfer_id.unwrap();
+    world.customer("accept", &id);
+    assert!(ready(&world.reconcile("hooli").await).0);
+    world.customer("withdraw", &id);
+    for _ in 0..2 {
+        let out = world.reconcile("hooli").await;
+        let (ok, reason, message) = ready(&out);
+        assert!(!ok && reason == "TransferWithdrawn", "{reason}");
+        assert!(message.contains("partnerbilling.io/reinvite"), "{message}");
+        assert_eq!(out.status.state.as_deref(), Some("WITHDRAWN"));
+        assert!(out.status.end.is_some());
+    }
+    assert_eq!(emu.count("organizations", INVITE), 1);
+    // Terminate on delete: it has ended already; nothing is called.
+    let deleted = world.cleanup("hooli").await;
+    assert!(ready(&deleted).0);
+    assert_eq!(emu.count("organizations", TERMINATE), 0);
+}

@@ -36,6 +36,7 @@ use crate::api::linked_account::REINVITE_ANNOTATION;
 use crate::api::{BillingTransfer, BillingTransferStatus};
 use crate::aws::organizations::{Tags, Transfer, TransferInvite, TransferParty};
 use crate::aws::transfer_preference::TransferPreference;
+use crate::billing::context::BillingContext;
 use crate::error::Error;
 use crate::payer::context::PayerContext;
 use crate::reconcile::ownership::client_token;
@@ -655,12 +656,15 @@ async fn terminate(
     Ok(())
 }
 
-/// The ARN (or AWS-managed plan name) the preference names; waits for a PricingPlan not
+/// The ARN (or AWS-managed plan name) the preference names: a PricingPlan's ARN from its
+/// status, else (status not stored: file mode, a crash) from the payer's Billing Conductor
+/// snapshot by the plan's name, as BillingGroup finds its plan. Waits for a PricingPlan not
 /// created yet.
-fn preference_plan(
+async fn preference_plan(
     obj: &BillingTransfer,
     ctx: &ReconcileContext,
     wanted: &AutomaticBillingGroups,
+    now: Timestamp,
 ) -> Result<Option<String>, Error> {
     if let Some(managed) = wanted.pricing_plan {
         return Ok(Some(managed.as_str().to_string()));
@@ -669,20 +673,25 @@ fn preference_plan(
         return Ok(None);
     };
     let namespace = obj.namespace().unwrap_or_default();
-    ctx.catalog
+    let waiting = |what: &str| {
+        Error::waiting(
+            DEPENDENCY_NOT_READY,
+            format!("PricingPlan {namespace}/{} {what}", plan_ref.name),
+            DEPENDENCY_RETRY,
+        )
+    };
+    let plan = ctx
+        .catalog
         .get::<crate::api::PricingPlan>(&namespace, &plan_ref.name)
-        .and_then(|p| p.status.and_then(|s| s.arn))
-        .map(Some)
-        .ok_or_else(|| {
-            Error::waiting(
-                DEPENDENCY_NOT_READY,
-                format!(
-                    "PricingPlan {namespace}/{} does not exist or is not created in AWS yet",
-                    plan_ref.name
-                ),
-                DEPENDENCY_RETRY,
-            )
-        })
+        .ok_or_else(|| waiting("does not exist"))?;
+    if let Some(arn) = plan.status.as_ref().and_then(|s| s.arn.clone()) {
+        return Ok(Some(arn));
+    }
+    let bc = BillingContext::resolve(&namespace, &obj.spec.payer_ref, ctx, now).await?;
+    bc.snapshot
+        .plan_named(&plan.plan_name())
+        .map(|p| Some(p.arn.clone()))
+        .ok_or_else(|| waiting("is not created in AWS yet"))
 }
 
 /// Read the preference, and set it when it differs from the spec (idempotent: nothing is
@@ -696,7 +705,7 @@ async fn converge_preference(
     wanted: &AutomaticBillingGroups,
     status: &mut BillingTransferStatus,
 ) -> Result<(), Error> {
-    let plan_arn = preference_plan(obj, ctx, wanted)?;
+    let plan_arn = preference_plan(obj, ctx, wanted, run.time()).await?;
     let api = pc.conn.transfer_preference.clone();
     let current = api.get_transfer_preference(&transfer.arn).await?;
     let mut now = current.clone();
