@@ -1036,8 +1036,9 @@ pub async fn cleanup(
     let result = delete(obj, ctx, &mut run).await;
     if result.is_ok() {
         let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
-        ctx.shared::<crate::payer::insights::InsightsStore>()
-            .set_group(&key, None);
+        let store = ctx.shared::<crate::payer::insights::InsightsStore>();
+        store.set_group(&key, None);
+        store.set_group_services(&key, None);
     }
     run.finish_cleanup(
         &previous,
