@@ -434,3 +434,61 @@ fn the_examples_load_with_a_transfer_group_and_an_itemized_filtered_item() {
         && i.spec.computation_rule
             == Some(partner_billing_operator::api::custom_line_item::ComputationRule::Itemized)));
 }
+
+#[tokio::test]
+async fn a_failed_cost_by_service_read_keeps_the_group_ready_and_is_not_retried_at_once() {
+    let (emu, _guard, ids) = organization(1).await;
+    let (current, _) = periods();
+    emu.control(
+        "POST",
+        &format!("{BC}usage"),
+        Some(json!({"period": current, "rows": [
+            {"accountId": ids[0], "service": "AmazonEC2", "onDemandCost": 10, "awsCost": 10}
+        ]})),
+    );
+    let dir = Dir::new();
+    dir.write(
+        "payer.yaml",
+        &payer("  insights: {enabled: true, refreshInterval: 6h}\n"),
+    );
+    dir.write("plan.yaml", PLAN);
+    dir.write(
+        "group.yaml",
+        &group_yaml(
+            "customer",
+            &format!(
+                "  primaryAccount: \"{}\"\n  pricingPlanRef: {{name: plan}}\n",
+                ids[0]
+            ),
+        ),
+    );
+    emu.control(
+        "POST",
+        "/_emulator/faults",
+        Some(json!({"kind": "server_error", "service": "billingconductor", "operation": "GetBillingGroupCostReport"})),
+    );
+    let store = Arc::new(InsightsStore::default());
+    let r = apply(emu, &dir, store.clone()).await;
+    assert!(find(&r, "BillingGroup", "customer").ready);
+    assert!(
+        status(&r, "BillingGroup", "customer")
+            .get("costByService")
+            .is_none()
+    );
+    let tried = emu.count("billingconductor", "GetBillingGroupCostReport");
+    assert!(tried >= 1);
+    // AWS answers again, but the failure is 15 minutes old at the earliest: no new read.
+    emu.control("DELETE", "/_emulator/faults", None);
+    let r = apply(emu, &dir, store).await;
+    assert!(find(&r, "BillingGroup", "customer").ready);
+    assert_eq!(
+        emu.count("billingconductor", "GetBillingGroupCostReport"),
+        tried
+    );
+    // Another process (no failure remembered) reads it.
+    let r = apply(emu, &dir, Arc::default()).await;
+    assert_eq!(
+        status(&r, "BillingGroup", "customer")["costByService"]["current"][0]["proformaCost"],
+        "11.00"
+    );
+}

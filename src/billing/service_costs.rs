@@ -15,6 +15,7 @@ use crate::money::Amount;
 use crate::payer::insights::{
     GroupServiceCost, GroupServiceCosts, InsightsStore, RETRY_AFTER_FAILURE_SECS,
 };
+use crate::reconcile::reasons::COST_BY_SERVICE_UNAVAILABLE;
 use crate::reconcile::run::Run;
 use crate::reconcile::{Mode, ReconcileContext, object_key};
 use crate::time::older_than;
@@ -92,14 +93,15 @@ pub fn metric_rows(period: &str, rows: &[BcServiceCost]) -> Vec<GroupServiceCost
 }
 
 /// Read group `arn`'s cost by service when due (see [`due`]) and put it in `status` and the
-/// insights store; drop both when the Payer's insights are off. A failed read is logged and
-/// leaves the last status as it was (the group itself is fine).
+/// insights store; drop both when the Payer's insights are off. A failed read is a warning
+/// Event (`CostByServiceUnavailable`) and leaves the last status as it was (the group itself
+/// is fine).
 pub async fn refresh(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
     billing: &BillingContext,
     arn: &str,
-    run: &Run,
+    run: &mut Run,
     status: &mut BillingGroupStatus,
 ) {
     let namespace = obj.namespace().unwrap_or_default();
@@ -155,6 +157,14 @@ pub async fn refresh(
         Err(e) => {
             tracing::warn!(billing_group = %key, error = %e, "reading the cost by service failed; the last one is kept");
             store.group_services_failed(&key, run.timestamp());
+            run.event(
+                true,
+                COST_BY_SERVICE_UNAVAILABLE,
+                format!(
+                    "GetBillingGroupCostReport failed, tried again in {} minutes; the last figures are kept: {e}",
+                    RETRY_AFTER_FAILURE_SECS / 60
+                ),
+            );
         }
     }
 }

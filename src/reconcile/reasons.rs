@@ -220,3 +220,6 @@ pub const INVALID_TRANSFER_DATE: &str = "InvalidTransferDate";
 pub const TRANSFER_MISMATCH: &str = "TransferMismatch";
 /// `Terminated`: TerminateResponsibilityTransfer was called on deletion.
 pub const TERMINATED: &str = "Terminated";
+/// `CostByServiceUnavailable` (warning Event): a billing group's cost by service could not be
+/// read; the last figures are kept and the read is tried again later.
+pub const COST_BY_SERVICE_UNAVAILABLE: &str = "CostByServiceUnavailable";
