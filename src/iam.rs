@@ -73,6 +73,7 @@ pub const FAMILIES: &[Family] = &[
             "billingconductor:ListAccountAssociations",
             "billingconductor:ListCustomLineItems",
             "billingconductor:ListBillingGroupCostReports",
+            "billingconductor:GetBillingGroupCostReport",
             "billingconductor:CreatePricingRule",
             "billingconductor:UpdatePricingRule",
             "billingconductor:DeletePricingRule",

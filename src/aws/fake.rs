@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::billing::{
-    BcCost, BcGroup, BcItem, BcPlan, BcRule, BillingApi, NewGroup, NewItem, NewRule,
+    BcCost, BcGroup, BcItem, BcPlan, BcRule, BcServiceCost, BillingApi, NewGroup, NewItem, NewRule,
 };
 use super::connector::{AwsConnect, Connection, PayerCredentialsSource};
 use super::identity::{CallerIdentity, IdentityApi};
@@ -272,6 +272,9 @@ impl BillingApi for FakeAws {
     }
     async fn cost_reports(&self, _: &str, _: Option<&[String]>) -> Result<Vec<BcCost>, Error> {
         Err(self.unsupported("cost_reports"))
+    }
+    async fn cost_by_service(&self, _: &str, _: &str) -> Result<Vec<BcServiceCost>, Error> {
+        Err(self.unsupported("cost_by_service"))
     }
     async fn create_rule(&self, _: &NewRule, _: &str) -> Result<String, Error> {
         Err(self.unsupported("create_rule"))

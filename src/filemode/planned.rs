@@ -198,6 +198,7 @@ fn billing_group(o: &BillingGroup, ctx: &ReconcileContext) {
     let name = o.group_name();
     let description = o.spec.description.clone().unwrap_or_default();
     let auto_associate = o.spec.auto_associate;
+    let group_type = o.spec.type_.as_str().to_string();
     let ns = o.namespace().unwrap_or_default();
     if o.status.as_ref().and_then(|s| s.arn.as_ref()).is_none() {
         let mut planned = o.clone();
@@ -217,6 +218,10 @@ fn billing_group(o: &BillingGroup, ctx: &ReconcileContext) {
                 status: String::new(),
                 status_reason: None,
                 auto_associate,
+                group_type: group_type.clone(),
+                // Known once its BillingTransfer is accepted; a placeholder group never
+                // reaches AWS.
+                transfer_arn: None,
             });
         }
     });

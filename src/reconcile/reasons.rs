@@ -195,6 +195,18 @@ pub const PAUSED: &str = "Paused";
 /// `ReleasedUntouched`: a paused or Observe object was deleted; its finalizer went without any
 /// AWS call.
 pub const RELEASED_UNTOUCHED: &str = "ReleasedUntouched";
+/// `PlanNotAllowed`: a billing group names an AWS-managed pricing plan its type cannot use
+/// (`Passthrough` on a STANDARD group).
+pub const PLAN_NOT_ALLOWED: &str = "PlanNotAllowed";
+/// `QuotaExceeded`: a custom line item would exceed a per-billing-group quota of Billing
+/// Conductor (10 filtered items, 5 ITEMIZED items); it is refused before AWS is called.
+pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+/// `GroupTypeMismatch`: the billing group found in AWS is of another type or bills another
+/// responsibility transfer than the spec says; AWS cannot change either.
+pub const GROUP_TYPE_MISMATCH: &str = "GroupTypeMismatch";
+/// `TransferNotAccepted`: a TRANSFER_BILLING group waits for its BillingTransfer to be
+/// ACCEPTED.
+pub const TRANSFER_NOT_ACCEPTED: &str = "TransferNotAccepted";
 /// `TransferRequested`: a billing transfer invitation is open; the customer's management
 /// account has not answered.
 pub const TRANSFER_REQUESTED: &str = "TransferRequested";
@@ -221,3 +233,6 @@ pub const INVALID_TRANSFER_DATE: &str = "InvalidTransferDate";
 pub const TRANSFER_MISMATCH: &str = "TransferMismatch";
 /// `Terminated`: TerminateResponsibilityTransfer was called on deletion.
 pub const TERMINATED: &str = "Terminated";
+/// `CostByServiceUnavailable` (warning Event): a billing group's cost by service could not be
+/// read; the last figures are kept and the read is tried again later.
+pub const COST_BY_SERVICE_UNAVAILABLE: &str = "CostByServiceUnavailable";

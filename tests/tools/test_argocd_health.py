@@ -122,5 +122,14 @@ class HealthTest(unittest.TestCase):
         self.assertEqual(check("LinkedAccount", obj(ready("False", "DependencyNotReady") + [drift]))["status"], "Progressing")
 
 
+    def test_billing_conductor_2026_reasons(self):
+        # A transfer billing group waits for the customer to accept its transfer.
+        self.assertEqual(check("BillingGroup", obj(ready("False", "TransferNotAccepted")))["status"], "Progressing")
+        for kind, reason in [("BillingGroup", "PlanNotAllowed"), ("BillingGroup", "GroupTypeMismatch"),
+                             ("CustomLineItem", "QuotaExceeded")]:
+            h = check(kind, obj(ready("False", reason, "what to fix")))
+            self.assertEqual(h["status"], "Degraded", reason)
+            self.assertIn("what to fix", h["message"])
+
 if __name__ == "__main__":
     unittest.main()

@@ -9,7 +9,7 @@
 local progressing = {
   Creating = true, CreationQueued = true, InvitationPending = true, DependencyNotReady = true,
   Closing = true, NotificationPending = true, PlannedOnly = true, Pending = true,
-  PayerNotFound = true,
+  PayerNotFound = true, TransferNotAccepted = true,
 }
 local hs = { status = "Progressing", message = "Waiting for the operator" }
 local annotations = obj.metadata and obj.metadata.annotations
