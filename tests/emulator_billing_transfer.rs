@@ -440,3 +440,31 @@ async fn a_transfer_the_customer_withdraws_is_reported_and_not_invited_again() {
     assert!(ready(&deleted).0);
     assert_eq!(emu.count("organizations", TERMINATE), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observe_transfer_is_never_invited_nor_terminated() {
+    use partner_billing_operator::reconcile::management;
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    world.put(&transfer(
+        "watched",
+        json!({"customer": {"accountId": "222222222222"}, "start": first_of_month(2),
+               "deletionPolicy": "Terminate", "managementPolicy": "Observe"}),
+    ));
+    let t = world.get("watched");
+    let out = management::reconcile(&t, &world.ctx, Run::now(Mode::Apply)).await;
+    let drifted = conditions::find(&out.outcome.status.conditions, "Drifted").expect("Drifted");
+    assert_eq!(drifted.status, ConditionStatus::True, "{}", drifted.message);
+    assert!(
+        drifted.message.contains("billing transfer invitation"),
+        "{}",
+        drifted.message
+    );
+    assert!(!out.drift.is_empty());
+    let released = management::cleanup(&t, &world.ctx, Run::now(Mode::Apply)).await;
+    assert!(released.drift.is_empty());
+    assert_eq!(emu.count("organizations", INVITE), 0);
+    assert_eq!(emu.count("organizations", TERMINATE), 0);
+    assert_eq!(emu.count("billingconductor", UPDATE_PREFERENCE), 0);
+}

@@ -94,6 +94,12 @@ pub struct BillingTransferSpec {
     /// the current month, or at `end` if that is set and sooner; called once).
     #[serde(default)]
     pub deletion_policy: TransferDeletionPolicy,
+    /// `Manage` (default): the operator makes AWS match this spec. `Observe`: the operator
+    /// only reads the transfer, reports differences from this spec in the `Drifted` condition
+    /// and never invites, updates the preference or terminates, also when this object is
+    /// deleted (then only the finalizer is removed, whatever `deletionPolicy` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<crate::api::common::ManagementPolicy>,
 }
 
 /// The customer organization's management account.

@@ -262,6 +262,16 @@ fn billing(found: &Found, t: &Target<'_>, accounts: &BTreeMap<String, Given>, bu
     );
     for g in &bc.groups {
         let given = &group_names[&g.arn];
+        if g.group_type == "TRANSFER_BILLING" {
+            // Its spec names a BillingTransfer (responsibilityTransferRef), which import does
+            // not write: say so rather than write a manifest that cannot validate.
+            built.notes.push(format!(
+                "BillingGroup {}: a TRANSFER_BILLING group (transfer {}) is not imported: write a BillingTransfer for its transfer and a group with type TRANSFER_BILLING and responsibilityTransferRef by hand",
+                g.name,
+                g.transfer_arn.as_deref().unwrap_or("unknown")
+            ));
+            continue;
+        }
         // Account ids, not LinkedAccount names: a group resolves a name through the
         // LinkedAccount's status, which an Observe LinkedAccount does not fill in.
         let members: Vec<String> = bc
@@ -282,7 +292,7 @@ fn billing(found: &Found, t: &Target<'_>, accounts: &BTreeMap<String, Given>, bu
             "groupName": (g.name != given.name).then_some(&g.name),
             "primaryAccount": g.primary_account_id,
             "accounts": members,
-            "pricingPlanRef": plan_names.get(&g.plan_arn).map(|p| json!({"name": p.name})),
+            "pricingPlanRef": plan_ref(&plan_names, &g.plan_arn),
             "autoAssociate": g.auto_associate.then_some(true),
             "description": (!g.description.is_empty()).then_some(&g.description),
             "tags": user_tags(found.tags.get(&g.arn)),
@@ -295,6 +305,18 @@ fn billing(found: &Found, t: &Target<'_>, accounts: &BTreeMap<String, Given>, bu
         }
     }
     items(found, t, &group_names, built);
+}
+
+/// The `pricingPlanRef` of an imported group: the imported PricingPlan, or the AWS-managed
+/// plan (`BasicPricingPlan`, `Passthrough`) the group uses.
+fn plan_ref(plan_names: &BTreeMap<String, Given>, plan_arn: &str) -> Option<Value> {
+    if let Some(p) = plan_names.get(plan_arn) {
+        return Some(json!({"name": p.name}));
+    }
+    crate::api::billing_group::AWS_MANAGED_PLANS
+        .into_iter()
+        .find(|name| crate::billing::billing_group::managed_plan_arn(name) == plan_arn)
+        .map(|name| json!({"name": name}))
 }
 
 /// The rules of a plan as spec entries, and the AWS names not in the operator's form.
@@ -503,6 +525,8 @@ mod tests {
                 status: "ACTIVE".into(),
                 status_reason: None,
                 auto_associate: false,
+                group_type: "STANDARD".into(),
+                transfer_arn: None,
             }],
             group_of: HashMap::from([("111111111111".to_string(), "arn:g1".to_string())]),
             items: Vec::new(),

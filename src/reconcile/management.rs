@@ -251,6 +251,8 @@ const READ_FROM_AWS: &[&str] = &[
     "ouId",
     "policyId",
     "arn",
+    "transferArn",
+    "transferId",
 ];
 
 /// The stored status with the fields of [`READ_FROM_AWS`] as the Observe run found them (an
