@@ -1,4 +1,4 @@
-//! Command line: `run`, `crd`, `plan -f`, `apply -f`.
+//! Command line: `run`, `crd`, `iam`, `plan -f` (with `--prune`), `apply -f`, `import`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,11 +35,35 @@ pub enum Command {
     /// Print the least-privilege IAM policy of each family of kinds.
     Iam(CrdArgs),
     /// Show what would change in AWS for the given manifests, without writing anything.
-    /// Exit status: 0 no changes, 2 changes pending, 1 error.
+    /// Exit status: 0 no changes, 2 changes pending, 1 error; with --prune also 3: something
+    /// would be deleted, closed, removed from the organization or replaced (review required).
     Plan(FileArgs),
     /// Reconcile the given manifests once, in dependency order, and print the statuses.
     /// Exit status: 0 when every object is ready, 1 otherwise.
     Apply(FileArgs),
+    /// Write manifests for an organization and Billing Conductor setup that exist already
+    /// (OUs, SCPs, accounts as adopt, pricing plans and rules, billing groups, custom line
+    /// items of the open billing periods), every object with `managementPolicy: Observe`, so
+    /// that applying them changes nothing in AWS until a person switches one to Manage.
+    /// Exit status: 0 written, 1 error.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// Manifest file (or folder) holding the one Payer to read through, with its credentials
+    /// Secret if it uses one. It is not copied into the output.
+    #[arg(long, required = true)]
+    pub payer: Vec<PathBuf>,
+    /// Folder to write the manifests into (one file per kind; existing files are not
+    /// overwritten).
+    #[arg(short = 'o', long = "output-dir", required = true)]
+    pub out: PathBuf,
+    /// Namespace of the Payer when its manifest names none (the imported objects go there).
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -106,6 +130,19 @@ pub struct FileArgs {
     /// objects, OUs and SCPs still read theirs (their ownership is judged from them).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub refresh_tags: bool,
+    /// `plan` only: also list the AWS objects of the folder's Payers that carry this
+    /// operator's owner tag but have no manifest in the folder (what a GitOps prune would
+    /// delete), with what their deletion would do (retain, remove, close, delete), and the
+    /// replacements and deletions the changed manifests make. Writes nothing. Exit status 3
+    /// when anything would be deleted, closed, removed or replaced; JSON output carries it in
+    /// `prune` and `summary.requiresReview`.
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: the manifests as they were before the change (for example a checkout of
+    /// the target branch); the deletion policy of an object whose manifest was removed is read
+    /// from there. Without it the most destructive policy of the kind is assumed (and said).
+    #[arg(long = "previous", requires = "prune")]
+    pub previous: Vec<PathBuf>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -140,6 +177,30 @@ pub async fn main(cli: Cli) -> i32 {
         Command::Plan(args) => file_mode(args, true).await,
         Command::Apply(args) => file_mode(args, false).await,
         Command::Run(args) => run(args).await,
+        Command::Import(args) => import(args).await,
+    }
+}
+
+async fn import(args: ImportArgs) -> i32 {
+    logging::init(LogFormat::Text, "warn");
+    let connector = Arc::new(SdkConnector::new(args.aws.options(), Metrics::shared()));
+    match crate::import::import(&args.payer, &args.namespace, &args.out, connector).await {
+        Ok(done) => {
+            for (kind, n) in &done.counts {
+                println!("{kind}: {n}");
+            }
+            for f in &done.files {
+                println!("wrote {}", f.display());
+            }
+            for n in &done.notes {
+                println!("note: {n}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
     }
 }
 
@@ -200,6 +261,9 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
     let options = filemode::RunOptions {
         refresh_tags: args.refresh_tags,
     };
+    if args.prune {
+        return prune_plan(&args, plan_only, manifests, connector).await;
+    }
     let report = if plan_only {
         filemode::plan_with(manifests, connector, options).await
     } else {
@@ -222,6 +286,43 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
     } else {
         filemode::apply_exit_code(&report)
     }
+}
+
+/// `plan --prune`: the plan and the prune preview (see [`filemode::prune`]).
+async fn prune_plan(
+    args: &FileArgs,
+    plan_only: bool,
+    manifests: filemode::Manifests,
+    connector: Arc<SdkConnector>,
+) -> i32 {
+    if !plan_only {
+        eprintln!("error: --prune is a plan option; apply never prunes");
+        return 1;
+    }
+    let previous = if args.previous.is_empty() {
+        None
+    } else {
+        match filemode::load(&args.previous, &args.namespace) {
+            Ok(m) => Some(m),
+            Err(problems) => {
+                eprintln!("error: the --previous manifests are not valid:");
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+                return 1;
+            }
+        }
+    };
+    let (report, preview) = filemode::prune::plan_with_prune(manifests, previous, connector).await;
+    match args.output {
+        output::Format::Text => print!(
+            "{}{}",
+            output::plan_text(&report),
+            filemode::prune::text(&preview)
+        ),
+        _ => print!("{}", filemode::prune::json(&report, &preview)),
+    }
+    filemode::prune::exit_code(&report, &preview)
 }
 
 /// The controller's client and the leader election's own: no retry layer (it would retry

@@ -73,6 +73,7 @@ pub const FAMILIES: &[Family] = &[
             "billingconductor:ListAccountAssociations",
             "billingconductor:ListCustomLineItems",
             "billingconductor:ListBillingGroupCostReports",
+            "billingconductor:GetBillingGroupCostReport",
             "billingconductor:CreatePricingRule",
             "billingconductor:UpdatePricingRule",
             "billingconductor:DeletePricingRule",
@@ -129,6 +130,25 @@ pub const FAMILIES: &[Family] = &[
             "glue:DeleteCrawler",
             "glue:TagResource",
             "iam:PassRole",
+        ],
+    },
+    Family {
+        // InviteOrganizationToTransferResponsibility with Tags (the owner tag) also needs
+        // organizations:TagResource, as the Organizations create calls with Tags do.
+        name: "transfer",
+        kinds: &["BillingTransfer"],
+        actions: &[
+            "organizations:DescribeOrganization",
+            "organizations:ListAccounts",
+            "organizations:InviteOrganizationToTransferResponsibility",
+            "organizations:ListInboundResponsibilityTransfers",
+            "organizations:DescribeResponsibilityTransfer",
+            "organizations:TerminateResponsibilityTransfer",
+            "organizations:CancelHandshake",
+            "organizations:ListTagsForResource",
+            "organizations:TagResource",
+            "billingconductor:GetBillingTransferPreference",
+            "billingconductor:UpdateBillingTransferPreference",
         ],
     },
 ];

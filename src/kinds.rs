@@ -15,6 +15,7 @@ crate::kind_list! {
     OrganizationalUnit => organizations::organizational_unit [file_order: crate::organizations::organizational_unit::parents_first];
     LinkedAccount => organizations::linked_account [triggers: crate::organizations::linked_account::triggers];
     PricingPlan => billing::pricing_plan;
+    BillingTransfer => organizations::billing_transfer;
     BillingGroup => billing::billing_group [triggers: crate::billing::billing_group::triggers];
     CustomLineItem => billing::custom_line_item [file_order: crate::billing::custom_line_item::applied_to_first];
     CurPipeline => costs::cur_pipeline;

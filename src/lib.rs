@@ -40,6 +40,7 @@ pub mod crdgen;
 pub mod error;
 pub mod filemode;
 pub mod iam;
+pub mod import;
 pub mod kinds;
 pub mod logging;
 pub mod metrics;

@@ -26,6 +26,34 @@ const ACCESS_KEY: &str = "AKIAPBOCRASH00000001";
 const SECRET_KEY: &str = "pbo-crash-test-secret";
 const INVITEE: &str = "444400000009";
 const WAIT: Duration = Duration::from_secs(60);
+/// The management account of the customer organization whose billing transfers to acme.
+const CUSTOMER_ORG: &str = "777788889999";
+
+/// The first day of the month after next, 00:00:00 UTC: a transfer start AWS accepts now.
+fn transfer_start() -> String {
+    use k8s_openapi::jiff::{Timestamp, ToSpan, tz::TimeZone};
+    let today = Timestamp::now().to_zoned(TimeZone::UTC).date();
+    let d = today.first_of_month().checked_add(2.months()).unwrap();
+    format!("{d}T00:00:00Z")
+}
+
+/// The customer accepts every open billing transfer invitation (emulator control).
+fn customer_accepts(emu: &common::Emulator) {
+    let stats = emu.control(
+        "POST",
+        "/_emulator/services/transfers/stats",
+        Some(json!({})),
+    );
+    for (id, t) in stats["transfers"].as_object().into_iter().flatten() {
+        if t["status"] == "REQUESTED" {
+            emu.control(
+                "POST",
+                "/_emulator/services/transfers/accept",
+                Some(json!({"transferId": id})),
+            );
+        }
+    }
+}
 
 /// The organization: every kind, every object with a deletion policy that deletes.
 /// `v2` changes something in each object (document, name, parent, tags, rules, amounts...).
@@ -69,6 +97,14 @@ fn manifests(v2: bool) -> String {
     // A changed policyName renames the SCP (found again by its owner tag: file mode starts
     // without statuses).
     let policy_name = if v2 { "deny-v2" } else { "deny" };
+    // The billing transfer: accepted by the customer in `prepare` (Change, Delete); v2 adds
+    // the automatic billing groups preference; deleting it terminates it.
+    let transfer_start = transfer_start();
+    let preference = if v2 {
+        "\n  automaticBillingGroups: {enabled: true, pricingPlanRef: {name: std}}"
+    } else {
+        ""
+    };
     let (granularity, schedule) = if v2 {
         ("Daily", "cron(0 4 * * ? *)")
     } else {
@@ -185,6 +221,15 @@ spec:
   export: {{kind: LegacyCur, name: acme-legacy, timeGranularity: {granularity}}}
   s3: {{bucket: acme-legacy-cur, create: true, region: us-east-1}}
   deletionPolicy: Delete
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: BillingTransfer
+metadata: {{name: globex, namespace: crash}}
+spec:
+  payerRef: {{name: acme}}
+  customer: {{accountId: "{CUSTOMER_ORG}"}}
+  start: "{transfer_start}"{preference}
+  deletionPolicy: Terminate
 "#
     )
 }
@@ -242,6 +287,7 @@ async fn prepare(emu: &common::Emulator, scenario: Scenario) -> Dir {
     if scenario != Scenario::Create {
         let report = run(emu, &dir.0, false).await;
         check_ready(&report, false);
+        customer_accepts(emu);
         if scenario == Scenario::Change {
             dir.write("org.yaml", &manifests(true));
         }
@@ -273,8 +319,13 @@ fn check_ready(report: &Report, deleted: bool) {
         .iter()
         .filter(|o| {
             let invited = o.kind == "LinkedAccount" && o.name.ends_with("ext");
+            // The billing transfer waits for the customer until `prepare` accepts it (the
+            // inventory checks its exact state per scenario).
+            let transfer = o.kind == "BillingTransfer";
             if invited && !deleted {
                 o.reason != "InvitationPending"
+            } else if transfer && !deleted {
+                !o.ready && o.reason != "TransferRequested"
             } else {
                 !o.ready
             }
@@ -423,6 +474,26 @@ async fn inventory(emu: &common::Emulator) -> BTreeMap<&'static str, Value> {
         .map(|d| d.name().to_string())
         .collect();
     out.insert("databases", json!(dbs));
+    let transfers = emu.control(
+        "POST",
+        "/_emulator/services/transfers/stats",
+        Some(json!({})),
+    );
+    let mut states: Vec<String> = transfers["transfers"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, t)| t["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    states.sort();
+    out.insert("transfers", json!(states));
+    let enabled = transfers["preferences"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, p)| p["Enabled"] == true)
+        .count();
+    out.insert("transferPreferences", json!(enabled));
     out
 }
 
@@ -460,6 +531,15 @@ fn expect(scenario: Scenario, found: &BTreeMap<&'static str, Value>) {
     for (k, v) in want.as_object().unwrap() {
         assert_eq!(&found[k.as_str()], v, "{scenario:?}: {k} in {found:?}");
     }
+    // One billing transfer, whatever the scenario: invited (Create), accepted with its
+    // preference (Change), terminated (Delete).
+    let (transfers, preferences) = match scenario {
+        Scenario::Create => (json!(["REQUESTED"]), json!(0)),
+        Scenario::Change => (json!(["ACCEPTED"]), json!(1)),
+        Scenario::Delete => (json!(["WITHDRAWN"]), json!(0)),
+    };
+    assert_eq!(found["transfers"], transfers, "{scenario:?}: {found:?}");
+    assert_eq!(found["transferPreferences"], preferences, "{scenario:?}");
     let (ous, policies, reports): (Value, Value, Value) = match scenario {
         Scenario::Create => (
             json!(["Prod"]),
@@ -541,6 +621,7 @@ async fn a_crash_at_any_write_leaves_no_duplicate_and_no_orphan() {
         "Remove",
         "Enable",
         "Modify",
+        "Terminate",
     ];
     let mut missing = Vec::new();
     for family in partner_billing_operator::iam::FAMILIES {
@@ -600,4 +681,156 @@ async fn a_crash_at_any_write_leaves_no_duplicate_and_no_orphan() {
         covered.len(),
         covered.join("\n  ")
     );
+}
+
+/// The Billing Conductor writes of 2025-26, each stopped by a crash: a TRANSFER_BILLING group
+/// (Passthrough) created for an accepted BillingTransfer, an ITEMIZED SERVICE-filtered custom
+/// line item on it created, then its filter changed. After each crash a fresh reconciler
+/// leaves exactly one group (of the transfer) and one item (with the filter of the manifests).
+#[tokio::test]
+async fn billing_2026_writes_stopped_by_a_crash_leave_no_duplicate() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let manifests = |service: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata: {{name: aws, namespace: crash}}
+stringData: {{accessKeyId: {ACCESS_KEY}, secretAccessKey: {SECRET_KEY}}}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: Payer
+metadata: {{name: acme, namespace: crash}}
+spec: {{accountId: "123456789012", credentials: {{secretRef: {{name: aws}}}}}}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: BillingTransfer
+metadata: {{name: globex, namespace: crash, uid: uid-globex}}
+spec:
+  payerRef: {{name: acme}}
+  customer: {{accountId: "777788889999"}}
+  start: "{start}"
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: BillingGroup
+metadata: {{name: globex, namespace: crash, uid: uid-group}}
+spec:
+  payerRef: {{name: acme}}
+  type: TRANSFER_BILLING
+  responsibilityTransferRef: {{name: globex}}
+  pricingPlanRef: {{name: Passthrough}}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: CustomLineItem
+metadata: {{name: support, namespace: crash, uid: uid-item}}
+spec:
+  billingGroupRef: {{name: globex}}
+  description: Support, on the services used
+  type: FEE
+  percentage: {{percent: 4}}
+  computationRule: ITEMIZED
+  lineItemFilter: {{attribute: SERVICE, matchOption: EQUAL, value: {service}}}
+"#,
+            start = first_of_month_after_next()
+        )
+    };
+    let cases = [
+        ("after:billingconductor:CreateBillingGroup", false),
+        ("after:billingconductor:CreateCustomLineItem", false),
+        ("after:billingconductor:UpdateCustomLineItem", true),
+        ("before-status:BillingGroup", false),
+        ("before-status:CustomLineItem", true),
+    ];
+    for (point, change) in cases {
+        emu.control("POST", "/_emulator/reset", None);
+        let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
+        emu.create_organization(&cfg, 0).await;
+        let dir = Dir::new();
+        dir.write("bc.yaml", &manifests("AmazonEC2"));
+        // The customer accepts the invitation the first run sends (the group waits for it:
+        // not for long).
+        let loaded = filemode::load(std::slice::from_ref(&dir.0), "crash")
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let first = filemode::apply(loaded, connector(emu), Duration::from_secs(2)).await;
+        let transfer = first
+            .objects
+            .iter()
+            .find(|o| o.kind == "BillingTransfer")
+            .and_then(|o| o.object.as_ref())
+            .and_then(|o| o["status"]["transferId"].as_str())
+            .unwrap_or_else(|| panic!("{point}: no transfer id"))
+            .to_string();
+        emu.control(
+            "POST",
+            "/_emulator/services/transfers/accept",
+            Some(json!({"transferId": transfer})),
+        );
+        if change {
+            let converged = run(emu, &dir.0, false).await;
+            assert!(
+                converged.objects.iter().all(|o| o.ready),
+                "{point}: {:?}",
+                converged.objects
+            );
+            dir.write("bc.yaml", &manifests("AmazonS3"));
+        }
+        fail::cfg(point, "1*panic").unwrap();
+        let path = dir.0.clone();
+        let crashed = tokio::spawn(async move { run(emu, &path, false).await }).await;
+        fail::remove(point);
+        let message = match crashed {
+            Err(e) => {
+                let p = e.into_panic();
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            }
+            Ok(_) => panic!("{point}: the run did not reach the failpoint"),
+        };
+        assert!(
+            message.contains(point),
+            "{point}: died elsewhere: {message}"
+        );
+        let after = run(emu, &dir.0, false).await;
+        assert!(
+            after.objects.iter().all(|o| o.ready),
+            "{point}: {:?}",
+            after.objects
+        );
+        let bc = aws_sdk_billingconductor::Client::new(&cfg);
+        let groups = bc.list_billing_groups().send().await.unwrap();
+        let types: Vec<&str> = groups
+            .billing_groups()
+            .iter()
+            .map(|g| g.billing_group_type().map_or("", |t| t.as_str()))
+            .collect();
+        assert_eq!(types, ["TRANSFER_BILLING"], "{point}");
+        let items = bc.list_custom_line_items().send().await.unwrap();
+        let filters: Vec<Vec<String>> = items
+            .custom_line_items()
+            .iter()
+            .map(|i| {
+                i.charge_details()
+                    .map(|c| c.line_item_filters())
+                    .unwrap_or_default()
+                    .iter()
+                    .flat_map(|f| f.attribute_values().to_vec())
+                    .collect()
+            })
+            .collect();
+        let want = if change { "AmazonS3" } else { "AmazonEC2" };
+        assert_eq!(filters, vec![vec![want.to_string()]], "{point}");
+    }
+}
+
+/// 00:00 UTC on the first day of the month after next (RFC 3339): a valid transfer start on
+/// any day of this month.
+fn first_of_month_after_next() -> String {
+    let now = partner_billing_operator::time::now_rfc3339();
+    let period = partner_billing_operator::time::billing_period(&now);
+    let (y, m) = period.split_once('-').unwrap();
+    let (y, m): (i32, u32) = (y.parse().unwrap(), m.parse().unwrap());
+    let (y, m) = if m >= 11 { (y + 1, m - 10) } else { (y, m + 2) };
+    format!("{y:04}-{m:02}-01T00:00:00Z")
 }

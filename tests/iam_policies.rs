@@ -51,6 +51,7 @@ fn every_called_operation_is_allowed_by_a_family_policy() {
     called.extend(operations("src/aws/billing.rs", "billingconductor"));
     called.extend(classified_operations("src/aws/costs.rs"));
     called.extend(classified_operations("src/aws/pipeline.rs"));
+    called.extend(classified_operations("src/aws/transfer_preference.rs"));
     assert!(
         called.contains("glue:UpdateCrawler") && called.contains("s3:ListBucket"),
         "{called:?}"

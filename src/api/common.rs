@@ -35,6 +35,54 @@ pub enum DeleteOrRetain {
     Retain,
 }
 
+/// Annotation that pauses an object: with the value `"true"` the operator makes no AWS call
+/// at all for it (not even reads) and sets a `Paused` condition. Deleting a paused object only
+/// removes the finalizer and leaves AWS untouched. Removing the annotation (or any other
+/// value) resumes normal reconciliation.
+pub const PAUSED_ANNOTATION: &str = "partnerbilling.io/paused";
+
+/// Value of [`PAUSED_ANNOTATION`] that pauses an object.
+pub const PAUSED_VALUE: &str = "true";
+
+/// Whether the operator may change AWS for this object: `Manage` (default, also when unset)
+/// makes AWS match the spec; `Observe` only reads AWS, reports the differences from the spec in
+/// the `Drifted` condition and never writes, creates or deletes anything in AWS for this
+/// object, also when the object is deleted (then only the finalizer is removed, whatever
+/// `deletionPolicy` says).
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
+pub enum ManagementPolicy {
+    /// Default: the operator makes AWS match the spec (creates, updates, and on deletion does
+    /// what `deletionPolicy` says).
+    #[default]
+    Manage,
+    /// The operator only reads AWS and compares it with the spec: the differences are
+    /// reported in the `Drifted` condition and nothing is ever written, created or deleted in
+    /// AWS, also when the object is deleted (deleting it only removes the finalizer, whatever
+    /// `deletionPolicy` says).
+    Observe,
+}
+
+impl ManagementPolicy {
+    /// Whether this policy forbids every AWS write.
+    pub fn is_observe(self) -> bool {
+        self == ManagementPolicy::Observe
+    }
+}
+
+/// Whether a spec's optional management policy forbids every AWS write (unset means `Manage`).
+pub fn observe_only(policy: &Option<ManagementPolicy>) -> bool {
+    policy.is_some_and(ManagementPolicy::is_observe)
+}
+
+/// Whether an object's annotations pause it ([`PAUSED_ANNOTATION`] set to `"true"`).
+pub fn is_paused(annotations: Option<&BTreeMap<String, String>>) -> bool {
+    annotations
+        .and_then(|a| a.get(PAUSED_ANNOTATION))
+        .is_some_and(|v| v == PAUSED_VALUE)
+}
+
 /// Schema of AWS tags: at most 50, keys 1-128 characters, values 0-256 characters.
 pub fn tags_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({

@@ -43,7 +43,10 @@ use super::conditions::{Condition, conditions_schema};
     validation = Rule::new("self.billingGroupRef == oldSelf.billingGroupRef && self.type == oldSelf.type && has(self.flat) == has(oldSelf.flat)").message("billingGroupRef, type and flat-or-percentage cannot change: AWS cannot update them; create a new CustomLineItem"),
     validation = Rule::new("has(self.accountId) == has(oldSelf.accountId) && (!has(self.accountId) || self.accountId == oldSelf.accountId)").message("accountId cannot change"),
     validation = Rule::new("has(self.billingPeriod.start) == has(oldSelf.billingPeriod.start) && (!has(self.billingPeriod.start) || self.billingPeriod.start == oldSelf.billingPeriod.start)").message("billingPeriod.start cannot change"),
-    validation = Rule::new("!has(self.billingPeriod.end) || !has(self.billingPeriod.start) || self.billingPeriod.end > self.billingPeriod.start").message("billingPeriod.end must come after billingPeriod.start")
+    validation = Rule::new("!has(self.billingPeriod.end) || !has(self.billingPeriod.start) || self.billingPeriod.end > self.billingPeriod.start").message("billingPeriod.end must come after billingPeriod.start"),
+    validation = Rule::new("!(has(self.lineItemFilter) && has(self.excludeSavingsPlanNegation) && self.excludeSavingsPlanNegation)").message("set at most one of lineItemFilter and excludeSavingsPlanNegation (AWS takes one line-item filter per item)"),
+    validation = Rule::new("(has(self.computationRule) ? self.computationRule : 'CONSOLIDATED') == (has(oldSelf.computationRule) ? oldSelf.computationRule : 'CONSOLIDATED')").message("computationRule cannot change: UpdateCustomLineItem cannot change it; create a new CustomLineItem"),
+    validation = Rule::new("has(self.presentationService) == has(oldSelf.presentationService) && (!has(self.presentationService) || self.presentationService == oldSelf.presentationService)").message("presentationService cannot change: UpdateCustomLineItem cannot change it; create a new CustomLineItem")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CustomLineItemSpec {
@@ -75,13 +78,25 @@ pub struct CustomLineItemSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]{12}$"))]
     pub account_id: Option<String>,
-    /// `CONSOLIDATED` (default) or `ITEMIZED`.
+    /// `CONSOLIDATED` (default: one line on the bill) or `ITEMIZED` (the charge spread over
+    /// the line items it applies to; at most 5 ITEMIZED items per billing group). Cannot
+    /// change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub computation_rule: Option<ComputationRule>,
     /// Leave Savings Plan negation line items out of what a percentage item applies to (the
     /// one line-item filter AWS offers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_savings_plan_negation: Option<bool>,
+    /// Which of the group's line items a percentage item applies to: those whose
+    /// `LINE_ITEM_TYPE` or `SERVICE` is (`EQUAL`) or is not (`NOT_EQUAL`) the value. At most 10
+    /// filtered items per billing group. Can change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_item_filter: Option<LineItemFilter>,
+    /// Show the item's charges under this service on the bill (1-128 letters and digits,
+    /// for example `AmazonEC2`). Cannot change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[a-zA-Z0-9]+$"))]
+    pub presentation_service: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: BTreeMap<String, String>,
@@ -92,6 +107,12 @@ pub struct CustomLineItemSpec {
     /// (`OwnedElsewhere`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
+    /// `Manage` (default): the operator makes AWS match this spec. `Observe`: the operator
+    /// only reads AWS, reports differences from this spec in the `Drifted` condition and never
+    /// writes, creates or deletes anything in AWS for this object, also when it is deleted
+    /// (then only the finalizer is removed, whatever `deletionPolicy` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<crate::api::common::ManagementPolicy>,
 }
 
 /// A fee adds to the bill, a credit takes off.
@@ -124,6 +145,59 @@ impl ComputationRule {
         match self {
             ComputationRule::Consolidated => "CONSOLIDATED",
             ComputationRule::Itemized => "ITEMIZED",
+        }
+    }
+}
+
+/// A line-item filter: which line items a percentage item applies to.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.attribute == 'LINE_ITEM_TYPE' || self.value != 'SAVINGS_PLAN_NEGATION'").message("SAVINGS_PLAN_NEGATION is a line item type: use it with attribute LINE_ITEM_TYPE"))]
+pub struct LineItemFilter {
+    /// `LINE_ITEM_TYPE` or `SERVICE`.
+    pub attribute: FilterAttribute,
+    /// `EQUAL` (only matching line items) or `NOT_EQUAL` (all but those).
+    pub match_option: MatchOption,
+    /// For `LINE_ITEM_TYPE`: `SAVINGS_PLAN_NEGATION` (Savings Plans discounts) or a line item
+    /// type such as `SavingsPlanCoveredUsage`; for `SERVICE`: a service code such as
+    /// `AmazonEC2` (letters and digits).
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^(SAVINGS_PLAN_NEGATION|[a-zA-Z0-9]+)$")
+    )]
+    pub value: String,
+}
+
+/// What a line-item filter looks at.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FilterAttribute {
+    LineItemType,
+    Service,
+}
+
+impl FilterAttribute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilterAttribute::LineItemType => "LINE_ITEM_TYPE",
+            FilterAttribute::Service => "SERVICE",
+        }
+    }
+}
+
+/// Whether a filter keeps or leaves out what matches.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MatchOption {
+    Equal,
+    NotEqual,
+}
+
+impl MatchOption {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchOption::Equal => "EQUAL",
+            MatchOption::NotEqual => "NOT_EQUAL",
         }
     }
 }

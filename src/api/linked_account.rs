@@ -90,6 +90,12 @@ pub struct LinkedAccountSpec {
     /// server set on the Payer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notifications: Option<super::notifications::AccountNotifications>,
+    /// `Manage` (default): the operator makes AWS match this spec. `Observe`: the operator
+    /// only reads AWS, reports differences from this spec in the `Drifted` condition and never
+    /// writes, creates or deletes anything in AWS for this object, also when it is deleted
+    /// (then only the finalizer is removed, whatever `deletionPolicy` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<crate::api::common::ManagementPolicy>,
 }
 
 /// Schema of a LinkedAccount's tags: 48 at most, since the operator writes two tags of its

@@ -1,6 +1,7 @@
 //! The custom resource types of `partnerbilling.io/v1alpha1` and what they share.
 
 pub mod billing_group;
+pub mod billing_transfer;
 pub mod common;
 pub mod conditions;
 pub mod cur_pipeline;
@@ -14,6 +15,7 @@ pub mod pricing_plan;
 pub mod service_control_policy;
 
 pub use billing_group::{BillingGroup, BillingGroupSpec, BillingGroupStatus};
+pub use billing_transfer::{BillingTransfer, BillingTransferSpec, BillingTransferStatus};
 pub use common::LocalRef;
 pub use conditions::{Condition, ConditionStatus};
 pub use cur_pipeline::{CurPipeline, CurPipelineSpec, CurPipelineStatus};

@@ -61,6 +61,12 @@ pub struct PricingPlanSpec {
     /// (`OwnedElsewhere`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
+    /// `Manage` (default): the operator makes AWS match this spec. `Observe`: the operator
+    /// only reads AWS, reports differences from this spec in the `Drifted` condition and never
+    /// writes, creates or deletes anything in AWS for this object, also when it is deleted
+    /// (then only the finalizer is removed, whatever `deletionPolicy` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<crate::api::common::ManagementPolicy>,
 }
 
 /// One pricing rule.

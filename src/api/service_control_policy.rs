@@ -62,6 +62,12 @@ pub struct ServiceControlPolicySpec {
     /// policy is attached nowhere) or `Retain`.
     #[serde(default)]
     pub deletion_policy: DeleteOrRetain,
+    /// `Manage` (default): the operator makes AWS match this spec. `Observe`: the operator
+    /// only reads AWS, reports differences from this spec in the `Drifted` condition and never
+    /// writes, creates or deletes anything in AWS for this object, also when it is deleted
+    /// (then only the finalizer is removed, whatever `deletionPolicy` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<crate::api::common::ManagementPolicy>,
 }
 
 fn document_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Schema {

@@ -67,6 +67,10 @@ pub struct BcGroup {
     pub status: String,
     pub status_reason: Option<String>,
     pub auto_associate: bool,
+    /// `STANDARD` or `TRANSFER_BILLING` (BillingGroupType).
+    pub group_type: String,
+    /// The responsibility transfer of a `TRANSFER_BILLING` group.
+    pub transfer_arn: Option<String>,
 }
 
 /// What CreateBillingGroup is asked for.
@@ -74,7 +78,10 @@ pub struct BcGroup {
 pub struct NewGroup {
     pub name: String,
     pub description: String,
-    pub primary_account_id: String,
+    /// The primary account of a `STANDARD` group (none for a `TRANSFER_BILLING` one).
+    pub primary_account_id: Option<String>,
+    /// `AccountGrouping.ResponsibilityTransferArn`: makes the group a `TRANSFER_BILLING` one.
+    pub transfer_arn: Option<String>,
     /// At most 30 (more are associated afterwards).
     pub accounts: Vec<String>,
     pub plan_arn: String,
@@ -93,6 +100,24 @@ pub struct BcItem {
     pub flat: Option<f64>,
     pub percent: Option<f64>,
     pub account_id: Option<String>,
+    /// `CONSOLIDATED` or `ITEMIZED`.
+    pub computation_rule: String,
+    /// Its line-item filter (AWS keeps at most one).
+    pub filter: Option<ItemFilter>,
+    /// `PresentationDetails.Service`.
+    pub presentation_service: Option<String>,
+}
+
+/// A custom line item's line-item filter (LineItemFilter: at most one per item, with one
+/// value): `SAVINGS_PLAN_NEGATION` goes in `Values` (LineItemFilterValue, its one value),
+/// any other value (a line item type, a service code) in `AttributeValues`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemFilter {
+    /// `LINE_ITEM_TYPE` or `SERVICE`.
+    pub attribute: String,
+    /// `EQUAL` or `NOT_EQUAL`.
+    pub match_option: String,
+    pub value: String,
 }
 
 /// What CreateCustomLineItem is asked for.
@@ -109,8 +134,20 @@ pub struct NewItem {
     pub end: Option<String>,
     pub account_id: Option<String>,
     pub computation_rule: Option<String>,
-    pub exclude_savings_plan_negation: bool,
+    pub filter: Option<ItemFilter>,
+    pub presentation_service: Option<String>,
     pub tags: Tags,
+}
+
+/// One service's cost in a billing group for one period (GetBillingGroupCostReport grouped
+/// by PRODUCT_NAME).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BcServiceCost {
+    pub service: String,
+    pub aws_cost: String,
+    pub proforma_cost: String,
+    pub margin: String,
+    pub currency: String,
 }
 
 /// A billing group's cost in one period.
@@ -142,6 +179,9 @@ pub trait BillingApi: Send + Sync {
         period: &str,
         arns: Option<&[String]>,
     ) -> Result<Vec<BcCost>, Error>;
+    /// GetBillingGroupCostReport of group `arn` for the one billing period `period`, grouped
+    /// by PRODUCT_NAME: AWS and pro forma cost per service.
+    async fn cost_by_service(&self, arn: &str, period: &str) -> Result<Vec<BcServiceCost>, Error>;
     async fn create_rule(&self, rule: &NewRule, token: &str) -> Result<String, Error>;
     async fn update_rule(&self, arn: &str, rule: &NewRule) -> Result<(), Error>;
     /// DeletePricingRule. Already gone is done: the API reference models no not-found error
@@ -292,17 +332,56 @@ fn charge(item: &NewItem) -> Result<types::CustomLineItemChargeDetails, Error> {
                 .map_err(build_err)?,
         );
     }
-    if item.exclude_savings_plan_negation {
-        details = details.line_item_filters(
-            types::LineItemFilter::builder()
-                .attribute(types::LineItemFilterAttributeName::LineItemType)
-                .match_option(types::MatchOption::NotEqual)
-                .values(types::LineItemFilterValue::SavingsPlanNegation)
-                .build()
-                .map_err(build_err)?,
-        );
+    if let Some(f) = &item.filter {
+        details = details.line_item_filters(line_item_filter(f)?);
     }
     details.build().map_err(build_err)
+}
+
+/// The SDK's LineItemFilter for `f`: `LINE_ITEM_TYPE` `SAVINGS_PLAN_NEGATION` in `Values`
+/// (LineItemFilterValue), any other value in `AttributeValues` (model: AttributeValueList, at
+/// most one `[a-zA-Z0-9]+`).
+fn line_item_filter(f: &ItemFilter) -> Result<types::LineItemFilter, Error> {
+    let attribute = types::LineItemFilterAttributeName::from(f.attribute.as_str());
+    let builder = types::LineItemFilter::builder()
+        .attribute(attribute.clone())
+        .match_option(types::MatchOption::from(f.match_option.as_str()));
+    let negation = types::LineItemFilterValue::SavingsPlanNegation;
+    let builder = if attribute == types::LineItemFilterAttributeName::LineItemType
+        && f.value == negation.as_str()
+    {
+        builder.values(negation)
+    } else {
+        builder.attribute_values(&f.value)
+    };
+    builder.build().map_err(build_err)
+}
+
+/// The one filter of an item as AWS lists it (see [`line_item_filter`]).
+fn listed_filter(filters: &[types::LineItemFilter]) -> Option<ItemFilter> {
+    let f = filters.first()?;
+    let value = f
+        .values()
+        .first()
+        .map(|v| v.as_str().to_string())
+        .or_else(|| f.attribute_values().first().cloned())
+        .unwrap_or_default();
+    Some(ItemFilter {
+        attribute: f.attribute().as_str().to_string(),
+        match_option: f.match_option().as_str().to_string(),
+        value,
+    })
+}
+
+/// The billing period after `period` (`YYYY-MM`). Pure.
+fn next_period(period: &str) -> String {
+    let (y, m) = period.split_once('-').unwrap_or((period, "1"));
+    let (y, m): (i32, u32) = (y.parse().unwrap_or(0), m.parse().unwrap_or(1));
+    if m >= 12 {
+        format!("{:04}-01", y + 1)
+    } else {
+        format!("{y:04}-{:02}", m + 1)
+    }
 }
 
 #[async_trait]
@@ -385,14 +464,16 @@ impl BillingApi for aws_sdk_billingconductor::Client {
     async fn list_groups(&self, arns: Option<&[String]>) -> Result<Vec<BcGroup>, Error> {
         let mut out = Vec::new();
         for filter in arn_filters(arns) {
-            let filter = filter.map(|a| {
-                types::ListBillingGroupsFilter::builder()
-                    .set_arns(Some(a.to_vec()))
-                    .build()
-            });
+            // Both types asked for by name (BillingGroupTypes, 1-2 values): a transfer
+            // billing group is listed next to the standard ones.
+            let filter = types::ListBillingGroupsFilter::builder()
+                .set_arns(filter.map(<[String]>::to_vec))
+                .billing_group_types(types::BillingGroupType::Standard)
+                .billing_group_types(types::BillingGroupType::TransferBilling)
+                .build();
             let mut pages = self
                 .list_billing_groups()
-                .set_filters(filter)
+                .filters(filter)
                 .into_paginator()
                 .page_size(PAGE)
                 .send();
@@ -414,6 +495,13 @@ impl BillingApi for aws_sdk_billingconductor::Client {
                             .account_grouping()
                             .and_then(|a| a.auto_associate())
                             .unwrap_or(false),
+                        group_type: g
+                            .billing_group_type()
+                            .map_or("STANDARD", |t| t.as_str())
+                            .to_string(),
+                        transfer_arn: o(g
+                            .account_grouping()
+                            .and_then(|a| a.responsibility_transfer_arn())),
                     });
                 }
             }
@@ -471,6 +559,12 @@ impl BillingApi for aws_sdk_billingconductor::Client {
                     flat: c.and_then(|c| c.flat()).map(|f| f.charge_value()),
                     percent: c.and_then(|c| c.percentage()).map(|p| p.percentage_value()),
                     account_id: o(i.account_id()),
+                    computation_rule: i
+                        .computation_rule()
+                        .map_or("CONSOLIDATED", |r| r.as_str())
+                        .to_string(),
+                    filter: c.and_then(|c| listed_filter(c.line_item_filters())),
+                    presentation_service: o(i.presentation_details().map(|p| p.service())),
                 });
             }
         }
@@ -510,6 +604,49 @@ impl BillingApi for aws_sdk_billingconductor::Client {
                         currency: s(r.currency()),
                     });
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cost_by_service(&self, arn: &str, period: &str) -> Result<Vec<BcServiceCost>, Error> {
+        // One period: [period, next) (BillingPeriodRange, both ends required). The model has
+        // no paginator for the operation, so NextToken is followed here.
+        let range = types::BillingPeriodRange::builder()
+            .inclusive_start_billing_period(period)
+            .exclusive_end_billing_period(next_period(period))
+            .build()
+            .map_err(build_err)?;
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .get_billing_group_cost_report()
+                .arn(arn)
+                .billing_period_range(range.clone())
+                .group_by(types::GroupByAttributeName::ProductName)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(err("GetBillingGroupCostReport"))?;
+            for r in page.billing_group_cost_report_results() {
+                let service = r
+                    .attributes()
+                    .iter()
+                    .find(|a| a.key() == Some("PRODUCT_NAME"))
+                    .and_then(|a| a.value())
+                    .unwrap_or_default();
+                out.push(BcServiceCost {
+                    service: service.to_string(),
+                    aws_cost: s(r.aws_cost()),
+                    proforma_cost: s(r.proforma_cost()),
+                    margin: s(r.margin()),
+                    currency: s(r.currency()),
+                });
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
             }
         }
         Ok(out)
@@ -645,11 +782,14 @@ impl BillingApi for aws_sdk_billingconductor::Client {
             .client_token(token)
             .name(&group.name)
             .description(&group.description)
-            .primary_account_id(&group.primary_account_id)
+            .set_primary_account_id(group.primary_account_id.clone())
             .account_grouping(
                 types::AccountGrouping::builder()
-                    .set_linked_account_ids(Some(group.accounts.clone()))
+                    .set_linked_account_ids(
+                        (!group.accounts.is_empty()).then(|| group.accounts.clone()),
+                    )
                     .auto_associate(group.auto_associate)
+                    .set_responsibility_transfer_arn(group.transfer_arn.clone())
                     .build(),
             )
             .computation_preference(
@@ -749,6 +889,13 @@ impl BillingApi for aws_sdk_billingconductor::Client {
                     .as_deref()
                     .map(types::ComputationRuleEnum::from),
             )
+            .set_presentation_details(
+                item.presentation_service
+                    .as_ref()
+                    .map(|svc| types::PresentationObject::builder().service(svc).build())
+                    .transpose()
+                    .map_err(build_err)?,
+            )
             .set_tags(Some(item.tags.clone().into_iter().collect()))
             .send()
             .await
@@ -775,6 +922,14 @@ impl BillingApi for aws_sdk_billingconductor::Client {
                     .map_err(build_err)?,
             );
         }
+        // LineItemFilters is part of UpdateCustomLineItemChargeDetails: sent every time (an
+        // empty list removes the filter).
+        details = details.set_line_item_filters(Some(
+            item.filter
+                .iter()
+                .map(line_item_filter)
+                .collect::<Result<Vec<_>, _>>()?,
+        ));
         self.update_custom_line_item()
             .arn(arn)
             .description(&item.description)
@@ -856,6 +1011,12 @@ mod tests {
         );
         assert_eq!(arn_filters(None), vec![None]);
         assert!(arn_filters(Some(&[])).is_empty());
+    }
+
+    #[test]
+    fn the_period_after_wraps_the_year() {
+        assert_eq!(next_period("2026-11"), "2026-12");
+        assert_eq!(next_period("2026-12"), "2027-01");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Connection {
     pub billing: Arc<dyn super::billing::BillingApi>,
     pub costs: Arc<dyn super::costs::CostApi>,
     pub pipeline: Arc<dyn super::pipeline::PipelineApi>,
+    /// Billing Conductor's preference of a billing transfer (BillingTransfer).
+    pub transfer_preference: Arc<dyn super::transfer_preference::TransferPreferenceApi>,
 }
 
 /// Makes [`Connection`]s; the seam the reconcilers are tested through.
@@ -338,6 +340,7 @@ impl AwsConnect for SdkConnector {
         Ok(Connection {
             identity: Arc::new(sts),
             organizations: Arc::new(organizations),
+            transfer_preference: Arc::new(billing.clone()),
             billing: Arc::new(billing),
             costs: Arc::new(costs),
             pipeline: Arc::new(pipeline),

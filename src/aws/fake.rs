@@ -5,14 +5,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::billing::{
-    BcCost, BcGroup, BcItem, BcPlan, BcRule, BillingApi, NewGroup, NewItem, NewRule,
+    BcCost, BcGroup, BcItem, BcPlan, BcRule, BcServiceCost, BillingApi, NewGroup, NewItem, NewRule,
 };
 use super::connector::{AwsConnect, Connection, PayerCredentialsSource};
 use super::identity::{CallerIdentity, IdentityApi};
 use super::organizations::{
     Account, AccountState, CreateStatus, Handshake, NewAccount, OrgUnit, Organization,
-    OrganizationsApi, PolicySummary, Root, Tags,
+    OrganizationsApi, PolicySummary, Root, Tags, Transfer, TransferInvitationSent, TransferInvite,
 };
+use super::transfer_preference::{TransferPreference, TransferPreferenceApi};
 use crate::error::Error;
 
 /// What the fake account looks like; every field can be changed between reconciles.
@@ -113,6 +114,7 @@ impl AwsConnect for FakeAws {
             billing: Arc::new(self.clone()),
             costs: Arc::new(self.clone()),
             pipeline: Arc::new(self.clone()),
+            transfer_preference: Arc::new(self.clone()),
         })
     }
 }
@@ -240,6 +242,20 @@ impl OrganizationsApi for FakeAws {
     async fn close_account(&self, _: &str) -> Result<(), Error> {
         Err(self.unsupported("close_account"))
     }
+    async fn invite_transfer(&self, _: &TransferInvite) -> Result<TransferInvitationSent, Error> {
+        Err(self.unsupported("InviteOrganizationToTransferResponsibility"))
+    }
+    async fn list_inbound_transfers(&self) -> Result<Vec<Transfer>, Error> {
+        self.call("ListInboundResponsibilityTransfers")?;
+        Ok(Vec::new())
+    }
+    async fn describe_transfer(&self, _: &str) -> Result<Option<Transfer>, Error> {
+        self.call("DescribeResponsibilityTransfer")?;
+        Ok(None)
+    }
+    async fn terminate_transfer(&self, _: &str, _: i64) -> Result<(), Error> {
+        Err(self.unsupported("TerminateResponsibilityTransfer"))
+    }
     async fn remove_account(&self, _: &str) -> Result<(), Error> {
         Err(self.unsupported("remove_account"))
     }
@@ -268,6 +284,9 @@ impl BillingApi for FakeAws {
     }
     async fn cost_reports(&self, _: &str, _: Option<&[String]>) -> Result<Vec<BcCost>, Error> {
         Err(self.unsupported("cost_reports"))
+    }
+    async fn cost_by_service(&self, _: &str, _: &str) -> Result<Vec<BcServiceCost>, Error> {
+        Err(self.unsupported("cost_by_service"))
     }
     async fn create_rule(&self, _: &NewRule, _: &str) -> Result<String, Error> {
         Err(self.unsupported("create_rule"))
@@ -429,5 +448,21 @@ impl super::pipeline::PipelineApi for FakeAws {
     }
     async fn delete_crawler(&self, _: &str, _: &str) -> Result<(), Error> {
         Err(self.unsupported("DeleteCrawler"))
+    }
+}
+
+#[async_trait]
+impl TransferPreferenceApi for FakeAws {
+    async fn get_transfer_preference(&self, _: &str) -> Result<TransferPreference, Error> {
+        self.call("GetBillingTransferPreference")?;
+        Ok(TransferPreference::default())
+    }
+    async fn update_transfer_preference(
+        &self,
+        _: &str,
+        _: &TransferPreference,
+        _: &str,
+    ) -> Result<(), Error> {
+        Err(self.unsupported("UpdateBillingTransferPreference"))
     }
 }

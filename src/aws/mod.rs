@@ -14,6 +14,7 @@ pub mod identity;
 pub mod interceptor;
 pub mod organizations;
 pub mod pipeline;
+pub mod transfer_preference;
 
 pub use connector::{AwsConnect, AwsOptions, Connection, PayerCredentialsSource, SdkConnector};
 pub use identity::{CallerIdentity, IdentityApi};

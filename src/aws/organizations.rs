@@ -181,6 +181,58 @@ impl Handshake {
     }
 }
 
+/// A billing transfer (an Organizations responsibility transfer of type BILLING) as the
+/// bill-transfer account (the Payer, which invited) sees it: ListInboundResponsibilityTransfers
+/// / DescribeResponsibilityTransfer. In AWS's words the Payer is the transfer's `Target`
+/// ("Account that manages the specified responsibilities for another organization") and the
+/// customer's management account its `Source`.
+/// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_ResponsibilityTransfer.html>
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// `rt-...`
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    /// REQUESTED | ACCEPTED | DECLINED | CANCELED | EXPIRED | WITHDRAWN
+    pub status: String,
+    /// The customer organization's management account.
+    pub source_account_id: Option<String>,
+    pub source_email: Option<String>,
+    /// RFC 3339.
+    pub start: Option<String>,
+    /// RFC 3339.
+    pub end: Option<String>,
+    /// The handshake of the invitation (`h-...`).
+    pub handshake_id: Option<String>,
+}
+
+/// Who is invited to transfer billing responsibility: the customer organization's
+/// management account, by id or e-mail (HandshakeParty Type ACCOUNT or EMAIL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferParty {
+    Account(String),
+    Email(String),
+}
+
+/// What InviteOrganizationToTransferResponsibility is asked for (Type BILLING).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferInvite {
+    pub customer: TransferParty,
+    /// Seconds since the epoch (00:00:00 UTC on the first day of a month).
+    pub start_epoch: i64,
+    pub name: String,
+    pub notes: Option<String>,
+    pub tags: Tags,
+}
+
+/// The answer to an invitation: the handshake and, when AWS names it among the handshake's
+/// resources (type RESPONSIBILITY_TRANSFER), the transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferInvitationSent {
+    pub handshake_id: String,
+    pub transfer_id: Option<String>,
+}
+
 /// Tags of an AWS resource.
 pub type Tags = BTreeMap<String, String>;
 
@@ -278,6 +330,29 @@ pub trait OrganizationsApi: Send + Sync {
     /// organization": the account has left the organization already) is success.
     /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_RemoveAccountFromOrganization.html>
     async fn remove_account(&self, account_id: &str) -> Result<(), Error>;
+    /// Invite a customer organization's management account to transfer its billing to this
+    /// (management) account: InviteOrganizationToTransferResponsibility, Type BILLING, with
+    /// the tags (the owner tag among them) on the transfer. Not idempotent: the caller looks
+    /// for its transfer (natural key and owner tag) before inviting.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_InviteOrganizationToTransferResponsibility.html>
+    async fn invite_transfer(
+        &self,
+        invite: &TransferInvite,
+    ) -> Result<TransferInvitationSent, Error>;
+    /// Every billing transfer in which this account manages another organization's bill
+    /// (ListInboundResponsibilityTransfers, Type BILLING, all pages). "Inbound billing:
+    /// Billing transfers that allow you to manage and pay for another organization's
+    /// consolidated bill" (Billing User Guide, orgs_transfer_billing-send-invitation).
+    async fn list_inbound_transfers(&self) -> Result<Vec<Transfer>, Error>;
+    /// One transfer; `Ok(None)` on ResponsibilityTransferNotFoundException.
+    async fn describe_transfer(&self, transfer_id: &str) -> Result<Option<Transfer>, Error>;
+    /// End a transfer at `end_epoch` (23:59:59 UTC on the last day of a month):
+    /// TerminateResponsibilityTransfer. Already done: `ResponsibilityTransferAlreadyInStatusException`
+    /// ("The responsibility transfer is already in the status that you specified": it was
+    /// terminated already) and `ResponsibilityTransferNotFoundException` (it is gone) are
+    /// success.
+    /// <https://docs.aws.amazon.com/organizations/latest/APIReference/API_TerminateResponsibilityTransfer.html>
+    async fn terminate_transfer(&self, transfer_id: &str, end_epoch: i64) -> Result<(), Error>;
 }
 
 /// Page size of every Organizations list call: MaxResults is 1-20 for each of them in the
@@ -367,6 +442,56 @@ fn handshake(h: &types::Handshake) -> Handshake {
         requested_at: rfc3339(h.requested_timestamp()),
         expires_at: rfc3339(h.expiration_timestamp()),
     }
+}
+
+fn transfer(t: &types::ResponsibilityTransfer) -> Transfer {
+    Transfer {
+        id: s(t.id()),
+        arn: s(t.arn()),
+        name: s(t.name()),
+        status: t
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        source_account_id: t
+            .source()
+            .and_then(|p| p.management_account_id())
+            .map(str::to_string),
+        source_email: t
+            .source()
+            .and_then(|p| p.management_account_email())
+            .map(str::to_string),
+        start: rfc3339(t.start_timestamp()),
+        end: rfc3339(t.end_timestamp()),
+        handshake_id: t.active_handshake_id().map(str::to_string),
+    }
+}
+
+fn transfer_party(party: &TransferParty) -> Result<types::HandshakeParty, Error> {
+    let (id, kind) = match party {
+        TransferParty::Account(id) => (id, types::HandshakePartyType::Account),
+        TransferParty::Email(email) => (email, types::HandshakePartyType::Email),
+    };
+    types::HandshakeParty::builder()
+        .id(id)
+        .r#type(kind)
+        .build()
+        .map_err(|e| Error::terminal("InvalidSpec", e))
+}
+
+/// The transfer an invitation handshake names (resource type RESPONSIBILITY_TRANSFER, at any
+/// depth of the handshake's resources).
+fn transfer_of(resources: &[types::HandshakeResource]) -> Option<String> {
+    resources.iter().find_map(|r| {
+        if matches!(
+            r.r#type(),
+            Some(types::HandshakeResourceType::ResponsibilityTransfer)
+        ) {
+            r.value().map(str::to_string)
+        } else {
+            transfer_of(r.resources())
+        }
+    })
 }
 
 fn policy_summary(p: &types::PolicySummary) -> PolicySummary {
@@ -874,6 +999,86 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         let done = ["AccountNotFoundException"];
         if unless_done(sent, &done, err("RemoveAccountFromOrganization"))?.is_some() {
             crate::after_write!("organizations:RemoveAccountFromOrganization");
+        }
+        Ok(())
+    }
+
+    async fn invite_transfer(
+        &self,
+        invite: &TransferInvite,
+    ) -> Result<TransferInvitationSent, Error> {
+        let out = self
+            .invite_organization_to_transfer_responsibility()
+            .r#type(types::ResponsibilityTransferType::Billing)
+            .target(transfer_party(&invite.customer)?)
+            .start_timestamp(aws_smithy_types::DateTime::from_secs(invite.start_epoch))
+            .source_name(&invite.name)
+            .set_notes(invite.notes.clone())
+            .set_tags(Some(sdk_tags(&invite.tags)?))
+            .send()
+            .await
+            .map_err(err("InviteOrganizationToTransferResponsibility"))?;
+        crate::after_write!("organizations:InviteOrganizationToTransferResponsibility");
+        let h = out.handshake().ok_or_else(|| {
+            Error::retryable(
+                "AwsBadResponse",
+                "InviteOrganizationToTransferResponsibility returned no handshake",
+            )
+        })?;
+        Ok(TransferInvitationSent {
+            handshake_id: s(h.id()),
+            transfer_id: transfer_of(h.resources()),
+        })
+    }
+
+    async fn list_inbound_transfers(&self) -> Result<Vec<Transfer>, Error> {
+        // The SDK has no paginator for it: follow NextToken by hand ("always check the
+        // NextToken response parameter value, even if you receive an empty result set").
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .list_inbound_responsibility_transfers()
+                .r#type(types::ResponsibilityTransferType::Billing)
+                .max_results(PAGE_SIZE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(err("ListInboundResponsibilityTransfers"))?;
+            out.extend(page.responsibility_transfers().iter().map(transfer));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn describe_transfer(&self, transfer_id: &str) -> Result<Option<Transfer>, Error> {
+        let sent = self
+            .describe_responsibility_transfer()
+            .id(transfer_id)
+            .send()
+            .await;
+        let done = ["ResponsibilityTransferNotFoundException"];
+        Ok(
+            unless_done(sent, &done, err("DescribeResponsibilityTransfer"))?
+                .and_then(|out| out.responsibility_transfer().map(transfer)),
+        )
+    }
+
+    async fn terminate_transfer(&self, transfer_id: &str, end_epoch: i64) -> Result<(), Error> {
+        let sent = self
+            .terminate_responsibility_transfer()
+            .id(transfer_id)
+            .end_timestamp(aws_smithy_types::DateTime::from_secs(end_epoch))
+            .send()
+            .await;
+        let done = [
+            "ResponsibilityTransferAlreadyInStatusException",
+            "ResponsibilityTransferNotFoundException",
+        ];
+        if unless_done(sent, &done, err("TerminateResponsibilityTransfer"))?.is_some() {
+            crate::after_write!("organizations:TerminateResponsibilityTransfer");
         }
         Ok(())
     }

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 
-use crate::api::billing_group::{BillingGroupSpec, CostReport, GroupDeletionPolicy};
+use crate::api::billing_group::{
+    BillingGroupSpec, BillingGroupType, CostReport, GroupDeletionPolicy,
+};
 use crate::api::common::{OWNER_TAG, owner_value, with_owner};
 use crate::api::conditions::{ConditionStatus, DesiredCondition};
 use crate::api::{BillingGroup, BillingGroupStatus, LinkedAccount};
@@ -30,8 +32,8 @@ use crate::reconcile::ownership::{
 };
 use crate::reconcile::reasons::{
     ACCOUNT_CONFLICT, ACCOUNT_WANTED_BY_ANOTHER_GROUP, AVAILABLE, CREATED, DELETED,
-    DEPENDENCY_NOT_READY, GROUP_HAS_FOREIGN_ITEMS, NO_CONFLICT, PLANNED_ONLY,
-    PRIMARY_ACCOUNT_MISMATCH, RELEASED,
+    DEPENDENCY_NOT_READY, GROUP_HAS_FOREIGN_ITEMS, GROUP_TYPE_MISMATCH, NO_CONFLICT,
+    PLAN_NOT_ALLOWED, PLANNED_ONLY, PRIMARY_ACCOUNT_MISMATCH, RELEASED,
 };
 use crate::reconcile::run::Run;
 use crate::reconcile::{
@@ -172,8 +174,9 @@ pub fn change_percent(previous: &str, current: &str) -> Option<String> {
 /// The accounts a group wants.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WantedAccounts {
-    /// The primary account's id.
-    pub primary: String,
+    /// The primary account's id (none for a TRANSFER_BILLING group, whose accounts are the
+    /// customer organization's and not managed here).
+    pub primary: Option<String>,
     /// Every wanted account id, the primary included.
     pub wanted: BTreeSet<String>,
     /// Why some named or selected accounts are not wanted yet (no account id).
@@ -186,7 +189,10 @@ pub fn wanted_accounts(
     spec: &BillingGroupSpec,
     linked: &[LinkedAccount],
 ) -> Result<WantedAccounts, Error> {
-    let primary = resolve_account(&spec.primary_account, linked).map_err(|m| {
+    let Some(primary_ref) = spec.primary_account.as_deref() else {
+        return Ok(WantedAccounts::default());
+    };
+    let primary = resolve_account(primary_ref, linked).map_err(|m| {
         Error::waiting(
             DEPENDENCY_NOT_READY,
             format!("primaryAccount: {m}"),
@@ -195,7 +201,7 @@ pub fn wanted_accounts(
     })?;
     let mut out = WantedAccounts {
         wanted: BTreeSet::from([primary.clone()]),
-        primary,
+        primary: Some(primary),
         pending: Vec::new(),
     };
     for r in &spec.accounts {
@@ -233,9 +239,80 @@ pub struct DesiredGroup<'a> {
     /// ARN of the pricing plan it names.
     pub plan_arn: &'a str,
     pub auto_associate: bool,
-    pub primary: &'a str,
+    /// The primary account of a STANDARD group.
+    pub primary: Option<&'a str>,
+    /// The responsibility transfer of a TRANSFER_BILLING group.
+    pub transfer_arn: Option<&'a str>,
     /// Every wanted account id, the primary included.
     pub wanted: &'a BTreeSet<String>,
+}
+
+impl DesiredGroup<'_> {
+    /// `STANDARD`, or `TRANSFER_BILLING` for a group made from a responsibility transfer.
+    fn group_type(&self) -> &'static str {
+        if self.transfer_arn.is_some() {
+            BillingGroupType::TransferBilling.as_str()
+        } else {
+            BillingGroupType::Standard.as_str()
+        }
+    }
+}
+
+/// Refuse, before anything is read or written, an AWS-managed plan the group's type cannot
+/// use: `Passthrough` is for TRANSFER_BILLING groups only (AWS-managed pricing plans, see
+/// docs/aws-facts.md). Pure.
+pub fn check_plan_allowed(spec: &BillingGroupSpec) -> Result<(), Error> {
+    if spec.pricing_plan_ref.aws_managed() == Some("Passthrough")
+        && spec.type_ != BillingGroupType::TransferBilling
+    {
+        return Err(Error::terminal(
+            PLAN_NOT_ALLOWED,
+            "the Passthrough pricing plan is allowed only on TRANSFER_BILLING billing groups; name a PricingPlan or BasicPricingPlan in spec.pricingPlanRef",
+        ));
+    }
+    Ok(())
+}
+
+/// The ARN of an AWS-managed pricing plan (`BasicPricingPlan`, `Passthrough`): no account in
+/// it (model: PricingPlanFullArn `arn:aws:billingconductor::aws:pricingplan/...`). Pure.
+pub fn managed_plan_arn(name: &str) -> String {
+    format!("arn:aws:billingconductor::aws:pricingplan/{name}")
+}
+
+/// Refuse a group found by name that AWS cannot turn into the one wanted: another type or
+/// responsibility transfer (`TransferMismatch`), another primary account
+/// (`PrimaryAccountMismatch`). Pure.
+fn check_existing(want: &DesiredGroup<'_>, g: &BcGroup) -> Result<(), Error> {
+    let name = want.name;
+    if g.group_type != want.group_type() || g.transfer_arn.as_deref() != want.transfer_arn {
+        return Err(Error::terminal(
+            GROUP_TYPE_MISMATCH,
+            format!(
+                "billing group {name} is a {} group{} in AWS, the spec wants a {} group{}; AWS cannot change a group's type or transfer: give the BillingGroup another groupName",
+                g.group_type,
+                g.transfer_arn
+                    .as_deref()
+                    .map(|t| format!(" of transfer {t}"))
+                    .unwrap_or_default(),
+                want.group_type(),
+                want.transfer_arn
+                    .map(|t| format!(" of transfer {t}"))
+                    .unwrap_or_default(),
+            ),
+        ));
+    }
+    if let Some(primary) = want.primary
+        && g.primary_account_id != primary
+    {
+        return Err(Error::terminal(
+            PRIMARY_ACCOUNT_MISMATCH,
+            format!(
+                "billing group {name} has primary account {} in AWS, the spec says {primary}; AWS cannot change it",
+                g.primary_account_id
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A group to create: `first` (the primary first, at most [`BATCH`]) go with the create
@@ -260,26 +337,22 @@ pub struct GroupPlan {
 /// has another primary account (`PrimaryAccountMismatch`: AWS cannot change it), or when the
 /// primary account of a group to create belongs to another group (`AccountConflict`). Pure.
 pub fn plan(want: &DesiredGroup<'_>, snapshot: &BillingSnapshot) -> Result<GroupPlan, Error> {
-    let name = want.name;
-    let primary = want.primary;
-    let existing = snapshot.group_named(name);
-    if let Some(g) = existing
-        && g.primary_account_id != primary
-    {
-        return Err(Error::terminal(
-            PRIMARY_ACCOUNT_MISMATCH,
-            format!(
-                "billing group {name} has primary account {} in AWS, the spec says {primary}; AWS cannot change it",
-                g.primary_account_id
-            ),
-        ));
+    let existing = snapshot.group_named(want.name);
+    if let Some(g) = existing {
+        check_existing(want, g)?;
     }
+    let Some(primary) = want.primary else {
+        // A TRANSFER_BILLING group: its accounts are the customer organization's.
+        return Ok(GroupPlan {
+            update: existing
+                .filter(|g| update_due(g, want))
+                .map(|g| g.arn.clone()),
+            create: existing.is_none().then(Creation::default),
+            members: MembershipPlan::default(),
+        });
+    };
     let update = existing
-        .filter(|g| {
-            g.plan_arn != want.plan_arn
-                || g.description != want.description
-                || g.auto_associate != want.auto_associate
-        })
+        .filter(|g| update_due(g, want))
         .map(|g| g.arn.clone());
     let members = membership(
         existing.map(|g| g.arn.as_str()),
@@ -321,6 +394,13 @@ pub fn plan(want: &DesiredGroup<'_>, snapshot: &BillingSnapshot) -> Result<Group
         create,
         members,
     })
+}
+
+/// Whether UpdateBillingGroup has something to change: plan, description, autoAssociate.
+fn update_due(g: &BcGroup, want: &DesiredGroup<'_>) -> bool {
+    g.plan_arn != want.plan_arn
+        || g.description != want.description
+        || g.auto_associate != want.auto_associate
 }
 
 /// The `AccountConflict` condition for `conflicts` (account -> why). Pure.
@@ -398,6 +478,8 @@ struct GroupObservation {
     billing: BillingContext,
     /// ARN of the pricing plan the group names.
     plan_arn: String,
+    /// The responsibility transfer a TRANSFER_BILLING group bills.
+    transfer_arn: Option<String>,
     /// The LinkedAccounts the spec names or selects.
     linked: Vec<LinkedAccount>,
     accounts: WantedAccounts,
@@ -411,10 +493,12 @@ async fn apply(
     run: &mut Run,
     status: &mut BillingGroupStatus,
 ) -> Result<Verdict, Error> {
+    check_plan_allowed(&obj.spec)?;
     let spec = GroupSpec::of(obj);
     let GroupObservation {
         mut billing,
         plan_arn,
+        transfer_arn,
         linked,
         accounts,
         claim,
@@ -424,7 +508,8 @@ async fn apply(
         description: &spec.description,
         plan_arn: &plan_arn,
         auto_associate: obj.spec.auto_associate,
-        primary: &accounts.primary,
+        primary: accounts.primary.as_deref(),
+        transfer_arn: transfer_arn.as_deref(),
         wanted: &accounts.wanted,
     };
     let steps = plan(&want, &billing.snapshot)?;
@@ -449,7 +534,9 @@ async fn apply(
     let held = &steps.members.held_elsewhere;
     let conflicts = conflicts(held, &rivals, &billing.snapshot);
     group_status(status, &group_arn, members, conflicts, &billing.snapshot);
+    status.responsibility_transfer_arn = transfer_arn;
     record_costs(obj, ctx, status);
+    super::service_costs::refresh(obj, ctx, &billing, &group_arn, run, status).await;
     Ok(verdict(
         &spec.name,
         held.len(),
@@ -472,6 +559,12 @@ async fn observe(
     let namespace = spec.namespace.as_str();
     let billing = BillingContext::resolve(namespace, &obj.spec.payer_ref, ctx, run.time()).await?;
     let plan_arn = pricing_plan_arn(obj, namespace, ctx, &billing.snapshot)?;
+    let transfer_arn = match &obj.spec.responsibility_transfer_ref {
+        Some(r) => Some(super::transfer_ref::accepted_transfer_arn(
+            namespace, r, ctx,
+        )?),
+        None => None,
+    };
     let linked = linked_accounts(obj, namespace, ctx);
     let accounts = wanted_accounts(&obj.spec, &linked)?;
     let claim = match billing.snapshot.group_named(&spec.name) {
@@ -504,6 +597,7 @@ async fn observe(
     Ok(GroupObservation {
         billing,
         plan_arn,
+        transfer_arn,
         linked,
         accounts,
         claim,
@@ -518,6 +612,9 @@ fn pricing_plan_arn(
     ctx: &ReconcileContext,
     snapshot: &BillingSnapshot,
 ) -> Result<String, Error> {
+    if let Some(managed) = obj.spec.pricing_plan_ref.aws_managed() {
+        return Ok(managed_plan_arn(managed));
+    }
     let plan_ref = &obj.spec.pricing_plan_ref.name;
     let dependency = format!("PricingPlan {namespace}/{plan_ref}");
     let waiting = |what: &str| {
@@ -548,7 +645,11 @@ fn linked_accounts(
     namespace: &str,
     ctx: &ReconcileContext,
 ) -> Vec<LinkedAccount> {
-    let named: BTreeSet<&str> = std::iter::once(obj.spec.primary_account.as_str())
+    let named: BTreeSet<&str> = obj
+        .spec
+        .primary_account
+        .iter()
+        .map(String::as_str)
         .chain(obj.spec.accounts.iter().map(String::as_str))
         .collect();
     ctx.catalog.list_where::<crate::api::LinkedAccount>(
@@ -661,7 +762,8 @@ async fn create(
     let new = NewGroup {
         name: name.to_string(),
         description: want.description.to_string(),
-        primary_account_id: want.primary.to_string(),
+        primary_account_id: want.primary.map(str::to_string),
+        transfer_arn: want.transfer_arn.map(str::to_string),
         accounts: creation.first.clone(),
         plan_arn: want.plan_arn.to_string(),
         auto_associate: want.auto_associate,
@@ -671,7 +773,13 @@ async fn create(
     let create = change(
         ChangeAction::Create,
         format!("billing group {name}"),
-        format!("primary {}", want.primary),
+        match (want.primary, want.transfer_arn) {
+            (Some(primary), _) => format!("primary {primary}"),
+            (None, transfer) => format!(
+                "TRANSFER_BILLING, transfer {}",
+                transfer.unwrap_or_default()
+            ),
+        },
     );
     let api = billing.api();
     let this = &mut *billing;
@@ -717,12 +825,18 @@ fn created_group(new: &NewGroup, arn: &str) -> BcGroup {
         arn: arn.to_string(),
         name: new.name.clone(),
         description: new.description.clone(),
-        primary_account_id: new.primary_account_id.clone(),
+        primary_account_id: new.primary_account_id.clone().unwrap_or_default(),
         plan_arn: new.plan_arn.clone(),
         size: new.accounts.len() as i64,
         status: String::new(),
         status_reason: None,
         auto_associate: new.auto_associate,
+        group_type: if new.transfer_arn.is_some() {
+            BillingGroupType::TransferBilling.as_str().to_string()
+        } else {
+            BillingGroupType::Standard.as_str().to_string()
+        },
+        transfer_arn: new.transfer_arn.clone(),
     }
 }
 
@@ -922,8 +1036,9 @@ pub async fn cleanup(
     let result = delete(obj, ctx, &mut run).await;
     if result.is_ok() {
         let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
-        ctx.shared::<crate::payer::insights::InsightsStore>()
-            .set_group(&key, None);
+        let store = ctx.shared::<crate::payer::insights::InsightsStore>();
+        store.set_group(&key, None);
+        store.set_group_services(&key, None);
     }
     run.finish_cleanup(
         &previous,
@@ -1040,10 +1155,30 @@ async fn foreign_items(
 
 /// Billing groups follow LinkedAccount label and account-id changes at once (selectors).
 pub fn triggers() -> Vec<Trigger<BillingGroup>> {
-    vec![Trigger::on::<LinkedAccount>(
-        linked_account_fingerprint,
-        |_, _| true,
-    )]
+    vec![
+        Trigger::on::<LinkedAccount>(linked_account_fingerprint, |_, _| true),
+        Trigger::on::<crate::api::BillingTransfer>(transfer_fingerprint, names_transfer),
+    ]
+}
+
+/// What a TRANSFER_BILLING group follows of its BillingTransfer: the transfer's ARN and
+/// state (a group waits for ACCEPTED).
+fn transfer_fingerprint(t: &Guarded<crate::api::BillingTransfer>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let status = t.0.as_ref().ok().and_then(|t| t.status.as_ref());
+    status.and_then(|s| s.transfer_arn.clone()).hash(&mut h);
+    status.and_then(|s| s.state.clone()).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Whether group `g` names transfer `t` in `responsibilityTransferRef`.
+fn names_transfer(t: &Guarded<crate::api::BillingTransfer>, g: &Guarded<BillingGroup>) -> bool {
+    let name = kube::Resource::meta(t).name.as_deref();
+    g.0.as_ref()
+        .ok()
+        .and_then(|g| g.spec.responsibility_transfer_ref.as_ref())
+        .is_some_and(|r| Some(r.name.as_str()) == name)
 }
 
 /// What of a LinkedAccount BillingGroups follow: its labels (selectors) and its account id.
@@ -1198,6 +1333,8 @@ mod tests {
             status: "ACTIVE".into(),
             status_reason: None,
             auto_associate: false,
+            group_type: "STANDARD".into(),
+            transfer_arn: None,
         }
     }
 
@@ -1213,9 +1350,68 @@ mod tests {
             description: "",
             plan_arn: "plan-arn",
             auto_associate: false,
-            primary,
+            primary: Some(primary),
+            transfer_arn: None,
             wanted,
         }
+    }
+
+    const TRANSFER: &str =
+        "arn:aws:organizations::123456789012:transfer/o-abcdefghij/billing/outbound/rt-12345678";
+
+    #[test]
+    fn a_transfer_group_is_created_without_accounts_and_never_turned_into_another_type() {
+        let none = BTreeSet::new();
+        let want = DesiredGroup {
+            primary: None,
+            transfer_arn: Some(TRANSFER),
+            ..desired("", &none)
+        };
+        let p = plan(&want, &snap(&[])).unwrap();
+        assert_eq!(p.create, Some(Creation::default()));
+        assert_eq!(p.members, MembershipPlan::default());
+        let mut s = snap(&[]);
+        s.groups.push(BcGroup {
+            group_type: "TRANSFER_BILLING".into(),
+            transfer_arn: Some(TRANSFER.into()),
+            ..group("g1", "gold", "", "plan-arn")
+        });
+        assert_eq!(plan(&want, &s).unwrap(), GroupPlan::default());
+        // The same name, a standard group in AWS: refused, never replaced.
+        s.groups[0] = group("g1", "gold", "111111111111", "plan-arn");
+        assert_eq!(plan(&want, &s).unwrap_err().reason(), GROUP_TYPE_MISMATCH);
+        let wanted = ids(1);
+        let primary = wanted.iter().next().unwrap().clone();
+        s.groups[0] = BcGroup {
+            group_type: "TRANSFER_BILLING".into(),
+            transfer_arn: Some(TRANSFER.into()),
+            ..group("g1", "gold", &primary, "plan-arn")
+        };
+        let err = plan(&desired(&primary, &wanted), &s).unwrap_err();
+        assert_eq!(err.reason(), GROUP_TYPE_MISMATCH);
+    }
+
+    #[test]
+    fn passthrough_is_refused_on_a_standard_group_before_anything_else() {
+        let spec = |extra: serde_json::Value| -> BillingGroupSpec {
+            let mut v = serde_json::json!({"payerRef": {"name": "acme"}, "pricingPlanRef": {"name": "Passthrough"}});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(v).unwrap()
+        };
+        let standard = spec(serde_json::json!({"primaryAccount": "111111111111"}));
+        let err = check_plan_allowed(&standard).unwrap_err();
+        assert_eq!(err.reason(), PLAN_NOT_ALLOWED);
+        assert!(err.to_string().contains("TRANSFER_BILLING"), "{err}");
+        let transfer = spec(
+            serde_json::json!({"type": "TRANSFER_BILLING", "responsibilityTransferRef": {"name": "t"}}),
+        );
+        assert!(check_plan_allowed(&transfer).is_ok());
+        assert_eq!(
+            managed_plan_arn("Passthrough"),
+            "arn:aws:billingconductor::aws:pricingplan/Passthrough"
+        );
     }
 
     #[test]

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use kube::ResourceExt;
 
 use crate::api::common::{owner_value, with_owner};
-use crate::api::custom_line_item::{ChargeType, CustomLineItemSpec};
+use crate::api::custom_line_item::{ChargeType, ComputationRule, CustomLineItemSpec};
 use crate::api::{CustomLineItem, CustomLineItemStatus};
-use crate::aws::billing::{BcGroup, BcItem, INVALID_BILLING_PERIOD, NewItem};
+use crate::aws::billing::{BcGroup, BcItem, INVALID_BILLING_PERIOD, ItemFilter, NewItem};
 use crate::aws::organizations::Tags;
 use crate::error::Error;
 
@@ -23,7 +23,7 @@ use crate::reconcile::ownership::{
 };
 use crate::reconcile::reasons::{
     AVAILABLE, DELETED, DEPENDENCY_NOT_READY, ENDED, LEFT_IN_CLOSED_PERIOD, PERIOD_CLOSED,
-    PLANNED_ONLY, RELEASED,
+    PLANNED_ONLY, QUOTA_EXCEEDED, RELEASED,
 };
 use crate::reconcile::run::Run;
 use crate::reconcile::{
@@ -64,8 +64,99 @@ pub fn check_period(
     PeriodCheck::Open
 }
 
+/// Billing Conductor's quota of custom line items with a line-item filter per billing group
+/// (AWS Billing Conductor quotas; see docs/aws-facts.md).
+pub const FILTERED_PER_GROUP: usize = 10;
+/// Billing Conductor's quota of ITEMIZED custom line items per billing group.
+pub const ITEMIZED_PER_GROUP: usize = 5;
+
+/// What UpdateCustomLineItem can change and the item differs in: description, amount, and
+/// the line-item filter (UpdateCustomLineItemChargeDetails.LineItemFilters). Pure.
 fn differs(have: &BcItem, want: &NewItem) -> bool {
-    have.description != want.description || have.flat != want.flat || have.percent != want.percent
+    have.description != want.description
+        || have.flat != want.flat
+        || have.percent != want.percent
+        || have.filter != want.filter
+}
+
+/// The line-item filter `spec` asks for (`excludeSavingsPlanNegation` is the
+/// `LINE_ITEM_TYPE NOT_EQUAL SAVINGS_PLAN_NEGATION` filter). Pure.
+pub fn wanted_filter(spec: &CustomLineItemSpec) -> Option<ItemFilter> {
+    if let Some(f) = &spec.line_item_filter {
+        return Some(ItemFilter {
+            attribute: f.attribute.as_str().to_string(),
+            match_option: f.match_option.as_str().to_string(),
+            value: f.value.clone(),
+        });
+    }
+    spec.exclude_savings_plan_negation
+        .unwrap_or(false)
+        .then(|| ItemFilter {
+            attribute: "LINE_ITEM_TYPE".into(),
+            match_option: "NOT_EQUAL".into(),
+            value: "SAVINGS_PLAN_NEGATION".into(),
+        })
+}
+
+/// Another CustomLineItem object of the same billing group, as the quotas count it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sibling {
+    /// Its name in AWS.
+    pub name: String,
+    pub itemized: bool,
+    pub filtered: bool,
+}
+
+/// Refuse an item that would exceed a per-group quota (`QuotaExceeded`), before AWS is
+/// called: the items of the group AWS holds (this one aside) and the `siblings` that come
+/// before this object and are not in AWS yet are counted. Only what this item would add is
+/// checked: a new ITEMIZED item, a new filter. Pure.
+fn check_quotas(want: &NewItem, have: Option<&BcItem>, facts: &ItemFacts<'_>) -> Result<(), Error> {
+    let in_group: Vec<&BcItem> = facts
+        .snapshot
+        .items
+        .iter()
+        .filter(|i| i.group_arn == facts.group_arn && i.name != want.name)
+        .collect();
+    let count = |aws: &dyn Fn(&BcItem) -> bool, object: &dyn Fn(&Sibling) -> bool| {
+        let mut names: std::collections::BTreeSet<&str> = in_group
+            .iter()
+            .filter(|i| aws(i))
+            .map(|i| i.name.as_str())
+            .collect();
+        names.extend(
+            facts
+                .siblings
+                .iter()
+                .filter(|s| s.name != want.name && object(s))
+                .map(|s| s.name.as_str()),
+        );
+        names.len()
+    };
+    let itemized = want.computation_rule.as_deref() == Some(ComputationRule::Itemized.as_str());
+    if itemized && have.is_none() {
+        let n = count(&|i| i.computation_rule == "ITEMIZED", &|s| s.itemized);
+        if n >= ITEMIZED_PER_GROUP {
+            return Err(Error::terminal(
+                QUOTA_EXCEEDED,
+                format!(
+                    "billing group already has {n} ITEMIZED custom line items (AWS allows {ITEMIZED_PER_GROUP} per group); make this item CONSOLIDATED or remove another ITEMIZED one"
+                ),
+            ));
+        }
+    }
+    if want.filter.is_some() && have.is_none_or(|h| h.filter.is_none()) {
+        let n = count(&|i| i.filter.is_some(), &|s| s.filtered);
+        if n >= FILTERED_PER_GROUP {
+            return Err(Error::terminal(
+                QUOTA_EXCEEDED,
+                format!(
+                    "billing group already has {n} custom line items with a line-item filter (AWS allows {FILTERED_PER_GROUP} per group); drop this item's filter or remove another filtered item"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a CustomLineItem wants, for [`plan`].
@@ -91,6 +182,9 @@ pub struct ItemFacts<'a> {
     pub snapshot: &'a BillingSnapshot,
     pub group_arn: &'a str,
     pub applies_to: &'a BTreeMap<String, String>,
+    /// The other CustomLineItem objects of the group that come before this one (by creation
+    /// time, then name), for the quotas.
+    pub siblings: &'a [Sibling],
 }
 
 /// What to do for an item.
@@ -102,7 +196,7 @@ pub enum ItemStep {
     Create(NewItem),
     /// It exists: claim it, and update it when `update`.
     Existing {
-        have: BcItem,
+        have: Box<BcItem>,
         want: NewItem,
         update: bool,
     },
@@ -151,14 +245,16 @@ pub fn plan(desired: &DesiredItem<'_>, facts: &ItemFacts<'_>) -> Result<ItemStep
         end: spec.billing_period.end.clone(),
         account_id: spec.account_id.clone(),
         computation_rule: spec.computation_rule.map(|c| c.as_str().to_string()),
-        exclude_savings_plan_negation: spec.exclude_savings_plan_negation.unwrap_or(false),
+        filter: wanted_filter(spec),
+        presentation_service: spec.presentation_service.clone(),
         tags: desired.tags.clone(),
     };
+    check_quotas(&want, existing, facts)?;
     Ok(match existing {
         None => ItemStep::Create(want),
         Some(have) => ItemStep::Existing {
             update: differs(have, &want),
-            have: have.clone(),
+            have: Box::new(have.clone()),
             want,
         },
     })
@@ -223,6 +319,32 @@ struct ItemObservation {
     group: BcGroup,
     /// AWS names of the CustomLineItems its percentage applies to, by object name.
     applies_to: BTreeMap<String, String>,
+    /// The group's other CustomLineItems that come before this one, for the quotas.
+    siblings: Vec<Sibling>,
+}
+
+/// The other CustomLineItem objects of `obj`'s billing group that come before it (by
+/// creation time, then name): those the quotas count besides what AWS holds.
+fn siblings(obj: &CustomLineItem, namespace: &str, ctx: &ReconcileContext) -> Vec<Sibling> {
+    let key = |i: &CustomLineItem| {
+        (
+            i.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            i.name_any(),
+        )
+    };
+    let mine = key(obj);
+    let group = &obj.spec.billing_group_ref.name;
+    ctx.catalog
+        .list_where::<CustomLineItem>(namespace, |i: &CustomLineItem| {
+            &i.spec.billing_group_ref.name == group && key(i) < mine
+        })
+        .into_iter()
+        .map(|i| Sibling {
+            name: i.item_name(),
+            itemized: i.spec.computation_rule == Some(ComputationRule::Itemized),
+            filtered: wanted_filter(&i.spec).is_some(),
+        })
+        .collect()
 }
 
 /// The BillingGroup the item names, usable and created in AWS (waits otherwise), its payer's
@@ -283,6 +405,7 @@ async fn observe(
         billing,
         group,
         applies_to,
+        siblings: siblings(obj, namespace, ctx),
     })
 }
 
@@ -300,6 +423,7 @@ async fn apply(
         mut billing,
         group,
         applies_to,
+        siblings,
     } = observe(obj, &namespace, ctx, run).await?;
     let name = obj.item_name();
     let owner = owner_value(&namespace, "CustomLineItem", &obj.name_any());
@@ -319,6 +443,7 @@ async fn apply(
             snapshot: &billing.snapshot,
             group_arn: &group.arn,
             applies_to: &applies_to,
+            siblings: &siblings,
         },
     )?;
     let want = match step {
@@ -435,6 +560,12 @@ async fn create(
             flat: want.flat,
             percent: want.percent,
             account_id: want.account_id.clone(),
+            computation_rule: want
+                .computation_rule
+                .clone()
+                .unwrap_or_else(|| ComputationRule::Consolidated.as_str().to_string()),
+            filter: want.filter.clone(),
+            presentation_service: want.presentation_service.clone(),
         };
         move |s: &mut BillingSnapshot| s.put_item(&item)
     };
@@ -461,12 +592,13 @@ async fn update_item(
     let update = change(
         ChangeAction::Update,
         format!("custom line item {}", want.name),
-        format!("description or amount, from {current}"),
+        format!("description, amount or line-item filter, from {current}"),
     );
     let mut item = have.clone();
     item.description = want.description.clone();
     item.flat = want.flat;
     item.percent = want.percent;
+    item.filter = want.filter.clone();
     let api = billing.api();
     billing
         .write(
@@ -607,6 +739,9 @@ mod tests {
             flat: Some(flat),
             percent: None,
             account_id: None,
+            computation_rule: "CONSOLIDATED".into(),
+            filter: None,
+            presentation_service: None,
         }
     }
 
@@ -630,8 +765,119 @@ mod tests {
                 snapshot: s,
                 group_arn: "g1",
                 applies_to: &others,
+                siblings: &[],
             },
         )
+    }
+
+    fn itemized(name: &str) -> BcItem {
+        BcItem {
+            computation_rule: "ITEMIZED".into(),
+            ..item(name, &format!("arn-{name}"), 1.0)
+        }
+    }
+
+    #[test]
+    fn the_sixth_itemized_item_of_a_group_is_refused_counting_aws_and_earlier_objects() {
+        let want = spec(
+            serde_json::json!({"billingGroupRef": {"name": "g"}, "description": "d",
+            "type": "FEE", "percentage": {"percent": 2.0}, "computationRule": "ITEMIZED",
+            "lineItemFilter": {"attribute": "SERVICE", "matchOption": "EQUAL", "value": "AmazonEC2"},
+            "billingPeriod": {}}),
+        );
+        let tags = Tags::new();
+        let others = BTreeMap::new();
+        let run = |items: Vec<BcItem>, siblings: &[Sibling]| {
+            let s = snapshot(items);
+            plan(
+                &DesiredItem {
+                    spec: &want,
+                    namespace: "ns",
+                    name: "fee",
+                    tags: &tags,
+                    start_period: None,
+                    known: false,
+                },
+                &ItemFacts {
+                    snapshot: &s,
+                    group_arn: "g1",
+                    applies_to: &others,
+                    siblings,
+                },
+            )
+        };
+        let four: Vec<BcItem> = (0..4).map(|i| itemized(&format!("i{i}"))).collect();
+        let ItemStep::Create(made) = run(four.clone(), &[]).unwrap() else {
+            panic!("the fifth is created");
+        };
+        assert_eq!(
+            made.filter,
+            Some(ItemFilter {
+                attribute: "SERVICE".into(),
+                match_option: "EQUAL".into(),
+                value: "AmazonEC2".into()
+            })
+        );
+        let earlier = Sibling {
+            name: "i9".into(),
+            itemized: true,
+            filtered: false,
+        };
+        let err = run(four.clone(), std::slice::from_ref(&earlier)).unwrap_err();
+        assert_eq!(err.reason(), QUOTA_EXCEEDED);
+        assert!(err.to_string().contains("5 ITEMIZED"), "{err}");
+        // The same name counted once; an item of another group not at all.
+        let mut same = four.clone();
+        same.push(BcItem {
+            group_arn: "g2".into(),
+            ..itemized("other-group")
+        });
+        let dup = Sibling {
+            name: "i0".into(),
+            ..earlier.clone()
+        };
+        assert!(run(same, &[dup]).is_ok());
+        // Ten filtered items: the eleventh filter is refused.
+        let filtered: Vec<BcItem> = (0..10)
+            .map(|i| BcItem {
+                filter: made.filter.clone(),
+                ..item(&format!("f{i}"), &format!("arn-f{i}"), 1.0)
+            })
+            .collect();
+        let err = run(filtered, &[]).unwrap_err();
+        assert!(err.to_string().contains("line-item filter"), "{err}");
+    }
+
+    #[test]
+    fn a_changed_filter_is_an_update_and_the_savings_plan_switch_is_a_filter() {
+        let sp = spec(
+            serde_json::json!({"billingGroupRef": {"name": "g"}, "description": "d",
+            "type": "CREDIT", "percentage": {"percent": 5.0}, "excludeSavingsPlanNegation": true,
+            "billingPeriod": {}}),
+        );
+        let f = wanted_filter(&sp).unwrap();
+        assert_eq!(
+            (
+                f.attribute.as_str(),
+                f.match_option.as_str(),
+                f.value.as_str()
+            ),
+            ("LINE_ITEM_TYPE", "NOT_EQUAL", "SAVINGS_PLAN_NEGATION")
+        );
+        let mut have = item("fee", "i1", 0.0);
+        have.flat = None;
+        have.percent = Some(5.0);
+        let s = snapshot(vec![have.clone()]);
+        assert!(matches!(
+            step(&sp, &s, true).unwrap(),
+            ItemStep::Existing { update: true, .. }
+        ));
+        have.filter = Some(f);
+        let s = snapshot(vec![have]);
+        assert!(matches!(
+            step(&sp, &s, true).unwrap(),
+            ItemStep::Existing { update: false, .. }
+        ));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::api::FINALIZER;
 use crate::error::Error;
 use crate::reconcile::catalog::Guarded;
 use crate::reconcile::kind::Kind;
+use crate::reconcile::management;
 use crate::reconcile::reasons;
 use crate::reconcile::run::Run;
 use crate::reconcile::{EventNote, KindOutcome, Mode};
@@ -98,7 +99,10 @@ async fn write_status<K: Kind>(
 }
 
 async fn apply<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let outcome = obj.reconcile(&ctx.reconcile, Run::now(Mode::Apply)).await;
+    // Paused and Observe objects are held back here (no AWS call / no AWS write).
+    let outcome = management::reconcile(obj.as_ref(), &ctx.reconcile, Run::now(Mode::Apply))
+        .await
+        .outcome;
     write_status(obj.as_ref(), &ctx, &outcome).await?;
     for note in &outcome.events {
         publish_for(&ctx, obj.as_ref(), note).await;
@@ -118,7 +122,10 @@ async fn apply<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error>
 }
 
 async fn cleanup<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let outcome = obj.cleanup(&ctx.reconcile, Run::now(Mode::Apply)).await;
+    // A paused or Observe object is released without any AWS call.
+    let outcome = management::cleanup(obj.as_ref(), &ctx.reconcile, Run::now(Mode::Apply))
+        .await
+        .outcome;
     // The object may be going away; a failed status write must not block the cleanup. A
     // kind without AWS cleanup is only released: its status stays as it was.
     if K::AWS_CLEANUP

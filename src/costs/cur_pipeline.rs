@@ -570,10 +570,21 @@ fn billing_view(
             group_ref.name
         )));
     }
+    // The pro forma view is named after the primary account; a TRANSFER_BILLING group has
+    // none (its billing view is not modelled here).
+    let Some(primary) = group.spec.primary_account.as_deref() else {
+        return Err(Error::terminal(
+            reasons::INVALID_SPEC,
+            format!(
+                "BillingGroup {namespace}/{} is a TRANSFER_BILLING group without a primary account; export.billingGroupRef takes a STANDARD group",
+                group_ref.name
+            ),
+        ));
+    };
     let account = crate::billing::billing_group::resolve_account(
-        &group.spec.primary_account,
+        primary,
         &ctx.catalog
-            .get::<crate::api::LinkedAccount>(&namespace, &group.spec.primary_account)
+            .get::<crate::api::LinkedAccount>(&namespace, primary)
             .into_iter()
             .collect::<Vec<_>>(),
     )

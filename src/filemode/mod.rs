@@ -7,11 +7,15 @@
 //!
 //! [`load`] reads the manifests; [`objects`] holds them, of any kind, and dispatches to the
 //! kind's reconciler; [`run`] plans, applies (again while something is in progress) and
-//! deletes; [`output`] renders the report and the exit status.
+//! deletes; [`output`] renders the report and the exit status; [`prune`] previews what a
+//! GitOps prune of the objects missing from the folder would do in AWS (`plan --prune`).
 
 pub mod load;
 pub mod objects;
 pub mod output;
+pub mod planned;
+pub mod policies;
+pub mod prune;
 pub mod report;
 pub mod run;
 

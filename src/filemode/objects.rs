@@ -15,7 +15,9 @@ use crate::reconcile::run::Run;
 use crate::reconcile::{Mode, ReconcileContext, Verdict};
 
 use super::load::Manifests;
-use super::report::object_report;
+use crate::reconcile::management;
+
+use super::report::managed_report;
 
 /// In `apply`, objects waiting at most this long for something in progress (an account
 /// creation, a dependency created earlier in the same run) are looked at again until
@@ -34,6 +36,8 @@ pub trait FileObject: Send + Sync {
     fn aws_cleanup(&self) -> bool;
     /// Put the object (as it stands) into the reconcilers' catalog.
     fn put_into(&self, ctx: &ReconcileContext);
+    /// The object itself (for [`super::planned`]).
+    fn object(&self) -> &(dyn std::any::Any + Send + Sync);
     /// What would change, at `now`.
     async fn plan(&self, ctx: &ReconcileContext, now: Timestamp) -> ObjectReport;
     /// Reconcile, store the new status, and say whether (and when) to look again.
@@ -62,22 +66,34 @@ impl<K: Kind> FileObject for Slot<K> {
         ctx.catalog.put(self.0.clone());
     }
 
+    fn object(&self) -> &(dyn std::any::Any + Send + Sync) {
+        &self.0
+    }
+
     async fn plan(&self, ctx: &ReconcileContext, now: Timestamp) -> ObjectReport {
-        let outcome = self.0.reconcile(ctx, Run::new(Mode::Plan, now)).await;
-        object_report(&self.0, &outcome, true)
+        let managed = management::reconcile(&self.0, ctx, Run::new(Mode::Plan, now)).await;
+        // What an Observe object read from AWS (its account id, its ARN) is what the objects
+        // after it find it by, as in `apply`; a plan stores nothing else.
+        if managed.management == management::Management::Observe {
+            let mut observed = self.0.clone();
+            *observed.status_mut() = Some(managed.outcome.status.clone());
+            ctx.catalog.put(observed);
+        }
+        managed_report(&self.0, &managed, true)
     }
 
     async fn apply(&mut self, ctx: &ReconcileContext) -> (ObjectReport, Option<Duration>) {
-        let outcome = self.0.reconcile(ctx, Run::now(Mode::Apply)).await;
+        let managed = management::reconcile(&self.0, ctx, Run::now(Mode::Apply)).await;
         crate::before_status!(K::kind(&()));
-        *self.0.status_mut() = Some(outcome.status.clone());
+        *self.0.status_mut() = Some(managed.outcome.status.clone());
         ctx.catalog.put(self.0.clone());
-        let again = in_progress(&outcome.result);
-        (object_report(&self.0, &outcome, false), again)
+        let again = in_progress(&managed.outcome.result);
+        (managed_report(&self.0, &managed, false), again)
     }
 
     async fn delete(&mut self, ctx: &ReconcileContext) -> (ObjectReport, Option<Duration>) {
-        let outcome = self.0.cleanup(ctx, Run::now(Mode::Apply)).await;
+        let managed = management::cleanup(&self.0, ctx, Run::now(Mode::Apply)).await;
+        let outcome = &managed.outcome;
         crate::before_status!(K::kind(&()));
         *self.0.status_mut() = Some(outcome.status.clone());
         let again = in_progress(&outcome.result);
@@ -87,7 +103,7 @@ impl<K: Kind> FileObject for Slot<K> {
         } else {
             ctx.catalog.put(self.0.clone());
         }
-        (object_report(&self.0, &outcome, false), again)
+        (managed_report(&self.0, &managed, false), again)
     }
 }
 

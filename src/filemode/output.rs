@@ -2,7 +2,8 @@
 //! command returns.
 
 use crate::reconcile::ChangeAction;
-use crate::reconcile::report::Report;
+use crate::reconcile::management::{Management, describe};
+use crate::reconcile::report::{ObjectReport, Report};
 
 /// Output formats of `plan` and `apply`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -19,6 +20,9 @@ pub fn plan_text(report: &Report) -> String {
         out.push_str(&format!("{} {}/{}: ", o.kind, o.namespace, o.name));
         if o.error {
             out.push_str(&format!("error: {}: {}\n", o.reason, o.message));
+            continue;
+        }
+        if held_text(o, &mut out) {
             continue;
         }
         if o.changes.is_empty() {
@@ -50,7 +54,59 @@ pub fn plan_text(report: &Report) -> String {
         report.changes(),
         report.errors()
     ));
+    out.push_str(&held_summary(report));
     out
+}
+
+/// The lines of a paused or Observe object (true when it is one).
+fn held_text(o: &ObjectReport, out: &mut String) -> bool {
+    match o.management {
+        Management::Manage => false,
+        Management::Paused => {
+            out.push_str("paused: no AWS call is made for it (not even reads)\n");
+            true
+        }
+        Management::Observe if o.drift.is_empty() && !o.ready => {
+            out.push_str(&format!(
+                "observed (managementPolicy Observe), not comparable yet: {}: {}\n",
+                o.reason, o.message
+            ));
+            true
+        }
+        Management::Observe if o.drift.is_empty() => {
+            out.push_str(
+                "observed (managementPolicy Observe): no drift, nothing will be written\n",
+            );
+            true
+        }
+        Management::Observe => {
+            out.push_str(&format!(
+                "observed (managementPolicy Observe): {} difference(s), nothing will be written\n",
+                o.drift.len()
+            ));
+            for c in &o.drift {
+                out.push_str(&format!("  ! drift: {}\n", describe(c)));
+            }
+            true
+        }
+    }
+}
+
+/// A line on Observe drift and paused objects, when there are any.
+fn held_summary(report: &Report) -> String {
+    let observed = report
+        .objects
+        .iter()
+        .filter(|o| o.management == Management::Observe)
+        .count();
+    if observed == 0 && report.paused() == 0 {
+        return String::new();
+    }
+    format!(
+        "Not written: {observed} object(s) under managementPolicy Observe with {} difference(s) of drift, {} paused object(s).\n",
+        report.drift(),
+        report.paused()
+    )
 }
 
 fn action_word(a: ChangeAction) -> &'static str {
@@ -118,6 +174,15 @@ pub fn apply_text(report: &Report) -> String {
             }
         }
     }
+    for o in report.objects.iter().filter(|o| !o.drift.is_empty()) {
+        out.push_str(&format!(
+            "\nDrift of {} {}/{} (managementPolicy Observe: not written):\n",
+            o.kind, o.namespace, o.name
+        ));
+        for c in &o.drift {
+            out.push_str(&format!("  ! {}\n", describe(c)));
+        }
+    }
     out.push_str(&format!(
         "\nApplied: {} object(s) {}, {} change(s), {} not ready.\n",
         report.objects.len(),
@@ -125,6 +190,7 @@ pub fn apply_text(report: &Report) -> String {
         report.changes(),
         report.not_ready()
     ));
+    out.push_str(&held_summary(report));
     out
 }
 
@@ -151,6 +217,8 @@ pub fn json(report: &Report) -> String {
         "changes": report.changes(),
         "errors": report.errors(),
         "notReady": report.not_ready(),
+        "drift": report.drift(),
+        "paused": report.paused(),
     });
     let value = serde_json::json!({"objects": report.objects, "summary": summary});
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
@@ -201,6 +269,8 @@ mod tests {
                 "denied".into()
             },
             object: None,
+            management: Management::Manage,
+            drift: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ use kube::ResourceExt;
 use crate::api::conditions::{self, SYNCED};
 use crate::error::Error;
 use crate::reconcile::kind::Kind;
+use crate::reconcile::management::{Managed, Management};
 use crate::reconcile::report::ObjectReport;
 use crate::reconcile::{KindOutcome, KindStatus, Verdict};
 
@@ -30,6 +31,8 @@ pub fn object_report<K: Kind>(
         object: (!planning)
             .then(|| serde_json::to_value(object).ok())
             .flatten(),
+        management: Management::Manage,
+        drift: Vec::new(),
     };
     verdict_into(&mut r, &outcome.result);
     if !planning {
@@ -39,6 +42,19 @@ pub fn object_report<K: Kind>(
             .is_some_and(|c| c.status == crate::api::ConditionStatus::True);
     }
     object.report(outcome, planning, &mut r);
+    r
+}
+
+/// As [`object_report`] for a reconcile through [`crate::reconcile::management`]: also how
+/// the object was treated (Observe, Paused) and an Observe object's drift.
+pub fn managed_report<K: Kind>(
+    object: &K,
+    managed: &Managed<K::Status>,
+    planning: bool,
+) -> ObjectReport {
+    let mut r = object_report(object, &managed.outcome, planning);
+    r.management = managed.management;
+    r.drift = managed.drift.clone();
     r
 }
 

@@ -48,7 +48,7 @@ impl Default for RunOptions {
 }
 
 /// The objects in order and a context whose catalog holds all of them.
-fn prepare(
+pub(super) fn prepare(
     mut manifests: Manifests,
     connector: Arc<dyn AwsConnect>,
     options: RunOptions,
@@ -85,10 +85,21 @@ pub async fn plan_with(
     options: RunOptions,
 ) -> Report {
     let (objects, ctx) = prepare(manifests, connector, options);
+    plan_objects(&objects, &ctx).await
+}
+
+/// Plan every object of `objects` with `ctx`, in order. Writes nothing.
+pub(super) async fn plan_objects(
+    objects: &[Box<dyn FileObject>],
+    ctx: &ReconcileContext,
+) -> Report {
     let now = Timestamp::now();
     let mut report = Report::default();
-    for o in &objects {
-        report.objects.push(o.plan(&ctx, now).await);
+    for o in objects {
+        let mut planned = o.plan(ctx, now).await;
+        // What depends on an object new in this change plans against a placeholder of it.
+        super::planned::record(o.object(), &mut planned, ctx);
+        report.objects.push(planned);
     }
     report
 }

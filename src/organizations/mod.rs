@@ -4,6 +4,7 @@
 //! [`attachment_plan`], and [`execute_attachments`], which carries it out through the `Run`
 //! and records each attachment in the payer's organization snapshot.
 
+pub mod billing_transfer;
 pub mod creations;
 pub mod linked_account;
 pub mod organizational_unit;

@@ -1,7 +1,9 @@
 //! Cost insights: one Cost Explorer read per payer and refresh interval (GetCostAndUsage,
 //! monthly unblended cost grouped by linked account and service), summarised into
 //! `Payer.status.costs`, `LinkedAccount.status.cost` and Prometheus series; plus the billing
-//! groups' AWS cost, pro forma cost and margin for Prometheus.
+//! groups' AWS cost, pro forma cost and margin for Prometheus, and each billing group's cost
+//! by service (read by the BillingGroup reconciler on the same refresh interval, kept here
+//! for Prometheus).
 //!
 //! All arithmetic is exact ([`Amount`]). Summaries are pure and unit-tested; the store keeps
 //! the last read per payer in memory for the LinkedAccount reconciler and the metrics.
@@ -222,6 +224,22 @@ pub struct GroupCost {
     pub margin: Amount,
 }
 
+/// One service's cost in a billing group for one period, for Prometheus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupServiceCost {
+    pub period: String,
+    pub service: String,
+    pub aws_cost: Amount,
+    pub proforma_cost: Amount,
+}
+
+/// A billing group's cost by service (current and previous period), for Prometheus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupServiceCosts {
+    pub payer: String,
+    pub services: Vec<GroupServiceCost>,
+}
+
 /// What the insights keep in memory: the last read per payer, the attempts, and the billing
 /// groups' costs. Shared by the Payer, LinkedAccount and BillingGroup reconcilers and the
 /// metrics endpoint.
@@ -231,6 +249,10 @@ pub struct InsightsStore {
     reads: Mutex<HashMap<String, Arc<PayerRead>>>,
     attempts: Mutex<HashMap<String, String>>,
     groups: Mutex<BTreeMap<String, GroupCost>>,
+    /// Cost by service per billing group (`namespace/name`).
+    group_services: Mutex<BTreeMap<String, GroupServiceCosts>>,
+    /// When a billing group's cost by service was last attempted and failed.
+    group_service_attempts: Mutex<HashMap<String, String>>,
 }
 
 impl InsightsStore {
@@ -257,6 +279,32 @@ impl InsightsStore {
             Some(c) => lock(&self.groups).insert(group.to_string(), c),
             None => lock(&self.groups).remove(group),
         };
+    }
+
+    /// Record a billing group's cost by service (`group` = `namespace/name`); `None` forgets
+    /// it (insights turned off, group deleted).
+    pub fn set_group_services(&self, group: &str, costs: Option<GroupServiceCosts>) {
+        lock(&self.group_service_attempts).remove(group);
+        match costs {
+            Some(c) => lock(&self.group_services).insert(group.to_string(), c),
+            None => lock(&self.group_services).remove(group),
+        };
+    }
+
+    /// Whether a billing group's cost by service is held in memory (after a restart it is
+    /// not, and is read again so that Prometheus has it).
+    pub fn has_group_services(&self, group: &str) -> bool {
+        lock(&self.group_services).contains_key(group)
+    }
+
+    /// Record a failed read of a billing group's cost by service at `now`.
+    pub fn group_services_failed(&self, group: &str, now: &str) {
+        lock(&self.group_service_attempts).insert(group.to_string(), now.to_string());
+    }
+
+    /// When the last failed read of a billing group's cost by service was.
+    pub fn group_services_attempt(&self, group: &str) -> Option<String> {
+        lock(&self.group_service_attempts).get(group).cloned()
     }
 
     /// Read Cost Explorer for one payer and keep the result. Records the attempt first, so a
@@ -307,6 +355,13 @@ impl InsightsStore {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         (reads, groups)
+    }
+
+    fn group_services_snapshot(&self) -> Vec<(String, GroupServiceCosts)> {
+        lock(&self.group_services)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -461,6 +516,40 @@ fn encode_groups(
     )
 }
 
+/// The billing groups' cost by service: AWS cost and pro forma cost per group, service and
+/// period.
+fn encode_group_services(
+    encoder: &mut DescriptorEncoder,
+    groups: &[(String, GroupServiceCosts)],
+) -> Result<(), std::fmt::Error> {
+    let mut aws = Vec::new();
+    let mut proforma = Vec::new();
+    for (group, costs) in groups {
+        for c in &costs.services {
+            let labels: Labels = vec![
+                ("billing_group", group.clone()),
+                ("payer", costs.payer.clone()),
+                ("period", c.period.clone()),
+                ("service", c.service.clone()),
+            ];
+            aws.push((labels.clone(), c.aws_cost.to_f64()));
+            proforma.push((labels, c.proforma_cost.to_f64()));
+        }
+    }
+    gauge_family(
+        encoder,
+        "billing_group_service_aws_cost_usd",
+        "What AWS charges for a service in a billing group, per billing period",
+        &aws,
+    )?;
+    gauge_family(
+        encoder,
+        "billing_group_service_proforma_cost_usd",
+        "What the customer is billed (pro forma cost) for a service, per billing period",
+        &proforma,
+    )
+}
+
 impl Collector for CostCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let (reads, groups) = self.store.snapshot();
@@ -470,7 +559,8 @@ impl Collector for CostCollector {
             payers.add(read, now);
         }
         payers.encode(&mut encoder)?;
-        encode_groups(&mut encoder, &groups)
+        encode_groups(&mut encoder, &groups)?;
+        encode_group_services(&mut encoder, &self.store.group_services_snapshot())
     }
 }
 

@@ -25,9 +25,19 @@ use super::trigger::Trigger;
 
 /// A kind the operator reconciles (see the module docs).
 #[async_trait]
-pub trait Kind: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + HasStatus<Status: KindStatus + Serialize + PartialEq + Default + Debug + Send + Sync + 'static>
-    + CustomResourceExt
+pub trait Kind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + HasStatus<
+        Status: KindStatus
+                    + Serialize
+                    + DeserializeOwned
+                    + PartialEq
+                    + Default
+                    + Debug
+                    + Send
+                    + Sync
+                    + 'static,
+    > + CustomResourceExt
     + Clone
     + Serialize
     + DeserializeOwned

@@ -8,6 +8,8 @@
 //!
 //! - [`kind`]: the [`kind::Kind`] trait the one kind list ([`crate::kinds`]) implements, which
 //!   drives CRD generation, the controller's watches, file mode and the catalog;
+//! - [`management`]: paused objects (no AWS call) and `managementPolicy: Observe` (planned,
+//!   never written; the plan is the `Drifted` condition), decided before the kind runs;
 //! - [`run`]: the accumulator of one reconcile (mode, time, changes, events, finish);
 //! - [`outcome`] and [`conditions`]: what a reconcile produces and the conditions it means;
 //! - [`context`]: what every reconciler needs ([`ReconcileContext`]), with the [`catalog`]
@@ -24,6 +26,7 @@ pub mod catalog;
 pub mod conditions;
 pub mod context;
 pub mod kind;
+pub mod management;
 pub mod outcome;
 pub mod ownership;
 pub mod reasons;

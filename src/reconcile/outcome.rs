@@ -55,6 +55,27 @@ pub enum Mode {
     Plan,
     /// Observe, plan and execute.
     Apply,
+    /// Observe and plan only, for an object under `managementPolicy: Observe` (see
+    /// [`super::management`]): as `Plan`, but the status the kind derived is handed back.
+    Observe,
+}
+
+/// How the operator treats one object (see [`super::management`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub enum Management {
+    /// Make AWS match the spec.
+    #[default]
+    Manage,
+    /// Read AWS and report drift; never write.
+    Observe,
+    /// No AWS call at all.
+    Paused,
+}
+
+impl Management {
+    pub fn is_manage(&self) -> bool {
+        *self == Management::Manage
+    }
 }
 
 /// Where an object stands after a reconcile that did not fail.

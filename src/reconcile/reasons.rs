@@ -182,3 +182,57 @@ pub const NOT_GRANTED: &str = "NotGranted";
 pub const INVITATION_CANCELED: &str = "InvitationCanceled";
 /// `NotificationUncertain`: an earlier attempt to send a notice was cut off.
 pub const NOTIFICATION_UNCERTAIN: &str = "NotificationUncertain";
+/// `Observed`: under `managementPolicy: Observe`, AWS was read and compared with the spec;
+/// nothing was written.
+pub const OBSERVED: &str = "Observed";
+/// `Drifted`: under `managementPolicy: Observe`, AWS differs from the spec (the message lists
+/// the differences).
+pub const DRIFTED: &str = "Drifted";
+/// `NoDrift`: under `managementPolicy: Observe`, AWS matches the spec.
+pub const NO_DRIFT: &str = "NoDrift";
+/// `Paused`: the `partnerbilling.io/paused: "true"` annotation stops every AWS call.
+pub const PAUSED: &str = "Paused";
+/// `ReleasedUntouched`: a paused or Observe object was deleted; its finalizer went without any
+/// AWS call.
+pub const RELEASED_UNTOUCHED: &str = "ReleasedUntouched";
+/// `PlanNotAllowed`: a billing group names an AWS-managed pricing plan its type cannot use
+/// (`Passthrough` on a STANDARD group).
+pub const PLAN_NOT_ALLOWED: &str = "PlanNotAllowed";
+/// `QuotaExceeded`: a custom line item would exceed a per-billing-group quota of Billing
+/// Conductor (10 filtered items, 5 ITEMIZED items); it is refused before AWS is called.
+pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+/// `GroupTypeMismatch`: the billing group found in AWS is of another type or bills another
+/// responsibility transfer than the spec says; AWS cannot change either.
+pub const GROUP_TYPE_MISMATCH: &str = "GroupTypeMismatch";
+/// `TransferNotAccepted`: a TRANSFER_BILLING group waits for its BillingTransfer to be
+/// ACCEPTED.
+pub const TRANSFER_NOT_ACCEPTED: &str = "TransferNotAccepted";
+/// `TransferRequested`: a billing transfer invitation is open; the customer's management
+/// account has not answered.
+pub const TRANSFER_REQUESTED: &str = "TransferRequested";
+/// `TransferAccepted`: the billing transfer is accepted (in effect from its start).
+pub const TRANSFER_ACCEPTED: &str = "TransferAccepted";
+/// `TransferDeclined`: the customer declined the billing transfer invitation.
+pub const TRANSFER_DECLINED: &str = "TransferDeclined";
+/// `TransferExpired`: the billing transfer invitation was not accepted in time.
+pub const TRANSFER_EXPIRED: &str = "TransferExpired";
+/// `TransferCanceled`: the billing transfer invitation was canceled.
+pub const TRANSFER_CANCELED: &str = "TransferCanceled";
+/// `TransferWithdrawn`: the billing transfer was terminated (by either side).
+pub const TRANSFER_WITHDRAWN: &str = "TransferWithdrawn";
+/// `TransferInvitationSent`: an InviteOrganizationToTransferResponsibility was sent.
+pub const TRANSFER_INVITATION_SENT: &str = "TransferInvitationSent";
+/// `TransferRefused`: AWS refused the billing transfer invitation or termination (a
+/// transfer-specific constraint: quota, prerequisite, existing transfer, ...).
+pub const TRANSFER_REFUSED: &str = "TransferRefused";
+/// `InvalidTransferDate`: a start or end that AWS does not accept (not on a month boundary,
+/// too soon, too late).
+pub const INVALID_TRANSFER_DATE: &str = "InvalidTransferDate";
+/// `TransferMismatch`: the transfer found in AWS is for another customer or start than the
+/// spec names, and AWS cannot change either.
+pub const TRANSFER_MISMATCH: &str = "TransferMismatch";
+/// `Terminated`: TerminateResponsibilityTransfer was called on deletion.
+pub const TERMINATED: &str = "Terminated";
+/// `CostByServiceUnavailable` (warning Event): a billing group's cost by service could not be
+/// read; the last figures are kept and the read is tried again later.
+pub const COST_BY_SERVICE_UNAVAILABLE: &str = "CostByServiceUnavailable";

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::outcome::Change;
+use super::outcome::{Change, Management};
 
 /// Per-object result of `plan` or `apply`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -28,12 +28,21 @@ pub struct ObjectReport {
     /// The object with its resulting status (`apply` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<Value>,
+    /// `Observe` or `Paused` when the operator writes nothing to AWS for this object (absent:
+    /// `Manage`).
+    #[serde(skip_serializing_if = "Management::is_manage")]
+    pub management: Management,
+    /// Under `Observe`: how AWS differs from the spec (what `Manage` would change; never
+    /// written, and not counted as changes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Change>,
 }
 
 impl ObjectReport {
-    /// An object that is not Ready fails `apply`.
+    /// An object that is not Ready fails `apply` (a paused one does not: it was asked to
+    /// wait).
     pub fn failed(&self) -> bool {
-        !self.ready || !self.synced
+        self.management != Management::Paused && (!self.ready || !self.synced)
     }
 }
 
@@ -46,6 +55,17 @@ pub struct Report {
 impl Report {
     pub fn changes(&self) -> usize {
         self.objects.iter().map(|o| o.changes.len()).sum()
+    }
+    /// Differences of Observe objects from their spec (reported, never written).
+    pub fn drift(&self) -> usize {
+        self.objects.iter().map(|o| o.drift.len()).sum()
+    }
+    /// Objects paused by their annotation.
+    pub fn paused(&self) -> usize {
+        self.objects
+            .iter()
+            .filter(|o| o.management == Management::Paused)
+            .count()
     }
     /// Objects with a problem (for `plan`).
     pub fn errors(&self) -> usize {

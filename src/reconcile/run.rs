@@ -118,7 +118,7 @@ impl Run {
 
     /// Finish a reconcile: conditions from `result` (plus `extra` ones), the observed
     /// generation, an Event when `Ready` changed. In plan mode the stored status is kept and no
-    /// Event is recorded.
+    /// Event is recorded (in observe mode, no Event either).
     pub fn finish<S: KindStatus>(
         mut self,
         previous: &S,
@@ -135,7 +135,11 @@ impl Run {
                 status.conditions(),
             ));
         } else {
-            status = previous.clone();
+            // A plan never stores its status; Observe hands it to `management`, which keeps
+            // only what was read from AWS.
+            if self.mode == Mode::Plan {
+                status = previous.clone();
+            }
             self.events.clear();
         }
         KindOutcome {

@@ -22,6 +22,7 @@ import test_billingconductor
 import test_emulator
 import test_organizations
 import test_pipeline
+import test_transfers
 
 ORG = "/_emulator/services/organizations/"
 BC = "/_emulator/services/billingconductor/"
@@ -312,6 +313,11 @@ class BillingConductorTestsConform(_Conforming, test_billingconductor.BillingCon
 class PipelineTestsConform(_Conforming, test_pipeline.PipelineTest):
     """The CUR pipeline services the operator calls: BCM Data Exports and legacy CUR (our
     layer), Glue and Cost Explorer (moto)."""
+
+
+class TransfersTestsConform(_Conforming, test_transfers.TransfersTest):
+    """Billing Transfer: Organizations responsibility transfers and Billing Conductor's
+    transfer preference (our layer)."""
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ async fn kubectl_get_prints_every_kinds_columns() {
     let ns = c.namespace("pbo-e2e-columns").await;
     let mut objects = vec![fixtures::secret(&ns, "acme-aws")];
     objects.extend(fixtures::all(&ns, "columns"));
+    objects.push(fixtures::billing_transfer(&ns));
     for o in &objects {
         let r = c.kubectl_stdin(&["create", "-f", "-"], &o.to_string());
         assert!(

@@ -129,6 +129,21 @@ pub fn all(ns: &str, suffix: &str) -> Vec<Value> {
     ]
 }
 
+/// A BillingTransfer (not in [`all`]: it stays `TransferRequested` until a customer answers,
+/// so the suites that wait for every object to be Ready leave it out).
+pub fn billing_transfer(ns: &str) -> Value {
+    object(
+        "BillingTransfer",
+        ns,
+        "globex",
+        json!({
+            "payerRef": {"name": "acme"},
+            "customer": {"accountId": "777788889999"},
+            "start": "2027-03-01T00:00:00Z"
+        }),
+    )
+}
+
 pub fn kind(v: &Value) -> &str {
     v["kind"].as_str().unwrap_or_default()
 }

@@ -20,6 +20,7 @@ mod crds;
 mod fixtures;
 mod ha;
 mod harness;
+mod management;
 mod operator;
 mod robustness;
 mod tenancy;

@@ -11,7 +11,7 @@ import unittest
 from lupa import LuaRuntime
 
 HEALTH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "gitops" / "argocd" / "health"
-KINDS = ["Payer", "LinkedAccount", "OrganizationalUnit", "ServiceControlPolicy", "PricingPlan", "BillingGroup", "CustomLineItem", "CurPipeline"]
+KINDS = ["Payer", "LinkedAccount", "OrganizationalUnit", "ServiceControlPolicy", "PricingPlan", "BillingGroup", "CustomLineItem", "CurPipeline", "BillingTransfer"]
 
 
 def check(kind: str, obj: dict) -> dict:
@@ -80,6 +80,56 @@ class HealthTest(unittest.TestCase):
             self.assertEqual(h["status"], "Degraded", kind)
             self.assertIn("what to fix", h["message"])
 
+    def test_billing_transfer_states(self):
+        self.assertEqual(check("BillingTransfer", obj(ready("False", "TransferRequested")))["status"], "Progressing")
+        self.assertEqual(check("BillingTransfer", obj(ready("True", "TransferAccepted")))["status"], "Healthy")
+        for reason in ["TransferDeclined", "TransferExpired", "TransferWithdrawn", "InvalidTransferDate", "TransferRefused"]:
+            h = check("BillingTransfer", obj(ready("False", reason, "send another")))
+            self.assertEqual(h["status"], "Degraded", reason)
+            self.assertIn("send another", h["message"])
+
+
+    def test_paused_is_suspended(self):
+        paused = {"type": "Paused", "status": "True", "reason": "Paused", "message": "no AWS call"}
+        for kind in KINDS:
+            # The condition, even with a spec the operator has not looked at (paused objects
+            # keep their observedGeneration).
+            h = check(kind, obj(ready("True", "Available") + [paused], generation=4, observed=2))
+            self.assertEqual(h["status"], "Suspended", kind)
+            self.assertIn("no AWS call", h["message"])
+            # The annotation alone, before the operator saw it.
+            o = obj(ready("False", "AccessDenied"))
+            o["metadata"]["annotations"] = {"partnerbilling.io/paused": "true"}
+            self.assertEqual(check(kind, o)["status"], "Suspended", kind)
+            o["metadata"]["annotations"] = {"partnerbilling.io/paused": "false"}
+            self.assertEqual(check(kind, o)["status"], "Degraded", kind)
+        resumed = dict(paused, status="False")
+        self.assertEqual(check("Payer", obj(ready("True", "Verified") + [resumed]))["status"], "Healthy")
+
+    def test_observe_is_healthy_without_drift_and_degraded_with_it(self):
+        observed = [{"type": "Ready", "status": "True", "reason": "Observed", "message": "AWS was read"},
+                    {"type": "Synced", "status": "True", "reason": "Observed", "message": ""}]
+        no_drift = {"type": "Drifted", "status": "False", "reason": "NoDrift", "message": "AWS matches the spec"}
+        drift = {"type": "Drifted", "status": "True", "reason": "Drifted", "message": "would update tags of 111111111111"}
+        for kind in KINDS:
+            self.assertEqual(check(kind, obj(observed + [no_drift]))["status"], "Healthy", kind)
+            h = check(kind, obj(observed + [drift]))
+            self.assertEqual(h["status"], "Degraded", kind)
+            self.assertIn("would update tags", h["message"])
+            # Switched to Manage: the old Drifted is not trusted before the operator saw it.
+            self.assertEqual(check(kind, obj(observed + [drift], generation=2, observed=1))["status"], "Progressing", kind)
+        # An Observe object that could not be read is Degraded or Progressing as usual.
+        self.assertEqual(check("LinkedAccount", obj(ready("False", "DependencyNotReady") + [drift]))["status"], "Progressing")
+
+
+    def test_billing_conductor_2026_reasons(self):
+        # A transfer billing group waits for the customer to accept its transfer.
+        self.assertEqual(check("BillingGroup", obj(ready("False", "TransferNotAccepted")))["status"], "Progressing")
+        for kind, reason in [("BillingGroup", "PlanNotAllowed"), ("BillingGroup", "GroupTypeMismatch"),
+                             ("CustomLineItem", "QuotaExceeded")]:
+            h = check(kind, obj(ready("False", reason, "what to fix")))
+            self.assertEqual(h["status"], "Degraded", reason)
+            self.assertIn("what to fix", h["message"])
 
 if __name__ == "__main__":
     unittest.main()

@@ -41,6 +41,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - billinggroups
 - customlineitems
 - curpipelines
+- billingtransfers
 {{- end -}}
 {{- define "pbo.statusResources" -}}
 - payers/status
@@ -51,4 +52,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - billinggroups/status
 - customlineitems/status
 - curpipelines/status
+- billingtransfers/status
 {{- end -}}

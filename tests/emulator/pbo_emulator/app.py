@@ -37,7 +37,7 @@ from moto.moto_server.werkzeug_app import (
 )
 
 from . import account_ids, models, paging
-from .services import REGISTRY, EmulatedError
+from .services import REGISTRY, EmulatedError, route
 
 # Signing names that moto answers even though no backend URL pattern names them directly.
 _MOTO_ALIASES = {"ses": "sesv2"}
@@ -157,7 +157,7 @@ class EmulatorApp:
             extra = models.validation_error_extra(call.service, code, exc)
             return _respond(start_response, *models.error_response(call.protocol, call.service, code, str(exc), status, extra))
 
-        service = REGISTRY.get(call.service)
+        service = route(call)
         if service is not None:
             try:
                 with service.lock:

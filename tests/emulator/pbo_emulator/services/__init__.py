@@ -93,9 +93,20 @@ def register(service: EmulatedService) -> EmulatedService:
     return service
 
 
+def route(call: models.Call) -> EmulatedService | None:
+    """The service that answers ``call``: a registered service that claims it (``claims``:
+    one that answers some calls of another AWS service, e.g. ``transfers``), else the one
+    registered under the call's service name."""
+    for service in REGISTRY.values():
+        claims = getattr(service, "claims", None)
+        if claims is not None and claims(call):
+            return service
+    return REGISTRY.get(call.service)
+
+
 def _load() -> None:
     # Each module registers its service on import.
-    from . import billingconductor, organizations, pipeline  # noqa: F401
+    from . import billingconductor, organizations, pipeline, transfers  # noqa: F401
 
 
 _load()

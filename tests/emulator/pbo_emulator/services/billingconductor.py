@@ -24,6 +24,29 @@ of each associated one. Errors carry the members and reasons the model gives the
 (ConflictException ResourceId/ResourceType, ServiceLimitExceededException LimitCode/ServiceCode,
 ValidationException Reason from ValidationExceptionReason). Lists page per ``paging.py``.
 
+The Passthrough plan prices each usage row at what AWS charged for it (the AWS invoice passed
+through); BasicPricingPlan at its On-Demand cost.
+
+Custom line items of 2025-12 (What's New "AWS Billing Conductor ... itemized custom line items"
+and the model's CreateCustomLineItemInput): ComputationRule ITEMIZED | CONSOLIDATED,
+ChargeDetails.LineItemFilters (at most one, LineItemFiltersList max 1) with Attribute
+LINE_ITEM_TYPE (Values: [SAVINGS_PLAN_NEGATION], or a line item type in AttributeValues) or
+SERVICE (AttributeValues: one service code, AttributeValueList max 1), MatchOption EQUAL |
+NOT_EQUAL, PresentationDetails.Service. Per
+billing group at most 10 items with a filter and 5 ITEMIZED items (Billing Conductor quotas);
+more is a ServiceLimitExceededException. UpdateCustomLineItem changes the filter
+(UpdateCustomLineItemChargeDetails.LineItemFilters; an empty list removes it), never the
+computation rule or presentation (UpdateCustomLineItemInput has neither).
+
+GetBillingGroupCostReport (model: "the Amazon Web Services cost and charged amount (pro forma
+cost) by Amazon Web Services service for a specific billing group"; BillingPeriodRange of up to
+12 months, ExclusiveEndBillingPeriod after the start; GroupBy PRODUCT_NAME and/or
+BILLING_PERIOD): one result per group-by key with Attributes [{Key, Value}] (PRODUCT_NAME: the
+usage row's ``productName``, else its ``service``; BILLING_PERIOD: "Nov 2023" as the model's
+example writes it). Usage is priced per row as above; a custom line item counts under its
+PresentationDetails.Service when it has one, else under the product name "CustomLineItems"
+(the emulator's choice: no AWS text says how they are grouped).
+
 Test controls (``POST /_emulator/services/billingconductor/<name>``): ``usage``
 (``{"period": "2026-11", "rows": [{"accountId", "service", "billingEntity", "usageType",
 "operation", "onDemandCost", "awsCost"}]}``; appends), ``settings`` (``{"today": "2026-11-24"}``
@@ -45,6 +68,13 @@ from . import EmulatedError, EmulatedService, register
 
 ACCOUNTS_PER_CALL = 30
 RULES_PER_PLAN = 500
+# Billing Conductor quotas per billing group (2025-12): custom line items with a line-item
+# filter, and ITEMIZED custom line items.
+FILTERED_ITEMS_PER_GROUP = 10
+ITEMIZED_ITEMS_PER_GROUP = 5
+# What a custom line item without PresentationDetails is grouped under in the cost report.
+CUSTOM_LINE_ITEMS_PRODUCT = "CustomLineItems"
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 SPECIFICITY = {"SKU": 0, "SERVICE": 1, "BILLING_ENTITY": 2, "GLOBAL": 3}
 # AWS-managed pricing plans (no owner account in the ARN; pattern of PricingPlanFullArn in the
 # model: "arn:aws(-cn)?:billingconductor::(aws|[0-9]{12}):pricingplan/(BasicPricingPlan|Passthrough|...)").
@@ -366,6 +396,13 @@ class BillingConductor(EmulatedService):
         if not transfer:
             # A transfer billing group's accounts come from the other organization.
             self._check_family(accounts, primary)
+        elif primary:
+            # AccountGrouping.ResponsibilityTransferArn: "When specified, the PrimaryAccountId
+            # is no longer required"; a transfer group has none of its own.
+            raise _validation("A billing transfer group takes no PrimaryAccountId", "ILLEGAL_BILLING_GROUP_TYPE")
+        elif any(g.get("ResponsibilityTransferArn") == transfer and g["payer"] == self.payer() for g in self.groups.values()):
+            # One billing transfer group per transfer (per bill-source account).
+            raise _validation(f"A billing group already exists for transfer {transfer}", "BILLING_GROUP_ALREADY_EXIST_IN_CURRENT_BILLING_PERIOD")
         for a in accounts:
             if self._group_of(a):
                 raise _validation(f"Account {a} already belongs to a billing group", "ACCOUNTS_ALREADY_ASSOCIATED")
@@ -433,6 +470,11 @@ class BillingConductor(EmulatedService):
             if plan == PASSTHROUGH_PLAN and not g.get("ResponsibilityTransferArn"):
                 raise _validation("The Passthrough pricing plan is allowed only on billing transfer groups", "ILLEGAL_BILLING_GROUP_PRICING_PLAN")
             g["PricingPlanArn"] = plan
+        new_transfer = (params.get("AccountGrouping") or {}).get("ResponsibilityTransferArn")
+        if new_transfer and new_transfer != g.get("ResponsibilityTransferArn"):
+            # UpdateBillingGroupAccountGrouping.ResponsibilityTransferArn: "Modifications to the
+            # ResponsibilityTransferArn are not permitted for existing billing groups."
+            raise _validation("The responsibility transfer of a billing group cannot change", "ILLEGAL_BILLING_GROUP_TYPE")
         if params.get("AccountGrouping") and "AutoAssociate" in params["AccountGrouping"]:
             auto = bool(params["AccountGrouping"]["AutoAssociate"])
             if auto and any(o["AutoAssociate"] and o is not g and o["payer"] == g["payer"] for o in self.groups.values()):
@@ -528,7 +570,9 @@ class BillingConductor(EmulatedService):
         charge = params["ChargeDetails"]
         if ("Flat" in charge) == ("Percentage" in charge):
             raise _validation("Set exactly one of Flat and Percentage", "ILLEGAL_CHARGE_DETAILS")
+        _check_filters(charge.get("LineItemFilters") or [])
         self._unique_name(self.items, params["Name"], "custom line item")
+        self._check_item_quotas(group["Arn"], params.get("ComputationRule") == "ITEMIZED", bool(charge.get("LineItemFilters")))
         arn = self._arn("customlineitem")
         now = int(time.time())
         self.items[arn] = {
@@ -549,6 +593,22 @@ class BillingConductor(EmulatedService):
         self._remember("CreateCustomLineItem", params, arn)
         return {"Arn": arn}
 
+    def _check_item_quotas(self, group_arn: str, itemized: bool, filtered: bool, this: str = "") -> None:
+        """The per-group quotas of custom line items (10 filtered, 5 ITEMIZED), over the
+        group's items of the current period, item ``this`` aside."""
+        period = self._period()
+        mine = [i for a, i in self.items.items() if a != this and i["BillingGroupArn"] == group_arn and self._applies(i, period)]
+        if itemized and sum(1 for i in mine if i["ComputationRule"] == "ITEMIZED") >= ITEMIZED_ITEMS_PER_GROUP:
+            raise _limit(
+                f"A billing group holds at most {ITEMIZED_ITEMS_PER_GROUP} ITEMIZED custom line items",
+                "ITEMIZED_CUSTOM_LINE_ITEMS_PER_BILLING_GROUP", group_arn,
+            )
+        if filtered and sum(1 for i in mine if i["ChargeDetails"].get("LineItemFilters")) >= FILTERED_ITEMS_PER_GROUP:
+            raise _limit(
+                f"A billing group holds at most {FILTERED_ITEMS_PER_GROUP} custom line items with a line-item filter",
+                "FILTERED_CUSTOM_LINE_ITEMS_PER_BILLING_GROUP", group_arn,
+            )
+
     def _applies(self, item: dict[str, Any], period: str) -> bool:
         rng = item["range"]
         end = rng.get("ExclusiveEndBillingPeriod")
@@ -568,7 +628,8 @@ class BillingConductor(EmulatedService):
             "CreationTime": i["CreationTime"],
             "LastModifiedTime": i["LastModifiedTime"],
             "AssociationSize": len(i["ChargeDetails"].get("Percentage", {}).get("AssociatedValues") or []),
-            "AccountId": i["AccountId"],
+            # A transfer billing group has no primary account to default to.
+            **({"AccountId": i["AccountId"]} if i["AccountId"] else {}),
             "ComputationRule": i["ComputationRule"],
             **({"PresentationDetails": i["PresentationDetails"]} if i.get("PresentationDetails") else {}),
         }
@@ -625,6 +686,15 @@ class BillingConductor(EmulatedService):
             i["ChargeDetails"]["Flat"] = charge["Flat"]
         if "Percentage" in charge and "Percentage" in i["ChargeDetails"]:
             i["ChargeDetails"]["Percentage"]["PercentageValue"] = charge["Percentage"]["PercentageValue"]
+        if "LineItemFilters" in charge:
+            filters = charge["LineItemFilters"] or []
+            _check_filters(filters)
+            if filters and not i["ChargeDetails"].get("LineItemFilters"):
+                self._check_item_quotas(i["BillingGroupArn"], False, True, this=i["Arn"])
+            if filters:
+                i["ChargeDetails"]["LineItemFilters"] = filters
+            else:
+                i["ChargeDetails"].pop("LineItemFilters", None)
         i["LastModifiedTime"] = int(time.time())
         out = self._public_item(i)
         return {k: out[k] for k in ("Arn", "BillingGroupArn", "Name", "Description", "ChargeDetails", "LastModifiedTime", "AssociationSize")}
@@ -690,21 +760,55 @@ class BillingConductor(EmulatedService):
                 best = r
         return best
 
-    def _costs(self, g: dict[str, Any], period: str) -> tuple[float, float]:
+    def _row_costs(self, g: dict[str, Any], row: dict[str, Any]) -> tuple[float, float]:
+        """(AWS cost, pro forma cost) of one usage row of group ``g``."""
+        on_demand = float(row["onDemandCost"])
+        aws = float(row.get("awsCost", on_demand))
+        if g["PricingPlanArn"] == PASSTHROUGH_PLAN:
+            return aws, aws
         plan = self.plans.get(g["PricingPlanArn"], {"rules": []})
-        aws = proforma = 0.0
-        for row in self.usage:
-            if row["period"] != period or row["accountId"] not in g["accounts"]:
-                continue
-            on_demand = float(row["onDemandCost"])
-            aws += float(row.get("awsCost", on_demand))
-            rule = self._rule_for(plan, row)
-            factor = 1.0
-            if rule is not None and rule["Type"] == "MARKUP":
-                factor = 1 + rule["ModifierPercentage"] / 100
-            elif rule is not None and rule["Type"] == "DISCOUNT":
-                factor = 1 - rule["ModifierPercentage"] / 100
-            proforma += on_demand * factor
+        rule = self._rule_for(plan, row)
+        factor = 1.0
+        if rule is not None and rule["Type"] == "MARKUP":
+            factor = 1 + rule["ModifierPercentage"] / 100
+        elif rule is not None and rule["Type"] == "DISCOUNT":
+            factor = 1 - rule["ModifierPercentage"] / 100
+        return aws, on_demand * factor
+
+    def _group_rows(self, g: dict[str, Any], period: str) -> list[dict[str, Any]]:
+        """The usage rows of group ``g`` in ``period``: its accounts' (a transfer group's
+        accounts are the rows seeded with its ``billingGroup`` name or ARN)."""
+        return [
+            row for row in self.usage
+            if row["period"] == period
+            and (row["accountId"] in g["accounts"] or row.get("billingGroup") in (g["Name"], g["Arn"]))
+        ]
+
+    def _costs(self, g: dict[str, Any], period: str) -> tuple[float, float]:
+        aws, proforma, items = self._costs_by_product(g, period)
+        return sum(aws.values()), sum(proforma.values()) + sum(items.values())
+
+    def _costs_by_product(
+        self, g: dict[str, Any], period: str
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        """AWS cost and pro forma cost of the usage by product name, and the custom line
+        items' values by the product name they show under."""
+        aws: dict[str, float] = {}
+        proforma: dict[str, float] = {}
+        for row in self._group_rows(g, period):
+            product = row.get("productName") or row["service"]
+            a, p = self._row_costs(g, row)
+            aws[product] = aws.get(product, 0.0) + a
+            proforma[product] = proforma.get(product, 0.0) + p
+        values = self._item_values(g, period, sum(proforma.values()))
+        items: dict[str, float] = {}
+        for arn, v in values.items():
+            shown = (self.items[arn].get("PresentationDetails") or {}).get("Service") or CUSTOM_LINE_ITEMS_PRODUCT
+            items[shown] = items.get(shown, 0.0) + v
+        return aws, proforma, items
+
+    def _item_values(self, g: dict[str, Any], period: str, proforma: float) -> dict[str, float]:
+        """What each custom line item of ``g`` adds in ``period`` (credits negative)."""
         items = [i for i in self.items.values() if i["BillingGroupArn"] == g["Arn"] and self._applies(i, period)]
         values: dict[str, float] = {}
         for i in items:
@@ -720,7 +824,7 @@ class BillingConductor(EmulatedService):
                 of = sum(values.get(a, 0.0) for a in associated) if associated else base
                 v = of * float(c["Percentage"]["PercentageValue"]) / 100
                 values[i["Arn"]] = v if c["Type"] == "FEE" else -v
-        return aws, proforma + sum(values.values())
+        return values
 
     def op_ListBillingGroupCostReports(self, params: dict[str, Any]) -> dict[str, Any]:
         period = params.get("BillingPeriod") or self._period()
@@ -746,6 +850,50 @@ class BillingConductor(EmulatedService):
         page["BillingGroupCostReports"] = reports
         return page
 
+    def op_GetBillingGroupCostReport(self, params: dict[str, Any]) -> dict[str, Any]:
+        g = self._mine(self.groups, params["Arn"], "billing group")
+        rng = params.get("BillingPeriodRange") or {
+            "InclusiveStartBillingPeriod": self._period(),
+            "ExclusiveEndBillingPeriod": _next_period(self._period()),
+        }
+        periods = _periods(rng["InclusiveStartBillingPeriod"], rng["ExclusiveEndBillingPeriod"])
+        if not periods or len(periods) > 12:
+            # BillingPeriodRange: "The time range can be up to 12 months."
+            raise _validation("BillingPeriodRange must span 1 to 12 billing periods", "ILLEGAL_BILLING_PERIOD_RANGE")
+        group_by = params.get("GroupBy") or []
+        totals: dict[tuple[str, str], list[float]] = {}
+        for period in periods:
+            aws, proforma, items = self._costs_by_product(g, period)
+            for product in sorted(set(aws) | set(proforma) | set(items)):
+                key = (
+                    product if "PRODUCT_NAME" in group_by else "",
+                    period if "BILLING_PERIOD" in group_by else "",
+                )
+                t = totals.setdefault(key, [0.0, 0.0])
+                t[0] += aws.get(product, 0.0)
+                t[1] += proforma.get(product, 0.0) + items.get(product, 0.0)
+        results = []
+        for (product, period), (aws_cost, proforma_cost) in sorted(totals.items()):
+            attributes = []
+            if product:
+                attributes.append({"Key": "PRODUCT_NAME", "Value": product})
+            if period:
+                year, month = period.split("-")
+                attributes.append({"Key": "BILLING_PERIOD", "Value": f"{MONTHS[int(month) - 1]} {year}"})
+            margin = proforma_cost - aws_cost
+            result = {
+                "Arn": g["Arn"],
+                "AWSCost": _money(aws_cost),
+                "ProformaCost": _money(proforma_cost),
+                "Margin": _money(margin),
+                "MarginPercentage": _money(margin / proforma_cost * 100 if proforma_cost else 0.0),
+                "Currency": "USD",
+            }
+            if attributes:
+                result["Attributes"] = attributes
+            results.append(result)
+        return self._page(results, "BillingGroupCostReportResults", params)
+
     # -- test controls -------------------------------------------------------------------
     def control_usage(self, payload: dict[str, Any]) -> dict[str, Any]:
         for row in payload.get("rows", []):
@@ -765,6 +913,36 @@ class BillingConductor(EmulatedService):
             "customLineItems": len(self.items),
             "accountCallSizes": list(self.calls_by_size),
         }
+
+
+def _check_filters(filters: list[dict[str, Any]]) -> None:
+    """LineItemFilters of a custom line item: one value, either in Values (LineItemFilterValue:
+    SAVINGS_PLAN_NEGATION, "Currently, you can only exclude Savings Plans discounts", a line
+    item type) or in AttributeValues (AttributeValue ``[a-zA-Z0-9]+``: a line item type or a
+    service code); the model bounds both lists to one entry (API reference, LineItemFilter).
+    A SERVICE filter has no Values member that fits it."""
+    for f in filters:
+        values, attribute_values = f.get("Values") or [], f.get("AttributeValues") or []
+        if bool(values) == bool(attribute_values):
+            raise _validation("A line item filter takes one value, in Values or AttributeValues", "ILLEGAL_LINE_ITEM_FILTER")
+        if f["Attribute"] == "SERVICE" and values:
+            raise _validation("A SERVICE filter takes its service in AttributeValues", "ILLEGAL_LINE_ITEM_FILTER")
+
+
+def _next_period(period: str) -> str:
+    year, month = (int(x) for x in period.split("-"))
+    return f"{year + 1:04d}-01" if month == 12 else f"{year:04d}-{month + 1:02d}"
+
+
+def _periods(start: str, end: str) -> list[str]:
+    """The billing periods from ``start`` (inclusive) to ``end`` (exclusive), at most 13."""
+    out: list[str] = []
+    norm = lambda p: "%04d-%02d" % tuple(int(x) for x in p.split("-"))  # noqa: E731 (BillingPeriod allows "2026-1")
+    period, end = norm(start), norm(end)
+    while period < end and len(out) <= 12:
+        out.append(period)
+        period = _next_period(period)
+    return out
 
 
 def _group_matches(g: dict[str, Any], f: dict[str, Any]) -> bool:

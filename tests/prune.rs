@@ -1,0 +1,308 @@
+//! `plan -f DIR --prune` against the emulator: a LinkedAccount (deletionPolicy Close) and a
+//! BillingGroup removed from the folder are listed with what their deletion would do, while
+//! the emulator counts zero write calls; a changed plan name is listed as a replacement.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{Dir, connector};
+use partner_billing_operator::filemode::{self, prune};
+use serde_json::json;
+
+const ORG: &str = "/_emulator/services/organizations/";
+const KEY: &str = "AKIAPBOPRUNE00000001";
+const SECRET: &str = "pbo-prune-test-secret";
+
+const PAYER: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: aws, namespace: prune}
+stringData: {accessKeyId: AKIAPBOPRUNE00000001, secretAccessKey: pbo-prune-test-secret}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: Payer
+metadata: {name: acme, namespace: prune}
+spec:
+  accountId: "123456789012"
+  credentials: {secretRef: {name: aws}}
+"#;
+
+const KEPT: &str = r#"
+apiVersion: partnerbilling.io/v1alpha1
+kind: LinkedAccount
+metadata: {name: kept, namespace: prune}
+spec:
+  payerRef: {name: acme}
+  create: {email: kept@example.com, accountName: kept}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: PricingPlan
+metadata: {name: standard, namespace: prune}
+spec:
+  payerRef: {name: acme}
+  rules:
+    - {name: global-markup, scope: GLOBAL, type: MARKUP, modifierPercentage: 10}
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: BillingGroup
+metadata: {name: kept, namespace: prune}
+spec:
+  payerRef: {name: acme}
+  primaryAccount: kept
+  pricingPlanRef: {name: standard}
+"#;
+
+const LEAVING: &str = r#"
+apiVersion: partnerbilling.io/v1alpha1
+kind: LinkedAccount
+metadata: {name: leaving, namespace: prune}
+spec:
+  payerRef: {name: acme}
+  create: {email: leaving@example.com, accountName: leaving}
+  deletionPolicy: Close
+---
+apiVersion: partnerbilling.io/v1alpha1
+kind: BillingGroup
+metadata: {name: leaving, namespace: prune}
+spec:
+  payerRef: {name: acme}
+  primaryAccount: leaving
+  pricingPlanRef: {name: standard}
+  deletionPolicy: Delete
+"#;
+
+/// Calls since the counters were zeroed that change AWS (not List/Describe/Get/Head, not STS).
+fn writes(emu: &common::Emulator) -> Vec<String> {
+    let v = emu.control("GET", "/_emulator/requests", None);
+    v["counts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["service"] != "sts")
+        .filter_map(|c| {
+            let op = c["operation"].as_str().unwrap_or_default();
+            let read = ["List", "Describe", "Get", "Head"]
+                .iter()
+                .any(|p| op.starts_with(p));
+            (!read).then(|| format!("{}:{op}", c["service"].as_str().unwrap_or_default()))
+        })
+        .collect()
+}
+
+fn load(paths: &[PathBuf]) -> filemode::Manifests {
+    filemode::load(paths, "prune").unwrap_or_else(|p| panic!("{p:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_objects_are_listed_with_their_deletion_and_nothing_is_written() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(KEY, SECRET, None).await;
+    emu.create_organization(&cfg, 0).await;
+    emu.control(
+        "POST",
+        &format!("{ORG}settings"),
+        Some(json!({"createDelaySeconds": 0.3})),
+    );
+    let before = Dir::new();
+    before.write("payer.yaml", PAYER);
+    before.write("kept.yaml", KEPT);
+    before.write("leaving.yaml", LEAVING);
+    let applied = filemode::apply(
+        load(std::slice::from_ref(&before.0)),
+        connector(emu),
+        Duration::from_secs(60),
+    )
+    .await;
+    let not_ready: Vec<_> = applied.objects.iter().filter(|o| !o.ready).collect();
+    assert!(not_ready.is_empty(), "{not_ready:#?}");
+
+    // The pull request removes leaving.yaml.
+    let after = Dir::new();
+    after.write("payer.yaml", PAYER);
+    after.write("kept.yaml", KEPT);
+    emu.control("DELETE", "/_emulator/requests", None);
+
+    let (report, preview) = prune::plan_with_prune(
+        load(std::slice::from_ref(&after.0)),
+        Some(load(std::slice::from_ref(&before.0))),
+        connector(emu),
+    )
+    .await;
+    assert!(preview.problems.is_empty(), "{:?}", preview.problems);
+    let orphan = |kind: &str| {
+        preview
+            .orphans
+            .iter()
+            .find(|o| o.kind == kind && o.name == "leaving")
+            .unwrap_or_else(|| panic!("no {kind} leaving in {:#?}", preview.orphans))
+    };
+    let account = orphan("LinkedAccount");
+    assert_eq!(
+        (account.action.as_str(), account.policy.as_str()),
+        ("close", "Close")
+    );
+    assert_eq!(account.policy_source, "previous-manifest");
+    assert!(
+        account.aws_name.contains("leaving@example.com"),
+        "{account:?}"
+    );
+    let group = orphan("BillingGroup");
+    assert_eq!(
+        (group.action.as_str(), group.policy.as_str()),
+        ("delete", "Delete")
+    );
+    assert_eq!(preview.orphans.len(), 2, "{:#?}", preview.orphans);
+    assert!(
+        preview.replacements.is_empty(),
+        "{:#?}",
+        preview.replacements
+    );
+    assert_eq!(prune::exit_code(&report, &preview), prune::EXIT_REVIEW);
+    let v: serde_json::Value = serde_json::from_str(&prune::json(&report, &preview)).unwrap();
+    assert_eq!(v["summary"]["requiresReview"], true);
+    assert_eq!(v["prune"]["orphans"].as_array().unwrap().len(), 2);
+    let text = prune::text(&preview);
+    assert!(
+        text.contains("! close LinkedAccount prune/leaving"),
+        "{text}"
+    );
+    assert!(
+        text.contains("! delete BillingGroup prune/leaving"),
+        "{text}"
+    );
+
+    // The command line: exit status 3 and summary.requiresReview for a PR check.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_partner-billing-operator"))
+        .args(["plan", "--prune", "-o", "json", "-n", "prune", "-f"])
+        .arg(&after.0)
+        .arg("--previous")
+        .arg(&before.0)
+        .env("AWS_ENDPOINT_URL", &emu.url)
+        .output()
+        .expect("run the binary");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["summary"]["requiresReview"], true, "{v}");
+    assert_eq!(
+        v["prune"]["orphans"].as_array().map(Vec::len),
+        Some(2),
+        "{v}"
+    );
+
+    // Without the folder before the change the policy is not known: the worst case is shown.
+    let (report, preview) =
+        prune::plan_with_prune(load(std::slice::from_ref(&after.0)), None, connector(emu)).await;
+    let account = preview
+        .orphans
+        .iter()
+        .find(|o| o.kind == "LinkedAccount")
+        .expect("the account");
+    assert_eq!(account.action, "close");
+    assert_eq!(account.policy_source, "assumed-worst-case");
+    assert!(account.effect.contains("default is Retain"), "{account:?}");
+    assert_eq!(prune::exit_code(&report, &preview), prune::EXIT_REVIEW);
+    assert_eq!(writes(emu), Vec::<String>::new(), "--prune writes nothing");
+    assert!(emu.total_requests() > 0, "the preview read AWS");
+    println!(
+        "two plan --prune runs over 2 accounts, 1 plan, 2 groups: {} AWS calls, 0 writes",
+        emu.total_requests()
+    );
+
+    // A renamed pricing plan: the plan carrying the owner tag is no longer the one named.
+    after.write(
+        "kept.yaml",
+        &KEPT.replace("  rules:\n", "  planName: standard-v2\n  rules:\n"),
+    );
+    before.remove("leaving.yaml");
+    let (_, preview) =
+        prune::plan_with_prune(load(std::slice::from_ref(&after.0)), None, connector(emu)).await;
+    let r = preview
+        .replacements
+        .iter()
+        .find(|r| r.kind == "PricingPlan" && r.name == "standard")
+        .unwrap_or_else(|| panic!("no replacement in {:#?}", preview.replacements));
+    assert!(r.detail.contains("standard-v2"), "{r:?}");
+    assert_eq!(writes(emu), Vec::<String>::new(), "--prune writes nothing");
+}
+
+/// Objects that depend on objects new in the same change show what they will do once those
+/// exist (the examples on an empty organization), and planning writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependents_of_new_objects_plan_their_changes() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu
+        .sdk_config(
+            "AKIADEMO000000000001",
+            "demo-only-not-a-real-secret-key",
+            None,
+        )
+        .await;
+    emu.create_organization(&cfg, 0).await;
+    emu.control("DELETE", "/_emulator/requests", None);
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let manifests = filemode::load(std::slice::from_ref(&examples), "default").unwrap();
+    let report = filemode::plan(manifests, connector(emu)).await;
+    let changes = |kind: &str, name: &str| -> Vec<String> {
+        let o = common::find(&report, kind, name);
+        assert!(!o.error, "{kind} {name}: {} {}", o.reason, o.message);
+        o.changes
+            .iter()
+            .map(|c| format!("{} {}", c.target, c.detail))
+            .collect()
+    };
+    let has = |kind: &str, name: &str, text: &str| {
+        let c = changes(kind, name);
+        assert!(c.iter().any(|c| c.contains(text)), "{kind} {name}: {c:#?}");
+    };
+    // An OU in a new OU, attaching a new SCP.
+    has(
+        "OrganizationalUnit",
+        "customers-eu",
+        "under (planned: OU Customers)",
+    );
+    has(
+        "OrganizationalUnit",
+        "customers-eu",
+        "SCP attachment eu-regions-only",
+    );
+    // A new account in a new OU.
+    has("LinkedAccount", "northwind-prod", "once created: move from");
+    has(
+        "LinkedAccount",
+        "northwind-prod",
+        "(planned: OU Customers-EU)",
+    );
+    // A group whose plan and primary account are new; items of a new group.
+    has(
+        "BillingGroup",
+        "northwind",
+        "primary (planned: account northwind-prod)",
+    );
+    has(
+        "CustomLineItem",
+        "northwind-support",
+        "custom line item northwind-support fee",
+    );
+    has(
+        "CurPipeline",
+        "northwind-proforma",
+        "data-export/northwind-proforma",
+    );
+    let quiet: Vec<String> = report
+        .objects
+        .iter()
+        .filter(|o| o.kind != "Payer" && o.changes.is_empty())
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect();
+    assert!(quiet.is_empty(), "objects without changes: {quiet:?}");
+    assert_eq!(writes(emu), Vec::<String>::new(), "plan writes nothing");
+}
