@@ -869,7 +869,7 @@ fn rival_claims(
     ctx: &ReconcileContext,
     members: &[String],
 ) -> BTreeMap<String, String> {
-    let member_set: BTreeSet<&str> = members.iter().map(String::as_str).collect();
+    let member_set: std::collections::HashSet<&str> = members.iter().map(String::as_str).collect();
     let member_accounts = ctx.catalog.list_where::<crate::api::LinkedAccount>(
         namespace,
         |la: &crate::api::LinkedAccount| {
@@ -884,7 +884,7 @@ fn rival_claims(
     // the members, or the name of a member's LinkedAccount) or has a selector. Checked first
     // so that the groups that cannot want a member cost a few set lookups each, not
     // `wanted_members`' scans (every group compared with every group otherwise).
-    let member_names: BTreeSet<&str> = member_accounts
+    let member_names: std::collections::HashSet<&str> = member_accounts
         .iter()
         .filter_map(|la| la.metadata.name.as_deref())
         .collect();
