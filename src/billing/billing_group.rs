@@ -652,6 +652,10 @@ fn linked_accounts(
         .map(String::as_str)
         .chain(obj.spec.accounts.iter().map(String::as_str))
         .collect();
+    let Some(selector) = obj.spec.account_selector.as_ref() else {
+        // Names only: looked up, not a scan of every LinkedAccount of the namespace per group.
+        return ctx.catalog.named(namespace, named);
+    };
     ctx.catalog.list_where::<crate::api::LinkedAccount>(
         namespace,
         |la: &crate::api::LinkedAccount| {
@@ -659,11 +663,7 @@ fn linked_accounts(
                 .name
                 .as_deref()
                 .is_some_and(|n| named.contains(n))
-                || obj
-                    .spec
-                    .account_selector
-                    .as_ref()
-                    .is_some_and(|sel| selector_matches(sel, la.labels()))
+                || selector_matches(selector, la.labels())
         },
     )
 }
@@ -869,7 +869,7 @@ fn rival_claims(
     ctx: &ReconcileContext,
     members: &[String],
 ) -> BTreeMap<String, String> {
-    let member_set: BTreeSet<&str> = members.iter().map(String::as_str).collect();
+    let member_set: std::collections::HashSet<&str> = members.iter().map(String::as_str).collect();
     let member_accounts = ctx.catalog.list_where::<crate::api::LinkedAccount>(
         namespace,
         |la: &crate::api::LinkedAccount| {
@@ -880,15 +880,29 @@ fn rival_claims(
         },
     );
     let me = obj.name_any();
-    let rivals = ctx.catalog.list_where::<crate::api::BillingGroup>(
+    // What `wanted_members` can find at all: a group names one of these (an account id among
+    // the members, or the name of a member's LinkedAccount) or has a selector. Checked first
+    // so that the groups that cannot want a member cost a few set lookups each, not
+    // `wanted_members`' scans (every group compared with every group otherwise).
+    let member_names: std::collections::HashSet<&str> = member_accounts
+        .iter()
+        .filter_map(|la| la.metadata.name.as_deref())
+        .collect();
+    let may_want = |g: &crate::api::BillingGroup| {
+        g.spec.account_selector.is_some()
+            || g.spec
+                .accounts
+                .iter()
+                .any(|r| member_set.contains(r.as_str()) || member_names.contains(r.as_str()))
+    };
+    let candidates = ctx.catalog.list_where::<crate::api::BillingGroup>(
         namespace,
         |g: &crate::api::BillingGroup| {
-            g.metadata.name.as_deref() != Some(me.as_str())
-                && !wanted_members(g, members, &member_accounts).is_empty()
+            g.metadata.name.as_deref() != Some(me.as_str()) && may_want(g)
         },
     );
     let mut out = BTreeMap::new();
-    for other in &rivals {
+    for other in &candidates {
         for a in wanted_members(other, members, &member_accounts) {
             out.entry(a)
                 .or_insert_with(|| format!("also wanted by BillingGroup {}", other.name_any()));
