@@ -17,23 +17,8 @@ const ACCESS_KEY: &str = "AKIAPBOBILL000000001";
 const SECRET_KEY: &str = "pbo-billing-test-secret";
 const BC: &str = "/_emulator/services/billingconductor/";
 
-const PAYER: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: aws, namespace: billing}
-stringData: {accessKeyId: AKIAPBOBILL000000001, secretAccessKey: pbo-billing-test-secret}
----
-apiVersion: partnerbilling.io/v1alpha1
-kind: Payer
-metadata: {name: acme, namespace: billing}
-spec:
-  accountId: "123456789012"
-  credentials: {secretRef: {name: aws}}
-"#;
-
 async fn apply(emu: &common::Emulator, dir: &Dir) -> Report {
-    let manifests =
-        filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap_or_else(|p| panic!("{p:?}"));
+    let manifests = common::load(std::slice::from_ref(&dir.0), "billing");
     filemode::apply(manifests, connector(emu), Duration::from_secs(20)).await
 }
 
@@ -94,7 +79,10 @@ const GLOBAL_10: &str =
 /// A scratch folder holding the payer and its credentials.
 fn payer_dir() -> Dir {
     let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "payer.yaml",
+        &common::payer_yaml("billing", ACCESS_KEY, SECRET_KEY),
+    );
     dir
 }
 
