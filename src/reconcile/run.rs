@@ -178,6 +178,36 @@ impl Run {
         }
     }
 
+    /// A whole reconcile of an object whose stored status is `stored`: `apply` works on a
+    /// copy of it, then [`Run::finish`] (no extra conditions).
+    pub async fn reconcile<S: KindStatus + Default>(
+        mut self,
+        stored: Option<&S>,
+        generation: Option<i64>,
+        apply: impl AsyncFnOnce(&mut Run, &mut S) -> Result<Verdict, Error>,
+    ) -> KindOutcome<S> {
+        let previous = stored.cloned().unwrap_or_default();
+        let mut status = previous.clone();
+        let result = apply(&mut self, &mut status).await;
+        self.finish(&previous, status, result, &[], generation)
+    }
+
+    /// A whole deletion step of an object whose stored status is `stored`: `delete` works on
+    /// a copy of it, then [`Run::finish_cleanup`] (no extra conditions; the release Event is a
+    /// warning when `warn` says so for its reason).
+    pub async fn cleanup<S: KindStatus + Default>(
+        mut self,
+        stored: Option<&S>,
+        generation: Option<i64>,
+        warn: impl Fn(&str) -> bool,
+        delete: impl AsyncFnOnce(&mut Run, &mut S) -> Result<Verdict, Error>,
+    ) -> KindOutcome<S> {
+        let previous = stored.cloned().unwrap_or_default();
+        let mut status = previous.clone();
+        let result = delete(&mut self, &mut status).await;
+        self.finish_cleanup(&previous, status, result, &[], generation, warn)
+    }
+
     fn conditions<S: KindStatus>(
         &self,
         previous: &S,
