@@ -22,26 +22,6 @@ async fn apply(emu: &common::Emulator, dir: &Dir) -> Report {
     filemode::apply(manifests, connector(emu), Duration::from_secs(20)).await
 }
 
-async fn accounts(emu: &common::Emulator, n: usize) -> Vec<String> {
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, n).await;
-    let orgs = aws_sdk_organizations::Client::new(&cfg);
-    let mut pages = orgs.list_accounts().into_paginator().send();
-    let mut ids = Vec::new();
-    while let Some(page) = pages.next().await {
-        ids.extend(
-            page.unwrap()
-                .accounts
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|a| a.id)
-                .filter(|id| id != "123456789012"),
-        );
-    }
-    ids.sort();
-    ids
-}
-
 /// The emulator, held for this test alone (its state reset), with an organization of the
 /// payer and `members` member accounts, and their ids (sorted).
 async fn organization(
@@ -51,10 +31,7 @@ async fn organization(
     tokio::sync::MutexGuard<'static, ()>,
     Vec<String>,
 ) {
-    let emu = common::emulator();
-    let guard = emu.lock().await;
-    let ids = accounts(emu, members).await;
-    (emu, guard, ids)
+    common::organization_with_members(ACCESS_KEY, SECRET_KEY, members).await
 }
 
 fn current_period() -> String {

@@ -486,3 +486,41 @@ pub fn written_operations(emu: &Emulator) -> Vec<String> {
         .map(|(service, op, _)| format!("{service}:{op}"))
         .collect()
 }
+
+/// The ids of the accounts of the organization `config` reads, the payer's
+/// ([`PAYER_ACCOUNT`]) left out, sorted.
+pub async fn member_ids(config: &SdkConfig) -> Vec<String> {
+    let orgs = aws_sdk_organizations::Client::new(config);
+    let mut pages = orgs.list_accounts().into_paginator().send();
+    let mut ids = Vec::new();
+    while let Some(page) = pages.next().await {
+        ids.extend(
+            page.unwrap()
+                .accounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|a| a.id)
+                .filter(|id| id != PAYER_ACCOUNT),
+        );
+    }
+    ids.sort();
+    ids
+}
+
+/// The emulator, held for this test alone (its state reset), with an organization of the
+/// payer (these keys) and `members` member accounts, and their ids (sorted).
+pub async fn organization_with_members(
+    access_key: &str,
+    secret_key: &str,
+    members: usize,
+) -> (
+    &'static Emulator,
+    tokio::sync::MutexGuard<'static, ()>,
+    Vec<String>,
+) {
+    let emu = emulator();
+    let guard = emu.lock().await;
+    let cfg = emu.sdk_config(access_key, secret_key, None).await;
+    emu.create_organization(&cfg, members).await;
+    (emu, guard, member_ids(&cfg).await)
+}
