@@ -24,13 +24,7 @@ async fn apply(emu: &common::Emulator, dir: &Dir) -> Report {
 
 /// The emulator, held for this test alone (its state reset), with an organization of the
 /// payer and `members` member accounts, and their ids (sorted).
-async fn organization(
-    members: usize,
-) -> (
-    &'static common::Emulator,
-    tokio::sync::MutexGuard<'static, ()>,
-    Vec<String>,
-) {
+async fn organization(members: usize) -> common::HeldOrganization {
     common::organization_with_members(ACCESS_KEY, SECRET_KEY, members).await
 }
 

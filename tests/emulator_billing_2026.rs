@@ -35,13 +35,7 @@ async fn apply(emu: &common::Emulator, dir: &Dir, insights: Arc<InsightsStore>) 
 
 /// The emulator, held for this test alone, with the payer's organization of `members`
 /// member accounts (their ids, sorted).
-async fn organization(
-    members: usize,
-) -> (
-    &'static common::Emulator,
-    tokio::sync::MutexGuard<'static, ()>,
-    Vec<String>,
-) {
+async fn organization(members: usize) -> common::HeldOrganization {
     common::organization_with_members(ACCESS_KEY, SECRET_KEY, members).await
 }
 

@@ -55,16 +55,7 @@ async fn delete(emu: &common::Emulator, dir: &Dir) -> Report {
 async fn members(emu: &common::Emulator, members: usize) -> Vec<String> {
     let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
     emu.create_organization(&cfg, members).await;
-    let orgs = aws_sdk_organizations::Client::new(&cfg);
-    let listed = orgs.list_accounts().send().await.unwrap();
-    let mut ids: Vec<String> = listed
-        .accounts()
-        .iter()
-        .filter_map(|a| a.id().map(str::to_string))
-        .filter(|id| id != "123456789012")
-        .collect();
-    ids.sort();
-    ids
+    common::member_ids(&cfg).await
 }
 
 /// Whether account `id` is still ACTIVE in the organization.
@@ -111,6 +102,19 @@ fn named_account_yaml(name: &str, id: &str, team: &str, policy: &str, annotation
     )
 }
 
+/// A folder with the payer, the plan `plan`, the group `kept` (primary account `primary`)
+/// and, when given, the adopted account `member`.
+fn managed(primary: &str, member: Option<&str>) -> Dir {
+    let dir = Dir::new();
+    dir.write("payer.yaml", &payer());
+    dir.write("plan.yaml", &plan_yaml(""));
+    dir.write("group.yaml", &group_yaml("kept", primary, "first", ""));
+    if let Some(id) = member {
+        dir.write("account.yaml", &account_yaml(id, "a", "", ""));
+    }
+    dir
+}
+
 const OBSERVE: &str = "  managementPolicy: Observe\n";
 const PAUSED: &str = ", annotations: {partnerbilling.io/paused: \"true\"}";
 
@@ -127,12 +131,8 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = members(emu, 3).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer());
     // Managed first: the plan, a group and an adopted account exist in AWS as specified.
-    dir.write("plan.yaml", &plan_yaml(""));
-    dir.write("group.yaml", &group_yaml("kept", &ids[0], "first", ""));
-    dir.write("account.yaml", &account_yaml(&ids[1], "a", "", ""));
+    let dir = managed(&ids[0], Some(&ids[1]));
     let r = apply(emu, &dir).await;
     for (kind, name) in [
         ("PricingPlan", "plan"),
@@ -267,11 +267,7 @@ async fn paused_objects_make_no_aws_call_and_resume_when_unpaused() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = members(emu, 2).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer());
-    dir.write("plan.yaml", &plan_yaml(""));
-    dir.write("group.yaml", &group_yaml("kept", &ids[0], "first", ""));
-    dir.write("account.yaml", &account_yaml(&ids[1], "a", "", ""));
+    let dir = managed(&ids[0], Some(&ids[1]));
     let r = apply(emu, &dir).await;
     assert!(find(&r, "LinkedAccount", "member").ready);
 
@@ -396,10 +392,7 @@ async fn every_kind_under_observe_creates_nothing_and_reports_what_it_would_crea
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = members(emu, 1).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", &payer());
-    dir.write("plan.yaml", &plan_yaml(""));
-    dir.write("group.yaml", &group_yaml("kept", &ids[0], "first", ""));
+    let dir = managed(&ids[0], None);
     let r = apply(emu, &dir).await;
     assert!(find(&r, "BillingGroup", "kept").ready);
     dir.write("observed.yaml", EVERY_KIND_OBSERVED);

@@ -507,17 +507,20 @@ pub async fn member_ids(config: &SdkConfig) -> Vec<String> {
     ids
 }
 
+/// The emulator, the hold on it, and the ids of the member accounts (sorted).
+pub type HeldOrganization = (
+    &'static Emulator,
+    tokio::sync::MutexGuard<'static, ()>,
+    Vec<String>,
+);
+
 /// The emulator, held for this test alone (its state reset), with an organization of the
 /// payer (these keys) and `members` member accounts, and their ids (sorted).
 pub async fn organization_with_members(
     access_key: &str,
     secret_key: &str,
     members: usize,
-) -> (
-    &'static Emulator,
-    tokio::sync::MutexGuard<'static, ()>,
-    Vec<String>,
-) {
+) -> HeldOrganization {
     let emu = emulator();
     let guard = emu.lock().await;
     let cfg = emu.sdk_config(access_key, secret_key, None).await;
