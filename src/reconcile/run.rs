@@ -269,4 +269,53 @@ mod tests {
         assert_eq!(run.changes().len(), 1);
         assert_eq!(run.timestamp(), "2026-12-01T10:00:01Z");
     }
+
+    #[tokio::test]
+    async fn reconcile_works_on_a_copy_of_the_stored_status_and_finishes_it() {
+        use crate::api::BillingTransferStatus;
+        let stored = BillingTransferStatus::default();
+        let apply = async |run: &mut Run, status: &mut BillingTransferStatus| {
+            status.transfer_id = Some("rt-a1b2c3d4".into());
+            run.write(change(), || async { Ok::<_, Error>(()) }).await?;
+            Ok(Verdict::ready("Accepted", "the transfer is accepted"))
+        };
+        let out = Run::at(Mode::Apply, "2026-12-01T10:00:00Z")
+            .reconcile(Some(&stored), Some(3), apply)
+            .await;
+        assert_eq!(out.status.transfer_id.as_deref(), Some("rt-a1b2c3d4"));
+        assert_eq!(out.status.observed_generation, Some(3));
+        assert!(
+            out.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == crate::api::conditions::READY && c.reason == "Accepted"),
+            "{:?}",
+            out.status.conditions
+        );
+        assert_eq!(out.changes, vec![change()]);
+        // A plan keeps the stored status.
+        let out = Run::at(Mode::Plan, "2026-12-01T10:00:00Z")
+            .reconcile(Some(&stored), Some(3), apply)
+            .await;
+        assert_eq!(out.status, stored);
+        assert_eq!(out.changes, vec![change()]);
+    }
+
+    #[tokio::test]
+    async fn cleanup_finishes_with_the_release_event_warning_as_warn_says() {
+        use crate::api::BillingTransferStatus;
+        for (warn, reason) in [(true, "LeftInPlace"), (false, "Released")] {
+            let out = Run::at(Mode::Apply, "2026-12-01T10:00:00Z")
+                .cleanup(
+                    None::<&BillingTransferStatus>,
+                    Some(2),
+                    |r| r == "LeftInPlace",
+                    async |_, _| Ok(Verdict::ready(reason, "done")),
+                )
+                .await;
+            assert_eq!(out.events.len(), 1, "{:?}", out.events);
+            assert_eq!(out.events[0].warning, warn);
+            assert_eq!(out.events[0].reason, reason);
+        }
+    }
 }
