@@ -96,6 +96,7 @@ fn org_snapshot(ids: &[String]) -> OrgSnapshot {
             .collect::<HashMap<_, _>>(),
         creates_in_progress: Vec::new(),
         invitations: Vec::new(),
+        index: Default::default(),
     }
 }
 

@@ -121,6 +121,15 @@ pub struct FileArgs {
     /// creations, dependencies created in the same run) before reporting.
     #[arg(long, default_value_t = 300)]
     pub wait: u64,
+    /// Compare every object's tags with AWS when they are due (like `terraform plan
+    /// -refresh`). Manifests without a status are always due: one ListTagsForResource per
+    /// account (and OU, SCP, billing resource) on every run, the largest share of a run's AWS
+    /// calls. `--refresh-tags=false` reads an account's tags only when the run is about to
+    /// write to it (its ownership mark is checked first): tag drift is then neither reported
+    /// nor corrected, and tag changes in the spec wait for a run with the default. Billing
+    /// objects, OUs and SCPs still read theirs (their ownership is judged from them).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub refresh_tags: bool,
     /// `plan` only: also list the AWS objects of the folder's Payers that carry this
     /// operator's owner tag but have no manifest in the folder (what a GitOps prune would
     /// delete), with what their deletion would do (retain, remove, close, delete), and the
@@ -249,13 +258,17 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
     }
     let metrics = Metrics::shared();
     let connector = Arc::new(SdkConnector::new(args.aws.options(), metrics));
+    let options = filemode::RunOptions {
+        refresh_tags: args.refresh_tags,
+    };
     if args.prune {
         return prune_plan(&args, plan_only, manifests, connector).await;
     }
     let report = if plan_only {
-        filemode::plan(manifests, connector).await
+        filemode::plan_with(manifests, connector, options).await
     } else {
-        filemode::apply(manifests, connector, Duration::from_secs(args.wait)).await
+        let wait = Duration::from_secs(args.wait);
+        filemode::apply_with(manifests, connector, wait, options).await
     };
     let text = match (args.output, plan_only) {
         (output::Format::Json, _) => output::json(&report),

@@ -148,13 +148,27 @@ async fn a_correct_payer_becomes_ready_with_its_organization() {
     let event = out.events.first().cloned().expect("a Ready event");
     assert!(!event.warning);
 
-    // Reads only, and ListAccounts was paginated.
+    // Reads only, and ListAccounts was paginated. The accounts come from the payer's
+    // organization snapshot (issue 20), which every object of the payer shares: its lists,
+    // each read once.
     assert_eq!(emu.count("sts", "GetCallerIdentity"), 1);
     assert_eq!(emu.count("organizations", "DescribeOrganization"), 1);
     assert!(emu.count("organizations", "ListAccounts") >= 2);
+    let snapshot_lists: u64 = [
+        "ListRoots",
+        "ListCreateAccountStatus",
+        "ListAccountsForParent",
+        "ListOrganizationalUnitsForParent",
+        "ListPolicies",
+        "ListTargetsForPolicy",
+        "ListHandshakesForOrganization",
+    ]
+    .iter()
+    .map(|op| emu.count("organizations", op))
+    .sum();
     assert_eq!(
         emu.total_requests(),
-        2 + emu.count("organizations", "ListAccounts")
+        2 + emu.count("organizations", "ListAccounts") + snapshot_lists
     );
     assert_eq!(
         h.metrics
@@ -302,6 +316,11 @@ async fn throttling_beyond_the_retries_is_retryable_and_keeps_ready() {
     assert_eq!(condition(&first, READY).0, ConditionStatus::True);
 
     emu.throttle("organizations", "ListAccounts", 50);
+    // The organization snapshot read by the first reconcile is shared for a while; this one
+    // reads the organization again.
+    h.ctx
+        .shared::<partner_billing_operator::payer::snapshot::SnapshotCache>()
+        .expire_older_than(Duration::ZERO);
     let mut again = p.clone();
     again.status = Some(first.status.clone());
     let out = payer::reconcile(&again, &h.ctx, Run::at(Mode::Apply, "2026-11-24T12:05:00Z")).await;

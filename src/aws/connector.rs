@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::identity::IdentityApi;
-use super::interceptor::CallMetrics;
+use super::interceptor::{CallMetrics, RequestLog};
 use super::organizations::OrganizationsApi;
 use crate::error::Error;
 use crate::metrics::Metrics;
@@ -100,6 +100,7 @@ pub struct SdkConnector {
     options: AwsOptions,
     http: SharedHttpClient,
     metrics: Arc<Metrics>,
+    log: Option<Arc<RequestLog>>,
 }
 
 impl SdkConnector {
@@ -113,7 +114,15 @@ impl SdkConnector {
             options,
             http,
             metrics,
+            log: None,
         }
+    }
+
+    /// Log every request of the connections made from now on into `log` (tests and
+    /// benchmarks).
+    pub fn with_request_log(mut self, log: Arc<RequestLog>) -> Self {
+        self.log = Some(log);
+        self
     }
 
     fn loader(&self, region: &str) -> ConfigLoader {
@@ -286,7 +295,7 @@ impl AwsConnect for SdkConnector {
                 .region(Region::new(GLOBAL_REGION))
                 .build()
         };
-        let metrics = CallMetrics::new(self.metrics.clone());
+        let metrics = CallMetrics::new(self.metrics.clone()).with_log(self.log.clone());
         // One retry budget per payer connection, larger than the SDK's shared default (500
         // tokens for the whole process): a throttling storm on one payer must not stop every
         // other payer's retries, and the operator's own per-object backoff sits on top.

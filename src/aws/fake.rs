@@ -146,17 +146,27 @@ impl OrganizationsApi for FakeAws {
     // The Payer-level fake serves only the calls a Payer makes; the Organizations kinds are
     // tested against the emulator. (A write served here must keep the trait's contract: an
     // "already done" answer is success, never an error.)
+    // The organization snapshot's reads (the Payer reads the snapshot): one root holding
+    // every account, no OU, no SCP.
     async fn list_roots(&self) -> Result<Vec<Root>, Error> {
-        Err(self.unsupported("list_roots"))
+        self.call("ListRoots")?;
+        Ok(vec![Root {
+            id: "r-fake".into(),
+            arn: "arn:aws:organizations::000000000000:root/o-fake1234567/r-fake".into(),
+            scp_enabled: false,
+        }])
     }
     async fn list_ous_for_parent(&self, _: &str) -> Result<Vec<OrgUnit>, Error> {
-        Err(self.unsupported("list_ous_for_parent"))
+        self.call("ListOrganizationalUnitsForParent")?;
+        Ok(Vec::new())
     }
     async fn list_account_ids_for_parent(&self, _: &str) -> Result<Vec<String>, Error> {
-        Err(self.unsupported("list_account_ids_for_parent"))
+        let s = self.call("ListAccountsForParent")?;
+        Ok(s.accounts.into_iter().map(|a| a.id).collect())
     }
     async fn list_scps(&self) -> Result<Vec<PolicySummary>, Error> {
-        Err(self.unsupported("list_scps"))
+        self.call("ListPolicies")?;
+        Ok(Vec::new())
     }
     async fn list_targets_for_policy(&self, _: &str) -> Result<Vec<String>, Error> {
         Err(self.unsupported("list_targets_for_policy"))
@@ -204,13 +214,15 @@ impl OrganizationsApi for FakeAws {
         Err(self.unsupported("describe_create_account_status"))
     }
     async fn list_creates_in_progress(&self) -> Result<Vec<CreateStatus>, Error> {
-        Err(self.unsupported("list_creates_in_progress"))
+        self.call("ListCreateAccountStatus")?;
+        Ok(Vec::new())
     }
     async fn invite_account(&self, _: &str, _: Option<&str>) -> Result<Handshake, Error> {
         Err(self.unsupported("invite_account"))
     }
     async fn list_invitations(&self) -> Result<Vec<Handshake>, Error> {
-        Err(self.unsupported("list_invitations"))
+        self.call("ListHandshakesForOrganization")?;
+        Ok(Vec::new())
     }
     async fn cancel_handshake(&self, _: &str) -> Result<(), Error> {
         Err(self.unsupported("cancel_handshake"))

@@ -188,9 +188,21 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
     assert_eq!(event["type"], "Normal");
     assert_eq!(event["reason"], "Verified");
     assert_eq!(event["regarding"]["name"], "acme");
+    // The Payer's accounts come from the payer's organization snapshot (issue 20: one
+    // listing per payer and pass, shared with every object of the payer).
     assert_eq!(
         aws.calls(),
-        ["GetCallerIdentity", "DescribeOrganization", "ListAccounts"]
+        [
+            "GetCallerIdentity",
+            "DescribeOrganization",
+            "ListRoots",
+            "ListCreateAccountStatus",
+            "ListAccounts",
+            "ListAccountsForParent",
+            "ListOrganizationalUnitsForParent",
+            "ListPolicies",
+            "ListHandshakesForOrganization"
+        ]
     );
 
     // 3. Nothing changed: no status patch and no event.

@@ -24,7 +24,7 @@ pub use load::{
     InputProblem, MAX_DOCUMENTS_PER_FILE, Manifests, collect_files, load, parse_documents,
 };
 pub use output::{apply_exit_code, plan_exit_code};
-pub use run::{apply, apply_with_insights, delete, plan};
+pub use run::{RunOptions, apply, apply_with, apply_with_insights, delete, plan, plan_with};
 
 /// Kinds in the order they are reconciled (what later kinds refer to comes first).
 pub const KIND_ORDER: &[&str] = crate::kinds::NAMES;

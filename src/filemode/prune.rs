@@ -169,7 +169,8 @@ pub async fn plan_with_prune(
     connector: Arc<dyn AwsConnect>,
 ) -> (Report, PrunePreview) {
     let inventory = Inventory::of(&manifests);
-    let (objects, ctx) = super::run::prepare(manifests, connector);
+    let (objects, ctx) =
+        super::run::prepare(manifests, connector, super::run::RunOptions::default());
     let report = super::run::plan_objects(&objects, &ctx).await;
     let preview = preview(&inventory, previous.as_ref(), &ctx, &report).await;
     (report, preview)

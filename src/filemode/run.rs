@@ -17,6 +17,10 @@ use crate::reconcile::report::{ObjectReport, Report};
 use crate::reconcile::trigger::WakeUp;
 use crate::reconcile::{Change, ReconcileContext};
 
+use crate::billing::snapshot::BillingSnapshot;
+use crate::payer::snapshot::{FOR_THE_PASS, MAX_AGE, SharedReads, SnapshotCache};
+use crate::reconcile::tags::TagRefresh;
+
 use super::load::Manifests;
 use super::objects::{FileObject, ordered};
 
@@ -27,10 +31,27 @@ const FILE_POLL: Duration = Duration::from_secs(2);
 /// In the deletion path, the longest pause before objects in progress are looked at again.
 const DELETE_POLL: Duration = Duration::from_secs(2);
 
+/// How a `plan` or `apply` reads AWS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Compare tags with AWS when they are due (`--refresh-tags`, the default): in file mode,
+    /// where the manifests rarely carry a status, that is one ListTagsForResource per account
+    /// on every run. `false`: tags are read only for an object about to be written (its
+    /// ownership is checked first); tag drift is neither reported nor corrected.
+    pub refresh_tags: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { refresh_tags: true }
+    }
+}
+
 /// The objects in order and a context whose catalog holds all of them.
 pub(super) fn prepare(
     mut manifests: Manifests,
     connector: Arc<dyn AwsConnect>,
+    options: RunOptions,
 ) -> (Vec<Box<dyn FileObject>>, ReconcileContext) {
     let objects = ordered(&mut manifests);
     // Tenancy (issue 17): file mode acts with the invoker's own identity; grants are not
@@ -39,7 +60,13 @@ pub(super) fn prepare(
         .with_catalog(Arc::new(Catalog::new()))
         .with_shared(Arc::new(crate::payer::tenancy::Grants(Arc::new(
             crate::payer::tenancy::Unrestricted,
-        ))));
+        ))))
+        // Every list read once per payer and pass (expired between passes by `next_pass`).
+        .with_shared(Arc::new(SnapshotCache::new(FOR_THE_PASS)))
+        .with_shared(Arc::new(SharedReads::<BillingSnapshot>::new(FOR_THE_PASS)))
+        .with_shared(Arc::new(TagRefresh {
+            skip_audit: !options.refresh_tags,
+        }));
     for o in &objects {
         o.put_into(&ctx);
     }
@@ -48,7 +75,16 @@ pub(super) fn prepare(
 
 /// Observe AWS and report what would change. Writes nothing.
 pub async fn plan(manifests: Manifests, connector: Arc<dyn AwsConnect>) -> Report {
-    let (objects, ctx) = prepare(manifests, connector);
+    plan_with(manifests, connector, RunOptions::default()).await
+}
+
+/// As [`plan`], with `options`.
+pub async fn plan_with(
+    manifests: Manifests,
+    connector: Arc<dyn AwsConnect>,
+    options: RunOptions,
+) -> Report {
+    let (objects, ctx) = prepare(manifests, connector, options);
     plan_objects(&objects, &ctx).await
 }
 
@@ -74,6 +110,17 @@ pub async fn apply(manifests: Manifests, connector: Arc<dyn AwsConnect>, wait: D
     apply_with_insights(manifests, connector, wait, Arc::default()).await
 }
 
+/// As [`apply`], with `options`.
+pub async fn apply_with(
+    manifests: Manifests,
+    connector: Arc<dyn AwsConnect>,
+    wait: Duration,
+    options: RunOptions,
+) -> Report {
+    let (objects, ctx) = prepare(manifests, connector, options);
+    apply_objects(objects, ctx, wait).await
+}
+
 /// As [`apply`], keeping what the reconcilers learn about costs in `insights` (for metrics).
 pub async fn apply_with_insights(
     manifests: Manifests,
@@ -81,13 +128,22 @@ pub async fn apply_with_insights(
     wait: Duration,
     insights: Arc<crate::payer::insights::InsightsStore>,
 ) -> Report {
-    let (mut objects, ctx) = prepare(manifests, connector);
-    let ctx = ctx.with_shared(insights);
+    let (objects, ctx) = prepare(manifests, connector, RunOptions::default());
+    apply_objects(objects, ctx.with_shared(insights), wait).await
+}
+
+/// Reconcile `objects` until none is in progress or `wait` has passed.
+async fn apply_objects(
+    mut objects: Vec<Box<dyn FileObject>>,
+    ctx: ReconcileContext,
+    wait: Duration,
+) -> Report {
     let mut schedule = Schedule::new(objects.len(), Instant::now() + wait);
     // Sooner when something an object waits for ends (an account creation's watcher says so).
     let mut wake_ups = wake_ups(&ctx);
     loop {
         schedule.apply_due(&mut objects, &ctx).await;
+        next_pass(&ctx);
         let Some(next) = schedule.next_due() else {
             break;
         };
@@ -105,6 +161,15 @@ pub async fn apply_with_insights(
         }
     }
     schedule.report()
+}
+
+/// Between two passes over the objects: the shared reads older than the controller's
+/// [`MAX_AGE`] are read again by the next pass (objects in progress see what changed), the
+/// others are reused.
+fn next_pass(ctx: &ReconcileContext) {
+    ctx.shared::<SnapshotCache>().expire_older_than(MAX_AGE);
+    ctx.shared::<SharedReads<BillingSnapshot>>()
+        .expire_older_than(MAX_AGE);
 }
 
 /// Where each object of an `apply` stands: its report with every change made so far, whether
@@ -209,7 +274,7 @@ pub async fn delete(
     connector: Arc<dyn AwsConnect>,
     wait: Duration,
 ) -> Report {
-    let (mut objects, ctx) = prepare(manifests, connector);
+    let (mut objects, ctx) = prepare(manifests, connector, RunOptions::default());
     objects.reverse();
     let started = Instant::now();
     let mut reports: Vec<Option<ObjectReport>> = vec![None; objects.len()];
@@ -228,6 +293,7 @@ pub async fn delete(
             }
         }
         let Some(poll) = next_poll else { break };
+        next_pass(&ctx);
         if started.elapsed() + poll.min(DELETE_POLL) > wait {
             break;
         }

@@ -458,6 +458,7 @@ mod tests {
             )]),
             creates_in_progress: Vec::new(),
             invitations: Vec::new(),
+            index: Default::default(),
         };
         let billing = BillingSnapshot {
             current_period: "2026-12".into(),

@@ -39,7 +39,7 @@ use crate::reconcile::reasons::{
     NOT_IN_ORGANIZATION, OWNED_ELSEWHERE,
 };
 use crate::reconcile::run::Run;
-use crate::reconcile::tags::{tag_changes, tag_check_due};
+use crate::reconcile::tags::{TagRefresh, tag_changes, tag_check_due};
 use crate::reconcile::{ChangeAction, KindOutcome, ReconcileContext, Verdict, change};
 
 pub use deletion::recent_closures;
@@ -158,10 +158,21 @@ async fn converge(
     if let Some(verdict) = not_active(&account) {
         return Ok((verdict, None));
     }
-    let observed = observe(obj, ctx, &pc, run, status, account).await?;
+    let mut observed = observe(obj, ctx, &pc, run, status, account).await?;
     let owner = owner_value(&namespace, "LinkedAccount", &obj.name_any());
     let desired_tags = with_owner(&obj.spec.tags, &owner);
-    let plan = plan(&observed, &desired_tags, &owner, &pc.snapshot)?;
+    let mut plan = plan(&observed, &desired_tags, &owner, &pc.snapshot)?;
+    if observed.tags.is_none() && plan.writes() {
+        // The tags were not due (or the audit is off): the ownership mark is still checked
+        // before anything is written to the account.
+        observed.tags = Some(
+            pc.conn
+                .organizations
+                .list_tags(&observed.account.id)
+                .await?,
+        );
+        plan = self::plan(&observed, &desired_tags, &owner, &pc.snapshot)?;
+    }
     execute(ctx, &mut pc, run, &observed, &plan, status).await?;
     let verdict = Verdict::ready(
         ACTIVE,
@@ -343,7 +354,8 @@ async fn observe(
     let checked_at = status.tags_checked_at.as_deref();
     let uid = obj.uid().unwrap_or_default();
     let checked_at = checked_at.and_then(|t| t.parse().ok());
-    let tags = if tag_check_due(spec_changed, checked_at, run.time(), &uid) {
+    let refresh = ctx.shared::<TagRefresh>();
+    let tags = if refresh.audit(tag_check_due(spec_changed, checked_at, run.time(), &uid)) {
         Some(pc.conn.organizations.list_tags(&account.id).await?)
     } else {
         None
@@ -373,6 +385,20 @@ pub struct AccountPlan {
     /// Converge its tags (only when they were read).
     pub tags: Option<TagPlan>,
     pub attachments: AttachmentPlan,
+}
+
+impl AccountPlan {
+    /// Whether carrying the plan out writes to the account (moves it, tags it, attaches or
+    /// detaches SCPs).
+    pub fn writes(&self) -> bool {
+        self.move_from.is_some()
+            || self
+                .tags
+                .as_ref()
+                .is_some_and(|t| !t.set.is_empty() || !t.remove.is_empty())
+            || !self.attachments.attach.is_empty()
+            || !self.attachments.detach.is_empty()
+    }
 }
 
 /// What to change on the account: its parent, its tags (`desired_tags` carry the owner tag
@@ -624,6 +650,7 @@ mod tests {
             targets: Default::default(),
             creates_in_progress: Vec::new(),
             invitations: Vec::new(),
+            index: Default::default(),
         }
     }
 

@@ -26,6 +26,7 @@ use crate::aws::organizations::Account;
 use crate::aws::{CallerIdentity, Organization, PayerCredentialsSource};
 use crate::error::Error;
 use crate::payer::insights::InsightsStore;
+use crate::payer::snapshot::SnapshotCache;
 use crate::reconcile::reasons;
 use crate::reconcile::report::ObjectReport;
 use crate::reconcile::run::Run;
@@ -160,10 +161,17 @@ pub async fn observe(payer: &Payer, ctx: &ReconcileContext) -> Result<PayerObser
             accounts: None,
         });
     }
-    let organization = conn.organizations.describe_organization().await?;
+    // The accounts come from the organization snapshot every object of this payer reads
+    // (one listing per payer and pass), not from a listing of the Payer's own.
+    let snapshots = ctx.shared::<SnapshotCache>();
+    let organization = match snapshots.fresh(&key) {
+        Some(s) => Some(s.organization.clone()),
+        None => conn.organizations.describe_organization().await?,
+    };
     let accounts = match &organization {
         Some(org) if org.management_account_id == identity.account => {
-            Some(conn.organizations.list_accounts().await?)
+            let snapshot = snapshots.get_for(&key, &conn, org.clone()).await?;
+            Some(snapshot.accounts.clone())
         }
         _ => None,
     };

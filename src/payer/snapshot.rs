@@ -31,18 +31,45 @@ pub struct OrgSnapshot {
     pub targets: HashMap<String, Vec<String>>,
     pub creates_in_progress: Vec<CreateStatus>,
     pub invitations: Vec<Handshake>,
+    /// Lookups by account id and by policy target, built on first use and dropped by every
+    /// edit made through the methods below (a lookup per object over lists of every account
+    /// made a pass over N objects cost N² string comparisons). Start with
+    /// `Default::default()`.
+    pub index: SnapshotIndex,
+}
+
+/// See [`OrgSnapshot::index`].
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotIndex(std::sync::OnceLock<Index>);
+
+#[derive(Clone, Debug)]
+pub struct Index {
+    /// Position in `accounts` of each account id.
+    account: HashMap<String, usize>,
+    /// Positions in `policies` of the policies attached to each target id.
+    policies_of: HashMap<String, Vec<usize>>,
 }
 
 impl OrgSnapshot {
     /// Read the organization through `conn`.
     pub async fn load(conn: &Connection) -> Result<Self, Error> {
+        let organization = conn
+            .organizations
+            .describe_organization()
+            .await?
+            .ok_or_else(|| {
+                Error::terminal(
+                    "NoOrganization",
+                    "the payer's account is not in an organization",
+                )
+            })?;
+        Self::load_for(conn, organization).await
+    }
+
+    /// Read the rest of the organization through `conn`, the organization itself being known
+    /// (the Payer has just described it: no second DescribeOrganization).
+    pub async fn load_for(conn: &Connection, organization: Organization) -> Result<Self, Error> {
         let orgs = conn.organizations.as_ref();
-        let organization = orgs.describe_organization().await?.ok_or_else(|| {
-            Error::terminal(
-                "NoOrganization",
-                "the payer's account is not in an organization",
-            )
-        })?;
         let root = orgs
             .list_roots()
             .await?
@@ -82,11 +109,45 @@ impl OrgSnapshot {
             targets,
             creates_in_progress,
             invitations,
+            index: SnapshotIndex::default(),
         })
     }
 
+    fn index(&self) -> &Index {
+        self.index.0.get_or_init(|| {
+            let account = self
+                .accounts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.id.clone(), i))
+                .collect();
+            let mut policies_of: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, p) in self.policies.iter().enumerate() {
+                for t in self.targets.get(&p.id).into_iter().flatten() {
+                    let at = policies_of.entry(t.clone()).or_default();
+                    if !at.contains(&i) {
+                        at.push(i);
+                    }
+                }
+            }
+            Index {
+                account,
+                policies_of,
+            }
+        })
+    }
+
+    /// Forget the lookups (every edit calls it).
+    fn edited(&mut self) {
+        self.index = SnapshotIndex::default();
+    }
+
     pub fn account(&self, id: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.id == id)
+        self.index()
+            .account
+            .get(id)
+            .and_then(|i| self.accounts.get(*i))
+            .filter(|a| a.id == id)
     }
 
     pub fn account_by_email(&self, email: &str) -> Option<&Account> {
@@ -115,13 +176,12 @@ impl OrgSnapshot {
 
     /// Policies attached to `target_id`.
     pub fn policies_of(&self, target_id: &str) -> Vec<&PolicySummary> {
-        self.policies
-            .iter()
-            .filter(|p| {
-                self.targets
-                    .get(&p.id)
-                    .is_some_and(|t| t.iter().any(|x| x == target_id))
-            })
+        self.index()
+            .policies_of
+            .get(target_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.policies.get(*i))
             .collect()
     }
 
@@ -150,6 +210,7 @@ impl OrgSnapshot {
 
     /// An account the operator saw join (created or invited): it starts in the root.
     pub fn add_account(&mut self, account: &Account) {
+        self.edited();
         match self.accounts.iter_mut().find(|a| a.id == account.id) {
             Some(a) => *a = account.clone(),
             None => self.accounts.push(account.clone()),
@@ -162,6 +223,7 @@ impl OrgSnapshot {
     }
 
     pub fn remove_account(&mut self, account_id: &str) {
+        self.edited();
         self.accounts.retain(|a| a.id != account_id);
         self.parent_of.remove(account_id);
         for t in self.targets.values_mut() {
@@ -170,11 +232,13 @@ impl OrgSnapshot {
     }
 
     pub fn set_parent(&mut self, account_id: &str, parent_id: &str) {
+        self.edited();
         self.parent_of
             .insert(account_id.to_string(), parent_id.to_string());
     }
 
     pub fn attach(&mut self, policy_id: &str, target_id: &str) {
+        self.edited();
         let t = self.targets.entry(policy_id.to_string()).or_default();
         if !t.iter().any(|x| x == target_id) {
             t.push(target_id.to_string());
@@ -182,12 +246,14 @@ impl OrgSnapshot {
     }
 
     pub fn detach(&mut self, policy_id: &str, target_id: &str) {
+        self.edited();
         if let Some(t) = self.targets.get_mut(policy_id) {
             t.retain(|x| x != target_id);
         }
     }
 
     pub fn add_ou(&mut self, ou: &OrgUnit) {
+        self.edited();
         match self.ous.iter_mut().find(|o| o.id == ou.id) {
             Some(o) => *o = ou.clone(),
             None => self.ous.push(ou.clone()),
@@ -195,12 +261,14 @@ impl OrgSnapshot {
     }
 
     pub fn rename_ou(&mut self, ou_id: &str, name: &str) {
+        self.edited();
         if let Some(o) = self.ous.iter_mut().find(|o| o.id == ou_id) {
             o.name = name.to_string();
         }
     }
 
     pub fn remove_ou(&mut self, ou_id: &str) {
+        self.edited();
         self.ous.retain(|o| o.id != ou_id);
         for t in self.targets.values_mut() {
             t.retain(|x| x != ou_id);
@@ -208,6 +276,7 @@ impl OrgSnapshot {
     }
 
     pub fn add_policy(&mut self, policy: &PolicySummary) {
+        self.edited();
         match self.policies.iter_mut().find(|p| p.id == policy.id) {
             Some(p) => *p = policy.clone(),
             None => self.policies.push(policy.clone()),
@@ -216,12 +285,14 @@ impl OrgSnapshot {
     }
 
     pub fn remove_policy(&mut self, policy_id: &str) {
+        self.edited();
         self.policies.retain(|p| p.id != policy_id);
         self.targets.remove(policy_id);
     }
 
     /// A CreateAccount request the operator made.
     pub fn add_create(&mut self, create: &CreateStatus) {
+        self.edited();
         if !self
             .creates_in_progress
             .iter()
@@ -232,6 +303,7 @@ impl OrgSnapshot {
     }
 
     pub fn add_invitation(&mut self, handshake: &Handshake) {
+        self.edited();
         match self.invitations.iter_mut().find(|h| h.id == handshake.id) {
             Some(h) => *h = handshake.clone(),
             None => self.invitations.push(handshake.clone()),
@@ -239,6 +311,7 @@ impl OrgSnapshot {
     }
 
     pub fn set_invitation_state(&mut self, handshake_id: &str, state: &str) {
+        self.edited();
         if let Some(h) = self.invitations.iter_mut().find(|h| h.id == handshake_id) {
             h.state = state.to_string();
         }
@@ -358,7 +431,8 @@ impl<T: Clone> SharedReads<T> {
         Ok(value)
     }
 
-    fn fresh(&self, key: &str) -> Option<Arc<T>> {
+    /// Payer `key`'s value if a fresh one is cached (no read).
+    pub fn fresh(&self, key: &str) -> Option<Arc<T>> {
         self.lock()
             .get(key)
             .and_then(|s| s.value.as_ref())
@@ -388,6 +462,21 @@ impl<T: Clone> SharedReads<T> {
             .map(|(_, v)| v.clone())
     }
 
+    /// Forget every value read more than `age` ago (all payers). File mode reuses a value for
+    /// a whole pass over its objects and calls this between passes, so that a pass reads each
+    /// list once and a later pass (objects still in progress) sees what changed meanwhile.
+    pub fn expire_older_than(&self, age: Duration) {
+        for slot in self.lock().values_mut() {
+            if slot
+                .value
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() >= age)
+            {
+                slot.value = None;
+            }
+        }
+    }
+
     /// Forget payer `key`'s value (to force a fresh read).
     pub fn invalidate(&self, key: &str) {
         if let Some(slot) = self.lock().get_mut(key) {
@@ -401,11 +490,29 @@ impl SharedReads<OrgSnapshot> {
     pub async fn get(&self, key: &str, conn: &Connection) -> Result<Arc<OrgSnapshot>, Error> {
         self.get_or_load(key, || OrgSnapshot::load(conn)).await
     }
+
+    /// As [`SharedReads::get`], when the caller has described the organization already.
+    pub async fn get_for(
+        &self,
+        key: &str,
+        conn: &Connection,
+        organization: Organization,
+    ) -> Result<Arc<OrgSnapshot>, Error> {
+        self.get_or_load(key, || OrgSnapshot::load_for(conn, organization))
+            .await
+    }
 }
+
+/// How long a shared read is reused by default (the controller's reconcilers; file mode
+/// reuses one for a whole pass, see [`SharedReads::expire_older_than`]).
+pub const MAX_AGE: Duration = Duration::from_secs(15);
+
+/// Reused until expired explicitly (file mode, between passes).
+pub const FOR_THE_PASS: Duration = Duration::MAX;
 
 impl<T: Clone> Default for SharedReads<T> {
     fn default() -> Self {
-        Self::new(Duration::from_secs(15))
+        Self::new(MAX_AGE)
     }
 }
 
@@ -479,5 +586,90 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(*next, vec![3]);
+    }
+
+    #[tokio::test]
+    async fn a_value_for_the_pass_is_reused_until_expired_between_passes() {
+        let reads: SharedReads<Vec<u32>> = SharedReads::new(FOR_THE_PASS);
+        reads
+            .get_or_load("p", || async { Ok(vec![1]) })
+            .await
+            .unwrap();
+        reads.expire_older_than(Duration::from_secs(3600));
+        let kept = reads
+            .get_or_load("p", || async { panic!("read within the hour: reused") })
+            .await
+            .unwrap();
+        assert_eq!(*kept, vec![1]);
+        reads.expire_older_than(Duration::ZERO);
+        let next = reads
+            .get_or_load("p", || async { Ok(vec![2]) })
+            .await
+            .unwrap();
+        assert_eq!((next.as_slice(), reads.loads()), (&[2][..], 2));
+    }
+
+    fn org() -> OrgSnapshot {
+        let account = |id: &str| Account {
+            id: id.into(),
+            email: format!("{id}@example.com"),
+            name: id.into(),
+            state: crate::aws::organizations::AccountState::Active,
+            joined_method: "CREATED".into(),
+        };
+        let policy = |id: &str| PolicySummary {
+            id: id.into(),
+            arn: format!("arn:aws:organizations::1:policy/{id}"),
+            name: id.into(),
+            description: String::new(),
+            aws_managed: false,
+        };
+        OrgSnapshot {
+            organization: Organization {
+                id: "o-1".into(),
+                arn: "arn".into(),
+                feature_set: "ALL".into(),
+                management_account_id: "111111111111".into(),
+            },
+            root: Root {
+                id: "r-1".into(),
+                arn: "arn".into(),
+                scp_enabled: true,
+            },
+            accounts: vec![account("111111111111"), account("222222222222")],
+            ous: Vec::new(),
+            parent_of: HashMap::new(),
+            policies: vec![policy("p-a"), policy("p-b")],
+            targets: HashMap::from([("p-a".to_string(), vec!["222222222222".to_string()])]),
+            creates_in_progress: Vec::new(),
+            invitations: Vec::new(),
+            index: SnapshotIndex::default(),
+        }
+    }
+
+    #[test]
+    fn the_lookups_follow_every_edit() {
+        let mut s = org();
+        let names = |s: &OrgSnapshot, t: &str| -> Vec<String> {
+            s.policies_of(t).iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(
+            s.account("222222222222").map(|a| a.id.as_str()),
+            Some("222222222222")
+        );
+        assert_eq!(names(&s, "222222222222"), ["p-a"]);
+        s.remove_account("111111111111");
+        assert!(s.account("111111111111").is_none());
+        assert!(s.account("222222222222").is_some(), "positions moved");
+        s.attach("p-b", "222222222222");
+        assert_eq!(names(&s, "222222222222"), ["p-a", "p-b"]);
+        s.remove_policy("p-a");
+        assert_eq!(names(&s, "222222222222"), ["p-b"]);
+        s.detach("p-b", "222222222222");
+        assert!(names(&s, "222222222222").is_empty());
+        let mut joined = s.accounts[0].clone();
+        joined.id = "333333333333".into();
+        s.add_account(&joined);
+        assert_eq!(s.account("333333333333"), Some(&joined));
     }
 }

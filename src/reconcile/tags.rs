@@ -16,6 +16,23 @@ use super::{ChangeAction, change};
 /// spread of up to an hour), since reading them costs one call per object.
 pub const TAG_AUDIT_SECS: i64 = 6 * 3600;
 
+/// Whether the periodic tag audit runs (shared state of a front door: `ctx.shared`). The
+/// controller always audits when due ([`tag_check_due`]). `plan`/`apply
+/// --refresh-tags=false` skips the audit: an object's tags are then read only when the object
+/// is about to be written (its ownership mark is checked before the write), so drift in tags
+/// is neither reported nor corrected by that run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TagRefresh {
+    pub skip_audit: bool,
+}
+
+impl TagRefresh {
+    /// Whether tags due for a comparison (`due`) are read now.
+    pub fn audit(&self, due: bool) -> bool {
+        due && !self.skip_audit
+    }
+}
+
 /// Tags to set and tag keys to remove so that AWS holds exactly `desired` (AWS's own `aws:`
 /// tags are never touched). Pure.
 pub fn tag_changes(desired: &Tags, current: &Tags) -> (Tags, Vec<String>) {
