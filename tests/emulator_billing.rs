@@ -17,59 +17,15 @@ const ACCESS_KEY: &str = "AKIAPBOBILL000000001";
 const SECRET_KEY: &str = "pbo-billing-test-secret";
 const BC: &str = "/_emulator/services/billingconductor/";
 
-const PAYER: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: aws, namespace: billing}
-stringData: {accessKeyId: AKIAPBOBILL000000001, secretAccessKey: pbo-billing-test-secret}
----
-apiVersion: partnerbilling.io/v1alpha1
-kind: Payer
-metadata: {name: acme, namespace: billing}
-spec:
-  accountId: "123456789012"
-  credentials: {secretRef: {name: aws}}
-"#;
-
 async fn apply(emu: &common::Emulator, dir: &Dir) -> Report {
-    let manifests =
-        filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap_or_else(|p| panic!("{p:?}"));
+    let manifests = common::load(std::slice::from_ref(&dir.0), "billing");
     filemode::apply(manifests, connector(emu), Duration::from_secs(20)).await
-}
-
-async fn accounts(emu: &common::Emulator, n: usize) -> Vec<String> {
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, n).await;
-    let orgs = aws_sdk_organizations::Client::new(&cfg);
-    let mut pages = orgs.list_accounts().into_paginator().send();
-    let mut ids = Vec::new();
-    while let Some(page) = pages.next().await {
-        ids.extend(
-            page.unwrap()
-                .accounts
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|a| a.id)
-                .filter(|id| id != "123456789012"),
-        );
-    }
-    ids.sort();
-    ids
 }
 
 /// The emulator, held for this test alone (its state reset), with an organization of the
 /// payer and `members` member accounts, and their ids (sorted).
-async fn organization(
-    members: usize,
-) -> (
-    &'static common::Emulator,
-    tokio::sync::MutexGuard<'static, ()>,
-    Vec<String>,
-) {
-    let emu = common::emulator();
-    let guard = emu.lock().await;
-    let ids = accounts(emu, members).await;
-    (emu, guard, ids)
+async fn organization(members: usize) -> common::HeldOrganization {
+    common::organization_with_members(ACCESS_KEY, SECRET_KEY, members).await
 }
 
 fn current_period() -> String {
@@ -94,7 +50,10 @@ const GLOBAL_10: &str =
 /// A scratch folder holding the payer and its credentials.
 fn payer_dir() -> Dir {
     let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
+    dir.write(
+        "payer.yaml",
+        &common::payer_yaml("billing", ACCESS_KEY, SECRET_KEY),
+    );
     dir
 }
 

@@ -22,44 +22,21 @@ const BC: &str = "/_emulator/services/billingconductor/";
 
 fn payer(insights: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: aws, namespace: billing}}\nstringData: {{accessKeyId: {ACCESS_KEY}, secretAccessKey: {SECRET_KEY}}}\n---\napiVersion: partnerbilling.io/v1alpha1\nkind: Payer\nmetadata: {{name: acme, namespace: billing}}\nspec:\n  accountId: \"123456789012\"\n  credentials: {{secretRef: {{name: aws}}}}\n{insights}"
+        "{}{insights}",
+        common::payer_yaml("billing", ACCESS_KEY, SECRET_KEY)
     )
 }
 
 async fn apply(emu: &common::Emulator, dir: &Dir, insights: Arc<InsightsStore>) -> Report {
-    let manifests =
-        filemode::load(std::slice::from_ref(&dir.0), "billing").unwrap_or_else(|p| panic!("{p:?}"));
+    let manifests = common::load(std::slice::from_ref(&dir.0), "billing");
     filemode::apply_with_insights(manifests, connector(emu), Duration::from_secs(20), insights)
         .await
 }
 
 /// The emulator, held for this test alone, with the payer's organization of `members`
 /// member accounts (their ids, sorted).
-async fn organization(
-    members: usize,
-) -> (
-    &'static common::Emulator,
-    tokio::sync::MutexGuard<'static, ()>,
-    Vec<String>,
-) {
-    let emu = common::emulator();
-    let guard = emu.lock().await;
-    let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
-    emu.create_organization(&cfg, members).await;
-    let orgs = aws_sdk_organizations::Client::new(&cfg);
-    let mut ids: Vec<String> = orgs
-        .list_accounts()
-        .send()
-        .await
-        .unwrap()
-        .accounts
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|a| a.id)
-        .filter(|id| id != "123456789012")
-        .collect();
-    ids.sort();
-    (emu, guard, ids)
+async fn organization(members: usize) -> common::HeldOrganization {
+    common::organization_with_members(ACCESS_KEY, SECRET_KEY, members).await
 }
 
 fn periods() -> (String, String) {
@@ -67,6 +44,25 @@ fn periods() -> (String, String) {
     let current = partner_billing_operator::time::billing_period(&now);
     let previous = partner_billing_operator::time::previous_period(&current);
     (current, previous)
+}
+
+/// A folder with the payer (insights on, every 6 hours), the plan `plan` and the group
+/// `customer` (primary account `primary`) priced by it.
+fn customer_with_insights(primary: &str) -> Dir {
+    let dir = Dir::new();
+    dir.write(
+        "payer.yaml",
+        &payer("  insights: {enabled: true, refreshInterval: 6h}\n"),
+    );
+    dir.write("plan.yaml", PLAN);
+    dir.write(
+        "group.yaml",
+        &group_yaml(
+            "customer",
+            &format!("  primaryAccount: \"{primary}\"\n  pricingPlanRef: {{name: plan}}\n"),
+        ),
+    );
+    dir
 }
 
 fn group_yaml(name: &str, spec: &str) -> String {
@@ -348,19 +344,7 @@ async fn cost_by_service_matches_the_seeded_usage_to_the_cent() {
             {"accountId": customer, "service": "AmazonS3", "onDemandCost": 10.00, "awsCost": 9.99}
         ]})),
     );
-    let dir = Dir::new();
-    dir.write(
-        "payer.yaml",
-        &payer("  insights: {enabled: true, refreshInterval: 6h}\n"),
-    );
-    dir.write("plan.yaml", PLAN);
-    dir.write(
-        "group.yaml",
-        &group_yaml(
-            "customer",
-            &format!("  primaryAccount: \"{customer}\"\n  pricingPlanRef: {{name: plan}}\n"),
-        ),
-    );
+    let dir = customer_with_insights(customer);
     let metrics = Metrics::shared();
     let r = apply(emu, &dir, metrics.insights.clone()).await;
     assert!(find(&r, "BillingGroup", "customer").ready);
@@ -446,22 +430,7 @@ async fn a_failed_cost_by_service_read_keeps_the_group_ready_and_is_not_retried_
             {"accountId": ids[0], "service": "AmazonEC2", "onDemandCost": 10, "awsCost": 10}
         ]})),
     );
-    let dir = Dir::new();
-    dir.write(
-        "payer.yaml",
-        &payer("  insights: {enabled: true, refreshInterval: 6h}\n"),
-    );
-    dir.write("plan.yaml", PLAN);
-    dir.write(
-        "group.yaml",
-        &group_yaml(
-            "customer",
-            &format!(
-                "  primaryAccount: \"{}\"\n  pricingPlanRef: {{name: plan}}\n",
-                ids[0]
-            ),
-        ),
-    );
+    let dir = customer_with_insights(&ids[0]);
     emu.control(
         "POST",
         "/_emulator/faults",

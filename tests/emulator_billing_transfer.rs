@@ -7,25 +7,19 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::jiff::civil::Date;
 use k8s_openapi::jiff::tz::TimeZone;
 use k8s_openapi::jiff::{Timestamp, ToSpan};
 use partner_billing_operator::api::conditions::{self, READY};
 use partner_billing_operator::api::{
-    BillingTransfer, BillingTransferStatus, ConditionStatus, Payer, PricingPlan,
+    BillingTransfer, BillingTransferStatus, ConditionStatus, PricingPlan,
 };
-use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::billing::pricing_plan;
-use partner_billing_operator::billing::snapshot::BillingSnapshot;
-use partner_billing_operator::metrics::Metrics;
 use partner_billing_operator::organizations::billing_transfer;
-use partner_billing_operator::payer::snapshot::{SharedReads, SnapshotCache};
 use partner_billing_operator::reconcile::catalog::Catalog;
 use partner_billing_operator::reconcile::run::Run;
 use partner_billing_operator::reconcile::{KindOutcome, Mode, ReconcileContext};
-use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "123456789012";
@@ -77,37 +71,13 @@ impl World {
         let config = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
         emu.create_organization(&config, 1).await;
         let catalog = Arc::new(Catalog::new());
-        let payer: Payer = serde_json::from_value(json!({
-            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer", "metadata": meta("acme"),
-            "spec": {"accountId": ACCOUNT, "credentials": {"secretRef": {"name": "aws"}}}
-        }))
-        .unwrap();
-        catalog.put(payer);
+        catalog.put(common::payer_object(meta("acme"), json!({})));
         let ctx = Self::operator(emu, catalog.clone());
         Self { emu, catalog, ctx }
     }
 
     fn operator(emu: &common::Emulator, catalog: Arc<Catalog>) -> ReconcileContext {
-        let mut data = SecretData::new();
-        data.insert("accessKeyId".into(), SecretString::new(ACCESS_KEY));
-        data.insert("secretAccessKey".into(), SecretString::new(SECRET_KEY));
-        let mut secrets = StaticSecrets::default();
-        secrets.insert(NS, "aws", data);
-        let connector = Arc::new(SdkConnector::new(
-            AwsOptions {
-                endpoint_url: Some(emu.url.clone()),
-                max_attempts: 3,
-                initial_backoff: Duration::from_millis(5),
-                operator_credentials: None,
-            },
-            Metrics::shared(),
-        ));
-        ReconcileContext::new(connector, Arc::new(secrets))
-            .with_catalog(catalog)
-            .with_shared(Arc::new(SnapshotCache::new(Duration::from_millis(0))))
-            .with_shared(Arc::new(SharedReads::<BillingSnapshot>::new(
-                Duration::from_millis(0),
-            )))
+        common::operator_context(emu, catalog, NS, ACCESS_KEY, SECRET_KEY)
     }
 
     fn put(&self, t: &BillingTransfer) {

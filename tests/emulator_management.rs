@@ -18,43 +18,16 @@ const ACCESS_KEY: &str = "AKIAPBOOBSERVE000001";
 const SECRET_KEY: &str = "pbo-observe-test-secret";
 const NS: &str = "billing";
 
-const PAYER: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: aws, namespace: billing}
-stringData: {accessKeyId: AKIAPBOOBSERVE000001, secretAccessKey: pbo-observe-test-secret}
----
-apiVersion: partnerbilling.io/v1alpha1
-kind: Payer
-metadata: {name: acme, namespace: billing}
-spec:
-  accountId: "123456789012"
-  credentials: {secretRef: {name: aws}}
-"#;
-
-/// Operations that only read: every other request the emulator counts is a write.
-fn is_read(service: &str, operation: &str) -> bool {
-    service == "sts"
-        || ["List", "Describe", "Get", "Head"]
-            .iter()
-            .any(|p| operation.starts_with(p))
+/// The Secret and Payer manifests of these tests.
+fn payer() -> String {
+    common::payer_yaml(NS, ACCESS_KEY, SECRET_KEY)
 }
 
 /// The write requests the emulator received since its counts were cleared.
 fn writes(emu: &common::Emulator) -> Vec<(String, String, u64)> {
-    let v = emu.control("GET", "/_emulator/requests", None);
-    v["counts"]
-        .as_array()
+    common::listed_writes(emu)
         .into_iter()
-        .flatten()
-        .map(|c| {
-            (
-                c["service"].as_str().unwrap_or_default().to_string(),
-                c["operation"].as_str().unwrap_or_default().to_string(),
-                c["count"].as_u64().unwrap_or(0),
-            )
-        })
-        .filter(|(s, o, n)| *n > 0 && !is_read(s, o))
+        .filter(|(_, _, n)| *n > 0)
         .collect()
 }
 
@@ -63,7 +36,7 @@ fn clear_counts(emu: &common::Emulator) {
 }
 
 fn manifests(dir: &Dir) -> filemode::Manifests {
-    filemode::load(std::slice::from_ref(&dir.0), NS).unwrap_or_else(|p| panic!("{p:?}"))
+    common::load(std::slice::from_ref(&dir.0), NS)
 }
 
 async fn apply(emu: &common::Emulator, dir: &Dir) -> Report {
@@ -82,16 +55,7 @@ async fn delete(emu: &common::Emulator, dir: &Dir) -> Report {
 async fn members(emu: &common::Emulator, members: usize) -> Vec<String> {
     let cfg = emu.sdk_config(ACCESS_KEY, SECRET_KEY, None).await;
     emu.create_organization(&cfg, members).await;
-    let orgs = aws_sdk_organizations::Client::new(&cfg);
-    let listed = orgs.list_accounts().send().await.unwrap();
-    let mut ids: Vec<String> = listed
-        .accounts()
-        .iter()
-        .filter_map(|a| a.id().map(str::to_string))
-        .filter(|id| id != "123456789012")
-        .collect();
-    ids.sort();
-    ids
+    common::member_ids(&cfg).await
 }
 
 /// Whether account `id` is still ACTIVE in the organization.
@@ -138,6 +102,19 @@ fn named_account_yaml(name: &str, id: &str, team: &str, policy: &str, annotation
     )
 }
 
+/// A folder with the payer, the plan `plan`, the group `kept` (primary account `primary`)
+/// and, when given, the adopted account `member`.
+fn managed(primary: &str, member: Option<&str>) -> Dir {
+    let dir = Dir::new();
+    dir.write("payer.yaml", &payer());
+    dir.write("plan.yaml", &plan_yaml(""));
+    dir.write("group.yaml", &group_yaml("kept", primary, "first", ""));
+    if let Some(id) = member {
+        dir.write("account.yaml", &account_yaml(id, "a", "", ""));
+    }
+    dir
+}
+
 const OBSERVE: &str = "  managementPolicy: Observe\n";
 const PAUSED: &str = ", annotations: {partnerbilling.io/paused: \"true\"}";
 
@@ -154,12 +131,8 @@ async fn observe_objects_report_drift_and_never_write_even_when_deleted() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = members(emu, 3).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
     // Managed first: the plan, a group and an adopted account exist in AWS as specified.
-    dir.write("plan.yaml", &plan_yaml(""));
-    dir.write("group.yaml", &group_yaml("kept", &ids[0], "first", ""));
-    dir.write("account.yaml", &account_yaml(&ids[1], "a", "", ""));
+    let dir = managed(&ids[0], Some(&ids[1]));
     let r = apply(emu, &dir).await;
     for (kind, name) in [
         ("PricingPlan", "plan"),
@@ -294,16 +267,12 @@ async fn paused_objects_make_no_aws_call_and_resume_when_unpaused() {
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = members(emu, 2).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
-    dir.write("plan.yaml", &plan_yaml(""));
-    dir.write("group.yaml", &group_yaml("kept", &ids[0], "first", ""));
-    dir.write("account.yaml", &account_yaml(&ids[1], "a", "", ""));
+    let dir = managed(&ids[0], Some(&ids[1]));
     let r = apply(emu, &dir).await;
     assert!(find(&r, "LinkedAccount", "member").ready);
 
     // Every object paused (the Payer too), with specs that differ from AWS.
-    let paused_payer = PAYER.replace(
+    let paused_payer = payer().replace(
         "metadata: {name: acme, namespace: billing}",
         "metadata: {name: acme, namespace: billing, annotations: {partnerbilling.io/paused: \"true\"}}",
     );
@@ -354,7 +323,7 @@ async fn paused_objects_make_no_aws_call_and_resume_when_unpaused() {
     assert_eq!(group_names(emu).await, vec!["kept".to_string()]);
 
     // Unpaused: the operator acts again (the group's description and the account's tags).
-    dir.write("payer.yaml", PAYER);
+    dir.write("payer.yaml", &payer());
     dir.write("plan.yaml", &plan_yaml(""));
     dir.write("group.yaml", &group_yaml("kept", &ids[0], "second", ""));
     dir.write("account.yaml", &account_yaml(&ids[1], "b", "", ""));
@@ -423,10 +392,7 @@ async fn every_kind_under_observe_creates_nothing_and_reports_what_it_would_crea
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let ids = members(emu, 1).await;
-    let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
-    dir.write("plan.yaml", &plan_yaml(""));
-    dir.write("group.yaml", &group_yaml("kept", &ids[0], "first", ""));
+    let dir = managed(&ids[0], None);
     let r = apply(emu, &dir).await;
     assert!(find(&r, "BillingGroup", "kept").ready);
     dir.write("observed.yaml", EVERY_KIND_OBSERVED);
@@ -482,7 +448,7 @@ async fn an_observe_account_is_never_mailed_about_nor_marked() {
         Some(serde_json::json!({"createDelaySeconds": 0.3})),
     );
     let dir = Dir::new();
-    dir.write("payer.yaml", PAYER);
+    dir.write("payer.yaml", &payer());
     let account = |extra: &str| {
         format!(
             "apiVersion: partnerbilling.io/v1alpha1\nkind: LinkedAccount\nmetadata: {{name: mailed, namespace: billing, uid: uid-mailed}}\nspec:\n  payerRef: {{name: acme}}\n  create: {{email: mailed@example.com, accountName: mailed}}\n{extra}"
@@ -498,7 +464,7 @@ async fn an_observe_account_is_never_mailed_about_nor_marked() {
         "  notifications:\n    smtp: {{host: 127.0.0.1, port: {}, tls: \"None\", from: billing@partner.example}}\n",
         emu.smtp_port
     );
-    dir.write("payer.yaml", &format!("{}\n{smtp}", PAYER.trim_end()));
+    dir.write("payer.yaml", &format!("{}\n{smtp}", payer().trim_end()));
     dir.write(
         "account.yaml",
         &account(&format!(

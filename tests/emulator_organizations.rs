@@ -11,10 +11,8 @@ use partner_billing_operator::api::conditions::{self, READY};
 use partner_billing_operator::api::{
     ConditionStatus, LinkedAccount, OrganizationalUnit, Payer, ServiceControlPolicy,
 };
-use partner_billing_operator::aws::{AwsOptions, SdkConnector};
 use partner_billing_operator::billing::snapshot::BillingSnapshot;
 use partner_billing_operator::error::Error;
-use partner_billing_operator::metrics::Metrics;
 use partner_billing_operator::organizations::creations::Creations;
 use partner_billing_operator::organizations::{
     linked_account, organizational_unit, service_control_policy,
@@ -23,7 +21,6 @@ use partner_billing_operator::payer::snapshot::{SharedReads, SnapshotCache};
 use partner_billing_operator::reconcile::catalog::Catalog;
 use partner_billing_operator::reconcile::run::Run;
 use partner_billing_operator::reconcile::{KindOutcome, Mode, ReconcileContext, Verdict};
-use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "123456789012";
@@ -44,13 +41,7 @@ fn meta(name: &str, seq: u32) -> Value {
 }
 
 fn payer_object() -> Payer {
-    serde_json::from_value(json!({
-        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer",
-        "metadata": meta("acme", 0),
-        "spec": {"accountId": ACCOUNT, "credentials": {"secretRef": {"name": "aws"}},
-                 "maxClosuresPer30Days": 2}
-    }))
-    .unwrap()
+    common::payer_object(meta("acme", 0), json!({"maxClosuresPer30Days": 2}))
 }
 
 fn account(name: &str, seq: u32, spec: Value) -> LinkedAccount {
@@ -108,26 +99,7 @@ impl World {
 
     /// A new operator process: new connections, snapshot cache and locks; same objects.
     fn operator(emu: &common::Emulator, catalog: Arc<Catalog>) -> ReconcileContext {
-        let mut data = SecretData::new();
-        data.insert("accessKeyId".into(), SecretString::new(ACCESS_KEY));
-        data.insert("secretAccessKey".into(), SecretString::new(SECRET_KEY));
-        let mut secrets = StaticSecrets::default();
-        secrets.insert(NS, "aws", data);
-        let connector = Arc::new(SdkConnector::new(
-            AwsOptions {
-                endpoint_url: Some(emu.url.clone()),
-                max_attempts: 3,
-                initial_backoff: Duration::from_millis(5),
-                operator_credentials: None,
-            },
-            Metrics::shared(),
-        ));
-        ReconcileContext::new(connector, Arc::new(secrets))
-            .with_catalog(catalog)
-            .with_shared(Arc::new(SnapshotCache::new(Duration::from_millis(0))))
-            .with_shared(Arc::new(SharedReads::<BillingSnapshot>::new(
-                Duration::from_millis(0),
-            )))
+        common::operator_context(emu, catalog, NS, ACCESS_KEY, SECRET_KEY)
     }
 
     fn restart(&mut self) {

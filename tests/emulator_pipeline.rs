@@ -33,7 +33,8 @@ const WRITES: &[(&str, &str)] = &[
 
 fn payer(insights: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: aws, namespace: billing}}\nstringData: {{accessKeyId: {ACCESS_KEY}, secretAccessKey: {SECRET_KEY}}}\n---\napiVersion: partnerbilling.io/v1alpha1\nkind: Payer\nmetadata: {{name: acme, namespace: billing}}\nspec:\n  accountId: \"{PAYER_ID}\"\n  credentials: {{secretRef: {{name: aws}}}}\n{insights}"
+        "{}{insights}",
+        common::payer_yaml("billing", ACCESS_KEY, SECRET_KEY)
     )
 }
 
@@ -622,19 +623,7 @@ fn seeded_costs(months: &[String], members: &[String]) -> Value {
 #[tokio::test]
 async fn insights_match_the_seeded_numbers_exactly_and_reach_accounts_and_metrics() {
     let (emu, _guard, cfg) = organization(2).await;
-    let orgs = aws_sdk_organizations::Client::new(&cfg);
-    let mut members: Vec<String> = orgs
-        .list_accounts()
-        .send()
-        .await
-        .unwrap()
-        .accounts
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|a| a.id)
-        .filter(|id| id != PAYER_ID)
-        .collect();
-    members.sort();
+    let members = common::member_ids(&cfg).await;
     let now = partner_billing_operator::time::now_rfc3339();
     let months = months_back(now.parse().unwrap(), 3);
     emu.control(

@@ -20,38 +20,6 @@ use serde_json::json;
 const KEY: &str = "AKIAPBOIMPORT0000001";
 const SECRET: &str = "pbo-import-test-secret";
 
-const PAYER: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: aws, namespace: imported}
-stringData: {accessKeyId: AKIAPBOIMPORT0000001, secretAccessKey: pbo-import-test-secret}
----
-apiVersion: partnerbilling.io/v1alpha1
-kind: Payer
-metadata: {name: acme, namespace: imported}
-spec:
-  accountId: "123456789012"
-  credentials: {secretRef: {name: aws}}
-"#;
-
-/// Calls since the counters were zeroed that change AWS (not List/Describe/Get/Head, not STS).
-fn writes(emu: &common::Emulator) -> Vec<String> {
-    let v = emu.control("GET", "/_emulator/requests", None);
-    v["counts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["service"] != "sts")
-        .filter_map(|c| {
-            let op = c["operation"].as_str().unwrap_or_default();
-            let read = ["List", "Describe", "Get", "Head"]
-                .iter()
-                .any(|p| op.starts_with(p));
-            (!read).then(|| format!("{}:{op}", c["service"].as_str().unwrap_or_default()))
-        })
-        .collect()
-}
-
 /// OUs Customers, Customers/EU and Internal; SCPs "Deny Leave" (on Customers) and eu-only
 /// (on one account); accounts in each OU; tags on an account and an OU.
 async fn seed_organization(o: &orgs::Client) -> Vec<String> {
@@ -307,7 +275,7 @@ async fn seed_billing(b: &bc::Client, ids: &[String]) {
 }
 
 fn load(paths: &[PathBuf]) -> filemode::Manifests {
-    filemode::load(paths, "imported").unwrap_or_else(|p| panic!("{p:?}"))
+    common::load(paths, "imported")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +288,7 @@ async fn an_imported_organization_applies_without_writes_and_plans_no_changes() 
     seed_billing(&bc::Client::new(&cfg), &ids).await;
 
     let payer = Dir::new();
-    payer.write("payer.yaml", PAYER);
+    payer.write("payer.yaml", &common::payer_yaml("imported", KEY, SECRET));
     let out = Dir::new();
     emu.control("DELETE", "/_emulator/requests", None);
     let done = import::import(
@@ -331,7 +299,11 @@ async fn an_imported_organization_applies_without_writes_and_plans_no_changes() 
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(writes(emu), Vec::<String>::new(), "import only reads");
+    assert_eq!(
+        common::written_operations(emu),
+        Vec::<String>::new(),
+        "import only reads"
+    );
     println!(
         "import of 3 OUs, 2 SCPs, 25 accounts, 2 plans, 3 groups, 2 items: {} AWS calls, 0 writes",
         emu.total_requests()
@@ -429,7 +401,7 @@ async fn an_imported_organization_applies_without_writes_and_plans_no_changes() 
     emu.control("DELETE", "/_emulator/requests", None);
     let applied = filemode::apply(load(&paths), connector(emu), Duration::from_secs(30)).await;
     assert_eq!(
-        writes(emu),
+        common::written_operations(emu),
         Vec::<String>::new(),
         "apply of an import writes nothing"
     );
@@ -462,5 +434,9 @@ async fn an_imported_organization_applies_without_writes_and_plans_no_changes() 
         }
     }
     assert!(unexpected.is_empty(), "{unexpected:#?}");
-    assert_eq!(writes(emu), Vec::<String>::new(), "plan writes nothing");
+    assert_eq!(
+        common::written_operations(emu),
+        Vec::<String>::new(),
+        "plan writes nothing"
+    );
 }

@@ -15,20 +15,6 @@ const ORG: &str = "/_emulator/services/organizations/";
 const KEY: &str = "AKIAPBOPRUNE00000001";
 const SECRET: &str = "pbo-prune-test-secret";
 
-const PAYER: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: aws, namespace: prune}
-stringData: {accessKeyId: AKIAPBOPRUNE00000001, secretAccessKey: pbo-prune-test-secret}
----
-apiVersion: partnerbilling.io/v1alpha1
-kind: Payer
-metadata: {name: acme, namespace: prune}
-spec:
-  accountId: "123456789012"
-  credentials: {secretRef: {name: aws}}
-"#;
-
 const KEPT: &str = r#"
 apiVersion: partnerbilling.io/v1alpha1
 kind: LinkedAccount
@@ -73,26 +59,8 @@ spec:
   deletionPolicy: Delete
 "#;
 
-/// Calls since the counters were zeroed that change AWS (not List/Describe/Get/Head, not STS).
-fn writes(emu: &common::Emulator) -> Vec<String> {
-    let v = emu.control("GET", "/_emulator/requests", None);
-    v["counts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["service"] != "sts")
-        .filter_map(|c| {
-            let op = c["operation"].as_str().unwrap_or_default();
-            let read = ["List", "Describe", "Get", "Head"]
-                .iter()
-                .any(|p| op.starts_with(p));
-            (!read).then(|| format!("{}:{op}", c["service"].as_str().unwrap_or_default()))
-        })
-        .collect()
-}
-
 fn load(paths: &[PathBuf]) -> filemode::Manifests {
-    filemode::load(paths, "prune").unwrap_or_else(|p| panic!("{p:?}"))
+    common::load(paths, "prune")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +75,7 @@ async fn removed_objects_are_listed_with_their_deletion_and_nothing_is_written()
         Some(json!({"createDelaySeconds": 0.3})),
     );
     let before = Dir::new();
-    before.write("payer.yaml", PAYER);
+    before.write("payer.yaml", &common::payer_yaml("prune", KEY, SECRET));
     before.write("kept.yaml", KEPT);
     before.write("leaving.yaml", LEAVING);
     let applied = filemode::apply(
@@ -121,7 +89,7 @@ async fn removed_objects_are_listed_with_their_deletion_and_nothing_is_written()
 
     // The pull request removes leaving.yaml.
     let after = Dir::new();
-    after.write("payer.yaml", PAYER);
+    after.write("payer.yaml", &common::payer_yaml("prune", KEY, SECRET));
     after.write("kept.yaml", KEPT);
     emu.control("DELETE", "/_emulator/requests", None);
 
@@ -209,7 +177,11 @@ async fn removed_objects_are_listed_with_their_deletion_and_nothing_is_written()
     assert_eq!(account.policy_source, "assumed-worst-case");
     assert!(account.effect.contains("default is Retain"), "{account:?}");
     assert_eq!(prune::exit_code(&report, &preview), prune::EXIT_REVIEW);
-    assert_eq!(writes(emu), Vec::<String>::new(), "--prune writes nothing");
+    assert_eq!(
+        common::written_operations(emu),
+        Vec::<String>::new(),
+        "--prune writes nothing"
+    );
     assert!(emu.total_requests() > 0, "the preview read AWS");
     println!(
         "two plan --prune runs over 2 accounts, 1 plan, 2 groups: {} AWS calls, 0 writes",
@@ -230,7 +202,11 @@ async fn removed_objects_are_listed_with_their_deletion_and_nothing_is_written()
         .find(|r| r.kind == "PricingPlan" && r.name == "standard")
         .unwrap_or_else(|| panic!("no replacement in {:#?}", preview.replacements));
     assert!(r.detail.contains("standard-v2"), "{r:?}");
-    assert_eq!(writes(emu), Vec::<String>::new(), "--prune writes nothing");
+    assert_eq!(
+        common::written_operations(emu),
+        Vec::<String>::new(),
+        "--prune writes nothing"
+    );
 }
 
 /// Objects that depend on objects new in the same change show what they will do once those
@@ -304,5 +280,9 @@ async fn dependents_of_new_objects_plan_their_changes() {
         .map(|o| format!("{} {}", o.kind, o.name))
         .collect();
     assert!(quiet.is_empty(), "objects without changes: {quiet:?}");
-    assert_eq!(writes(emu), Vec::<String>::new(), "plan writes nothing");
+    assert_eq!(
+        common::written_operations(emu),
+        Vec::<String>::new(),
+        "plan writes nothing"
+    );
 }

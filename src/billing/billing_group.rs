@@ -1043,25 +1043,25 @@ fn pending_retry(linked: &[LinkedAccount]) -> std::time::Duration {
 pub async fn cleanup(
     obj: &BillingGroup,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<BillingGroupStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let status = previous.clone();
-    let result = delete(obj, ctx, &mut run).await;
-    if result.is_ok() {
-        let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
-        let store = ctx.shared::<crate::payer::insights::InsightsStore>();
-        store.set_group(&key, None);
-        store.set_group_services(&key, None);
-    }
-    run.finish_cleanup(
-        &previous,
-        status,
-        result,
-        &[],
+    let released = async |run: &mut Run, _: &mut BillingGroupStatus| {
+        let result = delete(obj, ctx, run).await;
+        if result.is_ok() {
+            let key = object_key(&obj.namespace().unwrap_or_default(), &obj.name_any());
+            let store = ctx.shared::<crate::payer::insights::InsightsStore>();
+            store.set_group(&key, None);
+            store.set_group_services(&key, None);
+        }
+        result
+    };
+    run.cleanup(
+        obj.status.as_ref(),
         obj.metadata.generation,
         |_| false,
+        released,
     )
+    .await
 }
 
 async fn delete(

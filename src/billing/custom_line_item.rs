@@ -305,12 +305,14 @@ fn charge_text(item: &NewItem) -> (&'static str, String) {
 pub async fn reconcile(
     obj: &CustomLineItem,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<CustomLineItemStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let result = apply(obj, ctx, &mut run, &mut status).await;
-    run.finish(&previous, status, result, &[], obj.metadata.generation)
+    run.reconcile(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        async |run, status| apply(obj, ctx, run, status).await,
+    )
+    .await
 }
 
 /// What the catalog and AWS hold for an item, read before anything is decided.
@@ -616,19 +618,15 @@ async fn update_item(
 pub async fn cleanup(
     obj: &CustomLineItem,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<CustomLineItemStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let status = previous.clone();
-    let result = delete(obj, ctx, &mut run).await;
-    run.finish_cleanup(
-        &previous,
-        status,
-        result,
-        &[],
+    run.cleanup(
+        obj.status.as_ref(),
         obj.metadata.generation,
         |r| r == LEFT_IN_CLOSED_PERIOD,
+        async |run, _| delete(obj, ctx, run).await,
     )
+    .await
 }
 
 async fn delete(

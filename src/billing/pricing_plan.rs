@@ -335,12 +335,14 @@ pub async fn rule_owners(api: &dyn BillingApi, arns: &[String]) -> Result<RuleOw
 pub async fn reconcile(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<PricingPlanStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let result = apply(obj, ctx, &mut run, &mut status).await;
-    run.finish(&previous, status, result, &[], obj.metadata.generation)
+    run.reconcile(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        async |run, status| apply(obj, ctx, run, status).await,
+    )
+    .await
 }
 
 /// What a PricingPlan names in AWS and how its objects are tagged and claimed (owned values
@@ -726,19 +728,15 @@ fn verdict(name: &str, plan_arn: Option<&str>, size: Option<i64>) -> Verdict {
 pub async fn cleanup(
     obj: &PricingPlan,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<PricingPlanStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let status = previous.clone();
-    let result = delete(obj, ctx, &mut run).await;
-    run.finish_cleanup(
-        &previous,
-        status,
-        result,
-        &[],
+    run.cleanup(
+        obj.status.as_ref(),
         obj.metadata.generation,
         |_| false,
+        async |run, _| delete(obj, ctx, run).await,
     )
+    .await
 }
 
 async fn delete(

@@ -913,19 +913,15 @@ pub fn plan_release(
 pub async fn cleanup(
     obj: &CurPipeline,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<CurPipelineStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let status = previous.clone();
-    let result = release(obj, ctx, &mut run).await;
-    run.finish_cleanup(
-        &previous,
-        status,
-        result,
-        &[],
+    run.cleanup(
+        obj.status.as_ref(),
         obj.metadata.generation,
         |_| false,
+        async |run, _| release(obj, ctx, run).await,
     )
+    .await
 }
 
 /// Carry out one deletion through [`Run::write`].

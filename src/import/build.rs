@@ -12,7 +12,7 @@ use crate::api::common::OWNER_TAG;
 use crate::aws::organizations::{AccountState, Tags};
 use crate::billing::pricing_plan::{has_rule_name_of, rule_aws_name};
 
-use super::names::{Given, assign};
+use super::names::{Given, assign_by};
 use super::read::Found;
 
 /// Annotation on every imported object: the AWS id or ARN it was imported from.
@@ -104,32 +104,15 @@ impl Built {
 pub fn build(found: &Found, t: &Target<'_>) -> Built {
     let org = &found.org;
     let mut built = Built::default();
-    let scps: Vec<(String, String)> = org
-        .policies
-        .iter()
-        .filter(|p| !p.aws_managed)
-        .map(|p| (p.id.clone(), p.name.clone()))
-        .collect();
-    let scp_names = assign(&scps, "scp");
-    let ou_names = assign(
-        &org.ous
-            .iter()
-            .map(|o| (o.id.clone(), o.name.clone()))
-            .collect::<Vec<_>>(),
-        "ou",
-    );
+    let scps = org.policies.iter().filter(|p| !p.aws_managed);
+    let scp_names = assign_by(scps, |p| (&p.id, &p.name), "scp");
+    let ou_names = assign_by(&org.ous, |o| (&o.id, &o.name), "ou");
     let accounts: Vec<_> = org
         .accounts
         .iter()
         .filter(|a| a.id != org.organization.management_account_id)
         .collect();
-    let account_names = assign(
-        &accounts
-            .iter()
-            .map(|a| (a.id.clone(), a.name.clone()))
-            .collect::<Vec<_>>(),
-        "account",
-    );
+    let account_names = assign_by(&accounts, |a| (&a.id, &a.name), "account");
     let policies_of = |target: &str| -> Vec<String> {
         org.policies_of(target)
             .iter()
@@ -225,13 +208,7 @@ fn policy_docs(
 /// The Billing Conductor manifests: plans with their rules, groups, items.
 fn billing(found: &Found, t: &Target<'_>, accounts: &BTreeMap<String, Given>, built: &mut Built) {
     let bc = &found.billing;
-    let plan_names = assign(
-        &bc.plans
-            .iter()
-            .map(|p| (p.arn.clone(), p.name.clone()))
-            .collect::<Vec<_>>(),
-        "plan",
-    );
+    let plan_names = assign_by(&bc.plans, |p| (&p.arn, &p.name), "plan");
     for p in &bc.plans {
         let given = &plan_names[&p.arn];
         let arns = bc.plan_rules.get(&p.arn).cloned().unwrap_or_default();
@@ -253,13 +230,7 @@ fn billing(found: &Found, t: &Target<'_>, accounts: &BTreeMap<String, Given>, bu
         });
         built.push("PricingPlan", &p.arn, given, spec, found, t);
     }
-    let group_names = assign(
-        &bc.groups
-            .iter()
-            .map(|g| (g.arn.clone(), g.name.clone()))
-            .collect::<Vec<_>>(),
-        "group",
-    );
+    let group_names = assign_by(&bc.groups, |g| (&g.arn, &g.name), "group");
     for g in &bc.groups {
         let given = &group_names[&g.arn];
         if g.group_type == "TRANSFER_BILLING" {
@@ -372,14 +343,7 @@ fn plan_rules(found: &Found, plan: &str, arns: &[String]) -> (Vec<Value>, Vec<St
 /// before the current one (`billingPeriod.end`).
 fn items(found: &Found, t: &Target<'_>, groups: &BTreeMap<String, Given>, built: &mut Built) {
     let bc = &found.billing;
-    let item_names = assign(
-        &found
-            .items
-            .iter()
-            .map(|(i, _)| (i.arn.clone(), i.name.clone()))
-            .collect::<Vec<_>>(),
-        "item",
-    );
+    let item_names = assign_by(&found.items, |(i, _)| (&i.arn, &i.name), "item");
     for (i, periods) in &found.items {
         let Some(group) = groups.get(&i.group_arn) else {
             built.notes.push(format!(

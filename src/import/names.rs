@@ -78,6 +78,22 @@ pub fn assign(objects: &[(String, String)], fallback_prefix: &str) -> BTreeMap<S
     out
 }
 
+/// [`assign`] for `objects`, each giving its `(aws_id, aws_name)` through `id_and_name`.
+pub fn assign_by<'a, T>(
+    objects: impl IntoIterator<Item = T>,
+    id_and_name: impl Fn(T) -> (&'a String, &'a String),
+    fallback_prefix: &str,
+) -> BTreeMap<String, Given> {
+    let pairs: Vec<(String, String)> = objects
+        .into_iter()
+        .map(|o| {
+            let (id, name) = id_and_name(o);
+            (id.clone(), name.clone())
+        })
+        .collect();
+    assign(&pairs, fallback_prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

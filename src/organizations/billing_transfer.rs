@@ -331,12 +331,14 @@ pub fn plan_preference(
 pub async fn reconcile(
     obj: &BillingTransfer,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<BillingTransferStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let result = apply(obj, ctx, &mut run, &mut status).await;
-    run.finish(&previous, status, result, &[], obj.metadata.generation)
+    run.reconcile(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        async |run, status| apply(obj, ctx, run, status).await,
+    )
+    .await
 }
 
 async fn apply(
@@ -821,19 +823,15 @@ pub fn plan_deletion(
 pub async fn cleanup(
     obj: &BillingTransfer,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<BillingTransferStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let result = delete(obj, ctx, &mut run, &mut status).await;
-    run.finish_cleanup(
-        &previous,
-        status,
-        result,
-        &[],
+    run.cleanup(
+        obj.status.as_ref(),
         obj.metadata.generation,
         |_| false,
+        async |run, status| delete(obj, ctx, run, status).await,
     )
+    .await
 }
 
 async fn delete(

@@ -188,12 +188,14 @@ pub fn check_owner(ou: &OrgUnit, current: &Tags, owner: &str) -> Result<(), Erro
 pub async fn reconcile(
     obj: &OrganizationalUnit,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<OrganizationalUnitStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let result = apply(obj, ctx, &mut run, &mut status).await;
-    run.finish(&previous, status, result, &[], obj.metadata.generation)
+    run.reconcile(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        async |run, status| apply(obj, ctx, run, status).await,
+    )
+    .await
 }
 
 async fn apply(
@@ -399,19 +401,15 @@ fn derive_status(
 pub async fn cleanup(
     obj: &OrganizationalUnit,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<OrganizationalUnitStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let status = previous.clone();
-    let result = delete(obj, ctx, &mut run).await;
-    run.finish_cleanup(
-        &previous,
-        status,
-        result,
-        &[],
+    run.cleanup(
+        obj.status.as_ref(),
         obj.metadata.generation,
         |_| false,
+        async |run, _| delete(obj, ctx, run).await,
     )
+    .await
 }
 
 /// What AWS holds for an OU being deleted: the OU, its tags, and the ids of the accounts and

@@ -233,12 +233,14 @@ async fn owned_policy(
 pub async fn reconcile(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<ServiceControlPolicyStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    let result = apply(obj, ctx, &mut run, &mut status).await;
-    run.finish(&previous, status, result, &[], obj.metadata.generation)
+    run.reconcile(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        async |run, status| apply(obj, ctx, run, status).await,
+    )
+    .await
 }
 
 async fn apply(
@@ -452,19 +454,15 @@ fn derive_status(
 pub async fn cleanup(
     obj: &ServiceControlPolicy,
     ctx: &ReconcileContext,
-    mut run: Run,
+    run: Run,
 ) -> KindOutcome<ServiceControlPolicyStatus> {
-    let previous = obj.status.clone().unwrap_or_default();
-    let status = previous.clone();
-    let result = delete(obj, ctx, &mut run).await;
-    run.finish_cleanup(
-        &previous,
-        status,
-        result,
-        &[],
+    run.cleanup(
+        obj.status.as_ref(),
         obj.metadata.generation,
         |_| false,
+        async |run, _| delete(obj, ctx, run).await,
     )
+    .await
 }
 
 /// What AWS holds for a policy being deleted: the policy, its tags and the targets it is

@@ -297,14 +297,19 @@ fn observe_conditions(v: &Verdict, drift: &[Change]) -> Vec<DesiredCondition> {
             v.reason.clone(),
             v.message.clone(),
         ),
-        DesiredCondition::new(
-            SYNCED,
-            ConditionStatus::True,
-            reasons::OBSERVED,
-            "AWS was read; nothing was written (managementPolicy Observe)",
-        ),
+        observed_synced(),
         drifted,
     ]
+}
+
+/// `Synced` True: AWS was read and nothing was written.
+fn observed_synced() -> DesiredCondition {
+    DesiredCondition::new(
+        SYNCED,
+        ConditionStatus::True,
+        reasons::OBSERVED,
+        "AWS was read; nothing was written (managementPolicy Observe)",
+    )
 }
 
 /// `Ready` False as the kind said, `Synced` True: AWS was read. `Drifted` is left as it was.
@@ -316,12 +321,7 @@ fn not_comparable(v: &Verdict) -> Vec<DesiredCondition> {
             v.reason.clone(),
             v.message.clone(),
         ),
-        DesiredCondition::new(
-            SYNCED,
-            ConditionStatus::True,
-            reasons::OBSERVED,
-            "AWS was read; nothing was written (managementPolicy Observe)",
-        ),
+        observed_synced(),
     ]
 }
 

@@ -178,6 +178,36 @@ impl Run {
         }
     }
 
+    /// A whole reconcile of an object whose stored status is `stored`: `apply` works on a
+    /// copy of it, then [`Run::finish`] (no extra conditions).
+    pub async fn reconcile<S: KindStatus + Default>(
+        mut self,
+        stored: Option<&S>,
+        generation: Option<i64>,
+        apply: impl AsyncFnOnce(&mut Run, &mut S) -> Result<Verdict, Error>,
+    ) -> KindOutcome<S> {
+        let previous = stored.cloned().unwrap_or_default();
+        let mut status = previous.clone();
+        let result = apply(&mut self, &mut status).await;
+        self.finish(&previous, status, result, &[], generation)
+    }
+
+    /// A whole deletion step of an object whose stored status is `stored`: `delete` works on
+    /// a copy of it, then [`Run::finish_cleanup`] (no extra conditions; the release Event is a
+    /// warning when `warn` says so for its reason).
+    pub async fn cleanup<S: KindStatus + Default>(
+        mut self,
+        stored: Option<&S>,
+        generation: Option<i64>,
+        warn: impl Fn(&str) -> bool,
+        delete: impl AsyncFnOnce(&mut Run, &mut S) -> Result<Verdict, Error>,
+    ) -> KindOutcome<S> {
+        let previous = stored.cloned().unwrap_or_default();
+        let mut status = previous.clone();
+        let result = delete(&mut self, &mut status).await;
+        self.finish_cleanup(&previous, status, result, &[], generation, warn)
+    }
+
     fn conditions<S: KindStatus>(
         &self,
         previous: &S,
@@ -238,5 +268,54 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(run.changes().len(), 1);
         assert_eq!(run.timestamp(), "2026-12-01T10:00:01Z");
+    }
+
+    #[tokio::test]
+    async fn reconcile_works_on_a_copy_of_the_stored_status_and_finishes_it() {
+        use crate::api::BillingTransferStatus;
+        let stored = BillingTransferStatus::default();
+        let apply = async |run: &mut Run, status: &mut BillingTransferStatus| {
+            status.transfer_id = Some("rt-a1b2c3d4".into());
+            run.write(change(), || async { Ok::<_, Error>(()) }).await?;
+            Ok(Verdict::ready("Accepted", "the transfer is accepted"))
+        };
+        let out = Run::at(Mode::Apply, "2026-12-01T10:00:00Z")
+            .reconcile(Some(&stored), Some(3), apply)
+            .await;
+        assert_eq!(out.status.transfer_id.as_deref(), Some("rt-a1b2c3d4"));
+        assert_eq!(out.status.observed_generation, Some(3));
+        assert!(
+            out.status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == crate::api::conditions::READY && c.reason == "Accepted"),
+            "{:?}",
+            out.status.conditions
+        );
+        assert_eq!(out.changes, vec![change()]);
+        // A plan keeps the stored status.
+        let out = Run::at(Mode::Plan, "2026-12-01T10:00:00Z")
+            .reconcile(Some(&stored), Some(3), apply)
+            .await;
+        assert_eq!(out.status, stored);
+        assert_eq!(out.changes, vec![change()]);
+    }
+
+    #[tokio::test]
+    async fn cleanup_finishes_with_the_release_event_warning_as_warn_says() {
+        use crate::api::BillingTransferStatus;
+        for (warn, reason) in [(true, "LeftInPlace"), (false, "Released")] {
+            let out = Run::at(Mode::Apply, "2026-12-01T10:00:00Z")
+                .cleanup(
+                    None::<&BillingTransferStatus>,
+                    Some(2),
+                    |r| r == "LeftInPlace",
+                    async |_, _| Ok(Verdict::ready(reason, "done")),
+                )
+                .await;
+            assert_eq!(out.events.len(), 1, "{:?}", out.events);
+            assert_eq!(out.events[0].warning, warn);
+            assert_eq!(out.events[0].reason, reason);
+        }
     }
 }

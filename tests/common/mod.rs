@@ -379,3 +379,151 @@ pub fn status<'a>(
 ) -> &'a Value {
     &find(r, kind, name).object.as_ref().expect("object")["status"]
 }
+
+/// The account id of the payer in the emulator's organization.
+pub const PAYER_ACCOUNT: &str = "123456789012";
+
+/// Manifests of a Secret `aws` with these keys and a Payer `acme` (account
+/// [`PAYER_ACCOUNT`]) that uses it, in namespace `ns`; ends with a newline, so lines of the
+/// payer's spec may follow.
+pub fn payer_yaml(ns: &str, access_key: &str, secret_key: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: aws, namespace: {ns}}}\nstringData: {{accessKeyId: {access_key}, secretAccessKey: {secret_key}}}\n---\napiVersion: partnerbilling.io/v1alpha1\nkind: Payer\nmetadata: {{name: acme, namespace: {ns}}}\nspec:\n  accountId: \"{PAYER_ACCOUNT}\"\n  credentials: {{secretRef: {{name: aws}}}}\n"
+    )
+}
+
+/// The Payer `acme` (account [`PAYER_ACCOUNT`], credentials in Secret `aws`) with this
+/// metadata; the fields of `extra` are added to its spec.
+pub fn payer_object(metadata: Value, extra: Value) -> partner_billing_operator::api::Payer {
+    let mut spec =
+        json!({"accountId": PAYER_ACCOUNT, "credentials": {"secretRef": {"name": "aws"}}});
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "partnerbilling.io/v1alpha1", "kind": "Payer",
+        "metadata": metadata, "spec": spec
+    }))
+    .unwrap()
+}
+
+/// Manifests of `paths` as file mode loads them for namespace `ns`; panics on a problem.
+pub fn load(paths: &[PathBuf], ns: &str) -> partner_billing_operator::filemode::Manifests {
+    partner_billing_operator::filemode::load(paths, ns).unwrap_or_else(|p| panic!("{p:?}"))
+}
+
+/// Operations that only read (STS, List/Describe/Get/Head): every other request the
+/// emulator counts is a write.
+pub fn is_read(service: &str, operation: &str) -> bool {
+    service == "sts"
+        || ["List", "Describe", "Get", "Head"]
+            .iter()
+            .any(|p| operation.starts_with(p))
+}
+
+/// The write requests the emulator lists since its counts were cleared: (service,
+/// operation, count), as listed (a count may be 0).
+pub fn listed_writes(emu: &Emulator) -> Vec<(String, String, u64)> {
+    let v = emu.control("GET", "/_emulator/requests", None);
+    v["counts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c["service"].as_str().unwrap_or_default().to_string(),
+                c["operation"].as_str().unwrap_or_default().to_string(),
+                c["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .filter(|(s, o, _)| !is_read(s, o))
+        .collect()
+}
+
+/// Secrets of the operator: Secret `aws` in `ns` with these keys.
+pub fn static_secrets(
+    ns: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> partner_billing_operator::secrets::StaticSecrets {
+    use partner_billing_operator::secrets::{SecretData, SecretString, StaticSecrets};
+    let mut data = SecretData::new();
+    data.insert("accessKeyId".into(), SecretString::new(access_key));
+    data.insert("secretAccessKey".into(), SecretString::new(secret_key));
+    let mut secrets = StaticSecrets::default();
+    secrets.insert(ns, "aws", data);
+    secrets
+}
+
+/// A new operator over `emu` and `catalog`, with the secrets of [`static_secrets`]: new
+/// connections, and snapshot caches that keep nothing (every reconcile reads AWS).
+pub fn operator_context(
+    emu: &Emulator,
+    catalog: std::sync::Arc<partner_billing_operator::reconcile::catalog::Catalog>,
+    ns: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> partner_billing_operator::reconcile::ReconcileContext {
+    use partner_billing_operator::billing::snapshot::BillingSnapshot;
+    use partner_billing_operator::payer::snapshot::{SharedReads, SnapshotCache};
+    use std::sync::Arc;
+    partner_billing_operator::reconcile::ReconcileContext::new(
+        connector(emu),
+        Arc::new(static_secrets(ns, access_key, secret_key)),
+    )
+    .with_catalog(catalog)
+    .with_shared(Arc::new(SnapshotCache::new(Duration::from_millis(0))))
+    .with_shared(Arc::new(SharedReads::<BillingSnapshot>::new(
+        Duration::from_millis(0),
+    )))
+}
+
+/// Calls since the counters were zeroed that change AWS (not List/Describe/Get/Head, not
+/// STS), as `service:Operation`.
+pub fn written_operations(emu: &Emulator) -> Vec<String> {
+    listed_writes(emu)
+        .into_iter()
+        .map(|(service, op, _)| format!("{service}:{op}"))
+        .collect()
+}
+
+/// The ids of the accounts of the organization `config` reads, the payer's
+/// ([`PAYER_ACCOUNT`]) left out, sorted.
+pub async fn member_ids(config: &SdkConfig) -> Vec<String> {
+    let orgs = aws_sdk_organizations::Client::new(config);
+    let mut pages = orgs.list_accounts().into_paginator().send();
+    let mut ids = Vec::new();
+    while let Some(page) = pages.next().await {
+        ids.extend(
+            page.unwrap()
+                .accounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|a| a.id)
+                .filter(|id| id != PAYER_ACCOUNT),
+        );
+    }
+    ids.sort();
+    ids
+}
+
+/// The emulator, the hold on it, and the ids of the member accounts (sorted).
+pub type HeldOrganization = (
+    &'static Emulator,
+    tokio::sync::MutexGuard<'static, ()>,
+    Vec<String>,
+);
+
+/// The emulator, held for this test alone (its state reset), with an organization of the
+/// payer (these keys) and `members` member accounts, and their ids (sorted).
+pub async fn organization_with_members(
+    access_key: &str,
+    secret_key: &str,
+    members: usize,
+) -> HeldOrganization {
+    let emu = emulator();
+    let guard = emu.lock().await;
+    let cfg = emu.sdk_config(access_key, secret_key, None).await;
+    emu.create_organization(&cfg, members).await;
+    (emu, guard, member_ids(&cfg).await)
+}
