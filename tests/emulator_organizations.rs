@@ -364,7 +364,9 @@ async fn a_finished_creation_hands_its_slot_to_the_next_queued_account_without_p
     let emu = common::emulator();
     let _guard = emu.lock().await;
     let world = Arc::new(World::new(emu).await);
-    let names = world.accounts_to_create("slot", 12, 1.0);
+    // Held 3 s: the twelve first reconciles must all run while the first five creations are
+    // still in flight, which 1 s did not leave room for on a loaded 2-core machine.
+    let names = world.accounts_to_create("slot", 12, 3.0);
     let mut woken = world.ctx.shared::<Creations>().subscribe();
     // One reconcile each: five creations start, seven wait in the queue.
     for n in &names {
