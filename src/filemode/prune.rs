@@ -206,6 +206,9 @@ pub async fn preview(
     out.notes.push(
         "CurPipeline objects are not covered: deleting one never deletes the bucket or its data; with deletionPolicy Delete its export, crawler and database go".into(),
     );
+    out.notes.push(
+        "BillingTransfer objects are not covered: deleting one with deletionPolicy Terminate ends the customer's billing transfer (or cancels its open invitation); review removed BillingTransfer manifests by hand".into(),
+    );
     out
 }
 

@@ -565,6 +565,13 @@ pub fn transfer_error(e: Error, what: &str) -> Error {
     )
 }
 
+/// Whether this object already asked AWS to end its transfer at `end` (a Describe that lags
+/// behind the TerminateResponsibilityTransfer must not make the destructive call again). Pure.
+fn termination_requested(status: &BillingTransferStatus, end: i64) -> bool {
+    status.termination_requested_at.is_some()
+        && status.end.as_deref() == Some(rfc3339(end).as_str())
+}
+
 /// Once the transfer is found: wait while REQUESTED; once ACCEPTED, end it at the spec's end
 /// (once) and converge the preference.
 async fn follow(
@@ -601,6 +608,7 @@ async fn follow(
     }
     if transfer.status == ACCEPTED
         && let (Some(end), None) = (desired.end_epoch, transfer.end.as_ref())
+        && !termination_requested(status, end)
     {
         terminate(pc, run, &transfer, end, status).await?;
     }
@@ -712,12 +720,21 @@ async fn converge_preference(
     let current = api.get_transfer_preference(&transfer.arn).await?;
     let mut now = current.clone();
     if let Some(update) = plan_preference(wanted, plan_arn, &current) {
+        // The token covers the SDK's own retries of this one call: the transfer, what AWS held
+        // and this reconcile's time are in it, so a later change back to an earlier value (or
+        // another transfer asking for the same value, in file mode without a UID) is never
+        // taken by AWS for a repeat of an earlier request. A crash after the call is covered
+        // by the read above: the next reconcile finds the preference already set.
         let token = client_token(
             &obj.uid().unwrap_or_default(),
             &format!(
-                "preference:{}:{}",
+                "preference:{}:{}:{}:{}:{}:{}",
+                transfer.arn,
+                current.enabled,
+                current.pricing_plan_arn.as_deref().unwrap_or(""),
                 update.enabled,
-                update.pricing_plan_arn.as_deref().unwrap_or("")
+                update.pricing_plan_arn.as_deref().unwrap_or(""),
+                run.timestamp()
             ),
         );
         let what = change(

@@ -310,3 +310,21 @@ fn aws_transfer_refusals_become_actionable_conditions() {
     );
     assert_eq!(other.reason(), "AwsRejected");
 }
+
+#[test]
+fn a_termination_already_asked_for_is_not_asked_again() {
+    let end = good().start_epoch + 86_400 * 400;
+    let mut status = BillingTransferStatus::default();
+    assert!(!termination_requested(&status, end));
+    status.end = Some(rfc3339(end));
+    assert!(
+        !termination_requested(&status, end),
+        "an end without a request"
+    );
+    status.termination_requested_at = Some("2027-01-05T10:00:00Z".into());
+    assert!(termination_requested(&status, end));
+    assert!(
+        !termination_requested(&status, end + 86_400 * 30),
+        "another end is a new request"
+    );
+}
