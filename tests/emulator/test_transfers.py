@@ -126,6 +126,23 @@ class TransfersTest(test_emulator.EmulatorHarness):
         out = self.control("POST", CTL + "withdraw", {"transferId": fourth["Id"]})
         self.assertEqual(out["ResponsibilityTransfer"]["Status"], "WITHDRAWN")
 
+    def test_read_lag_hides_a_new_transfer_from_list_and_describe_but_not_its_handshake(self):
+        self.assertEqual(self.control("POST", CTL + "settings", {"readLagSeconds": 600}), {"readLagSeconds": 600.0})
+        hs = self.invite()
+        tid = next(r["Value"] for r in hs["Resources"] if r["Type"] == "RESPONSIBILITY_TRANSFER")
+        self.assertEqual(self.transfers(), [])
+        with self.assertRaises(ClientError) as ctx:
+            self.orgs.describe_responsibility_transfer(Id=tid)
+        self.assertEqual(error(ctx)[0], "ResponsibilityTransferNotFoundException")
+        self.assertEqual(self.orgs.describe_handshake(HandshakeId=hs["Id"])["Handshake"]["State"], "REQUESTED")
+        # The write itself happened: a second invitation to the customer is refused.
+        with self.assertRaises(ClientError) as ctx:
+            self.invite()
+        self.assertEqual(error(ctx)[0], "DuplicateHandshakeException")
+        self.control("POST", CTL + "settings", {"readLagSeconds": 0})
+        self.assertEqual([t["Id"] for t in self.transfers()], [tid])
+        self.assertEqual(self.orgs.describe_responsibility_transfer(Id=tid)["ResponsibilityTransfer"]["Status"], "REQUESTED")
+
     def test_preference_defaults_off_needs_a_plan_when_on_and_is_idempotent(self):
         self.invite()
         arn = self.transfers()[0]["Arn"]

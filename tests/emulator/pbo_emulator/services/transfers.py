@@ -51,7 +51,13 @@ transfers; the billing groups AWS would create automatically.
 
 Test controls (``POST /_emulator/services/transfers/<name>``), the customer's side: ``accept``,
 ``decline``, ``expire``, ``withdraw`` (``{"transferId"}`` or ``{"handshakeId"}``; ``accept``
-takes ``accountId`` for a transfer sent to an e-mail address), ``stats``.
+takes ``accountId`` for a transfer sent to an e-mail address), ``stats``; and ``settings``
+(``{"readLagSeconds": N}``): a transfer is not shown by ListInbound/ListOutboundResponsibilityTransfers
+nor DescribeResponsibilityTransfer until N seconds after its invitation: a read that lags
+behind a write, which a client of a distributed AWS API must expect (the operator must never
+send a second invitation because of it). This is a test setting, not a claim about AWS: no AWS
+page found gives a figure for these reads; 0 (the default) shows a transfer at once. The
+invitation's handshake is answered at once (DescribeHandshake).
 """
 
 from __future__ import annotations
@@ -117,6 +123,7 @@ class Transfers(EmulatedService):
         self.handshakes: dict[str, dict[str, Any]] = {}
         self.preferences: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
+        self.read_lag = 0.0
 
     def now(self) -> float:
         return time.time()
@@ -139,10 +146,14 @@ class Transfers(EmulatedService):
     def _me(self) -> str:
         return get_account_id_from(self.call.access_key or "")
 
+    def _shown(self, t: dict[str, Any]) -> bool:
+        """Whether a read shows transfer ``t`` yet (see ``settings``: readLagSeconds)."""
+        return self.now() >= t["created"] + self.read_lag
+
     def _transfer(self, tid: str) -> dict[str, Any]:
         t = self.transfers.get(tid)
         me = self._me()
-        if t is None or me not in (t["master"], t["Source"].get("ManagementAccountId")):
+        if t is None or not self._shown(t) or me not in (t["master"], t["Source"].get("ManagementAccountId")):
             raise EmulatedError("ResponsibilityTransferNotFoundException", "We can't find a transfer that you specified.")
         return t
 
@@ -222,6 +233,7 @@ class Transfers(EmulatedService):
             "master": org.master_account_id,
             "target_id": target["Id"],
             "tags": {x["Key"]: x["Value"] for x in tags},
+            "created": now,
         }
         hs = {
             "Id": hid,
@@ -262,13 +274,13 @@ class Transfers(EmulatedService):
     def op_ListInboundResponsibilityTransfers(self, params: dict[str, Any]) -> dict[str, Any]:
         self._expire()
         me = self._me()
-        items = [_public(t) for t in self.transfers.values() if t["master"] == me]
+        items = [_public(t) for t in self.transfers.values() if t["master"] == me and self._shown(t)]
         return paging.page("organizations", self.call.operation, params, items, "ResponsibilityTransfers")
 
     def op_ListOutboundResponsibilityTransfers(self, params: dict[str, Any]) -> dict[str, Any]:
         self._expire()
         me = self._me()
-        items = [_public(t) for t in self.transfers.values() if t["Source"].get("ManagementAccountId") == me]
+        items = [_public(t) for t in self.transfers.values() if t["Source"].get("ManagementAccountId") == me and self._shown(t)]
         return paging.page("organizations", self.call.operation, params, items, "ResponsibilityTransfers")
 
     def op_DescribeResponsibilityTransfer(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -422,6 +434,11 @@ class Transfers(EmulatedService):
         t["Status"] = "WITHDRAWN"
         t["EndTimestamp"] = end_of_month(self.now())
         return {"ResponsibilityTransfer": _public(t)}
+
+    def control_settings(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if "readLagSeconds" in payload:
+            self.read_lag = float(payload["readLagSeconds"])
+        return {"readLagSeconds": self.read_lag}
 
     def control_stats(self, payload: dict[str, Any]) -> dict[str, Any]:
         return {
