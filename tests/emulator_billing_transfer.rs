@@ -438,3 +438,127 @@ async fn an_observe_transfer_is_never_invited_nor_terminated() {
     assert_eq!(emu.count("organizations", TERMINATE), 0);
     assert_eq!(emu.count("billingconductor", UPDATE_PREFERENCE), 0);
 }
+
+/// The transfers AWS holds (the emulator's view, whatever its read lag).
+fn held(world: &World) -> serde_json::Map<String, Value> {
+    world.transfers()["transfers"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_read_never_sends_a_second_invitation() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    // AWS does not show the new transfer (List, Describe) for a while after the invitation.
+    emu.control(
+        "POST",
+        &format!("{CTL}settings"),
+        Some(json!({"readLagSeconds": 600})),
+    );
+    world.put(&transfer(
+        "globex",
+        json!({"customer": {"accountId": "222222222222"}, "start": first_of_month(2)}),
+    ));
+    for _ in 0..3 {
+        let out = world.reconcile("globex").await;
+        let (ok, reason, message) = ready(&out);
+        assert!(!ok && reason == "TransferNotListed", "{reason}: {message}");
+        assert!(message.contains("not sent again"), "{message}");
+        let inv = out
+            .status
+            .invitation
+            .clone()
+            .expect("the invitation recorded");
+        assert!(inv.handshake_id.as_deref().unwrap().starts_with("h-"));
+    }
+    assert_eq!(emu.count("organizations", INVITE), 1);
+    assert_eq!(held(&world).len(), 1);
+
+    // The status is lost (a crash between the invitation and the status write) while the
+    // read still lags: AWS refuses a second open invitation; the condition waits for the
+    // first one's transfer, and AWS still holds one.
+    let mut t = world.get("globex");
+    let kept = t.status.take();
+    world.put(&t);
+    let out = world.reconcile("globex").await;
+    let (ok, reason, message) = ready(&out);
+    assert!(!ok && reason == "TransferNotListed", "{reason}: {message}");
+    assert_eq!(held(&world).len(), 1);
+    let mut t = world.get("globex");
+    t.status = kept;
+    world.put(&t);
+
+    // Shown at last: followed, never sent again.
+    emu.control(
+        "POST",
+        &format!("{CTL}settings"),
+        Some(json!({"readLagSeconds": 0})),
+    );
+    let out = world.reconcile("globex").await;
+    let (_, reason, message) = ready(&out);
+    assert_eq!(reason, "TransferRequested", "{message}");
+    let id = held(&world).keys().next().cloned().unwrap();
+    assert_eq!(out.status.transfer_id.as_deref(), Some(id.as_str()));
+    assert_eq!(held(&world).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_whose_spec_became_invalid_can_be_deleted() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    let invalid = |t: &mut BillingTransfer| {
+        // The Payer's own account: refused by validation before any call.
+        t.spec.customer.account_id = Some(ACCOUNT.into());
+        t.spec.customer.email = None;
+        t.metadata.generation = Some(2);
+    };
+    // An invitation AWS shows.
+    world.put(&transfer(
+        "globex",
+        json!({"customer": {"accountId": "222222222222"}, "start": first_of_month(2), "deletionPolicy": "Terminate"}),
+    ));
+    let id = world
+        .reconcile("globex")
+        .await
+        .status
+        .transfer_id
+        .expect("sent");
+    let mut t = world.get("globex");
+    invalid(&mut t);
+    world.put(&t);
+    let (ok, reason, _) = ready(&world.reconcile("globex").await);
+    assert!(!ok && reason == "InvalidSpec", "{reason}");
+    let deleted = world.cleanup("globex").await;
+    let (ok, reason, message) = ready(&deleted);
+    assert!(ok && reason == "TransferCanceled", "{reason}: {message}");
+    assert_eq!(held(&world)[&id]["status"], "CANCELED");
+
+    // An invitation AWS does not show yet: canceled by the handshake the status records.
+    emu.control(
+        "POST",
+        &format!("{CTL}settings"),
+        Some(json!({"readLagSeconds": 600})),
+    );
+    world.put(&transfer(
+        "initech",
+        json!({"customer": {"accountId": "333344445555"}, "start": first_of_month(2), "deletionPolicy": "Terminate"}),
+    ));
+    world.reconcile("initech").await;
+    let mut t = world.get("initech");
+    invalid(&mut t);
+    world.put(&t);
+    let deleted = world.cleanup("initech").await;
+    let (ok, reason, message) = ready(&deleted);
+    assert!(ok && reason == "TransferCanceled", "{reason}: {message}");
+    let canceled = held(&world)
+        .values()
+        .filter(|t| t["status"] == "CANCELED")
+        .count();
+    assert_eq!(canceled, 2);
+    assert_eq!(emu.count("organizations", "CancelHandshake"), 2);
+    assert_eq!(emu.count("organizations", INVITE), 2);
+}

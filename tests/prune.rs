@@ -1,6 +1,7 @@
-//! `plan -f DIR --prune` against the emulator: a LinkedAccount (deletionPolicy Close) and a
-//! BillingGroup removed from the folder are listed with what their deletion would do, while
-//! the emulator counts zero write calls; a changed plan name is listed as a replacement.
+//! `plan -f DIR --prune` against the emulator: a LinkedAccount (deletionPolicy Close), a
+//! BillingGroup and a BillingTransfer removed from the folder are listed with what their
+//! deletion would do, while the emulator counts zero write calls; a changed plan name is
+//! listed as a replacement.
 
 mod common;
 
@@ -284,5 +285,108 @@ async fn dependents_of_new_objects_plan_their_changes() {
         common::written_operations(emu),
         Vec::<String>::new(),
         "plan writes nothing"
+    );
+}
+
+/// A BillingTransfer removed from the folder is listed with what its deletion would do in
+/// AWS (its transfer found by ListInboundResponsibilityTransfers and the owner tag, as the
+/// kind finds it), in the same JSON shape as the other kinds, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_billing_transfer_is_listed_with_what_its_deletion_does() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let cfg = emu.sdk_config(KEY, SECRET, None).await;
+    emu.create_organization(&cfg, 0).await;
+    let start = {
+        use k8s_openapi::jiff::{Timestamp, ToSpan, tz::TimeZone};
+        let today = Timestamp::now().to_zoned(TimeZone::UTC).date();
+        format!(
+            "{}T00:00:00Z",
+            today.first_of_month().checked_add(2.months()).unwrap()
+        )
+    };
+    let manifest = format!(
+        "apiVersion: partnerbilling.io/v1alpha1\nkind: BillingTransfer\nmetadata: {{name: globex, namespace: prune}}\nspec:\n  payerRef: {{name: acme}}\n  customer: {{accountId: '222222222222'}}\n  start: '{start}'\n"
+    );
+    let before = Dir::new();
+    before.write("payer.yaml", &common::payer_yaml("prune", KEY, SECRET));
+    before.write("transfer.yaml", &manifest);
+    let applied = filemode::apply(
+        load(std::slice::from_ref(&before.0)),
+        connector(emu),
+        Duration::from_secs(1),
+    )
+    .await;
+    let sent = applied
+        .objects
+        .iter()
+        .find(|o| o.kind == "BillingTransfer")
+        .expect("the transfer's report");
+    assert_eq!(sent.reason, "TransferRequested", "{sent:?}");
+
+    let after = Dir::new();
+    after.write("payer.yaml", &common::payer_yaml("prune", KEY, SECRET));
+    emu.control("DELETE", "/_emulator/requests", None);
+    // Without the folder before the change: Terminate (the most destructive) is assumed, and
+    // the open invitation would be canceled.
+    let (report, preview) =
+        prune::plan_with_prune(load(std::slice::from_ref(&after.0)), None, connector(emu)).await;
+    assert!(preview.problems.is_empty(), "{:?}", preview.problems);
+    let orphan = preview
+        .orphans
+        .iter()
+        .find(|o| o.kind == "BillingTransfer")
+        .unwrap_or_else(|| panic!("no BillingTransfer in {:#?}", preview.orphans));
+    assert_eq!(
+        (orphan.name.as_str(), orphan.action.as_str()),
+        ("globex", "cancel")
+    );
+    assert_eq!(orphan.policy, "Terminate");
+    assert_eq!(orphan.policy_source, "assumed-worst-case");
+    assert!(orphan.aws_id.starts_with("rt-"), "{orphan:?}");
+    assert!(
+        preview.notes.iter().all(|n| !n.contains("BillingTransfer")),
+        "{:?}",
+        preview.notes
+    );
+    assert_eq!(prune::exit_code(&report, &preview), prune::EXIT_REVIEW);
+    let v: serde_json::Value = serde_json::from_str(&prune::json(&report, &preview)).unwrap();
+    let listed = &v["prune"]["orphans"][0];
+    for field in [
+        "kind",
+        "namespace",
+        "name",
+        "awsId",
+        "awsName",
+        "action",
+        "policy",
+        "policySource",
+        "effect",
+    ] {
+        assert!(listed[field].is_string(), "{field} in {listed}");
+    }
+    assert!(
+        prune::text(&preview).contains("! cancel BillingTransfer prune/globex"),
+        "{}",
+        prune::text(&preview)
+    );
+    // With the folder before the change: the kind's default, Retain.
+    let (report, preview) = prune::plan_with_prune(
+        load(std::slice::from_ref(&after.0)),
+        Some(load(std::slice::from_ref(&before.0))),
+        connector(emu),
+    )
+    .await;
+    let orphan = &preview.orphans[0];
+    assert_eq!(
+        (orphan.action.as_str(), orphan.policy.as_str()),
+        ("retain", "Retain")
+    );
+    assert!(!preview.requires_review(), "{preview:?}");
+    assert_ne!(prune::exit_code(&report, &preview), prune::EXIT_REVIEW);
+    assert_eq!(
+        common::written_operations(emu),
+        Vec::<String>::new(),
+        "--prune writes nothing"
     );
 }

@@ -4,7 +4,9 @@
 //! now names another AWS object than the one carrying its owner tag (a replacement), plus the
 //! deletions the plan itself makes. Reads only: the organization and Billing Conductor
 //! snapshots the plan loaded, one ListTagsForResource per organization object and Billing
-//! Conductor plan, group and item, and ListCustomLineItems of the previous billing period.
+//! Conductor plan, group and item, ListCustomLineItems of the previous billing period, and
+//! the Payer's inbound billing transfers (ListInboundResponsibilityTransfers, the read the
+//! BillingTransfer kind makes) with one ListTagsForResource each.
 //!
 //! The deletion policy of an object without a manifest cannot be read from AWS (the owner tag
 //! names the object, not its policy): it is read from the manifests as they were before the
@@ -18,10 +20,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use serde::Serialize;
 
+use crate::api::billing_transfer::TransferDeletionPolicy;
 use crate::api::common::OWNER_TAG;
 use crate::api::{LinkedAccount, LocalRef, Payer};
 use crate::aws::AwsConnect;
-use crate::aws::organizations::Tags;
+use crate::aws::organizations::{Tags, Transfer};
 use crate::billing::context::BillingContext;
 use crate::error::Error;
 use crate::payer::context::PayerContext;
@@ -30,7 +33,7 @@ use crate::reconcile::report::Report;
 use crate::reconcile::{ChangeAction, ReconcileContext};
 
 use super::load::Manifests;
-use super::policies::{PolicySource, deletion_effect};
+use super::policies::{Effect, PolicySource, deletion_effect};
 
 /// Exit status of `plan --prune` when the preview needs a person's review: an object would be
 /// deleted, closed or removed from the organization, or replaced (errors still exit 1).
@@ -47,7 +50,9 @@ pub struct Orphan {
     /// The AWS object: its id or ARN, and its name in AWS.
     pub aws_id: String,
     pub aws_name: String,
-    /// What deleting the object does in AWS: `retain`, `remove`, `close`, `delete`, `none`.
+    /// What deleting the object does in AWS: `retain`, `remove`, `close`, `delete`, `none`;
+    /// for a BillingTransfer also `cancel` (its open invitation is canceled) and `terminate`
+    /// (the accepted transfer ends at the end of the month).
     pub action: String,
     /// The deletion policy that decides it.
     pub policy: String,
@@ -200,14 +205,12 @@ pub async fn preview(
                 continue;
             }
         };
-        classify(&owned, &namespace, inventory, previous, &mut out);
+        let now = Timestamp::now().as_second();
+        classify(&owned, &namespace, inventory, previous, now, &mut out);
     }
     out.replacements.extend(plan_deletions(report));
     out.notes.push(
         "CurPipeline objects are not covered: deleting one never deletes the bucket or its data; with deletionPolicy Delete its export, crawler and database go".into(),
-    );
-    out.notes.push(
-        "BillingTransfer objects are not covered: deleting one with deletionPolicy Terminate ends the customer's billing transfer (or cancels its open invitation); review removed BillingTransfer manifests by hand".into(),
     );
     out
 }
@@ -222,6 +225,8 @@ pub struct Owned {
     pub aws_name: String,
     /// What identifies it against a manifest: account id and e-mail, or its AWS name.
     pub identity: Vec<String>,
+    /// A billing transfer: what AWS holds of it (its deletion depends on its state).
+    pub transfer: Option<Transfer>,
 }
 
 /// The owner tag `<namespace>/<kind>/<name>` as a kind of the kind list, a namespace and a
@@ -244,6 +249,7 @@ fn owned(tags: &Tags, aws_id: &str, aws_name: &str, identity: Vec<String>) -> Op
         aws_id: aws_id.to_string(),
         aws_name: aws_name.to_string(),
         identity,
+        transfer: None,
     })
 }
 
@@ -284,8 +290,80 @@ async fn owned_objects(payer: &Payer, ctx: &ReconcileContext) -> Result<Vec<Owne
         let tags = orgs.list_tags(&p.id).await?;
         out.extend(owned(&tags, &p.id, &p.name, vec![p.name.clone()]));
     }
+    // Billing transfers: the read the BillingTransfer kind makes (ListInboundResponsibilityTransfers,
+    // then the owner tag of each), ended ones included: they carry the owner tag too, and
+    // their deletion is shown to do nothing.
+    for t in orgs.list_inbound_transfers().await? {
+        let tags = orgs.list_tags(&t.id).await?;
+        let customer = t
+            .source_account_id
+            .clone()
+            .or_else(|| t.source_email.clone())
+            .unwrap_or_else(|| "?".into());
+        let name = format!("{} ({} from {customer})", t.name, t.status);
+        if let Some(mut o) = owned(&tags, &t.id, &name, vec![t.id.clone()]) {
+            o.transfer = Some(t);
+            out.push(o);
+        }
+    }
     out.extend(owned_billing(&namespace, &payer_ref, ctx).await?);
     Ok(out)
+}
+
+/// What deleting the BillingTransfer that owns `transfer` does, its policy read from
+/// `source`, at `now`: what its own deletion does (`plan_deletion`), so that an invitation
+/// is shown as canceled, an accepted transfer as ended at the end of the month, and one that
+/// ended or already has an end as nothing. Unknown policy: `Terminate` (the most destructive;
+/// the default is `Retain`).
+fn transfer_effect(transfer: &Transfer, source: &PolicySource, now: i64) -> Effect {
+    use crate::organizations::billing_transfer::{TransferDeletion, plan_deletion};
+    let (policy, why) = match source {
+        PolicySource::Previous { observe: true, .. } | PolicySource::Paused => {
+            return deletion_effect("BillingTransfer", source);
+        }
+        PolicySource::Previous {
+            policy: Some(p), ..
+        } => (p.clone(), "as its manifest before the change says".to_string()),
+        PolicySource::Previous { policy: None, .. } => (
+            "Retain".to_string(),
+            "the kind's default (its manifest before the change sets none)".to_string(),
+        ),
+        PolicySource::Assumed => (
+            "Terminate".to_string(),
+            "assumed: without its manifest the policy is not known, so the most destructive one the kind allows is shown (the kind's default is Retain); pass --previous DIR with the manifests before the change to read it".to_string(),
+        ),
+    };
+    let parsed = if policy == "Terminate" {
+        TransferDeletionPolicy::Terminate
+    } else {
+        TransferDeletionPolicy::Retain
+    };
+    let (action, text) = match plan_deletion(parsed, Some(transfer), now) {
+        TransferDeletion::Release(_) if parsed == TransferDeletionPolicy::Retain => (
+            "retain",
+            "nothing changes in AWS: the billing transfer stays, no longer managed by the operator"
+                .to_string(),
+        ),
+        TransferDeletion::Release(v) => ("none", format!("nothing to end in AWS: {}", v.message)),
+        TransferDeletion::Cancel { handshake, .. } => (
+            "cancel",
+            format!("CancelHandshake {handshake}: the open invitation to the customer is canceled"),
+        ),
+        TransferDeletion::Terminate { end, .. } => (
+            "terminate",
+            format!(
+                "TerminateResponsibilityTransfer: the customer's billing transfer ends at {} and AWS cannot undo it (a new invitation is needed to start again)",
+                Timestamp::from_second(end)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            ),
+        ),
+    };
+    Effect {
+        action,
+        policy,
+        text: format!("{text} [{why}]"),
+    }
 }
 
 async fn owned_billing(
@@ -325,6 +403,7 @@ fn classify(
     namespace: &str,
     inventory: &Inventory,
     previous: Option<&Manifests>,
+    now: i64,
     out: &mut PrunePreview,
 ) {
     let mut elsewhere = 0;
@@ -335,7 +414,10 @@ fn classify(
         }
         if !inventory.has(&o.kind, &o.namespace, &o.name) {
             let source = PolicySource::find(previous, &o.kind, &o.namespace, &o.name);
-            let effect = deletion_effect(&o.kind, &source);
+            let effect = match &o.transfer {
+                Some(t) => transfer_effect(t, &source, now),
+                None => deletion_effect(&o.kind, &source),
+            };
             out.orphans.push(Orphan {
                 kind: o.kind.clone(),
                 namespace: o.namespace.clone(),
@@ -574,6 +656,7 @@ mod tests {
             aws_id: "arn:p".into(),
             aws_name: "gold".into(),
             identity: vec!["gold".into()],
+            transfer: None,
         };
         let mut preview = PrunePreview::default();
         classify(
@@ -581,6 +664,7 @@ mod tests {
             "ns",
             &inventory,
             None,
+            0,
             &mut preview,
         );
         assert!(preview.orphans.is_empty());
@@ -593,7 +677,7 @@ mod tests {
             ..owned
         };
         let mut preview = PrunePreview::default();
-        classify(&[other_ns], "ns", &inventory, None, &mut preview);
+        classify(&[other_ns], "ns", &inventory, None, 0, &mut preview);
         assert!(preview.orphans.is_empty() && preview.replacements.is_empty());
         assert_eq!(preview.notes.len(), 1);
         let report = Report {
@@ -632,6 +716,7 @@ mod tests {
             aws_id: "111111111111".into(),
             aws_name: format!("a <{email}>"),
             identity: vec!["111111111111".into(), email.to_string()],
+            transfer: None,
         };
         assert_eq!(replaced(&owned("new@example.com"), &inventory), None);
         let detail = replaced(&owned("old@example.com"), &inventory).expect("a replacement");
@@ -639,6 +724,94 @@ mod tests {
             detail.contains("new@example.com") && detail.contains("111111111111"),
             "{detail}"
         );
+    }
+
+    fn owned_transfer(status: &str, end: Option<&str>) -> Owned {
+        Owned {
+            kind: "BillingTransfer".into(),
+            namespace: "ns".into(),
+            name: "globex".into(),
+            aws_id: "rt-abcd1234".into(),
+            aws_name: format!("globex ({status} from 222222222222)"),
+            identity: vec!["rt-abcd1234".into()],
+            transfer: Some(Transfer {
+                id: "rt-abcd1234".into(),
+                arn: "arn:aws:organizations::111111111111:transfer/o-abcdefghij/billing/inbound/rt-abcd1234".into(),
+                name: "globex".into(),
+                status: status.into(),
+                source_account_id: Some("222222222222".into()),
+                source_email: None,
+                start: Some("2027-02-01T00:00:00Z".into()),
+                end: end.map(str::to_string),
+                handshake_id: Some("h-abcd1234".into()),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_billing_transfer_without_manifest_is_listed_with_what_its_deletion_does() {
+        // 2026-12-01T10:00:00Z
+        let now = 1_796_119_200;
+        let inventory = Inventory::default();
+        let orphan_of = |o: Owned| {
+            let mut preview = PrunePreview::default();
+            classify(&[o], "ns", &inventory, None, now, &mut preview);
+            assert_eq!(preview.orphans.len(), 1, "{preview:?}");
+            preview.orphans.remove(0)
+        };
+        // Policy unknown: Terminate assumed; accepted: ended at the end of its start month.
+        let accepted = orphan_of(owned_transfer("ACCEPTED", None));
+        assert_eq!(
+            (accepted.kind.as_str(), accepted.action.as_str()),
+            ("BillingTransfer", "terminate")
+        );
+        assert_eq!(accepted.policy, "Terminate");
+        assert_eq!(accepted.policy_source, "assumed-worst-case");
+        assert!(
+            accepted.effect.contains("2027-02-28T23:59:59Z"),
+            "{accepted:?}"
+        );
+        assert!(accepted.destructive());
+        // An open invitation is canceled.
+        let open = orphan_of(owned_transfer("REQUESTED", None));
+        assert_eq!(open.action, "cancel");
+        assert!(open.effect.contains("h-abcd1234"), "{open:?}");
+        // Ended, or already ending: nothing is called; still listed (it carries the tag).
+        for o in [
+            owned_transfer("DECLINED", None),
+            owned_transfer("ACCEPTED", Some("2027-03-31T23:59:59Z")),
+        ] {
+            let none = orphan_of(o);
+            assert_eq!(none.action, "none", "{none:?}");
+            assert!(!none.destructive());
+        }
+        // The policy of the manifest before the change: Retain.
+        let mut previous = Manifests::default();
+        previous.push::<crate::api::BillingTransfer>(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "partnerbilling.io/v1alpha1", "kind": "BillingTransfer",
+                "metadata": {"name": "globex", "namespace": "ns"},
+                "spec": {"payerRef": {"name": "p"}, "customer": {"accountId": "222222222222"},
+                         "start": "2027-02-01T00:00:00Z"}
+            }))
+            .unwrap(),
+        );
+        let mut preview = PrunePreview::default();
+        classify(
+            &[owned_transfer("ACCEPTED", None)],
+            "ns",
+            &inventory,
+            Some(&previous),
+            now,
+            &mut preview,
+        );
+        let kept = &preview.orphans[0];
+        assert_eq!(
+            (kept.action.as_str(), kept.policy.as_str()),
+            ("retain", "Retain"),
+            "{kept:?}"
+        );
+        assert_eq!(kept.policy_source, "previous-manifest");
     }
 
     fn blank() -> ObjectReport {

@@ -43,8 +43,8 @@ use crate::reconcile::ownership::client_token;
 use crate::reconcile::reasons::{
     DEPENDENCY_NOT_READY, INVALID_SPEC, INVALID_TRANSFER_DATE, PLANNED_ONLY, RELEASED, TERMINATED,
     TRANSFER_ACCEPTED, TRANSFER_CANCELED, TRANSFER_DECLINED, TRANSFER_EXPIRED,
-    TRANSFER_INVITATION_SENT, TRANSFER_MISMATCH, TRANSFER_REFUSED, TRANSFER_REQUESTED,
-    TRANSFER_WITHDRAWN,
+    TRANSFER_INVITATION_SENT, TRANSFER_MISMATCH, TRANSFER_NOT_LISTED, TRANSFER_REFUSED,
+    TRANSFER_REQUESTED, TRANSFER_WITHDRAWN,
 };
 use crate::reconcile::run::Run;
 use crate::reconcile::{
@@ -53,6 +53,9 @@ use crate::reconcile::{
 
 /// How often an open invitation is looked at.
 const REQUESTED_POLL: Duration = Duration::from_secs(60);
+/// How long after an invitation its transfer not being shown by AWS is taken for read lag
+/// only; after that the condition asks a person to look.
+const NOT_LISTED_GRACE: i64 = 15 * 60;
 /// AWS: "Invites must be accepted 24 hours before the billing transfer start date".
 const ACCEPT_BEFORE_START: i64 = 24 * 3600;
 
@@ -230,6 +233,10 @@ pub enum TransferStep {
     },
     /// Send an invitation: the first one, or one asked for again.
     Send,
+    /// An invitation was sent for this spec (handshake `handshake`, at `sent_at`) but AWS does
+    /// not show its transfer yet (an eventually consistent read): wait for it, never send
+    /// another.
+    Await { handshake: String, sent_at: String },
 }
 
 /// The condition reason of a transfer state that ended.
@@ -248,7 +255,11 @@ pub fn ended_reason(state: &str) -> &'static str {
 /// refused (AWS cannot change either); an ended one is invited again only when the spec or
 /// the annotation changed since it was sent (without a record — status lost — it is taken as
 /// sent for the current spec, so nothing is sent by itself); a new invitation only while the
-/// customer still has 24 hours to accept before the start. Pure.
+/// customer still has 24 hours to accept before the start. When the record says an invitation
+/// was sent for the current spec and AWS shows no transfer of it (none found, or only an
+/// ended one of an earlier invitation), the invitation's transfer is awaited
+/// ([`TransferStep::Await`]): a read that lags behind the invitation never sends a second one.
+/// Pure.
 pub fn plan(
     desired: &TransferDesired,
     found: Option<&Transfer>,
@@ -258,6 +269,12 @@ pub fn plan(
     now: i64,
 ) -> Result<TransferStep, Error> {
     let live = |t: &Transfer| !ENDED_STATES.contains(&t.status.as_str());
+    // The invitation the status records, when it was sent for the current spec.
+    let sent_for_this_spec = recorded
+        .filter(|r| r.generation == generation && r.reinvite == reinvite)
+        .and_then(|r| Some((r.handshake_id.clone()?, r.sent_at.clone())));
+    let awaiting =
+        |(handshake, sent_at): (String, String)| TransferStep::Await { handshake, sent_at };
     let step = match found {
         Some(t) if live(t) && !desired.matches(t) => {
             return Err(Error::terminal(
@@ -280,6 +297,13 @@ pub fn plan(
         // An ended transfer of an earlier spec (another customer or start): the spec changed.
         Some(t) if !desired.matches(t) => TransferStep::Send,
         Some(t) => {
+            // An ended transfer of an earlier invitation, while the one sent for this spec is
+            // not shown yet.
+            if let Some(sent) = sent_for_this_spec.clone()
+                && t.handshake_id.as_ref().is_some_and(|h| *h != sent.0)
+            {
+                return Ok(awaiting(sent));
+            }
             let asked_again =
                 recorded.is_some_and(|r| r.generation != generation || r.reinvite != reinvite);
             if !asked_again {
@@ -290,7 +314,10 @@ pub fn plan(
             }
             TransferStep::Send
         }
-        None => TransferStep::Send,
+        None => match sent_for_this_spec {
+            Some(sent) => return Ok(awaiting(sent)),
+            None => TransferStep::Send,
+        },
     };
     if desired.start_epoch - now < ACCEPT_BEFORE_START {
         let earliest = earliest_start(now).map(rfc3339).unwrap_or_default();
@@ -352,7 +379,10 @@ async fn apply(
     let desired = validate(obj, &namespace, &pc.payer.spec.account_id, |id| {
         pc.snapshot.account(id).is_some()
     })?;
-    let found = observe(&pc, status.transfer_id.as_deref(), &desired).await?;
+    let found = observe(&pc, status.transfer_id.as_deref(), &desired.owner, |t| {
+        desired.matches(t)
+    })
+    .await?;
     let step = plan(
         &desired,
         found.as_ref(),
@@ -366,6 +396,14 @@ async fn apply(
         TransferStep::Ended { transfer, reason } => {
             record(status, &transfer);
             return Ok(Verdict::blocked(reason, ended_message(&transfer)));
+        }
+        TransferStep::Await { handshake, sent_at } => {
+            return Err(not_listed(
+                &handshake,
+                &sent_at,
+                &desired,
+                run.time().as_second(),
+            ));
         }
         TransferStep::Send => match send(obj, &mut pc, run, &desired, status).await? {
             Some(t) => t,
@@ -390,13 +428,15 @@ async fn apply(
     follow(obj, ctx, &mut pc, run, &desired, transfer, status).await
 }
 
-/// The transfer of this object: by the status's id, else by natural key among the inbound
-/// transfers, and then only one carrying this object's owner tag (one ListTagsForResource per
-/// candidate). A live one (REQUESTED, ACCEPTED) wins over ended ones.
+/// The transfer of this object: by the status's id, else among the inbound transfers that
+/// pass `key` (the natural key, when the spec is valid; any, on deletion) only one carrying
+/// this object's owner tag `owner` (one ListTagsForResource per candidate). A live one
+/// (REQUESTED, ACCEPTED) wins over ended ones.
 async fn observe(
     pc: &PayerContext,
     known_id: Option<&str>,
-    desired: &TransferDesired,
+    owner: &str,
+    key: impl Fn(&Transfer) -> bool,
 ) -> Result<Option<Transfer>, Error> {
     let orgs = &pc.conn.organizations;
     if let Some(id) = known_id
@@ -408,12 +448,12 @@ async fn observe(
         .list_inbound_transfers()
         .await?
         .into_iter()
-        .filter(|t| desired.matches(t))
+        .filter(|t| key(t))
         .collect();
     candidates.sort_by_key(|t| ENDED_STATES.contains(&t.status.as_str()));
     for t in candidates {
         let tags = orgs.list_tags(&t.id).await?;
-        if tags.get(OWNER_TAG) == Some(&desired.owner) {
+        if tags.get(OWNER_TAG).map(String::as_str) == Some(owner) {
             return Ok(Some(t));
         }
     }
@@ -437,8 +477,43 @@ fn ended_message(t: &Transfer) -> String {
     )
 }
 
+/// The condition while the invitation `handshake` sent for this spec at `sent_at` has no
+/// transfer AWS shows: retried, never sent again; after [`NOT_LISTED_GRACE`] it says what a
+/// person can do. Pure.
+pub fn not_listed(handshake: &str, sent_at: &str, desired: &TransferDesired, now: i64) -> Error {
+    let since = epoch(Some(sent_at)).map(|t| now - t).unwrap_or(0);
+    let advice = if since > NOT_LISTED_GRACE {
+        format!(
+            "; still not shown {} minutes later: look for the invitation in the Billing console (Inbound billing); if it is gone, set the annotation {REINVITE_ANNOTATION} to a new value to send another",
+            since / 60
+        )
+    } else {
+        String::new()
+    };
+    Error::waiting(
+        TRANSFER_NOT_LISTED,
+        format!(
+            "billing transfer invitation {handshake} was sent to {} at {sent_at} for this spec, but AWS does not show its transfer yet (its reads are eventually consistent); it is not sent again, waiting for the transfer{advice}",
+            desired.customer_text()
+        ),
+        REQUESTED_POLL,
+    )
+}
+
 /// InviteOrganizationToTransferResponsibility (the owner tag on the transfer), then the
-/// transfer it made; the invitation record goes to the status at once.
+/// transfer it made; the invitation record (and the transfer id AWS names in the handshake)
+/// goes to the status at once, so that the next reconcile awaits this invitation's transfer
+/// rather than sending another.
+///
+/// Crash safety: the AWS API reference of InviteOrganizationToTransferResponsibility lists no
+/// ClientToken or other idempotency parameter (request: Type, Target, Notes, StartTimestamp,
+/// SourceName, Tags; the SDK's input has none either), so a repeat cannot be deduplicated by
+/// AWS by token. What covers the window between the call and the status write is (1) the
+/// next reconcile's lookup by natural key and owner tag (the tags are set by the call
+/// itself), and (2) AWS refusing a second open invitation to the same customer:
+/// DuplicateHandshakeException, "A handshake with the same action and target already exists"
+/// (errors of InviteOrganizationToTransferResponsibility), which [`transfer_error`] turns into
+/// a wait for the first invitation's transfer to be shown, never into a new attempt.
 async fn send(
     obj: &BillingTransfer,
     pc: &mut PayerContext,
@@ -486,6 +561,11 @@ async fn send(
         generation: obj.metadata.generation,
         reinvite: obj.reinvite_token(),
     });
+    // The transfer of this invitation, not an earlier one: the next reconcile describes it by
+    // id (none named: it looks by natural key and owner tag, and waits).
+    status.transfer_id = sent.transfer_id.clone();
+    status.transfer_arn = None;
+    status.state = None;
     let made = match &sent.transfer_id {
         Some(id) => orgs.describe_transfer(id).await?,
         None => None,
@@ -499,12 +579,11 @@ async fn send(
             .find(|t| t.handshake_id.as_deref() == Some(sent.handshake_id.as_str())),
     };
     made.map(Some).ok_or_else(|| {
-        Error::retryable(
-            DEPENDENCY_NOT_READY,
-            format!(
-                "invitation {} sent; waiting for AWS to list its transfer",
-                sent.handshake_id
-            ),
+        not_listed(
+            &sent.handshake_id,
+            run.timestamp(),
+            desired,
+            run.time().as_second(),
         )
     })
 }
@@ -517,6 +596,19 @@ pub fn transfer_error(e: Error, what: &str) -> Error {
         return e;
     };
     let reason = e.aws_reason().unwrap_or_default().to_string();
+    if code == "DuplicateHandshakeException" {
+        // "A handshake with the same action and target already exists": an open invitation
+        // to this customer, most likely this object's own whose transfer AWS does not show
+        // yet (a crash between the invitation and the status write). Waited for: the next
+        // reconcile finds the transfer by natural key and owner tag; nothing is sent twice.
+        return Error::waiting(
+            TRANSFER_NOT_LISTED,
+            format!(
+                "an invitation to this customer is already open (it is not sent again); waiting for AWS to show its transfer: {e}"
+            ),
+            REQUESTED_POLL,
+        );
+    }
     let hint = match reason.as_str() {
         "ACTIVE_RESPONSIBILITY_TRANSFER_PROCESS"
         | "TRANSFER_RESPONSIBILITY_TARGET_DELETION_IN_PROGRESS"
@@ -835,6 +927,17 @@ pub fn plan_deletion(
     }
 }
 
+/// The handshake of an invitation the status records whose transfer was never seen (no
+/// transfer state recorded since it was sent): on deletion with `Terminate`, when AWS shows no
+/// transfer of the object, it is canceled by this id. Pure.
+pub fn unlisted_invitation(status: &BillingTransferStatus) -> Option<String> {
+    let inv = status.invitation.as_ref()?;
+    if status.state.is_some() {
+        return None;
+    }
+    inv.handshake_id.clone()
+}
+
 /// Deletion: `Retain` releases; `Terminate` cancels an open invitation or ends an accepted
 /// transfer at the end of the month.
 pub async fn cleanup(
@@ -863,16 +966,27 @@ async fn delete(
             "billing transfer left in AWS (deletionPolicy Retain)",
         ));
     }
+    // The spec is not validated: an object whose spec is (or became) invalid must still be
+    // deletable. The transfer is found from the status (its id) and AWS (the owner tag, which
+    // names the object, not its spec); an invitation the status records but AWS does not show
+    // yet is canceled by its handshake.
     let namespace = obj.namespace().unwrap_or_default();
     let pc = PayerContext::resolve(&namespace, &obj.spec.payer_ref, ctx).await?;
-    let desired = validate(obj, &namespace, &pc.payer.spec.account_id, |_| false)?;
-    let found = observe(&pc, status.transfer_id.as_deref(), &desired).await?;
+    let owner = owner_value(&namespace, "BillingTransfer", &obj.name_any());
+    let found = observe(&pc, status.transfer_id.as_deref(), &owner, |_| true).await?;
     let orgs = pc.conn.organizations.clone();
-    match plan_deletion(
-        obj.spec.deletion_policy,
-        found.as_ref(),
-        run.time().as_second(),
-    ) {
+    let step = match (&found, unlisted_invitation(status)) {
+        (None, Some(handshake)) => TransferDeletion::Cancel {
+            transfer: format!("invitation {handshake}"),
+            handshake,
+        },
+        _ => plan_deletion(
+            obj.spec.deletion_policy,
+            found.as_ref(),
+            run.time().as_second(),
+        ),
+    };
+    match step {
         TransferDeletion::Release(v) => Ok(v),
         TransferDeletion::Cancel {
             transfer,
@@ -883,8 +997,20 @@ async fn delete(
                 format!("billing transfer {transfer}"),
                 format!("CancelHandshake {handshake} (the open invitation)"),
             );
-            run.write(what, || orgs.cancel_handshake(&handshake))
-                .await?;
+            let canceled = run.write(what, || orgs.cancel_handshake(&handshake)).await;
+            match canceled {
+                // The handshake AWS no longer knows (finished ones are kept 30 days): nothing
+                // is open any more.
+                Err(e) if e.aws_code() == Some("HandshakeNotFoundException") => {
+                    return Ok(Verdict::ready(
+                        RELEASED,
+                        format!("the invitation {handshake} is no longer in AWS"),
+                    ));
+                }
+                other => {
+                    other?;
+                }
+            }
             Ok(Verdict::ready(
                 TRANSFER_CANCELED,
                 format!("the invitation of billing transfer {transfer} is canceled"),

@@ -236,3 +236,9 @@ pub const TERMINATED: &str = "Terminated";
 /// `CostByServiceUnavailable` (warning Event): a billing group's cost by service could not be
 /// read; the last figures are kept and the read is tried again later.
 pub const COST_BY_SERVICE_UNAVAILABLE: &str = "CostByServiceUnavailable";
+/// `TransferNotListed`: a billing transfer invitation was sent for this spec, but AWS does not
+/// show its transfer yet (reads are eventually consistent); no second invitation is sent.
+pub const TRANSFER_NOT_LISTED: &str = "TransferNotListed";
+/// `TransferEnded`: the billing transfer a TRANSFER_BILLING group names has ended or was
+/// never accepted, and cannot become active again without a new invitation.
+pub const TRANSFER_ENDED: &str = "TransferEnded";

@@ -43,8 +43,153 @@ fn transfer(status: &str) -> Transfer {
 }
 
 #[test]
-fn now_constant_is_what_it_says() {
-    assert_eq!(rfc3339(NOW), "2026-12-01T10:00:00Z");
+fn month_boundaries_are_utc_and_the_24_hours_are_strict() {
+    let at = |t: &str| t.parse::<Timestamp>().unwrap().as_second();
+    // A leap February, the last second of a month, and the first second of one.
+    assert_eq!(
+        end_of_month(at("2028-02-10T12:00:00Z"))
+            .map(rfc3339)
+            .as_deref(),
+        Some("2028-02-29T23:59:59Z")
+    );
+    assert_eq!(
+        end_of_month(at("2027-12-31T23:59:59Z"))
+            .map(rfc3339)
+            .as_deref(),
+        Some("2027-12-31T23:59:59Z")
+    );
+    assert_eq!(
+        end_of_month(at("2027-01-01T00:00:00Z"))
+            .map(rfc3339)
+            .as_deref(),
+        Some("2027-01-31T23:59:59Z")
+    );
+    // Exactly 24 hours before a first of month is too late for it (accepted "24 hours
+    // before" the start leaves the customer no time): the month after.
+    assert_eq!(
+        earliest_start(at("2026-12-31T00:00:00Z"))
+            .map(rfc3339)
+            .as_deref(),
+        Some("2027-02-01T00:00:00Z")
+    );
+    assert_eq!(
+        earliest_start(at("2026-12-30T23:59:59Z"))
+            .map(rfc3339)
+            .as_deref(),
+        Some("2027-01-01T00:00:00Z")
+    );
+    // The fixture's NOW is what the other tests take it for.
+    assert_eq!(
+        earliest_start(NOW).map(rfc3339).as_deref(),
+        Some("2027-01-01T00:00:00Z")
+    );
+}
+
+#[test]
+fn an_invitation_sent_for_this_spec_is_awaited_not_sent_again() {
+    let d = good();
+    let sent = TransferInvitation {
+        handshake_id: Some("h-new00001".into()),
+        sent_at: "2026-12-01T09:58:00Z".into(),
+        generation: Some(1),
+        reinvite: None,
+    };
+    let awaiting = TransferStep::Await {
+        handshake: "h-new00001".into(),
+        sent_at: "2026-12-01T09:58:00Z".into(),
+    };
+    // Sent, and the list does not show its transfer yet: wait, never Send.
+    assert_eq!(
+        plan(&d, None, Some(&sent), Some(1), None, NOW).unwrap(),
+        awaiting
+    );
+    // Sent again after a decline (reinvite): the declined transfer of the earlier invitation
+    // is found, the new one is not shown yet: wait for it, rather than report the old one.
+    let mut old = transfer("DECLINED");
+    old.handshake_id = Some("h-old00001".into());
+    let resent = TransferInvitation {
+        reinvite: Some("1".into()),
+        ..sent.clone()
+    };
+    assert_eq!(
+        plan(
+            &d,
+            Some(&old),
+            Some(&resent),
+            Some(1),
+            Some("1".into()),
+            NOW
+        )
+        .unwrap(),
+        awaiting
+    );
+    // Its own transfer shown and ended: reported as ended.
+    let mut own = transfer("DECLINED");
+    own.handshake_id = Some("h-new00001".into());
+    assert!(matches!(
+        plan(&d, Some(&own), Some(&sent), Some(1), None, NOW),
+        Ok(TransferStep::Ended { .. })
+    ));
+    // Sent for an earlier spec (generation 1, now 2): a new invitation is asked for.
+    assert_eq!(
+        plan(&d, None, Some(&sent), Some(2), None, NOW).unwrap(),
+        TransferStep::Send
+    );
+    // No handshake recorded (nothing sent) and nothing found: the first invitation.
+    let unsent = TransferInvitation {
+        handshake_id: None,
+        ..sent
+    };
+    assert_eq!(
+        plan(&d, None, Some(&unsent), Some(1), None, NOW).unwrap(),
+        TransferStep::Send
+    );
+}
+
+#[test]
+fn a_transfer_not_shown_yet_is_a_retried_wait_that_asks_a_person_after_a_while() {
+    let d = good();
+    let soon = not_listed("h-new00001", "2026-12-01T09:58:00Z", &d, NOW);
+    assert_eq!(soon.reason(), TRANSFER_NOT_LISTED);
+    assert!(!soon.is_terminal());
+    let text = soon.to_string();
+    assert!(
+        text.contains("h-new00001") && text.contains("not sent again"),
+        "{text}"
+    );
+    assert!(!text.contains(REINVITE_ANNOTATION), "{text}");
+    let late = not_listed("h-new00001", "2026-12-01T09:00:00Z", &d, NOW).to_string();
+    assert!(
+        late.contains("60 minutes") && late.contains(REINVITE_ANNOTATION),
+        "{late}"
+    );
+    // AWS refusing a second open invitation to the customer is a wait too, never terminal.
+    let duplicate = transfer_error(
+        Error::AwsRejected {
+            code: "DuplicateHandshakeException".into(),
+            aws_reason: None,
+            message: "A handshake with the same action and target already exists.".into(),
+        },
+        "invite",
+    );
+    assert_eq!(duplicate.reason(), TRANSFER_NOT_LISTED);
+    assert!(!duplicate.is_terminal());
+}
+
+#[test]
+fn deletion_cancels_an_invitation_whose_transfer_was_never_seen() {
+    let mut status = BillingTransferStatus::default();
+    assert_eq!(unlisted_invitation(&status), None);
+    status.invitation = Some(TransferInvitation {
+        handshake_id: Some("h-new00001".into()),
+        sent_at: "2026-12-01T09:58:00Z".into(),
+        generation: Some(1),
+        reinvite: None,
+    });
+    assert_eq!(unlisted_invitation(&status).as_deref(), Some("h-new00001"));
+    // Once its transfer was seen, deletion follows the transfer (plan_deletion).
+    status.state = Some("DECLINED".into());
+    assert_eq!(unlisted_invitation(&status), None);
 }
 
 #[test]
