@@ -104,6 +104,11 @@ crd-check: build
 	diff -ru crds $$tmp || { echo "crds/ is out of date: run 'make crds'"; exit 1; }; \
 	diff -ru charts/partner-billing-operator/crds $$tmp || { echo "the chart's crds/ is out of date: run 'make crds'"; exit 1; }
 
+# examples/gitops/argocd/health/*.lua from one template (chart-test fails when they drift).
+.PHONY: argocd-health
+argocd-health:
+	python3 $(TOOLS)/gen_argocd_health.py
+
 .PHONY: crds
 crds: build
 	$(BIN) crd --dir crds

@@ -1,6 +1,9 @@
 //! Errors with a class: terminal ones wait for the user (condition, slow re-check), retryable
 //! ones are retried with per-object exponential backoff.
 
+use crate::reconcile::reasons::{
+    AWS_REJECTED, FINALIZER_CONFLICT, FINALIZER_ERROR, KUBERNETES_API_ERROR,
+};
 use std::fmt;
 
 /// Whether an error can go away by itself.
@@ -113,9 +116,9 @@ impl Error {
             Error::Terminal { reason, .. }
             | Error::Retryable { reason, .. }
             | Error::Waiting { reason, .. } => reason,
-            Error::AwsRejected { .. } => "AwsRejected",
-            Error::Kube(_) => "KubernetesApiError",
-            Error::Finalizer(_) => "FinalizerError",
+            Error::AwsRejected { .. } => AWS_REJECTED,
+            Error::Kube(_) => KUBERNETES_API_ERROR,
+            Error::Finalizer(_) => FINALIZER_ERROR,
         }
     }
 
@@ -145,7 +148,7 @@ where
                 if s.code == 422 =>
             {
                 Error::retryable(
-                    "FinalizerConflict",
+                    FINALIZER_CONFLICT,
                     format!(
                         "the object changed while its finalizer was being updated: {}",
                         s.message

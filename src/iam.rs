@@ -184,18 +184,63 @@ pub const AUTHORIZED_AS: &[(&str, &str)] = &[
     ("s3:ListObjectsV2", "s3:ListBucket"),
 ];
 
-/// The IAM policy document of a family.
+/// An action a family's policy allows only on some resources and under a condition, in a
+/// statement of its own instead of on `*`.
+pub struct Scoped {
+    /// The action (also in the family's `actions`: the call coverage test sees it there).
+    pub action: &'static str,
+    pub family: &'static str,
+    /// The resources the statement names.
+    pub resources: &'static [&'static str],
+    /// `StringEquals` condition: (key, value).
+    pub condition: (&'static str, &'static str),
+}
+
+/// Every scoped action. `iam:PassRole`: the only role the operator passes is a CurPipeline's
+/// `spec.glue.roleArn`, to Glue, in CreateCrawler and UpdateCrawler (`aws/pipeline.rs`). The
+/// role ARN is the object's own, so the shipped policy can only name the ARN shape the CRD
+/// accepts (`arn:<partition>:iam::<account>:role/<path and name>`); the condition key
+/// `iam:PassedToService` (IAM User Guide, "Grant a user permissions to pass a role to an AWS
+/// service": the value is the service principal) keeps the pass to Glue. Narrow the resource
+/// to your crawler roles' ARNs when you deploy the policy.
+pub const SCOPED: &[Scoped] = &[Scoped {
+    action: "iam:PassRole",
+    family: "pipeline",
+    resources: &["arn:*:iam::*:role/*"],
+    condition: ("iam:PassedToService", "glue.amazonaws.com"),
+}];
+
+/// The IAM policy document of a family: its actions on `*`, then one statement per scoped
+/// action ([`SCOPED`]) with its resources and condition.
 pub fn policy(family: &Family) -> Value {
-    let mut actions: Vec<&str> = family.actions.to_vec();
+    let scoped: Vec<&Scoped> = SCOPED.iter().filter(|s| s.family == family.name).collect();
+    let mut actions: Vec<&str> = family
+        .actions
+        .iter()
+        .copied()
+        .filter(|a| !scoped.iter().any(|s| s.action == *a))
+        .collect();
     actions.sort();
+    let sid = format!("PartnerBillingOperator{}", capitalize(family.name));
+    let mut statements = vec![json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": "*"
+    })];
+    for s in scoped {
+        let (key, value) = s.condition;
+        statements.push(json!({
+            "Sid": format!("{sid}{}", s.action.rsplit(':').next().unwrap_or_default()),
+            "Effect": "Allow",
+            "Action": s.action,
+            "Resource": s.resources,
+            "Condition": {"StringEquals": {key: value}}
+        }));
+    }
     json!({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": format!("PartnerBillingOperator{}", capitalize(family.name)),
-            "Effect": "Allow",
-            "Action": actions,
-            "Resource": "*"
-        }]
+        "Statement": statements
     })
 }
 
@@ -224,4 +269,65 @@ pub fn write_dir(dir: &std::path::Path) -> Result<(), String> {
         std::fs::write(&path, to_json(f)).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statements of a family's policy that allow `action`.
+    fn allowing<'a>(policy: &'a Value, action: &str) -> Vec<&'a Value> {
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["Action"] == action
+                    || s["Action"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == action))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pass_role_is_only_for_roles_passed_to_glue() {
+        let pipeline = FAMILIES.iter().find(|f| f.name == "pipeline").unwrap();
+        let doc = policy(pipeline);
+        let pass = allowing(&doc, "iam:PassRole");
+        assert_eq!(pass.len(), 1, "{doc}");
+        assert_eq!(pass[0]["Resource"], json!(["arn:*:iam::*:role/*"]));
+        assert_eq!(
+            pass[0]["Condition"],
+            json!({"StringEquals": {"iam:PassedToService": "glue.amazonaws.com"}})
+        );
+        // The crawler's other actions are still allowed, on `*`.
+        let crawler = allowing(&doc, "glue:CreateCrawler");
+        assert_eq!(crawler.len(), 1);
+        assert_eq!(crawler[0]["Resource"], "*");
+    }
+
+    #[test]
+    fn no_policy_passes_a_role_unscoped_and_every_scoped_action_is_a_familys() {
+        for f in FAMILIES {
+            let doc = policy(f);
+            for s in allowing(&doc, "iam:PassRole") {
+                assert_ne!(s["Resource"], "*", "{}: {doc}", f.name);
+                assert!(s.get("Condition").is_some(), "{}: {doc}", f.name);
+            }
+            // Every action of the family is in exactly one statement.
+            for a in f.actions {
+                assert_eq!(allowing(&doc, a).len(), 1, "{}: {a}", f.name);
+            }
+        }
+        for s in SCOPED {
+            let family = FAMILIES.iter().find(|f| f.name == s.family);
+            assert!(
+                family.is_some_and(|f| f.actions.contains(&s.action)),
+                "{} is scoped for {}, which does not allow it",
+                s.action,
+                s.family
+            );
+        }
+    }
 }

@@ -45,6 +45,98 @@ mod tests {
         assert_eq!(names.0, NAMES);
     }
 
+    /// Every kind's typed management accessor agrees with its serialized spec: an example
+    /// object of each kind (examples/) with `spec.managementPolicy: Observe` is observed
+    /// exactly when the kind's CRD has that field, and with `Manage` or without the field it
+    /// is managed; the pause annotation wins over both.
+    #[test]
+    fn every_kind_reads_its_management_policy_as_its_crd_says() {
+        use crate::api::common::{ManagementPolicy, PAUSED_ANNOTATION};
+        use crate::reconcile::management::{Management, management};
+
+        fn examples() -> Vec<serde_json::Value> {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+            let mut files = Vec::new();
+            let mut dirs = vec![root];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else if path.extension().is_some_and(|e| e == "yaml") {
+                        files.push(path);
+                    }
+                }
+            }
+            files
+                .iter()
+                .flat_map(|f| {
+                    let text = std::fs::read_to_string(f).unwrap();
+                    serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap()
+                })
+                .filter(|v| !v.is_null())
+                .collect()
+        }
+
+        struct Agree(Vec<serde_json::Value>, Vec<String>);
+        impl KindVisitor for Agree {
+            fn visit<K: Kind>(&mut self) {
+                let kind = K::kind(&()).to_string();
+                let crd = serde_json::to_value(K::crd()).unwrap();
+                let has_field = !crd
+                    .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/managementPolicy")
+                    .unwrap_or(&serde_json::Value::Null)
+                    .is_null();
+                let example = self
+                    .0
+                    .iter()
+                    .find(|v| v["kind"] == kind.as_str())
+                    .unwrap_or_else(|| panic!("no {kind} in examples/"))
+                    .clone();
+                let with = |policy: Option<&str>, paused: bool| -> K {
+                    let mut v = example.clone();
+                    let spec = v["spec"].as_object_mut().unwrap();
+                    spec.remove("managementPolicy");
+                    if let Some(p) = policy {
+                        spec.insert("managementPolicy".into(), p.into());
+                    }
+                    if paused {
+                        v["metadata"]["annotations"] =
+                            serde_json::json!({PAUSED_ANNOTATION: "true"});
+                    }
+                    serde_json::from_value(v).unwrap()
+                };
+                let observed = with(Some("Observe"), false);
+                // What the serialized form says (how the engine used to read it).
+                let serialized = serde_json::to_value(&observed).unwrap();
+                let kept = serialized.pointer("/spec/managementPolicy")
+                    == Some(&serde_json::Value::from("Observe"));
+                assert_eq!(kept, has_field, "{kind}: the CRD and the type disagree");
+                let (want, policy) = if has_field {
+                    (Management::Observe, ManagementPolicy::Observe)
+                } else {
+                    (Management::Manage, ManagementPolicy::Manage)
+                };
+                assert_eq!(observed.management_policy(), policy, "{kind}");
+                assert_eq!(management(&observed), want, "{kind}");
+                assert_eq!(management(&with(None, false)), Management::Manage, "{kind}");
+                if has_field {
+                    let manage = with(Some("Manage"), false);
+                    assert_eq!(management(&manage), Management::Manage, "{kind}");
+                }
+                assert_eq!(
+                    management(&with(Some("Observe"), true)),
+                    Management::Paused,
+                    "{kind}"
+                );
+                self.1.push(kind);
+            }
+        }
+        let mut agree = Agree(examples(), Vec::new());
+        visit(&mut agree);
+        assert_eq!(agree.1, NAMES);
+    }
+
     fn woken_accounts(
         creations: &Creations,
         scope: Option<String>,

@@ -11,6 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::api::notifications::{NotificationEvent, SmtpSettings, SmtpTls};
 use crate::error::Error;
+use crate::reconcile::reasons::{INVALID_SPEC, SMTP_FAILED};
 use crate::secrets::SecretString;
 
 /// An e-mail to send.
@@ -168,7 +169,7 @@ impl Mailer for SmtpMailer {
         let server = format!("{}:{}", smtp.host, smtp.port());
         let failed = |what: String| {
             Error::retryable(
-                "SmtpFailed",
+                SMTP_FAILED,
                 format!("sending mail through {server} failed: {what}"),
             )
         };
@@ -188,7 +189,7 @@ impl Mailer for SmtpMailer {
         let mut message = Message::builder()
             .from(mail.from.parse().map_err(|e| {
                 Error::terminal(
-                    "InvalidSpec",
+                    INVALID_SPEC,
                     format!("notifications.smtp.from {:?}: {e}", mail.from),
                 )
             })?)
@@ -196,7 +197,7 @@ impl Mailer for SmtpMailer {
             .header(ContentType::TEXT_PLAIN);
         for to in &mail.to {
             message = message.to(to.parse().map_err(|e| {
-                Error::terminal("InvalidSpec", format!("notification recipient {to:?}: {e}"))
+                Error::terminal(INVALID_SPEC, format!("notification recipient {to:?}: {e}"))
             })?);
         }
         let message = message

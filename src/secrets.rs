@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
 use crate::error::Error;
+use crate::reconcile::reasons::SECRET_FORBIDDEN;
 
 /// A secret string whose `Debug`/`Display` never show the value.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -83,7 +84,7 @@ impl SecretSource for KubeSecrets {
         match api.get_opt(name).await {
             Ok(found) => Ok(found.as_ref().map(decode)),
             Err(kube::Error::Api(status)) if status.code == 403 => Err(Error::terminal(
-                "SecretForbidden",
+                SECRET_FORBIDDEN,
                 format!(
                     "the operator may not read Secret {namespace}/{name}: grant it get on secrets in this namespace"
                 ),

@@ -1503,3 +1503,123 @@ async fn objects_of_an_ungranted_payer_make_no_aws_call() {
     );
     assert_eq!(emu.total_requests(), 0, "no AWS call for a refused payer");
 }
+
+/// The notification marks (tag `partnerbilling.io/notified`) go through the run's write path:
+/// a plan, an Observe run or a planned deletion of an account that would be announced sends
+/// no mail and makes no TagResource call; the applying run that follows does both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_or_observe_run_neither_mails_nor_marks_the_account() {
+    let emu = common::emulator();
+    let _guard = emu.lock().await;
+    let world = World::new(emu).await;
+    set_smtp(&world, emu.smtp_port);
+    // Created with no one to tell.
+    let mut spec = create_spec("quietly");
+    spec["deletionPolicy"] = json!("Close");
+    world.put_account(&account("quietly", 1, spec));
+    let out = world.converge_account("quietly", 20).await;
+    assert!(ready(&out).0, "{:?}", out.result);
+    let id = out.status.account_id.clone().expect("account id");
+    // Now with recipients: an applying run would announce it (mail and mark).
+    let mut a = world.get_account("quietly");
+    a.spec.notifications =
+        Some(serde_json::from_value(json!({"recipients": ["owner@northwind.example"]})).unwrap());
+    world.put_account(&a);
+    let mails = emu.mail().len();
+    emu.control("DELETE", "/_emulator/requests", None);
+    for mode in [Mode::Plan, Mode::Observe] {
+        let a = world.get_account("quietly");
+        let out = linked_account::reconcile(&a, &world.ctx, Run::at(mode, &now())).await;
+        assert!(out.result.is_ok(), "{mode:?}: {:?}", out.result);
+        assert!(
+            out.changes.iter().all(|c| !c.target.contains("notified")),
+            "{mode:?}: {:?}",
+            out.changes
+        );
+        assert_eq!(emu.count("organizations", "TagResource"), 0, "{mode:?}");
+        assert_eq!(emu.mail().len(), mails, "{mode:?}: no mail");
+    }
+    // The applying run announces it, and its changes list the marks it wrote.
+    let out = world.reconcile_account("quietly").await;
+    assert_eq!(
+        notified(&out.status),
+        Some((ConditionStatus::True, "Sent".into()))
+    );
+    assert_eq!(emu.mail().len(), mails + 1);
+    assert_eq!(
+        emu.count("organizations", "TagResource"),
+        2,
+        "sending, sent"
+    );
+    let marks: Vec<_> = out
+        .changes
+        .iter()
+        .filter(|c| c.target == format!("tag partnerbilling.io/notified of {id}"))
+        .map(|c| c.detail.as_str())
+        .collect();
+    assert_eq!(
+        marks,
+        ["Joined sending", "Joined sent"],
+        "{:?}",
+        out.changes
+    );
+
+    // Closed outside the operator: deleting the object would send the closure notice. A
+    // planned deletion does not (nor any mark); the applying one does.
+    world
+        .org()
+        .await
+        .close_account()
+        .account_id(&id)
+        .send()
+        .await
+        .expect("CloseAccount");
+    emu.control(
+        "POST",
+        &format!("{ORG}advance"),
+        Some(json!({"seconds": 1})),
+    );
+    emu.control("DELETE", "/_emulator/requests", None);
+    let planned = linked_account::cleanup(
+        &deleting(&world, "quietly"),
+        &world.ctx,
+        Run::at(Mode::Plan, &now()),
+    )
+    .await;
+    assert_eq!(
+        planned.result.as_ref().map(|v| v.reason.as_str()).ok(),
+        Some("Closed"),
+        "{:?}",
+        planned.result
+    );
+    let closed = partner_billing_operator::api::notifications::NotificationEvent::Closed;
+    assert!(
+        planned
+            .status
+            .notifications
+            .iter()
+            .all(|r| r.event != closed),
+        "{:?}",
+        planned.status
+    );
+    assert_eq!(
+        emu.mail().len(),
+        mails + 1,
+        "a planned deletion mails no one"
+    );
+    assert_eq!(emu.count("organizations", "TagResource"), 0);
+    assert_eq!(emu.count("organizations", "UntagResource"), 0);
+    let applied = linked_account::cleanup(
+        &deleting(&world, "quietly"),
+        &world.ctx,
+        Run::at(Mode::Apply, &now()),
+    )
+    .await;
+    assert_eq!(
+        notified(&applied.status),
+        Some((ConditionStatus::True, "Sent".into())),
+        "{:?}",
+        applied.result
+    );
+    assert_eq!(emu.mail().len(), mails + 2);
+}

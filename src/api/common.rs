@@ -83,6 +83,35 @@ pub fn is_paused(annotations: Option<&BTreeMap<String, String>>) -> bool {
         .is_some_and(|v| v == PAUSED_VALUE)
 }
 
+/// How an object is to be managed, read from its typed fields (no serialization): its
+/// `spec.managementPolicy` and the pause annotation. Every kind of the kind list implements
+/// it (the engine requires it), so a new kind cannot be left out; a kind without the field
+/// (Payer) is managed.
+pub trait HasManagementPolicy: kube::Resource {
+    /// `spec.managementPolicy` (`Manage` when unset, or when the kind has no such field).
+    fn management_policy(&self) -> ManagementPolicy;
+
+    /// Whether the annotation [`PAUSED_ANNOTATION`] pauses the object.
+    fn paused(&self) -> bool {
+        is_paused(self.meta().annotations.as_ref())
+    }
+}
+
+/// [`HasManagementPolicy`] for kinds whose spec has `management_policy:
+/// Option<ManagementPolicy>`.
+macro_rules! spec_management_policy {
+    ($($kind:ty),* $(,)?) => {
+        $(
+            impl $crate::api::common::HasManagementPolicy for $kind {
+                fn management_policy(&self) -> $crate::api::common::ManagementPolicy {
+                    self.spec.management_policy.unwrap_or_default()
+                }
+            }
+        )*
+    };
+}
+pub(crate) use spec_management_policy;
+
 /// Schema of AWS tags: at most 50, keys 1-128 characters, values 0-256 characters.
 pub fn tags_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({

@@ -31,6 +31,25 @@ pub use service_control_policy::{
     ServiceControlPolicy, ServiceControlPolicySpec, ServiceControlPolicyStatus,
 };
 
+common::spec_management_policy!(
+    ServiceControlPolicy,
+    OrganizationalUnit,
+    LinkedAccount,
+    PricingPlan,
+    BillingTransfer,
+    BillingGroup,
+    CustomLineItem,
+    CurPipeline,
+);
+
+/// A Payer is only read and its spec has no `managementPolicy`: it is managed (pausing it
+/// still holds it).
+impl common::HasManagementPolicy for Payer {
+    fn management_policy(&self) -> common::ManagementPolicy {
+        common::ManagementPolicy::Manage
+    }
+}
+
 /// API group of every kind this operator serves.
 pub const GROUP: &str = "partnerbilling.io";
 /// API version of every kind this operator serves.

@@ -13,6 +13,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 
 use super::organizations::Tags;
 use crate::error::Error;
+use crate::reconcile::reasons::INVALID_SPEC;
 
 /// A pricing rule as ListPricingRules reports it.
 #[derive(Clone, Debug, PartialEq)]
@@ -307,7 +308,7 @@ pub fn arn_filters(arns: Option<&[String]>) -> Vec<Option<&[String]>> {
 }
 
 fn build_err(e: impl std::fmt::Display) -> Error {
-    Error::terminal("InvalidSpec", e)
+    Error::terminal(INVALID_SPEC, e)
 }
 
 fn charge(item: &NewItem) -> Result<types::CustomLineItemChargeDetails, Error> {

@@ -6,6 +6,10 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::error::Error;
+use crate::reconcile::reasons::{
+    ACCESS_DENIED, AWS_BAD_RESPONSE, AWS_ERROR, AWS_SERVICE_ERROR, AWS_THROTTLED, AWS_TIMEOUT,
+    AWS_UNREACHABLE, CREDENTIALS_UNAVAILABLE,
+};
 
 const THROTTLING: &[&str] = &[
     "Throttling",
@@ -38,20 +42,20 @@ where
 {
     let call = format!("{service}:{operation}");
     match &err {
-        SdkError::TimeoutError(_) => Error::retryable("AwsTimeout", format!("{call} timed out")),
+        SdkError::TimeoutError(_) => Error::retryable(AWS_TIMEOUT, format!("{call} timed out")),
         SdkError::DispatchFailure(_) => Error::retryable(
-            "AwsUnreachable",
+            AWS_UNREACHABLE,
             format!("{call} could not be sent: {}", DisplayErrorContext(&err)),
         ),
         SdkError::ResponseError(_) => Error::retryable(
-            "AwsBadResponse",
+            AWS_BAD_RESPONSE,
             format!(
                 "{call} returned a response that could not be read: {}",
                 DisplayErrorContext(&err)
             ),
         ),
         SdkError::ConstructionFailure(_) => Error::terminal(
-            "CredentialsUnavailable",
+            CREDENTIALS_UNAVAILABLE,
             format!(
                 "{call} could not be prepared (usually: no usable credentials): {}",
                 DisplayErrorContext(&err)
@@ -70,7 +74,7 @@ where
             classify_code_with_reason(&call, &code, &message, status, aws_reason)
         }
         _ => Error::retryable(
-            "AwsError",
+            AWS_ERROR,
             format!("{call} failed: {}", DisplayErrorContext(&err)),
         ),
     }
@@ -148,17 +152,17 @@ pub fn classify_code_with_reason(
         format!("{code}: {message}")
     };
     if THROTTLING.contains(&code) || status == Some(429) {
-        return Error::retryable("AwsThrottled", format!("{call} was throttled ({detail})"));
+        return Error::retryable(AWS_THROTTLED, format!("{call} was throttled ({detail})"));
     }
     if status.is_some_and(|s| s >= 500) {
         return Error::retryable(
-            "AwsServiceError",
+            AWS_SERVICE_ERROR,
             format!("{call} failed on the AWS side ({detail})"),
         );
     }
     if AUTH.contains(&code) || status == Some(403) {
         return Error::terminal(
-            "AccessDenied",
+            ACCESS_DENIED,
             format!(
                 "{call} was denied ({detail}); check the credentials and that the identity's IAM policy allows {call}"
             ),

@@ -17,6 +17,7 @@ use super::interceptor::{CallMetrics, RequestLog};
 use super::organizations::OrganizationsApi;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::reconcile::reasons::{ACCESS_DENIED, CREDENTIALS_TIMEOUT, CREDENTIALS_UNAVAILABLE};
 use crate::secrets::SecretString;
 
 /// Retry tokens per payer connection (the SDK takes 5 per throttled retry, 14 per other
@@ -193,7 +194,7 @@ impl SdkConnector {
         // second AssumeRole.
         let provider = config.credentials_provider().ok_or_else(|| {
             Error::terminal(
-                "CredentialsUnavailable",
+                CREDENTIALS_UNAVAILABLE,
                 "no credentials provider is configured for the operator",
             )
         })?;
@@ -253,27 +254,27 @@ fn credentials_error(source: &PayerCredentialsSource, err: &CredentialsError) ->
     let detail = DisplayErrorContext(err).to_string();
     match err {
         CredentialsError::ProviderTimedOut(_) => Error::retryable(
-            "CredentialsTimeout",
+            CREDENTIALS_TIMEOUT,
             format!("getting credentials from {what} timed out"),
         ),
         _ if detail.contains("Throttl") || detail.contains("dispatch failure") => Error::retryable(
-            "CredentialsUnavailable",
+            CREDENTIALS_UNAVAILABLE,
             format!("getting credentials from {what} failed: {detail}"),
         ),
         CredentialsError::CredentialsNotLoaded(_) => Error::terminal(
-            "CredentialsUnavailable",
+            CREDENTIALS_UNAVAILABLE,
             format!(
                 "no credentials from {what}: configure IRSA or Pod Identity for the operator, or set spec.credentials"
             ),
         ),
         _ if detail.contains("AccessDenied") => Error::terminal(
-            "AccessDenied",
+            ACCESS_DENIED,
             format!(
                 "{what} was denied: the role's trust policy must allow the operator's identity (and the external id, if set): {detail}"
             ),
         ),
         _ => Error::terminal(
-            "CredentialsUnavailable",
+            CREDENTIALS_UNAVAILABLE,
             format!("getting credentials from {what} failed: {detail}"),
         ),
     }

@@ -15,6 +15,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 use crate::error::Error;
+use crate::reconcile::reasons::{AWS_BAD_RESPONSE, INVALID_SPEC};
 
 /// The organization as DescribeOrganization reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -407,7 +408,7 @@ fn sdk_tags(tags: &Tags) -> Result<Vec<types::Tag>, Error> {
                 .key(k)
                 .value(v)
                 .build()
-                .map_err(|e| Error::terminal("InvalidSpec", format!("tag {k}: {e}")))
+                .map_err(|e| Error::terminal(INVALID_SPEC, format!("tag {k}: {e}")))
         })
         .collect()
 }
@@ -476,7 +477,7 @@ fn transfer_party(party: &TransferParty) -> Result<types::HandshakeParty, Error>
         .id(id)
         .r#type(kind)
         .build()
-        .map_err(|e| Error::terminal("InvalidSpec", e))
+        .map_err(|e| Error::terminal(INVALID_SPEC, e))
 }
 
 /// The transfer an invitation handshake names (resource type RESPONSIBILITY_TRANSFER, at any
@@ -695,7 +696,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         out.policy()
             .and_then(|p| p.policy_summary())
             .map(policy_summary)
-            .ok_or_else(|| Error::retryable("AwsBadResponse", "CreatePolicy returned no policy"))
+            .ok_or_else(|| Error::retryable(AWS_BAD_RESPONSE, "CreatePolicy returned no policy"))
     }
 
     async fn update_scp(
@@ -777,7 +778,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .map_err(err("CreateOrganizationalUnit"))?;
         crate::after_write!("organizations:CreateOrganizationalUnit");
         let ou = out.organizational_unit().ok_or_else(|| {
-            Error::retryable("AwsBadResponse", "CreateOrganizationalUnit returned no OU")
+            Error::retryable(AWS_BAD_RESPONSE, "CreateOrganizationalUnit returned no OU")
         })?;
         Ok(OrgUnit {
             id: s(ou.id()),
@@ -829,7 +830,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         crate::after_write!("organizations:CreateAccount");
         out.create_account_status()
             .map(create_status)
-            .ok_or_else(|| Error::retryable("AwsBadResponse", "CreateAccount returned no status"))
+            .ok_or_else(|| Error::retryable(AWS_BAD_RESPONSE, "CreateAccount returned no status"))
     }
 
     async fn describe_create_account_status(
@@ -846,7 +847,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .map(create_status)
             .ok_or_else(|| {
                 Error::retryable(
-                    "AwsBadResponse",
+                    AWS_BAD_RESPONSE,
                     "DescribeCreateAccountStatus returned no status",
                 )
             })
@@ -880,7 +881,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
             .id(account_id)
             .r#type(types::HandshakePartyType::Account)
             .build()
-            .map_err(|e| Error::terminal("InvalidSpec", e))?;
+            .map_err(|e| Error::terminal(INVALID_SPEC, e))?;
         let out = self
             .invite_account_to_organization()
             .target(target)
@@ -891,7 +892,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         crate::after_write!("organizations:InviteAccountToOrganization");
         out.handshake().map(handshake).ok_or_else(|| {
             Error::retryable(
-                "AwsBadResponse",
+                AWS_BAD_RESPONSE,
                 "InviteAccountToOrganization returned no handshake",
             )
         })
@@ -1021,7 +1022,7 @@ impl OrganizationsApi for aws_sdk_organizations::Client {
         crate::after_write!("organizations:InviteOrganizationToTransferResponsibility");
         let h = out.handshake().ok_or_else(|| {
             Error::retryable(
-                "AwsBadResponse",
+                AWS_BAD_RESPONSE,
                 "InviteOrganizationToTransferResponsibility returned no handshake",
             )
         })?;

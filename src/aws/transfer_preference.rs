@@ -17,6 +17,7 @@ use aws_sdk_billingconductor::types::AutoTransferBillingGroupCreationPreference;
 
 use super::classify::on;
 use crate::error::Error;
+use crate::reconcile::reasons::INVALID_SPEC;
 
 /// The preference as Billing Conductor holds it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,7 +55,7 @@ fn sdk_preference(
         .enabled(p.enabled)
         .set_pricing_plan_arn(p.pricing_plan_arn.clone())
         .build()
-        .map_err(|e| Error::terminal("InvalidSpec", e))
+        .map_err(|e| Error::terminal(INVALID_SPEC, e))
 }
 
 #[async_trait]

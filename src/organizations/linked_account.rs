@@ -59,14 +59,15 @@ pub async fn reconcile(
         Ok((verdict, tags)) => (Ok(verdict), tags),
         Err(e) => (Err(e), None),
     };
-    // The account joined: tell the listed recipients (never blocks Ready; never in plan mode).
+    // The account joined: tell the listed recipients (never blocks Ready; only when the run
+    // applies: `send` does nothing in plan mode or under Observe).
     let mut notified = None;
-    if run.applying()
-        && matches!(&result, Ok(v) if v.ready)
+    if matches!(&result, Ok(v) if v.ready)
         && (obj.spec.create.is_some() || obj.spec.invite.is_some())
     {
         let event = NotificationEvent::Joined;
-        notified = notify::send(obj, ctx, event, &mut status, seen_tags.as_ref(), run.time()).await;
+        let tags = seen_tags.as_ref();
+        notified = notify::send(obj, ctx, &mut run, event, &mut status, tags).await;
     }
     if let (true, Ok(v)) = (notify::retry(&notified), &mut result) {
         let soon = notify::NOTIFY_RETRY;
@@ -89,7 +90,7 @@ pub async fn cleanup(
     let mut notified = None;
     if matches!(&result, Ok(v) if v.reason == CLOSED) {
         let event = NotificationEvent::Closed;
-        notified = notify::send(obj, ctx, event, &mut status, None, run.time()).await;
+        notified = notify::send(obj, ctx, &mut run, event, &mut status, None).await;
         let requested = status.deletion_requested_at.as_deref();
         match notify::closure_notice(&notified, requested, run.time()) {
             Some(notify::ClosureNotice::Wait(e)) => result = Err(e),

@@ -24,6 +24,7 @@ use crate::api::payer_grant::PayerGrant;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::reconcile::ReconcileContext;
+use crate::reconcile::reasons::{GRANT_APPLIED, GRANT_DELETED, GRANTS_NOT_LOADED, INVALID_OBJECT};
 use crate::reconcile::trigger::{Trigger, WakeUp, WakeUps};
 
 type Guarded<K> = DeserializeGuard<K>;
@@ -62,7 +63,7 @@ impl GrantSource for KubeGrants {
             .unwrap_or(false)
         {
             return Err(Error::retryable(
-                "GrantsNotLoaded",
+                GRANTS_NOT_LOADED,
                 "the operator has not listed PayerGrants and Namespaces yet (may it list and watch them? see its RBAC); nothing was called in AWS",
             ));
         }
@@ -333,7 +334,7 @@ async fn watch_grants(
                         publish(
                             &recorder,
                             &g,
-                            "GrantApplied",
+                            GRANT_APPLIED,
                             format!(
                                 "covers {what}; Payers that use the operator's identity are checked again now"
                             ),
@@ -345,7 +346,7 @@ async fn watch_grants(
                         publish(
                             &recorder,
                             &g,
-                            "InvalidObject",
+                            INVALID_OBJECT,
                             format!(
                                 "the operator cannot read this PayerGrant, so it grants nothing: {}",
                                 invalid.error
@@ -364,7 +365,7 @@ async fn watch_grants(
                 publish(
                     &recorder,
                     &g,
-                    "GrantDeleted",
+                    GRANT_DELETED,
                     "deleted: the Payers it covered are checked again now, and those no other grant covers stop calling AWS".to_string(),
                 )
                 .await;

@@ -16,6 +16,7 @@ use crate::aws::organizations::{
     Account, CreateStatus, Handshake, OrgUnit, Organization, PolicySummary, Root,
 };
 use crate::error::Error;
+use crate::reconcile::reasons::{AWS_BAD_RESPONSE, NO_ORGANIZATION};
 
 /// What the organization looked like when the snapshot was taken.
 #[derive(Clone, Debug)]
@@ -59,7 +60,7 @@ impl OrgSnapshot {
             .await?
             .ok_or_else(|| {
                 Error::terminal(
-                    "NoOrganization",
+                    NO_ORGANIZATION,
                     "the payer's account is not in an organization",
                 )
             })?;
@@ -75,7 +76,7 @@ impl OrgSnapshot {
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::retryable("AwsBadResponse", "ListRoots returned no root"))?;
+            .ok_or_else(|| Error::retryable(AWS_BAD_RESPONSE, "ListRoots returned no root"))?;
         // Creations in progress before accounts: a creation that finishes between the two
         // reads is then in one of them (in the other order it could be in neither, and its
         // account would be created a second time).

@@ -15,6 +15,9 @@ use super::grants::{self, NotGranted};
 use crate::api::payer::{AssumeRole, Payer};
 use crate::api::payer_grant::PayerGrant;
 use crate::error::Error;
+use crate::reconcile::reasons::{
+    INVALID_EXTERNAL_ID, INVALID_SPEC, SECRET_KEY_MISSING, SECRET_NOT_FOUND,
+};
 use crate::reconcile::{ReconcileContext, object_key};
 use crate::secrets::{SecretSource, SecretString};
 
@@ -197,7 +200,7 @@ pub async fn external_id(
     let r = match (&role.external_id, &role.external_id_secret_ref) {
         (Some(_), Some(_)) => {
             return Err(Error::terminal(
-                "InvalidSpec",
+                INVALID_SPEC,
                 "spec.credentials.assumeRole sets both externalId and externalIdSecretRef; keep one",
             ));
         }
@@ -207,7 +210,7 @@ pub async fn external_id(
     };
     let data = secrets.get(namespace, &r.name).await?.ok_or_else(|| {
         Error::terminal(
-            "SecretNotFound",
+            SECRET_NOT_FOUND,
             format!(
                 "Secret {namespace}/{} named in spec.credentials.assumeRole.externalIdSecretRef does not exist; create it with the key {}",
                 r.name,
@@ -221,7 +224,7 @@ pub async fn external_id(
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             Error::terminal(
-                "SecretKeyMissing",
+                SECRET_KEY_MISSING,
                 format!(
                     "Secret {namespace}/{} has no key {:?} (or it is empty); add it or set the key name in spec.credentials.assumeRole.externalIdSecretRef",
                     r.name,
@@ -231,7 +234,7 @@ pub async fn external_id(
         })?;
     if !valid_external_id(&value) {
         return Err(Error::terminal(
-            "InvalidExternalId",
+            INVALID_EXTERNAL_ID,
             format!(
                 "the value of key {:?} in Secret {namespace}/{} is not a valid external id (2 to 1224 of letters, digits and _+=,.@:/-); the value is not shown",
                 r.key(),

@@ -5,6 +5,10 @@ use crate::api::conditions::{
     Condition, ConditionStatus, DesiredCondition, READY, SYNCED, merge_conditions,
 };
 use crate::error::Error;
+use crate::reconcile::reasons::{
+    CLOSING, CREATING, CREATION_QUEUED, DEPENDENCY_NOT_READY, INVITATION_PENDING, PENDING,
+    RECONCILE_SUCCESS, WAITING,
+};
 
 use super::outcome::{EventNote, Verdict};
 
@@ -31,7 +35,7 @@ pub fn conditions_for(
             DesiredCondition::new(
                 SYNCED,
                 ConditionStatus::True,
-                "ReconcileSuccess",
+                RECONCILE_SUCCESS,
                 "AWS was read and the changes it needed were made",
             ),
         ],
@@ -39,7 +43,7 @@ pub fn conditions_for(
             reason, message, ..
         }) => vec![
             DesiredCondition::new(READY, ConditionStatus::False, *reason, message.clone()),
-            DesiredCondition::new(SYNCED, ConditionStatus::True, "Waiting", message.clone()),
+            DesiredCondition::new(SYNCED, ConditionStatus::True, WAITING, message.clone()),
         ],
         Err(err) if err.is_terminal() => vec![
             DesiredCondition::new(READY, ConditionStatus::False, err.reason(), err.to_string()),
@@ -61,7 +65,7 @@ pub fn conditions_for(
                 d.push(DesiredCondition::new(
                     READY,
                     ConditionStatus::Unknown,
-                    "Pending",
+                    PENDING,
                     "waiting for AWS to answer",
                 ));
             }
@@ -89,6 +93,6 @@ pub fn ready_change_event(before: &[Condition], after: &[Condition]) -> Option<E
 fn is_progress_reason(reason: &str) -> bool {
     matches!(
         reason,
-        "Creating" | "CreationQueued" | "InvitationPending" | "DependencyNotReady" | "Closing"
+        CREATING | CREATION_QUEUED | INVITATION_PENDING | DEPENDENCY_NOT_READY | CLOSING
     )
 }

@@ -17,6 +17,8 @@ use kube::{CustomResourceExt, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::api::common::HasManagementPolicy;
+
 use super::context::ReconcileContext;
 use super::outcome::{KindOutcome, KindStatus};
 use super::report::ObjectReport;
@@ -38,6 +40,7 @@ pub trait Kind:
                     + Sync
                     + 'static,
     > + CustomResourceExt
+    + HasManagementPolicy
     + Clone
     + Serialize
     + DeserializeOwned

@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::common::{ManagementPolicy, PAUSED_ANNOTATION, is_paused};
+use crate::api::common::{ManagementPolicy, PAUSED_ANNOTATION};
 use crate::api::conditions::{
     Condition, ConditionStatus, DesiredCondition, READY, SYNCED, find, merge_conditions,
 };
@@ -48,19 +48,15 @@ pub const PAUSED: &str = "Paused";
 const DRIFT_LISTED: usize = 20;
 
 /// How `obj` is treated: paused (annotation) wins over its `spec.managementPolicy`. Read
-/// from the object's serialized form, so that every kind with the field is covered and the
-/// engine names no kind (Payer and PayerGrant have no such field: they are managed).
+/// through the kind's typed accessor ([`crate::api::common::HasManagementPolicy`]), so that
+/// the engine names no kind and serializes nothing (Payer has no such field: it is managed).
 pub fn management<K: Kind>(obj: &K) -> Management {
-    if is_paused(obj.meta().annotations.as_ref()) {
+    if obj.paused() {
         return Management::Paused;
     }
-    let policy = serde_json::to_value(obj)
-        .ok()
-        .and_then(|v| v.pointer("/spec/managementPolicy").cloned())
-        .and_then(|p| serde_json::from_value::<ManagementPolicy>(p).ok());
-    match policy {
-        Some(ManagementPolicy::Observe) => Management::Observe,
-        _ => Management::Manage,
+    match obj.management_policy() {
+        ManagementPolicy::Observe => Management::Observe,
+        ManagementPolicy::Manage => Management::Manage,
     }
 }
 

@@ -242,3 +242,37 @@ pub const TRANSFER_NOT_LISTED: &str = "TransferNotListed";
 /// `TransferEnded`: the billing transfer a TRANSFER_BILLING group names has ended or was
 /// never accepted, and cannot become active again without a new invitation.
 pub const TRANSFER_ENDED: &str = "TransferEnded";
+/// `AwsTimeout`: an AWS call timed out (tried again).
+pub const AWS_TIMEOUT: &str = "AwsTimeout";
+/// `AwsUnreachable`: an AWS call could not be sent (tried again).
+pub const AWS_UNREACHABLE: &str = "AwsUnreachable";
+/// `AwsBadResponse`: an AWS answer could not be read, or lacked what it must hold (tried
+/// again).
+pub const AWS_BAD_RESPONSE: &str = "AwsBadResponse";
+/// `AwsError`: an AWS call failed in a way the SDK does not classify (tried again).
+pub const AWS_ERROR: &str = "AwsError";
+/// `AwsThrottled`: AWS throttled a call (tried again).
+pub const AWS_THROTTLED: &str = "AwsThrottled";
+/// `AwsServiceError`: an AWS call failed on the AWS side (5xx; tried again).
+pub const AWS_SERVICE_ERROR: &str = "AwsServiceError";
+/// `AwsRejected`: AWS refused a call with an error this operator has no reason of its own for.
+pub const AWS_REJECTED: &str = "AwsRejected";
+/// `CredentialsTimeout`: getting the payer's AWS credentials timed out (tried again).
+pub const CREDENTIALS_TIMEOUT: &str = "CredentialsTimeout";
+/// `KubernetesApiError`: a call to the Kubernetes API failed.
+pub const KUBERNETES_API_ERROR: &str = "KubernetesApiError";
+/// `FinalizerError`: adding or removing the finalizer failed.
+pub const FINALIZER_ERROR: &str = "FinalizerError";
+/// `FinalizerConflict`: the object changed while its finalizer was being updated (tried
+/// again).
+pub const FINALIZER_CONFLICT: &str = "FinalizerConflict";
+/// `SmtpFailed`: the mail server could not be reached or refused a notification (tried again).
+pub const SMTP_FAILED: &str = "SmtpFailed";
+/// `GrantsNotLoaded`: the operator has not listed PayerGrants and Namespaces yet (tried again).
+pub const GRANTS_NOT_LOADED: &str = "GrantsNotLoaded";
+/// `GrantApplied` (Event on a PayerGrant): the grant covers its namespaces now.
+pub const GRANT_APPLIED: &str = "GrantApplied";
+/// `GrantDeleted` (Event on a PayerGrant): the grant was deleted.
+pub const GRANT_DELETED: &str = "GrantDeleted";
+/// `InvalidExternalId`: the external id in the named Secret is not a valid one.
+pub const INVALID_EXTERNAL_ID: &str = "InvalidExternalId";

@@ -6,9 +6,12 @@ Run: $TOOLS/venv/bin/python -m unittest test_argocd_health.py  (from tests/tools
 from __future__ import annotations
 
 import pathlib
+import tempfile
 import unittest
 
 from lupa import LuaRuntime
+
+import gen_argocd_health
 
 HEALTH = pathlib.Path(__file__).resolve().parents[2] / "examples" / "gitops" / "argocd" / "health"
 KINDS = ["Payer", "LinkedAccount", "OrganizationalUnit", "ServiceControlPolicy", "PricingPlan", "BillingGroup", "CustomLineItem", "CurPipeline", "BillingTransfer"]
@@ -58,6 +61,27 @@ def ready(status, reason, message="m"):
 class HealthTest(unittest.TestCase):
     def test_every_kind_has_a_check(self):
         self.assertEqual(sorted(p.stem for p in HEALTH.glob("*.lua")), sorted(KINDS))
+
+    def test_the_scripts_are_the_generated_ones(self):
+        # Drift check (as crd-check for crds/): regenerate with gen_argocd_health.py.
+        self.assertEqual(sorted(gen_argocd_health.KINDS), sorted(KINDS))
+        self.assertEqual(gen_argocd_health.drift(), [],
+                         "run: python3 tests/tools/gen_argocd_health.py")
+
+    def test_the_drift_check_sees_an_edited_missing_or_extra_script(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            d = pathlib.Path(tmp)
+            for kind in KINDS:
+                (d / f"{kind}.lua").write_text(gen_argocd_health.render(kind))
+            self.assertEqual(gen_argocd_health.drift(d), [])
+            (d / "Payer.lua").write_text((d / "Payer.lua").read_text().replace("Closing = true, ", ""))
+            (d / "CurPipeline.lua").unlink()
+            (d / "Other.lua").write_text("return {}")
+            self.assertEqual(gen_argocd_health.drift(d), [
+                "Payer.lua differs from the generated script",
+                "CurPipeline.lua is missing",
+                "Other.lua is no kind's script",
+            ])
 
     def test_ready_is_healthy(self):
         for kind in KINDS:

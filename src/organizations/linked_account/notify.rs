@@ -13,10 +13,11 @@
 //! window left for a second copy is a connection that breaks after the server took the
 //! message but before its answer arrived.
 //!
-//! The marks are the notification's own ledger, written only when a notice is sent (never in
-//! plan mode): they are not changes to the account the spec asks for, so they are not recorded
-//! as [`crate::reconcile::Change`]s (`apply -f` reports what it changed for the spec) and are
-//! written here directly rather than through [`crate::reconcile::run::Run::write`].
+//! The marks are the notification's own ledger, written only when a notice is sent. Nothing is
+//! sent and no mark is written unless the run applies (never in plan mode, under
+//! `managementPolicy: Observe`, or in a planned deletion), and every mark goes through
+//! [`Run::write`], the one AWS write path: a run that does not apply makes no call, and the
+//! marks an apply writes are in its changes (`apply -f` lists them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,11 +34,12 @@ use crate::aws::organizations::{OrganizationsApi, Tags};
 use crate::error::Error;
 use crate::notify::{AccountFacts, Delivery, NotifiedTag, compose};
 use crate::payer::context::payer_connection;
-use crate::reconcile::ReconcileContext;
 use crate::reconcile::reasons::{
     NO_SMTP_SETTINGS, NOTIFICATION_NOT_SENT, NOTIFICATION_PENDING, NOTIFICATION_UNCERTAIN,
     SECRET_KEY_MISSING, SECRET_NOT_FOUND, SENT,
 };
+use crate::reconcile::run::Run;
+use crate::reconcile::{ChangeAction, ReconcileContext, change};
 use crate::secrets::SecretString;
 
 /// Condition type for notifications.
@@ -59,17 +61,20 @@ struct Notice<'a> {
     now: Timestamp,
 }
 
-/// Send `event`'s notification unless it is not wanted, the payer is unknown, or it already
-/// went out (see the module docs). `tags` are the account's tags if this reconcile read them
-/// already.
+/// Send `event`'s notification unless the run does not apply (plan, Observe), it is not
+/// wanted, the payer is unknown, or it already went out (see the module docs). `tags` are the
+/// account's tags if this reconcile read them already.
 pub(super) async fn send(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
+    run: &mut Run,
     event: NotificationEvent,
     status: &mut LinkedAccountStatus,
     tags: Option<&Tags>,
-    now: Timestamp,
 ) -> Notified {
+    if !run.applying() {
+        return None;
+    }
     let payer = ctx.catalog.get::<crate::api::Payer>(
         &obj.namespace().unwrap_or_default(),
         &obj.spec.payer_ref.name,
@@ -87,9 +92,9 @@ pub(super) async fn send(
         event,
         recipients: &wanted.recipients,
         account_id,
-        now,
+        now: run.time(),
     };
-    Some(deliver(obj, ctx, &payer, &notice, status, tags).await)
+    Some(deliver(obj, ctx, run, &payer, &notice, status, tags).await)
 }
 
 /// The SMTP settings of `payer` and the login from their Secret, if any.
@@ -185,18 +190,26 @@ impl<'a> Mark<'a> {
         [(NOTIFIED_TAG.to_string(), self.tag.render())].into()
     }
 
+    /// Write the mark as it is now through `run` (`what` says what it records).
+    async fn write(&self, run: &mut Run, what: &str) -> Result<(), Error> {
+        let target = format!("tag {NOTIFIED_TAG} of {}", self.account_id);
+        let detail = format!("{} {what}", self.event.name());
+        let tags = self.rendered();
+        run.write(change(ChangeAction::Update, target, detail), || {
+            self.orgs.tag_resource(self.account_id, &tags)
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Mark the notice as being sent (before the mail server is asked).
-    async fn sending(&mut self, now: Timestamp) -> Result<(), Error> {
+    async fn sending(&mut self, run: &mut Run, now: Timestamp) -> Result<(), Error> {
         if !self.on_account {
             return Ok(());
         }
         self.tag
             .set(self.event, &Delivery::Sending(now.to_string()));
-        match self
-            .orgs
-            .tag_resource(self.account_id, &self.rendered())
-            .await
-        {
+        match self.write(run, "sending").await {
             Ok(()) => Ok(()),
             Err(e) if self.status_only(&e) => {
                 self.on_account = false;
@@ -208,34 +221,34 @@ impl<'a> Mark<'a> {
 
     /// Mark the notice as sent. A failure only leaves it "sending", which never sends it
     /// again either (the status records it as sent).
-    async fn sent(&mut self, now: Timestamp) {
+    async fn sent(&mut self, run: &mut Run, now: Timestamp) {
         if !self.on_account {
             return;
         }
         self.tag.set(self.event, &Delivery::Sent(now.to_string()));
-        if let Err(e) = self
-            .orgs
-            .tag_resource(self.account_id, &self.rendered())
-            .await
-        {
+        if let Err(e) = self.write(run, "sent").await {
             tracing::warn!(account = self.account_id, error = %e, "the notification went out, but tag {NOTIFIED_TAG} could not be updated");
         }
     }
 
     /// Not delivered: take the mark back so that the next attempt sends.
-    async fn take_back(&mut self) {
+    async fn take_back(&mut self, run: &mut Run) {
         if !self.on_account {
             return;
         }
         self.tag.remove(self.event);
         let undone = if self.tag.is_empty() {
-            self.orgs
-                .untag_resource(self.account_id, &[NOTIFIED_TAG.to_string()])
+            let what = change(
+                ChangeAction::Update,
+                format!("tag {NOTIFIED_TAG} of {}", self.account_id),
+                format!("remove ({} not sent)", self.event.name()),
+            );
+            let keys = [NOTIFIED_TAG.to_string()];
+            run.write(what, || self.orgs.untag_resource(self.account_id, &keys))
                 .await
+                .map(|_| ())
         } else {
-            self.orgs
-                .tag_resource(self.account_id, &self.rendered())
-                .await
+            self.write(run, "not sent").await
         };
         if let Err(e) = undone {
             tracing::warn!(account = self.account_id, error = %e, "tag {NOTIFIED_TAG} still marks a notification as being sent; it will not be sent again");
@@ -265,6 +278,7 @@ fn already(
 async fn deliver(
     obj: &LinkedAccount,
     ctx: &ReconcileContext,
+    run: &mut Run,
     payer: &Payer,
     notice: &Notice<'_>,
     status: &mut LinkedAccountStatus,
@@ -297,7 +311,7 @@ async fn deliver(
         Some(Err(uncertain)) => return Err(uncertain),
         None => {}
     }
-    mark.sending(notice.now).await?;
+    mark.sending(run, notice.now).await?;
     let mail = compose(
         notice.event,
         &settings.from,
@@ -307,11 +321,11 @@ async fn deliver(
     match ctx.mailer.send(&settings, login, &mail).await {
         Ok(()) => {
             record(status, &notice.now.to_string());
-            mark.sent(notice.now).await;
+            mark.sent(run, notice.now).await;
             Ok("the notification was handed to the mail server".into())
         }
         Err(send_failed) => {
-            mark.take_back().await;
+            mark.take_back(run).await;
             Err(send_failed)
         }
     }
