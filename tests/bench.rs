@@ -298,7 +298,9 @@ async fn fill_watch_cache(
     n: usize,
     strip: bool,
 ) -> (
-    kube::runtime::reflector::Store<kube::core::DeserializeGuard<partner_billing_operator::api::LinkedAccount>>,
+    kube::runtime::reflector::Store<
+        kube::core::DeserializeGuard<partner_billing_operator::api::LinkedAccount>,
+    >,
     u64,
     Duration,
 ) {
@@ -322,7 +324,10 @@ async fn fill_watch_cache(
             .chain(std::iter::once(Ok(watcher::Event::InitDone))),
     );
     if strip {
-        for_cache(events).reflect(writer).for_each(|_| async {}).await;
+        for_cache(events)
+            .reflect(writer)
+            .for_each(|_| async {})
+            .await;
     } else {
         events.reflect(writer).for_each(|_| async {}).await;
     }
@@ -345,11 +350,24 @@ async fn bench_controller_cache_10000_objects() {
     let (stripped, stripped_rss, stripped_took) = fill_watch_cache(n, true).await;
     let (raw, raw_rss, raw_took) = fill_watch_cache(n, false).await;
     let one = stripped.state()[0].clone();
-    assert!(one.managed_fields().is_empty() && !one.annotations().contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+    assert!(
+        one.managed_fields().is_empty()
+            && !one
+                .annotations()
+                .contains_key("kubectl.kubernetes.io/last-applied-configuration")
+    );
     assert!(!raw.state()[0].managed_fields().is_empty());
     for (label, added, took) in [
-        ("as served (managedFields, last-applied annotation)", raw_rss, raw_took),
-        ("through the controller's cache step (both dropped)", stripped_rss, stripped_took),
+        (
+            "as served (managedFields, last-applied annotation)",
+            raw_rss,
+            raw_took,
+        ),
+        (
+            "through the controller's cache step (both dropped)",
+            stripped_rss,
+            stripped_took,
+        ),
     ] {
         println!(
             "bench controller-cache: {n} LinkedAccounts ({served} bytes of JSON each) in the watch cache {label}: {:.1} MiB resident more ({:.2} KiB per object); parsed and filled in {:.0} ms",

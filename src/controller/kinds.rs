@@ -34,8 +34,8 @@ pub async fn reconcile_kind<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<A
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     // Without the finalizer, kube only adds it (the change brings the object back at once):
     // that pass reconciles nothing, so it does not count towards the first full sync.
-    let adds_finalizer_only = obj.meta().deletion_timestamp.is_none()
-        && !obj.finalizers().iter().any(|f| f == FINALIZER);
+    let adds_finalizer_only =
+        obj.meta().deletion_timestamp.is_none() && !obj.finalizers().iter().any(|f| f == FINALIZER);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(o) => apply(o, ctx.clone()).await,

@@ -156,8 +156,7 @@ impl KindVisitor for RunWatches<'_> {
     fn visit<K: Kind>(&mut self) {
         let apis = namespaced_apis::<Guarded<K>>(self.client, self.namespaces);
         for (api, writer) in apis.into_iter().zip(self.streams.take::<K>()) {
-            let watch = watcher(api, watcher::Config::default().any_semantic())
-                .default_backoff();
+            let watch = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
             let watch = for_cache(watch)
                 .reflect_shared(writer)
                 .for_each(|event| async move {
@@ -340,7 +339,9 @@ mod tests {
             let annotations = meta.annotations.as_ref().expect("annotations kept");
             assert!(!annotations.contains_key(LAST_APPLIED), "{:?}", meta.name);
             assert_eq!(
-                annotations.get("partnerbilling.io/paused").map(String::as_str),
+                annotations
+                    .get("partnerbilling.io/paused")
+                    .map(String::as_str),
                 Some("true"),
                 "other annotations stay"
             );
