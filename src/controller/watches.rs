@@ -223,7 +223,7 @@ async fn first_sync(ctx: Arc<Context>) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         checks += 1;
         // Every 10 s: objects deleted before their first reconcile are not waited for.
-        if checks % 50 == 0
+        if checks.is_multiple_of(50)
             && let Some(present) = cached_keys(&ctx).await
         {
             ctx.sync
