@@ -39,7 +39,8 @@ impl Default for Settings {
     }
 }
 
-/// Tracks the first full sync: ready once every object present at startup was reconciled.
+/// Tracks the first full sync: ready once every object present at startup was reconciled
+/// (or is gone). The keys are dropped once ready.
 #[derive(Debug, Default)]
 pub struct SyncTracker {
     ready: AtomicBool,
@@ -48,16 +49,23 @@ pub struct SyncTracker {
 
 #[derive(Debug, Default)]
 struct SyncState {
-    expected: Option<HashSet<String>>,
-    seen: HashSet<String>,
+    /// Objects of the initial list not reconciled yet; `None` before the list is known.
+    pending: Option<HashSet<String>>,
+    /// Objects reconciled before the initial list was known.
+    early: HashSet<String>,
 }
 
 impl SyncTracker {
     /// The objects the initial list returned (call once the watch stores are ready).
     pub fn expect(&self, keys: impl IntoIterator<Item = String>) {
+        if self.is_ready() {
+            return;
+        }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.expected.get_or_insert_with(HashSet::new).extend(keys);
-        self.update(&s);
+        let early = std::mem::take(&mut s.early);
+        let pending = s.pending.get_or_insert_with(HashSet::new);
+        pending.extend(keys.into_iter().filter(|k| !early.contains(k)));
+        self.update(&mut s);
     }
 
     /// An object finished a reconcile (successfully or not: it has a status either way).
@@ -66,15 +74,43 @@ impl SyncTracker {
             return;
         }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.seen.insert(key.to_string());
-        self.update(&s);
+        match s.pending.as_mut() {
+            Some(pending) => {
+                pending.remove(key);
+            }
+            None => {
+                s.early.insert(key.to_string());
+            }
+        }
+        self.update(&mut s);
     }
 
-    fn update(&self, s: &SyncState) {
-        if let Some(expected) = &s.expected
-            && expected.iter().all(|k| s.seen.contains(k))
-        {
+    /// Stop waiting for the objects of the initial list that `present` no longer has
+    /// (deleted before their first reconcile: they will never be reconciled).
+    pub fn forget_missing(&self, present: &HashSet<String>) {
+        if self.is_ready() {
+            return;
+        }
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pending) = s.pending.as_mut() {
+            pending.retain(|k| present.contains(k));
+        }
+        self.update(&mut s);
+    }
+
+    /// Objects of the initial list still waiting for a reconcile (`None`: list not known yet).
+    pub fn pending(&self) -> Option<usize> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.pending.as_ref().map(HashSet::len)
+    }
+
+    fn update(&self, s: &mut SyncState) {
+        if s.pending.as_ref().is_some_and(HashSet::is_empty) {
             self.ready.store(true, Ordering::SeqCst);
+            *s = SyncState {
+                pending: Some(HashSet::new()),
+                early: HashSet::new(),
+            };
         }
     }
 

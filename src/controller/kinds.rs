@@ -32,6 +32,10 @@ pub async fn reconcile_kind<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<A
     let namespace = obj.namespace().unwrap_or_default();
     let key = sync_key(&kind, &namespace, &obj.name_any());
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Without the finalizer, kube only adds it (the change brings the object back at once):
+    // that pass reconciles nothing, so it does not count towards the first full sync.
+    let adds_finalizer_only =
+        obj.meta().deletion_timestamp.is_none() && !obj.finalizers().iter().any(|f| f == FINALIZER);
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             FinalizerEvent::Apply(o) => apply(o, ctx.clone()).await,
@@ -41,7 +45,9 @@ pub async fn reconcile_kind<K: Kind>(obj: Arc<K>, ctx: Arc<Context>) -> Result<A
     .await
     .map_err(Error::from);
     ctx.metrics.reconcile_finished(&kind, started.elapsed());
-    ctx.sync.reconciled(&key);
+    if !adds_finalizer_only {
+        ctx.sync.reconciled(&key);
+    }
     if result.is_ok() {
         ctx.backoffs.reset(&key);
     }

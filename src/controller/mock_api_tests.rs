@@ -114,6 +114,7 @@ fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
 async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
     let aws = FakeAws::management_account("111122223333", 2);
     let (ctx, mut api) = context(aws.clone());
+    ctx.sync.expect([sync_key("Payer", "billing", "acme")]);
 
     // 1. No finalizer yet: it is added (guarded by a JSON-patch test) and nothing else happens.
     let fresh = payer_json(false, false, None);
@@ -141,6 +142,10 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
     assert!(
         aws.calls().is_empty(),
         "AWS is not called before the finalizer is in place"
+    );
+    assert!(
+        !ctx.sync.is_ready(),
+        "adding the finalizer is not the Payer's first reconcile"
     );
 
     // 2. With the finalizer: status is server-side applied, then a Normal event is recorded.
@@ -171,6 +176,7 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
         .expect("reconcile");
     assert_eq!(action, Action::requeue(ctx.settings.resync));
     let (patch, event, mut api) = server.await.expect("server");
+    assert!(ctx.sync.is_ready(), "the first full sync is complete");
 
     assert_eq!(patch["apiVersion"], "partnerbilling.io/v1alpha1");
     assert_eq!(patch["kind"], "Payer");

@@ -38,6 +38,21 @@ mod tests {
     }
 
     #[test]
+    fn sync_tracker_stops_waiting_for_objects_deleted_before_their_first_reconcile() {
+        let t = SyncTracker::default();
+        t.expect(["ns/a", "ns/b", "ns/c"].map(String::from));
+        t.reconciled("ns/a");
+        assert_eq!(t.pending(), Some(2));
+        t.forget_missing(&["ns/a", "ns/b"].map(String::from).into());
+        assert_eq!(t.pending(), Some(1), "ns/c is gone");
+        assert!(!t.is_ready(), "ns/b is still there and not reconciled");
+        t.reconciled("ns/b");
+        assert!(t.is_ready());
+        t.expect(["ns/d".to_string()]);
+        assert!(t.is_ready(), "ready stays ready");
+    }
+
+    #[test]
     fn status_only_changes_do_not_trigger() {
         let mut p = Payer::new(
             "p",

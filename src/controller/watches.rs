@@ -3,6 +3,7 @@
 //! kinds that follow it (cross-kind triggers, declared in the kind list). The first full
 //! sync is tracked over the same caches.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,8 +156,8 @@ impl KindVisitor for RunWatches<'_> {
     fn visit<K: Kind>(&mut self) {
         let apis = namespaced_apis::<Guarded<K>>(self.client, self.namespaces);
         for (api, writer) in apis.into_iter().zip(self.streams.take::<K>()) {
-            let watch = watcher(api, watcher::Config::default().any_semantic())
-                .default_backoff()
+            let watch = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+            let watch = for_cache(watch)
                 .reflect_shared(writer)
                 .for_each(|event| async move {
                     if let Err(e) = event {
@@ -166,6 +167,32 @@ impl KindVisitor for RunWatches<'_> {
             self.runs.push(Box::pin(watch));
         }
     }
+}
+
+/// The annotation `kubectl apply` (and Argo CD's client-side apply) writes: a full copy of the
+/// object as last applied.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drop from a watched object what the operator never reads before it enters the watch cache:
+/// `metadata.managedFields` (the API server's field ownership, often larger than the spec)
+/// and the last-applied-configuration annotation. Both are the API server's and the client's
+/// bookkeeping: the operator writes with server-side apply (status, closure log) and JSON
+/// patches of the finalizers, which never send the cached object back, so they are unchanged.
+/// Other annotations (pause, management mode) stay. For an object that could not be read
+/// (`Err`), the same fields of the metadata kept for its Warning Event go.
+pub fn strip_unread<K: kube::Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// A watch's events as they enter the watch cache: stripped of what the operator never reads.
+pub fn for_cache<K: kube::Resource>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> {
+    events.modify(strip_unread::<K>)
 }
 
 /// One Api per watched namespace (all namespaces when the list is empty).
@@ -184,8 +211,32 @@ where
     }
 }
 
-/// Ready once every object the first lists returned was reconciled.
+/// Ready once every object the first lists returned was reconciled (the pass that only adds
+/// the finalizer does not count) or is gone.
 async fn first_sync(ctx: Arc<Context>) {
+    let Some(keys) = cached_keys(&ctx).await else {
+        return;
+    };
+    ctx.sync.expect(keys);
+    let mut checks = 0u32;
+    while !ctx.sync.is_ready() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        checks += 1;
+        // Every 10 s: objects deleted before their first reconcile are not waited for.
+        if checks.is_multiple_of(50)
+            && let Some(present) = cached_keys(&ctx).await
+        {
+            ctx.sync
+                .forget_missing(&present.into_iter().collect::<HashSet<_>>());
+        }
+    }
+    ctx.metrics.ready.set(1);
+    info!("first full sync complete");
+}
+
+/// The keys of every object in the watch caches, once they are ready (`None`: a cache never
+/// became ready).
+async fn cached_keys(ctx: &Context) -> Option<Vec<String>> {
     let mut initial = InitialObjects {
         catalog: &ctx.reconcile.catalog,
         lists: Vec::new(),
@@ -193,17 +244,9 @@ async fn first_sync(ctx: Arc<Context>) {
     crate::kinds::visit(&mut initial);
     let mut keys = Vec::new();
     for list in initial.lists {
-        match list.await {
-            Some(k) => keys.extend(k),
-            None => return,
-        }
+        keys.extend(list.await?);
     }
-    ctx.sync.expect(keys);
-    while !ctx.sync.is_ready() {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    ctx.metrics.ready.set(1);
-    info!("first full sync complete");
+    Some(keys)
 }
 
 /// The keys of every kind's objects once its watch caches are ready (`None`: a cache never
@@ -229,5 +272,89 @@ impl KindVisitor for InitialObjects<'_> {
             }
             Some(keys)
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::LinkedAccount;
+    use kube::Resource;
+    use serde_json::json;
+
+    /// A LinkedAccount as a real API server serves it after `kubectl apply` and a status
+    /// write: managedFields of two managers and the last-applied copy; `spec` a string when
+    /// `invalid` (the object cannot be read).
+    fn served(name: &str, invalid: bool) -> Guarded<LinkedAccount> {
+        let spec = if invalid {
+            json!("not an object")
+        } else {
+            json!({"payerRef": {"name": "acme"}, "adopt": {"accountId": "111122223333"}})
+        };
+        serde_json::from_value(json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {
+                "name": name, "namespace": "billing", "uid": format!("uid-{name}"),
+                "resourceVersion": "7", "generation": 1,
+                "annotations": {
+                    LAST_APPLIED: "{\"apiVersion\":\"partnerbilling.io/v1alpha1\",\"kind\":\"LinkedAccount\"}",
+                    "partnerbilling.io/paused": "true"
+                },
+                "managedFields": [
+                    {"manager": "kubectl-client-side-apply", "operation": "Update",
+                     "apiVersion": "partnerbilling.io/v1alpha1", "time": "2026-11-24T12:00:00Z",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:payerRef": {}}}},
+                    {"manager": crate::controller::FIELD_MANAGER, "operation": "Apply",
+                     "apiVersion": "partnerbilling.io/v1alpha1", "time": "2026-11-24T12:00:01Z",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}, "subresource": "status"}
+                ]
+            },
+            "spec": spec
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn cached_objects_lose_managed_fields_and_the_last_applied_copy_only() {
+        let valid = served("a", false);
+        let invalid = served("b", true);
+        assert!(valid.0.is_ok() && invalid.0.is_err());
+        assert_eq!(valid.meta().managed_fields.as_ref().map(Vec::len), Some(2));
+        assert!(invalid.meta().managed_fields.is_some());
+        let events = futures::stream::iter(vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(valid.clone())),
+            Ok(watcher::Event::InitApply(invalid)),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(served("c", false))),
+        ]);
+        let (store, writer) = reflector::store::<Guarded<LinkedAccount>>();
+        let seen: Vec<_> = for_cache(events).reflect(writer).collect().await;
+        assert_eq!(seen.len(), 5);
+        let cached = store.state();
+        assert_eq!(cached.len(), 3);
+        for o in &cached {
+            let meta = o.meta();
+            assert_eq!(meta.managed_fields, None, "{:?}", meta.name);
+            let annotations = meta.annotations.as_ref().expect("annotations kept");
+            assert!(!annotations.contains_key(LAST_APPLIED), "{:?}", meta.name);
+            assert_eq!(
+                annotations
+                    .get("partnerbilling.io/paused")
+                    .map(String::as_str),
+                Some("true"),
+                "other annotations stay"
+            );
+            // Everything else is as served.
+            assert_eq!(meta.generation, Some(1));
+            assert_eq!(meta.resource_version.as_deref(), Some("7"));
+        }
+        let a = cached.iter().find(|o| o.name_any() == "a").unwrap();
+        let (Ok(cached_a), Ok(served_a)) = (&a.0, &valid.0) else {
+            panic!("a is valid")
+        };
+        assert_eq!(cached_a.spec, served_a.spec);
+        let b = cached.iter().find(|o| o.name_any() == "b").unwrap();
+        assert!(b.0.is_err(), "an unreadable object stays unreadable");
     }
 }

@@ -6,9 +6,11 @@ in its watch caches, on the real kube-apiserver the cluster suite builds (tests/
 Starts etcd and kube-apiserver in CLUSTER_DIR (emptied first; tests/cluster/start.sh, without
 kube-controller-manager) and applies the CRDs BIN prints. Then for each N, in a namespace of
 its own (bench-N): a fresh organization in the emulator at URL, the objects of
-bench_lib.manifests(N) created with kubectl, and `BIN run --namespace bench-N` (admin
-kubeconfig, the emulator as AWS, resync 3600 s so that no resync falls inside the measurement)
-as a child process, twice:
+bench_lib.manifests(N) created with `kubectl create --save-config` (so that they carry the
+kubectl.kubernetes.io/last-applied-configuration annotation and managedFields, as objects
+made by `kubectl apply` or Argo CD's client-side apply do), and `BIN run --namespace bench-N`
+(admin kubeconfig, the emulator as AWS, resync 3600 s so that no resync falls inside the
+measurement) as a child process, twice:
 
 1. initial sync, from nothing: done when every object in the namespace carries a status for
    its generation (`status.observedGeneration == metadata.generation`, read with kubectl once
@@ -16,11 +18,11 @@ as a child process, twice:
 2. a restart over the converged objects (what a controller holds and does after a rollout):
    done when every object was reconciled once and no reconcile started for 10 s.
 
-Either is also done when the controller says so (`partnerbilling_ready 1` on /metrics; on main
-that gauge never turns 1). Then, and again 30 s later, it prints the process's VmRSS and VmHWM
-(/proc/PID/status), its own CPU seconds (/proc/PID/stat: the emulator's and the API server's
-are not in it) and the AWS calls the emulator counted, by operation. The controller is stopped
-(SIGTERM) after each. Between two sizes, memory per object is the difference of resident
+When the controller's own gauge turned 1 (`partnerbilling_ready 1` on /metrics: every object
+of the initial list reconciled once past the finalizer) is printed beside. Then, and again
+30 s later, it prints the process's VmRSS and VmHWM (/proc/PID/status), its own CPU seconds
+(/proc/PID/stat: the emulator's and the API server's are not in it) and the AWS calls the
+emulator counted, by operation. The controller is stopped (SIGTERM) after each. Between two sizes, memory per object is the difference of resident
 memory over the difference of objects (the fixed part of the process cancels out). The
 control plane is always stopped.
 """
@@ -131,7 +133,7 @@ def measure(binary, emu, k, kubectl, kenv, cluster, d, n) -> tuple[int, dict]:
     b.write_docs(manifests, b.manifests(n, ids, ns))
     k("create", "namespace", ns)
     started = time.monotonic()
-    k("create", "-f", manifests)
+    k("create", "--save-config", "-f", manifests)
     head = f"bench controller: {n:,} objects ({accounts:,} LinkedAccounts, {groups} BillingGroups, a Payer, a PricingPlan)"
     print(f"{head}: created in the API server in {time.monotonic() - started:.1f} s", flush=True)
     counts = {"LinkedAccount": accounts, "BillingGroup": groups, "Payer": 1, "PricingPlan": 1}
@@ -172,8 +174,8 @@ def measure(binary, emu, k, kubectl, kenv, cluster, d, n) -> tuple[int, dict]:
 
 
 def phase(binary, emu, cluster, ns, n, accounts, groups, head, label, done) -> dict:
-    """Run the controller until `done(port)` (or the controller says it is ready); print and
-    return its figures, then stop it."""
+    """Run the controller until `done(port)`; print and return its figures (and when the
+    controller's ready gauge turned 1), then stop it."""
     emu.clear_requests()
     port = free_port()
     log = open(os.path.join(os.path.dirname(cluster["KUBECONFIG"]), f"operator-{ns}-{int(time.time())}.log"), "wb")
@@ -184,22 +186,28 @@ def phase(binary, emu, cluster, ns, n, accounts, groups, head, label, done) -> d
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     pid = proc.pid
     ready = False
+    gauge_at = None
     try:
         while time.monotonic() - started < READY_TIMEOUT:
             if proc.poll() is not None:
                 raise SystemExit(f"{head}: the controller exited ({proc.returncode}); log: {log.name}")
-            if metric(port, "partnerbilling_ready") == 1 or done(port):
+            if gauge_at is None and metric(port, "partnerbilling_ready") == 1:
+                gauge_at = time.monotonic() - started
+            if done(port):
                 ready = True
                 break
             time.sleep(2)
         took = time.monotonic() - started
+        if gauge_at is None and metric(port, "partnerbilling_ready") == 1:
+            gauge_at = took
         at_done = b.proc_status(pid)
         cpu = b.proc_cpu(pid)
         total, by_op = emu.requests()
         reconciles = metric(port, "partnerbilling_reconciles_total") or 0
         failures = metric(port, "partnerbilling_reconcile_failures_total") or 0
         state = "done" if ready else f"NOT DONE after {READY_TIMEOUT} s"
-        print(f"{head}: {label}: {state} after {took:.0f} s wall (machine shared); controller CPU {cpu:.1f} s "
+        gauge = f"ready gauge 1 after {gauge_at:.0f} s" if gauge_at is not None else "ready gauge still 0"
+        print(f"{head}: {label}: {state} after {took:.0f} s wall (machine shared; {gauge}); controller CPU {cpu:.1f} s "
               f"= {cpu / n * 1e6:,.0f} µs per object; VmRSS {b.mib(at_done['VmRSS'])} "
               f"({at_done['VmRSS'] / n:.2f} KiB per object), VmHWM (peak) {b.mib(at_done['VmHWM'])}; "
               f"{int(reconciles):,} reconciles, {int(failures):,} failed; {total:,} AWS calls "
