@@ -110,6 +110,26 @@ fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} condition in {status}"))
 }
 
+/// The first full reconcile's status patch and Event of the `acme` Payer.
+fn assert_verified(patch: &Value, event: &Value) {
+    assert_eq!(patch["apiVersion"], "partnerbilling.io/v1alpha1");
+    assert_eq!(patch["kind"], "Payer");
+    let status = &patch["status"];
+    let ready = condition(status, "Ready");
+    assert_eq!(ready["status"], "True");
+    assert_eq!(ready["reason"], "Verified");
+    assert_eq!(ready["observedGeneration"], 3);
+    assert!(ready["lastTransitionTime"].is_string());
+    assert_eq!(condition(status, "Synced")["status"], "True");
+    assert_eq!(status["organizationId"], "o-fake1234567");
+    assert_eq!(status["featureSet"], "ALL");
+    assert_eq!(status["memberAccounts"], 3);
+    assert_eq!(status["observedGeneration"], 3);
+    assert_eq!(event["type"], "Normal");
+    assert_eq!(event["reason"], "Verified");
+    assert_eq!(event["regarding"]["name"], "acme");
+}
+
 #[tokio::test]
 async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
     let aws = FakeAws::management_account("111122223333", 2);
@@ -178,22 +198,8 @@ async fn first_reconcile_adds_the_finalizer_then_status_is_patched_ready() {
     let (patch, event, mut api) = server.await.expect("server");
     assert!(ctx.sync.is_ready(), "the first full sync is complete");
 
-    assert_eq!(patch["apiVersion"], "partnerbilling.io/v1alpha1");
-    assert_eq!(patch["kind"], "Payer");
+    assert_verified(&patch, &event);
     let status = &patch["status"];
-    let ready = condition(status, "Ready");
-    assert_eq!(ready["status"], "True");
-    assert_eq!(ready["reason"], "Verified");
-    assert_eq!(ready["observedGeneration"], 3);
-    assert!(ready["lastTransitionTime"].is_string());
-    assert_eq!(condition(status, "Synced")["status"], "True");
-    assert_eq!(status["organizationId"], "o-fake1234567");
-    assert_eq!(status["featureSet"], "ALL");
-    assert_eq!(status["memberAccounts"], 3);
-    assert_eq!(status["observedGeneration"], 3);
-    assert_eq!(event["type"], "Normal");
-    assert_eq!(event["reason"], "Verified");
-    assert_eq!(event["regarding"]["name"], "acme");
     // The Payer's accounts come from the payer's organization snapshot (issue 20: one
     // listing per payer and pass, shared with every object of the payer).
     assert_eq!(
