@@ -121,6 +121,7 @@ fn billing_snapshot(ids: &[String], groups: usize) -> BillingSnapshot {
             .collect(),
         items: Vec::new(),
         costs: HashMap::new(),
+        index: Default::default(),
     }
 }
 

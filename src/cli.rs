@@ -271,16 +271,27 @@ async fn file_mode(args: FileArgs, plan_only: bool) -> i32 {
         filemode::apply_with(manifests, connector, wait, options).await
     };
     let text = match (args.output, plan_only) {
-        (output::Format::Json, _) => output::json(&report),
-        (output::Format::Yaml, false) => output::yaml(&report),
+        (output::Format::Json, _) => None,
+        (output::Format::Yaml, false) => Some(output::yaml(&report)),
         (output::Format::Yaml, true) => {
             eprintln!("note: plan prints text or json; showing json");
-            output::json(&report)
+            None
         }
-        (output::Format::Text, true) => output::plan_text(&report),
-        (output::Format::Text, false) => output::apply_text(&report),
+        (output::Format::Text, true) => Some(output::plan_text(&report)),
+        (output::Format::Text, false) => Some(output::apply_text(&report)),
     };
-    print!("{text}");
+    match text {
+        Some(text) => print!("{text}"),
+        // Written as it is rendered (not built in memory first: see `output::write_json`).
+        None => {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            if let Err(e) = output::write_json(&report, &mut out).and_then(|()| out.flush()) {
+                eprintln!("error: could not write the report: {e}");
+                return 1;
+            }
+        }
+    }
     if plan_only {
         filemode::plan_exit_code(&report)
     } else {

@@ -5,7 +5,7 @@
 //! update, creation, membership), execute through the billing write path, then a pure status
 //! and verdict.
 
-use crate::reconcile::catalog::Guarded;
+use crate::reconcile::catalog::{Guarded, Lookup};
 use crate::reconcile::trigger::Trigger;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -861,48 +861,74 @@ async fn read_group_facts(billing: &mut BillingContext, arn: &str) -> Result<(),
     Ok(())
 }
 
+/// LinkedAccounts by their account id (`status.accountId`).
+pub(crate) static BY_ACCOUNT_ID: Lookup<LinkedAccount> = Lookup {
+    name: "LinkedAccount by account id",
+    keys: account_id_key,
+};
+
+fn account_id_key(la: &LinkedAccount) -> Vec<String> {
+    la.status
+        .as_ref()
+        .and_then(|s| s.account_id.clone())
+        .into_iter()
+        .collect()
+}
+
+/// The key under which [`BY_REFERENCE`] finds every group with an account selector (no
+/// account id or Kubernetes name contains a NUL).
+const SELECTS: &str = "\0selector";
+
+/// BillingGroups by what can make [`wanted_members`] find an account in them: each reference
+/// of `spec.accounts` (an account id or a LinkedAccount name), and [`SELECTS`] for a group
+/// with a selector.
+static BY_REFERENCE: Lookup<BillingGroup> = Lookup {
+    name: "BillingGroup by account reference",
+    keys: reference_keys,
+};
+
+fn reference_keys(g: &BillingGroup) -> Vec<String> {
+    let mut keys = g.spec.accounts.clone();
+    if g.spec.account_selector.is_some() {
+        keys.push(SELECTS.to_string());
+    }
+    keys
+}
+
 /// Accounts of `members` (this group's) that other groups of the namespace want, with why
-/// (only those members' LinkedAccounts and those groups are copied out of the catalog).
+/// (the first of those groups by name). Lookups, not scans of the namespace: only those
+/// members' LinkedAccounts and the groups that name one of them (or select) are copied out of
+/// the catalog.
 fn rival_claims(
     obj: &BillingGroup,
     namespace: &str,
     ctx: &ReconcileContext,
     members: &[String],
 ) -> BTreeMap<String, String> {
-    let member_set: std::collections::HashSet<&str> = members.iter().map(String::as_str).collect();
-    let member_accounts = ctx.catalog.list_where::<crate::api::LinkedAccount>(
+    let member_accounts: Vec<LinkedAccount> = ctx.catalog.find(
         namespace,
-        |la: &crate::api::LinkedAccount| {
-            la.status
-                .as_ref()
-                .and_then(|s| s.account_id.as_deref())
-                .is_some_and(|id| member_set.contains(id))
-        },
+        &BY_ACCOUNT_ID,
+        members.iter().map(String::as_str),
     );
     let me = obj.name_any();
     // What `wanted_members` can find at all: a group names one of these (an account id among
-    // the members, or the name of a member's LinkedAccount) or has a selector. Checked first
-    // so that the groups that cannot want a member cost a few set lookups each, not
-    // `wanted_members`' scans (every group compared with every group otherwise).
-    let member_names: std::collections::HashSet<&str> = member_accounts
+    // the members, or the name of a member's LinkedAccount) or has a selector. Only those
+    // groups are compared, not every group with every group.
+    let references = members
         .iter()
-        .filter_map(|la| la.metadata.name.as_deref())
-        .collect();
-    let may_want = |g: &crate::api::BillingGroup| {
-        g.spec.account_selector.is_some()
-            || g.spec
-                .accounts
+        .map(String::as_str)
+        .chain(
+            member_accounts
                 .iter()
-                .any(|r| member_set.contains(r.as_str()) || member_names.contains(r.as_str()))
-    };
-    let candidates = ctx.catalog.list_where::<crate::api::BillingGroup>(
-        namespace,
-        |g: &crate::api::BillingGroup| {
-            g.metadata.name.as_deref() != Some(me.as_str()) && may_want(g)
-        },
-    );
+                .filter_map(|la| la.metadata.name.as_deref()),
+        )
+        .chain([SELECTS]);
+    let candidates: Vec<BillingGroup> = ctx.catalog.find(namespace, &BY_REFERENCE, references);
     let mut out = BTreeMap::new();
-    for other in &candidates {
+    for other in candidates
+        .iter()
+        .filter(|g| g.metadata.name.as_deref() != Some(me.as_str()))
+    {
         for a in wanted_members(other, members, &member_accounts) {
             out.entry(a)
                 .or_insert_with(|| format!("also wanted by BillingGroup {}", other.name_any()));
@@ -1232,6 +1258,7 @@ mod tests {
                 .collect(),
             items: vec![],
             costs: HashMap::new(),
+            index: Default::default(),
         }
     }
 
@@ -1287,6 +1314,102 @@ mod tests {
         assert!(
             wanted_members(&group(&["nobody"], Some("c")), &members, &member_accounts).is_empty()
         );
+    }
+
+    fn catalog_context() -> ReconcileContext {
+        ReconcileContext::new(
+            std::sync::Arc::new(crate::aws::fake::FakeAws::management_account(
+                "210987654321",
+                1,
+            )),
+            std::sync::Arc::new(crate::secrets::StaticSecrets::default()),
+        )
+    }
+
+    fn named_la(name: &str, id: Option<&str>, team: &str) -> LinkedAccount {
+        let mut v = serde_json::json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "LinkedAccount",
+            "metadata": {"name": name, "namespace": "ns", "labels": {"team": team}},
+            "spec": {"payerRef": {"name": "p"}, "adopt": {"accountId": "000000000000"}}
+        });
+        if let Some(id) = id {
+            v["status"] = serde_json::json!({"accountId": id});
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn named_group(name: &str, accounts: &[&str], team: Option<&str>) -> BillingGroup {
+        let mut spec = serde_json::json!({"payerRef": {"name": "p"}, "primaryAccount": "999999999999",
+            "pricingPlanRef": {"name": "plan"}, "accounts": accounts});
+        if let Some(t) = team {
+            spec["accountSelector"] = serde_json::json!({"matchLabels": {"team": t}});
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "partnerbilling.io/v1alpha1", "kind": "BillingGroup",
+            "metadata": {"name": name, "namespace": "ns"}, "spec": spec
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn rival_claims_are_found_by_lookups_and_follow_edits_of_accounts_and_groups() {
+        let ctx = catalog_context();
+        let c = &ctx.catalog;
+        let me = named_group("me", &["111111111111", "222222222222"], None);
+        c.put(me.clone());
+        c.put(named_la("ops", Some("111111111111"), "a"));
+        c.put(named_la("dev", Some("222222222222"), "b"));
+        c.put(named_la("idle", None, "a"));
+        // By id (two groups: the first by name is named), by name, by selector, and groups
+        // that want none of the members.
+        c.put(named_group("z-by-id", &["111111111111"], None));
+        c.put(named_group(
+            "b-by-id",
+            &["111111111111", "333333333333"],
+            None,
+        ));
+        c.put(named_group("c-by-name", &["dev"], None));
+        c.put(named_group("d-elsewhere", &["333333333333", "idle"], None));
+        c.put(named_group("e-selects", &[], Some("c")));
+        let members = vec!["111111111111".to_string(), "222222222222".to_string()];
+        let rivals = |ctx: &ReconcileContext| rival_claims(&me, "ns", ctx, &members);
+        let why = |g: &str| format!("also wanted by BillingGroup {g}");
+        assert_eq!(
+            rivals(&ctx),
+            BTreeMap::from([
+                ("111111111111".to_string(), why("b-by-id")),
+                ("222222222222".to_string(), why("c-by-name")),
+            ])
+        );
+
+        // Edits after the lookups were built: a LinkedAccount's id, a group's references, a
+        // selector that now matches, a group gone.
+        c.put(named_la("dev", Some("444444444444"), "c"));
+        c.put(named_la("ops2", Some("222222222222"), "a"));
+        assert_eq!(
+            rivals(&ctx).get("222222222222"),
+            None,
+            "dev no longer has the member's id; e-selects wants team c, ops2 is team a"
+        );
+        c.put(named_group("e-selects", &[], Some("a")));
+        assert_eq!(rivals(&ctx).get("222222222222"), Some(&why("e-selects")));
+        c.put(named_group("a-by-name", &["ops"], None));
+        c.remove::<BillingGroup>("ns", "b-by-id");
+        assert_eq!(
+            rivals(&ctx),
+            BTreeMap::from([
+                ("111111111111".to_string(), why("a-by-name")),
+                ("222222222222".to_string(), why("e-selects")),
+            ])
+        );
+        // A group never rivals itself.
+        c.put(named_group(
+            "me",
+            &["111111111111", "222222222222"],
+            Some("a"),
+        ));
+        assert_eq!(rivals(&ctx).len(), 2);
+        assert!(rivals(&ctx).values().all(|w| !w.ends_with(" me")));
     }
 
     #[test]

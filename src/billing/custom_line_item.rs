@@ -724,6 +724,7 @@ mod tests {
             group_of: HashMap::new(),
             items,
             costs: HashMap::new(),
+            index: Default::default(),
         }
     }
 

@@ -863,6 +863,7 @@ mod tests {
             group_of: HashMap::new(),
             items: vec![],
             costs: HashMap::new(),
+            index: Default::default(),
         }
     }
 

@@ -212,6 +212,19 @@ pub fn apply_exit_code(report: &Report) -> i32 {
 
 /// JSON rendering (both commands).
 pub fn json(report: &Report) -> String {
+    let mut out = Vec::new();
+    // Writing to memory fails only where serializing does (as `to_string_pretty` would).
+    if write_json(report, &mut out).is_err() {
+        return "\n".to_string();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// As [`json`], written to `w` one object at a time: the report is not copied into one JSON
+/// tree first (at 10,000 objects that copy and the text built from it were most of `apply`'s
+/// peak memory). The same bytes as [`json`]: every object's keys sorted, two-space indents,
+/// a newline at the end.
+pub fn write_json(report: &Report, mut w: impl std::io::Write) -> std::io::Result<()> {
     let summary = serde_json::json!({
         "objects": report.objects.len(),
         "changes": report.changes(),
@@ -220,8 +233,40 @@ pub fn json(report: &Report) -> String {
         "drift": report.drift(),
         "paused": report.paused(),
     });
-    let value = serde_json::json!({"objects": report.objects, "summary": summary});
-    serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
+    // Keys in sorted order, as a JSON tree (`serde_json::Map`) has them.
+    let rendered = Rendered {
+        objects: Objects(&report.objects),
+        summary,
+    };
+    let mut serializer = serde_json::Serializer::pretty(&mut w);
+    serde::Serialize::serialize(&rendered, &mut serializer)?;
+    w.write_all(b"\n")
+}
+
+#[derive(serde::Serialize)]
+struct Rendered<'a> {
+    objects: Objects<'a>,
+    summary: serde_json::Value,
+}
+
+struct Objects<'a>(&'a [ObjectReport]);
+
+impl serde::Serialize for Objects<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(SortedKeys))
+    }
+}
+
+/// One object's report as a JSON tree renders it (keys sorted at every level), made one
+/// object at a time.
+struct SortedKeys<'a>(&'a ObjectReport);
+
+impl serde::Serialize for SortedKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde_json::to_value(self.0)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
+    }
 }
 
 /// YAML rendering of `apply`: the objects with their status, as a multi-document stream.
@@ -293,6 +338,42 @@ mod tests {
                 objects: vec![obj(2, true), obj(0, false)]
             }),
             1
+        );
+    }
+
+    #[test]
+    fn json_is_written_object_by_object_as_the_whole_tree_rendered_it() {
+        let mut applied = obj(2, true);
+        applied.object = Some(serde_json::json!({
+            "kind": "LinkedAccount", "apiVersion": "partnerbilling.io/v1alpha1",
+            "metadata": {"name": "a", "namespace": "ns", "labels": {"z": "1", "a": "2"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "accountId": "1"}
+        }));
+        let mut observed = obj(0, false);
+        observed.management = Management::Observe;
+        observed.drift = obj(1, true).changes;
+        let r = Report {
+            objects: vec![applied, observed, obj(0, true)],
+        };
+        // The rendering before it was streamed: the report as one JSON tree.
+        let summary = serde_json::json!({
+            "objects": r.objects.len(), "changes": r.changes(), "errors": r.errors(),
+            "notReady": r.not_ready(), "drift": r.drift(), "paused": r.paused(),
+        });
+        let tree = serde_json::json!({"objects": r.objects, "summary": summary});
+        let expected = serde_json::to_string_pretty(&tree).unwrap() + "\n";
+        assert_eq!(json(&r), expected);
+        let mut written = Vec::new();
+        write_json(&r, &mut written).unwrap();
+        assert_eq!(String::from_utf8(written).unwrap(), expected);
+        assert!(expected.contains("\"drift\": ["), "{expected}");
+        let empty = Report { objects: vec![] };
+        assert_eq!(
+            json(&empty),
+            serde_json::to_string_pretty(&serde_json::json!({"objects": [], "summary": {
+                "objects": 0, "changes": 0, "errors": 0, "notReady": 0, "drift": 0, "paused": 0}}))
+            .unwrap()
+                + "\n"
         );
     }
 

@@ -496,6 +496,7 @@ mod tests {
             group_of: HashMap::from([("111111111111".to_string(), "arn:g1".to_string())]),
             items: Vec::new(),
             costs: HashMap::new(),
+            index: Default::default(),
         };
         Found {
             org: Arc::new(org),

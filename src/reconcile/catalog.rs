@@ -5,9 +5,14 @@
 //! store of their own from manifests ([`Catalog::put`], through a reflector `Writer`). Lookups
 //! are generic over the kind; an object that could not be deserialized (a wrong type in a
 //! field) is left out of every lookup.
+//!
+//! Besides lookups by name, [`Catalog::find`] looks objects up by keys computed from them (a
+//! [`Lookup`]: a LinkedAccount's account id, the accounts a BillingGroup names), so that a
+//! reconcile that wants the few objects with a key does not scan every object of the
+//! namespace (a pass over N objects scanning N objects each is N² work).
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use kube::Resource;
@@ -23,11 +28,81 @@ pub trait Object: Resource<DynamicType = ()> + Clone + Send + Sync + 'static {}
 
 impl<K> Object for K where K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static {}
 
+/// A lookup of kind `K`'s objects by keys computed from each object: [`Catalog::find`] gives
+/// the objects with one of some keys, what [`Catalog::list_where`] would give for that filter.
+pub struct Lookup<K> {
+    /// Tells the lookups of one kind apart (one index is kept per name: give each `keys` its
+    /// own name).
+    pub name: &'static str,
+    /// The keys an object is found by (none: never found).
+    pub keys: fn(&K) -> Vec<String>,
+}
+
+/// A [`Lookup`] of the local store as built: namespace -> key -> names of the objects.
+struct Index<K> {
+    keys: fn(&K) -> Vec<String>,
+    names: HashMap<String, HashMap<String, BTreeSet<String>>>,
+}
+
+impl<K: Object> Index<K> {
+    fn build(keys: fn(&K) -> Vec<String>, objects: &[Arc<Guarded<K>>]) -> Self {
+        let mut index = Self {
+            keys,
+            names: HashMap::new(),
+        };
+        for o in objects {
+            index.add(o);
+        }
+        index
+    }
+
+    fn entries(&self, o: &Guarded<K>) -> Option<(String, String, Vec<String>)> {
+        let o = o.0.as_ref().ok()?;
+        let meta = o.meta();
+        Some((
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+            (self.keys)(o),
+        ))
+    }
+
+    fn add(&mut self, o: &Guarded<K>) {
+        let Some((namespace, name, keys)) = self.entries(o) else {
+            return;
+        };
+        let by_key = self.names.entry(namespace).or_default();
+        for k in keys {
+            by_key.entry(k).or_default().insert(name.clone());
+        }
+    }
+
+    fn forget(&mut self, o: &Guarded<K>) {
+        let Some((namespace, name, keys)) = self.entries(o) else {
+            return;
+        };
+        let Some(by_key) = self.names.get_mut(&namespace) else {
+            return;
+        };
+        for k in keys {
+            if let Some(names) = by_key.get_mut(&k) {
+                names.remove(&name);
+                if names.is_empty() {
+                    by_key.remove(&k);
+                }
+            }
+        }
+    }
+}
+
 /// The stores of one kind: the watch caches handed over, and one filled locally.
 struct Shelf<K: Object> {
     watched: Vec<Store<Guarded<K>>>,
     local: Mutex<Writer<Guarded<K>>>,
     local_reader: Store<Guarded<K>>,
+    /// The [`Lookup`]s of the local store, by name: built on first use, kept current by
+    /// every edit ([`Shelf::apply`]). Locked before `local` (an index is built from the
+    /// store under this lock, so no edit falls between the reading and the keeping).
+    indexes: Mutex<HashMap<&'static str, Index<K>>>,
 }
 
 impl<K: Object> Shelf<K> {
@@ -38,7 +113,12 @@ impl<K: Object> Shelf<K> {
             watched,
             local: Mutex::new(writer),
             local_reader,
+            indexes: Mutex::default(),
         }
+    }
+
+    fn indexes(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Index<K>>> {
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn stores(&self) -> impl Iterator<Item = &Store<Guarded<K>>> {
@@ -48,10 +128,26 @@ impl<K: Object> Shelf<K> {
     }
 
     fn apply(&self, event: &watcher::Event<Guarded<K>>) {
-        self.local
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply_watcher_event(event);
+        let mut indexes = self.indexes();
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        let (before, after) = match event {
+            watcher::Event::Apply(o) => (self.local_reader.get(&ObjectRef::from_obj(o)), Some(o)),
+            watcher::Event::Delete(o) => (self.local_reader.get(&ObjectRef::from_obj(o)), None),
+            // Not sent by this catalog: whatever it changes, the indexes are built again.
+            _ => {
+                indexes.clear();
+                (None, None)
+            }
+        };
+        local.apply_watcher_event(event);
+        for index in indexes.values_mut() {
+            if let Some(before) = &before {
+                index.forget(before);
+            }
+            if let Some(after) = after {
+                index.add(after);
+            }
+        }
     }
 }
 
@@ -135,6 +231,48 @@ impl Catalog {
             .collect()
     }
 
+    /// The objects of `namespace` that `lookup` finds by one of `keys` (each once), sorted by
+    /// name: what `list_where` gives for "one of its keys is among `keys`", by lookups in an
+    /// index of the local store rather than a scan of the namespace. Watch caches, which the
+    /// watcher changes without telling the catalog, are scanned.
+    pub fn find<'a, K: Object>(
+        &self,
+        namespace: &str,
+        lookup: &Lookup<K>,
+        keys: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<K> {
+        let Some(shelf) = self.shelf::<K>() else {
+            return Vec::new();
+        };
+        let keys: BTreeSet<&str> = keys.into_iter().collect();
+        let mut found = if shelf.watched.is_empty() {
+            let mut indexes = shelf.indexes();
+            let index = indexes
+                .entry(lookup.name)
+                .or_insert_with(|| Index::build(lookup.keys, &shelf.local_reader.state()));
+            let Some(by_key) = index.names.get(namespace) else {
+                return Vec::new();
+            };
+            let names: BTreeSet<&str> = keys
+                .iter()
+                .filter_map(|k| by_key.get(*k))
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|name| shelf.local_reader.get(&key(namespace, name)))
+                .filter_map(|o| o.0.as_ref().ok().cloned())
+                .collect()
+        } else {
+            self.list_where(namespace, |o: &K| {
+                (lookup.keys)(o).iter().any(|k| keys.contains(k.as_str()))
+            })
+        };
+        found.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+        found
+    }
+
     /// Every object of kind `K`, in all namespaces.
     pub fn all<K: Object>(&self) -> Vec<K> {
         self.select(|_: &K| true)
@@ -192,7 +330,7 @@ mod tests {
     use super::*;
     use crate::api::{LinkedAccount, Payer};
     use kube::ResourceExt;
-    use kube::runtime::reflector;
+    use kube::runtime::reflector::{self, store};
 
     fn guarded(v: serde_json::Value) -> Guarded<LinkedAccount> {
         serde_json::from_value(v).expect("a guard always deserializes")
@@ -227,6 +365,105 @@ mod tests {
             .map(|a| a.name_any())
             .collect();
         assert_eq!(names, vec!["fine".to_string()]);
+    }
+
+    static BY_ID: Lookup<LinkedAccount> = Lookup {
+        name: "test: by account id",
+        keys: |a| {
+            a.status
+                .as_ref()
+                .and_then(|s| s.account_id.clone())
+                .into_iter()
+                .collect()
+        },
+    };
+
+    fn with_id(name: &str, namespace: &str, id: Option<&str>) -> LinkedAccount {
+        let mut a: LinkedAccount =
+            serde_json::from_value(account(name, serde_json::json!({}))).unwrap();
+        a.metadata.namespace = Some(namespace.to_string());
+        a.status = id.map(|id| crate::api::LinkedAccountStatus {
+            account_id: Some(id.to_string()),
+            ..Default::default()
+        });
+        a
+    }
+
+    fn names(objects: &[LinkedAccount]) -> Vec<String> {
+        objects.iter().map(|a| a.name_any()).collect()
+    }
+
+    #[test]
+    fn a_lookup_finds_by_key_and_follows_every_put_and_remove_after_it_was_built() {
+        let catalog = Catalog::new();
+        assert!(
+            catalog
+                .find::<LinkedAccount>("billing", &BY_ID, ["1"])
+                .is_empty()
+        );
+        catalog.put(with_id("b", "billing", Some("1")));
+        catalog.put(with_id("a", "billing", Some("1")));
+        catalog.put(with_id("c", "billing", Some("2")));
+        catalog.put(with_id("d", "billing", None));
+        catalog.put(with_id("a", "other", Some("1")));
+        // Built here: every object with one of the keys, once, by name, of the namespace only.
+        let found = catalog.find("billing", &BY_ID, ["1", "2", "1"]);
+        assert_eq!(names(&found), ["a", "b", "c"]);
+        assert!(
+            found
+                .iter()
+                .all(|a| a.namespace().as_deref() == Some("billing"))
+        );
+        assert_eq!(names(&catalog.find("other", &BY_ID, ["1"])), ["a"]);
+        assert!(catalog.find("billing", &BY_ID, ["3"]).is_empty());
+
+        // Edits after it was built: a key changed, a key gained, a key lost, an object gone.
+        catalog.put(with_id("b", "billing", Some("3")));
+        catalog.put(with_id("d", "billing", Some("1")));
+        catalog.put(with_id("c", "billing", None));
+        catalog.remove::<LinkedAccount>("other", "a");
+        assert_eq!(names(&catalog.find("billing", &BY_ID, ["1"])), ["a", "d"]);
+        assert_eq!(names(&catalog.find("billing", &BY_ID, ["3"])), ["b"]);
+        assert!(catalog.find("billing", &BY_ID, ["2"]).is_empty());
+        assert!(catalog.find("other", &BY_ID, ["1"]).is_empty());
+        // What is found is the object as it is now.
+        let b = catalog.find("billing", &BY_ID, ["3"]);
+        assert_eq!(
+            b[0].status.as_ref().unwrap().account_id.as_deref(),
+            Some("3")
+        );
+        // The same as a scan with the same filter.
+        let scanned = catalog.list_where("billing", |a: &LinkedAccount| {
+            (BY_ID.keys)(a).iter().any(|k| k == "1" || k == "3")
+        });
+        let mut scanned = names(&scanned);
+        scanned.sort();
+        assert_eq!(names(&catalog.find("billing", &BY_ID, ["1", "3"])), scanned);
+    }
+
+    #[test]
+    fn a_lookup_scans_watch_caches_which_change_without_the_catalog() {
+        let (reader, mut writer) = reflector::store::<Guarded<LinkedAccount>>();
+        let apply = |w: &mut store::Writer<Guarded<LinkedAccount>>, a: LinkedAccount| {
+            w.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(a))))
+        };
+        apply(&mut writer, with_id("b", "billing", Some("1")));
+        apply(&mut writer, with_id("a", "billing", Some("1")));
+        apply(&mut writer, with_id("bad", "billing", Some("1")));
+        writer.apply_watcher_event(&watcher::Event::Apply(guarded(account(
+            "broken",
+            serde_json::json!("not-a-map"),
+        ))));
+        let catalog = Catalog::new();
+        catalog.watch(vec![reader]);
+        assert_eq!(
+            names(&catalog.find("billing", &BY_ID, ["1"])),
+            ["a", "b", "bad"]
+        );
+        // The watcher changes the store behind the catalog's back: seen at once.
+        apply(&mut writer, with_id("bad", "billing", Some("2")));
+        assert_eq!(names(&catalog.find("billing", &BY_ID, ["1"])), ["a", "b"]);
+        assert_eq!(names(&catalog.find("billing", &BY_ID, ["2"])), ["bad"]);
     }
 
     #[test]
