@@ -304,7 +304,7 @@ mod tests {
                     {"manager": "kubectl-client-side-apply", "operation": "Update",
                      "apiVersion": "partnerbilling.io/v1alpha1", "time": "2026-11-24T12:00:00Z",
                      "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:payerRef": {}}}},
-                    {"manager": super::context::FIELD_MANAGER, "operation": "Apply",
+                    {"manager": super::super::context::FIELD_MANAGER, "operation": "Apply",
                      "apiVersion": "partnerbilling.io/v1alpha1", "time": "2026-11-24T12:00:01Z",
                      "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}, "subresource": "status"}
                 ]
