@@ -104,6 +104,22 @@ impl SyncTracker {
         s.pending.as_ref().map(HashSet::len)
     }
 
+    /// What the first sync waits for, for `/readyz`: the watch caches' first lists, or how
+    /// many objects of them are not reconciled yet and the first of them by key.
+    pub fn progress(&self) -> String {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match s.pending.as_ref() {
+            None => "waiting for the watch caches' first lists".into(),
+            Some(pending) => match pending.iter().min() {
+                Some(first) => format!(
+                    "{} object(s) of the first lists not reconciled yet, e.g. {first}",
+                    pending.len()
+                ),
+                None => "every object of the first lists reconciled".into(),
+            },
+        }
+    }
+
     fn update(&self, s: &mut SyncState) {
         if s.pending.as_ref().is_some_and(HashSet::is_empty) {
             self.ready.store(true, Ordering::SeqCst);

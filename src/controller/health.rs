@@ -83,11 +83,11 @@ impl Readiness {
             Role::Leader => "leader",
         };
         let sync = if s.role == Role::Standby {
-            ""
+            String::new()
         } else if sync.is_ready() {
-            ", first sync complete"
+            ", first sync complete".into()
         } else {
-            ", first sync in progress"
+            format!(", first sync in progress ({})", sync.progress())
         };
         if let Some(Err(problem)) = &s.lease {
             return (false, format!("not ready ({role}): {problem}"));

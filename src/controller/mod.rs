@@ -28,8 +28,13 @@ mod tests {
         let t = SyncTracker::default();
         t.reconciled("ns/a");
         assert!(!t.is_ready(), "not ready before the initial list is known");
+        assert_eq!(t.progress(), "waiting for the watch caches' first lists");
         t.expect(["ns/a".to_string(), "ns/b".to_string()]);
         assert!(!t.is_ready());
+        assert_eq!(
+            t.progress(),
+            "1 object(s) of the first lists not reconciled yet, e.g. ns/b"
+        );
         t.reconciled("ns/b");
         assert!(t.is_ready());
         let empty = SyncTracker::default();

@@ -249,6 +249,25 @@ async fn cached_keys(ctx: &Context) -> Option<Vec<String>> {
     Some(keys)
 }
 
+/// Waits until `store` has its first list, as [`reflector::Store::wait_until_ready`] would, but
+/// asks again every second. kube-runtime 5's `wait_until_ready` wakes only the last of several
+/// tasks waiting on one store (it polls a `futures` oneshot receiver, which keeps one waker),
+/// and the controllers wait on the same stores: first-sync readiness, waiting first, was never
+/// woken and `partnerbilling_ready` stayed 0.
+async fn until_ready<K>(store: &reflector::Store<K>) -> Result<(), reflector::store::WriterDropped>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if let Ok(ready) =
+            tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await
+        {
+            return ready;
+        }
+    }
+}
+
 /// The keys of every kind's objects once its watch caches are ready (`None`: a cache never
 /// became ready).
 struct InitialObjects<'a> {
@@ -263,7 +282,7 @@ impl KindVisitor for InitialObjects<'_> {
             let kind = K::kind(&());
             let mut keys = Vec::new();
             for store in &stores {
-                store.wait_until_ready().await.ok()?;
+                until_ready(store).await.ok()?;
                 keys.extend(
                     store.state().into_iter().map(|o| {
                         sync_key(&kind, &o.namespace().unwrap_or_default(), &o.name_any())
@@ -281,6 +300,34 @@ mod tests {
     use crate::api::LinkedAccount;
     use kube::Resource;
     use serde_json::json;
+
+    /// Two tasks wait for one store's first list, ours first, then another (as the
+    /// controller does): both see it. `wait_until_ready` alone would leave ours asleep.
+    #[tokio::test]
+    async fn first_sync_sees_a_ready_store_that_another_task_also_waits_for() {
+        let (store, mut writer) = reflector::store::<LinkedAccount>();
+        let ours = tokio::spawn({
+            let store = store.clone();
+            async move { until_ready(&store).await.is_ok() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let other = tokio::spawn({
+            let store = store.clone();
+            async move { store.wait_until_ready().await.is_ok() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let both = tokio::time::timeout(Duration::from_secs(5), async {
+            (ours.await.unwrap(), other.await.unwrap())
+        })
+        .await;
+        assert_eq!(
+            both.ok(),
+            Some((true, true)),
+            "both waiters see the first list"
+        );
+    }
 
     /// A LinkedAccount as a real API server serves it after `kubectl apply` and a status
     /// write: managedFields of two managers and the last-applied copy; `spec` a string when
